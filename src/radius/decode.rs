@@ -1,0 +1,1 @@
+//! Verified Accounting-Request → AccountingEvent.

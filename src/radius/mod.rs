@@ -1,0 +1,7 @@
+//! RADIUS: packet checks, event decoding, dictionaries, NAS table, duplicate cache and the
+//! UDP listener. Produces plain [`event::AccountingEvent`] values; knows nothing of storage.
+
+pub mod decode;
+pub mod dict;
+pub mod event;
+pub mod packet;

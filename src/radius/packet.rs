@@ -1,0 +1,1 @@
+//! Datagram and authenticator checks, reply building.

@@ -1,0 +1,1 @@
+//! Embedded live-session store: memory for lookups, SQLite file for durability.

@@ -1,0 +1,155 @@
+//! The live IP map: which PPPoE session holds an IPv4 address or IPv6 prefix right now.
+//! One trait, [`LiveSessions`], with a Redis implementation (production, shared by many ebok
+//! instances) and an embedded one (memory + SQLite file, one machine). The ordering rules
+//! (stale events, late Stop after IP reuse, Accounting-On/Off) live in [`rules`] and are
+//! shared by both implementations.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use async_trait::async_trait;
+use ipnet::Ipv6Net;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::radius::event::AccountingEvent;
+
+pub mod embedded;
+pub mod redis;
+pub mod rules;
+
+/// One PPPoE session that is up now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSession {
+    /// NAS key (see [`AccountingEvent::nas`]).
+    pub nas: String,
+    /// Configured NAS client entry name.
+    pub nas_client: String,
+    pub session_id: String,
+    /// PPPoE login (RADIUS User-Name): the join point to PPPoE account → contract → subscriber.
+    pub user_name: Option<String>,
+    pub framed_ip: Option<Ipv4Addr>,
+    /// Framed and delegated IPv6 prefixes and Framed-IPv6-Addresses (as /128), sorted.
+    pub ipv6_prefixes: Vec<Ipv6Net>,
+    /// Calling-Station-Id, for PPPoE the subscriber router's MAC.
+    pub calling_station_id: Option<String>,
+    pub nas_port: Option<u32>,
+    pub nas_port_id: Option<String>,
+    /// Start event time, or (for an Interim without a Start) event time − Acct-Session-Time.
+    #[serde(with = "time::serde::timestamp")]
+    pub started_at: OffsetDateTime,
+    /// Event time of the newest event applied; older events are ignored.
+    #[serde(with = "time::serde::timestamp")]
+    pub updated_at: OffsetDateTime,
+    /// When the session is considered gone without further updates (2 × interim + grace).
+    #[serde(with = "time::serde::timestamp")]
+    pub expires_at: OffsetDateTime,
+    pub input_octets: u64,
+    pub output_octets: u64,
+    pub input_packets: u64,
+    pub output_packets: u64,
+    pub session_time: Option<u32>,
+}
+
+impl LiveSession {
+    /// True when `ip` is this session's IPv4 address or falls inside one of its IPv6 prefixes.
+    pub fn holds(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(v4) => self.framed_ip == Some(v4),
+            IpAddr::V6(v6) => self.ipv6_prefixes.iter().any(|p| p.contains(&v6)),
+        }
+    }
+}
+
+/// Why a session left the live map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CloseReason {
+    /// Accounting-Request Stop.
+    Stop,
+    /// Accounting-On or Accounting-Off from its NAS.
+    NasRestart,
+    /// No update for 2 × interim + grace.
+    Expired,
+}
+
+impl CloseReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::Stop => "stop",
+            CloseReason::NasRestart => "nas_restart",
+            CloseReason::Expired => "expired",
+        }
+    }
+}
+
+/// A session that was closed, for the history table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedSession {
+    pub session: LiveSession,
+    #[serde(with = "time::serde::timestamp")]
+    pub stopped_at: OffsetDateTime,
+    pub reason: CloseReason,
+    /// Acct-Terminate-Cause from the Stop, when there was one.
+    pub terminate_cause: Option<u32>,
+}
+
+/// Octets a PPPoE login moved since the previous event of its session, for daily traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficDelta {
+    pub user_name: String,
+    #[serde(with = "time::serde::timestamp")]
+    pub at: OffsetDateTime,
+    pub input_octets: u64,
+    pub output_octets: u64,
+}
+
+/// What applying one event did, beyond the live map itself: what history must record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The event was older than the stored state (or a repeat) and changed nothing.
+    pub stale: bool,
+    pub closed: Vec<ClosedSession>,
+    pub traffic: Vec<TrafficDelta>,
+}
+
+/// Errors of a live-session store. Every error means "not recorded": the caller spools.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("sqlite: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("stored session could not be decoded: {0}")]
+    Corrupt(String),
+    #[error("store timed out")]
+    Timeout,
+}
+
+/// The live IP → session map.
+#[async_trait]
+pub trait LiveSessions: Send + Sync + 'static {
+    /// Apply one event durably (or return an error and change nothing visible).
+    /// `expires_at` is the deadline for the session if this event refreshes it.
+    async fn apply(
+        &self,
+        event: &AccountingEvent,
+        expires_at: OffsetDateTime,
+    ) -> Result<Applied, StoreError>;
+
+    /// The live session holding `ip`: IPv4 exact, IPv6 longest matching prefix.
+    async fn lookup(&self, ip: IpAddr) -> Result<Option<LiveSession>, StoreError>;
+
+    /// One session by its key.
+    async fn get(&self, nas: &str, session_id: &str) -> Result<Option<LiveSession>, StoreError>;
+
+    /// All live sessions, or those of one NAS.
+    async fn list(&self, nas: Option<&str>) -> Result<Vec<LiveSession>, StoreError>;
+
+    /// Close and remove every session whose `expires_at` is at or before `now`.
+    async fn expire(&self, now: OffsetDateTime) -> Result<Vec<ClosedSession>, StoreError>;
+
+    /// Number of live sessions.
+    async fn count(&self) -> Result<u64, StoreError>;
+
+    /// Cheap reachability check.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

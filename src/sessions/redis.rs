@@ -1,0 +1,1 @@
+//! Redis live-session store.

@@ -1,0 +1,1 @@
+//! Ordering rules shared by both live-session stores.
