@@ -1,5 +1,14 @@
 //! ebok: RADIUS accounting server keeping a live IP → PPPoE session → subscriber map, and the
 //! subscribers' self-service panel.
 
+pub mod config;
+pub mod ingest;
+pub mod ops;
 pub mod radius;
+// pub mod server; (enabled once the stores land)
 pub mod sessions;
+pub mod spool;
+pub mod store;
+#[doc(hidden)]
+pub mod testkit;
+pub mod tz;

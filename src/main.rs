@@ -1,1 +1,269 @@
-fn main(){}
+//! The `ebok` command: parses the command line, loads the configuration and calls the
+//! library.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use ebok::config::{CliOverrides, Config, StoreKind};
+use ebok::sessions::LiveSession;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(name = "ebok", version, about = "RADIUS accounting server and subscriber self-service panel for PPPoE ISPs")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args)]
+struct Global {
+    /// Configuration file (TOML). Without it, built-in defaults apply.
+    #[arg(long, short, global = true, env = "EBOK_CONFIG")]
+    config: Option<PathBuf>,
+    /// RADIUS accounting listen address (repeatable); overrides radius.listen.
+    #[arg(long = "radius-listen", global = true)]
+    radius_listen: Vec<SocketAddr>,
+    /// Prometheus metrics listen address; overrides metrics.listen.
+    #[arg(long = "metrics-listen", global = true)]
+    metrics_listen: Option<SocketAddr>,
+    /// Live-session store: embedded or redis; overrides sessions.store.
+    #[arg(long, global = true, value_parser = parse_store)]
+    store: Option<StoreKind>,
+    /// Redis URL; overrides sessions.redis_url.
+    #[arg(long = "redis-url", global = true)]
+    redis_url: Option<String>,
+    /// Database URL (sqlite://PATH or postgres://…); overrides database.url.
+    #[arg(long = "database-url", global = true)]
+    database_url: Option<String>,
+    /// State directory; overrides state.dir.
+    #[arg(long = "state-dir", global = true)]
+    state_dir: Option<PathBuf>,
+    /// Log filter; overrides log.level.
+    #[arg(long = "log-level", global = true)]
+    log_level: Option<String>,
+}
+
+fn parse_store(s: &str) -> Result<StoreKind, String> {
+    match s {
+        "embedded" => Ok(StoreKind::Embedded),
+        "redis" => Ok(StoreKind::Redis),
+        _ => Err(format!("'{s}': expected embedded or redis")),
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the accounting server (the default command).
+    Run,
+    /// Print or check configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Query the live-session map.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the commented example configuration.
+    Example,
+    /// Validate the configuration (file, environment and flags) and report file, key, reason.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Show the live session holding an IPv4 address or an address inside an IPv6 prefix.
+    Lookup { ip: IpAddr },
+    /// List live sessions.
+    List {
+        /// Only sessions of this NAS (its NAS-IP-Address or NAS-Identifier).
+        #[arg(long)]
+        nas: Option<String>,
+    },
+}
+
+impl Global {
+    fn overrides(&self) -> CliOverrides {
+        CliOverrides {
+            radius_listen: self.radius_listen.clone(),
+            metrics_listen: self.metrics_listen,
+            store: self.store,
+            redis_url: self.redis_url.clone(),
+            database_url: self.database_url.clone(),
+            state_dir: self.state_dir.clone(),
+            log_level: self.log_level.clone(),
+        }
+    }
+
+    fn load(&self) -> Result<Config, ebok::config::ConfigError> {
+        Config::load(self.config.as_deref(), std::env::vars(), &self.overrides())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Run);
+    if let Command::Config {
+        command: ConfigCommand::Example,
+    } = command
+    {
+        print!("{}", ebok::config::EXAMPLE);
+        return ExitCode::SUCCESS;
+    }
+    let config = match cli.global.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ebok: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = command
+    {
+        println!(
+            "{}: configuration is valid ({} NAS entries, store {:?}, database {})",
+            cli.global
+                .config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| ebok::config::NO_FILE.to_owned()),
+            config.nas_entries().len(),
+            config.sessions.store,
+            ebok::config::redact_url(&config.database.url)
+        );
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log.level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ebok: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match command {
+            Command::Run => run(config, cli.global.config.clone(), cli.global.overrides()).await,
+            Command::Sessions { command } => sessions(config, command).await,
+            Command::Config { .. } => unreachable!("handled above"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ebok: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    overrides: CliOverrides,
+) -> anyhow::Result<()> {
+    let listeners = ebok::server::Listeners::bind(&config).await?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (running, done) = ebok::server::start(config, listeners, shutdown_rx).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                // Reload the NAS list and secrets; packets keep flowing with the old table
+                // until the new one is swapped in.
+                match Config::load(config_path.as_deref(), std::env::vars(), &overrides)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|c| ebok::radius::nas::NasTable::from_config(&c).map_err(anyhow::Error::msg))
+                {
+                    Ok(table) => {
+                        let n = table.len();
+                        running.radius.replace_nas_table(table);
+                        tracing::info!(prefixes = n, "SIGHUP: NAS table reloaded");
+                    }
+                    Err(e) => tracing::error!("SIGHUP: reload refused, keeping the old NAS table: {e:#}"),
+                }
+            }
+        }
+    }
+    tracing::info!("shutting down: draining requests in flight");
+    let _ = shutdown_tx.send(true);
+    done.await.context("waiting for shutdown")?;
+    Ok(())
+}
+
+async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Result<()> {
+    let live = ebok::server::open_live(&config).await?;
+    match command {
+        SessionsCommand::Lookup { ip } => match live.lookup(ip).await? {
+            Some(s) => print_session(&s),
+            None => {
+                println!("{ip}: no live session holds this address");
+                std::process::exit(1);
+            }
+        },
+        SessionsCommand::List { nas } => {
+            let mut all = live.list(nas.as_deref()).await?;
+            all.sort_by(|a, b| (&a.nas, &a.session_id).cmp(&(&b.nas, &b.session_id)));
+            for s in &all {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    s.nas,
+                    s.session_id,
+                    s.user_name.as_deref().unwrap_or("-"),
+                    s.framed_ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+                    s.ipv6_prefixes
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    s.started_at
+                );
+            }
+            println!("{} live sessions", all.len());
+        }
+    }
+    Ok(())
+}
+
+fn print_session(s: &LiveSession) {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    println!("session      {}", s.session_id);
+    println!("nas          {} (client entry {})", s.nas, s.nas_client);
+    println!("login        {}", opt(&s.user_name));
+    println!(
+        "ipv4         {}",
+        s.framed_ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into())
+    );
+    for p in &s.ipv6_prefixes {
+        println!("ipv6         {p}");
+    }
+    println!("mac          {}", opt(&s.calling_station_id));
+    println!("nas port     {}", opt(&s.nas_port_id));
+    println!("started      {}", s.started_at);
+    println!("updated      {}", s.updated_at);
+    println!("expires      {}", s.expires_at);
+    println!(
+        "octets       in {} / out {}",
+        s.input_octets, s.output_octets
+    );
+}

@@ -5,3 +5,6 @@ pub mod decode;
 pub mod dict;
 pub mod event;
 pub mod packet;
+pub mod dedup;
+// pub mod listener;
+pub mod nas;

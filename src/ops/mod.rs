@@ -1,0 +1,3 @@
+//! Operations: Prometheus metrics (and, later, the ops API and import).
+
+pub mod metrics;

@@ -1,0 +1,131 @@
+//! The NAS client table: which shared secret and settings apply to a UDP source address.
+//! The most specific prefix wins, so a /32 entry can override a /24 shared by a NAS group.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::config::{parse_prefix, Config, NasConfig};
+
+/// One NAS entry in force.
+#[derive(Clone)]
+pub struct NasClient {
+    pub name: String,
+    pub secret: Arc<[u8]>,
+    pub vendor: String,
+    /// Time without updates after which a session of this NAS is closed as expired.
+    pub expiry: Duration,
+    pub coa_port: u16,
+}
+
+impl std::fmt::Debug for NasClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NasClient")
+            .field("name", &self.name)
+            .field("vendor", &self.vendor)
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Prefix → NAS entry, longest prefix first.
+#[derive(Debug, Clone, Default)]
+pub struct NasTable {
+    entries: Vec<(IpNet, Arc<NasClient>)>,
+}
+
+impl NasTable {
+    /// Build the table from the configuration (already validated).
+    pub fn from_config(config: &Config) -> Result<NasTable, String> {
+        let mut entries = Vec::new();
+        for nas in config.nas_entries() {
+            let client = Arc::new(client_of(config, &nas)?);
+            for p in &nas.prefixes {
+                entries.push((parse_prefix(p)?, client.clone()));
+            }
+        }
+        entries.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+        Ok(NasTable { entries })
+    }
+
+    /// The entry for a source address. IPv4-mapped IPv6 sources match IPv4 prefixes.
+    pub fn find(&self, source: IpAddr) -> Option<&Arc<NasClient>> {
+        let source = match source {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(source),
+            v4 => v4,
+        };
+        self.entries
+            .iter()
+            .find(|(net, _)| net.contains(&source))
+            .map(|(_, c)| c)
+    }
+
+    /// The entry by its configured name.
+    pub fn by_name(&self, name: &str) -> Option<&Arc<NasClient>> {
+        self.entries
+            .iter()
+            .find(|(_, c)| c.name == name)
+            .map(|(_, c)| c)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn client_of(config: &Config, nas: &NasConfig) -> Result<NasClient, String> {
+    let interim = nas
+        .interim_interval
+        .unwrap_or(config.sessions.interim_interval);
+    let grace = nas.grace.unwrap_or(config.sessions.grace);
+    Ok(NasClient {
+        name: nas.name.clone(),
+        secret: nas.read_secret()?.into(),
+        vendor: nas.vendor.clone(),
+        expiry: Duration::from_secs(2 * interim + grace),
+        coa_port: nas.coa_port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn most_specific_prefix_wins_and_mapped_v4_matches() {
+        let config: Config = toml::from_str(
+            r#"
+            [[nas]]
+            name = "group"
+            prefixes = ["10.0.0.0/24"]
+            secret = "group-secret"
+            interim_interval = 60
+            grace = 30
+            [[nas]]
+            name = "special"
+            prefixes = ["10.0.0.7", "2001:db8::/32"]
+            secret = "special-secret"
+            "#,
+        )
+        .unwrap();
+        let t = NasTable::from_config(&config).unwrap();
+        let c = t.find("10.0.0.7".parse().unwrap()).unwrap();
+        assert_eq!(c.name, "special");
+        assert_eq!(&*c.secret, b"special-secret");
+        assert_eq!(c.expiry, Duration::from_secs(2 * 300 + 60));
+        let g = t.find("::ffff:10.0.0.8".parse().unwrap()).unwrap();
+        assert_eq!(g.name, "group");
+        assert_eq!(g.expiry, Duration::from_secs(150));
+        assert_eq!(
+            t.find("2001:db8::1".parse().unwrap()).unwrap().name,
+            "special"
+        );
+        assert!(t.find("10.0.1.1".parse().unwrap()).is_none());
+    }
+}

@@ -1,0 +1,222 @@
+//! `run`: start every part of ebok on sockets bound by the caller, until shutdown. `main`
+//! binds the configured addresses; tests bind port 0 and call the same function.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{watch, Semaphore};
+
+use crate::config::{Config, StoreKind};
+use crate::ingest::Ingest;
+use crate::radius::dedup::DuplicateCache;
+use crate::radius::dict::Dictionary;
+use crate::radius::listener::{self, RadiusContext};
+use crate::radius::nas::NasTable;
+use crate::sessions::embedded::EmbeddedSessions;
+use crate::sessions::redis::RedisSessions;
+use crate::sessions::LiveSessions;
+use crate::spool::Spool;
+use crate::store::Db;
+
+/// Sockets ebok serves on.
+pub struct Listeners {
+    pub radius: Vec<UdpSocket>,
+    pub metrics: TcpListener,
+}
+
+impl Listeners {
+    /// Bind the configured addresses: UDP with a raised SO_RCVBUF (IPv6 sockets v6-only so
+    /// `0.0.0.0` and `[::]` can both be bound), TCP for metrics.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let mut radius = Vec::new();
+        for addr in &config.radius.listen {
+            let s = bind_udp(*addr, config.radius.recv_buffer)
+                .with_context(|| format!("binding RADIUS listener {addr} (radius.listen)"))?;
+            radius.push(s);
+        }
+        let metrics = TcpListener::bind(config.metrics.listen)
+            .await
+            .with_context(|| format!("binding metrics listener {} (metrics.listen)", config.metrics.listen))?;
+        Ok(Listeners { radius, metrics })
+    }
+}
+
+/// A UDP socket with SO_RCVBUF raised, registered with tokio.
+pub fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
+        tracing::warn!(error = %e, "could not set SO_RCVBUF");
+    }
+    let got = socket.recv_buffer_size().unwrap_or(0);
+    if got < recv_buffer {
+        tracing::warn!(
+            requested = recv_buffer,
+            granted = got,
+            "SO_RCVBUF smaller than asked; raise net.core.rmem_max"
+        );
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// The running parts, for callers (tests, the CLI) that want to look inside.
+pub struct Running {
+    pub ingest: Arc<Ingest>,
+    pub radius: Arc<RadiusContext>,
+    pub radius_addrs: Vec<SocketAddr>,
+    pub metrics_addr: SocketAddr,
+}
+
+/// Open the live-session store the configuration names.
+pub async fn open_live(config: &Config) -> anyhow::Result<Arc<dyn LiveSessions>> {
+    Ok(match config.sessions.store {
+        StoreKind::Embedded => {
+            std::fs::create_dir_all(&config.state.dir).with_context(|| {
+                format!("creating state directory {} (state.dir)", config.state.dir.display())
+            })?;
+            let path = config.state.dir.join("live.sqlite");
+            Arc::new(
+                EmbeddedSessions::open(&path)
+                    .await
+                    .with_context(|| format!("opening embedded live store {}", path.display()))?,
+            )
+        }
+        StoreKind::Redis => Arc::new(
+            RedisSessions::connect(&config.sessions.redis_url, &config.sessions.redis_prefix)
+                .await
+                .with_context(|| {
+                    format!(
+                        "connecting to Redis {} (sessions.redis_url)",
+                        crate::config::redact_url(&config.sessions.redis_url)
+                    )
+                })?,
+        ),
+    })
+}
+
+/// The dictionary in force: built-in, or the configured file.
+pub fn dictionary(config: &Config) -> anyhow::Result<&'static Dictionary> {
+    Ok(match &config.radius.dictionary {
+        None => Dictionary::builtin(),
+        Some(path) => Box::leak(Box::new(load_dictionary(path)?)),
+    })
+}
+
+fn load_dictionary(path: &Path) -> anyhow::Result<Dictionary> {
+    Dictionary::load(path).with_context(|| format!("loading dictionary {} (radius.dictionary)", path.display()))
+}
+
+/// Start everything; returns once started. The returned task finishes after `shutdown`
+/// turns true and in-flight requests are drained.
+pub async fn start(
+    config: Config,
+    listeners: Listeners,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(Running, tokio::task::JoinHandle<()>)> {
+    let handle = crate::ops::metrics::install();
+    let db = Db::connect(&config.database.url).await.with_context(|| {
+        format!(
+            "opening database {} (database.url)",
+            crate::config::redact_url(&config.database.url)
+        )
+    })?;
+    let live = open_live(&config).await?;
+    let spool = Spool::open(&config.state.dir)
+        .with_context(|| format!("opening spool in {} (state.dir)", config.state.dir.display()))?;
+    let ingest = Arc::new(Ingest::new(
+        live,
+        db,
+        spool,
+        Duration::from_millis(config.radius.store_timeout_ms),
+    ));
+    let nas = NasTable::from_config(&config).map_err(anyhow::Error::msg)?;
+    let ctx = Arc::new(RadiusContext {
+        nas: RwLock::new(Arc::new(nas)),
+        dedup: DuplicateCache::new(Duration::from_secs(config.radius.duplicate_window)),
+        ingest: ingest.clone(),
+        dict: dictionary(&config)?,
+        limit: Arc::new(Semaphore::new(config.radius.max_in_flight)),
+        max_in_flight: config.radius.max_in_flight,
+    });
+
+    let radius_addrs = listeners
+        .radius
+        .iter()
+        .map(|s| s.local_addr())
+        .collect::<Result<Vec<_>, _>>()?;
+    let metrics_addr = listeners.metrics.local_addr()?;
+
+    let mut tasks = Vec::new();
+    for socket in listeners.radius {
+        tasks.push(tokio::spawn(listener::serve(
+            Arc::new(socket),
+            ctx.clone(),
+            shutdown.clone(),
+        )));
+    }
+    let background = vec![
+        tokio::spawn(ingest.clone().run_replayer(shutdown.clone())),
+        tokio::spawn(ingest.clone().run_sweeper(
+            Duration::from_secs(config.sessions.expiry_sweep_interval),
+            shutdown.clone(),
+        )),
+        tokio::spawn(purge_duplicates(ctx.clone(), shutdown.clone())),
+    ];
+    let mut metrics_shutdown = shutdown.clone();
+    let metrics_task = tokio::spawn(async move {
+        let app = crate::ops::metrics::router(handle);
+        let _ = axum::serve(listeners.metrics, app)
+            .with_graceful_shutdown(async move {
+                let _ = metrics_shutdown.changed().await;
+            })
+            .await;
+    });
+    tracing::info!(radius = ?radius_addrs, metrics = %metrics_addr, store = ?config.sessions.store,
+        database = ingest.db.backend(), "ebok started");
+
+    let drain_ctx = ctx.clone();
+    let done = tokio::spawn(async move {
+        for t in tasks {
+            let _ = t.await;
+        }
+        // Listeners stopped reading; let the requests already received finish.
+        if tokio::time::timeout(Duration::from_secs(10), drain_ctx.drain())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown: requests still in flight after 10 s");
+        }
+        for t in background {
+            let _ = t.await;
+        }
+        let _ = metrics_task.await;
+        tracing::info!("ebok stopped");
+    });
+    Ok((
+        Running {
+            ingest,
+            radius: ctx,
+            radius_addrs,
+            metrics_addr,
+        },
+        done,
+    ))
+}
+
+async fn purge_duplicates(ctx: Arc<RadiusContext>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => { ctx.dedup.purge(); }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! The local durable spool: when the live-session store or the history database cannot take
+//! an event in time, the event is appended here (fsync, group commit), the NAS is answered,
+//! and the spool is replayed in order once the stores are back. `kill -9` at any moment loses
+//! nothing that was answered: a record is on disk before its append returns.
+//!
+//! Layout in the state directory: `spool.log` holds records (`0xEB`, u32 length, u32 CRC-32,
+//! JSON payload); `spool.pos` holds the offset up to which records were replayed. A torn
+//! record at the tail (a crash mid-write, never answered) is cut off on open.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::radius::event::AccountingEvent;
+use crate::sessions::Applied;
+
+/// What the spool keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpoolRecord {
+    /// An event not yet applied to the live map.
+    Event {
+        event: Box<AccountingEvent>,
+        #[serde(with = "time::serde::timestamp")]
+        expires_at: OffsetDateTime,
+    },
+    /// An event applied to the live map whose history write failed.
+    History(Applied),
+}
+
+const MAGIC: u8 = 0xEB;
+const HEADER: usize = 9;
+const MAX_BATCH: usize = 1024;
+
+enum Cmd {
+    Append(Vec<u8>, oneshot::Sender<io::Result<()>>),
+    Read(usize, oneshot::Sender<io::Result<Vec<(SpoolRecord, u64)>>>),
+    Consumed(u64, oneshot::Sender<io::Result<()>>),
+}
+
+/// Handle to the spool; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Spool {
+    tx: mpsc::Sender<Cmd>,
+    depth: Arc<AtomicU64>,
+}
+
+impl Spool {
+    /// Open (or create) the spool in `dir`, cutting off a torn tail. Starts the writer thread.
+    pub fn open(dir: &Path) -> io::Result<Spool> {
+        std::fs::create_dir_all(dir)?;
+        let log_path = dir.join("spool.log");
+        let pos_path = dir.join("spool.pos");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&log_path)?;
+        let mut read_off = read_pos(&pos_path)?;
+        let len = file.metadata()?.len();
+        if read_off > len {
+            read_off = 0;
+        }
+        // Walk the records after the read offset, counting them and finding a torn tail.
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(read_off))?;
+        file.read_to_end(&mut bytes)?;
+        let mut off = 0usize;
+        let mut count = 0u64;
+        while let Some((_, used)) = parse_record(&bytes[off..]) {
+            off += used;
+            count += 1;
+        }
+        let end = read_off + off as u64;
+        if end < len {
+            tracing::warn!(
+                torn_bytes = len - end,
+                "spool: cutting off an incomplete record at the tail (never answered)"
+            );
+            file.set_len(end)?;
+            file.sync_all()?;
+        }
+        let depth = Arc::new(AtomicU64::new(count));
+        metrics::gauge!("ebok_spool_depth").set(count as f64);
+        let (tx, rx) = mpsc::channel(4096);
+        let writer = Writer {
+            file,
+            pos_path,
+            write_off: end,
+            read_off,
+            depth: depth.clone(),
+        };
+        std::thread::Builder::new()
+            .name("ebok-spool".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(Spool { tx, depth })
+    }
+
+    /// Records waiting to be replayed.
+    pub fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Acquire)
+    }
+
+    /// Append one record; returns once it is on disk.
+    pub async fn append(&self, record: &SpoolRecord) -> io::Result<()> {
+        let payload = serde_json::to_vec(record).map_err(io::Error::other)?;
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Append(payload, tx))
+            .await
+            .map_err(|_| io::Error::other("spool writer stopped"))?;
+        rx.await
+            .map_err(|_| io::Error::other("spool writer stopped"))?
+    }
+
+    /// Up to `max` records from the replay position, each with the offset just after it.
+    pub async fn peek(&self, max: usize) -> io::Result<Vec<(SpoolRecord, u64)>> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Read(max, tx))
+            .await
+            .map_err(|_| io::Error::other("spool writer stopped"))?;
+        rx.await
+            .map_err(|_| io::Error::other("spool writer stopped"))?
+    }
+
+    /// Mark everything before `offset` (an offset returned by [`Spool::peek`]) replayed.
+    pub async fn consumed(&self, offset: u64) -> io::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Consumed(offset, tx))
+            .await
+            .map_err(|_| io::Error::other("spool writer stopped"))?;
+        rx.await
+            .map_err(|_| io::Error::other("spool writer stopped"))?
+    }
+}
+
+struct Writer {
+    file: File,
+    pos_path: PathBuf,
+    write_off: u64,
+    read_off: u64,
+    depth: Arc<AtomicU64>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        while let Some(cmd) = rx.blocking_recv() {
+            match cmd {
+                Cmd::Append(payload, reply) => {
+                    // Group commit: take every append already waiting, one fsync for all.
+                    let mut batch = vec![(payload, reply)];
+                    let mut other = None;
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(Cmd::Append(p, r)) => batch.push((p, r)),
+                            Ok(cmd) => {
+                                other = Some(cmd);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let result = self.append_batch(batch.iter().map(|(p, _)| p.as_slice()));
+                    for (_, reply) in batch {
+                        let _ = reply.send(match &result {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                        });
+                    }
+                    if let Some(cmd) = other {
+                        self.other(cmd);
+                    }
+                }
+                cmd => self.other(cmd),
+            }
+        }
+    }
+
+    fn other(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Append(..) => unreachable!("appends are batched by run"),
+            Cmd::Read(max, reply) => {
+                let _ = reply.send(self.read(max));
+            }
+            Cmd::Consumed(offset, reply) => {
+                let _ = reply.send(self.consumed(offset));
+            }
+        }
+    }
+
+    fn append_batch<'a>(&mut self, payloads: impl Iterator<Item = &'a [u8]>) -> io::Result<()> {
+        let mut buf = Vec::new();
+        let mut n = 0u64;
+        for p in payloads {
+            buf.push(MAGIC);
+            buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&crc32(p).to_le_bytes());
+            buf.extend_from_slice(p);
+            n += 1;
+        }
+        if let Err(e) = self.file.write_all(&buf).and_then(|_| self.file.sync_data()) {
+            // Leave no partial record behind for the next append to follow.
+            let _ = self.file.set_len(self.write_off);
+            return Err(e);
+        }
+        self.write_off += buf.len() as u64;
+        let depth = self.depth.fetch_add(n, Ordering::AcqRel) + n;
+        metrics::gauge!("ebok_spool_depth").set(depth as f64);
+        metrics::counter!("ebok_spool_appended_total").increment(n);
+        Ok(())
+    }
+
+    fn read(&mut self, max: usize) -> io::Result<Vec<(SpoolRecord, u64)>> {
+        let mut out = Vec::new();
+        let mut off = self.read_off;
+        while out.len() < max && off < self.write_off {
+            let mut header = [0u8; HEADER];
+            self.file.read_exact_at(&mut header, off)?;
+            let len = u32::from_le_bytes(header[1..5].try_into().expect("4 bytes")) as usize;
+            let mut payload = vec![0u8; len];
+            self.file.read_exact_at(&mut payload, off + HEADER as u64)?;
+            let mut record = header.to_vec();
+            record.extend_from_slice(&payload);
+            let (rec, used) = parse_record(&record)
+                .ok_or_else(|| io::Error::other(format!("spool record at {off} is corrupt")))?;
+            off += used as u64;
+            out.push((rec, off));
+        }
+        Ok(out)
+    }
+
+    fn consumed(&mut self, offset: u64) -> io::Result<()> {
+        if offset <= self.read_off || offset > self.write_off {
+            return Ok(());
+        }
+        // Count the records passed over.
+        let mut n = 0u64;
+        let mut off = self.read_off;
+        while off < offset {
+            let mut header = [0u8; HEADER];
+            self.file.read_exact_at(&mut header, off)?;
+            let len = u32::from_le_bytes(header[1..5].try_into().expect("4 bytes")) as u64;
+            off += HEADER as u64 + len;
+            n += 1;
+        }
+        self.read_off = offset;
+        if self.read_off == self.write_off {
+            // Everything replayed: start a fresh file.
+            self.file.set_len(0)?;
+            self.file.sync_all()?;
+            self.write_off = 0;
+            self.read_off = 0;
+        }
+        write_pos(&self.pos_path, self.read_off)?;
+        let depth = self.depth.fetch_sub(n, Ordering::AcqRel) - n;
+        metrics::gauge!("ebok_spool_depth").set(depth as f64);
+        metrics::counter!("ebok_spool_replayed_total").increment(n);
+        Ok(())
+    }
+}
+
+fn parse_record(bytes: &[u8]) -> Option<(SpoolRecord, usize)> {
+    if bytes.len() < HEADER || bytes[0] != MAGIC {
+        return None;
+    }
+    let len = u32::from_le_bytes(bytes[1..5].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(bytes[5..9].try_into().ok()?);
+    let payload = bytes.get(HEADER..HEADER + len)?;
+    if crc32(payload) != crc {
+        return None;
+    }
+    let rec = serde_json::from_slice(payload).ok()?;
+    Some((rec, HEADER + len))
+}
+
+fn read_pos(path: &Path) -> io::Result<u64> {
+    match std::fs::read(path) {
+        Ok(b) if b.len() == 8 => Ok(u64::from_le_bytes(b.try_into().expect("8 bytes"))),
+        Ok(_) => Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_pos(path: &Path, off: u64) -> io::Result<()> {
+    let tmp = path.with_extension("pos.tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&off.to_le_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320).
+pub fn crc32(data: &[u8]) -> u32 {
+    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = [0u32; 256];
+        for (i, slot) in t.iter_mut().enumerate() {
+            let mut c = i as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+            *slot = c;
+        }
+        t
+    });
+    let mut crc = !0u32;
+    for &b in data {
+        crc = table[((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::radius::event::StatusType;
+
+    fn rec(i: u32) -> SpoolRecord {
+        let t = OffsetDateTime::from_unix_timestamp(1_700_000_000 + i as i64).unwrap();
+        SpoolRecord::Event {
+            event: Box::new(AccountingEvent::new(
+                StatusType::Start,
+                "nas",
+                &format!("s{i}"),
+                t,
+            )),
+            expires_at: t,
+        }
+    }
+
+    #[test]
+    fn crc32_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[tokio::test]
+    async fn append_peek_consume_in_order_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let appends: Vec<_> = (0..50)
+            .map(|i| {
+                let s = spool.clone();
+                async move { s.append(&rec(i)).await }
+            })
+            .collect();
+        for a in appends {
+            a.await.unwrap();
+        }
+        assert_eq!(spool.depth(), 50);
+        let first = spool.peek(10).await.unwrap();
+        assert_eq!(first.len(), 10);
+        assert_eq!(first[0].0, rec(0));
+        spool.consumed(first[9].1).await.unwrap();
+        assert_eq!(spool.depth(), 40);
+        drop(spool);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.depth(), 40);
+        let rest = spool.peek(100).await.unwrap();
+        assert_eq!(rest.len(), 40);
+        assert_eq!(rest[0].0, rec(10));
+        assert_eq!(rest[39].0, rec(49));
+        spool.consumed(rest[39].1).await.unwrap();
+        assert_eq!(spool.depth(), 0);
+        assert_eq!(std::fs::metadata(dir.path().join("spool.log")).unwrap().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn torn_tail_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let spool = Spool::open(dir.path()).unwrap();
+            spool.append(&rec(1)).await.unwrap();
+            spool.append(&rec(2)).await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let path = dir.path().join("spool.log");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[MAGIC, 200, 0, 0, 0, 1, 2, 3]).unwrap();
+        drop(f);
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.depth(), 2);
+        spool.append(&rec(3)).await.unwrap();
+        let all = spool.peek(10).await.unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+            vec![rec(1), rec(2), rec(3)]
+        );
+    }
+}

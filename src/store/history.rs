@@ -1,0 +1,237 @@
+//! Session history and daily traffic: every closed session and the octets each PPPoE login
+//! moved per day (Europe/Warsaw), written when the live map reports them.
+
+use std::net::IpAddr;
+
+use ipnet::Ipv6Net;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use super::Db;
+use crate::sessions::Applied;
+
+/// Run the same body on whichever pool `db` holds.
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            Db::Sqlite($pool) => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// One closed session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    pub nas: String,
+    pub session_id: String,
+    pub user_name: Option<String>,
+    pub framed_ip: Option<std::net::Ipv4Addr>,
+    pub ipv6_prefixes: Vec<Ipv6Net>,
+    pub calling_station_id: Option<String>,
+    pub started_at: OffsetDateTime,
+    pub stopped_at: OffsetDateTime,
+    pub input_octets: u64,
+    pub output_octets: u64,
+    pub terminate_cause: Option<u32>,
+    pub close_reason: String,
+}
+
+fn split_v6(net: &Ipv6Net) -> (i64, i64) {
+    let bits = u128::from(net.network());
+    ((bits >> 64) as u64 as i64, bits as u64 as i64)
+}
+
+fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn from_ts(v: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(v).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Write what one applied event (or expiry sweep) produced, in one transaction.
+/// Idempotent: a session is unique by (nas, session_id, started_at) and a replayed record
+/// rewrites the same row.
+pub async fn record(db: &Db, applied: &Applied) -> Result<(), sqlx::Error> {
+    if applied.closed.is_empty() && applied.traffic.is_empty() {
+        return Ok(());
+    }
+    on_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        for c in &applied.closed {
+            let s = &c.session;
+            let prefixes = s
+                .ipv6_prefixes
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let id: i64 = sqlx::query(
+                "INSERT INTO session_history (nas, nas_client, session_id, user_name, framed_ip, \
+                 ipv6_prefixes, calling_station_id, nas_port_id, started_at, stopped_at, \
+                 input_octets, output_octets, input_packets, output_packets, terminate_cause, \
+                 close_reason) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                 ON CONFLICT (nas, session_id, started_at) DO UPDATE SET \
+                 stopped_at = excluded.stopped_at, input_octets = excluded.input_octets, \
+                 output_octets = excluded.output_octets, input_packets = excluded.input_packets, \
+                 output_packets = excluded.output_packets, \
+                 terminate_cause = excluded.terminate_cause, close_reason = excluded.close_reason \
+                 RETURNING id",
+            )
+            .bind(&s.nas)
+            .bind(&s.nas_client)
+            .bind(&s.session_id)
+            .bind(&s.user_name)
+            .bind(s.framed_ip.map(|ip| i64::from(u32::from(ip))))
+            .bind(prefixes)
+            .bind(&s.calling_station_id)
+            .bind(&s.nas_port_id)
+            .bind(ts(s.started_at))
+            .bind(ts(c.stopped_at))
+            .bind(s.input_octets as i64)
+            .bind(s.output_octets as i64)
+            .bind(s.input_packets as i64)
+            .bind(s.output_packets as i64)
+            .bind(c.terminate_cause.map(i64::from))
+            .bind(c.reason.label())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            sqlx::query("DELETE FROM session_history_ipv6 WHERE history_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for p in &s.ipv6_prefixes {
+                let (hi, lo) = split_v6(p);
+                sqlx::query(
+                    "INSERT INTO session_history_ipv6 \
+                     (history_id, net_hi, net_lo, prefix_len, started_at, stopped_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(id)
+                .bind(hi)
+                .bind(lo)
+                .bind(i16::from(p.prefix_len()))
+                .bind(ts(s.started_at))
+                .bind(ts(c.stopped_at))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for t in &applied.traffic {
+            sqlx::query(
+                "INSERT INTO traffic_daily (user_name, day, input_octets, output_octets) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_name, day) DO UPDATE SET \
+                 input_octets = traffic_daily.input_octets + excluded.input_octets, \
+                 output_octets = traffic_daily.output_octets + excluded.output_octets",
+            )
+            .bind(&t.user_name)
+            .bind(crate::tz::warsaw_date(t.at))
+            .bind(t.input_octets as i64)
+            .bind(t.output_octets as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    })
+}
+
+/// Closed sessions that held `ip` at instant `at` (start ≤ at ≤ stop), newest first.
+pub async fn held_at(db: &Db, ip: IpAddr, at: OffsetDateTime) -> Result<Vec<HistoryRow>, sqlx::Error> {
+    let cols = "h.nas, h.session_id, h.user_name, h.framed_ip, h.ipv6_prefixes, \
+                h.calling_station_id, h.started_at, h.stopped_at, h.input_octets, \
+                h.output_octets, h.terminate_cause, h.close_reason";
+    let t = ts(at);
+    let rows = match ip {
+        IpAddr::V4(v4) => {
+            let sql = format!(
+                "SELECT {cols} FROM session_history h WHERE h.framed_ip = $1 \
+                 AND h.started_at <= $2 AND h.stopped_at >= $2 ORDER BY h.started_at DESC"
+            );
+            on_pool!(db, pool => sqlx::query(&sql)
+                .bind(i64::from(u32::from(v4)))
+                .bind(t)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(row_to_history)
+                .collect::<Result<Vec<_>, _>>()?)
+        }
+        IpAddr::V6(v6) => {
+            // Try every prefix length; the index (net_hi, prefix_len, started_at) serves
+            // each probe. Longest prefixes first.
+            let mut out = Vec::new();
+            for len in (0..=128u8).rev() {
+                let net = Ipv6Net::new(v6, len).expect("valid length").trunc();
+                let (hi, lo) = split_v6(&net);
+                let sql = format!(
+                    "SELECT {cols} FROM session_history_ipv6 x \
+                     JOIN session_history h ON h.id = x.history_id \
+                     WHERE x.net_hi = $1 AND x.prefix_len = $2 AND x.net_lo = $3 \
+                     AND x.started_at <= $4 AND x.stopped_at >= $4 ORDER BY h.started_at DESC"
+                );
+                let found = on_pool!(db, pool => sqlx::query(&sql)
+                    .bind(hi)
+                    .bind(i16::from(len))
+                    .bind(lo)
+                    .bind(t)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(row_to_history)
+                    .collect::<Result<Vec<_>, _>>()?);
+                out.extend(found);
+            }
+            out
+        }
+    };
+    Ok(rows)
+}
+
+fn row_to_history<R>(row: &R) -> Result<HistoryRow, sqlx::Error>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let framed: Option<i64> = row.try_get("framed_ip")?;
+    let prefixes: String = row.try_get("ipv6_prefixes")?;
+    let cause: Option<i64> = row.try_get("terminate_cause")?;
+    Ok(HistoryRow {
+        nas: row.try_get("nas")?,
+        session_id: row.try_get("session_id")?,
+        user_name: row.try_get("user_name")?,
+        framed_ip: framed.map(|v| std::net::Ipv4Addr::from(v as u32)),
+        ipv6_prefixes: prefixes
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+        calling_station_id: row.try_get("calling_station_id")?,
+        started_at: from_ts(row.try_get("started_at")?),
+        stopped_at: from_ts(row.try_get("stopped_at")?),
+        input_octets: row.try_get::<i64, _>("input_octets")? as u64,
+        output_octets: row.try_get::<i64, _>("output_octets")? as u64,
+        terminate_cause: cause.map(|c| c as u32),
+        close_reason: row.try_get("close_reason")?,
+    })
+}
+
+/// Octets a PPPoE login moved on one Europe/Warsaw day: (input, output).
+pub async fn traffic_on(
+    db: &Db,
+    user_name: &str,
+    day: time::Date,
+) -> Result<Option<(u64, u64)>, sqlx::Error> {
+    let sql = "SELECT input_octets, output_octets FROM traffic_daily \
+               WHERE user_name = $1 AND day = $2";
+    let row: Option<(i64, i64)> = on_pool!(db, pool => sqlx::query_as(sql)
+        .bind(user_name)
+        .bind(day)
+        .fetch_optional(pool)
+        .await?);
+    Ok(row.map(|(i, o)| (i as u64, o as u64)))
+}

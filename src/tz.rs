@@ -1,0 +1,68 @@
+//! Europe/Warsaw local time without a time-zone database: CET (UTC+1) in winter, CEST
+//! (UTC+2) from the last Sunday of March 01:00 UTC to the last Sunday of October 01:00 UTC,
+//! the EU rule in force since 1996. Data is stored in UTC; days and displays use this.
+
+use time::{Date, Month, OffsetDateTime, UtcOffset, Weekday};
+
+fn last_sunday(year: i32, month: Month) -> Date {
+    let mut d = Date::from_calendar_date(year, month, month.length(year)).expect("valid date");
+    while d.weekday() != Weekday::Sunday {
+        d = d.previous_day().expect("in range");
+    }
+    d
+}
+
+/// The Europe/Warsaw UTC offset at instant `t`.
+pub fn warsaw_offset(t: OffsetDateTime) -> UtcOffset {
+    let utc = t.to_offset(UtcOffset::UTC);
+    let year = utc.year();
+    let start = last_sunday(year, Month::March)
+        .with_hms(1, 0, 0)
+        .expect("valid")
+        .assume_utc();
+    let end = last_sunday(year, Month::October)
+        .with_hms(1, 0, 0)
+        .expect("valid")
+        .assume_utc();
+    let hours = if utc >= start && utc < end { 2 } else { 1 };
+    UtcOffset::from_hms(hours, 0, 0).expect("valid offset")
+}
+
+/// `t` in Europe/Warsaw.
+pub fn to_warsaw(t: OffsetDateTime) -> OffsetDateTime {
+    t.to_offset(warsaw_offset(t))
+}
+
+/// The calendar day in Europe/Warsaw of instant `t`.
+pub fn warsaw_date(t: OffsetDateTime) -> Date {
+    to_warsaw(t).date()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn offsets_around_dst_changes() {
+        // 2026: DST starts 29 March 01:00 UTC, ends 25 October 01:00 UTC.
+        assert_eq!(warsaw_offset(datetime!(2026-03-29 00:59:59 UTC)).whole_hours(), 1);
+        assert_eq!(warsaw_offset(datetime!(2026-03-29 01:00:00 UTC)).whole_hours(), 2);
+        assert_eq!(warsaw_offset(datetime!(2026-10-25 00:59:59 UTC)).whole_hours(), 2);
+        assert_eq!(warsaw_offset(datetime!(2026-10-25 01:00:00 UTC)).whole_hours(), 1);
+        assert_eq!(warsaw_offset(datetime!(2026-01-15 12:00 UTC)).whole_hours(), 1);
+    }
+
+    #[test]
+    fn day_boundary_follows_warsaw() {
+        // 23:30 UTC on 31 July is already 1 August in Warsaw (UTC+2).
+        assert_eq!(
+            warsaw_date(datetime!(2026-07-31 23:30 UTC)),
+            time::macros::date!(2026 - 08 - 01)
+        );
+        assert_eq!(
+            warsaw_date(datetime!(2026-12-31 22:59 UTC)),
+            time::macros::date!(2026 - 12 - 31)
+        );
+    }
+}

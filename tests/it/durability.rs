@@ -1,0 +1,216 @@
+//! Nothing answered is lost: spooling while Redis is down with replay when it returns, and
+//! `kill -9` of the ebok binary in the middle of a stream.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Stdio;
+use std::time::Duration;
+
+use ebok::radius::packet;
+use ebok::sessions::LiveSessions;
+
+use crate::harness::*;
+
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_event(i: u32, ts: u32) -> Vec<u8> {
+    let ip = Ipv4Addr::from(0x0A05_0000 + i);
+    packet::build_accounting_request(
+        (i % 256) as u8,
+        SECRET.as_bytes(),
+        &[
+            (40, 1u32.to_be_bytes().to_vec()),
+            (44, format!("k-{i}").into_bytes()),
+            (1, format!("user{i}").into_bytes()),
+            (4, vec![192, 0, 2, 1]),
+            (8, ip.octets().to_vec()),
+            (55, ts.to_be_bytes().to_vec()),
+        ],
+        false,
+    )
+}
+
+/// A private redis-server on its own port that the test can stop and start.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> std::io::Result<OwnRedis> {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        // Wait until it answers.
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(OwnRedis {
+            port,
+            child: Some(child),
+        })
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn redis_down_events_are_spooled_answered_and_replayed() {
+    // Needs the redis-server binary (the machine's Redis package), not the running server.
+    if std::process::Command::new("redis-server").arg("--version").output().is_err() {
+        ebok::testkit::skip("redis_down_events_are_spooled", "redis-server binary", "not installed");
+        return;
+    }
+    let port = free_tcp_port();
+    let mut redis = OwnRedis::start(port).unwrap();
+    let backend = Backend::Redis {
+        url: redis.url(),
+        prefix: "spooltest:".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), &backend, None);
+    c.radius.store_timeout_ms = 200;
+    let ebok = Ebok::start(c).await;
+    acct(&ebok, &attrs("Start", "before", "u0", Some("10.6.0.1"), 1_764_000_000, "")).await;
+    assert!(ebok.lookup("10.6.0.1").await.is_some());
+
+    redis.stop();
+    // Store down: every event is still answered quickly, from the spool.
+    for i in 2..12 {
+        let started = std::time::Instant::now();
+        acct(&ebok, &attrs("Start", &format!("during-{i}"), "u", Some(&format!("10.6.0.{i}")), 1_764_000_100 + i, "")).await;
+        assert!(started.elapsed() < Duration::from_secs(3), "answered within a NAS's patience");
+    }
+    acct(&ebok, &attrs("Stop", "before", "u0", Some("10.6.0.1"), 1_764_000_200, "")).await;
+    assert!(ebok.running.ingest.spool.depth() >= 11);
+    assert!(ebok.metric("ebok_radius_spooled_total").await >= 11.0);
+
+    let _redis = OwnRedis::start(port).unwrap();
+    eventually("spool replayed", || async { ebok.running.ingest.spool.depth() == 0 }).await;
+    for i in 2..12 {
+        let s = ebok.lookup(&format!("10.6.0.{i}")).await.expect("replayed Start is live");
+        assert_eq!(s.session_id, format!("during-{i}"));
+    }
+    assert!(ebok.lookup("10.6.0.1").await.is_none(), "replayed Stop applied in order");
+    ebok.stop().await;
+}
+
+#[tokio::test]
+async fn kill_9_loses_nothing_that_was_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let radius_port = free_port();
+    let metrics_port = free_tcp_port();
+    let cfg = dir.path().join("ebok.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[radius]\nlisten = [\"127.0.0.1:{radius_port}\"]\nrecv_buffer = 1048576\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
+             [state]\ndir = \"{state}\"\n[database]\nurl = \"sqlite://{state}/ebok.sqlite\"\n",
+            state = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ebok"))
+            .args(["--config", cfg.to_str().unwrap(), "run"])
+            .env("EBOK_LOG__LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let to: SocketAddr = format!("127.0.0.1:{radius_port}").parse().unwrap();
+    let mut child = spawn();
+    let raw = RawClient::new(to).await;
+    // Wait for the listener.
+    let mut up = false;
+    for _ in 0..100 {
+        if raw.exchange(&start_event(0, 1_764_000_000), Duration::from_millis(100)).await.is_some() {
+            up = true;
+            break;
+        }
+    }
+    assert!(up, "ebok binary answered");
+
+    // A window of outstanding requests; kill -9 while some are in flight.
+    let sock = std::sync::Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let reader = {
+        let sock = sock.clone();
+        let answered = answered.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf)).await {
+                if n >= 20 && buf[0] == 5 {
+                    answered.lock().unwrap().insert(buf[1]);
+                }
+            }
+        })
+    };
+    // Identifiers 1..=200 map to sessions k-1..k-200 (one request per identifier).
+    for i in 1..=200u32 {
+        sock.send_to(&start_event(i, 1_764_000_000 + i), to).await.unwrap();
+        if i == 150 {
+            let _ = child.kill(); // SIGKILL
+        }
+        tokio::time::sleep(Duration::from_micros(300)).await;
+    }
+    let _ = child.wait();
+    reader.await.unwrap();
+    let answered: Vec<u8> = answered.lock().unwrap().iter().copied().collect();
+    assert!(answered.len() >= 50, "most requests before the kill were answered: {}", answered.len());
+
+    // The store on disk, opened directly after the process is gone.
+    let live = ebok::sessions::embedded::EmbeddedSessions::open(&dir.path().join("live.sqlite"))
+        .await
+        .unwrap();
+    for id in &answered {
+        let i = *id as u32;
+        let s = live.get("192.0.2.1", &format!("k-{i}")).await.unwrap();
+        assert!(s.is_some(), "answered session k-{i} survived kill -9");
+    }
+    drop(live);
+    // And the binary comes back with them.
+    let mut child = spawn();
+    for _ in 0..100 {
+        if raw.exchange(&start_event(0, 1_764_000_000), Duration::from_millis(100)).await.is_some() {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -1,0 +1,222 @@
+//! Start ebok in-process with a temporary state directory and talk to it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use ebok::config::{Config, StoreKind};
+use ebok::server::{Listeners, Running};
+use ebok::sessions::LiveSession;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+
+pub const SECRET: &str = "testing123";
+
+/// Which stores a test runs against.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Embedded,
+    Redis { url: String, prefix: String },
+}
+
+impl Backend {
+    /// The embedded store, and Redis when it is reachable (or required).
+    pub async fn all(test: &str) -> Vec<Backend> {
+        let mut v = vec![Backend::Embedded];
+        if let Some(url) = ebok::testkit::redis(test).await {
+            v.push(Backend::Redis {
+                url,
+                prefix: ebok::testkit::redis_prefix(),
+            });
+        }
+        v
+    }
+
+    pub async fn cleanup(&self) {
+        if let Backend::Redis { url, prefix } = self {
+            ebok::testkit::redis_cleanup(url, prefix).await;
+        }
+    }
+}
+
+/// A configuration for tests: loopback listeners on port 0, files in `dir`.
+pub fn config(dir: &Path, backend: &Backend, database_url: Option<&str>) -> Config {
+    let mut c = Config::default();
+    c.radius.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    c.metrics.listen = "127.0.0.1:0".parse().unwrap();
+    c.state.dir = dir.to_path_buf();
+    c.database.url = database_url
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("ebok.sqlite").display()));
+    c.radius.recv_buffer = 1 << 20;
+    if let Backend::Redis { url, prefix } = backend {
+        c.sessions.store = StoreKind::Redis;
+        c.sessions.redis_url = url.clone();
+        c.sessions.redis_prefix = prefix.clone();
+    }
+    c
+}
+
+/// A running in-process ebok.
+pub struct Ebok {
+    pub running: Running,
+    pub radius: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Ebok {
+    pub async fn start(config: Config) -> Ebok {
+        let mut radius = Vec::new();
+        for addr in &config.radius.listen {
+            radius.push(ebok::server::bind_udp(*addr, config.radius.recv_buffer).unwrap());
+        }
+        let metrics = TcpListener::bind(config.metrics.listen).await.unwrap();
+        let (tx, rx) = watch::channel(false);
+        let (running, done) = ebok::server::start(config, Listeners { radius, metrics }, rx)
+            .await
+            .expect("ebok starts");
+        let radius = running.radius_addrs[0];
+        Ebok {
+            running,
+            radius,
+            shutdown: tx,
+            done,
+        }
+    }
+
+    /// Graceful stop: stop reading, drain in-flight requests.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        tokio::time::timeout(Duration::from_secs(20), self.done)
+            .await
+            .expect("shutdown in time")
+            .unwrap();
+    }
+
+    pub async fn lookup(&self, ip: &str) -> Option<LiveSession> {
+        self.running
+            .ingest
+            .live
+            .lookup(ip.parse::<IpAddr>().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// The text of /metrics.
+    pub async fn metrics(&self) -> String {
+        http_get(self.running.metrics_addr, "/metrics").await
+    }
+
+    /// The value of one metric line (exact name with labels), 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.metrics().await, series)
+    }
+}
+
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Minimal HTTP/1.0 GET, enough for /metrics.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+/// Send attributes with `radclient` (acct or status); true when a valid reply came back.
+pub async fn radclient(to: SocketAddr, command: &str, secret: &str, attrs: &str) -> bool {
+    let mut child = tokio::process::Command::new("radclient")
+        .args(["-q", "-r", "1", "-t", "1"])
+        .arg(to.to_string())
+        .arg(command)
+        .arg(secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("radclient is installed (Debian package freeradius-utils)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(attrs.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    out.status.success()
+}
+
+/// `radclient acct` with the test secret, asserting a reply.
+pub async fn acct(ebok: &Ebok, attrs: &str) {
+    assert!(
+        radclient(ebok.radius, "acct", SECRET, attrs).await,
+        "no Accounting-Response for: {attrs}"
+    );
+}
+
+/// Accounting attributes for one event, as radclient reads them.
+pub fn attrs(status: &str, session: &str, user: &str, ip: Option<&str>, ts: i64, extra: &str) -> String {
+    let mut a = format!(
+        "Acct-Status-Type = {status}\nAcct-Session-Id = \"{session}\"\nUser-Name = \"{user}\"\n\
+         NAS-IP-Address = 192.0.2.1\nEvent-Timestamp = {ts}\n\
+         Calling-Station-Id = \"02:00:00:00:00:01\"\n"
+    );
+    if let Some(ip) = ip {
+        a.push_str(&format!("Framed-IP-Address = {ip}\n"));
+    }
+    a.push_str(extra);
+    a
+}
+
+/// A raw UDP client for what radclient cannot do (exact retransmissions, broken packets).
+pub struct RawClient {
+    pub socket: UdpSocket,
+    pub to: SocketAddr,
+}
+
+impl RawClient {
+    pub async fn new(to: SocketAddr) -> RawClient {
+        RawClient {
+            socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            to,
+        }
+    }
+
+    /// Send bytes; the reply if one comes within `wait`.
+    pub async fn exchange(&self, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+        self.socket.send_to(bytes, self.to).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        match tokio::time::timeout(wait, self.socket.recv(&mut buf)).await {
+            Ok(Ok(n)) => Some(buf[..n].to_vec()),
+            _ => None,
+        }
+    }
+}
+
+/// Wait until `check` holds, polling (for background replay).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
