@@ -30,7 +30,7 @@ impl ConfigError {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub radius: RadiusConfig,
@@ -40,20 +40,6 @@ pub struct Config {
     pub state: StateConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            radius: RadiusConfig::default(),
-            nas: Vec::new(),
-            sessions: SessionsConfig::default(),
-            database: DatabaseConfig::default(),
-            state: StateConfig::default(),
-            metrics: MetricsConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
 }
 
 /// `[radius]`: the accounting listener.

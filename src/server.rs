@@ -112,7 +112,7 @@ pub fn dictionary(config: &Config) -> anyhow::Result<&'static Dictionary> {
 }
 
 fn load_dictionary(path: &Path) -> anyhow::Result<Dictionary> {
-    Dictionary::load(path).with_context(|| format!("loading dictionary {} (radius.dictionary)", path.display()))
+    Dictionary::load_with_builtin(path).with_context(|| format!("loading dictionary {} (radius.dictionary)", path.display()))
 }
 
 /// Start everything; returns once started. The returned task finishes after `shutdown`

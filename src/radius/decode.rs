@@ -53,6 +53,9 @@ mod attr {
 /// `packet` may be the datagram or the framed packet. Integer and address attributes of the
 /// wrong length and malformed IPv6 prefixes reject the whole packet (`MalformedAttributes`);
 /// Vendor-Specific attributes never do: what cannot be split or named is kept raw.
+/// Event-Timestamps before 2000-01-01 come from a NAS without a set clock.
+const PLAUSIBLE_SINCE: i64 = 946_684_800;
+
 pub fn decode_event(
     packet: &[u8],
     source: IpAddr,
@@ -104,10 +107,14 @@ pub fn decode_event(
         .transpose()?;
 
     let delay_time = integer(&p, attr::ACCT_DELAY_TIME)?;
+    // A NAS whose clock was never set sends timestamps near 1970: such an Event-Timestamp
+    // says nothing, so the arrival time (less Acct-Delay-Time) is used instead.
     let event_time = match integer(&p, attr::EVENT_TIMESTAMP)? {
-        Some(ts) => OffsetDateTime::from_unix_timestamp(i64::from(ts))
-            .expect("every u32 is a valid Unix time"),
-        None => {
+        Some(ts) if i64::from(ts) >= PLAUSIBLE_SINCE => {
+            OffsetDateTime::from_unix_timestamp(i64::from(ts))
+                .expect("every u32 is a valid Unix time")
+        }
+        _ => {
             let delay = Duration::seconds(i64::from(delay_time.unwrap_or(0)));
             arrival.checked_sub(delay).unwrap_or(arrival)
         }
@@ -376,6 +383,9 @@ mod tests {
         assert_eq!(event.event_time, datetime!(2023-11-14 22:13:20 UTC));
         assert_eq!(event.delay_time, Some(30));
 
+        // An unset NAS clock (Event-Timestamp near 1970): arrival − delay.
+        let event = decode(&[START, SESSION, "370600000064"]).unwrap();
+        assert_eq!(event.event_time, ARRIVAL);
         // Neither: arrival.
         assert_eq!(decode(&[START, SESSION]).unwrap().event_time, ARRIVAL);
     }
@@ -548,13 +558,18 @@ mod tests {
 
     #[test]
     fn unknown_vendor_kept_raw() {
-        // Vendor 99999 (unknown), sub-attribute 1 = "x".
+        // Vendor 99999 (unknown, so split as type 1 octet, length 1 octet), sub-attribute 1 = "x".
         let event = decode(&[START, SESSION, "1a090001869f010378"]).unwrap();
-        assert_eq!(event.vendor_attributes.len(), 1);
-        let vsa = &event.vendor_attributes[0];
-        assert_eq!(vsa.vendor_id, 99999);
-        assert_eq!((vsa.name.as_deref(), vsa.text.as_deref()), (None, None));
-        assert!(vsa.raw.ends_with(b"x"));
+        assert_eq!(
+            event.vendor_attributes,
+            vec![VendorAttribute {
+                vendor_id: 99999,
+                attr_type: 1,
+                name: None,
+                text: None,
+                raw: b"x".to_vec(),
+            }]
+        );
 
         // Known vendor, unknown sub-attribute 250.
         let event = decode(&[START, SESSION, "1a0900003a8cfa0378"]).unwrap();

@@ -755,6 +755,9 @@ fn hex(raw: &[u8]) -> String {
     text
 }
 
+/// Sub-attributes of one Vendor-Specific attribute: `(vendor type, value)` in wire order.
+pub type VendorSubAttributes = Vec<(u32, Vec<u8>)>;
+
 /// Splits the value of one Vendor-Specific attribute (26) into the vendor id and its
 /// sub-attributes `(type, value)`, following the vendor's `format=t,l` from `dict` (1,1 for
 /// vendors it does not know). Any inconsistency is an error: the caller then keeps the whole
@@ -762,8 +765,8 @@ fn hex(raw: &[u8]) -> String {
 pub fn split_vendor_specific(
     dict: &Dictionary,
     value: &[u8],
-) -> Result<(u32, Vec<(u32, Vec<u8>)>), DictError> {
-    let malformed = |reason: String| DictError::MalformedVsa(reason);
+) -> Result<(u32, VendorSubAttributes), DictError> {
+    let malformed = DictError::MalformedVsa;
     let [a, b, c, d, rest @ ..] = value else {
         return Err(malformed(format!(
             "{} octets, shorter than the 4-octet vendor id",
@@ -1115,7 +1118,9 @@ mod tests {
 
     #[test]
     fn parse_errors_name_file_and_line() {
-        let cases: &[(&[(&str, &str)], &str, usize, &str)] = &[
+        // (files, file of the error, its line, part of its reason)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, usize, &'a str);
+        let cases: &[Case<'_>] = &[
             (
                 &[("top", "# c\n\nATTRIBUTE Foo abc string\n")],
                 "top",

@@ -6,5 +6,5 @@ pub mod dict;
 pub mod event;
 pub mod packet;
 pub mod dedup;
-// pub mod listener;
+pub mod listener;
 pub mod nas;

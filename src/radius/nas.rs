@@ -46,7 +46,7 @@ impl NasTable {
                 entries.push((parse_prefix(p)?, client.clone()));
             }
         }
-        entries.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.0.prefix_len()));
         Ok(NasTable { entries })
     }
 

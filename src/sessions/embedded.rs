@@ -1,1 +1,626 @@
-//! Embedded live-session store: memory for lookups, SQLite file for durability.
+//! Embedded live-session store: memory for lookups, a SQLite file for durability.
+//!
+//! Lookups read in-memory maps (sessions by key, an IPv4 index, an IPv6 longest-prefix trie)
+//! under a lock held only for the read. Every change goes through one writer task, which
+//! drains many pending requests at once (group commit): it plans each one with [`rules`]
+//! against the current state plus the earlier changes of the same batch (so per-key order is
+//! the arrival order, and merges are serialized), writes the whole batch in one SQLite
+//! transaction (WAL, `synchronous=FULL`), and only after the commit publishes it to memory
+//! and answers each caller. A failed commit answers every caller of the batch with the
+//! error and leaves memory untouched.
+//!
+//! The file holds only this map's own state (records, IP index owners, NAS restart times),
+//! in tables the store creates itself; `open` loads it all back, so a restart loses nothing.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use ipnet::Ipv6Net;
+use prefix_trie::PrefixMap;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::redis::{decode_record, encode_record};
+use super::rules::{self, IpKey, Record, Step, Tombstone};
+use super::{Applied, ClosedSession, LiveSession, LiveSessions, StoreError};
+use crate::radius::event::{AccountingEvent, StatusType};
+
+/// Requests drained into one transaction at most.
+const MAX_BATCH: usize = 2048;
+/// Pending requests before `apply` waits for the writer.
+const QUEUE: usize = 8192;
+
+type Key = (String, String);
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS live_record (
+        nas TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (nas, session_id)
+    ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS ip_owner (
+        ip TEXT PRIMARY KEY NOT NULL,
+        nas TEXT NOT NULL,
+        session_id TEXT NOT NULL
+    ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS nas_reset (
+        nas TEXT PRIMARY KEY NOT NULL,
+        at_ns INTEGER NOT NULL
+    ) WITHOUT ROWID",
+];
+
+/// The in-memory map, as committed.
+#[derive(Default)]
+struct State {
+    sessions: HashMap<Key, LiveSession>,
+    tombstones: HashMap<Key, Tombstone>,
+    resets: HashMap<String, OffsetDateTime>,
+    v4: HashMap<Ipv4Addr, Key>,
+    v6: PrefixMap<Ipv6Net, Key>,
+}
+
+impl State {
+    fn record(&self, key: &Key) -> Option<Record> {
+        if let Some(s) = self.sessions.get(key) {
+            return Some(Record::Live(s.clone()));
+        }
+        self.tombstones.get(key).cloned().map(Record::Closed)
+    }
+
+    fn owner(&self, ip: &IpKey) -> Option<&Key> {
+        match ip {
+            IpKey::V4(a) => self.v4.get(a),
+            IpKey::V6(n) => self.v6.get(n),
+        }
+    }
+
+    fn publish(&mut self, changes: Changes) {
+        for (key, rec) in changes.records {
+            match rec.map(|(r, _)| r) {
+                Some(Record::Live(s)) => {
+                    self.tombstones.remove(&key);
+                    self.sessions.insert(key, s);
+                }
+                Some(Record::Closed(t)) => {
+                    self.sessions.remove(&key);
+                    self.tombstones.insert(key, t);
+                }
+                None => {
+                    self.sessions.remove(&key);
+                    self.tombstones.remove(&key);
+                }
+            }
+        }
+        self.resets.extend(changes.resets);
+        for (ip, owner) in changes.owners {
+            match (ip, owner) {
+                (IpKey::V4(a), Some(k)) => {
+                    self.v4.insert(a, k);
+                }
+                (IpKey::V4(a), None) => {
+                    self.v4.remove(&a);
+                }
+                (IpKey::V6(n), Some(k)) => {
+                    self.v6.insert(n, k);
+                }
+                (IpKey::V6(n), None) => {
+                    self.v6.remove(&n);
+                }
+            }
+        }
+    }
+}
+
+/// Changes of one batch, not yet committed. `None` values delete.
+#[derive(Default)]
+struct Changes {
+    /// Final record per key, with its encoding.
+    records: HashMap<Key, Option<(Record, Vec<u8>)>>,
+    resets: HashMap<String, OffsetDateTime>,
+    owners: HashMap<IpKey, Option<Key>>,
+}
+
+/// The committed state seen through the batch's changes.
+struct Txn<'a> {
+    base: &'a State,
+    ch: Changes,
+}
+
+impl Txn<'_> {
+    fn record(&self, key: &Key) -> Option<Record> {
+        match self.ch.records.get(key) {
+            Some(r) => r.as_ref().map(|(r, _)| r.clone()),
+            None => self.base.record(key),
+        }
+    }
+
+    fn live(&self, key: &Key) -> Option<LiveSession> {
+        match self.record(key) {
+            Some(Record::Live(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn reset(&self, nas: &str) -> Option<OffsetDateTime> {
+        self.ch
+            .resets
+            .get(nas)
+            .or_else(|| self.base.resets.get(nas))
+            .copied()
+    }
+
+    fn owner(&self, ip: &IpKey) -> Option<Key> {
+        match self.ch.owners.get(ip) {
+            Some(o) => o.clone(),
+            None => self.base.owner(ip).cloned(),
+        }
+    }
+
+    /// The records (live or tombstone) the batch sees that match the predicates; only those
+    /// are cloned.
+    fn select(
+        &self,
+        live: impl Fn(&LiveSession) -> bool,
+        tomb: impl Fn(&Tombstone) -> bool,
+    ) -> Vec<Record> {
+        let pending = |k: &Key| self.ch.records.contains_key(k);
+        let mut out: Vec<Record> = self
+            .base
+            .sessions
+            .iter()
+            .filter(|(k, s)| !pending(k) && live(s))
+            .map(|(_, s)| Record::Live(s.clone()))
+            .collect();
+        out.extend(
+            self.base
+                .tombstones
+                .iter()
+                .filter(|(k, t)| !pending(k) && tomb(t))
+                .map(|(_, t)| Record::Closed(t.clone())),
+        );
+        out.extend(
+            self.ch
+                .records
+                .values()
+                .flatten()
+                .filter(|(r, _)| match r {
+                    Record::Live(s) => live(s),
+                    Record::Closed(t) => tomb(t),
+                })
+                .map(|(r, _)| r.clone()),
+        );
+        out
+    }
+
+    /// Execute a planned step for `key`: write the record, release, then claim.
+    fn run(&mut self, key: &Key, step: Step) -> Result<Applied, StoreError> {
+        if !step.write {
+            return Ok(step.applied);
+        }
+        let encoded = step.record.as_ref().map(encode_record).transpose()?;
+        for ip in &step.releases {
+            if self.owner(ip).as_ref() == Some(key) {
+                self.ch.owners.insert(*ip, None);
+            }
+        }
+        if let Some(Record::Live(s)) = &step.record {
+            for ip in &step.claims {
+                let owner = self.owner(ip);
+                let same = owner.as_ref() == Some(key);
+                let holder = match &owner {
+                    Some(k) if !same => self.live(k),
+                    _ => None,
+                };
+                if !same && rules::may_claim(s, false, holder.as_ref()) {
+                    self.ch.owners.insert(*ip, Some(key.clone()));
+                }
+            }
+        }
+        self.ch
+            .records
+            .insert(key.clone(), step.record.zip(encoded));
+        Ok(step.applied)
+    }
+
+    fn apply(
+        &mut self,
+        event: &AccountingEvent,
+        expires_at: OffsetDateTime,
+    ) -> Result<Applied, StoreError> {
+        match event.status {
+            StatusType::AccountingOn | StatusType::AccountingOff => self.nas_restart(event),
+            _ => {
+                let key = (event.nas.clone(), event.session_id.clone());
+                let step = rules::step_event(
+                    self.record(&key).as_ref(),
+                    self.reset(&event.nas),
+                    event,
+                    expires_at,
+                );
+                self.run(&key, step)
+            }
+        }
+    }
+
+    fn nas_restart(&mut self, event: &AccountingEvent) -> Result<Applied, StoreError> {
+        let at = event.event_time;
+        if rules::restart_is_stale(self.reset(&event.nas), at) {
+            return Ok(Applied {
+                stale: true,
+                ..Applied::default()
+            });
+        }
+        // Validate the time before recording it (it is stored as nanoseconds).
+        super::redis::time_ord(at)?;
+        self.ch.resets.insert(event.nas.clone(), at);
+        let victims = self.select(|s| rules::restart_closes(s, &event.nas, at), |_| false);
+        let mut applied = Applied::default();
+        for s in victims.iter().filter_map(Record::live) {
+            let key = (s.nas.clone(), s.session_id.clone());
+            let done = self.run(&key, rules::step_restart(s, at))?;
+            applied.closed.extend(done.closed);
+        }
+        Ok(applied)
+    }
+
+    fn expire(&mut self, now: OffsetDateTime) -> Result<Vec<ClosedSession>, StoreError> {
+        let mut closed = Vec::new();
+        for r in self.select(|s| s.expires_at <= now, |t| t.until <= now) {
+            if let Some(step) = rules::step_deadline(&r, now) {
+                let (nas, sid) = r.key();
+                let key = (nas.to_owned(), sid.to_owned());
+                closed.extend(self.run(&key, step)?.closed);
+            }
+        }
+        Ok(closed)
+    }
+}
+
+enum Command {
+    Apply {
+        event: Box<AccountingEvent>,
+        expires_at: OffsetDateTime,
+        reply: oneshot::Sender<Result<Applied, StoreError>>,
+    },
+    Expire {
+        now: OffsetDateTime,
+        reply: oneshot::Sender<Result<Vec<ClosedSession>, StoreError>>,
+    },
+}
+
+enum Outcome {
+    Applied(Result<Applied, StoreError>),
+    Expired(Result<Vec<ClosedSession>, StoreError>),
+}
+
+/// The embedded live-session store (the default on a single machine).
+pub struct EmbeddedSessions {
+    state: Arc<RwLock<State>>,
+    tx: mpsc::Sender<Command>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for EmbeddedSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedSessions").finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedSessions {
+    /// Open (or create) the store file at `path` and load every live session back.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(StdDuration::from_secs(10));
+        let mut conn = options.connect().await?;
+        for stmt in SCHEMA {
+            sqlx::query(stmt).execute(&mut conn).await?;
+        }
+        let state = load(&mut conn).await?;
+        let state = Arc::new(RwLock::new(state));
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(writer(rx, conn, state.clone()));
+        Ok(EmbeddedSessions {
+            state,
+            tx,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Finish pending writes and close the file. Dropping the store does the same in the
+    /// background.
+    pub async fn close(self) {
+        let EmbeddedSessions { tx, writer, .. } = self;
+        drop(tx);
+        let handle = writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn closed_error() -> StoreError {
+    StoreError::Sql(sqlx::Error::PoolClosed)
+}
+
+async fn load(conn: &mut SqliteConnection) -> Result<State, StoreError> {
+    let mut state = State::default();
+    for row in sqlx::query("SELECT nas, session_id, data FROM live_record")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let key: Key = (row.try_get(0)?, row.try_get(1)?);
+        let data: Vec<u8> = row.try_get(2)?;
+        let record = decode_record(&data)?;
+        if record.key() != (key.0.as_str(), key.1.as_str()) {
+            return Err(StoreError::Corrupt(format!(
+                "record stored under {key:?} names {:?}",
+                record.key()
+            )));
+        }
+        match record {
+            Record::Live(s) => {
+                state.sessions.insert(key, s);
+            }
+            Record::Closed(t) => {
+                state.tombstones.insert(key, t);
+            }
+        }
+    }
+    for row in sqlx::query("SELECT nas, at_ns FROM nas_reset")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let nas: String = row.try_get(0)?;
+        let ns: i64 = row.try_get(1)?;
+        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        state.resets.insert(nas, at);
+    }
+    for row in sqlx::query("SELECT ip, nas, session_id FROM ip_owner")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let ip: String = row.try_get(0)?;
+        let key: Key = (row.try_get(1)?, row.try_get(2)?);
+        let ip = parse_ip_key(&ip)?;
+        // An owner row always has its live session; skip it defensively if not.
+        if state.sessions.contains_key(&key) {
+            match ip {
+                IpKey::V4(a) => {
+                    state.v4.insert(a, key);
+                }
+                IpKey::V6(n) => {
+                    state.v6.insert(n, key);
+                }
+            }
+        }
+    }
+    Ok(state)
+}
+
+fn ip_key_text(ip: &IpKey) -> String {
+    match ip {
+        IpKey::V4(a) => a.to_string(),
+        IpKey::V6(n) => n.to_string(),
+    }
+}
+
+fn parse_ip_key(s: &str) -> Result<IpKey, StoreError> {
+    let parsed = if s.contains('/') {
+        Ipv6Net::from_str(s).ok().map(IpKey::V6)
+    } else {
+        Ipv4Addr::from_str(s).ok().map(IpKey::V4)
+    };
+    parsed.ok_or_else(|| StoreError::Corrupt(format!("bad IP in ip_owner: {s}")))
+}
+
+async fn persist(conn: &mut SqliteConnection, ch: &Changes) -> Result<(), sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    for ((nas, sid), rec) in &ch.records {
+        match rec {
+            Some((_, data)) => {
+                sqlx::query(
+                    "INSERT OR REPLACE INTO live_record (nas, session_id, data) VALUES ($1, $2, $3)",
+                )
+                .bind(nas)
+                .bind(sid)
+                .bind(data)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM live_record WHERE nas = $1 AND session_id = $2")
+                    .bind(nas)
+                    .bind(sid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+    for (nas, at) in &ch.resets {
+        // Range checked by `time_ord` before the time was recorded.
+        let ns = i64::try_from(at.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        sqlx::query("INSERT OR REPLACE INTO nas_reset (nas, at_ns) VALUES ($1, $2)")
+            .bind(nas)
+            .bind(ns)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (ip, owner) in &ch.owners {
+        let ip = ip_key_text(ip);
+        match owner {
+            Some((nas, sid)) => {
+                sqlx::query(
+                    "INSERT OR REPLACE INTO ip_owner (ip, nas, session_id) VALUES ($1, $2, $3)",
+                )
+                .bind(&ip)
+                .bind(nas)
+                .bind(sid)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM ip_owner WHERE ip = $1")
+                    .bind(&ip)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+    tx.commit().await
+}
+
+/// The single writer: batch, plan, commit, publish, answer.
+async fn writer(
+    mut rx: mpsc::Receiver<Command>,
+    mut conn: SqliteConnection,
+    state: Arc<RwLock<State>>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (changes, outcomes) = {
+            let guard = state.read().unwrap_or_else(|e| e.into_inner());
+            let mut txn = Txn {
+                base: &guard,
+                ch: Changes::default(),
+            };
+            let outcomes: Vec<Outcome> = batch
+                .iter()
+                .map(|cmd| match cmd {
+                    Command::Apply {
+                        event, expires_at, ..
+                    } => Outcome::Applied(txn.apply(event, *expires_at)),
+                    Command::Expire { now, .. } => Outcome::Expired(txn.expire(*now)),
+                })
+                .collect();
+            (txn.ch, outcomes)
+        };
+        let committed = if changes.records.is_empty()
+            && changes.resets.is_empty()
+            && changes.owners.is_empty()
+        {
+            Ok(())
+        } else {
+            persist(&mut conn, &changes).await
+        };
+        let failure = match committed {
+            Ok(()) => {
+                state
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .publish(changes);
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "live-session store: group commit failed");
+                Some(e.to_string())
+            }
+        };
+        for (cmd, outcome) in batch.drain(..).zip(outcomes) {
+            let err = || StoreError::Sql(sqlx::Error::Protocol(format!(
+                "group commit failed: {}",
+                failure.as_deref().unwrap_or_default()
+            )));
+            match (cmd, outcome) {
+                (Command::Apply { reply, .. }, Outcome::Applied(r)) => {
+                    let _ = reply.send(if failure.is_some() { Err(err()) } else { r });
+                }
+                (Command::Expire { reply, .. }, Outcome::Expired(r)) => {
+                    let _ = reply.send(if failure.is_some() { Err(err()) } else { r });
+                }
+                _ => unreachable!("outcomes follow their commands"),
+            }
+        }
+    }
+    let _ = conn.close().await;
+}
+
+#[async_trait]
+impl LiveSessions for EmbeddedSessions {
+    async fn apply(
+        &self,
+        event: &AccountingEvent,
+        expires_at: OffsetDateTime,
+    ) -> Result<Applied, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Apply {
+                event: Box::new(event.clone()),
+                expires_at,
+                reply,
+            })
+            .await
+            .map_err(|_| closed_error())?;
+        answer.await.map_err(|_| closed_error())?
+    }
+
+    async fn lookup(&self, ip: IpAddr) -> Result<Option<LiveSession>, StoreError> {
+        let state = self.read();
+        let key = match ip {
+            IpAddr::V4(a) => state.v4.get(&a),
+            IpAddr::V6(a) => {
+                let host = Ipv6Net::new(a, 128).expect("128 is a valid length");
+                state.v6.get_lpm(&host).map(|(_, k)| k)
+            }
+        };
+        Ok(key
+            .and_then(|k| state.sessions.get(k))
+            .filter(|s| s.holds(ip))
+            .cloned())
+    }
+
+    async fn get(&self, nas: &str, session_id: &str) -> Result<Option<LiveSession>, StoreError> {
+        Ok(self
+            .read()
+            .sessions
+            .get(&(nas.to_owned(), session_id.to_owned()))
+            .cloned())
+    }
+
+    async fn list(&self, nas: Option<&str>) -> Result<Vec<LiveSession>, StoreError> {
+        Ok(self
+            .read()
+            .sessions
+            .values()
+            .filter(|s| nas.is_none_or(|n| s.nas == n))
+            .cloned()
+            .collect())
+    }
+
+    async fn expire(&self, now: OffsetDateTime) -> Result<Vec<ClosedSession>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Expire { now, reply })
+            .await
+            .map_err(|_| closed_error())?;
+        answer.await.map_err(|_| closed_error())?
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        Ok(self.read().sessions.len() as u64)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if self.tx.is_closed() {
+            return Err(closed_error());
+        }
+        Ok(())
+    }
+}

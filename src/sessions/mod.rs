@@ -16,6 +16,8 @@ use crate::radius::event::AccountingEvent;
 pub mod embedded;
 pub mod redis;
 pub mod rules;
+#[cfg(test)]
+mod tests;
 
 /// One PPPoE session that is up now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

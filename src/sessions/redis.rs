@@ -1,1 +1,1147 @@
-//! Redis live-session store.
+//! Redis live-session store: the production map, shared by every ebok instance.
+//!
+//! # Consistency
+//! Every change is a compare-and-set: Rust reads the stored record (and the NAS restart
+//! time), plans the change with [`rules::step_event`], and one Lua script writes it only if
+//! both are still what was read (else Rust re-reads and plans again). The same script applies
+//! the plan's IP index releases (only where the entry still points at this session) and
+//! claims (free, own, dangling, or held by a session the new one outranks: the script reads
+//! the holder's record to compare). Concurrent instances therefore never lose an update nor
+//! let an older session take an IP back.
+//!
+//! # Key layout (`P` = the configured prefix)
+//! * `P s:{b}` HASH, b = FNV-1a-64(nas, session id) mod 16384: field = that 64-bit hash (8
+//!   bytes, big-endian), value = the session record (compact binary, see [`encode_record`]) or a
+//!   tombstone of a recently closed session. The hash also names the session in the IP index,
+//!   so index entries stay 8 bytes; the record carries NAS and session id, checked on read
+//!   (a 64-bit collision is reported as [`StoreError::Corrupt`], never merged).
+//!   Buckets are global, not per NAS, so they fill evenly however sessions spread over NASes:
+//!   ~61 entries per bucket at 1,000,000 sessions.
+//! * `P 4:{b}` HASH, b = FNV-1a-64(4 octets) mod 16384: field = the 4 octets, value = holder's
+//!   8-byte session hash.
+//! * `P 6:{len}:{b}` HASH, one family per prefix length, b = FNV-1a-64(prefix octets) mod
+//!   16384: field = the ⌈len/8⌉ significant octets, value = holder's session hash.
+//! * `P 6len` SET of the IPv6 prefix lengths in use; a lookup tries them longest first, in one
+//!   script call.
+//! * `P nasreset` HASH nas → time of its last Accounting-On/Off: events at or before it are
+//!   stale.
+//! * `P n` counter of live sessions; `P sweep` the expiry lock (`SET NX PX`, token-checked
+//!   release).
+//!
+//! Every key written gets a TTL of one day beyond the latest deadline written into it (only
+//! ever extended), so the data of a dead deployment disappears by itself.
+//!
+//! # Expiry and Accounting-On/Off
+//! There is no expiry index (it would cost memory per session). `expire(now)` takes the sweep
+//! lock, then scans the 16384 session buckets with a script that filters server-side (the
+//! deadline sits at a fixed offset in every record) and returns only due records; each is
+//! closed by the same compare-and-set. With 1,000,000 sessions a sweep reads every record once
+//! inside Redis (well under a second of Redis time per sweep in 128 short script calls), so
+//! call it about once a minute. Accounting-On/Off records the NAS restart time first, then
+//! runs the same kind of scan filtered by NAS.
+//!
+//! # Redis settings
+//! Records are 90–140 bytes, so the default `hash-max-listpack-value 64` would turn every
+//! bucket into a real hash table (several times the memory). Set
+//! ```text
+//! hash-max-listpack-value 256
+//! hash-max-listpack-entries 256
+//! ```
+//! (512 entries once above ~2,000,000 sessions). Then a session with an IPv4 address and two
+//! IPv6 prefixes costs about 200–230 bytes. `connect` logs a warning when the server's
+//! `hash-max-listpack-value` is too small. Redis Cluster: scripts touch several buckets, so put
+//! a hash tag in the prefix (`{ebok}:`) to keep every key in one slot.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use ipnet::Ipv6Net;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+use time::OffsetDateTime;
+
+use super::rules::{self, IpKey, Record, Step, Tombstone};
+use super::{Applied, ClosedSession, LiveSession, LiveSessions, StoreError};
+use crate::radius::event::{AccountingEvent, StatusType};
+
+/// Buckets per key family (a power of two: the Lua side takes the low 14 bits).
+const BUCKETS: u64 = 16384;
+/// Session buckets scanned per script call.
+const SCAN_BATCH: u64 = 128;
+/// TTL margin beyond the latest deadline written into a key.
+const TTL_MARGIN_MS: i64 = 24 * 3600 * 1000;
+/// Compare-and-set attempts before giving up with [`StoreError::Timeout`].
+const CAS_ATTEMPTS: usize = 64;
+/// How long one instance may hold the sweep lock.
+const SWEEP_LOCK_MS: u64 = 300_000;
+/// Smallest `hash-max-listpack-value` that keeps session buckets compact.
+const MIN_LISTPACK_VALUE: i64 = 200;
+
+/// The Redis live-session store.
+#[derive(Clone)]
+pub struct RedisSessions {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSessions")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisSessions {
+    /// Connect to `url` (`redis://…`); every key starts with `prefix` (e.g. `ebok:`).
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(StdDuration::from_secs(3)))
+            .set_response_timeout(Some(StdDuration::from_secs(5)))
+            .set_number_of_retries(3);
+        let conn = ConnectionManager::new_with_config(client, config).await?;
+        let store = RedisSessions {
+            conn,
+            prefix: prefix.to_owned(),
+        };
+        store.ping().await?;
+        store.check_config().await;
+        Ok(store)
+    }
+
+    /// Warn when the server would store session buckets as hash tables.
+    async fn check_config(&self) {
+        let mut conn = self.conn.clone();
+        let reply: Result<Vec<String>, _> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("hash-max-listpack-value")
+            .query_async(&mut conn)
+            .await;
+        if let Ok(pair) = reply {
+            if let Some(v) = pair.get(1).and_then(|v| v.parse::<i64>().ok()) {
+                if v < MIN_LISTPACK_VALUE {
+                    tracing::warn!(
+                        hash_max_listpack_value = v,
+                        "redis hash-max-listpack-value is below {MIN_LISTPACK_VALUE}: live \
+                         sessions will use several times more memory (set it to 256)"
+                    );
+                }
+            }
+        }
+    }
+
+    fn session_key(&self, h: u64) -> String {
+        format!("{}s:{}", self.prefix, h % BUCKETS)
+    }
+
+    fn ip_key(&self, ip: &IpKey) -> (String, Vec<u8>) {
+        match ip {
+            IpKey::V4(a) => {
+                let o = a.octets();
+                (format!("{}4:{}", self.prefix, fnv1a64(&o) % BUCKETS), o.to_vec())
+            }
+            IpKey::V6(net) => {
+                let len = net.prefix_len();
+                let field = net.trunc().network().octets()[..usize::from(len).div_ceil(8)].to_vec();
+                let b = fnv1a64(&field) % BUCKETS;
+                (format!("{}6:{}:{}", self.prefix, len, b), field)
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        h: u64,
+        nas: &str,
+    ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), StoreError> {
+        let mut conn = self.conn.clone();
+        let (cur, reset): (Option<Vec<u8>>, Option<Vec<u8>>) = redis::pipe()
+            .cmd("HGET")
+            .arg(self.session_key(h))
+            .arg(&h.to_be_bytes()[..])
+            .cmd("HGET")
+            .arg(format!("{}nasreset", self.prefix))
+            .arg(nas)
+            .query_async(&mut conn)
+            .await?;
+        Ok((cur, reset))
+    }
+
+    async fn read_one(&self, h: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("HGET")
+            .arg(self.session_key(h))
+            .arg(&h.to_be_bytes()[..])
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// Run one planned step if the key still holds `expected` (and, when `reset_check` is
+    /// given, the NAS restart time is still the one read). Returns false when it changed.
+    async fn cas(
+        &self,
+        h: u64,
+        expected: Option<&[u8]>,
+        reset_check: Option<(&str, Option<&[u8]>)>,
+        prior_live: bool,
+        step: &Step,
+    ) -> Result<bool, StoreError> {
+        let new_value = match &step.record {
+            Some(r) => encode_record(r)?,
+            None => Vec::new(),
+        };
+        let new_live = matches!(step.record, Some(Record::Live(_)));
+        let delta: i64 = i64::from(new_live) - i64::from(prior_live);
+        let ttl_ms = step.record.as_ref().map_or(TTL_MARGIN_MS, |r| ttl_ms(r.deadline()));
+
+        let mut inv = APPLY.prepare_invoke();
+        inv.key(self.session_key(h))
+            .key(format!("{}n", self.prefix))
+            .key(format!("{}6len", self.prefix))
+            .key(format!("{}nasreset", self.prefix));
+        inv.arg(&h.to_be_bytes()[..]);
+        inv.arg(expected.map_or_else(Vec::new, |v| prefixed(b'=', v)));
+        match reset_check {
+            None => inv.arg("").arg(""),
+            Some((nas, None)) => inv.arg("-").arg(nas),
+            Some((nas, Some(v))) => inv.arg(prefixed(b'=', v)).arg(nas),
+        };
+        inv.arg(new_value)
+            .arg(delta)
+            .arg(ttl_ms)
+            .arg(format!("{}s:", self.prefix));
+        for ip in &step.releases {
+            let (k, f) = self.ip_key(ip);
+            inv.key(k).arg("r").arg(f);
+        }
+        if new_live {
+            for ip in &step.claims {
+                let (k, f) = self.ip_key(ip);
+                let op = match ip {
+                    IpKey::V4(_) => "c".to_owned(),
+                    IpKey::V6(n) => format!("c{}", n.prefix_len()),
+                };
+                inv.key(k).arg(op).arg(f);
+            }
+        }
+        let mut conn = self.conn.clone();
+        let done: i64 = inv.invoke_async(&mut conn).await?;
+        Ok(done == 1)
+    }
+
+    async fn apply_session(
+        &self,
+        event: &AccountingEvent,
+        expires_at: OffsetDateTime,
+    ) -> Result<Applied, StoreError> {
+        let h = session_hash(&event.nas, &event.session_id);
+        for _ in 0..CAS_ATTEMPTS {
+            let (cur, reset) = self.read(h, &event.nas).await?;
+            let prior = cur.as_deref().map(decode_record).transpose()?;
+            if let Some(p) = &prior {
+                check_key(p, &event.nas, &event.session_id)?;
+            }
+            let reset_at = reset.as_deref().map(decode_time).transpose()?;
+            let step = rules::step_event(prior.as_ref(), reset_at, event, expires_at);
+            if !step.write {
+                return Ok(step.applied);
+            }
+            let prior_live = matches!(prior, Some(Record::Live(_)));
+            if self
+                .cas(
+                    h,
+                    cur.as_deref(),
+                    Some((&event.nas, reset.as_deref())),
+                    prior_live,
+                    &step,
+                )
+                .await?
+            {
+                return Ok(step.applied);
+            }
+        }
+        Err(StoreError::Timeout)
+    }
+
+    async fn nas_restart(&self, event: &AccountingEvent) -> Result<Applied, StoreError> {
+        let at = event.event_time;
+        let key = format!("{}nasreset", self.prefix);
+        let mut conn = self.conn.clone();
+        let stored: Option<Vec<u8>> = redis::cmd("HGET")
+            .arg(&key)
+            .arg(&event.nas)
+            .query_async(&mut conn)
+            .await?;
+        let stored = stored.as_deref().map(decode_time).transpose()?;
+        if rules::restart_is_stale(stored, at) {
+            return Ok(Applied {
+                stale: true,
+                ..Applied::default()
+            });
+        }
+        let _: i64 = SET_MAX
+            .key(&key)
+            .arg(&event.nas)
+            .arg(&time_ord(at)?.to_be_bytes()[..])
+            .arg(ttl_ms(at))
+            .invoke_async(&mut conn)
+            .await?;
+
+        let mut applied = Applied::default();
+        let t = time_ord(at)?.to_be_bytes().to_vec();
+        let nas_enc = encode_str_bytes(event.nas.as_bytes());
+        for (field, value) in self.scan(b"n", &t, &nas_enc).await? {
+            let h = field_hash(&field)?;
+            let closed = self
+                .close_while(h, Some(value), |r| match r {
+                    Record::Live(s) if rules::restart_closes(s, &event.nas, at) => {
+                        Some(rules::step_restart(s, at))
+                    }
+                    _ => None,
+                })
+                .await?;
+            applied.closed.extend(closed);
+        }
+        Ok(applied)
+    }
+
+    /// Close one record while `plan` still wants it closed, re-reading after a lost race.
+    async fn close_while(
+        &self,
+        h: u64,
+        mut value: Option<Vec<u8>>,
+        plan: impl Fn(&Record) -> Option<Step>,
+    ) -> Result<Vec<ClosedSession>, StoreError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(raw) = value.take() else {
+                return Ok(Vec::new());
+            };
+            let record = decode_record(&raw)?;
+            let Some(step) = plan(&record) else {
+                return Ok(Vec::new());
+            };
+            let prior_live = matches!(record, Record::Live(_));
+            if self.cas(h, Some(&raw), None, prior_live, &step).await? {
+                return Ok(step.applied.closed);
+            }
+            value = self.read_one(h).await?;
+        }
+        Err(StoreError::Timeout)
+    }
+
+    /// Scan every session bucket with the server-side filter `mode` (`x` due at or before `t`,
+    /// `n` live of the NAS `nas_enc` updated at or before `t`, `a` live, optionally of a NAS).
+    async fn scan(
+        &self,
+        mode: &[u8],
+        t: &[u8],
+        nas_enc: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < BUCKETS {
+            let mut inv = SCAN.prepare_invoke();
+            for b in start..(start + SCAN_BATCH).min(BUCKETS) {
+                inv.key(format!("{}s:{}", self.prefix, b));
+            }
+            inv.arg(mode).arg(t).arg(nas_enc);
+            let flat: Vec<Vec<u8>> = inv.invoke_async(&mut conn).await?;
+            let mut it = flat.into_iter();
+            while let (Some(f), Some(v)) = (it.next(), it.next()) {
+                out.push((f, v));
+            }
+            start += SCAN_BATCH;
+        }
+        Ok(out)
+    }
+
+    async fn sweep(&self, now: OffsetDateTime) -> Result<Vec<ClosedSession>, StoreError> {
+        let t = time_ord(now)?.to_be_bytes().to_vec();
+        let mut closed = Vec::new();
+        for (field, value) in self.scan(b"x", &t, b"").await? {
+            let h = field_hash(&field)?;
+            closed.extend(
+                self.close_while(h, Some(value), |r| rules::step_deadline(r, now))
+                    .await?,
+            );
+        }
+        Ok(closed)
+    }
+}
+
+#[async_trait]
+impl LiveSessions for RedisSessions {
+    async fn apply(
+        &self,
+        event: &AccountingEvent,
+        expires_at: OffsetDateTime,
+    ) -> Result<Applied, StoreError> {
+        match event.status {
+            StatusType::AccountingOn | StatusType::AccountingOff => self.nas_restart(event).await,
+            _ => self.apply_session(event, expires_at).await,
+        }
+    }
+
+    async fn lookup(&self, ip: IpAddr) -> Result<Option<LiveSession>, StoreError> {
+        let mut conn = self.conn.clone();
+        let candidates: Vec<(String, Vec<u8>)> = match ip {
+            IpAddr::V4(a) => vec![self.ip_key(&IpKey::V4(a))],
+            IpAddr::V6(a) => {
+                let lens: Vec<String> = redis::cmd("SMEMBERS")
+                    .arg(format!("{}6len", self.prefix))
+                    .query_async(&mut conn)
+                    .await?;
+                let mut lens: Vec<u8> = lens
+                    .iter()
+                    .filter_map(|l| l.parse().ok())
+                    .filter(|l| *l <= 128)
+                    .collect();
+                lens.sort_unstable_by(|a, b| b.cmp(a));
+                lens.iter()
+                    .filter_map(|l| Ipv6Net::new(a, *l).ok())
+                    .map(|n| self.ip_key(&IpKey::V6(n.trunc())))
+                    .collect()
+            }
+        };
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let mut inv = LOOKUP.prepare_invoke();
+        inv.arg(format!("{}s:", self.prefix));
+        for (k, f) in candidates {
+            inv.key(k).arg(f);
+        }
+        let found: Option<Vec<u8>> = inv.invoke_async(&mut conn).await?;
+        match found.as_deref().map(decode_record).transpose()? {
+            Some(Record::Live(s)) if s.holds(ip) => Ok(Some(s)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn get(&self, nas: &str, session_id: &str) -> Result<Option<LiveSession>, StoreError> {
+        let h = session_hash(nas, session_id);
+        match self.read_one(h).await?.as_deref().map(decode_record).transpose()? {
+            Some(Record::Live(s)) if s.nas == nas && s.session_id == session_id => Ok(Some(s)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn list(&self, nas: Option<&str>) -> Result<Vec<LiveSession>, StoreError> {
+        let nas_enc = nas.map_or_else(Vec::new, |n| encode_str_bytes(n.as_bytes()));
+        let mut out = Vec::new();
+        for (_, v) in self.scan(b"a", b"", &nas_enc).await? {
+            if let Record::Live(s) = decode_record(&v)? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn expire(&self, now: OffsetDateTime) -> Result<Vec<ClosedSession>, StoreError> {
+        let lock = format!("{}sweep", self.prefix);
+        let token = format!("{:016x}", rand::random::<u64>());
+        let mut conn = self.conn.clone();
+        let got: Option<String> = redis::cmd("SET")
+            .arg(&lock)
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(SWEEP_LOCK_MS)
+            .query_async(&mut conn)
+            .await?;
+        if got.is_none() {
+            // Another instance is sweeping right now.
+            return Ok(Vec::new());
+        }
+        let result = self.sweep(now).await;
+        let _: Result<i64, _> = UNLOCK.key(&lock).arg(&token).invoke_async(&mut conn).await;
+        result
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let n: Option<i64> = redis::cmd("GET")
+            .arg(format!("{}n", self.prefix))
+            .query_async(&mut conn)
+            .await?;
+        Ok(n.unwrap_or(0).max(0) as u64)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
+fn prefixed(tag: u8, v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() + 1);
+    out.push(tag);
+    out.extend_from_slice(v);
+    out
+}
+
+fn field_hash(field: &[u8]) -> Result<u64, StoreError> {
+    let b: [u8; 8] = field
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("session bucket field is not 8 bytes".into()))?;
+    Ok(u64::from_be_bytes(b))
+}
+
+fn check_key(r: &Record, nas: &str, session_id: &str) -> Result<(), StoreError> {
+    if r.key() != (nas, session_id) {
+        return Err(StoreError::Corrupt(format!(
+            "session key hash collision: ({nas}, {session_id}) vs {:?}",
+            r.key()
+        )));
+    }
+    Ok(())
+}
+
+/// Milliseconds a key must live for a record with this deadline.
+fn ttl_ms(deadline: OffsetDateTime) -> i64 {
+    let left = (deadline - OffsetDateTime::now_utc()).whole_milliseconds();
+    i64::try_from(left.max(0))
+        .unwrap_or(i64::MAX / 2)
+        .saturating_add(TTL_MARGIN_MS)
+}
+
+/// FNV-1a, 64 bit: stable across processes and versions (unlike std's random-seeded hasher).
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The 64-bit name of a session: FNV-1a over (len(nas) as u32 LE, nas, session id).
+pub(crate) fn session_hash(nas: &str, session_id: &str) -> u64 {
+    let mut buf = Vec::with_capacity(4 + nas.len() + session_id.len());
+    buf.extend_from_slice(&(nas.len() as u32).to_le_bytes());
+    buf.extend_from_slice(nas.as_bytes());
+    buf.extend_from_slice(session_id.as_bytes());
+    fnv1a64(&buf)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record codec.
+//
+// Live session (kind 0x01):
+//   kind u8 | expires_at ord u64 BE | updated_at ord u64 BE | started_at ord u64 BE
+//   | nas str | session_id str | flags u8 | [nas_client str] | [user_name str] | [framed_ip 4]
+//   | [calling_station_id: tag u8 (0 = str follows, 1..=7 = MAC layout) + str or 6 octets]
+//   | [nas_port varint] | [nas_port_id str] | [session_time varint]
+//   | v6 count varint, each: len u8 + ⌈len/8⌉ octets
+//   | input_octets, output_octets, input_packets, output_packets varints
+// Tombstone (kind 0x81): kind | until ord | closed_at ord | nas str | session_id str
+// str = varint length + bytes. ord = unix seconds << 30 | nanoseconds: big-endian ords
+// compare bytewise like the times, which the Lua scripts rely on (fixed offsets 2, 10, 18;
+// the NAS at offset 26).
+// ---------------------------------------------------------------------------------------------
+
+const KIND_LIVE: u8 = 0x01;
+const KIND_TOMB: u8 = 0x81;
+
+const F_USER: u8 = 1;
+const F_FRAMED_IP: u8 = 1 << 1;
+const F_CALLING: u8 = 1 << 2;
+const F_PORT: u8 = 1 << 3;
+const F_PORT_ID: u8 = 1 << 4;
+const F_SESSION_TIME: u8 = 1 << 5;
+const F_NAS_CLIENT: u8 = 1 << 6;
+
+/// Time as an order-preserving 64-bit number (seconds < 2^34, i.e. before year 2514).
+pub(crate) fn time_ord(t: OffsetDateTime) -> Result<u64, StoreError> {
+    let ns = t.unix_timestamp_nanos();
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000);
+    if !(0..(1i128 << 34)).contains(&secs) {
+        return Err(StoreError::Corrupt(format!("time out of range: {t}")));
+    }
+    Ok(((secs as u64) << 30) | nanos as u64)
+}
+
+pub(crate) fn ord_time(ord: u64) -> Result<OffsetDateTime, StoreError> {
+    let secs = ord >> 30;
+    let nanos = ord & ((1 << 30) - 1);
+    if nanos >= 1_000_000_000 {
+        return Err(StoreError::Corrupt("bad nanoseconds in time".into()));
+    }
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode_time(b: &[u8]) -> Result<OffsetDateTime, StoreError> {
+    let a: [u8; 8] = b
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("stored time is not 8 bytes".into()))?;
+    ord_time(u64::from_be_bytes(a))
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &[u8]) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s);
+}
+
+fn encode_str_bytes(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    put_str(&mut out, s);
+    out
+}
+
+/// Layouts of MAC addresses stored as 6 octets; anything else is stored as text.
+fn render_mac(layout: u8, m: &[u8; 6]) -> Option<String> {
+    let hex = |upper: bool| -> Vec<String> {
+        m.iter()
+            .map(|b| {
+                if upper {
+                    format!("{b:02X}")
+                } else {
+                    format!("{b:02x}")
+                }
+            })
+            .collect()
+    };
+    Some(match layout {
+        1 => hex(true).join(":"),
+        2 => hex(false).join(":"),
+        3 => hex(true).join("-"),
+        4 => hex(false).join("-"),
+        5 => {
+            let h = hex(false).concat();
+            format!("{}.{}.{}", &h[0..4], &h[4..8], &h[8..12])
+        }
+        6 => hex(true).concat(),
+        7 => hex(false).concat(),
+        _ => return None,
+    })
+}
+
+fn pack_mac(s: &str) -> Option<(u8, [u8; 6])> {
+    if s.len() > 17 {
+        return None;
+    }
+    let digits: Vec<u8> = s
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | '.'))
+        .map(|c| c.to_digit(16).map(|d| d as u8))
+        .collect::<Option<_>>()?;
+    if digits.len() != 12 {
+        return None;
+    }
+    let mut m = [0u8; 6];
+    for (i, pair) in digits.chunks(2).enumerate() {
+        m[i] = (pair[0] << 4) | pair[1];
+    }
+    (1..=7).find(|l| render_mac(*l, &m).as_deref() == Some(s)).map(|l| (l, m))
+}
+
+/// Encode a record compactly (see the layout above).
+pub(crate) fn encode_record(r: &Record) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(128);
+    match r {
+        Record::Closed(t) => {
+            out.push(KIND_TOMB);
+            out.extend_from_slice(&time_ord(t.until)?.to_be_bytes());
+            out.extend_from_slice(&time_ord(t.closed_at)?.to_be_bytes());
+            put_str(&mut out, t.nas.as_bytes());
+            put_str(&mut out, t.session_id.as_bytes());
+        }
+        Record::Live(s) => {
+            out.push(KIND_LIVE);
+            out.extend_from_slice(&time_ord(s.expires_at)?.to_be_bytes());
+            out.extend_from_slice(&time_ord(s.updated_at)?.to_be_bytes());
+            out.extend_from_slice(&time_ord(s.started_at)?.to_be_bytes());
+            put_str(&mut out, s.nas.as_bytes());
+            put_str(&mut out, s.session_id.as_bytes());
+            let mut flags = 0u8;
+            for (set, f) in [
+                (s.user_name.is_some(), F_USER),
+                (s.framed_ip.is_some(), F_FRAMED_IP),
+                (s.calling_station_id.is_some(), F_CALLING),
+                (s.nas_port.is_some(), F_PORT),
+                (s.nas_port_id.is_some(), F_PORT_ID),
+                (s.session_time.is_some(), F_SESSION_TIME),
+                (s.nas_client != s.nas, F_NAS_CLIENT),
+            ] {
+                if set {
+                    flags |= f;
+                }
+            }
+            out.push(flags);
+            if s.nas_client != s.nas {
+                put_str(&mut out, s.nas_client.as_bytes());
+            }
+            if let Some(u) = &s.user_name {
+                put_str(&mut out, u.as_bytes());
+            }
+            if let Some(ip) = s.framed_ip {
+                out.extend_from_slice(&ip.octets());
+            }
+            if let Some(c) = &s.calling_station_id {
+                match pack_mac(c) {
+                    Some((layout, m)) => {
+                        out.push(layout);
+                        out.extend_from_slice(&m);
+                    }
+                    None => {
+                        out.push(0);
+                        put_str(&mut out, c.as_bytes());
+                    }
+                }
+            }
+            if let Some(p) = s.nas_port {
+                put_varint(&mut out, u64::from(p));
+            }
+            if let Some(p) = &s.nas_port_id {
+                put_str(&mut out, p.as_bytes());
+            }
+            if let Some(t) = s.session_time {
+                put_varint(&mut out, u64::from(t));
+            }
+            put_varint(&mut out, s.ipv6_prefixes.len() as u64);
+            for p in &s.ipv6_prefixes {
+                let len = p.prefix_len();
+                out.push(len);
+                out.extend_from_slice(
+                    &p.trunc().network().octets()[..usize::from(len).div_ceil(8)],
+                );
+            }
+            for c in [
+                s.input_octets,
+                s.output_octets,
+                s.input_packets,
+                s.output_packets,
+            ] {
+                put_varint(&mut out, c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("session record: {what}"))
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or_else(|| corrupt("truncated"))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> Result<u8, StoreError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn time(&mut self) -> Result<OffsetDateTime, StoreError> {
+        decode_time(self.take(8)?)
+    }
+
+    fn varint(&mut self) -> Result<u64, StoreError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(corrupt("varint too long"))
+    }
+
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        u32::try_from(self.varint()?).map_err(|_| corrupt("u32 out of range"))
+    }
+
+    fn string(&mut self) -> Result<String, StoreError> {
+        let n = usize::try_from(self.varint()?).map_err(|_| corrupt("length"))?;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| corrupt("not UTF-8"))
+    }
+}
+
+/// Decode a record written by [`encode_record`].
+pub(crate) fn decode_record(buf: &[u8]) -> Result<Record, StoreError> {
+    let mut r = Reader { buf, pos: 0 };
+    let record = match r.u8()? {
+        KIND_TOMB => {
+            let until = r.time()?;
+            let closed_at = r.time()?;
+            Record::Closed(Tombstone {
+                nas: r.string()?,
+                session_id: r.string()?,
+                closed_at,
+                until,
+            })
+        }
+        KIND_LIVE => {
+            let expires_at = r.time()?;
+            let updated_at = r.time()?;
+            let started_at = r.time()?;
+            let nas = r.string()?;
+            let session_id = r.string()?;
+            let flags = r.u8()?;
+            let nas_client = if flags & F_NAS_CLIENT != 0 {
+                r.string()?
+            } else {
+                nas.clone()
+            };
+            let user_name = (flags & F_USER != 0).then(|| r.string()).transpose()?;
+            let framed_ip = (flags & F_FRAMED_IP != 0)
+                .then(|| -> Result<Ipv4Addr, StoreError> {
+                    let o: [u8; 4] = r.take(4)?.try_into().map_err(|_| corrupt("ipv4"))?;
+                    Ok(Ipv4Addr::from(o))
+                })
+                .transpose()?;
+            let calling_station_id = (flags & F_CALLING != 0)
+                .then(|| -> Result<String, StoreError> {
+                    match r.u8()? {
+                        0 => r.string(),
+                        layout => {
+                            let m: [u8; 6] = r.take(6)?.try_into().map_err(|_| corrupt("mac"))?;
+                            render_mac(layout, &m).ok_or_else(|| corrupt("MAC layout"))
+                        }
+                    }
+                })
+                .transpose()?;
+            let nas_port = (flags & F_PORT != 0).then(|| r.u32()).transpose()?;
+            let nas_port_id = (flags & F_PORT_ID != 0).then(|| r.string()).transpose()?;
+            let session_time = (flags & F_SESSION_TIME != 0)
+                .then(|| r.u32())
+                .transpose()?;
+            let n = r.varint()?;
+            if n > 1024 {
+                return Err(corrupt("too many IPv6 prefixes"));
+            }
+            let mut ipv6_prefixes = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let len = r.u8()?;
+                if len > 128 {
+                    return Err(corrupt("IPv6 prefix length"));
+                }
+                let mut o = [0u8; 16];
+                let bytes = r.take(usize::from(len).div_ceil(8))?;
+                o[..bytes.len()].copy_from_slice(bytes);
+                let net = Ipv6Net::new(Ipv6Addr::from(o), len).map_err(|_| corrupt("prefix"))?;
+                ipv6_prefixes.push(net.trunc());
+            }
+            let input_octets = r.varint()?;
+            let output_octets = r.varint()?;
+            let input_packets = r.varint()?;
+            let output_packets = r.varint()?;
+            Record::Live(LiveSession {
+                nas,
+                nas_client,
+                session_id,
+                user_name,
+                framed_ip,
+                ipv6_prefixes,
+                calling_station_id,
+                nas_port,
+                nas_port_id,
+                started_at,
+                updated_at,
+                expires_at,
+                input_octets,
+                output_octets,
+                input_packets,
+                output_packets,
+                session_time,
+            })
+        }
+        other => return Err(corrupt(&format!("unknown kind {other:#04x}"))),
+    };
+    if r.pos != buf.len() {
+        return Err(corrupt("trailing bytes"));
+    }
+    Ok(record)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lua scripts. Shared helpers: `cmp8(a, ao, b, bo)` compares 8 bytes bytewise (the locale-aware
+// `<` on strings is not safe for binary data); `bucket(h)` is the session bucket of an 8-byte
+// hash (its low 14 bits); `touch(k, ms)` extends a key's TTL, never shortens it.
+// ---------------------------------------------------------------------------------------------
+
+const LUA_HELPERS: &str = r#"
+local function cmp8(a, ao, b, bo)
+  for i = 0, 7 do
+    local x, y = string.byte(a, ao + i), string.byte(b, bo + i)
+    if x ~= y then
+      if x < y then return -1 else return 1 end
+    end
+  end
+  return 0
+end
+local function bucket(h)
+  return tostring((string.byte(h, 7) % 64) * 256 + string.byte(h, 8))
+end
+local function touch(k, ms)
+  local t = redis.call('PTTL', k)
+  if t == -1 or (t >= 0 and t < tonumber(ms)) then
+    redis.call('PEXPIRE', k, ms)
+  end
+end
+"#;
+
+/// Compare-and-set one session key, then release and claim IP index entries.
+/// KEYS: bucket, counter, 6len, nasreset, index keys…
+/// ARGV: field, '='..expected | '' (absent), reset check ('' none, '-' absent, '='..v), nas,
+///       new value ('' delete), live-count delta, ttl ms, session key prefix, then per index
+///       key: op ('r' release, 'c' claim, 'c<len>' claim IPv6 prefix), field.
+static APPLY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_HELPERS}{}",
+        r#"
+local h = ARGV[1]
+local cur = redis.call('HGET', KEYS[1], h)
+if ARGV[2] == '' then
+  if cur then return 0 end
+elseif (not cur) or ('=' .. cur) ~= ARGV[2] then
+  return 0
+end
+if ARGV[3] ~= '' then
+  local r = redis.call('HGET', KEYS[4], ARGV[4])
+  if ARGV[3] == '-' then
+    if r then return 0 end
+  elseif (not r) or ('=' .. r) ~= ARGV[3] then
+    return 0
+  end
+end
+local new, ttl, sp = ARGV[5], ARGV[7], ARGV[8]
+if new == '' then
+  redis.call('HDEL', KEYS[1], h)
+else
+  redis.call('HSET', KEYS[1], h, new)
+  touch(KEYS[1], ttl)
+end
+local d = tonumber(ARGV[6])
+if d ~= 0 then
+  redis.call('INCRBY', KEYS[2], d)
+  touch(KEYS[2], ttl)
+end
+local k, i = 5, 9
+while i <= #ARGV do
+  local op, f, ik = ARGV[i], ARGV[i + 1], KEYS[k]
+  local holder = redis.call('HGET', ik, f)
+  if string.sub(op, 1, 1) == 'r' then
+    if holder == h then redis.call('HDEL', ik, f) end
+  else
+    local take = (not holder) or holder == h or #holder ~= 8
+    if not take then
+      local hv = redis.call('HGET', sp .. bucket(holder), holder)
+      if (not hv) or string.byte(hv, 1) ~= 1 or #hv < 25 then
+        take = true
+      else
+        local c = cmp8(new, 18, hv, 18)
+        if c == 0 then c = cmp8(new, 10, hv, 10) end
+        take = c > 0
+      end
+    end
+    if take then
+      if holder ~= h then redis.call('HSET', ik, f, h) end
+      touch(ik, ttl)
+    end
+    if #op > 1 then
+      redis.call('SADD', KEYS[3], string.sub(op, 2))
+      touch(KEYS[3], ttl)
+    end
+  end
+  k, i = k + 1, i + 2
+end
+return 1
+"#
+    ))
+});
+
+/// Scan session buckets, filtering server-side. ARGV: mode, time ord, encoded NAS ('' = any).
+/// Returns field, value, field, value…
+static SCAN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_HELPERS}{}",
+        r#"
+local mode, t, nas = ARGV[1], ARGV[2], ARGV[3]
+local out = {}
+for _, key in ipairs(KEYS) do
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    local v = all[i + 1]
+    local hit = false
+    if mode == 'x' then
+      hit = #v >= 17 and cmp8(v, 2, t, 1) <= 0
+    elseif string.byte(v, 1) == 1 and #v >= 26 then
+      hit = nas == '' or string.sub(v, 26, 25 + #nas) == nas
+      if hit and mode == 'n' then hit = cmp8(v, 10, t, 1) <= 0 end
+    end
+    if hit then
+      out[#out + 1] = all[i]
+      out[#out + 1] = v
+    end
+  end
+end
+return out
+"#
+    ))
+});
+
+/// First live session found through the index keys, in order. ARGV: session key prefix, then
+/// one field per index key.
+static LOOKUP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_HELPERS}{}",
+        r#"
+for i, key in ipairs(KEYS) do
+  local ref = redis.call('HGET', key, ARGV[i + 1])
+  if ref and #ref == 8 then
+    local v = redis.call('HGET', ARGV[1] .. bucket(ref), ref)
+    if v and string.byte(v, 1) == 1 then return v end
+  end
+end
+return false
+"#
+    ))
+});
+
+/// Raise a NAS restart time (never lower it). KEYS: nasreset. ARGV: nas, ord, ttl ms.
+static SET_MAX: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_HELPERS}{}",
+        r#"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if (not cur) or #cur ~= 8 or cmp8(ARGV[2], 1, cur, 1) > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+touch(KEYS[1], ARGV[3])
+return 1
+"#
+    ))
+});
+
+/// Release the sweep lock if this instance still holds it.
+static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#,
+    )
+});
+
+#[cfg(test)]
+mod unit {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn sample() -> LiveSession {
+        LiveSession {
+            nas: "192.0.2.1".into(),
+            nas_client: "bras-1".into(),
+            session_id: "81a00012".into(),
+            user_name: Some("jan.kowalski@isp".into()),
+            framed_ip: Some(Ipv4Addr::new(100, 64, 3, 7)),
+            ipv6_prefixes: vec![
+                "2001:db8:1:100::/56".parse().unwrap(),
+                "2001:db8:2:3::/64".parse().unwrap(),
+                "2001:db8:2:3::5/128".parse().unwrap(),
+            ],
+            calling_station_id: Some("AA:BB:CC:0D:0E:0F".into()),
+            nas_port: Some(15728642),
+            nas_port_id: Some("ether1-vlan100".into()),
+            started_at: datetime!(2024-05-01 09:00:00.25 UTC),
+            updated_at: datetime!(2024-05-01 10:00:00 UTC),
+            expires_at: datetime!(2024-05-01 10:11:00.000000001 UTC),
+            input_octets: 12_345_678_901,
+            output_octets: 98_765_432_109,
+            input_packets: 1_234_567,
+            output_packets: 7_654_321,
+            session_time: Some(3600),
+        }
+    }
+
+    #[test]
+    fn record_roundtrip_and_size() {
+        let s = sample();
+        let enc = encode_record(&Record::Live(s.clone())).unwrap();
+        assert_eq!(decode_record(&enc).unwrap(), Record::Live(s.clone()));
+        assert!(enc.len() < 140, "record is {} bytes", enc.len());
+
+        let mut bare = sample();
+        bare.nas_client = bare.nas.clone();
+        bare.user_name = None;
+        bare.framed_ip = None;
+        bare.ipv6_prefixes.clear();
+        bare.calling_station_id = Some("odd id".into());
+        bare.nas_port = None;
+        bare.nas_port_id = None;
+        bare.session_time = None;
+        let enc = encode_record(&Record::Live(bare.clone())).unwrap();
+        assert_eq!(decode_record(&enc).unwrap(), Record::Live(bare));
+
+        let tomb = Record::Closed(Tombstone {
+            nas: "n".into(),
+            session_id: "s".into(),
+            closed_at: datetime!(2024-05-01 10:00 UTC),
+            until: datetime!(2024-05-01 10:11 UTC),
+        });
+        assert_eq!(decode_record(&encode_record(&tomb).unwrap()).unwrap(), tomb);
+        assert!(decode_record(&enc[..enc.len() - 1]).is_err());
+        assert!(decode_record(&[0x42]).is_err());
+    }
+
+    #[test]
+    fn mac_layouts_roundtrip() {
+        for mac in [
+            "aa:bb:cc:dd:ee:ff",
+            "AA-BB-CC-DD-EE-FF",
+            "aabb.ccdd.eeff",
+            "AABBCCDDEEFF",
+            "00:11:22:33:44:55",
+        ] {
+            let (layout, m) = pack_mac(mac).unwrap();
+            assert_eq!(render_mac(layout, &m).as_deref(), Some(mac));
+        }
+        assert!(pack_mac("Aa:bb:cc:dd:ee:ff").is_none());
+        assert!(pack_mac("aa:bb:cc:dd:ee").is_none());
+    }
+
+    #[test]
+    fn ords_sort_like_times() {
+        let a = datetime!(2024-05-01 10:00:00.999999999 UTC);
+        let b = datetime!(2024-05-01 10:00:01 UTC);
+        assert!(time_ord(a).unwrap().to_be_bytes() < time_ord(b).unwrap().to_be_bytes());
+        assert_eq!(ord_time(time_ord(a).unwrap()).unwrap(), a);
+    }
+
+    #[test]
+    fn fnv_known_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+    }
+}

@@ -1,0 +1,1 @@
+//! Shared test suite for both live-session stores.
