@@ -405,6 +405,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         sockets.push(s);
     }
 
+    let kernel_drops0 = udp_rcvbuf_errors();
     let server_cpu0 = args.server_pid.map(proc_cpu_ticks).transpose()?;
     let self_cpu0 = proc_cpu_ticks(std::process::id())?;
     let start = Instant::now();
@@ -468,6 +469,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     plan.stop.store(true, Ordering::Relaxed);
     let server_cpu1 = args.server_pid.map(proc_cpu_ticks).transpose()?;
     let self_cpu1 = proc_cpu_ticks(std::process::id())?;
+    let kernel_drops = udp_rcvbuf_errors().saturating_sub(kernel_drops0);
 
     // The measured window: until the deadline, or until the last reply when every session
     // finished earlier.
@@ -501,7 +503,8 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         all.sent, all.retransmits, all.answered, all.answered_in_window, all.sessions_done
     );
     println!(
-        "  timeouts {} , lost {} , unanswered at end {} , bad replies {}",
+        "  timeouts {}, lost {}, unanswered at end {}, bad replies {}; kernel UDP receive-buffer \
+         drops on this host during the run {kernel_drops}",
         all.retransmits, all.lost, all.unfinished, all.bad_replies
     );
     println!("  answered packets/s {pps:.0}");
@@ -522,7 +525,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     }
     println!("  load generator CPU {self_cpu_s:.2} s");
     println!(
-        "RESULT name={} pps={pps:.0} answered={} p50_us={p50} p99_us={p99} max_us={max} timeouts={} lost={} unfinished={}{cpu_fields} bench_cpu_s={self_cpu_s:.2} window={} duration_s={window_s:.1}",
+        "RESULT name={} pps={pps:.0} answered={} p50_us={p50} p99_us={p99} max_us={max} timeouts={} lost={} unfinished={}{cpu_fields} bench_cpu_s={self_cpu_s:.2} kernel_drops={kernel_drops} window={} duration_s={window_s:.1}",
         args.name, all.answered, all.retransmits, all.lost, all.unfinished, args.window
     );
     Ok(())
@@ -773,6 +776,24 @@ fn proc_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let utime: u64 = fields.get(11).context("no utime")?.parse()?;
     let stime: u64 = fields.get(12).context("no stime")?.parse()?;
     Ok(utime + stime)
+}
+
+/// Udp RcvbufErrors of the whole host (/proc/net/snmp): datagrams the kernel dropped because
+/// a socket's receive buffer was full.
+fn udp_rcvbuf_errors() -> u64 {
+    let Ok(snmp) = fs::read_to_string("/proc/net/snmp") else {
+        return 0;
+    };
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `getconf CLK_TCK`, 100 when it cannot be asked.

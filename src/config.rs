@@ -335,7 +335,10 @@ impl Config {
     pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
         let err = |key: String, reason: String| ConfigError::new(file, key, reason);
         if self.radius.listen.is_empty() {
-            return Err(err("radius.listen".into(), "no address to listen on".into()));
+            return Err(err(
+                "radius.listen".into(),
+                "no address to listen on".into(),
+            ));
         }
         if self.radius.max_in_flight == 0 {
             return Err(err(
@@ -372,7 +375,10 @@ impl Config {
                     ))
                 }
                 (None, None) => {
-                    return Err(err(key("secret"), "secret or secret_file is required".into()))
+                    return Err(err(
+                        key("secret"),
+                        "secret or secret_file is required".into(),
+                    ))
                 }
                 _ => {}
             }
@@ -383,7 +389,10 @@ impl Config {
             if !VENDORS.contains(&nas.vendor.as_str()) {
                 return Err(err(
                     key("vendor"),
-                    format!("unknown vendor '{}', expected one of {VENDORS:?}", nas.vendor),
+                    format!(
+                        "unknown vendor '{}', expected one of {VENDORS:?}",
+                        nas.vendor
+                    ),
                 ));
             }
             if nas.interim_interval == Some(0) {
@@ -457,7 +466,13 @@ impl NasConfig {
         let path = self.secret_file.as_ref().ok_or("no secret given")?;
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Ok(text.lines().next().unwrap_or("").trim_end().as_bytes().to_vec())
+        Ok(text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_end()
+            .as_bytes()
+            .to_vec())
     }
 }
 
@@ -608,11 +623,8 @@ mod tests {
         let e = load_text("[radius]\nlisen = []\n", vec![]).unwrap_err();
         assert_eq!(e.key, "lisen", "{e}");
 
-        let e = load_text(
-            "[[nas]]\nname = \"a\"\nprefixes = [\"10.0.0.1\"]\n",
-            vec![],
-        )
-        .unwrap_err();
+        let e =
+            load_text("[[nas]]\nname = \"a\"\nprefixes = [\"10.0.0.1\"]\n", vec![]).unwrap_err();
         assert_eq!(e.key, "nas[0].secret");
 
         let e = load_text(

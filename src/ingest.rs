@@ -190,7 +190,9 @@ impl Ingest {
         loop {
             if self.spool.depth() > 0 {
                 match self.replay().await {
-                    Ok(n) if n > 0 => tracing::info!(replayed = n, left = self.spool.depth(), "spool replayed"),
+                    Ok(n) if n > 0 => {
+                        tracing::info!(replayed = n, left = self.spool.depth(), "spool replayed")
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "spool replay failed"),
                 }
@@ -226,7 +228,11 @@ impl Ingest {
     }
 
     /// Background task: expiry sweeps and the live-session gauge.
-    pub async fn run_sweeper(self: Arc<Self>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run_sweeper(
+        self: Arc<Self>,
+        every: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}

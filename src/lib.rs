@@ -5,7 +5,7 @@ pub mod config;
 pub mod ingest;
 pub mod ops;
 pub mod radius;
-// pub mod server; (enabled once the stores land)
+pub mod server;
 pub mod sessions;
 pub mod spool;
 pub mod store;

@@ -12,7 +12,11 @@ use ebok::sessions::LiveSession;
 use tokio::sync::watch;
 
 #[derive(Parser)]
-#[command(name = "ebok", version, about = "RADIUS accounting server and subscriber self-service panel for PPPoE ISPs")]
+#[command(
+    name = "ebok",
+    version,
+    about = "RADIUS accounting server and subscriber self-service panel for PPPoE ISPs"
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -151,7 +155,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ebok: cannot start the runtime: {e}");
@@ -230,7 +237,9 @@ async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Result<()
                     s.nas,
                     s.session_id,
                     s.user_name.as_deref().unwrap_or("-"),
-                    s.framed_ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+                    s.framed_ip
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     s.ipv6_prefixes
                         .iter()
                         .map(|p| p.to_string())
@@ -252,7 +261,9 @@ fn print_session(s: &LiveSession) {
     println!("login        {}", opt(&s.user_name));
     println!(
         "ipv4         {}",
-        s.framed_ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into())
+        s.framed_ip
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "-".into())
     );
     for p in &s.ipv6_prefixes {
         println!("ipv6         {p}");

@@ -41,7 +41,12 @@ impl Listeners {
         }
         let metrics = TcpListener::bind(config.metrics.listen)
             .await
-            .with_context(|| format!("binding metrics listener {} (metrics.listen)", config.metrics.listen))?;
+            .with_context(|| {
+                format!(
+                    "binding metrics listener {} (metrics.listen)",
+                    config.metrics.listen
+                )
+            })?;
         Ok(Listeners { radius, metrics })
     }
 }
@@ -81,7 +86,10 @@ pub async fn open_live(config: &Config) -> anyhow::Result<Arc<dyn LiveSessions>>
     Ok(match config.sessions.store {
         StoreKind::Embedded => {
             std::fs::create_dir_all(&config.state.dir).with_context(|| {
-                format!("creating state directory {} (state.dir)", config.state.dir.display())
+                format!(
+                    "creating state directory {} (state.dir)",
+                    config.state.dir.display()
+                )
             })?;
             let path = config.state.dir.join("live.sqlite");
             Arc::new(
@@ -112,7 +120,8 @@ pub fn dictionary(config: &Config) -> anyhow::Result<&'static Dictionary> {
 }
 
 fn load_dictionary(path: &Path) -> anyhow::Result<Dictionary> {
-    Dictionary::load_with_builtin(path).with_context(|| format!("loading dictionary {} (radius.dictionary)", path.display()))
+    Dictionary::load_with_builtin(path)
+        .with_context(|| format!("loading dictionary {} (radius.dictionary)", path.display()))
 }
 
 /// Start everything; returns once started. The returned task finishes after `shutdown`
@@ -130,8 +139,12 @@ pub async fn start(
         )
     })?;
     let live = open_live(&config).await?;
-    let spool = Spool::open(&config.state.dir)
-        .with_context(|| format!("opening spool in {} (state.dir)", config.state.dir.display()))?;
+    let spool = Spool::open(&config.state.dir).with_context(|| {
+        format!(
+            "opening spool in {} (state.dir)",
+            config.state.dir.display()
+        )
+    })?;
     let ingest = Arc::new(Ingest::new(
         live,
         db,

@@ -206,7 +206,11 @@ impl Writer {
             buf.extend_from_slice(p);
             n += 1;
         }
-        if let Err(e) = self.file.write_all(&buf).and_then(|_| self.file.sync_data()) {
+        if let Err(e) = self
+            .file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data())
+        {
             // Leave no partial record behind for the next append to follow.
             let _ = self.file.set_len(self.write_off);
             return Err(e);
@@ -308,7 +312,11 @@ pub fn crc32(data: &[u8]) -> u32 {
         for (i, slot) in t.iter_mut().enumerate() {
             let mut c = i as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
             *slot = c;
         }
@@ -374,7 +382,12 @@ mod tests {
         assert_eq!(rest[39].0, rec(49));
         spool.consumed(rest[39].1).await.unwrap();
         assert_eq!(spool.depth(), 0);
-        assert_eq!(std::fs::metadata(dir.path().join("spool.log")).unwrap().len(), 0);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("spool.log"))
+                .unwrap()
+                .len(),
+            0
+        );
     }
 
     #[tokio::test]

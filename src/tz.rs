@@ -46,11 +46,26 @@ mod tests {
     #[test]
     fn offsets_around_dst_changes() {
         // 2026: DST starts 29 March 01:00 UTC, ends 25 October 01:00 UTC.
-        assert_eq!(warsaw_offset(datetime!(2026-03-29 00:59:59 UTC)).whole_hours(), 1);
-        assert_eq!(warsaw_offset(datetime!(2026-03-29 01:00:00 UTC)).whole_hours(), 2);
-        assert_eq!(warsaw_offset(datetime!(2026-10-25 00:59:59 UTC)).whole_hours(), 2);
-        assert_eq!(warsaw_offset(datetime!(2026-10-25 01:00:00 UTC)).whole_hours(), 1);
-        assert_eq!(warsaw_offset(datetime!(2026-01-15 12:00 UTC)).whole_hours(), 1);
+        assert_eq!(
+            warsaw_offset(datetime!(2026-03-29 00:59:59 UTC)).whole_hours(),
+            1
+        );
+        assert_eq!(
+            warsaw_offset(datetime!(2026-03-29 01:00:00 UTC)).whole_hours(),
+            2
+        );
+        assert_eq!(
+            warsaw_offset(datetime!(2026-10-25 00:59:59 UTC)).whole_hours(),
+            2
+        );
+        assert_eq!(
+            warsaw_offset(datetime!(2026-10-25 01:00:00 UTC)).whole_hours(),
+            1
+        );
+        assert_eq!(
+            warsaw_offset(datetime!(2026-01-15 12:00 UTC)).whole_hours(),
+            1
+        );
     }
 
     #[test]

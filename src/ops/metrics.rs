@@ -11,8 +11,8 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Seconds buckets for latency histograms: 50 µs to 5 s.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0,
 ];
 
 /// Install the recorder (once per process) and describe every metric.
@@ -62,7 +62,10 @@ fn describe() {
     describe_gauge!("ebok_radius_in_flight", "RADIUS requests being processed");
     describe_gauge!("ebok_spool_depth", "Events waiting in the spool for replay");
     describe_counter!("ebok_spool_appended_total", "Records appended to the spool");
-    describe_counter!("ebok_spool_replayed_total", "Spool records replayed into the stores");
+    describe_counter!(
+        "ebok_spool_replayed_total",
+        "Spool records replayed into the stores"
+    );
     describe_histogram!(
         "ebok_store_latency_seconds",
         Unit::Seconds,

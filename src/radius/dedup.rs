@@ -75,7 +75,13 @@ impl DuplicateCache {
     }
 
     /// Remember the reply sent for a request.
-    pub fn answered(&self, source: SocketAddr, identifier: u8, authenticator: [u8; 16], reply: &[u8]) {
+    pub fn answered(
+        &self,
+        source: SocketAddr,
+        identifier: u8,
+        authenticator: [u8; 16],
+        reply: &[u8],
+    ) {
         let key = (source, identifier);
         let mut shard = self.shard(&key).lock().expect("dedup lock");
         if let Some(e) = shard.get_mut(&key) {
@@ -91,7 +97,10 @@ impl DuplicateCache {
     pub fn forget(&self, source: SocketAddr, identifier: u8, authenticator: [u8; 16]) {
         let key = (source, identifier);
         let mut shard = self.shard(&key).lock().expect("dedup lock");
-        if shard.get(&key).is_some_and(|e| e.authenticator == authenticator) {
+        if shard
+            .get(&key)
+            .is_some_and(|e| e.authenticator == authenticator)
+        {
             shard.remove(&key);
         }
     }
@@ -123,7 +132,10 @@ mod tests {
         c.answered(src, 7, [1; 16], b"reply");
         assert_eq!(c.check(src, 7, [1; 16]), Seen::Answered(b"reply".to_vec()));
         // Same id, other port or other authenticator: a different request.
-        assert_eq!(c.check("10.0.0.1:4001".parse().unwrap(), 7, [1; 16]), Seen::New);
+        assert_eq!(
+            c.check("10.0.0.1:4001".parse().unwrap(), 7, [1; 16]),
+            Seen::New
+        );
         assert_eq!(c.check(src, 7, [2; 16]), Seen::New);
         c.forget(src, 7, [2; 16]);
         assert_eq!(c.check(src, 7, [2; 16]), Seen::New);

@@ -9,8 +9,8 @@ use std::sync::{Arc, RwLock};
 use tokio::net::UdpSocket;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use super::dedup::{DuplicateCache, Seen};
 use super::decode::decode_event;
+use super::dedup::{DuplicateCache, Seen};
 use super::dict::Dictionary;
 use super::nas::NasTable;
 use super::packet::{self, DropReason};
@@ -51,7 +51,11 @@ impl RadiusContext {
 
 /// Receive until `shutdown` turns true. Requests already received are finished by their
 /// tasks; call [`RadiusContext::drain`] to wait for them.
-pub async fn serve(socket: Arc<UdpSocket>, ctx: Arc<RadiusContext>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    socket: Arc<UdpSocket>,
+    ctx: Arc<RadiusContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut buf = vec![0u8; 4096];
     loop {
         let permit = tokio::select! {
@@ -121,7 +125,8 @@ async fn handle(
     match ctx.dedup.check(source, id, auth) {
         Seen::New => {}
         Seen::InProgress => {
-            metrics::counter!("ebok_radius_duplicates_total", "action" => "in_progress").increment(1);
+            metrics::counter!("ebok_radius_duplicates_total", "action" => "in_progress")
+                .increment(1);
             return;
         }
         Seen::Answered(reply) => {

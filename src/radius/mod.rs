@@ -2,9 +2,9 @@
 //! UDP listener. Produces plain [`event::AccountingEvent`] values; knows nothing of storage.
 
 pub mod decode;
+pub mod dedup;
 pub mod dict;
 pub mod event;
-pub mod packet;
-pub mod dedup;
 pub mod listener;
 pub mod nas;
+pub mod packet;

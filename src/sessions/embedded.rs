@@ -512,14 +512,13 @@ async fn writer(
                 .collect();
             (txn.ch, outcomes)
         };
-        let committed = if changes.records.is_empty()
-            && changes.resets.is_empty()
-            && changes.owners.is_empty()
-        {
-            Ok(())
-        } else {
-            persist(&mut conn, &changes).await
-        };
+        let committed =
+            if changes.records.is_empty() && changes.resets.is_empty() && changes.owners.is_empty()
+            {
+                Ok(())
+            } else {
+                persist(&mut conn, &changes).await
+            };
         let failure = match committed {
             Ok(()) => {
                 state
@@ -534,10 +533,12 @@ async fn writer(
             }
         };
         for (cmd, outcome) in batch.drain(..).zip(outcomes) {
-            let err = || StoreError::Sql(sqlx::Error::Protocol(format!(
-                "group commit failed: {}",
-                failure.as_deref().unwrap_or_default()
-            )));
+            let err = || {
+                StoreError::Sql(sqlx::Error::Protocol(format!(
+                    "group commit failed: {}",
+                    failure.as_deref().unwrap_or_default()
+                )))
+            };
             match (cmd, outcome) {
                 (Command::Apply { reply, .. }, Outcome::Applied(r)) => {
                     let _ = reply.send(if failure.is_some() { Err(err()) } else { r });

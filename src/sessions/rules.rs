@@ -338,10 +338,7 @@ pub fn step_event(
                 claims,
             }
         }
-        Merge::Close {
-            closed: c,
-            traffic,
-        } => {
+        Merge::Close { closed: c, traffic } => {
             if let Some(old) = existing {
                 releases.extend(ip_keys(old));
             }
@@ -482,14 +479,20 @@ mod unit {
         let Merge::Upsert { session, traffic } = merge(None, &e, t) else {
             panic!()
         };
-        assert_eq!(traffic.map(|d| (d.input_octets, d.output_octets)), Some((100, 1000)));
+        assert_eq!(
+            traffic.map(|d| (d.input_octets, d.output_octets)),
+            Some((100, 1000))
+        );
         let mut e2 = ev(StatusType::InterimUpdate, t + Duration::minutes(5));
         e2.input_octets = 150;
         e2.output_octets = 10;
         let Merge::Upsert { traffic, .. } = merge(Some(&session), &e2, t) else {
             panic!()
         };
-        assert_eq!(traffic.map(|d| (d.input_octets, d.output_octets)), Some((150, 10)));
+        assert_eq!(
+            traffic.map(|d| (d.input_octets, d.output_octets)),
+            Some((150, 10))
+        );
     }
 
     #[test]

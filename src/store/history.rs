@@ -139,7 +139,11 @@ pub async fn record(db: &Db, applied: &Applied) -> Result<(), sqlx::Error> {
 }
 
 /// Closed sessions that held `ip` at instant `at` (start ≤ at ≤ stop), newest first.
-pub async fn held_at(db: &Db, ip: IpAddr, at: OffsetDateTime) -> Result<Vec<HistoryRow>, sqlx::Error> {
+pub async fn held_at(
+    db: &Db,
+    ip: IpAddr,
+    at: OffsetDateTime,
+) -> Result<Vec<HistoryRow>, sqlx::Error> {
     let cols = "h.nas, h.session_id, h.user_name, h.framed_ip, h.ipv6_prefixes, \
                 h.calling_station_id, h.started_at, h.stopped_at, h.input_octets, \
                 h.output_octets, h.terminate_cause, h.close_reason";

@@ -52,7 +52,16 @@ struct OwnRedis {
 impl OwnRedis {
     fn start(port: u16) -> std::io::Result<OwnRedis> {
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
@@ -90,8 +99,16 @@ impl Drop for OwnRedis {
 #[tokio::test]
 async fn redis_down_events_are_spooled_answered_and_replayed() {
     // Needs the redis-server binary (the machine's Redis package), not the running server.
-    if std::process::Command::new("redis-server").arg("--version").output().is_err() {
-        ebok::testkit::skip("redis_down_events_are_spooled", "redis-server binary", "not installed");
+    if std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        ebok::testkit::skip(
+            "redis_down_events_are_spooled",
+            "redis-server binary",
+            "not installed",
+        );
         return;
     }
     let port = free_tcp_port();
@@ -104,27 +121,58 @@ async fn redis_down_events_are_spooled_answered_and_replayed() {
     let mut c = config(dir.path(), &backend, None);
     c.radius.store_timeout_ms = 200;
     let ebok = Ebok::start(c).await;
-    acct(&ebok, &attrs("Start", "before", "u0", Some("10.6.0.1"), 1_764_000_000, "")).await;
+    acct(
+        &ebok,
+        &attrs("Start", "before", "u0", Some("10.6.0.1"), 1_764_000_000, ""),
+    )
+    .await;
     assert!(ebok.lookup("10.6.0.1").await.is_some());
 
     redis.stop();
     // Store down: every event is still answered quickly, from the spool.
     for i in 2..12 {
         let started = std::time::Instant::now();
-        acct(&ebok, &attrs("Start", &format!("during-{i}"), "u", Some(&format!("10.6.0.{i}")), 1_764_000_100 + i, "")).await;
-        assert!(started.elapsed() < Duration::from_secs(3), "answered within a NAS's patience");
+        acct(
+            &ebok,
+            &attrs(
+                "Start",
+                &format!("during-{i}"),
+                "u",
+                Some(&format!("10.6.0.{i}")),
+                1_764_000_100 + i,
+                "",
+            ),
+        )
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "answered within a NAS's patience"
+        );
     }
-    acct(&ebok, &attrs("Stop", "before", "u0", Some("10.6.0.1"), 1_764_000_200, "")).await;
+    acct(
+        &ebok,
+        &attrs("Stop", "before", "u0", Some("10.6.0.1"), 1_764_000_200, ""),
+    )
+    .await;
     assert!(ebok.running.ingest.spool.depth() >= 11);
     assert!(ebok.metric("ebok_radius_spooled_total").await >= 11.0);
 
     let _redis = OwnRedis::start(port).unwrap();
-    eventually("spool replayed", || async { ebok.running.ingest.spool.depth() == 0 }).await;
+    eventually("spool replayed", || async {
+        ebok.running.ingest.spool.depth() == 0
+    })
+    .await;
     for i in 2..12 {
-        let s = ebok.lookup(&format!("10.6.0.{i}")).await.expect("replayed Start is live");
+        let s = ebok
+            .lookup(&format!("10.6.0.{i}"))
+            .await
+            .expect("replayed Start is live");
         assert_eq!(s.session_id, format!("during-{i}"));
     }
-    assert!(ebok.lookup("10.6.0.1").await.is_none(), "replayed Stop applied in order");
+    assert!(
+        ebok.lookup("10.6.0.1").await.is_none(),
+        "replayed Stop applied in order"
+    );
     ebok.stop().await;
 }
 
@@ -159,7 +207,11 @@ async fn kill_9_loses_nothing_that_was_answered() {
     // Wait for the listener.
     let mut up = false;
     for _ in 0..100 {
-        if raw.exchange(&start_event(0, 1_764_000_000), Duration::from_millis(100)).await.is_some() {
+        if raw
+            .exchange(&start_event(0, 1_764_000_000), Duration::from_millis(100))
+            .await
+            .is_some()
+        {
             up = true;
             break;
         }
@@ -174,7 +226,9 @@ async fn kill_9_loses_nothing_that_was_answered() {
         let answered = answered.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 4096];
-            while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf)).await {
+            while let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf)).await
+            {
                 if n >= 20 && buf[0] == 5 {
                     answered.lock().unwrap().insert(buf[1]);
                 }
@@ -183,7 +237,9 @@ async fn kill_9_loses_nothing_that_was_answered() {
     };
     // Identifiers 1..=200 map to sessions k-1..k-200 (one request per identifier).
     for i in 1..=200u32 {
-        sock.send_to(&start_event(i, 1_764_000_000 + i), to).await.unwrap();
+        sock.send_to(&start_event(i, 1_764_000_000 + i), to)
+            .await
+            .unwrap();
         if i == 150 {
             let _ = child.kill(); // SIGKILL
         }
@@ -192,7 +248,11 @@ async fn kill_9_loses_nothing_that_was_answered() {
     let _ = child.wait();
     reader.await.unwrap();
     let answered: Vec<u8> = answered.lock().unwrap().iter().copied().collect();
-    assert!(answered.len() >= 50, "most requests before the kill were answered: {}", answered.len());
+    assert!(
+        answered.len() >= 50,
+        "most requests before the kill were answered: {}",
+        answered.len()
+    );
 
     // The store on disk, opened directly after the process is gone.
     let live = ebok::sessions::embedded::EmbeddedSessions::open(&dir.path().join("live.sqlite"))
@@ -207,7 +267,11 @@ async fn kill_9_loses_nothing_that_was_answered() {
     // And the binary comes back with them.
     let mut child = spawn();
     for _ in 0..100 {
-        if raw.exchange(&start_event(0, 1_764_000_000), Duration::from_millis(100)).await.is_some() {
+        if raw
+            .exchange(&start_event(0, 1_764_000_000), Duration::from_millis(100))
+            .await
+            .is_some()
+        {
             break;
         }
     }

@@ -168,7 +168,14 @@ pub async fn acct(ebok: &Ebok, attrs: &str) {
 }
 
 /// Accounting attributes for one event, as radclient reads them.
-pub fn attrs(status: &str, session: &str, user: &str, ip: Option<&str>, ts: i64, extra: &str) -> String {
+pub fn attrs(
+    status: &str,
+    session: &str,
+    user: &str,
+    ip: Option<&str>,
+    ts: i64,
+    extra: &str,
+) -> String {
     let mut a = format!(
         "Acct-Status-Type = {status}\nAcct-Session-Id = \"{session}\"\nUser-Name = \"{user}\"\n\
          NAS-IP-Address = 192.0.2.1\nEvent-Timestamp = {ts}\n\

@@ -2,6 +2,6 @@
 //! driven by FreeRADIUS's `radclient` and by raw UDP, against the embedded store and real
 //! Redis, with SQLite and real PostgreSQL history. One test binary for the whole crate.
 
+mod durability;
 mod harness;
 mod radius;
-mod durability;

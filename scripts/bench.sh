@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Benchmark of issue 2 (not a timed test), in one go:
+#   a) ebok with the embedded store, b) ebok with Redis, c) FreeRADIUS 3.2 (Debian package,
+#   accounting to its detail file only) — each under the same `ebok-bench load`, with the
+#   server's CPU time read from /proc; d) Redis memory per live session and embedded lookup
+#   latency at 1,000,000 sessions; e) a summary table and the ratios.
+#
+# Only loopback traffic. Environment knobs (defaults in brackets):
+#   SESSIONS [400000] sessions per load run (Start + INTERIMS Interim-Updates + Stop each)
+#   WINDOW [256] outstanding requests; DURATION [30] seconds per load run; INTERIMS [3]
+#   MEM_SESSIONS [1000000], LOOKUPS [200000]; SKIP_MEMORY=1 skips d)
+#   REDIS_URL [redis://127.0.0.1:6379/]; SKIP_EBOK=1 skips a) and b), SKIP_REDIS=1 b),
+#   SKIP_FREERADIUS=1 c)
+# Needs: cargo, redis-server running at REDIS_URL, redis-cli; installs `freeradius` with
+# apt-get when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SESSIONS=${SESSIONS:-400000}
+WINDOW=${WINDOW:-256}
+DURATION=${DURATION:-30}
+INTERIMS=${INTERIMS:-3}
+MEM_SESSIONS=${MEM_SESSIONS:-1000000}
+LOOKUPS=${LOOKUPS:-200000}
+SKIP_MEMORY=${SKIP_MEMORY:-0}
+SKIP_REDIS=${SKIP_REDIS:-0}
+SKIP_FREERADIUS=${SKIP_FREERADIUS:-0}
+SKIP_EBOK=${SKIP_EBOK:-0}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/}
+SECRET=bench-secret-7f3a
+
+tmp=$(mktemp -d /tmp/ebok-bench.XXXXXX)
+results=$tmp/results.txt
+: >"$results"
+server_pid=""
+redis_prefix=""
+
+stop_server() {
+    # Stop the server this script started (by its PID): TERM, then KILL after 30 s.
+    local pid=$1
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "  server $pid did not stop in 30 s; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+clean_redis_prefix() {
+    local prefix=$1
+    [ -n "$prefix" ] || return 0
+    redis-cli -u "$REDIS_URL" --scan --pattern "${prefix}*" |
+        xargs -r -n 1000 redis-cli -u "$REDIS_URL" unlink >/dev/null || true
+}
+
+cleanup() {
+    stop_server "$server_pid"
+    clean_redis_prefix "$redis_prefix"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+echo "== build"
+cargo build --release --bin ebok --bin ebok-bench
+BENCH=target/release/ebok-bench
+EBOK=target/release/ebok
+started=$(date +%s)
+
+load() { # name port pid
+    "$BENCH" load --target "127.0.0.1:$2" --secret "$SECRET" --sessions "$SESSIONS" \
+        --window "$WINDOW" --duration "$DURATION" --interims "$INTERIMS" \
+        --server-pid "$3" --name "$1" | tee -a "$results"
+}
+
+wait_udp_port() { # port pid: until something listens on 127.0.0.1:port (max 30 s)
+    for _ in $(seq 300); do
+        if ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+run_ebok() { # name store
+    local name=$1 store=$2 dir=$tmp/$1 port mport
+    port=$("$BENCH" free-port)
+    mport=$("$BENCH" free-port)
+    mkdir -p "$dir"
+    redis_prefix="ebok-bench-$$-$name:"
+    cat >"$dir/ebok.toml" <<EOF
+[radius]
+listen = ["127.0.0.1:$port"]
+
+[[nas]]
+name = "bench-nas"
+prefixes = ["127.0.0.1/32"]
+secret = "$SECRET"
+vendor = "mikrotik"
+
+[sessions]
+store = "$store"
+redis_url = "$REDIS_URL"
+redis_prefix = "$redis_prefix"
+
+[database]
+url = "sqlite://$dir/history.sqlite"
+
+[state]
+dir = "$dir/state"
+
+[metrics]
+listen = "127.0.0.1:$mport"
+
+[log]
+level = "warn"
+EOF
+    echo "== $name: $EBOK run --config $dir/ebok.toml (UDP 127.0.0.1:$port)"
+    "$EBOK" run --config "$dir/ebok.toml" >"$dir/ebok.log" 2>&1 &
+    server_pid=$!
+    if ! wait_udp_port "$port" "$server_pid"; then
+        cat "$dir/ebok.log" >&2
+        echo "ebok did not start" >&2
+        exit 1
+    fi
+    load "$name" "$port" "$server_pid"
+    stop_server "$server_pid"
+    server_pid=""
+    if [ -s "$dir/ebok.log" ]; then
+        echo "  ebok log (last lines):"
+        tail -n 5 "$dir/ebok.log" | sed 's/^/    /'
+    fi
+    if [ "$store" = redis ]; then
+        clean_redis_prefix "$redis_prefix"
+    fi
+    redis_prefix=""
+}
+
+run_freeradius() {
+    if ! command -v freeradius >/dev/null; then
+        echo "== installing freeradius"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq freeradius >/dev/null
+    fi
+    local rdb=$tmp/raddb port
+    port=$("$BENCH" free-port)
+    cp -r /etc/freeradius/3.0 "$rdb"
+    mkdir -p "$tmp/fr-log" "$tmp/fr-run"
+    # Run as root with logs, pid file and the detail files in the temp dir.
+    sed -i -e "s|^logdir = .*|logdir = $tmp/fr-log|" \
+        -e "s|^run_dir = .*|run_dir = $tmp/fr-run|" \
+        -e 's/^\(\s*\)\(user\|group\) = /\1#\2 = /' "$rdb/radiusd.conf"
+    cat >"$rdb/clients.conf" <<EOF
+client bench {
+	ipaddr = 127.0.0.1
+	secret = $SECRET
+}
+EOF
+    # The stock default site with one accounting listener on our port (SO_RCVBUF asked as
+    # large as ebok's radius.recv_buffer default, so neither loses datagrams to a small
+    # socket buffer) and an accounting section that writes the detail file only (no
+    # unix/radutmp/sql/exec).
+    rm -f "$rdb"/sites-enabled/*
+    awk -v port="$port" '
+        /^server default \{/ { print; print "listen {\n\ttype = acct\n\tipaddr = 127.0.0.1\n\tport = " port "\n\trecv_buff = 8388608\n}"; next }
+        /^listen \{/ { skip = 1; next }
+        /^accounting \{/ { print "accounting {\n\tdetail\n}"; skip = 1; next }
+        skip && /^\}/ { skip = 0; next }
+        !skip { print }
+    ' "$rdb/sites-available/default" >"$rdb/sites-enabled/default"
+    freeradius -C -d "$rdb" >"$tmp/fr-check.log" 2>&1 || {
+        cat "$tmp/fr-check.log" >&2
+        echo "freeradius -C failed" >&2
+        exit 1
+    }
+    echo "== freeradius: freeradius -f -d $rdb (UDP 127.0.0.1:$port, $(freeradius -v | head -n 1))"
+    freeradius -f -d "$rdb" >"$tmp/fr-stdout.log" 2>&1 &
+    server_pid=$!
+    if ! wait_udp_port "$port" "$server_pid"; then
+        cat "$tmp/fr-stdout.log" "$tmp/fr-log/radius.log" >&2 || true
+        echo "freeradius did not start" >&2
+        exit 1
+    fi
+    load freeradius "$port" "$server_pid"
+    stop_server "$server_pid"
+    server_pid=""
+    echo "  detail files: $(find "$tmp/fr-log/radacct" -type f | wc -l), $(du -sh "$tmp/fr-log/radacct" | cut -f1)"
+}
+
+if [ "$SKIP_EBOK" != 1 ]; then run_ebok ebok-embedded embedded; fi
+if [ "$SKIP_EBOK" != 1 ] && [ "$SKIP_REDIS" != 1 ]; then run_ebok ebok-redis redis; fi
+if [ "$SKIP_FREERADIUS" != 1 ]; then run_freeradius; fi
+if [ "$SKIP_MEMORY" != 1 ]; then
+    echo "== $BENCH redis-memory --url $REDIS_URL --sessions $MEM_SESSIONS"
+    "$BENCH" redis-memory --url "$REDIS_URL" --sessions "$MEM_SESSIONS" | tee -a "$results"
+    echo "== $BENCH embedded-lookup --sessions $MEM_SESSIONS --lookups $LOOKUPS"
+    "$BENCH" embedded-lookup --sessions "$MEM_SESSIONS" --lookups "$LOOKUPS" | tee -a "$results"
+fi
+
+# --- summary ---------------------------------------------------------------------------------
+field() { # name key → value from that run's RESULT line
+    grep "^RESULT name=$1 " "$results" | tr ' ' '\n' | sed -n "s/^$2=//p" | tail -n 1
+}
+echo
+echo "== summary ($(nproc) cores, $(uname -r), window $WINDOW, ${DURATION} s per load run, $((INTERIMS + 2)) events/session)"
+printf '%-15s %9s %9s %9s %9s %9s %12s\n' server 'pkts/s' 'p50 µs' 'p99 µs' 'max µs' timeouts 'CPU µs/pkt'
+for n in ebok-embedded ebok-redis freeradius; do
+    grep -q "^RESULT name=$n " "$results" || continue
+    printf '%-15s %9s %9s %9s %9s %9s %12s\n' "$n" "$(field $n pps)" "$(field $n p50_us)" \
+        "$(field $n p99_us)" "$(field $n max_us)" "$(field $n timeouts)" "$(field $n cpu_us_per_pkt)"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+if grep -q "^RESULT name=freeradius " "$results"; then
+    fr_pps=$(field freeradius pps)
+    fr_cpu=$(field freeradius cpu_us_per_pkt)
+    for n in ebok-embedded ebok-redis; do
+        grep -q "^RESULT name=$n " "$results" || continue
+        echo "$n / freeradius packets/s: $(ratio "$(field $n pps)" "$fr_pps")  (target ≥ 3)"
+        echo "freeradius / $n CPU per packet: $(ratio "$fr_cpu" "$(field $n cpu_us_per_pkt)")  (target ≥ 5)"
+    done
+fi
+if grep -q "^RESULT name=redis-memory " "$results"; then
+    echo "redis: $(field redis-memory bytes_per_session) bytes per live session at $(field redis-memory sessions) sessions (target ≤ 250; hash-max-listpack-value $(field redis-memory listpack_value))"
+fi
+if grep -q "^RESULT name=embedded-lookup " "$results"; then
+    echo "embedded lookup at $(field embedded-lookup sessions) sessions: p50 $(field embedded-lookup p50_us) µs, p99 $(field embedded-lookup p99_us) µs, max $(field embedded-lookup max_us) µs (target p99 ≤ 50)"
+fi
+echo "nproc: $(nproc); total $(($(date +%s) - started)) s after the build"
