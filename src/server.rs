@@ -151,6 +151,9 @@ pub async fn start(
         spool,
         Duration::from_millis(config.radius.store_timeout_ms),
     ));
+    if let Ok(n) = ingest.live.count().await {
+        metrics::gauge!("ebok_live_sessions").set(n as f64);
+    }
     let nas = NasTable::from_config(&config).map_err(anyhow::Error::msg)?;
     let ctx = Arc::new(RadiusContext {
         nas: RwLock::new(Arc::new(nas)),
