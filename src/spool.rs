@@ -110,35 +110,28 @@ impl Spool {
     /// Append one record; returns once it is on disk.
     pub async fn append(&self, record: &SpoolRecord) -> io::Result<()> {
         let payload = serde_json::to_vec(record).map_err(io::Error::other)?;
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Append(payload, tx))
-            .await
-            .map_err(|_| io::Error::other("spool writer stopped"))?;
-        rx.await
-            .map_err(|_| io::Error::other("spool writer stopped"))?
+        self.call(|tx| Cmd::Append(payload, tx)).await
     }
 
     /// Up to `max` records from the replay position, each with the offset just after it.
     pub async fn peek(&self, max: usize) -> io::Result<Vec<(SpoolRecord, u64)>> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Read(max, tx))
-            .await
-            .map_err(|_| io::Error::other("spool writer stopped"))?;
-        rx.await
-            .map_err(|_| io::Error::other("spool writer stopped"))?
+        self.call(|tx| Cmd::Read(max, tx)).await
     }
 
     /// Mark everything before `offset` (an offset returned by [`Spool::peek`]) replayed.
     pub async fn consumed(&self, offset: u64) -> io::Result<()> {
+        self.call(|tx| Cmd::Consumed(offset, tx)).await
+    }
+
+    /// Send one command to the writer thread and wait for its answer.
+    async fn call<T>(
+        &self,
+        cmd: impl FnOnce(oneshot::Sender<io::Result<T>>) -> Cmd,
+    ) -> io::Result<T> {
+        let stopped = || io::Error::other("spool writer stopped");
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Consumed(offset, tx))
-            .await
-            .map_err(|_| io::Error::other("spool writer stopped"))?;
-        rx.await
-            .map_err(|_| io::Error::other("spool writer stopped"))?
+        self.tx.send(cmd(tx)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }
 

@@ -278,3 +278,60 @@ async fn kill_9_loses_nothing_that_was_answered() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn history_database_down_is_spooled_and_replayed() {
+    // Embedded live map, PostgreSQL history; the history table goes away for a while.
+    let Some(pg) = ebok::testkit::FreshPg::create("history_database_down").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ebok = Ebok::start(config(dir.path(), &Backend::Embedded, Some(&pg.url))).await;
+    acct(
+        &ebok,
+        &attrs("Start", "h-1", "hanna", Some("10.7.0.1"), 1_764_000_000, ""),
+    )
+    .await;
+    let admin = match &ebok.running.ingest.db {
+        ebok::store::Db::Postgres(p) => p.clone(),
+        _ => unreachable!(),
+    };
+    sqlx::query("ALTER TABLE session_history RENAME TO session_history_away")
+        .execute(&admin)
+        .await
+        .unwrap();
+    // The Stop is answered: the live map took it, its history record went to the spool.
+    acct(
+        &ebok,
+        &attrs(
+            "Stop",
+            "h-1",
+            "hanna",
+            Some("10.7.0.1"),
+            1_764_000_300,
+            "Acct-Output-Octets = 42\n",
+        ),
+    )
+    .await;
+    assert!(ebok.lookup("10.7.0.1").await.is_none());
+    assert!(ebok.running.ingest.spool.depth() >= 1);
+    sqlx::query("ALTER TABLE session_history_away RENAME TO session_history")
+        .execute(&admin)
+        .await
+        .unwrap();
+    eventually("history replayed", || async {
+        ebok.running.ingest.spool.depth() == 0
+    })
+    .await;
+    let rows = ebok::store::history::held_at(
+        &ebok.running.ingest.db,
+        "10.7.0.1".parse().unwrap(),
+        time::OffsetDateTime::from_unix_timestamp(1_764_000_100).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].output_octets, 42);
+    ebok.stop().await;
+    pg.drop_db().await;
+}
