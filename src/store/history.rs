@@ -8,17 +8,8 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use super::Db;
+use crate::on_pool;
 use crate::sessions::Applied;
-
-/// Run the same body on whichever pool `db` holds.
-macro_rules! on_pool {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            Db::Sqlite($pool) => $body,
-            Db::Postgres($pool) => $body,
-        }
-    };
-}
 
 /// One closed session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

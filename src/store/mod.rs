@@ -11,6 +11,54 @@ use sqlx::{PgPool, SqlitePool};
 
 pub mod history;
 
+/// Run the same body on whichever pool a [`Db`] holds: `on_pool!(db, pool => body)`. The body
+/// is compiled once per backend, so one SQL text and one piece of code serve both.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Run the same body on whichever transaction a [`DbTx`] holds: `on_tx!(tx, conn => body)`,
+/// where `conn` is `&mut Transaction<…>` (use `&mut **conn` as the executor).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::store::DbTx::Sqlite($conn) => $body,
+            $crate::store::DbTx::Postgres($conn) => $body,
+        }
+    };
+}
+
+/// An open transaction on either backend.
+pub enum DbTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl DbTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            DbTx::Sqlite(t) => t.commit().await,
+            DbTx::Postgres(t) => t.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            DbTx::Sqlite(t) => t.rollback().await,
+            DbTx::Postgres(t) => t.rollback().await,
+        }
+    }
+}
+
 /// A connection pool to one of the two backends.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -50,6 +98,14 @@ impl Db {
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
             Ok(Db::Postgres(pool))
         }
+    }
+
+    /// Begin a transaction.
+    pub async fn begin(&self) -> Result<DbTx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(p) => DbTx::Sqlite(p.begin().await?),
+            Db::Postgres(p) => DbTx::Postgres(p.begin().await?),
+        })
     }
 
     /// Round trip to the database.
