@@ -79,6 +79,14 @@ struct LoadArgs {
     /// Add a Message-Authenticator to every request.
     #[arg(long)]
     message_authenticator: bool,
+    /// ebok's Prometheus endpoint (http://127.0.0.1:PORT/metrics): report how many answers
+    /// came from the spool and how deep it is.
+    #[arg(long)]
+    metrics: Option<String>,
+    /// With --metrics: after the run, wait up to this many seconds for the spool to drain,
+    /// and count the server's CPU until then too (the deferred work of spooled events).
+    #[arg(long, default_value_t = 0)]
+    settle: u64,
     /// How long to wait for the server to answer a first probe request.
     #[arg(long, default_value_t = 20)]
     ready_timeout: u64,
@@ -405,6 +413,10 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         sockets.push(s);
     }
 
+    let metrics0 = match &args.metrics {
+        Some(url) => Some(scrape(url).await?),
+        None => None,
+    };
     let kernel_drops0 = udp_rcvbuf_errors();
     let server_cpu0 = args.server_pid.map(proc_cpu_ticks).transpose()?;
     let self_cpu0 = proc_cpu_ticks(std::process::id())?;
@@ -524,6 +536,54 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         cpu_fields = format!(" server_cpu_s={server_s:.2} cpu_us_per_pkt={per_pkt:.1}");
     }
     println!("  load generator CPU {self_cpu_s:.2} s");
+    if let (Some(url), Some(m0)) = (&args.metrics, &metrics0) {
+        let m1 = scrape(url).await?;
+        let spooled =
+            metric(&m1, "ebok_radius_spooled_total") - metric(m0, "ebok_radius_spooled_total");
+        let depth = metric(&m1, "ebok_spool_depth");
+        let share = if all.answered > 0 {
+            spooled * 100.0 / all.answered as f64
+        } else {
+            0.0
+        };
+        println!(
+            "  ebok: {spooled:.0} answers ({share:.1}%) came after a spool append instead of the stores; spool depth at the end {depth:.0}"
+        );
+        cpu_fields.push_str(&format!(
+            " spooled={spooled:.0} spooled_pct={share:.1} spool_depth={depth:.0}"
+        ));
+        if args.settle > 0 && depth > 0.0 {
+            let settle_start = Instant::now();
+            let until = settle_start + Duration::from_secs(args.settle);
+            let mut left = depth;
+            while left > 0.0 && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                left = metric(&scrape(url).await?, "ebok_spool_depth");
+            }
+            let waited = settle_start.elapsed().as_secs_f64();
+            let replayed = depth - left;
+            print!(
+                "  spool replay: {replayed:.0} events in {waited:.1} s ({:.0}/s), {left:.0} left",
+                replayed / waited.max(1e-6)
+            );
+            cpu_fields.push_str(&format!(
+                " replay_per_s={:.0} spool_left={left:.0}",
+                replayed / waited.max(1e-6)
+            ));
+            if let (Some(pid), Some(a)) = (args.server_pid, server_cpu0) {
+                let total_s = (proc_cpu_ticks(pid)? - a) as f64 / tck;
+                let per = total_s * 1e6 / all.answered.max(1) as f64;
+                let bound = if left > 0.0 {
+                    " (lower bound: spool not empty)"
+                } else {
+                    ""
+                };
+                print!("; server CPU incl. replay {total_s:.2} s → {per:.1} µs/packet{bound}");
+                cpu_fields.push_str(&format!(" cpu_us_per_pkt_incl_replay={per:.1}"));
+            }
+            println!();
+        }
+    }
     println!(
         "RESULT name={} pps={pps:.0} answered={} p50_us={p50} p99_us={p99} max_us={max} timeouts={} lost={} unfinished={}{cpu_fields} bench_cpu_s={self_cpu_s:.2} kernel_drops={kernel_drops} window={} duration_s={window_s:.1}",
         args.name, all.answered, all.retransmits, all.lost, all.unfinished, args.window
@@ -776,6 +836,44 @@ fn proc_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let utime: u64 = fields.get(11).context("no utime")?.parse()?;
     let stime: u64 = fields.get(12).context("no stime")?.parse()?;
     Ok(utime + stime)
+}
+
+/// GET a Prometheus text page (plain HTTP/1.0, loopback) → metric name → sum over labels.
+async fn scrape(url: &str) -> anyhow::Result<std::collections::HashMap<String, f64>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .context("--metrics must be an http:// URL")?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(host).await?;
+        stream
+            .write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await?;
+        let mut body = Vec::new();
+        stream.read_to_end(&mut body).await?;
+        Ok::<_, std::io::Error>(body)
+    };
+    let body = tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .context("metrics endpoint timed out")?
+        .with_context(|| format!("fetching {url}"))?;
+    let text = String::from_utf8_lossy(&body);
+    let mut out = std::collections::HashMap::new();
+    for line in text.lines().filter(|l| l.starts_with("ebok_")) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let name = series.split('{').next().unwrap_or(series);
+        if let Ok(v) = value.parse::<f64>() {
+            *out.entry(name.to_owned()).or_insert(0.0) += v;
+        }
+    }
+    Ok(out)
+}
+
+fn metric(m: &std::collections::HashMap<String, f64>, name: &str) -> f64 {
+    m.get(name).copied().unwrap_or(0.0)
 }
 
 /// Udp RcvbufErrors of the whole host (/proc/net/snmp): datagrams the kernel dropped because

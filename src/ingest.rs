@@ -14,6 +14,34 @@ use crate::sessions::{Applied, LiveSessions, StoreError};
 use crate::spool::{Spool, SpoolRecord};
 use crate::store::{history, Db};
 
+/// Records read from the spool per replay round.
+const REPLAY_BATCH: usize = 4096;
+/// Sessions replayed concurrently.
+const REPLAY_LANES: usize = 128;
+
+/// Records replayed alone, in order: NAS-wide events and history records (whose daily
+/// traffic must be added exactly once).
+fn is_barrier(record: &SpoolRecord) -> bool {
+    match record {
+        SpoolRecord::Event { event, .. } => matches!(
+            event.status,
+            crate::radius::event::StatusType::AccountingOn
+                | crate::radius::event::StatusType::AccountingOff
+        ),
+        SpoolRecord::History(_) => true,
+    }
+}
+
+/// Lane of a session key (FNV-1a).
+fn lane_of(nas: &str, session_id: &str) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in nas.bytes().chain([0]).chain(session_id.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h as usize
+}
+
 /// Wall-clock time that follows tokio's clock, so tests with paused time see expiry move.
 /// In production tokio's clock is the real one and this is plain `now_utc()`.
 #[derive(Debug, Clone, Copy)]
@@ -147,42 +175,99 @@ impl Ingest {
         result
     }
 
-    /// Replay spooled records in order until the spool is empty or a store fails.
-    /// Returns the number of records replayed.
+    /// Replay spooled records until the spool is empty or a store fails. Returns the number
+    /// of records replayed.
+    ///
+    /// Events of different sessions are independent, so a run of events is replayed in
+    /// parallel lanes (one lane per session key, sequential within it) and the stores' group
+    /// commit batches them. Accounting-On/Off and history records are barriers, replayed alone
+    /// in spool order. The replay position only moves past a prefix of records that all
+    /// succeeded; an event replayed twice after a failure is recognised as stale.
     pub async fn replay(&self) -> io::Result<usize> {
         let mut done = 0;
         loop {
-            let batch = self.spool.peek(256).await?;
+            let batch = self.spool.peek(REPLAY_BATCH).await?;
             if batch.is_empty() {
                 return Ok(done);
             }
-            let mut last_ok = None;
-            for (record, offset) in batch {
-                let ok = match record {
-                    SpoolRecord::Event { event, expires_at } => {
-                        match self.apply(&event, expires_at).await {
-                            Ok(applied) => {
-                                if self.write_history(&applied).await.is_err() {
-                                    self.spool.append(&SpoolRecord::History(applied)).await?;
-                                }
-                                true
-                            }
-                            Err(_) => false,
-                        }
-                    }
-                    SpoolRecord::History(applied) => self.write_history(&applied).await.is_ok(),
+            let mut ok_until = None;
+            let mut start = 0;
+            while start < batch.len() {
+                let end = if is_barrier(&batch[start].0) {
+                    start + 1
+                } else {
+                    (start..batch.len())
+                        .find(|&i| is_barrier(&batch[i].0))
+                        .unwrap_or(batch.len())
                 };
-                if !ok {
+                let ok = self.replay_run(&batch[start..end]).await?;
+                done += ok;
+                if ok > 0 {
+                    ok_until = Some(batch[start + ok - 1].1);
+                }
+                if ok < end - start {
                     break;
                 }
-                last_ok = Some(offset);
-                done += 1;
+                start = end;
             }
-            match last_ok {
-                Some(offset) => self.spool.consumed(offset).await?,
-                None => return Ok(done),
+            let complete = start >= batch.len();
+            if let Some(offset) = ok_until {
+                self.spool.consumed(offset).await?;
+            }
+            if !complete {
+                return Ok(done);
             }
         }
+    }
+
+    /// Replay a run of records; returns how many leading records all succeeded.
+    async fn replay_run(&self, run: &[(SpoolRecord, u64)]) -> io::Result<usize> {
+        let mut lanes: Vec<Vec<usize>> = vec![Vec::new(); REPLAY_LANES.min(run.len())];
+        for (i, (record, _)) in run.iter().enumerate() {
+            let lane = match record {
+                SpoolRecord::Event { event, .. } => {
+                    lane_of(&event.nas, &event.session_id) % lanes.len()
+                }
+                SpoolRecord::History(_) => 0,
+            };
+            lanes[lane].push(i);
+        }
+        let results = futures_util::future::join_all(lanes.into_iter().map(|lane| async move {
+            let mut out = Vec::with_capacity(lane.len());
+            for i in lane {
+                let ok = self.replay_one(&run[i].0).await;
+                let failed = !matches!(ok, Ok(true));
+                out.push((i, ok));
+                if failed {
+                    break; // later events of this session wait for the next attempt
+                }
+            }
+            out
+        }))
+        .await;
+        let mut ok = vec![false; run.len()];
+        for (i, r) in results.into_iter().flatten() {
+            ok[i] = r?;
+        }
+        Ok(ok.iter().take_while(|v| **v).count())
+    }
+
+    /// Replay one record: `Ok(false)` when a store is still unavailable.
+    async fn replay_one(&self, record: &SpoolRecord) -> io::Result<bool> {
+        Ok(match record {
+            SpoolRecord::Event { event, expires_at } => {
+                match self.apply(event, *expires_at).await {
+                    Ok(applied) => {
+                        if self.write_history(&applied).await.is_err() {
+                            self.spool.append(&SpoolRecord::History(applied)).await?;
+                        }
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            SpoolRecord::History(applied) => self.write_history(applied).await.is_ok(),
+        })
     }
 
     /// Background task: replay whenever something is spooled, retrying every second.

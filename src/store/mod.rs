@@ -9,7 +9,17 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub mod audit;
+pub mod billing;
+pub mod content;
 pub mod history;
+pub mod money;
+pub mod panel;
+pub mod repo;
+pub mod subscribers;
+#[cfg(test)]
+mod tests;
+pub mod validate;
 
 /// Run the same body on whichever pool a [`Db`] holds: `on_pool!(db, pool => body)`. The body
 /// is compiled once per backend, so one SQL text and one piece of code serve both.

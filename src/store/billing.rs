@@ -1,0 +1,651 @@
+//! Invoices (with lines) and payments imported from the billing system, and what the panel
+//! shows of them: lists, one invoice checked against its owner, the balance and a ledger
+//! with a running balance.
+
+use serde::Deserialize;
+use time::{Date, OffsetDateTime};
+
+use super::money::{Money, Quantity, VatRate};
+use super::repo::{
+    insert_sql, iso_date, now, parent_id, select_list, text_enum, upsert_steps, Cols, Entity, Page,
+    Paged, RowGet, StoreError, UniqueField, Upserted, Val,
+};
+use super::{Db, DbTx};
+use crate::{on_pool, on_tx};
+
+text_enum! {
+    pub enum InvoiceStatus {
+        Issued = "issued",
+        Paid = "paid",
+        Overdue = "overdue",
+        /// Not owed; left out of the balance.
+        Cancelled = "cancelled",
+    }
+}
+
+/// One line of an invoice (as imported and as stored).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct InvoiceLine {
+    /// 1, 2, … — unique within the invoice.
+    pub position: u32,
+    pub name: String,
+    /// `szt.`, `usł.`, `mies.` …
+    pub unit: String,
+    pub quantity: Quantity,
+    pub unit_net: Money,
+    pub net: Money,
+    pub vat_rate: VatRate,
+    pub vat: Money,
+    pub gross: Money,
+}
+
+/// An invoice as the billing system sends it, with all its lines.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct InvoiceRecord {
+    pub ext_id: String,
+    pub subscriber_ext_id: String,
+    pub number: String,
+    #[serde(with = "iso_date")]
+    pub issued_on: Date,
+    #[serde(with = "iso_date")]
+    pub sold_on: Date,
+    #[serde(with = "iso_date")]
+    pub due_on: Date,
+    pub net: Money,
+    pub vat: Money,
+    pub gross: Money,
+    pub status: InvoiceStatus,
+    /// Number given by KSeF, the national e-invoice system, when the invoice went there.
+    pub ksef_number: Option<String>,
+    pub lines: Vec<InvoiceLine>,
+}
+
+impl InvoiceRecord {
+    /// Every line's net + VAT = gross (and no VAT at 0%/zw/np); the totals are the sums of
+    /// the lines; positions are unique; at least one line.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if self.ext_id.trim().is_empty() {
+            return Err(StoreError::invalid("ext_id", "must not be empty"));
+        }
+        if self.number.trim().is_empty() {
+            return Err(StoreError::invalid("number", "must not be empty"));
+        }
+        if self.lines.is_empty() {
+            return Err(StoreError::invalid(
+                "lines",
+                "an invoice needs at least one line",
+            ));
+        }
+        let mut positions: Vec<u32> = self.lines.iter().map(|l| l.position).collect();
+        positions.sort_unstable();
+        if let Some(w) = positions.windows(2).find(|w| w[0] == w[1]) {
+            return Err(StoreError::invalid(
+                "lines",
+                format!("position {} appears twice", w[0]),
+            ));
+        }
+        let mismatch = |what: String, stated: Money, computed: Money| {
+            Err(StoreError::InvoiceTotals {
+                number: self.number.clone(),
+                what,
+                stated,
+                computed,
+            })
+        };
+        for l in &self.lines {
+            if l.net + l.vat != l.gross {
+                return mismatch(format!("line {} gross", l.position), l.gross, l.net + l.vat);
+            }
+            if l.vat_rate.percent() == 0 && !l.vat.is_zero() {
+                return mismatch(
+                    format!("line {} VAT at {}", l.position, l.vat_rate),
+                    l.vat,
+                    Money::ZERO,
+                );
+            }
+        }
+        let sum = |f: fn(&InvoiceLine) -> Money| self.lines.iter().map(f).sum::<Money>();
+        let (net, vat, gross) = (sum(|l| l.net), sum(|l| l.vat), sum(|l| l.gross));
+        if self.net != net {
+            return mismatch("net total".into(), self.net, net);
+        }
+        if self.vat != vat {
+            return mismatch("VAT total".into(), self.vat, vat);
+        }
+        if self.gross != gross {
+            return mismatch("gross total".into(), self.gross, gross);
+        }
+        Ok(())
+    }
+}
+
+/// A stored invoice (its lines come with [`invoice_for`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invoice {
+    pub id: i64,
+    pub ext_id: String,
+    pub subscriber_id: i64,
+    pub number: String,
+    pub issued_on: Date,
+    pub sold_on: Date,
+    pub due_on: Date,
+    pub net: Money,
+    pub vat: Money,
+    pub gross: Money,
+    pub status: InvoiceStatus,
+    pub ksef_number: Option<String>,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Invoice {
+    pub fn to_record(&self, subscriber_ext_id: String, lines: Vec<InvoiceLine>) -> InvoiceRecord {
+        InvoiceRecord {
+            ext_id: self.ext_id.clone(),
+            subscriber_ext_id,
+            number: self.number.clone(),
+            issued_on: self.issued_on,
+            sold_on: self.sold_on,
+            due_on: self.due_on,
+            net: self.net,
+            vat: self.vat,
+            gross: self.gross,
+            status: self.status,
+            ksef_number: self.ksef_number.clone(),
+            lines,
+        }
+    }
+}
+
+/// Totals for one VAT rate, as an invoice lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VatTotal {
+    pub rate: VatRate,
+    pub net: Money,
+    pub vat: Money,
+    pub gross: Money,
+}
+
+/// Sum the lines per VAT rate, in the order 23, 8, 5, 0, zw, np.
+pub fn vat_totals(lines: &[InvoiceLine]) -> Vec<VatTotal> {
+    VatRate::ALL
+        .iter()
+        .filter_map(|&rate| {
+            let of_rate: Vec<&InvoiceLine> = lines.iter().filter(|l| l.vat_rate == rate).collect();
+            (!of_rate.is_empty()).then(|| VatTotal {
+                rate,
+                net: of_rate.iter().map(|l| l.net).sum(),
+                vat: of_rate.iter().map(|l| l.vat).sum(),
+                gross: of_rate.iter().map(|l| l.gross).sum(),
+            })
+        })
+        .collect()
+}
+
+const INVOICE_COLS: &[&str] = &[
+    "id",
+    "ext_id",
+    "subscriber_id",
+    "number",
+    "issued_on",
+    "sold_on",
+    "due_on",
+    "net",
+    "vat",
+    "gross",
+    "status",
+    "ksef_number",
+    "updated_at",
+];
+
+const LINE_COLS: &[&str] = &[
+    "position",
+    "name",
+    "unit",
+    "quantity_milli",
+    "unit_net",
+    "net",
+    "vat_rate",
+    "vat",
+    "gross",
+];
+
+fn read_invoice<R: RowGet>(c: &Cols<'_, R>) -> Result<Invoice, sqlx::Error> {
+    Ok(Invoice {
+        id: c.i64("id")?,
+        ext_id: c.text("ext_id")?,
+        subscriber_id: c.i64("subscriber_id")?,
+        number: c.text("number")?,
+        issued_on: c.date("issued_on")?,
+        sold_on: c.date("sold_on")?,
+        due_on: c.date("due_on")?,
+        net: c.money("net")?,
+        vat: c.money("vat")?,
+        gross: c.money("gross")?,
+        status: c.parse("status")?,
+        ksef_number: c.opt_text("ksef_number")?,
+        updated_at: c.ts("updated_at")?,
+    })
+}
+
+fn read_line<R: RowGet>(c: &Cols<'_, R>) -> Result<InvoiceLine, sqlx::Error> {
+    Ok(InvoiceLine {
+        position: c.u32("position")?,
+        name: c.text("name")?,
+        unit: c.text("unit")?,
+        quantity: Quantity::from_milli(c.i64("quantity_milli")?),
+        unit_net: c.money("unit_net")?,
+        net: c.money("net")?,
+        vat_rate: c.parse("vat_rate")?,
+        vat: c.money("vat")?,
+        gross: c.money("gross")?,
+    })
+}
+
+fn line_vals(invoice_id: i64, l: &InvoiceLine) -> Vec<(&'static str, Val)> {
+    vec![
+        ("invoice_id", Val::from(invoice_id)),
+        ("position", Val::from(i64::from(l.position))),
+        ("name", Val::from(&l.name)),
+        ("unit", Val::from(&l.unit)),
+        ("quantity_milli", Val::from(l.quantity.milli())),
+        ("unit_net", Val::from(l.unit_net)),
+        ("net", Val::from(l.net)),
+        ("vat_rate", Val::from(l.vat_rate.as_str())),
+        ("vat", Val::from(l.vat)),
+        ("gross", Val::from(l.gross)),
+    ]
+}
+
+fn lines_sql() -> String {
+    format!(
+        "SELECT {} FROM invoice_lines l WHERE l.invoice_id = $1 ORDER BY l.position",
+        select_list("l", "", LINE_COLS)
+    )
+}
+
+/// Insert or update an invoice by `ext_id` together with its lines (which replace the stored
+/// ones). The totals must equal the sums of the lines ([`StoreError::InvoiceTotals`]); the
+/// subscriber is named by its `ext_id`.
+pub async fn upsert_invoice(tx: &mut DbTx, rec: &InvoiceRecord) -> Result<Upserted, StoreError> {
+    rec.check()?;
+    let mut canonical = rec.clone();
+    canonical.lines.sort_by_key(|l| l.position);
+    let select = format!(
+        "SELECT {}, p.ext_id AS parent_ext_id FROM invoices i \
+         JOIN subscribers p ON p.id = i.subscriber_id WHERE i.ext_id = $1",
+        select_list("i", "", INVOICE_COLS)
+    );
+    let select_lines = lines_sql();
+    let uniques = [
+        (UniqueField::InvoiceNumber, rec.number.as_str()),
+        (UniqueField::ExtId(Entity::Invoice), rec.ext_id.as_str()),
+    ];
+    let outcome = on_tx!(tx, conn => {
+        let subscriber_id = parent_id!(conn, Entity::Subscriber, &rec.subscriber_ext_id);
+        let vals = vec![
+            ("ext_id", Val::from(&rec.ext_id)),
+            ("subscriber_id", Val::from(subscriber_id)),
+            ("number", Val::from(&rec.number)),
+            ("issued_on", Val::from(rec.issued_on)),
+            ("sold_on", Val::from(rec.sold_on)),
+            ("due_on", Val::from(rec.due_on)),
+            ("net", Val::from(rec.net)),
+            ("vat", Val::from(rec.vat)),
+            ("gross", Val::from(rec.gross)),
+            ("status", Val::from(rec.status.as_str())),
+            ("ksef_number", Val::from(&rec.ksef_number)),
+            ("updated_at", Val::from(now())),
+        ];
+        let (outcome, id) = upsert_steps!(conn, "invoices", &canonical, vals, &uniques, {
+            match sqlx::query(&select).bind(&rec.ext_id).fetch_optional(&mut **conn).await? {
+                None => None,
+                Some(r) => {
+                    let c = Cols::new(&r);
+                    let stored = read_invoice(&c)?;
+                    let lines = sqlx::query(&select_lines)
+                        .bind(stored.id)
+                        .fetch_all(&mut **conn)
+                        .await?
+                        .iter()
+                        .map(|r| read_line(&Cols::new(r)))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Some((stored.id, stored.to_record(c.text("parent_ext_id")?, lines)))
+                }
+            }
+        });
+        if outcome != Upserted::Unchanged {
+            sqlx::query("DELETE FROM invoice_lines WHERE invoice_id = $1")
+                .bind(id)
+                .execute(&mut **conn)
+                .await?;
+            for line in &canonical.lines {
+                let vals = line_vals(id, line);
+                let sql = insert_sql("invoice_lines", &vals);
+                super::repo::bind_vals(sqlx::query(&sql), &vals)
+                    .execute(&mut **conn)
+                    .await?;
+            }
+        }
+        outcome
+    });
+    Ok(outcome)
+}
+
+/// A subscriber's invoices, newest first (by issue date).
+pub async fn invoices_of(
+    db: &Db,
+    subscriber_id: i64,
+    page: Page,
+) -> Result<Paged<Invoice>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM invoices i WHERE i.subscriber_id = $1 \
+         ORDER BY i.issued_on DESC, i.id DESC LIMIT $2 OFFSET $3",
+        select_list("i", "", INVOICE_COLS)
+    );
+    let count = "SELECT COUNT(*) AS n FROM invoices WHERE subscriber_id = $1";
+    let (total, items) = on_pool!(db, pool => {
+        let total = Cols::new(&sqlx::query(count).bind(subscriber_id).fetch_one(pool).await?)
+            .i64("n")?;
+        let items = sqlx::query(&sql)
+            .bind(subscriber_id)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| read_invoice(&Cols::new(r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        (total, items)
+    });
+    Ok(Paged {
+        items,
+        total: total as u64,
+        page,
+    })
+}
+
+/// One invoice with its lines, only if it belongs to `subscriber_id` (another subscriber's
+/// invoice id gives `None`, exactly like a missing one).
+pub async fn invoice_for(
+    db: &Db,
+    subscriber_id: i64,
+    invoice_id: i64,
+) -> Result<Option<(Invoice, Vec<InvoiceLine>)>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM invoices i WHERE i.id = $1 AND i.subscriber_id = $2",
+        select_list("i", "", INVOICE_COLS)
+    );
+    let lines = lines_sql();
+    Ok(on_pool!(db, pool => {
+        match sqlx::query(&sql)
+            .bind(invoice_id)
+            .bind(subscriber_id)
+            .fetch_optional(pool)
+            .await?
+        {
+            None => None,
+            Some(r) => {
+                let invoice = read_invoice(&Cols::new(&r))?;
+                let lines = sqlx::query(&lines)
+                    .bind(invoice.id)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|r| read_line(&Cols::new(r)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some((invoice, lines))
+            }
+        }
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payments
+// ---------------------------------------------------------------------------------------------
+
+/// A payment as the billing system sends it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PaymentRecord {
+    pub ext_id: String,
+    pub subscriber_ext_id: String,
+    #[serde(with = "iso_date")]
+    pub paid_on: Date,
+    pub amount: Money,
+    pub title: String,
+    /// As the billing system words it: `przelew`, `gotówka`, `karta` …
+    pub method: String,
+}
+
+/// A stored payment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Payment {
+    pub id: i64,
+    pub ext_id: String,
+    pub subscriber_id: i64,
+    pub paid_on: Date,
+    pub amount: Money,
+    pub title: String,
+    pub method: String,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Payment {
+    pub fn to_record(&self, subscriber_ext_id: String) -> PaymentRecord {
+        PaymentRecord {
+            ext_id: self.ext_id.clone(),
+            subscriber_ext_id,
+            paid_on: self.paid_on,
+            amount: self.amount,
+            title: self.title.clone(),
+            method: self.method.clone(),
+        }
+    }
+}
+
+const PAYMENT_COLS: &[&str] = &[
+    "id",
+    "ext_id",
+    "subscriber_id",
+    "paid_on",
+    "amount",
+    "title",
+    "method",
+    "updated_at",
+];
+
+fn read_payment<R: RowGet>(c: &Cols<'_, R>) -> Result<Payment, sqlx::Error> {
+    Ok(Payment {
+        id: c.i64("id")?,
+        ext_id: c.text("ext_id")?,
+        subscriber_id: c.i64("subscriber_id")?,
+        paid_on: c.date("paid_on")?,
+        amount: c.money("amount")?,
+        title: c.text("title")?,
+        method: c.text("method")?,
+        updated_at: c.ts("updated_at")?,
+    })
+}
+
+/// Insert or update a payment by `ext_id`; the subscriber is named by its `ext_id`.
+pub async fn upsert_payment(tx: &mut DbTx, rec: &PaymentRecord) -> Result<Upserted, StoreError> {
+    if rec.ext_id.trim().is_empty() {
+        return Err(StoreError::invalid("ext_id", "must not be empty"));
+    }
+    let select = format!(
+        "SELECT {}, p.ext_id AS parent_ext_id FROM payments y \
+         JOIN subscribers p ON p.id = y.subscriber_id WHERE y.ext_id = $1",
+        select_list("y", "", PAYMENT_COLS)
+    );
+    let uniques = [(UniqueField::ExtId(Entity::Payment), rec.ext_id.as_str())];
+    let (outcome, _) = on_tx!(tx, conn => {
+        let subscriber_id = parent_id!(conn, Entity::Subscriber, &rec.subscriber_ext_id);
+        let vals = vec![
+            ("ext_id", Val::from(&rec.ext_id)),
+            ("subscriber_id", Val::from(subscriber_id)),
+            ("paid_on", Val::from(rec.paid_on)),
+            ("amount", Val::from(rec.amount)),
+            ("title", Val::from(&rec.title)),
+            ("method", Val::from(&rec.method)),
+            ("updated_at", Val::from(now())),
+        ];
+        upsert_steps!(conn, "payments", rec, vals, &uniques, {
+            match sqlx::query(&select).bind(&rec.ext_id).fetch_optional(&mut **conn).await? {
+                None => None,
+                Some(r) => {
+                    let c = Cols::new(&r);
+                    let stored = read_payment(&c)?;
+                    Some((stored.id, stored.to_record(c.text("parent_ext_id")?)))
+                }
+            }
+        })
+    });
+    Ok(outcome)
+}
+
+/// A subscriber's payments, newest first.
+pub async fn payments_of(
+    db: &Db,
+    subscriber_id: i64,
+    page: Page,
+) -> Result<Paged<Payment>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM payments y WHERE y.subscriber_id = $1 \
+         ORDER BY y.paid_on DESC, y.id DESC LIMIT $2 OFFSET $3",
+        select_list("y", "", PAYMENT_COLS)
+    );
+    let count = "SELECT COUNT(*) AS n FROM payments WHERE subscriber_id = $1";
+    let (total, items) = on_pool!(db, pool => {
+        let total = Cols::new(&sqlx::query(count).bind(subscriber_id).fetch_one(pool).await?)
+            .i64("n")?;
+        let items = sqlx::query(&sql)
+            .bind(subscriber_id)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| read_payment(&Cols::new(r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        (total, items)
+    });
+    Ok(Paged {
+        items,
+        total: total as u64,
+        page,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Balance
+// ---------------------------------------------------------------------------------------------
+
+/// Payments minus the gross of all invoices that are not cancelled: negative = owes money,
+/// positive = overpaid.
+pub async fn balance(db: &Db, subscriber_id: i64) -> Result<Money, StoreError> {
+    // SUM of BIGINT is NUMERIC in PostgreSQL: cast back.
+    let sql = "SELECT CAST(\
+               COALESCE((SELECT SUM(amount) FROM payments WHERE subscriber_id = $1), 0) - \
+               COALESCE((SELECT SUM(gross) FROM invoices \
+                         WHERE subscriber_id = $1 AND status <> 'cancelled'), 0) \
+               AS BIGINT) AS balance";
+    let v = on_pool!(db, pool => Cols::new(
+        &sqlx::query(sql).bind(subscriber_id).fetch_one(pool).await?
+    )
+    .i64("balance")?);
+    Ok(Money::from_grosze(v))
+}
+
+/// What a ledger line is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LedgerItem {
+    Invoice {
+        id: i64,
+        number: String,
+        due_on: Date,
+    },
+    Payment {
+        id: i64,
+        title: String,
+    },
+}
+
+/// One line of a subscriber's account history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// Issue date of an invoice, date of a payment.
+    pub date: Date,
+    pub item: LedgerItem,
+    /// −gross for an invoice, +amount for a payment.
+    pub amount: Money,
+    /// The balance after this line.
+    pub balance: Money,
+}
+
+/// Invoices (not cancelled) and payments in date order (on one day invoices first), each
+/// with the running balance; the last entry's balance equals [`balance`].
+pub async fn ledger(db: &Db, subscriber_id: i64) -> Result<Vec<LedgerEntry>, StoreError> {
+    let inv_sql = format!(
+        "SELECT {} FROM invoices i WHERE i.subscriber_id = $1 AND i.status <> 'cancelled'",
+        select_list("i", "", INVOICE_COLS)
+    );
+    let pay_sql = format!(
+        "SELECT {} FROM payments y WHERE y.subscriber_id = $1",
+        select_list("y", "", PAYMENT_COLS)
+    );
+    let (invoices, payments) = on_pool!(db, pool => {
+        let invoices = sqlx::query(&inv_sql)
+            .bind(subscriber_id)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| read_invoice(&Cols::new(r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let payments = sqlx::query(&pay_sql)
+            .bind(subscriber_id)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| read_payment(&Cols::new(r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        (invoices, payments)
+    });
+    // (date, 0 = invoice / 1 = payment, id) orders the lines.
+    let mut lines: Vec<((Date, u8, i64), LedgerItem, Money)> = invoices
+        .into_iter()
+        .map(|i| {
+            (
+                (i.issued_on, 0, i.id),
+                LedgerItem::Invoice {
+                    id: i.id,
+                    number: i.number,
+                    due_on: i.due_on,
+                },
+                -i.gross,
+            )
+        })
+        .chain(payments.into_iter().map(|p| {
+            (
+                (p.paid_on, 1, p.id),
+                LedgerItem::Payment {
+                    id: p.id,
+                    title: p.title,
+                },
+                p.amount,
+            )
+        }))
+        .collect();
+    lines.sort_by_key(|(k, _, _)| *k);
+    let mut running = Money::ZERO;
+    Ok(lines
+        .into_iter()
+        .map(|((date, _, _), item, amount)| {
+            running += amount;
+            LedgerEntry {
+                date,
+                item,
+                amount,
+                balance: running,
+            }
+        })
+        .collect())
+}

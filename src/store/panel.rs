@@ -1,0 +1,553 @@
+//! What the panel itself records about a subscriber: e-invoice consents, the panel account
+//! (login, argon2 hash, e-mail), and tickets to the customer office (BOK) with their
+//! messages.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use time::OffsetDateTime;
+
+use super::repo::{
+    ensure_exists, now, select_list, text_enum, Cols, Entity, RowGet, StoreError, UniqueField,
+};
+use super::{Db, DbTx};
+use crate::{on_pool, on_tx};
+
+/// Run an INSERT … RETURNING id on a transaction and give the id.
+macro_rules! insert_returning_id {
+    ($conn:ident, $sql:expr, $($v:expr),+ $(,)?) => {{
+        let q = sqlx::query($sql)$(.bind($v))+;
+        Cols::new(&q.fetch_one(&mut **$conn).await?).i64("id")?
+    }};
+}
+
+/// Run an UPDATE on a transaction; [`StoreError::NotFound`] when no row matched.
+macro_rules! update_one {
+    ($conn:ident, $kind:expr, $id:expr, $sql:expr, $($v:expr),+ $(,)?) => {{
+        let done = sqlx::query($sql)$(.bind($v))+.execute(&mut **$conn).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: $kind, id: $id });
+        }
+    }};
+}
+
+fn ip_text(ip: Option<IpAddr>) -> Option<String> {
+    ip.map(|ip| ip.to_string())
+}
+
+fn parse_ip<R: RowGet>(c: &Cols<'_, R>, col: &str) -> Result<Option<IpAddr>, sqlx::Error> {
+    c.opt_parse(col)
+}
+
+// ---------------------------------------------------------------------------------------------
+// E-invoice consents
+// ---------------------------------------------------------------------------------------------
+
+/// One recorded decision about electronic invoices: given or revoked, when, from where, and
+/// which consent wording was shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consent {
+    pub id: i64,
+    pub subscriber_id: i64,
+    pub given: bool,
+    pub at: OffsetDateTime,
+    pub ip: Option<IpAddr>,
+    pub text_version: String,
+}
+
+const CONSENT_COLS: &[&str] = &["id", "subscriber_id", "given", "at", "ip", "text_version"];
+
+fn read_consent<R: RowGet>(c: &Cols<'_, R>) -> Result<Consent, sqlx::Error> {
+    Ok(Consent {
+        id: c.i64("id")?,
+        subscriber_id: c.i64("subscriber_id")?,
+        given: c.boolean("given")?,
+        at: c.ts("at")?,
+        ip: parse_ip(c, "ip")?,
+        text_version: c.text("text_version")?,
+    })
+}
+
+/// Record that a subscriber gave (`given = true`) or revoked e-invoice consent now. Records
+/// are only appended: the history is the evidence.
+pub async fn record_consent(
+    tx: &mut DbTx,
+    subscriber_id: i64,
+    given: bool,
+    ip: Option<IpAddr>,
+    text_version: &str,
+) -> Result<i64, StoreError> {
+    let sql = "INSERT INTO einvoice_consents (subscriber_id, given, at, ip, text_version) \
+               VALUES ($1, $2, $3, $4, $5) RETURNING id";
+    let at = now().unix_timestamp();
+    Ok(on_tx!(tx, conn => {
+        ensure_exists!(conn, Entity::Subscriber, subscriber_id);
+        insert_returning_id!(conn, sql, subscriber_id, given, at, ip_text(ip), text_version)
+    }))
+}
+
+/// The latest consent record of a subscriber (`None`: never asked; `given == false`:
+/// revoked or refused).
+pub async fn current_consent(db: &Db, subscriber_id: i64) -> Result<Option<Consent>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM einvoice_consents e WHERE e.subscriber_id = $1 \
+         ORDER BY e.at DESC, e.id DESC LIMIT 1",
+        select_list("e", "", CONSENT_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(subscriber_id)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| read_consent(&Cols::new(&r)))
+        .transpose()?))
+}
+
+/// All consent records of a subscriber, newest first.
+pub async fn consent_history(db: &Db, subscriber_id: i64) -> Result<Vec<Consent>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM einvoice_consents e WHERE e.subscriber_id = $1 \
+         ORDER BY e.at DESC, e.id DESC",
+        select_list("e", "", CONSENT_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(subscriber_id)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| read_consent(&Cols::new(r)))
+        .collect::<Result<Vec<_>, _>>()?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Panel accounts
+// ---------------------------------------------------------------------------------------------
+
+/// The key logins are unique by: `Jan.Kowalski` and `jan.kowalski` are the same login.
+pub fn login_key(login: &str) -> String {
+    login.trim().to_lowercase()
+}
+
+fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// A subscriber's panel account. `Debug` hides the password hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PanelAccount {
+    pub id: i64,
+    pub subscriber_id: i64,
+    /// As the subscriber typed it at registration.
+    pub login: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub email: String,
+    pub email_confirmed_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub disabled: bool,
+}
+
+impl fmt::Debug for PanelAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PanelAccount")
+            .field("id", &self.id)
+            .field("subscriber_id", &self.subscriber_id)
+            .field("login", &self.login)
+            .field("password_hash", &"***")
+            .field("email", &self.email)
+            .field("email_confirmed_at", &self.email_confirmed_at)
+            .field("created_at", &self.created_at)
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
+const ACCOUNT_COLS: &[&str] = &[
+    "id",
+    "subscriber_id",
+    "login",
+    "password_hash",
+    "email",
+    "email_confirmed_at",
+    "created_at",
+    "disabled",
+];
+
+fn read_account<R: RowGet>(c: &Cols<'_, R>) -> Result<PanelAccount, sqlx::Error> {
+    Ok(PanelAccount {
+        id: c.i64("id")?,
+        subscriber_id: c.i64("subscriber_id")?,
+        login: c.text("login")?,
+        password_hash: c.text("password_hash")?,
+        email: c.text("email")?,
+        email_confirmed_at: c.opt_ts("email_confirmed_at")?,
+        created_at: c.ts("created_at")?,
+        disabled: c.boolean("disabled")?,
+    })
+}
+
+/// Create the panel account of a subscriber. A login taken by anyone (ignoring case) is
+/// [`StoreError::Duplicate`] with [`UniqueField::PanelLogin`]; a subscriber who already has
+/// an account gives [`UniqueField::PanelAccountOfSubscriber`]. The transaction stays usable
+/// after either (nothing is attempted that the database would reject).
+pub async fn create_panel_account(
+    tx: &mut DbTx,
+    subscriber_id: i64,
+    login: &str,
+    password_hash: &str,
+    email: &str,
+) -> Result<i64, StoreError> {
+    let login = login.trim();
+    if login.is_empty() {
+        return Err(StoreError::invalid("login", "must not be empty"));
+    }
+    let key = login_key(login);
+    let sql = "INSERT INTO panel_accounts (subscriber_id, login, login_key, password_hash, \
+               email, email_key, created_at, disabled) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id";
+    let created = now().unix_timestamp();
+    on_tx!(tx, conn => {
+        ensure_exists!(conn, Entity::Subscriber, subscriber_id);
+        let row = sqlx::query(sql)
+            .bind(subscriber_id)
+            .bind(login)
+            .bind(&key)
+            .bind(password_hash)
+            .bind(email.trim())
+            .bind(email_key(email))
+            .bind(created)
+            .bind(false)
+            .fetch_optional(&mut **conn)
+            .await?;
+        match row {
+            Some(r) => Ok(Cols::new(&r).i64("id")?),
+            None => {
+                let taken = sqlx::query("SELECT id FROM panel_accounts WHERE login_key = $1")
+                    .bind(&key)
+                    .fetch_optional(&mut **conn)
+                    .await?
+                    .is_some();
+                if taken {
+                    Err(StoreError::Duplicate {
+                        field: UniqueField::PanelLogin,
+                        value: login.to_owned(),
+                    })
+                } else {
+                    Err(StoreError::Duplicate {
+                        field: UniqueField::PanelAccountOfSubscriber,
+                        value: subscriber_id.to_string(),
+                    })
+                }
+            }
+        }
+    })
+}
+
+async fn account_where(
+    db: &Db,
+    condition: &str,
+    value: PanelKey<'_>,
+) -> Result<Option<PanelAccount>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM panel_accounts a WHERE {condition}",
+        select_list("a", "", ACCOUNT_COLS)
+    );
+    Ok(on_pool!(db, pool => {
+        let q = sqlx::query(&sql);
+        let q = match value {
+            PanelKey::Id(id) => q.bind(id),
+            PanelKey::Text(t) => q.bind(t),
+        };
+        q.fetch_optional(pool)
+            .await?
+            .map(|r| read_account(&Cols::new(&r)))
+            .transpose()?
+    }))
+}
+
+enum PanelKey<'a> {
+    Id(i64),
+    Text(&'a str),
+}
+
+/// The account with this login, ignoring case.
+pub async fn panel_account_by_login(
+    db: &Db,
+    login: &str,
+) -> Result<Option<PanelAccount>, StoreError> {
+    let key = login_key(login);
+    account_where(db, "a.login_key = $1", PanelKey::Text(&key)).await
+}
+
+pub async fn panel_account(db: &Db, id: i64) -> Result<Option<PanelAccount>, StoreError> {
+    account_where(db, "a.id = $1", PanelKey::Id(id)).await
+}
+
+pub async fn panel_account_of_subscriber(
+    db: &Db,
+    subscriber_id: i64,
+) -> Result<Option<PanelAccount>, StoreError> {
+    account_where(db, "a.subscriber_id = $1", PanelKey::Id(subscriber_id)).await
+}
+
+/// Accounts registered with this e-mail (ignoring case), for password/login recovery.
+pub async fn panel_accounts_by_email(
+    db: &Db,
+    email: &str,
+) -> Result<Vec<PanelAccount>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM panel_accounts a WHERE a.email_key = $1 ORDER BY a.id",
+        select_list("a", "", ACCOUNT_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(email_key(email))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| read_account(&Cols::new(r)))
+        .collect::<Result<Vec<_>, _>>()?))
+}
+
+/// Replace the password hash.
+pub async fn set_password_hash(
+    tx: &mut DbTx,
+    account_id: i64,
+    password_hash: &str,
+) -> Result<(), StoreError> {
+    let sql = "UPDATE panel_accounts SET password_hash = $1 WHERE id = $2";
+    on_tx!(tx, conn => update_one!(
+        conn, Entity::PanelAccount, account_id, sql, password_hash, account_id
+    ));
+    Ok(())
+}
+
+/// Change the e-mail; it counts as unconfirmed until [`confirm_email`].
+pub async fn set_email(tx: &mut DbTx, account_id: i64, email: &str) -> Result<(), StoreError> {
+    let sql = "UPDATE panel_accounts SET email = $1, email_key = $2, email_confirmed_at = NULL \
+               WHERE id = $3";
+    on_tx!(tx, conn => update_one!(
+        conn, Entity::PanelAccount, account_id, sql, email.trim(), email_key(email), account_id
+    ));
+    Ok(())
+}
+
+/// Mark the current e-mail as confirmed now.
+pub async fn confirm_email(tx: &mut DbTx, account_id: i64) -> Result<(), StoreError> {
+    let sql = "UPDATE panel_accounts SET email_confirmed_at = $1 WHERE id = $2";
+    let at = now().unix_timestamp();
+    on_tx!(tx, conn => update_one!(conn, Entity::PanelAccount, account_id, sql, at, account_id));
+    Ok(())
+}
+
+/// Block or unblock logging in.
+pub async fn set_disabled(
+    tx: &mut DbTx,
+    account_id: i64,
+    disabled: bool,
+) -> Result<(), StoreError> {
+    let sql = "UPDATE panel_accounts SET disabled = $1 WHERE id = $2";
+    on_tx!(tx, conn => update_one!(
+        conn, Entity::PanelAccount, account_id, sql, disabled, account_id
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tickets
+// ---------------------------------------------------------------------------------------------
+
+text_enum! {
+    pub enum TicketStatus {
+        /// Waiting for the office.
+        Open = "open",
+        /// The office replied; waiting for the subscriber.
+        Answered = "answered",
+        Closed = "closed",
+    }
+}
+
+text_enum! {
+    /// Who wrote a ticket message: the customer side or the customer office.
+    pub enum Author { Subscriber = "subscriber", Office = "office" }
+}
+
+/// A conversation with the customer office.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: i64,
+    /// `None` for a visitor's message from the contact form.
+    pub subscriber_id: Option<i64>,
+    /// How to reach a visitor (name, e-mail or phone as typed).
+    pub contact: Option<String>,
+    pub subject: String,
+    pub status: TicketStatus,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketMessage {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub author: Author,
+    pub body: String,
+    pub created_at: OffsetDateTime,
+}
+
+const TICKET_COLS: &[&str] = &[
+    "id",
+    "subscriber_id",
+    "contact",
+    "subject",
+    "status",
+    "created_at",
+    "updated_at",
+];
+
+const MESSAGE_COLS: &[&str] = &["id", "ticket_id", "author", "body", "created_at"];
+
+fn read_ticket<R: RowGet>(c: &Cols<'_, R>) -> Result<Ticket, sqlx::Error> {
+    Ok(Ticket {
+        id: c.i64("id")?,
+        subscriber_id: c.opt_i64("subscriber_id")?,
+        contact: c.opt_text("contact")?,
+        subject: c.text("subject")?,
+        status: c.parse("status")?,
+        created_at: c.ts("created_at")?,
+        updated_at: c.ts("updated_at")?,
+    })
+}
+
+fn read_message<R: RowGet>(c: &Cols<'_, R>) -> Result<TicketMessage, sqlx::Error> {
+    Ok(TicketMessage {
+        id: c.i64("id")?,
+        ticket_id: c.i64("ticket_id")?,
+        author: c.parse("author")?,
+        body: c.text("body")?,
+        created_at: c.ts("created_at")?,
+    })
+}
+
+/// Open a ticket with its first message (from the subscriber or visitor). Gives the ticket
+/// id.
+pub async fn create_ticket(
+    tx: &mut DbTx,
+    subscriber_id: Option<i64>,
+    contact: Option<&str>,
+    subject: &str,
+    body: &str,
+) -> Result<i64, StoreError> {
+    if subject.trim().is_empty() {
+        return Err(StoreError::invalid("subject", "must not be empty"));
+    }
+    if body.trim().is_empty() {
+        return Err(StoreError::invalid("body", "must not be empty"));
+    }
+    let at = now().unix_timestamp();
+    let ticket_sql = "INSERT INTO tickets (subscriber_id, contact, subject, status, created_at, \
+                      updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id";
+    let message_sql = "INSERT INTO ticket_messages (ticket_id, author, body, created_at) \
+                       VALUES ($1, $2, $3, $4) RETURNING id";
+    Ok(on_tx!(tx, conn => {
+        if let Some(id) = subscriber_id {
+            ensure_exists!(conn, Entity::Subscriber, id);
+        }
+        let ticket_id = insert_returning_id!(
+            conn, ticket_sql, subscriber_id, contact, subject.trim(),
+            TicketStatus::Open.as_str(), at
+        );
+        let _: i64 = insert_returning_id!(
+            conn, message_sql, ticket_id, Author::Subscriber.as_str(), body, at
+        );
+        ticket_id
+    }))
+}
+
+/// Add a message. A subscriber's message (re)opens the ticket, the office's marks it
+/// answered. Gives the message id.
+pub async fn add_ticket_message(
+    tx: &mut DbTx,
+    ticket_id: i64,
+    author: Author,
+    body: &str,
+) -> Result<i64, StoreError> {
+    if body.trim().is_empty() {
+        return Err(StoreError::invalid("body", "must not be empty"));
+    }
+    let at = now().unix_timestamp();
+    let status = match author {
+        Author::Subscriber => TicketStatus::Open,
+        Author::Office => TicketStatus::Answered,
+    };
+    let ticket_sql = "UPDATE tickets SET status = $1, updated_at = $2 WHERE id = $3";
+    let message_sql = "INSERT INTO ticket_messages (ticket_id, author, body, created_at) \
+                       VALUES ($1, $2, $3, $4) RETURNING id";
+    Ok(on_tx!(tx, conn => {
+        update_one!(conn, Entity::Ticket, ticket_id, ticket_sql, status.as_str(), at, ticket_id);
+        insert_returning_id!(conn, message_sql, ticket_id, author.as_str(), body, at)
+    }))
+}
+
+/// Set a ticket's status (e.g. closed by the office).
+pub async fn set_ticket_status(
+    tx: &mut DbTx,
+    ticket_id: i64,
+    status: TicketStatus,
+) -> Result<(), StoreError> {
+    let sql = "UPDATE tickets SET status = $1, updated_at = $2 WHERE id = $3";
+    let at = now().unix_timestamp();
+    on_tx!(tx, conn => update_one!(
+        conn, Entity::Ticket, ticket_id, sql, status.as_str(), at, ticket_id
+    ));
+    Ok(())
+}
+
+/// A subscriber's tickets, most recently active first.
+pub async fn tickets_of(db: &Db, subscriber_id: i64) -> Result<Vec<Ticket>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM tickets t WHERE t.subscriber_id = $1 \
+         ORDER BY t.updated_at DESC, t.id DESC",
+        select_list("t", "", TICKET_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(subscriber_id)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| read_ticket(&Cols::new(r)))
+        .collect::<Result<Vec<_>, _>>()?))
+}
+
+/// A ticket, only if it belongs to `subscriber_id`.
+pub async fn ticket_for(
+    db: &Db,
+    subscriber_id: i64,
+    ticket_id: i64,
+) -> Result<Option<Ticket>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM tickets t WHERE t.id = $1 AND t.subscriber_id = $2",
+        select_list("t", "", TICKET_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(ticket_id)
+        .bind(subscriber_id)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| read_ticket(&Cols::new(&r)))
+        .transpose()?))
+}
+
+/// The messages of a ticket, oldest first. Check ownership with [`ticket_for`] first.
+pub async fn ticket_messages(db: &Db, ticket_id: i64) -> Result<Vec<TicketMessage>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM ticket_messages m WHERE m.ticket_id = $1 \
+         ORDER BY m.created_at, m.id",
+        select_list("m", "", MESSAGE_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(ticket_id)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| read_message(&Cols::new(r)))
+        .collect::<Result<Vec<_>, _>>()?))
+}
