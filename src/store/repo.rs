@@ -122,6 +122,12 @@ impl fmt::Display for UniqueField {
 
 /// Errors of the repositories. Constraint violations a user or an import can cause are
 /// typed; everything else is [`StoreError::Database`].
+///
+/// `UnknownReference`, `NotFound`, `Invalid` and `InvoiceTotals` are found before anything
+/// is written, so the transaction can go on. After a `Duplicate` from an upsert (the
+/// database refused the write) PostgreSQL has aborted the transaction: roll it back.
+/// [`super::panel::create_panel_account`] is the exception — it checks first and leaves the
+/// transaction usable.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A billing record refers to a parent (by the billing system's id) that is not stored.
