@@ -39,6 +39,9 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub state: StateConfig,
     pub metrics: MetricsConfig,
+    pub web: WebConfig,
+    pub ops: OpsConfig,
+    pub retention: RetentionConfig,
     pub log: LogConfig,
 }
 
@@ -228,6 +231,59 @@ impl Default for MetricsConfig {
     }
 }
 
+/// `[web]`: the HTTP listener of the panel and the ops API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: "0.0.0.0:8080".parse().expect("valid"),
+        }
+    }
+}
+
+/// `[ops]`: the operators' JSON API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpsConfig {
+    /// Bearer tokens accepted by `/api/v1/…`, stored as SHA-256 digests.
+    pub tokens: Vec<OpsToken>,
+}
+
+/// One ops API token: who holds it and the SHA-256 (hex) of the token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsToken {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// `[retention]`: how long personal and connection data is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days of session history and daily traffic (Polish telecom law: 12 months).
+    pub history_days: u32,
+    /// Days the audit log is kept.
+    pub audit_days: u32,
+    /// Hours between pruning runs.
+    pub interval_hours: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            history_days: 365,
+            audit_days: 730,
+            interval_hours: 24,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -267,6 +323,7 @@ pub fn redact_url(url: &str) -> String {
 pub struct CliOverrides {
     pub radius_listen: Vec<SocketAddr>,
     pub metrics_listen: Option<SocketAddr>,
+    pub web_listen: Option<SocketAddr>,
     pub store: Option<StoreKind>,
     pub redis_url: Option<String>,
     pub database_url: Option<String>,
@@ -313,6 +370,9 @@ impl Config {
         }
         if let Some(a) = cli.metrics_listen {
             self.metrics.listen = a;
+        }
+        if let Some(a) = cli.web_listen {
+            self.web.listen = a;
         }
         if let Some(s) = cli.store {
             self.sessions.store = s;
@@ -428,6 +488,26 @@ impl Config {
             return Err(err(
                 "database.url".into(),
                 "must start with sqlite: or postgres://".into(),
+            ));
+        }
+        for (i, t) in self.ops.tokens.iter().enumerate() {
+            if t.name.trim().is_empty() {
+                return Err(err(
+                    format!("ops.tokens[{i}].name"),
+                    "must not be empty".into(),
+                ));
+            }
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err(
+                    format!("ops.tokens[{i}].sha256"),
+                    "must be 64 hex digits (make one with `ebok ops token NAME`)".into(),
+                ));
+            }
+        }
+        if self.retention.history_days == 0 || self.retention.interval_hours == 0 {
+            return Err(err(
+                "retention".into(),
+                "history_days and interval_hours must be at least 1".into(),
             ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {

@@ -12,3 +12,4 @@ pub mod store;
 #[doc(hidden)]
 pub mod testkit;
 pub mod tz;
+pub mod web;

@@ -35,6 +35,9 @@ struct Global {
     /// Prometheus metrics listen address; overrides metrics.listen.
     #[arg(long = "metrics-listen", global = true)]
     metrics_listen: Option<SocketAddr>,
+    /// Panel and ops API listen address; overrides web.listen.
+    #[arg(long = "web-listen", global = true)]
+    web_listen: Option<SocketAddr>,
     /// Live-session store: embedded or redis; overrides sessions.store.
     #[arg(long, global = true, value_parser = parse_store)]
     store: Option<StoreKind>,
@@ -101,6 +104,7 @@ impl Global {
         CliOverrides {
             radius_listen: self.radius_listen.clone(),
             metrics_listen: self.metrics_listen,
+            web_listen: self.web_listen,
             store: self.store,
             redis_url: self.redis_url.clone(),
             database_url: self.database_url.clone(),

@@ -27,6 +27,7 @@ use crate::store::Db;
 pub struct Listeners {
     pub radius: Vec<UdpSocket>,
     pub metrics: TcpListener,
+    pub web: TcpListener,
 }
 
 impl Listeners {
@@ -47,7 +48,14 @@ impl Listeners {
                     config.metrics.listen
                 )
             })?;
-        Ok(Listeners { radius, metrics })
+        let web = TcpListener::bind(config.web.listen)
+            .await
+            .with_context(|| format!("binding web listener {} (web.listen)", config.web.listen))?;
+        Ok(Listeners {
+            radius,
+            metrics,
+            web,
+        })
     }
 }
 
@@ -79,6 +87,7 @@ pub struct Running {
     pub radius: Arc<RadiusContext>,
     pub radius_addrs: Vec<SocketAddr>,
     pub metrics_addr: SocketAddr,
+    pub web_addr: SocketAddr,
 }
 
 /// Open the live-session store the configuration names.
@@ -170,6 +179,7 @@ pub async fn start(
         .map(|s| s.local_addr())
         .collect::<Result<Vec<_>, _>>()?;
     let metrics_addr = listeners.metrics.local_addr()?;
+    let web_addr = listeners.web.local_addr()?;
 
     let mut tasks = Vec::new();
     for socket in listeners.radius {
@@ -187,6 +197,22 @@ pub async fn start(
         )),
         tokio::spawn(purge_duplicates(ctx.clone(), shutdown.clone())),
     ];
+    let app = crate::web::router(crate::web::AppState {
+        db: ingest.db.clone(),
+        live: ingest.live.clone(),
+        config: Arc::new(config.clone()),
+    });
+    let mut web_shutdown = shutdown.clone();
+    let web_task = tokio::spawn(async move {
+        let _ = axum::serve(
+            listeners.web,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = web_shutdown.changed().await;
+        })
+        .await;
+    });
     let mut metrics_shutdown = shutdown.clone();
     let metrics_task = tokio::spawn(async move {
         let app = crate::ops::metrics::router(handle);
@@ -196,7 +222,7 @@ pub async fn start(
             })
             .await;
     });
-    tracing::info!(radius = ?radius_addrs, metrics = %metrics_addr, store = ?config.sessions.store,
+    tracing::info!(radius = ?radius_addrs, metrics = %metrics_addr, web = %web_addr, store = ?config.sessions.store,
         database = ingest.db.backend(), "ebok started");
 
     let drain_ctx = ctx.clone();
@@ -215,6 +241,7 @@ pub async fn start(
             let _ = t.await;
         }
         let _ = metrics_task.await;
+        let _ = web_task.await;
         tracing::info!("ebok stopped");
     });
     Ok((
@@ -223,6 +250,7 @@ pub async fn start(
             radius: ctx,
             radius_addrs,
             metrics_addr,
+            web_addr,
         },
         done,
     ))

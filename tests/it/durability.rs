@@ -186,7 +186,7 @@ async fn kill_9_loses_nothing_that_was_answered() {
         &cfg,
         format!(
             "[radius]\nlisten = [\"127.0.0.1:{radius_port}\"]\nrecv_buffer = 1048576\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[web]\nlisten = \"127.0.0.1:0\"\n\
              [state]\ndir = \"{state}\"\n[database]\nurl = \"sqlite://{state}/ebok.sqlite\"\n",
             state = dir.path().display()
         ),

@@ -46,6 +46,7 @@ pub fn config(dir: &Path, backend: &Backend, database_url: Option<&str>) -> Conf
     let mut c = Config::default();
     c.radius.listen = vec!["127.0.0.1:0".parse().unwrap()];
     c.metrics.listen = "127.0.0.1:0".parse().unwrap();
+    c.web.listen = "127.0.0.1:0".parse().unwrap();
     c.state.dir = dir.to_path_buf();
     c.database.url = database_url
         .map(str::to_owned)
@@ -74,10 +75,19 @@ impl Ebok {
             radius.push(ebok::server::bind_udp(*addr, config.radius.recv_buffer).unwrap());
         }
         let metrics = TcpListener::bind(config.metrics.listen).await.unwrap();
+        let web = TcpListener::bind(config.web.listen).await.unwrap();
         let (tx, rx) = watch::channel(false);
-        let (running, done) = ebok::server::start(config, Listeners { radius, metrics }, rx)
-            .await
-            .expect("ebok starts");
+        let (running, done) = ebok::server::start(
+            config,
+            Listeners {
+                radius,
+                metrics,
+                web,
+            },
+            rx,
+        )
+        .await
+        .expect("ebok starts");
         let radius = running.radius_addrs[0];
         Ebok {
             running,
