@@ -226,13 +226,34 @@ async fn run(
 async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Result<()> {
     let live = ebok::server::open_live(&config).await?;
     match command {
-        SessionsCommand::Lookup { ip } => match live.lookup(ip).await? {
-            Some(s) => print_session(&s),
-            None => {
-                println!("{ip}: no live session holds this address");
-                std::process::exit(1);
+        SessionsCommand::Lookup { ip } => {
+            let db = ebok::store::Db::connect(&config.database.url)
+                .await
+                .context("opening the database (database.url)")?;
+            match ebok::identify::identify(live.as_ref(), &db, ip).await? {
+                Some(found) => {
+                    print_session(&found.session);
+                    match &found.holder {
+                        Some((subscriber, contract)) => {
+                            println!(
+                                "subscriber   {} (billing id {})",
+                                subscriber.display_name(),
+                                subscriber.ext_id
+                            );
+                            println!(
+                                "contract     {} ({}, {})",
+                                contract.number, contract.tariff, contract.monthly_fee
+                            );
+                        }
+                        None => println!("subscriber   - (PPPoE login not in the subscriber data)"),
+                    }
+                }
+                None => {
+                    println!("{ip}: no live session holds this address");
+                    std::process::exit(1);
+                }
             }
-        },
+        }
         SessionsCommand::List { nas } => {
             let mut all = live.list(nas.as_deref()).await?;
             all.sort_by(|a, b| (&a.nas, &a.session_id).cmp(&(&b.nas, &b.session_id)));

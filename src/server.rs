@@ -196,6 +196,11 @@ pub async fn start(
             shutdown.clone(),
         )),
         tokio::spawn(purge_duplicates(ctx.clone(), shutdown.clone())),
+        tokio::spawn(retention(
+            ingest.db.clone(),
+            config.retention.clone(),
+            shutdown.clone(),
+        )),
     ];
     let app = crate::web::router(crate::web::AppState {
         db: ingest.db.clone(),
@@ -254,6 +259,32 @@ pub async fn start(
         },
         done,
     ))
+}
+
+/// Prune connection data and the audit log past their retention periods, at start and then
+/// every `interval_hours`.
+async fn retention(
+    db: Db,
+    config: crate::config::RetentionConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let now = time::OffsetDateTime::now_utc();
+        match crate::store::retention::prune(&db, now, config.history_days, config.audit_days).await
+        {
+            Ok(p) => tracing::info!(
+                sessions = p.sessions,
+                traffic_days = p.traffic_days,
+                audit = p.audit,
+                "retention: pruned old rows"
+            ),
+            Err(e) => tracing::warn!(error = %e, "retention: pruning failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(u64::from(config.interval_hours) * 3600)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 async fn purge_duplicates(ctx: Arc<RadiusContext>, mut shutdown: watch::Receiver<bool>) {

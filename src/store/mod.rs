@@ -16,6 +16,7 @@ pub mod history;
 pub mod money;
 pub mod panel;
 pub mod repo;
+pub mod retention;
 pub mod subscribers;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,41 @@
+//! Who is on a line: IP → live session (live map) → PPPoE login → contract → subscriber
+//! (SQL). The panel recognises callers with it, the ops API and `ebok sessions lookup`
+//! answer operators with it.
+
+use std::net::IpAddr;
+
+use crate::sessions::{LiveSession, LiveSessions};
+use crate::store::subscribers::{self, Contract, Subscriber};
+use crate::store::Db;
+
+/// A live session and, when its PPPoE login is known, the contract and subscriber it
+/// belongs to.
+#[derive(Debug, Clone)]
+pub struct Identified {
+    pub session: LiveSession,
+    pub holder: Option<(Subscriber, Contract)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentifyError {
+    #[error("live sessions: {0}")]
+    Live(#[from] crate::sessions::StoreError),
+    #[error("database: {0}")]
+    Db(#[from] crate::store::repo::StoreError),
+}
+
+/// The live session holding `ip`, joined to its subscriber.
+pub async fn identify(
+    live: &dyn LiveSessions,
+    db: &Db,
+    ip: IpAddr,
+) -> Result<Option<Identified>, IdentifyError> {
+    let Some(session) = live.lookup(ip).await? else {
+        return Ok(None);
+    };
+    let holder = match &session.user_name {
+        Some(login) => subscribers::subscriber_by_login(db, login).await?,
+        None => None,
+    };
+    Ok(Some(Identified { session, holder }))
+}
