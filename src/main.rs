@@ -72,6 +72,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Operators' API helpers.
+    Ops {
+        #[command(subcommand)]
+        command: OpsCommand,
+    },
     /// Query the live-session map.
     Sessions {
         #[command(subcommand)]
@@ -85,6 +90,13 @@ enum ConfigCommand {
     Example,
     /// Validate the configuration (file, environment and flags) and report file, key, reason.
     Check,
+}
+
+#[derive(Subcommand)]
+enum OpsCommand {
+    /// Make a new API token: prints the token (give it to the client) and the line for
+    /// `[ops] tokens` (only its SHA-256 is stored).
+    Token { name: String },
 }
 
 #[derive(Subcommand)]
@@ -126,6 +138,16 @@ fn main() -> ExitCode {
     } = command
     {
         print!("{}", ebok::config::EXAMPLE);
+        return ExitCode::SUCCESS;
+    }
+    if let Command::Ops {
+        command: OpsCommand::Token { name },
+    } = &command
+    {
+        let (token, digest) = ebok::ops::api::new_token();
+        println!("token for {name}: {token}");
+        println!("add to [ops] in ebok.toml:");
+        println!("tokens = [{{ name = {name:?}, sha256 = \"{digest}\" }}]");
         return ExitCode::SUCCESS;
     }
     let config = match cli.global.load() {
@@ -174,7 +196,7 @@ fn main() -> ExitCode {
         match command {
             Command::Run => run(config, cli.global.config.clone(), cli.global.overrides()).await,
             Command::Sessions { command } => sessions(config, command).await,
-            Command::Config { .. } => unreachable!("handled above"),
+            Command::Config { .. } | Command::Ops { .. } => unreachable!("handled above"),
         }
     });
     match result {

@@ -1,11 +1,885 @@
 //! The operators' JSON API (`/api/v1/…`), authenticated by bearer tokens whose SHA-256
-//! digests are in the configuration.
+//! digests are in the configuration: upserts pushed by the billing system (the same ones
+//! `ebok import` does), the IP → session → subscriber lookup, and an unauthenticated health
+//! check.
+//!
+//! Every response body is JSON. Errors are `{"error": "…"}`; a record that cannot be stored
+//! adds its position in the request and the offending field:
+//! `{"error": "…", "index": 3, "field": "pesel"}`. Database details stay in the log.
 
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
 use axum::Router;
+use futures_util::future::BoxFuture;
+use rand::RngCore;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::{Date, OffsetDateTime};
 
+use crate::config::OpsToken;
+use crate::sessions::LiveSession;
+use crate::store::billing::{upsert_invoice, upsert_payment, InvoiceRecord, PaymentRecord};
+use crate::store::content::{
+    upsert_faq, upsert_news, upsert_service, FaqRecord, NewsRecord, ServiceRecord,
+};
+use crate::store::money::Money;
+use crate::store::repo::{iso_date, Entity, StoreError, UniqueField, UpsertSummary, Upserted};
+use crate::store::subscribers::{
+    upsert_contract, upsert_ip_assignment, upsert_pppoe_account, upsert_subscriber, Address,
+    Contract, ContractRecord, ContractStatus, IpAssignmentRecord, PppoeAccountRecord, Subscriber,
+    SubscriberKind, SubscriberRecord,
+};
+use crate::store::{audit, Db, DbTx};
 use crate::web::AppState;
+
+#[cfg(test)]
+mod tests;
+
+/// Largest request body accepted by the upsert endpoints; bigger pushes are split by the
+/// sender (or go through `ebok import`, which streams).
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// How long `/health` waits for each store.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Routes under `/api/v1`.
 pub fn router() -> Router<AppState> {
+    let writes = Router::new();
+    let writes = upsert_route::<SubscriberRecord>(writes);
+    let writes = upsert_route::<ContractRecord>(writes);
+    let writes = upsert_route::<PppoeAccountRecord>(writes);
+    let writes = upsert_route::<IpAssignmentRecord>(writes);
+    let writes = upsert_route::<InvoiceRecord>(writes);
+    let writes = upsert_route::<PaymentRecord>(writes);
+    let writes = upsert_route::<ServiceRecord>(writes);
+    let writes = upsert_route::<NewsRecord>(writes);
+    let writes = upsert_route::<FaqRecord>(writes);
     Router::new()
+        .merge(writes.layer(DefaultBodyLimit::max(MAX_BODY)))
+        .route("/sessions/lookup", get(lookup))
+        .route("/health", get(health))
+        .fallback(not_found)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens and authentication
+// ---------------------------------------------------------------------------------------------
+
+/// Prefix of generated tokens, so that secret scanners and people recognise them.
+const TOKEN_PREFIX: &str = "ebok_";
+
+/// A fresh random token (256 bits from the OS, base64url, `ebok_` prefix) and the SHA-256
+/// hex digest that goes into `[ops] tokens`. Only the digest is stored; the token is shown
+/// once to whoever configures the billing system.
+pub fn new_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = format!("{TOKEN_PREFIX}{}", base64url(&bytes));
+    let digest = token_digest(&token);
+    (token, digest)
+}
+
+/// The SHA-256 hex digest of a token, as configured in `[ops] tokens`.
+pub fn token_digest(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Base64 with the URL-safe alphabet, no padding (RFC 4648 §5).
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// 64 hex digits (either case) as 32 bytes.
+fn decode_digest(text: &str) -> Option<[u8; 32]> {
+    let text = text.as_bytes();
+    if text.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; 32];
+    for (i, pair) in text.chunks(2).enumerate() {
+        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+/// The name of the configured token whose digest matches `presented`. Every configured
+/// digest is compared, each in constant time, so the answer's timing says nothing about
+/// how close a guess came or which entry matched.
+fn authenticate<'a>(tokens: &'a [OpsToken], presented: &str) -> Option<&'a str> {
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let mut found = None;
+    for t in tokens {
+        let Some(expected) = decode_digest(&t.sha256) else {
+            continue;
+        };
+        let hit: bool = expected.ct_eq(&digest).into();
+        if hit && found.is_none() {
+            found = Some(t.name.as_str());
+        }
+    }
+    found
+}
+
+/// The token of an `Authorization: Bearer …` header (scheme case-insensitive).
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// An authenticated caller of the ops API: the name of the token it presented.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpsCaller {
+    pub name: String,
+    /// The peer address, when the server was started with connect info.
+    pub ip: Option<IpAddr>,
+}
+
+impl OpsCaller {
+    /// The audit log's actor: `ops:<token name>`.
+    pub fn actor(&self) -> String {
+        format!("ops:{}", self.name)
+    }
+}
+
+impl FromRequestParts<AppState> for OpsCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let tokens = &state.config.ops.tokens;
+        let refused = |reason: &str| {
+            tracing::warn!(
+                method = %parts.method,
+                path = %parts.uri.path(),
+                client = ?ip,
+                reason,
+                "ops API call refused"
+            );
+            ApiError::unauthorized()
+        };
+        if tokens.is_empty() {
+            return Err(refused("no tokens configured: the ops API is disabled"));
+        }
+        let Some(presented) = bearer_token(&parts.headers) else {
+            return Err(refused("no bearer token"));
+        };
+        let Some(name) = authenticate(tokens, presented) else {
+            return Err(refused("unknown token"));
+        };
+        tracing::info!(
+            token = name,
+            method = %parts.method,
+            path = %parts.uri.path(),
+            query = parts.uri.query().unwrap_or(""),
+            client = ?ip,
+            "ops API call"
+        );
+        Ok(OpsCaller {
+            name: name.to_owned(),
+            ip,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors and JSON responses
+// ---------------------------------------------------------------------------------------------
+
+/// An error answer of the ops API.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    record: Option<RecordPosition>,
+}
+
+/// Which record of a request failed: its index (from 0) and field, when known.
+#[derive(Debug, Serialize)]
+struct RecordPosition {
+    index: usize,
+    field: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                error: message.into(),
+                record: None,
+            },
+        }
+    }
+
+    /// The same answer for a missing, malformed or unknown token, and for a disabled API.
+    fn unauthorized() -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn record(index: usize, field: Option<String>, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: ErrorBody {
+                error: message.into(),
+                record: Some(RecordPosition { index, field }),
+            },
+        }
+    }
+
+    /// A failure of ours: logged in full, answered with a generic 500.
+    fn internal(context: &str, error: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(error = %error, "ops API: {context}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = json_response(self.status, &self.body);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// A JSON body; never cached (lookups carry personal data).
+fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            status,
+            [
+                (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "ops API: response not serializable");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upserts
+// ---------------------------------------------------------------------------------------------
+
+/// A billing record the API takes in, and the repository upsert that stores it.
+trait Upsert: DeserializeOwned + Send + Sync + 'static {
+    /// The path under `/api/v1`, also the word used in logs and the audit log.
+    const KIND: &'static str;
+
+    fn upsert<'a>(tx: &'a mut DbTx, rec: &'a Self) -> BoxFuture<'a, Result<Upserted, StoreError>>;
+}
+
+macro_rules! upsertable {
+    ($($rec:ty => $kind:literal, $upsert:path;)+) => {
+        $(
+            impl Upsert for $rec {
+                const KIND: &'static str = $kind;
+
+                fn upsert<'a>(
+                    tx: &'a mut DbTx,
+                    rec: &'a Self,
+                ) -> BoxFuture<'a, Result<Upserted, StoreError>> {
+                    Box::pin($upsert(tx, rec))
+                }
+            }
+        )+
+    };
+}
+
+upsertable! {
+    SubscriberRecord => "subscribers", upsert_subscriber;
+    ContractRecord => "contracts", upsert_contract;
+    PppoeAccountRecord => "pppoe-accounts", upsert_pppoe_account;
+    IpAssignmentRecord => "ips", upsert_ip_assignment;
+    InvoiceRecord => "invoices", upsert_invoice;
+    PaymentRecord => "payments", upsert_payment;
+    ServiceRecord => "services", upsert_service;
+    NewsRecord => "news", upsert_news;
+    FaqRecord => "faq", upsert_faq;
+}
+
+fn upsert_route<R: Upsert>(router: Router<AppState>) -> Router<AppState> {
+    router.route(&format!("/{}", R::KIND), put(upsert::<R>))
+}
+
+#[derive(Debug, Serialize)]
+struct SummaryBody {
+    inserted: u64,
+    updated: u64,
+    unchanged: u64,
+}
+
+/// `PUT /api/v1/<kind>`: one record object or an array of them, all stored in one
+/// transaction or none.
+async fn upsert<R: Upsert>(
+    caller: OpsCaller,
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is larger than {} MiB: split the records into several requests",
+                    MAX_BODY / (1024 * 1024)
+                ),
+            )
+        } else {
+            ApiError::new(e.status(), "the request body could not be read")
+        }
+    })?;
+    let records: Vec<R> = parse_records(&body)?;
+    let summary = store_records(&state.db, &caller, &records).await?;
+    tracing::info!(
+        token = %caller.name,
+        kind = R::KIND,
+        records = records.len(),
+        inserted = summary.inserted,
+        updated = summary.updated,
+        unchanged = summary.unchanged,
+        "ops API upsert"
+    );
+    Ok(json_response(
+        StatusCode::OK,
+        &SummaryBody {
+            inserted: summary.inserted,
+            updated: summary.updated,
+            unchanged: summary.unchanged,
+        },
+    ))
+}
+
+/// Upsert every record and write the audit entry in one transaction; on any failure roll
+/// back so that nothing of the request is stored.
+async fn store_records<R: Upsert>(
+    db: &Db,
+    caller: &OpsCaller,
+    records: &[R],
+) -> Result<UpsertSummary, ApiError> {
+    let mut tx = db
+        .begin()
+        .await
+        .map_err(|e| ApiError::internal("cannot begin a transaction", &e))?;
+    let mut summary = UpsertSummary::default();
+    for (index, rec) in records.iter().enumerate() {
+        match R::upsert(&mut tx, rec).await {
+            Ok(outcome) => summary.add(outcome),
+            Err(e) => {
+                if let Err(rb) = tx.rollback().await {
+                    tracing::warn!(error = %rb, "ops API: rollback failed");
+                }
+                return Err(store_error(index, e));
+            }
+        }
+    }
+    let detail = format!(
+        "{}: {} records (inserted {}, updated {}, unchanged {})",
+        R::KIND,
+        records.len(),
+        summary.inserted,
+        summary.updated,
+        summary.unchanged
+    );
+    if let Err(e) = audit::append(&mut tx, &caller.actor(), "ops_upsert", caller.ip, &detail).await
+    {
+        let _ = tx.rollback().await;
+        return Err(ApiError::internal("cannot write the audit log", &e));
+    }
+    tx.commit()
+        .await
+        .map_err(|e| ApiError::internal("cannot commit an upsert", &e))?;
+    Ok(summary)
+}
+
+/// A repository error for record `index`: the caller's fault (422, with the field when it can
+/// be named) or ours (500).
+fn store_error(index: usize, e: StoreError) -> ApiError {
+    let field = match &e {
+        StoreError::Database(db) => return ApiError::internal("upsert failed", db),
+        StoreError::Invalid { field, .. } => Some((*field).to_owned()),
+        StoreError::UnknownReference { kind, .. } => match kind {
+            Entity::Subscriber => Some("subscriber_ext_id".to_owned()),
+            Entity::Contract => Some("contract_ext_id".to_owned()),
+            _ => None,
+        },
+        StoreError::Duplicate { field, .. } => match field {
+            UniqueField::ExtId(_) => Some("ext_id".to_owned()),
+            UniqueField::ContractNumber | UniqueField::InvoiceNumber => Some("number".to_owned()),
+            UniqueField::PppoeLogin => Some("login".to_owned()),
+            UniqueField::PanelLogin | UniqueField::PanelAccountOfSubscriber => None,
+        },
+        StoreError::InvoiceTotals { what, .. } => Some(
+            match what.as_str() {
+                "net total" => "net",
+                "VAT total" => "vat",
+                "gross total" => "gross",
+                _ => "lines",
+            }
+            .to_owned(),
+        ),
+        StoreError::NotFound { .. } => None,
+    };
+    ApiError::record(index, field, e.to_string())
+}
+
+/// The body as records: one JSON object, or an array of objects. Every record is decoded
+/// before anything is written.
+fn parse_records<R: DeserializeOwned>(body: &[u8]) -> Result<Vec<R>, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    let items = match value {
+        Value::Array(items) => items,
+        object @ Value::Object(_) => vec![object],
+        _ => {
+            return Err(ApiError::bad_request(
+                "the body must be a record object or an array of record objects",
+            ))
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            if !item.is_object() {
+                return Err(ApiError::record(
+                    index,
+                    None,
+                    "a record must be a JSON object",
+                ));
+            }
+            decode_record(item).map_err(|(field, message)| {
+                let message = match &field {
+                    Some(f) => format!("{f}: {message}"),
+                    None => message,
+                };
+                ApiError::record(index, field, message)
+            })
+        })
+        .collect()
+}
+
+/// Decode one record, naming the top-level field whose value failed (or `parent.child` for
+/// a missing field of a nested object). Unknown fields are refused: a misspelt optional
+/// field would otherwise be silently dropped.
+fn decode_record<R: DeserializeOwned>(value: Value) -> Result<R, (Option<String>, String)> {
+    let mut current = None;
+    R::deserialize(RecordDeserializer {
+        value,
+        current: &mut current,
+    })
+    .map_err(|e| {
+        let message = e.to_string();
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(name, _)| name.to_owned());
+        let field = match (current, missing) {
+            (Some(parent), Some(child)) => Some(format!("{parent}.{child}")),
+            (parent, child) => parent.or(child),
+        };
+        let message = match message.strip_prefix("missing field `") {
+            Some(_) if field.is_some() => "missing field".to_owned(),
+            _ => message,
+        };
+        (field, message)
+    })
+}
+
+/// A record's top-level deserializer: a JSON value that remembers, in `current`, the key
+/// whose value is being decoded (cleared once decoded, so an error at the end of the object,
+/// such as a missing field, names none).
+struct RecordDeserializer<'a> {
+    value: Value,
+    current: &'a mut Option<String>,
+}
+
+impl<'de> de::Deserializer<'de> for RecordDeserializer<'_> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.value.deserialize_any(visitor)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.value {
+            Value::Object(map) => visitor.visit_map(RecordFields {
+                iter: map.into_iter(),
+                pending: None,
+                fields,
+                current: self.current,
+            }),
+            other => other.deserialize_struct(name, fields, visitor),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+struct RecordFields<'a> {
+    iter: serde_json::map::IntoIter,
+    pending: Option<Value>,
+    fields: &'static [&'static str],
+    current: &'a mut Option<String>,
+}
+
+impl<'de> MapAccess<'de> for RecordFields<'_> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        let Some((key, value)) = self.iter.next() else {
+            return Ok(None);
+        };
+        *self.current = Some(key.clone());
+        if !self.fields.contains(&key.as_str()) {
+            return Err(de::Error::unknown_field(&key, self.fields));
+        }
+        self.pending = Some(value);
+        seed.deserialize(Value::String(key)).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        let value = self
+            .pending
+            .take()
+            .ok_or_else(|| de::Error::custom("a value without a key"))?;
+        let decoded = seed.deserialize(value)?;
+        *self.current = None;
+        Ok(decoded)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.iter.len())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct LookupParams {
+    ip: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct LookupBody {
+    ip: IpAddr,
+    session: SessionView,
+    /// `null` when the session has no login or the login is not a known PPPoE account.
+    subscriber: Option<SubscriberView>,
+    contract: Option<ContractView>,
+}
+
+#[derive(Debug, Serialize)]
+struct SessionView {
+    nas: String,
+    nas_client: String,
+    session_id: String,
+    user_name: Option<String>,
+    framed_ip: Option<std::net::Ipv4Addr>,
+    ipv6_prefixes: Vec<ipnet::Ipv6Net>,
+    calling_station_id: Option<String>,
+    nas_port: Option<u32>,
+    nas_port_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    input_octets: u64,
+    output_octets: u64,
+    session_time: Option<u32>,
+}
+
+impl From<LiveSession> for SessionView {
+    fn from(s: LiveSession) -> SessionView {
+        SessionView {
+            nas: s.nas,
+            nas_client: s.nas_client,
+            session_id: s.session_id,
+            user_name: s.user_name,
+            framed_ip: s.framed_ip,
+            ipv6_prefixes: s.ipv6_prefixes,
+            calling_station_id: s.calling_station_id,
+            nas_port: s.nas_port,
+            nas_port_id: s.nas_port_id,
+            started_at: s.started_at,
+            updated_at: s.updated_at,
+            expires_at: s.expires_at,
+            input_octets: s.input_octets,
+            output_octets: s.output_octets,
+            session_time: s.session_time,
+        }
+    }
+}
+
+/// What an operator needs to identify a subscriber; identity numbers and the bank account
+/// stay out.
+#[derive(Debug, Serialize)]
+struct SubscriberView {
+    id: i64,
+    ext_id: String,
+    kind: SubscriberKind,
+    name: String,
+    home: Address,
+    correspondence: Option<Address>,
+    phone: Option<String>,
+    email: Option<String>,
+}
+
+impl From<Subscriber> for SubscriberView {
+    fn from(s: Subscriber) -> SubscriberView {
+        SubscriberView {
+            name: s.display_name(),
+            id: s.id,
+            ext_id: s.ext_id,
+            kind: s.kind,
+            home: s.home,
+            correspondence: s.correspondence,
+            phone: s.phone,
+            email: s.email,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ContractView {
+    id: i64,
+    ext_id: String,
+    number: String,
+    status: ContractStatus,
+    #[serde(with = "iso_date")]
+    starts_on: Date,
+    #[serde(with = "iso_date::option")]
+    ends_on: Option<Date>,
+    tariff: String,
+    download_kbps: u32,
+    upload_kbps: u32,
+    monthly_fee: Money,
+    installation: Address,
+}
+
+impl From<Contract> for ContractView {
+    fn from(c: Contract) -> ContractView {
+        ContractView {
+            id: c.id,
+            ext_id: c.ext_id,
+            number: c.number,
+            status: c.status,
+            starts_on: c.starts_on,
+            ends_on: c.ends_on,
+            tariff: c.tariff,
+            download_kbps: c.download_kbps,
+            upload_kbps: c.upload_kbps,
+            monthly_fee: c.monthly_fee,
+            installation: c.installation,
+        }
+    }
+}
+
+/// `GET /api/v1/sessions/lookup?ip=IP`: the live session holding the address (IPv4 exact,
+/// IPv6 by prefix), joined through its PPPoE login to the subscriber and contract.
+async fn lookup(
+    caller: OpsCaller,
+    State(state): State<AppState>,
+    Query(params): Query<LookupParams>,
+) -> Result<Response, ApiError> {
+    let text = params
+        .ip
+        .ok_or_else(|| ApiError::bad_request("the query parameter ip is required"))?;
+    let ip = text
+        .trim()
+        .parse::<IpAddr>()
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not an IP address")))?
+        .to_canonical();
+    // Who held an address is personal data: every lookup is audited.
+    let mut tx = state
+        .db
+        .begin()
+        .await
+        .map_err(|e| ApiError::internal("cannot write the audit log", &e))?;
+    audit::append(
+        &mut tx,
+        &caller.actor(),
+        "ops_lookup",
+        caller.ip,
+        &format!("ip {ip}"),
+    )
+    .await
+    .map_err(|e| ApiError::internal("cannot write the audit log", &e))?;
+    tx.commit()
+        .await
+        .map_err(|e| ApiError::internal("cannot write the audit log", &e))?;
+    let found = crate::identify::identify(state.live.as_ref(), &state.db, ip)
+        .await
+        .map_err(|e| match e {
+            crate::identify::IdentifyError::Live(e) => {
+                tracing::error!(error = %e, "ops API: live session lookup failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the live session store is unavailable",
+                )
+            }
+            crate::identify::IdentifyError::Db(e) => {
+                ApiError::internal("subscriber lookup failed", &e)
+            }
+        })?;
+    let Some(found) = found else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no live session holds {ip}"),
+        ));
+    };
+    let (subscriber, contract) = match found.holder {
+        Some((s, c)) => (Some(s.into()), Some(c.into())),
+        None => (None, None),
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &LookupBody {
+            ip,
+            session: found.session.into(),
+            subscriber,
+            contract,
+        },
+    ))
+}
+
+#[derive(Debug, Serialize)]
+struct HealthBody {
+    /// `ok`, or `unavailable` when a store does not answer.
+    status: &'static str,
+    database: DatabaseHealth,
+    sessions: SessionsHealth,
+}
+
+#[derive(Debug, Serialize)]
+struct DatabaseHealth {
+    backend: &'static str,
+    ok: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct SessionsHealth {
+    ok: bool,
+}
+
+/// `GET /api/v1/health` (no token): can the SQL database and the live session store be
+/// reached? 200 when both answer, else 503. Details of a failure go to the log only.
+async fn health(State(state): State<AppState>) -> Response {
+    let (db, live) = tokio::join!(
+        tokio::time::timeout(HEALTH_TIMEOUT, state.db.ping()),
+        tokio::time::timeout(HEALTH_TIMEOUT, state.live.ping()),
+    );
+    let db_ok = match db {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health: database unreachable");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("health: database timed out");
+            false
+        }
+    };
+    let live_ok = match live {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health: live session store unreachable");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("health: live session store timed out");
+            false
+        }
+    };
+    let ok = db_ok && live_ok;
+    json_response(
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &HealthBody {
+            status: if ok { "ok" } else { "unavailable" },
+            database: DatabaseHealth {
+                backend: state.db.backend(),
+                ok: db_ok,
+            },
+            sessions: SessionsHealth { ok: live_ok },
+        },
+    )
 }

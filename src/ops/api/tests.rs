@@ -1,0 +1,753 @@
+//! The ops API through the whole router (`tower::ServiceExt::oneshot`), on a temp SQLite
+//! database and the embedded live store; the upsert scenario also on a fresh PostgreSQL
+//! database.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use time::{Duration, OffsetDateTime};
+use tower::ServiceExt;
+
+use super::*;
+use crate::config::{Config, OpsToken};
+use crate::radius::event::{AccountingEvent, StatusType};
+use crate::sessions::embedded::EmbeddedSessions;
+use crate::sessions::LiveSessions;
+use crate::store::subscribers::subscriber_by_ext_id;
+
+const TOKEN: &str = "test-token-of-the-billing-system";
+const OTHER_TOKEN: &str = "test-token-of-the-noc";
+
+/// An application on a temp directory (SQLite, embedded live store) or PostgreSQL.
+struct Harness {
+    state: AppState,
+    _dir: tempfile::TempDir,
+    pg: Option<crate::testkit::FreshPg>,
+}
+
+fn config_with(tokens: Vec<OpsToken>) -> Arc<Config> {
+    let mut config = Config::default();
+    config.ops.tokens = tokens;
+    Arc::new(config)
+}
+
+fn billing_tokens() -> Vec<OpsToken> {
+    vec![
+        OpsToken {
+            name: "noc".into(),
+            sha256: token_digest(OTHER_TOKEN).to_uppercase(),
+        },
+        OpsToken {
+            name: "billing".into(),
+            sha256: token_digest(TOKEN),
+        },
+    ]
+}
+
+impl Harness {
+    async fn sqlite(tokens: Vec<OpsToken>) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ebok.sqlite").display());
+        let db = Db::connect(&url).await.unwrap();
+        Harness::with_db(db, dir, None, tokens).await
+    }
+
+    async fn postgres(test: &str) -> Option<Harness> {
+        let pg = crate::testkit::FreshPg::create(test).await?;
+        let db = Db::connect(&pg.url).await.expect("connect and migrate");
+        let dir = tempfile::tempdir().unwrap();
+        Some(Harness::with_db(db, dir, Some(pg), billing_tokens()).await)
+    }
+
+    async fn with_db(
+        db: Db,
+        dir: tempfile::TempDir,
+        pg: Option<crate::testkit::FreshPg>,
+        tokens: Vec<OpsToken>,
+    ) -> Harness {
+        let live = EmbeddedSessions::open(&dir.path().join("live.sqlite"))
+            .await
+            .unwrap();
+        Harness {
+            state: AppState {
+                db,
+                live: Arc::new(live),
+                config: config_with(tokens),
+            },
+            _dir: dir,
+            pg,
+        }
+    }
+
+    async fn finish(self) {
+        if let Db::Postgres(p) = &self.state.db {
+            p.close().await;
+        }
+        if let Some(pg) = self.pg {
+            pg.drop_db().await;
+        }
+    }
+
+    /// Send one request; gives the status, the headers and the body as JSON.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(a) = authorization {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b)),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let resp = crate::web::router(self.state.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        (status, headers, value)
+    }
+
+    async fn put(&self, kind: &str, body: Value) -> (StatusCode, Value) {
+        let (status, _, value) = self
+            .call(
+                Method::PUT,
+                &format!("/api/v1/{kind}"),
+                Some(&format!("Bearer {TOKEN}")),
+                Some(body.to_string()),
+            )
+            .await;
+        (status, value)
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        match &self.state.db {
+            Db::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(p).await.unwrap(),
+            Db::Postgres(p) => sqlx::query_scalar(&sql).fetch_one(p).await.unwrap(),
+        }
+    }
+}
+
+fn address(street: &str) -> Value {
+    json!({"street": street, "postcode": "30-001", "city": "Kraków"})
+}
+
+fn kowalski() -> Value {
+    json!({
+        "ext_id": "S1",
+        "kind": "person",
+        "first_name": "Jan",
+        "last_name": "Kowalski",
+        "pesel": "44051401359",
+        "home": address("ul. Internetowa 1"),
+        "phone": "+48 12 345 67 89",
+        "email": "jan.kowalski@example.pl",
+        "bank_account": "61 1090 1014 0000 0712 1981 2874"
+    })
+}
+
+fn nowak() -> Value {
+    json!({
+        "ext_id": "S2",
+        "kind": "person",
+        "first_name": "Anna",
+        "last_name": "Nowak",
+        "pesel": "02070803628",
+        "home": address("ul. Światłowodowa 7/3")
+    })
+}
+
+fn counts(inserted: u64, updated: u64, unchanged: u64) -> Value {
+    json!({"inserted": inserted, "updated": updated, "unchanged": unchanged})
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn missing_and_wrong_tokens_get_the_same_401() {
+    let h = Harness::sqlite(billing_tokens()).await;
+    let path = "/api/v1/sessions/lookup?ip=192.0.2.1";
+    let (status, headers, missing) = h.call(Method::GET, path, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+    assert!(missing["error"].is_string(), "{missing}");
+
+    for auth in [
+        "Bearer wrong-token",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        TOKEN,
+        &format!("Bearer {}", token_digest(TOKEN)),
+    ] {
+        let (status, headers, body) = h.call(Method::GET, path, Some(auth), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth}");
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(body, missing, "no hint which: {auth}");
+    }
+    let (status, _, _) = h
+        .call(
+            Method::PUT,
+            "/api/v1/subscribers",
+            Some("Bearer wrong"),
+            Some(kowalski().to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.count("subscribers").await, 0);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn no_tokens_configured_refuses_everything() {
+    let h = Harness::sqlite(vec![]).await;
+    for auth in [
+        None,
+        Some(format!("Bearer {TOKEN}")),
+        Some("Bearer ".into()),
+    ] {
+        let (status, headers, _) = h
+            .call(
+                Method::PUT,
+                "/api/v1/subscribers",
+                auth.as_deref(),
+                Some("[]".into()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+    }
+    // Health needs no token, and stays open.
+    let (status, _, _) = h.call(Method::GET, "/api/v1/health", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn right_tokens_are_accepted_and_audited_by_name() {
+    let h = Harness::sqlite(billing_tokens()).await;
+    let (status, _, body) = h
+        .call(
+            Method::PUT,
+            "/api/v1/subscribers",
+            Some(&format!("bearer  {TOKEN} ")),
+            Some("[]".into()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, counts(0, 0, 0));
+    // The other token is configured with an upper-case digest.
+    let (status, _, body) = h
+        .call(
+            Method::PUT,
+            "/api/v1/subscribers",
+            Some(&format!("Bearer {OTHER_TOKEN}")),
+            Some(kowalski().to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, counts(1, 0, 0));
+
+    let noc = audit::recent_by_actor(&h.state.db, "ops:noc", 10)
+        .await
+        .unwrap();
+    assert_eq!(noc.len(), 1);
+    assert_eq!(noc[0].action, "ops_upsert");
+    assert!(
+        noc[0].detail.starts_with("subscribers: 1 records"),
+        "{noc:?}"
+    );
+    let billing = audit::recent_by_actor(&h.state.db, "ops:billing", 10)
+        .await
+        .unwrap();
+    assert_eq!(billing.len(), 1);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn generated_tokens_work() {
+    let (token, digest) = new_token();
+    let (again, _) = new_token();
+    assert_ne!(token, again);
+    assert!(token.starts_with("ebok_"));
+    // 32 random bytes in unpadded base64url: 43 characters.
+    assert_eq!(token.len(), "ebok_".len() + 43);
+    assert!(token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    assert_eq!(digest, token_digest(&token));
+    assert_eq!(digest.len(), 64);
+    assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()));
+
+    let h = Harness::sqlite(vec![OpsToken {
+        name: "generated".into(),
+        sha256: digest,
+    }])
+    .await;
+    let (status, _, _) = h
+        .call(
+            Method::GET,
+            "/api/v1/sessions/lookup?ip=192.0.2.1",
+            Some(&format!("Bearer {token}")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    h.finish().await;
+}
+
+#[test]
+fn encodings() {
+    for (input, expected) in [
+        (&b""[..], ""),
+        (b"f", "Zg"),
+        (b"fo", "Zm8"),
+        (b"foo", "Zm9v"),
+        (b"foob", "Zm9vYg"),
+        (b"fooba", "Zm9vYmE"),
+        (b"foobar", "Zm9vYmFy"),
+        (&[0xfb, 0xff, 0xbf], "-_-_"),
+    ] {
+        assert_eq!(base64url(input), expected);
+    }
+    // SHA-256("abc"), FIPS 180-2.
+    assert_eq!(
+        token_digest("abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    let d = decode_digest(&token_digest("abc").to_uppercase()).unwrap();
+    assert_eq!(hex(&d), token_digest("abc"));
+    assert!(decode_digest("zz").is_none());
+    assert!(decode_digest(&"g".repeat(64)).is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upserts
+// ---------------------------------------------------------------------------------------------
+
+/// Insert, repeat, change: the counts; then a bad record stores nothing.
+async fn upsert_scenario(h: &Harness) {
+    let (status, body) = h.put("subscribers", json!([kowalski(), nowak()])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, counts(2, 0, 0));
+
+    let (status, body) = h.put("subscribers", json!([kowalski(), nowak()])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, counts(0, 0, 2));
+
+    let mut moved = nowak();
+    moved["home"] = address("ul. Nowa 2");
+    let (status, body) = h.put("subscribers", json!([kowalski(), moved])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, counts(0, 1, 1));
+    let stored = subscriber_by_ext_id(&h.state.db, "S2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.home.street, "ul. Nowa 2");
+
+    // A single object is one record.
+    let (status, body) = h.put("subscribers", kowalski()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, counts(0, 0, 1));
+
+    // A new subscriber followed by one the store refuses: nothing of the request is kept.
+    let mut s3 = nowak();
+    s3["ext_id"] = json!("S3");
+    let mut nameless = nowak();
+    nameless["ext_id"] = json!("S4");
+    nameless["first_name"] = json!(" ");
+    let (status, body) = h.put("subscribers", json!([s3, nameless])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["index"], 1);
+    assert_eq!(body["field"], "first_name");
+    assert!(body["error"].is_string());
+    assert!(subscriber_by_ext_id(&h.state.db, "S3")
+        .await
+        .unwrap()
+        .is_none());
+
+    // A reference to a parent that is not stored.
+    let (status, body) = h
+        .put(
+            "payments",
+            json!([
+                {"ext_id": "W1", "subscriber_ext_id": "S1", "paid_on": "2024-01-10",
+                 "amount": "50.00", "title": "Abonament", "method": "przelew"},
+                {"ext_id": "W2", "subscriber_ext_id": "S99", "paid_on": "2024-01-10",
+                 "amount": "50.00", "title": "Abonament", "method": "przelew"}
+            ]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["index"], 1);
+    assert_eq!(body["field"], "subscriber_ext_id");
+    assert_eq!(h.count("payments").await, 0);
+
+    // Two subscribers, 4 successful calls, no audit entry from the refused ones.
+    assert_eq!(h.count("subscribers").await, 2);
+    let audit = audit::recent_by_actor(&h.state.db, "ops:billing", 100)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 4, "{audit:?}");
+}
+
+#[tokio::test]
+async fn upsert_counts_sqlite() {
+    let h = Harness::sqlite(billing_tokens()).await;
+    upsert_scenario(&h).await;
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn upsert_counts_postgres() {
+    let Some(h) = Harness::postgres("ops::api::tests::upsert_counts_postgres").await else {
+        return;
+    };
+    upsert_scenario(&h).await;
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn bad_records_are_422_with_index_and_field() {
+    let h = Harness::sqlite(billing_tokens()).await;
+    let mut bad_pesel = nowak();
+    bad_pesel["pesel"] = json!("44051401358");
+    let mut bad_kind = nowak();
+    bad_kind["kind"] = json!("robot");
+    let mut no_last_name = nowak();
+    no_last_name.as_object_mut().unwrap().remove("last_name");
+    let mut no_street = nowak();
+    no_street["home"].as_object_mut().unwrap().remove("street");
+    let mut misspelt = nowak();
+    misspelt["emial"] = json!("x@example.pl");
+    let mut no_ext_id = nowak();
+    no_ext_id.as_object_mut().unwrap().remove("ext_id");
+    let cases = [
+        (bad_pesel, Some("pesel")),
+        (bad_kind, Some("kind")),
+        // A person without a last name is refused by the model, not by the decoder.
+        (no_last_name, Some("last_name")),
+        (no_street, Some("home.street")),
+        (misspelt, Some("emial")),
+        (no_ext_id, Some("ext_id")),
+        (json!(42), None),
+    ];
+    for (record, field) in cases {
+        let (status, body) = h.put("subscribers", json!([kowalski(), record])).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["index"], 1, "{body}");
+        assert_eq!(body["field"], json!(field), "{body}");
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    assert_eq!(h.count("subscribers").await, 0);
+
+    // Not JSON, or not records at all: 400.
+    for body in ["{\"ext_id\": ", "not json", "\"text\"", "7"] {
+        let (status, _, value) = h
+            .call(
+                Method::PUT,
+                "/api/v1/subscribers",
+                Some(&format!("Bearer {TOKEN}")),
+                Some(body.into()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {value}");
+        assert!(value["error"].is_string());
+        assert!(value.get("index").is_none());
+    }
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn too_large_bodies_are_refused() {
+    let h = Harness::sqlite(billing_tokens()).await;
+    let big = format!("[{}]", " ".repeat(MAX_BODY));
+    let (status, _, value) = h
+        .call(
+            Method::PUT,
+            "/api/v1/subscribers",
+            Some(&format!("Bearer {TOKEN}")),
+            Some(big),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(value["error"].is_string());
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn every_kind_has_an_endpoint() {
+    let h = Harness::sqlite(billing_tokens()).await;
+    let pushes = [
+        ("subscribers", kowalski()),
+        (
+            "contracts",
+            json!({
+                "ext_id": "C1", "subscriber_ext_id": "S1", "number": "UM/2013/0001",
+                "starts_on": "2013-01-01", "monthly_fee": "50.00", "tariff": "Internet 100",
+                "download_kbps": 102400, "upload_kbps": 10240,
+                "installation": address("ul. Internetowa 1"), "status": "active"
+            }),
+        ),
+        (
+            "pppoe-accounts",
+            json!({"ext_id": "P1", "contract_ext_id": "C1", "login": "jan.kowalski",
+                   "password": "tajne"}),
+        ),
+        (
+            "ips",
+            json!({"ext_id": "I1", "contract_ext_id": "C1", "address": "192.0.2.10",
+                   "kind": "static", "activated_on": "2013-01-02"}),
+        ),
+        (
+            "invoices",
+            json!({
+                "ext_id": "F1", "subscriber_ext_id": "S1", "number": "FV/1/2024",
+                "issued_on": "2024-01-01", "sold_on": "2024-01-01", "due_on": "2024-01-15",
+                "net": "40.65", "vat": "9.35", "gross": "50.00", "status": "issued",
+                "lines": [{"position": 1, "name": "Abonament", "unit": "usł.",
+                           "quantity": "1", "unit_net": "40.65", "net": "40.65",
+                           "vat_rate": "23", "vat": "9.35", "gross": "50.00"}]
+            }),
+        ),
+        (
+            "payments",
+            json!({"ext_id": "W1", "subscriber_ext_id": "S1", "paid_on": "2024-01-10",
+                   "amount": "50.00", "title": "Abonament 01/2024", "method": "przelew"}),
+        ),
+        (
+            "services",
+            json!({"ext_id": "U1", "name": "Publiczny IP", "description": "Stały IPv4",
+                   "price": "10.00", "active": true}),
+        ),
+        (
+            "news",
+            json!({"ext_id": "N1", "title": "Przerwa techniczna", "body_md": "W nocy.",
+                   "published_at": "2024-01-01T10:00:00Z"}),
+        ),
+        (
+            "faq",
+            json!({"ext_id": "Q1", "question": "Jak skonfigurować router?",
+                   "answer_md": "Tak.", "position": 1}),
+        ),
+    ];
+    for (kind, record) in &pushes {
+        let (status, body) = h.put(kind, record.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {body}");
+        assert_eq!(body, counts(1, 0, 0), "{kind}");
+    }
+    for (kind, record) in &pushes {
+        let (status, body) = h.put(kind, json!([record])).await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {body}");
+        assert_eq!(body, counts(0, 0, 1), "{kind}");
+    }
+
+    // Totals that do not add up name the field.
+    let mut invoice = pushes[4].1.clone();
+    invoice["ext_id"] = json!("F2");
+    invoice["number"] = json!("FV/2/2024");
+    invoice["gross"] = json!("50.01");
+    let (status, body) = h.put("invoices", invoice).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        (body["index"].clone(), body["field"].clone()),
+        (json!(0), json!("gross"))
+    );
+
+    // A login held by another account.
+    let (status, body) = h
+        .put(
+            "pppoe-accounts",
+            json!({"ext_id": "P2", "contract_ext_id": "C1", "login": "jan.kowalski"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["field"], "login");
+
+    // Only PUT writes; unknown paths are JSON 404s.
+    let (status, _, _) = h
+        .call(
+            Method::POST,
+            "/api/v1/subscribers",
+            Some(&format!("Bearer {TOKEN}")),
+            Some("[]".into()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let (status, _, body) = h.call(Method::GET, "/api/v1/nothing", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].is_string());
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+// ---------------------------------------------------------------------------------------------
+
+async fn start_session(live: &dyn LiveSessions, id: &str, login: Option<&str>, ip: Ipv4Addr) {
+    let now = OffsetDateTime::now_utc();
+    let mut ev = AccountingEvent::new(StatusType::Start, "192.0.2.1", id, now);
+    ev.user_name = login.map(str::to_owned);
+    ev.framed_ip = Some(ip);
+    live.apply(&ev, now + Duration::minutes(15)).await.unwrap();
+}
+
+#[tokio::test]
+async fn lookup_joins_session_to_subscriber() {
+    let h = Harness::sqlite(billing_tokens()).await;
+    let contract = json!({
+        "ext_id": "C1", "subscriber_ext_id": "S1", "number": "UM/2013/0001",
+        "starts_on": "2013-01-01", "ends_on": "2013-12-31", "monthly_fee": "50.00",
+        "tariff": "Internet 100", "download_kbps": 102400, "upload_kbps": 10240,
+        "installation": address("ul. Internetowa 1"), "status": "active"
+    });
+    assert_eq!(h.put("subscribers", kowalski()).await.0, StatusCode::OK);
+    assert_eq!(h.put("contracts", contract).await.0, StatusCode::OK);
+    let pppoe = json!({"ext_id": "P1", "contract_ext_id": "C1", "login": "jan.kowalski"});
+    assert_eq!(h.put("pppoe-accounts", pppoe).await.0, StatusCode::OK);
+
+    start_session(
+        h.state.live.as_ref(),
+        "s-1",
+        Some("jan.kowalski"),
+        Ipv4Addr::new(198, 51, 100, 7),
+    )
+    .await;
+    start_session(
+        h.state.live.as_ref(),
+        "s-2",
+        Some("unknown.login"),
+        Ipv4Addr::new(198, 51, 100, 8),
+    )
+    .await;
+    let auth = format!("Bearer {TOKEN}");
+
+    let (status, headers, body) = h
+        .call(
+            Method::GET,
+            "/api/v1/sessions/lookup?ip=198.51.100.7",
+            Some(&auth),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(body["ip"], "198.51.100.7");
+    assert_eq!(body["session"]["session_id"], "s-1");
+    assert_eq!(body["session"]["user_name"], "jan.kowalski");
+    assert_eq!(body["session"]["framed_ip"], "198.51.100.7");
+    assert!(body["session"]["started_at"]
+        .as_str()
+        .unwrap()
+        .contains('T'));
+    assert_eq!(body["subscriber"]["name"], "Jan Kowalski");
+    assert_eq!(body["subscriber"]["ext_id"], "S1");
+    assert_eq!(body["subscriber"]["home"]["street"], "ul. Internetowa 1");
+    assert!(body["subscriber"].get("pesel").is_none());
+    assert_eq!(body["contract"]["number"], "UM/2013/0001");
+    assert_eq!(body["contract"]["monthly_fee"], "50.00");
+    assert_eq!(body["contract"]["starts_on"], "2013-01-01");
+    assert_eq!(body["contract"]["ends_on"], "2013-12-31");
+
+    // The same address written as IPv4-mapped IPv6.
+    let (status, _, body) = h
+        .call(
+            Method::GET,
+            "/api/v1/sessions/lookup?ip=::ffff:198.51.100.7",
+            Some(&auth),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["subscriber"]["name"], "Jan Kowalski");
+
+    // A session whose login no account has: the session without an owner.
+    let (status, _, body) = h
+        .call(
+            Method::GET,
+            "/api/v1/sessions/lookup?ip=198.51.100.8",
+            Some(&auth),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["session"]["user_name"], "unknown.login");
+    assert!(body["subscriber"].is_null() && body["contract"].is_null());
+
+    let (status, _, body) = h
+        .call(
+            Method::GET,
+            "/api/v1/sessions/lookup?ip=198.51.100.9",
+            Some(&auth),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body["error"].is_string());
+
+    for bad in ["/api/v1/sessions/lookup", "/api/v1/sessions/lookup?ip=nope"] {
+        let (status, _, body) = h.call(Method::GET, bad, Some(&auth), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"].is_string());
+    }
+    assert_eq!(
+        h.state
+            .live
+            .lookup(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)))
+            .await
+            .unwrap()
+            .map(|s| s.session_id),
+        Some("s-1".to_owned())
+    );
+    // Every lookup is in the audit log, with the token's name and the address asked for.
+    let audit = crate::store::audit::recent(&h.state.db, 50).await.unwrap();
+    let lookups: Vec<_> = audit.iter().filter(|a| a.action == "ops_lookup").collect();
+    assert!(lookups
+        .iter()
+        .any(|a| a.detail == "ip 198.51.100.7" && a.actor.starts_with("ops:")));
+    assert!(lookups.iter().any(|a| a.detail == "ip 198.51.100.9"));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn health_reports_both_stores() {
+    let h = Harness::sqlite(billing_tokens()).await;
+    let (status, _, body) = h.call(Method::GET, "/api/v1/health", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"status": "ok", "database": {"backend": "sqlite", "ok": true},
+               "sessions": {"ok": true}})
+    );
+    if let Db::Sqlite(p) = &h.state.db {
+        p.close().await;
+    }
+    let (status, _, body) = h.call(Method::GET, "/api/v1/health", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["database"]["ok"], false);
+    assert_eq!(body["sessions"]["ok"], true);
+    h.finish().await;
+}
