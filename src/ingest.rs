@@ -12,7 +12,8 @@ use tokio::sync::{watch, Notify};
 use crate::radius::event::AccountingEvent;
 use crate::sessions::{Applied, LiveSessions, StoreError};
 use crate::spool::{Spool, SpoolRecord};
-use crate::store::{history, Db};
+use crate::store::history::{self, HistoryWriter, Written};
+use crate::store::Db;
 
 /// Records read from the spool per replay round.
 const REPLAY_BATCH: usize = 4096;
@@ -76,6 +77,7 @@ pub struct Ingest {
     pub live: Arc<dyn LiveSessions>,
     pub db: Db,
     pub spool: Spool,
+    history: HistoryWriter,
     store_timeout: Duration,
     wake: Notify,
 }
@@ -90,12 +92,16 @@ pub enum Recorded {
 }
 
 impl Ingest {
+    /// Must be called inside a tokio runtime (it starts the history writer).
     pub fn new(live: Arc<dyn LiveSessions>, db: Db, spool: Spool, store_timeout: Duration) -> Self {
+        // History gets twice the live store's patience: a group commit carries many events.
+        let history = HistoryWriter::spawn(db.clone(), spool.clone(), store_timeout * 2);
         Ingest {
             clock: Clock::new(),
             live,
             db,
             spool,
+            history,
             store_timeout,
             wake: Notify::new(),
         }
@@ -110,15 +116,15 @@ impl Ingest {
         // While older events wait in the spool, newer ones queue behind them.
         if self.spool.depth() == 0 {
             match self.apply(&event, expires_at).await {
-                Ok(applied) => match self.write_history(&applied).await {
-                    Ok(()) => return Ok(Recorded::Stored),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "history write failed; spooling it");
-                        self.spool.append(&SpoolRecord::History(applied)).await?;
-                        self.wake.notify_one();
-                        return Ok(Recorded::Spooled);
-                    }
-                },
+                Ok(applied) => {
+                    return Ok(match self.store_history(applied).await? {
+                        Written::Committed => Recorded::Stored,
+                        Written::Spooled => {
+                            self.wake.notify_one();
+                            Recorded::Spooled
+                        }
+                    })
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, nas = %event.nas, session = %event.session_id,
                         "live store unavailable; spooling the event");
@@ -157,6 +163,21 @@ impl Ingest {
         result
     }
 
+    /// Through the history writer (group commit; it spools by itself when the database
+    /// fails).
+    async fn store_history(&self, applied: Applied) -> io::Result<Written> {
+        let closed = applied.closed.len() as u64;
+        let started = Instant::now();
+        let result = self.history.write(applied).await;
+        metrics::histogram!("ebok_store_latency_seconds", "store" => "sql", "op" => "history")
+            .record(started.elapsed().as_secs_f64());
+        if result.is_ok() {
+            metrics::counter!("ebok_sessions_closed_total").increment(closed);
+        }
+        result
+    }
+
+    /// Directly, for replaying spooled history records (a failure leaves them spooled).
     async fn write_history(&self, applied: &Applied) -> Result<(), sqlx::Error> {
         if applied.closed.is_empty() && applied.traffic.is_empty() {
             return Ok(());
@@ -274,7 +295,13 @@ impl Ingest {
     pub async fn run_replayer(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             if self.spool.depth() > 0 {
-                match self.replay().await {
+                // Shutdown may cut a replay short: what was not marked consumed is replayed
+                // again at the next start and recognised as stale where already applied.
+                let replayed = tokio::select! {
+                    r = self.replay() => r,
+                    _ = shutdown.changed() => return,
+                };
+                match replayed {
                     Ok(n) if n > 0 => {
                         tracing::info!(replayed = n, left = self.spool.depth(), "spool replayed")
                     }
@@ -301,13 +328,9 @@ impl Ingest {
                 traffic: Vec::new(),
             };
             metrics::counter!("ebok_sessions_expired_total").increment(n as u64);
-            if self.write_history(&applied).await.is_err() {
-                self.spool
-                    .append(&SpoolRecord::History(applied))
-                    .await
-                    .map_err(|_| StoreError::Timeout)?;
-                self.wake.notify_one();
-            }
+            self.store_history(applied)
+                .await
+                .map_err(|_| StoreError::Timeout)?;
         }
         Ok(n)
     }

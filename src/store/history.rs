@@ -230,3 +230,199 @@ pub async fn traffic_on(
         .await?);
     Ok(row.map(|(i, o)| (i as u64, o as u64)))
 }
+
+/// Where a history write ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Committed to the database.
+    Committed,
+    /// The database failed or was too slow: appended to the spool for replay.
+    Spooled,
+}
+
+type Pending = (
+    Applied,
+    tokio::sync::oneshot::Sender<std::io::Result<Written>>,
+);
+
+/// Group commit for history: one task drains every pending write into one transaction
+/// (daily traffic summed per login and day first), so the database sees one commit per
+/// batch instead of one per RADIUS packet. When the database fails or does not commit within
+/// `timeout`, the batch goes to the spool, so a caller's write is durable either way and is
+/// never applied twice (the spool copy is written only when the commit did not happen).
+#[derive(Clone, Debug)]
+pub struct HistoryWriter {
+    tx: tokio::sync::mpsc::Sender<Pending>,
+}
+
+/// Writes merged into one transaction at most.
+const HISTORY_BATCH: usize = 4096;
+
+impl HistoryWriter {
+    pub fn spawn(db: Db, spool: crate::spool::Spool, timeout: std::time::Duration) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(HISTORY_BATCH);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(HISTORY_BATCH);
+            while rx.recv_many(&mut batch, HISTORY_BATCH).await > 0 {
+                let merged = merge(batch.iter().map(|(a, _)| a));
+                let result = match tokio::time::timeout(timeout, record(&db, &merged)).await {
+                    Ok(Ok(())) => Ok(Written::Committed),
+                    failed => {
+                        match failed {
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %e, "history write failed; spooling it")
+                            }
+                            _ => tracing::warn!("history write timed out; spooling it"),
+                        }
+                        metrics::counter!("ebok_store_errors_total", "store" => "sql").increment(1);
+                        spool
+                            .append(&crate::spool::SpoolRecord::History(merged))
+                            .await
+                            .map(|()| Written::Spooled)
+                    }
+                };
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(match &result {
+                        Ok(w) => Ok(*w),
+                        Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                    });
+                }
+            }
+        });
+        HistoryWriter { tx }
+    }
+
+    /// Make `applied` durable in history (or the spool).
+    pub async fn write(&self, applied: Applied) -> std::io::Result<Written> {
+        if applied.closed.is_empty() && applied.traffic.is_empty() {
+            return Ok(Written::Committed);
+        }
+        let stopped = || std::io::Error::other("history writer stopped");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx.send((applied, tx)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+/// Several outcomes as one: closed sessions side by side, traffic summed per login and
+/// Europe/Warsaw day.
+pub fn merge<'a>(all: impl Iterator<Item = &'a Applied>) -> Applied {
+    let mut out = Applied::default();
+    let mut traffic: std::collections::HashMap<(String, time::Date), usize> = Default::default();
+    for a in all {
+        out.closed.extend(a.closed.iter().cloned());
+        for t in &a.traffic {
+            let key = (t.user_name.clone(), crate::tz::warsaw_date(t.at));
+            match traffic.get(&key) {
+                Some(&i) => {
+                    let sum = &mut out.traffic[i];
+                    sum.input_octets += t.input_octets;
+                    sum.output_octets += t.output_octets;
+                }
+                None => {
+                    traffic.insert(key, out.traffic.len());
+                    out.traffic.push(t.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sessions::TrafficDelta;
+    use time::macros::datetime;
+
+    fn delta(user: &str, at: OffsetDateTime, i: u64, o: u64) -> TrafficDelta {
+        TrafficDelta {
+            user_name: user.into(),
+            at,
+            input_octets: i,
+            output_octets: o,
+        }
+    }
+
+    #[test]
+    fn merge_sums_traffic_per_login_and_warsaw_day() {
+        let a = Applied {
+            traffic: vec![
+                delta("jan", datetime!(2026-07-01 10:00 UTC), 1, 2),
+                // 22:30 UTC on 1 July is 2 July in Warsaw: another day.
+                delta("jan", datetime!(2026-07-01 22:30 UTC), 100, 200),
+            ],
+            ..Applied::default()
+        };
+        let b = Applied {
+            traffic: vec![
+                delta("jan", datetime!(2026-07-01 12:00 UTC), 10, 20),
+                delta("ola", datetime!(2026-07-01 12:00 UTC), 5, 5),
+            ],
+            ..Applied::default()
+        };
+        let m = merge([&a, &b].into_iter());
+        let sums: Vec<(String, u64, u64)> = m
+            .traffic
+            .iter()
+            .map(|t| (t.user_name.clone(), t.input_octets, t.output_octets))
+            .collect();
+        assert_eq!(
+            sums,
+            vec![
+                ("jan".into(), 11, 22),
+                ("jan".into(), 100, 200),
+                ("ola".into(), 5, 5)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn writer_commits_many_writes_and_spools_when_the_database_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("h.sqlite").display()
+        ))
+        .await
+        .unwrap();
+        let spool = crate::spool::Spool::open(&dir.path().join("spool")).unwrap();
+        let w = HistoryWriter::spawn(db.clone(), spool.clone(), std::time::Duration::from_secs(5));
+        let at = datetime!(2026-07-01 10:00 UTC);
+        let writes = (0..200).map(|_| {
+            let w = w.clone();
+            async move {
+                w.write(Applied {
+                    traffic: vec![delta("jan", at, 1, 1)],
+                    ..Applied::default()
+                })
+                .await
+            }
+        });
+        for r in futures_util::future::join_all(writes).await {
+            assert_eq!(r.unwrap(), Written::Committed);
+        }
+        assert_eq!(
+            traffic_on(&db, "jan", crate::tz::warsaw_date(at))
+                .await
+                .unwrap(),
+            Some((200, 200))
+        );
+        // Database gone: the write is durable in the spool instead.
+        if let Db::Sqlite(p) = &db {
+            sqlx::query("DROP TABLE traffic_daily")
+                .execute(p)
+                .await
+                .unwrap();
+        }
+        let r = w
+            .write(Applied {
+                traffic: vec![delta("jan", at, 1, 1)],
+                ..Applied::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(r, Written::Spooled);
+        assert_eq!(spool.depth(), 1);
+    }
+}
