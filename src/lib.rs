@@ -2,6 +2,7 @@
 //! subscribers' self-service panel.
 
 pub mod config;
+pub mod demo;
 pub mod identify;
 pub mod ingest;
 pub mod ops;

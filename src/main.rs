@@ -66,7 +66,13 @@ fn parse_store(s: &str) -> Result<StoreKind, String> {
 #[derive(Subcommand)]
 enum Command {
     /// Run the accounting server (the default command).
-    Run,
+    Run {
+        /// Load the demo ISP and make 127.0.0.1 Jan Kowalski's live line.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Load the demo ISP data set into the database (idempotent).
+    Demo,
     /// Print or check configuration.
     Config {
         #[command(subcommand)]
@@ -132,7 +138,7 @@ impl Global {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Run);
+    let command = cli.command.unwrap_or(Command::Run { demo: false });
     if let Command::Config {
         command: ConfigCommand::Example,
     } = command
@@ -194,7 +200,23 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match command {
-            Command::Run => run(config, cli.global.config.clone(), cli.global.overrides()).await,
+            Command::Run { demo } => {
+                run(
+                    config,
+                    cli.global.config.clone(),
+                    cli.global.overrides(),
+                    demo,
+                )
+                .await
+            }
+            Command::Demo => {
+                let db = ebok::store::Db::connect(&config.database.url)
+                    .await
+                    .context("opening the database (database.url)")?;
+                let summary = ebok::demo::load(&db, ebok::demo::warsaw_today()).await?;
+                println!("demo ISP loaded: {summary}");
+                Ok(())
+            }
             Command::Sessions { command } => sessions(config, command).await,
             Command::Config { .. } | Command::Ops { .. } => unreachable!("handled above"),
         }
@@ -212,10 +234,14 @@ async fn run(
     config: Config,
     config_path: Option<PathBuf>,
     overrides: CliOverrides,
+    demo: bool,
 ) -> anyhow::Result<()> {
     let listeners = ebok::server::Listeners::bind(&config).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (running, done) = ebok::server::start(config, listeners, shutdown_rx).await?;
+    let (running, done) = ebok::server::start(config, listeners, shutdown_rx.clone()).await?;
+    if demo {
+        ebok::server::start_demo(&running, shutdown_rx).await?;
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {

@@ -287,6 +287,50 @@ async fn retention(
     }
 }
 
+/// The demo ISP on a running ebok: load the demo data set, then put Jan Kowalski's line on
+/// 127.0.0.1 through the real accounting path (a signed Start to our own listener, with the
+/// secret the NAS table gives loopback) and keep it alive with Interim-Updates.
+pub async fn start_demo(running: &Running, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let summary = crate::demo::load(&running.ingest.db, crate::demo::warsaw_today())
+        .await
+        .context("loading the demo data set")?;
+    tracing::info!("demo data loaded: {summary}");
+    let ip = std::net::Ipv4Addr::LOCALHOST;
+    let nas = running
+        .radius
+        .nas_table()
+        .find(ip.into())
+        .cloned()
+        .context("the demo needs a [[nas]] entry for 127.0.0.1 (or none at all: the default covers loopback)")?;
+    let radius = *running
+        .radius_addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .context("the demo needs an IPv4 RADIUS listener (radius.listen)")?;
+    crate::demo::send_live_session(radius, &nas.secret, ip, crate::demo::DEMO_LOGIN)
+        .await
+        .context("sending the demo session's Start to our own RADIUS listener")?;
+    // Interim-Updates well inside the NAS entry's expiry.
+    let every = (nas.expiry / 4).max(Duration::from_secs(1));
+    let secret = nas.secret.clone();
+    tokio::spawn(async move {
+        crate::demo::keep_alive(
+            radius,
+            &secret,
+            ip,
+            crate::demo::DEMO_LOGIN,
+            every,
+            shutdown,
+        )
+        .await
+    });
+    tracing::info!(
+        "demo: 127.0.0.1 is Jan Kowalski's line (PPPoE login {})",
+        crate::demo::DEMO_LOGIN
+    );
+    Ok(())
+}
+
 async fn purge_duplicates(ctx: Arc<RadiusContext>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {

@@ -2,6 +2,7 @@
 //! driven by FreeRADIUS's `radclient` and by raw UDP, against the embedded store and real
 //! Redis, with SQLite and real PostgreSQL history. One test binary for the whole crate.
 
+mod demo;
 mod durability;
 mod harness;
 mod radius;
