@@ -57,6 +57,10 @@ pub struct RadiusConfig {
     pub max_in_flight: usize,
     /// Seconds a reply stays in the duplicate cache.
     pub duplicate_window: u64,
+    /// When a NAS is answered: once the event is in the local journal (`journal`, the
+    /// default: fsync'd, applied to the stores right after), or once the stores took it
+    /// (`store`, the journal used only when they fail).
+    pub ack_after: AckAfter,
     /// Milliseconds to wait for the live store before spooling.
     pub store_timeout_ms: u64,
     /// Extra FreeRADIUS-format dictionary.
@@ -73,10 +77,19 @@ impl Default for RadiusConfig {
             recv_buffer: 8 * 1024 * 1024,
             max_in_flight: 1024,
             duplicate_window: 30,
+            ack_after: AckAfter::Journal,
             store_timeout_ms: 500,
             dictionary: None,
         }
     }
+}
+
+/// When an Accounting-Response is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckAfter {
+    Journal,
+    Store,
 }
 
 /// `[[nas]]`: one NAS client entry.

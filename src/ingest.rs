@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{watch, Notify};
 
+use crate::config::AckAfter;
 use crate::radius::event::AccountingEvent;
 use crate::sessions::{Applied, LiveSessions, StoreError};
 use crate::spool::{Spool, SpoolRecord};
@@ -78,6 +79,7 @@ pub struct Ingest {
     pub db: Db,
     pub spool: Spool,
     history: HistoryWriter,
+    ack_after: AckAfter,
     store_timeout: Duration,
     wake: Notify,
 }
@@ -93,7 +95,13 @@ pub enum Recorded {
 
 impl Ingest {
     /// Must be called inside a tokio runtime (it starts the history writer).
-    pub fn new(live: Arc<dyn LiveSessions>, db: Db, spool: Spool, store_timeout: Duration) -> Self {
+    pub fn new(
+        live: Arc<dyn LiveSessions>,
+        db: Db,
+        spool: Spool,
+        ack_after: AckAfter,
+        store_timeout: Duration,
+    ) -> Self {
         // History gets twice the live store's patience: a group commit carries many events.
         let history = HistoryWriter::spawn(db.clone(), spool.clone(), store_timeout * 2);
         Ingest {
@@ -102,6 +110,7 @@ impl Ingest {
             db,
             spool,
             history,
+            ack_after,
             store_timeout,
             wake: Notify::new(),
         }
@@ -113,8 +122,9 @@ impl Ingest {
         event: AccountingEvent,
         expires_at: OffsetDateTime,
     ) -> io::Result<Recorded> {
-        // While older events wait in the spool, newer ones queue behind them.
-        if self.spool.depth() == 0 {
+        // In journal mode every event goes through the spool; in store mode only while older
+        // events wait there (newer ones queue behind them) or when the stores fail.
+        if self.ack_after == AckAfter::Store && self.spool.depth() == 0 {
             match self.apply(&event, expires_at).await {
                 Ok(applied) => {
                     return Ok(match self.store_history(applied).await? {
@@ -289,6 +299,19 @@ impl Ingest {
             }
             SpoolRecord::History(applied) => self.write_history(applied).await.is_ok(),
         })
+    }
+
+    /// Wait until everything answered so far is applied to the stores (the spool is empty),
+    /// at most `limit`. True when it is.
+    pub async fn settled(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.spool.depth() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        true
     }
 
     /// Background task: replay whenever something is spooled, retrying every second.

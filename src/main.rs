@@ -73,6 +73,13 @@ enum Command {
     },
     /// Load the demo ISP data set into the database (idempotent).
     Demo,
+    /// Import one file from the billing system (CSV or JSON Lines; see docs/import.md).
+    /// One transaction per file: a bad row imports nothing and names file, line, column.
+    Import {
+        /// subscribers, contracts, pppoe-accounts, ips, invoices, payments, services, news or faq
+        kind: ebok::ops::import::ImportKind,
+        file: PathBuf,
+    },
     /// Print or check configuration.
     Config {
         #[command(subcommand)]
@@ -208,6 +215,28 @@ fn main() -> ExitCode {
                     demo,
                 )
                 .await
+            }
+            Command::Import { kind, file } => {
+                let db = ebok::store::Db::connect(&config.database.url)
+                    .await
+                    .context("opening the database (database.url)")?;
+                let result = {
+                    let mut bar = ebok::ops::import::progress_bar();
+                    ebok::ops::import::import_file(&db, kind, &file, Some(&mut bar)).await
+                };
+                match result {
+                    Ok(s) => {
+                        println!(
+                            "{kind}: {} inserted, {} updated, {} unchanged",
+                            s.inserted, s.updated, s.unchanged
+                        );
+                        Ok(())
+                    }
+                    Err(e) => {
+                        eprintln!("ebok: {e}\nnothing was imported");
+                        std::process::exit(1);
+                    }
+                }
             }
             Command::Demo => {
                 let db = ebok::store::Db::connect(&config.database.url)

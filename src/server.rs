@@ -158,6 +158,7 @@ pub async fn start(
         live,
         db,
         spool,
+        config.radius.ack_after,
         Duration::from_millis(config.radius.store_timeout_ms),
     ));
     if let Ok(n) = ingest.live.count().await {
@@ -310,6 +311,7 @@ pub async fn start_demo(running: &Running, shutdown: watch::Receiver<bool>) -> a
     crate::demo::send_live_session(radius, &nas.secret, ip, crate::demo::DEMO_LOGIN)
         .await
         .context("sending the demo session's Start to our own RADIUS listener")?;
+    running.ingest.settled(Duration::from_secs(5)).await;
     // Interim-Updates well inside the NAS entry's expiry.
     let every = (nas.expiry / 4).max(Duration::from_secs(1));
     let secret = nas.secret.clone();

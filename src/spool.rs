@@ -3,12 +3,13 @@
 //! and the spool is replayed in order once the stores are back. `kill -9` at any moment loses
 //! nothing that was answered: a record is on disk before its append returns.
 //!
-//! Layout in the state directory: `spool.log` holds records (`0xEB`, u32 length, u32 CRC-32,
-//! JSON payload); `spool.pos` holds the offset up to which records were replayed. A torn
+//! Layout in the state directory: `spool.N.log` (generation N) holds records (`0xEB`, u32 length, u32 CRC-32,
+//! JSON payload); `spool.pos` holds the generation and the offset up to which records were
+//! replayed. A torn
 //! record at the tail (a crash mid-write, never answered) is cut off on open.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +43,9 @@ enum Cmd {
     Append(Vec<u8>, oneshot::Sender<io::Result<()>>),
     Read(usize, oneshot::Sender<io::Result<Vec<(SpoolRecord, u64)>>>),
     Consumed(u64, oneshot::Sender<io::Result<()>>),
+    /// Tests: consume up to the offset, then compact whatever the head's size.
+    #[cfg(test)]
+    CompactAfter(u64, oneshot::Sender<io::Result<()>>),
 }
 
 /// Handle to the spool; cheap to clone.
@@ -55,29 +59,26 @@ impl Spool {
     /// Open (or create) the spool in `dir`, cutting off a torn tail. Starts the writer thread.
     pub fn open(dir: &Path) -> io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
-        let log_path = dir.join("spool.log");
         let pos_path = dir.join("spool.pos");
-        let mut file = OpenOptions::new()
+        let (gen, mut read_off) = read_pos(&pos_path)?;
+        let log_path = log_path(dir, gen);
+        remove_other_generations(dir, gen)?;
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&log_path)?;
-        let mut read_off = read_pos(&pos_path)?;
         let len = file.metadata()?.len();
         if read_off > len {
             read_off = 0;
         }
         // Walk the records after the read offset, counting them and finding a torn tail.
-        let mut bytes = Vec::new();
-        file.seek(SeekFrom::Start(read_off))?;
-        file.read_to_end(&mut bytes)?;
-        let mut off = 0usize;
+        let mut end = read_off;
         let mut count = 0u64;
-        while let Some((_, used)) = parse_record(&bytes[off..]) {
-            off += used;
+        while let Some(used) = record_len_at(&file, end, len)? {
+            end += used;
             count += 1;
         }
-        let end = read_off + off as u64;
         if end < len {
             tracing::warn!(
                 torn_bytes = len - end,
@@ -91,6 +92,8 @@ impl Spool {
         let (tx, rx) = mpsc::channel(4096);
         let writer = Writer {
             file,
+            dir: dir.to_path_buf(),
+            gen,
             pos_path,
             write_off: end,
             read_off,
@@ -137,6 +140,9 @@ impl Spool {
 
 struct Writer {
     file: File,
+    dir: PathBuf,
+    /// Generation of the log file; compaction moves to the next one.
+    gen: u64,
     pos_path: PathBuf,
     write_off: u64,
     read_off: u64,
@@ -185,6 +191,14 @@ impl Writer {
             }
             Cmd::Consumed(offset, reply) => {
                 let _ = reply.send(self.consumed(offset));
+            }
+            #[cfg(test)]
+            Cmd::CompactAfter(offset, reply) => {
+                let r = self.consumed(offset).and_then(|()| {
+                    self.compact()?;
+                    write_pos(&self.pos_path, self.gen, self.read_off)
+                });
+                let _ = reply.send(r);
             }
         }
     }
@@ -255,13 +269,91 @@ impl Writer {
             self.file.sync_all()?;
             self.write_off = 0;
             self.read_off = 0;
+        } else if self.read_off >= COMPACT_AT {
+            self.compact()?;
         }
-        write_pos(&self.pos_path, self.read_off)?;
+        write_pos(&self.pos_path, self.gen, self.read_off)?;
         let depth = self.depth.fetch_sub(n, Ordering::AcqRel) - n;
         metrics::gauge!("ebok_spool_depth").set(depth as f64);
         metrics::counter!("ebok_spool_replayed_total").increment(n);
         Ok(())
     }
+}
+
+impl Writer {
+    /// Under a backlog that never drains, the replayed head of the file would grow forever:
+    /// copy the unreplayed tail into the next generation's file, make it durable, then point
+    /// `spool.pos` at it (atomic rename) and delete the old file. A crash before the pointer
+    /// moves leaves the old generation in force and the new file an orphan, removed at open.
+    fn compact(&mut self) -> io::Result<()> {
+        let next = self.gen + 1;
+        let path = log_path(&self.dir, next);
+        let mut out = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        out.set_len(0)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut off = self.read_off;
+        while off < self.write_off {
+            let n = ((self.write_off - off) as usize).min(buf.len());
+            self.file.read_exact_at(&mut buf[..n], off)?;
+            out.write_all(&buf[..n])?;
+            off += n as u64;
+        }
+        out.sync_all()?;
+        write_pos(&self.pos_path, next, 0)?;
+        let old = log_path(&self.dir, self.gen);
+        self.file = out;
+        self.gen = next;
+        self.write_off -= self.read_off;
+        self.read_off = 0;
+        let _ = std::fs::remove_file(old);
+        tracing::info!(generation = next, bytes = self.write_off, "spool compacted");
+        Ok(())
+    }
+}
+
+/// Replayed bytes at the head of the log after which the tail is moved to a new file.
+const COMPACT_AT: u64 = 64 * 1024 * 1024;
+
+fn log_path(dir: &Path, gen: u64) -> PathBuf {
+    dir.join(format!("spool.{gen}.log"))
+}
+
+/// Delete log files of other generations (leftovers of an interrupted compaction).
+fn remove_other_generations(dir: &Path, keep: u64) -> io::Result<()> {
+    let keep = format!("spool.{keep}.log");
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("spool.") && name.ends_with(".log") && name != keep {
+            std::fs::remove_file(dir.join(&*name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Length of the valid record at `off`, or `None` at the end or at a torn/corrupt record.
+fn record_len_at(file: &File, off: u64, len: u64) -> io::Result<Option<u64>> {
+    if off + HEADER as u64 > len {
+        return Ok(None);
+    }
+    let mut header = [0u8; HEADER];
+    file.read_exact_at(&mut header, off)?;
+    let plen = u32::from_le_bytes(header[1..5].try_into().expect("4 bytes")) as u64;
+    if header[0] != MAGIC || off + HEADER as u64 + plen > len {
+        return Ok(None);
+    }
+    let mut payload = vec![0u8; plen as usize];
+    file.read_exact_at(&mut payload, off + HEADER as u64)?;
+    let crc = u32::from_le_bytes(header[5..9].try_into().expect("4 bytes"));
+    if crc32(&payload) != crc || serde_json::from_slice::<SpoolRecord>(&payload).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(HEADER as u64 + plen))
 }
 
 fn parse_record(bytes: &[u8]) -> Option<(SpoolRecord, usize)> {
@@ -278,19 +370,24 @@ fn parse_record(bytes: &[u8]) -> Option<(SpoolRecord, usize)> {
     Some((rec, HEADER + len))
 }
 
-fn read_pos(path: &Path) -> io::Result<u64> {
+/// `spool.pos`: generation and replay offset (16 bytes).
+fn read_pos(path: &Path) -> io::Result<(u64, u64)> {
     match std::fs::read(path) {
-        Ok(b) if b.len() == 8 => Ok(u64::from_le_bytes(b.try_into().expect("8 bytes"))),
-        Ok(_) => Ok(0),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Ok(b) if b.len() == 16 => Ok((
+            u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+            u64::from_le_bytes(b[8..].try_into().expect("8 bytes")),
+        )),
+        Ok(_) => Ok((0, 0)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((0, 0)),
         Err(e) => Err(e),
     }
 }
 
-fn write_pos(path: &Path, off: u64) -> io::Result<()> {
+fn write_pos(path: &Path, gen: u64, off: u64) -> io::Result<()> {
     let tmp = path.with_extension("pos.tmp");
     {
         let mut f = File::create(&tmp)?;
+        f.write_all(&gen.to_le_bytes())?;
         f.write_all(&off.to_le_bytes())?;
         f.sync_all()?;
     }
@@ -376,11 +473,47 @@ mod tests {
         spool.consumed(rest[39].1).await.unwrap();
         assert_eq!(spool.depth(), 0);
         assert_eq!(
-            std::fs::metadata(dir.path().join("spool.log"))
+            std::fs::metadata(dir.path().join("spool.0.log"))
                 .unwrap()
                 .len(),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn compaction_moves_the_tail_to_a_new_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        for i in 0..10 {
+            spool.append(&rec(i)).await.unwrap();
+        }
+        let all = spool.peek(10).await.unwrap();
+        // Pretend the head is large: compact right after consuming four records.
+        let (tx, rx) = oneshot::channel();
+        spool
+            .tx
+            .send(Cmd::CompactAfter(all[3].1, tx))
+            .await
+            .unwrap();
+        rx.await.unwrap().unwrap();
+        assert_eq!(spool.depth(), 6);
+        assert!(dir.path().join("spool.1.log").exists());
+        assert!(!dir.path().join("spool.0.log").exists());
+        spool.append(&rec(10)).await.unwrap();
+        drop(spool);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // An orphan of an interrupted compaction is removed at open.
+        std::fs::write(dir.path().join("spool.2.log"), b"partial").unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        assert!(!dir.path().join("spool.2.log").exists());
+        let rest: Vec<_> = spool
+            .peek(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(rest, (4..11).map(rec).collect::<Vec<_>>());
     }
 
     #[tokio::test]
@@ -392,7 +525,7 @@ mod tests {
             spool.append(&rec(2)).await.unwrap();
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let path = dir.path().join("spool.log");
+        let path = dir.path().join("spool.0.log");
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[MAGIC, 200, 0, 0, 0, 1, 2, 3]).unwrap();
         drop(f);

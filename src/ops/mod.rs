@@ -1,4 +1,5 @@
-//! Operations: Prometheus metrics (and, later, the ops API and import).
+//! Operations: the JSON ops API, import from the billing system, Prometheus metrics.
 
 pub mod api;
+pub mod import;
 pub mod metrics;

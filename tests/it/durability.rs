@@ -132,7 +132,7 @@ async fn redis_down_events_are_spooled_answered_and_replayed() {
     // Store down: every event is still answered quickly, from the spool.
     for i in 2..12 {
         let started = std::time::Instant::now();
-        acct(
+        acct_unsettled(
             &ebok,
             &attrs(
                 "Start",
@@ -149,12 +149,30 @@ async fn redis_down_events_are_spooled_answered_and_replayed() {
             "answered within a NAS's patience"
         );
     }
-    acct(
+    acct_unsettled(
         &ebok,
         &attrs("Stop", "before", "u0", Some("10.6.0.1"), 1_764_000_200, ""),
     )
     .await;
-    assert!(ebok.running.ingest.spool.depth() >= 11);
+    // Several events of one session while spooled: replayed in their order.
+    for k in 1..=5u32 {
+        let extra = format!("Acct-Output-Octets = {}\n", k * 100);
+        let a = attrs(
+            "Interim-Update",
+            "during-2",
+            "u",
+            Some("10.6.0.2"),
+            1_764_000_300 + i64::from(k),
+            &extra,
+        );
+        acct_unsettled(&ebok, &a).await;
+    }
+    acct_unsettled(
+        &ebok,
+        &attrs("Stop", "during-3", "u", Some("10.6.0.3"), 1_764_000_400, ""),
+    )
+    .await;
+    assert!(ebok.running.ingest.spool.depth() >= 17);
     assert!(ebok.metric("ebok_radius_spooled_total").await >= 11.0);
 
     let _redis = OwnRedis::start(port).unwrap();
@@ -162,13 +180,18 @@ async fn redis_down_events_are_spooled_answered_and_replayed() {
         ebok.running.ingest.spool.depth() == 0
     })
     .await;
-    for i in 2..12 {
+    for i in 4..12 {
         let s = ebok
             .lookup(&format!("10.6.0.{i}"))
             .await
             .expect("replayed Start is live");
         assert_eq!(s.session_id, format!("during-{i}"));
     }
+    assert_eq!(ebok.lookup("10.6.0.2").await.unwrap().output_octets, 500);
+    assert!(
+        ebok.lookup("10.6.0.3").await.is_none(),
+        "Start then Stop replayed in order"
+    );
     assert!(
         ebok.lookup("10.6.0.1").await.is_none(),
         "replayed Stop applied in order"
@@ -254,29 +277,42 @@ async fn kill_9_loses_nothing_that_was_answered() {
         answered.len()
     );
 
-    // The store on disk, opened directly after the process is gone.
+    // Answered means in the journal: a restart replays it into the store. Start the binary
+    // again, let it replay, stop it gracefully, then read the store on disk.
+    let mut child = spawn();
+    let metrics = format!("127.0.0.1:{metrics_port}").parse().unwrap();
+    let mut replayed = false;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Ok(Ok(text)) = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::spawn(async move { http_get(metrics, "/metrics").await }),
+        )
+        .await
+        {
+            if text.contains("ebok_spool_depth 0") {
+                replayed = true;
+                break;
+            }
+        }
+    }
+    assert!(replayed, "the restarted binary replayed its journal");
+    // SIGTERM: graceful stop.
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
     let live = ebok::sessions::embedded::EmbeddedSessions::open(&dir.path().join("live.sqlite"))
         .await
         .unwrap();
     for id in &answered {
         let i = *id as u32;
+        if i == 0 {
+            continue;
+        }
         let s = live.get("192.0.2.1", &format!("k-{i}")).await.unwrap();
         assert!(s.is_some(), "answered session k-{i} survived kill -9");
     }
-    drop(live);
-    // And the binary comes back with them.
-    let mut child = spawn();
-    for _ in 0..100 {
-        if raw
-            .exchange(&start_event(0, 1_764_000_000), Duration::from_millis(100))
-            .await
-            .is_some()
-        {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test]

@@ -108,7 +108,13 @@ impl Ebok {
             .unwrap();
     }
 
+    /// Wait (bounded) until every answered event is applied to the stores.
+    pub async fn settle(&self) {
+        self.running.ingest.settled(Duration::from_secs(10)).await;
+    }
+
     pub async fn lookup(&self, ip: &str) -> Option<LiveSession> {
+        self.settle().await;
         self.running
             .ingest
             .live
@@ -171,8 +177,15 @@ pub async fn radclient(to: SocketAddr, command: &str, secret: &str, attrs: &str)
     out.status.success()
 }
 
-/// `radclient acct` with the test secret, asserting a reply.
+/// `radclient acct` with the test secret, asserting a reply; then wait until the event is
+/// applied to the stores (answers come once it is in the journal).
 pub async fn acct(ebok: &Ebok, attrs: &str) {
+    acct_unsettled(ebok, attrs).await;
+    ebok.settle().await;
+}
+
+/// `radclient acct`, asserting a reply, without waiting for the stores.
+pub async fn acct_unsettled(ebok: &Ebok, attrs: &str) {
     assert!(
         radclient(ebok.radius, "acct", SECRET, attrs).await,
         "no Accounting-Response for: {attrs}"
