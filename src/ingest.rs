@@ -17,9 +17,9 @@ use crate::store::history::{self, HistoryWriter, Written};
 use crate::store::Db;
 
 /// Records read from the spool per replay round.
-const REPLAY_BATCH: usize = 4096;
+const REPLAY_BATCH: usize = 8192;
 /// Sessions replayed concurrently.
-const REPLAY_LANES: usize = 128;
+const REPLAY_LANES: usize = 2048;
 
 /// Records replayed alone, in order: NAS-wide events and history records (whose daily
 /// traffic must be added exactly once).

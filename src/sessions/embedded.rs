@@ -431,28 +431,61 @@ fn parse_ip_key(s: &str) -> Result<IpKey, StoreError> {
     parsed.ok_or_else(|| StoreError::Corrupt(format!("bad IP in ip_owner: {s}")))
 }
 
+/// Rows per multi-row statement: few statements per group commit (each statement is a round
+/// trip to sqlx's SQLite worker thread), well under SQLite's variable limit.
+const ROWS_PER_STATEMENT: usize = 400;
+
+/// `INSERT OR REPLACE INTO {table} ({cols}) VALUES (…), (…)` for `rows` rows of `width`.
+fn multi_row_sql(head: &str, rows: usize, width: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * width * 6);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..width {
+            if c > 0 {
+                sql.push(',');
+            }
+            n += 1;
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 async fn persist(conn: &mut SqliteConnection, ch: &Changes) -> Result<(), sqlx::Error> {
     let mut tx = conn.begin().await?;
-    for ((nas, sid), rec) in &ch.records {
-        match rec {
-            Some((_, data)) => {
-                sqlx::query(
-                    "INSERT OR REPLACE INTO live_record (nas, session_id, data) VALUES ($1, $2, $3)",
-                )
-                .bind(nas)
-                .bind(sid)
-                .bind(data)
-                .execute(&mut *tx)
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM live_record WHERE nas = $1 AND session_id = $2")
-                    .bind(nas)
-                    .bind(sid)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+    let (upserts, deletes): (Vec<_>, Vec<_>) = ch.records.iter().partition(|(_, r)| r.is_some());
+    for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
+        let sql = multi_row_sql(
+            "INSERT OR REPLACE INTO live_record (nas, session_id, data)",
+            chunk.len(),
+            3,
+        );
+        let mut q = sqlx::query(&sql);
+        for ((nas, sid), rec) in chunk {
+            let data = &rec.as_ref().expect("partitioned").1;
+            q = q.bind(nas).bind(sid).bind(data);
         }
+        q.execute(&mut *tx).await?;
+    }
+    for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
+        let keys = (0..chunk.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!("DELETE FROM live_record WHERE (nas, session_id) IN (VALUES {keys})");
+        let mut q = sqlx::query(&sql);
+        for ((nas, sid), _) in chunk {
+            q = q.bind(nas).bind(sid);
+        }
+        q.execute(&mut *tx).await?;
     }
     for (nas, at) in &ch.resets {
         // Range checked by `time_ord` before the time was recorded.
@@ -463,26 +496,31 @@ async fn persist(conn: &mut SqliteConnection, ch: &Changes) -> Result<(), sqlx::
             .execute(&mut *tx)
             .await?;
     }
-    for (ip, owner) in &ch.owners {
-        let ip = ip_key_text(ip);
-        match owner {
-            Some((nas, sid)) => {
-                sqlx::query(
-                    "INSERT OR REPLACE INTO ip_owner (ip, nas, session_id) VALUES ($1, $2, $3)",
-                )
-                .bind(&ip)
-                .bind(nas)
-                .bind(sid)
-                .execute(&mut *tx)
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM ip_owner WHERE ip = $1")
-                    .bind(&ip)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+    let (claims, releases): (Vec<_>, Vec<_>) = ch.owners.iter().partition(|(_, o)| o.is_some());
+    for chunk in claims.chunks(ROWS_PER_STATEMENT) {
+        let sql = multi_row_sql(
+            "INSERT OR REPLACE INTO ip_owner (ip, nas, session_id)",
+            chunk.len(),
+            3,
+        );
+        let mut q = sqlx::query(&sql);
+        for (ip, owner) in chunk {
+            let (nas, sid) = owner.as_ref().expect("partitioned");
+            q = q.bind(ip_key_text(ip)).bind(nas).bind(sid);
         }
+        q.execute(&mut *tx).await?;
+    }
+    for chunk in releases.chunks(ROWS_PER_STATEMENT) {
+        let marks = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!("DELETE FROM ip_owner WHERE ip IN ({marks})");
+        let mut q = sqlx::query(&sql);
+        for (ip, _) in chunk {
+            q = q.bind(ip_key_text(ip));
+        }
+        q.execute(&mut *tx).await?;
     }
     tx.commit().await
 }

@@ -41,6 +41,9 @@ fn from_ts(v: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(v).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// Rows per daily-traffic upsert statement.
+const TRAFFIC_ROWS_PER_STATEMENT: usize = 500;
+
 /// Write what one applied event (or expiry sweep) produced, in one transaction.
 /// Idempotent: a session is unique by (nas, session_id, started_at) and a replayed record
 /// rewrites the same row.
@@ -48,6 +51,15 @@ pub async fn record(db: &Db, applied: &Applied) -> Result<(), sqlx::Error> {
     if applied.closed.is_empty() && applied.traffic.is_empty() {
         return Ok(());
     }
+    // One row per (login, day) in each upsert: PostgreSQL refuses to update a row twice in
+    // one statement.
+    let merged;
+    let applied = if applied.traffic.len() > 1 {
+        merged = merge(std::iter::once(applied));
+        &merged
+    } else {
+        applied
+    };
     on_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         for c in &applied.closed {
@@ -111,19 +123,27 @@ pub async fn record(db: &Db, applied: &Applied) -> Result<(), sqlx::Error> {
                 .await?;
             }
         }
-        for t in &applied.traffic {
-            sqlx::query(
+        // Daily traffic in multi-row upserts (one key per row: `merge` summed them).
+        for chunk in applied.traffic.chunks(TRAFFIC_ROWS_PER_STATEMENT) {
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!(
                 "INSERT INTO traffic_daily (user_name, day, input_octets, output_octets) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_name, day) DO UPDATE SET \
+                 VALUES {values} ON CONFLICT (user_name, day) DO UPDATE SET \
                  input_octets = traffic_daily.input_octets + excluded.input_octets, \
-                 output_octets = traffic_daily.output_octets + excluded.output_octets",
-            )
-            .bind(&t.user_name)
-            .bind(crate::tz::warsaw_date(t.at))
-            .bind(t.input_octets as i64)
-            .bind(t.output_octets as i64)
-            .execute(&mut *tx)
-            .await?;
+                 output_octets = traffic_daily.output_octets + excluded.output_octets"
+            );
+            let mut q = sqlx::query(&sql);
+            for t in chunk {
+                q = q
+                    .bind(&t.user_name)
+                    .bind(crate::tz::warsaw_date(t.at))
+                    .bind(t.input_octets as i64)
+                    .bind(t.output_octets as i64);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await
     })
