@@ -44,6 +44,16 @@ fn lane_of(nas: &str, session_id: &str) -> usize {
     h as usize
 }
 
+/// What replaying one record did.
+enum Replayed {
+    /// Written (a history record).
+    Done,
+    /// Applied to the live map; its history is still to be written.
+    Applied(Applied),
+    /// A store is still unavailable: retry later.
+    Unavailable,
+}
+
 /// Wall-clock time that follows tokio's clock, so tests with paused time see expiry move.
 /// In production tokio's clock is the real one and this is plain `now_utc()`.
 #[derive(Debug, Clone, Copy)]
@@ -266,9 +276,9 @@ impl Ingest {
         let results = futures_util::future::join_all(lanes.into_iter().map(|lane| async move {
             let mut out = Vec::with_capacity(lane.len());
             for i in lane {
-                let ok = self.replay_one(&run[i].0).await;
-                let failed = !matches!(ok, Ok(true));
-                out.push((i, ok));
+                let r = self.replay_one(&run[i].0).await;
+                let failed = !matches!(r, Ok(Replayed::Done | Replayed::Applied(_)));
+                out.push((i, r));
                 if failed {
                     break; // later events of this session wait for the next attempt
                 }
@@ -277,27 +287,37 @@ impl Ingest {
         }))
         .await;
         let mut ok = vec![false; run.len()];
+        let mut history = Vec::new();
         for (i, r) in results.into_iter().flatten() {
-            ok[i] = r?;
+            match r? {
+                Replayed::Done => ok[i] = true,
+                Replayed::Applied(applied) => {
+                    ok[i] = true;
+                    history.push(applied);
+                }
+                Replayed::Unavailable => {}
+            }
         }
+        // What the events produced for history, as one group commit (the writer spools it
+        // itself when the database fails) before the run counts as replayed.
+        let merged = history::merge(history.iter());
+        self.store_history(merged).await?;
         Ok(ok.iter().take_while(|v| **v).count())
     }
 
-    /// Replay one record: `Ok(false)` when a store is still unavailable.
-    async fn replay_one(&self, record: &SpoolRecord) -> io::Result<bool> {
+    /// Replay one record.
+    async fn replay_one(&self, record: &SpoolRecord) -> io::Result<Replayed> {
         Ok(match record {
             SpoolRecord::Event { event, expires_at } => {
                 match self.apply(event, *expires_at).await {
-                    Ok(applied) => {
-                        if self.write_history(&applied).await.is_err() {
-                            self.spool.append(&SpoolRecord::History(applied)).await?;
-                        }
-                        true
-                    }
-                    Err(_) => false,
+                    Ok(applied) => Replayed::Applied(applied),
+                    Err(_) => Replayed::Unavailable,
                 }
             }
-            SpoolRecord::History(applied) => self.write_history(applied).await.is_ok(),
+            SpoolRecord::History(applied) => match self.write_history(applied).await {
+                Ok(()) => Replayed::Done,
+                Err(_) => Replayed::Unavailable,
+            },
         })
     }
 

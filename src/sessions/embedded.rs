@@ -440,7 +440,6 @@ fn multi_row_sql(head: &str, rows: usize, width: usize) -> String {
     let mut sql = String::with_capacity(head.len() + rows * width * 6);
     sql.push_str(head);
     sql.push_str(" VALUES ");
-    let mut n = 0;
     for r in 0..rows {
         if r > 0 {
             sql.push(',');
@@ -450,9 +449,9 @@ fn multi_row_sql(head: &str, rows: usize, width: usize) -> String {
             if c > 0 {
                 sql.push(',');
             }
-            n += 1;
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            // Anonymous `?`: sqlx looks named parameters up one by one (quadratic in the
+            // number of parameters), anonymous ones in order.
+            sql.push('?');
         }
         sql.push(')');
     }
@@ -477,7 +476,7 @@ async fn persist(conn: &mut SqliteConnection, ch: &Changes) -> Result<(), sqlx::
     }
     for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
         let keys = (0..chunk.len())
-            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .map(|_| "(?, ?)")
             .collect::<Vec<_>>()
             .join(",");
         let sql = format!("DELETE FROM live_record WHERE (nas, session_id) IN (VALUES {keys})");
@@ -511,10 +510,7 @@ async fn persist(conn: &mut SqliteConnection, ch: &Changes) -> Result<(), sqlx::
         q.execute(&mut *tx).await?;
     }
     for chunk in releases.chunks(ROWS_PER_STATEMENT) {
-        let marks = (1..=chunk.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let marks = vec!["?"; chunk.len()].join(",");
         let sql = format!("DELETE FROM ip_owner WHERE ip IN ({marks})");
         let mut q = sqlx::query(&sql);
         for (ip, _) in chunk {

@@ -42,7 +42,8 @@ fn from_ts(v: i64) -> OffsetDateTime {
 }
 
 /// Rows per daily-traffic upsert statement.
-const TRAFFIC_ROWS_PER_STATEMENT: usize = 500;
+/// (sqlx-sqlite resolves `$n` parameters by name, quadratic in their number: keep it small.)
+const TRAFFIC_ROWS_PER_STATEMENT: usize = 64;
 
 /// Write what one applied event (or expiry sweep) produced, in one transaction.
 /// Idempotent: a session is unique by (nas, session_id, started_at) and a replayed record
