@@ -283,6 +283,9 @@ pub struct RetentionConfig {
     pub history_days: u32,
     /// Days the audit log is kept.
     pub audit_days: u32,
+    /// Days after the end of a former subscriber's last contract until their personal data
+    /// not needed for invoices is removed.
+    pub former_subscriber_days: u32,
     /// Hours between pruning runs.
     pub interval_hours: u32,
 }
@@ -292,6 +295,7 @@ impl Default for RetentionConfig {
         RetentionConfig {
             history_days: 365,
             audit_days: 730,
+            former_subscriber_days: 730,
             interval_hours: 24,
         }
     }

@@ -271,12 +271,20 @@ async fn retention(
 ) {
     loop {
         let now = time::OffsetDateTime::now_utc();
-        match crate::store::retention::prune(&db, now, config.history_days, config.audit_days).await
-        {
+        let pruned = crate::store::retention::prune(
+            &db,
+            now,
+            config.history_days,
+            config.audit_days,
+            config.former_subscriber_days,
+        )
+        .await;
+        match pruned {
             Ok(p) => tracing::info!(
                 sessions = p.sessions,
                 traffic_days = p.traffic_days,
                 audit = p.audit,
+                former_subscribers = p.former_subscribers,
                 "retention: pruned old rows"
             ),
             Err(e) => tracing::warn!(error = %e, "retention: pruning failed"),
