@@ -273,32 +273,40 @@ async fn run<K: Kind>(
         total_bytes,
         ..Progress::default()
     };
+    let mut pending = Pending::<K::Rec>::default();
     let outcome = loop {
-        let Some(item) = rx.recv().await else {
-            break Ok(());
-        };
-        let item = match item {
-            Ok(item) => item,
-            Err(e) => break Err(e),
-        };
-        match K::upsert(&mut tx, &item.rec).await {
-            Ok(u) => summary.add(u),
-            Err(e) => {
-                let (line, column) = K::locate(&e, &item, format);
-                let reason = match e {
-                    // The column already names the field.
-                    StoreError::Invalid { reason, .. } if column.is_some() => reason,
-                    e => e.to_string(),
-                };
-                break Err(ImportError::row(path, line, column, reason));
+        let item = match rx.recv().await {
+            None => break flush::<K>(&mut tx, path, format, &mut pending).await,
+            Some(Ok(item)) => item,
+            // The records before a bad row are written first, so that a refused one of them
+            // is the error reported, as when every record is written on its own.
+            Some(Err(e)) => {
+                break flush::<K>(&mut tx, path, format, &mut pending)
+                    .await
+                    .and(Err(e))
             }
+        };
+        let bytes = item.bytes;
+        pending.push(item);
+        if pending.recs.len() < K::BATCH {
+            continue;
         }
-        report.rows += 1;
-        report.bytes = item.bytes;
+        if let Err(e) = flush::<K>(&mut tx, path, format, &mut pending).await {
+            break Err(e);
+        }
+        for u in pending.written.drain(..) {
+            summary.add(u);
+            report.rows += 1;
+        }
+        report.bytes = bytes;
         if let Some(cb) = progress.as_deref_mut() {
             cb(report);
         }
     };
+    for u in pending.written.drain(..) {
+        summary.add(u);
+        report.rows += 1;
+    }
     // Closing the channel stops the reader at its next row.
     drop(rx);
     let joined = reader.await;
@@ -323,6 +331,69 @@ async fn run<K: Kind>(
         cb(report);
     }
     Ok(summary)
+}
+
+/// Records read but not yet written, and the outcomes of the last [`flush`].
+struct Pending<R> {
+    recs: Vec<R>,
+    /// (line, row_lines, bytes) of each record, for [`Kind::locate`].
+    places: Vec<(u64, Vec<u64>, u64)>,
+    written: Vec<crate::store::repo::Upserted>,
+}
+
+impl<R> Default for Pending<R> {
+    fn default() -> Self {
+        Pending {
+            recs: Vec::new(),
+            places: Vec::new(),
+            written: Vec::new(),
+        }
+    }
+}
+
+impl<R> Pending<R> {
+    fn push(&mut self, item: read::Item<R>) {
+        self.recs.push(item.rec);
+        self.places.push((item.line, item.row_lines, item.bytes));
+    }
+}
+
+/// Write the pending records ([`Kind::upsert_batch`]); a refused one becomes the file's
+/// error, named by its line and column.
+async fn flush<K: Kind>(
+    tx: &mut crate::store::DbTx,
+    path: &Path,
+    format: FileFormat,
+    pending: &mut Pending<K::Rec>,
+) -> Result<(), ImportError> {
+    if pending.recs.is_empty() {
+        return Ok(());
+    }
+    match K::upsert_batch(tx, &pending.recs).await {
+        Ok(outcomes) => {
+            pending.written.extend(outcomes);
+            pending.recs.clear();
+            pending.places.clear();
+            Ok(())
+        }
+        Err((i, e)) => {
+            let rec = pending.recs.swap_remove(i);
+            let (line, row_lines, bytes) = pending.places.swap_remove(i);
+            let item = read::Item {
+                rec,
+                line,
+                row_lines,
+                bytes,
+            };
+            let (line, column) = K::locate(&e, &item, format);
+            let reason = match e {
+                // The column already names the field.
+                StoreError::Invalid { reason, .. } if column.is_some() => reason,
+                e => e.to_string(),
+            };
+            Err(ImportError::row(path, line, column, reason))
+        }
+    }
 }
 
 /// A progress callback for [`import_file`] that draws a one-line bar on stderr when stderr

@@ -7,8 +7,9 @@ use time::{Date, OffsetDateTime};
 
 use super::money::{Money, Quantity, VatRate};
 use super::repo::{
-    insert_sql, iso_date, now, parent_id, select_list, text_enum, upsert_steps, Cols, Entity, Page,
-    Paged, RowGet, StoreError, UniqueField, Upserted, Val,
+    has_duplicates, ids_by, insert_rows, insert_sql, iso_date, now, parent_id, select_list,
+    text_enum, upsert_steps, Cols, Entity, Page, Paged, RowGet, StoreError, UniqueField, Upserted,
+    Val,
 };
 use super::{Db, DbTx};
 use crate::{on_pool, on_tx};
@@ -331,6 +332,90 @@ pub async fn upsert_invoice(tx: &mut DbTx, rec: &InvoiceRecord) -> Result<Upsert
     Ok(outcome)
 }
 
+/// [`upsert_invoice`] for consecutive records of one file, with the same outcome and the
+/// same first error (by index into `recs`). A batch of valid new invoices whose subscribers
+/// are stored and whose numbers are free is written with a few multi-row statements; any
+/// other batch (an update, a refused record) goes record by record.
+pub async fn upsert_invoices(
+    tx: &mut DbTx,
+    recs: &[InvoiceRecord],
+) -> Result<Vec<Upserted>, (usize, StoreError)> {
+    match insert_new_invoices(tx, recs).await {
+        Ok(true) => return Ok(vec![Upserted::Inserted; recs.len()]),
+        Ok(false) => {}
+        Err(e) => return Err((0, e)),
+    }
+    let mut out = Vec::with_capacity(recs.len());
+    for (i, rec) in recs.iter().enumerate() {
+        out.push(upsert_invoice(tx, rec).await.map_err(|e| (i, e))?);
+    }
+    Ok(out)
+}
+
+/// Insert `recs` when all of them are valid, new, free of unique conflicts and their
+/// subscribers are stored; `false` (nothing written) otherwise.
+async fn insert_new_invoices(tx: &mut DbTx, recs: &[InvoiceRecord]) -> Result<bool, StoreError> {
+    if recs.is_empty() || recs.iter().any(|r| r.check().is_err()) {
+        return Ok(recs.is_empty());
+    }
+    if has_duplicates(recs.iter().map(|r| r.ext_id.as_str()))
+        || has_duplicates(recs.iter().map(|r| r.number.as_str()))
+    {
+        return Ok(false);
+    }
+    let mut parents: Vec<&str> = recs.iter().map(|r| r.subscriber_ext_id.as_str()).collect();
+    parents.sort_unstable();
+    parents.dedup();
+    let written = on_tx!(tx, conn => {
+        let subscriber_ids = ids_by!(conn, "subscribers", "ext_id", parents.clone());
+        if subscriber_ids.len() < parents.len()
+            || !ids_by!(conn, "invoices", "ext_id", recs.iter().map(|r| r.ext_id.as_str()).collect())
+                .is_empty()
+            || !ids_by!(conn, "invoices", "number", recs.iter().map(|r| r.number.as_str()).collect())
+                .is_empty()
+        {
+            false
+        } else {
+            let updated_at = now();
+            let rows: Vec<Vec<(&'static str, Val)>> = recs
+                .iter()
+                .map(|rec| {
+                    vec![
+                        ("ext_id", Val::from(&rec.ext_id)),
+                        ("subscriber_id", Val::from(subscriber_ids[&rec.subscriber_ext_id])),
+                        ("number", Val::from(&rec.number)),
+                        ("issued_on", Val::from(rec.issued_on)),
+                        ("sold_on", Val::from(rec.sold_on)),
+                        ("due_on", Val::from(rec.due_on)),
+                        ("net", Val::from(rec.net)),
+                        ("vat", Val::from(rec.vat)),
+                        ("gross", Val::from(rec.gross)),
+                        ("status", Val::from(rec.status.as_str())),
+                        ("ksef_number", Val::from(&rec.ksef_number)),
+                        ("updated_at", Val::from(updated_at)),
+                    ]
+                })
+                .collect();
+            let ids = insert_rows!(conn, "invoices", &rows, returning ext_id);
+            let mut lines = Vec::new();
+            for rec in recs {
+                let id = ids.get(&rec.ext_id).copied().ok_or_else(|| {
+                    StoreError::Database(sqlx::Error::Protocol(format!(
+                        "no id returned for invoice {:?}",
+                        rec.ext_id
+                    )))
+                })?;
+                let mut sorted: Vec<&InvoiceLine> = rec.lines.iter().collect();
+                sorted.sort_by_key(|l| l.position);
+                lines.extend(sorted.into_iter().map(|l| line_vals(id, l)));
+            }
+            insert_rows!(conn, "invoice_lines", &lines);
+            true
+        }
+    });
+    Ok(written)
+}
+
 /// A subscriber's invoices, newest first (by issue date).
 pub async fn invoices_of(
     db: &Db,
@@ -500,6 +585,63 @@ pub async fn upsert_payment(tx: &mut DbTx, rec: &PaymentRecord) -> Result<Upsert
         })
     });
     Ok(outcome)
+}
+
+/// [`upsert_payment`] for consecutive records of one file, like [`upsert_invoices`].
+pub async fn upsert_payments(
+    tx: &mut DbTx,
+    recs: &[PaymentRecord],
+) -> Result<Vec<Upserted>, (usize, StoreError)> {
+    match insert_new_payments(tx, recs).await {
+        Ok(true) => return Ok(vec![Upserted::Inserted; recs.len()]),
+        Ok(false) => {}
+        Err(e) => return Err((0, e)),
+    }
+    let mut out = Vec::with_capacity(recs.len());
+    for (i, rec) in recs.iter().enumerate() {
+        out.push(upsert_payment(tx, rec).await.map_err(|e| (i, e))?);
+    }
+    Ok(out)
+}
+
+async fn insert_new_payments(tx: &mut DbTx, recs: &[PaymentRecord]) -> Result<bool, StoreError> {
+    if recs.is_empty() || recs.iter().any(|r| r.ext_id.trim().is_empty()) {
+        return Ok(recs.is_empty());
+    }
+    if has_duplicates(recs.iter().map(|r| r.ext_id.as_str())) {
+        return Ok(false);
+    }
+    let mut parents: Vec<&str> = recs.iter().map(|r| r.subscriber_ext_id.as_str()).collect();
+    parents.sort_unstable();
+    parents.dedup();
+    let written = on_tx!(tx, conn => {
+        let subscriber_ids = ids_by!(conn, "subscribers", "ext_id", parents.clone());
+        if subscriber_ids.len() < parents.len()
+            || !ids_by!(conn, "payments", "ext_id", recs.iter().map(|r| r.ext_id.as_str()).collect())
+                .is_empty()
+        {
+            false
+        } else {
+            let updated_at = now();
+            let rows: Vec<Vec<(&'static str, Val)>> = recs
+                .iter()
+                .map(|rec| {
+                    vec![
+                        ("ext_id", Val::from(&rec.ext_id)),
+                        ("subscriber_id", Val::from(subscriber_ids[&rec.subscriber_ext_id])),
+                        ("paid_on", Val::from(rec.paid_on)),
+                        ("amount", Val::from(rec.amount)),
+                        ("title", Val::from(&rec.title)),
+                        ("method", Val::from(&rec.method)),
+                        ("updated_at", Val::from(updated_at)),
+                    ]
+                })
+                .collect();
+            insert_rows!(conn, "payments", &rows);
+            true
+        }
+    });
+    Ok(written)
 }
 
 /// A subscriber's payments, newest first.

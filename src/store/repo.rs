@@ -679,6 +679,93 @@ macro_rules! parent_id {
 }
 pub(crate) use parent_id;
 
+/// Most bound values in one multi-row statement of a batch (well below the limits of both
+/// backends; SQLite gets anonymous `?` parameters from `QueryBuilder`).
+pub(crate) const BATCH_PARAMS: usize = 2000;
+
+/// `key → id` of the rows of `$table` whose `$col` is one of `$keys` (a `Vec<&str>`), in
+/// statements of at most 500 keys. Evaluates to a `HashMap<String, i64>`; `?` on errors.
+macro_rules! ids_by {
+    ($conn:ident, $table:expr, $col:expr, $keys:expr) => {{
+        let keys: Vec<&str> = $keys;
+        let mut found = std::collections::HashMap::<String, i64>::with_capacity(keys.len());
+        for chunk in keys.chunks(500) {
+            let mut qb = sqlx::QueryBuilder::new(format!(
+                "SELECT id, {col} AS k FROM {table} WHERE {col} IN (",
+                col = $col,
+                table = $table
+            ));
+            let mut sep = qb.separated(", ");
+            for k in chunk {
+                sep.push_bind((*k).to_owned());
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&mut **$conn).await? {
+                let c = $crate::store::repo::Cols::new(&row);
+                found.insert(c.text("k")?, c.i64("id")?);
+            }
+        }
+        found
+    }};
+}
+pub(crate) use ids_by;
+
+/// Insert `$rows` (`&[Vec<(&str, Val)>]`, the same columns in every row) into `$table` with
+/// multi-row INSERTs. With `returning ext_id` it evaluates to the `ext_id → id` map of the
+/// new rows, else to `()`; `?` on errors.
+macro_rules! insert_rows {
+    (@stmt $table:expr, $chunk:expr) => {{
+        let chunk: &[Vec<(&'static str, $crate::store::repo::Val)>] = $chunk;
+        let cols: Vec<&str> = chunk[0].iter().map(|(c, _)| *c).collect();
+        let mut qb =
+            sqlx::QueryBuilder::new(format!("INSERT INTO {} ({}) ", $table, cols.join(", ")));
+        qb.push_values(chunk, |mut b, row| {
+            for (_, v) in row {
+                match v {
+                    $crate::store::repo::Val::Int(x) => b.push_bind(*x),
+                    $crate::store::repo::Val::Text(x) => b.push_bind(x.clone()),
+                    $crate::store::repo::Val::Date(x) => b.push_bind(*x),
+                    $crate::store::repo::Val::Bool(x) => b.push_bind(*x),
+                };
+            }
+        });
+        qb
+    }};
+    ($conn:ident, $table:expr, $rows:expr, returning ext_id) => {{
+        let rows: &[Vec<(&'static str, $crate::store::repo::Val)>] = $rows;
+        let mut ids = std::collections::HashMap::<String, i64>::with_capacity(rows.len());
+        if let Some(first) = rows.first() {
+            let per = ($crate::store::repo::BATCH_PARAMS / first.len().max(1)).max(1);
+            for chunk in rows.chunks(per) {
+                let mut qb = $crate::store::repo::insert_rows!(@stmt $table, chunk);
+                qb.push(" RETURNING id, ext_id");
+                for row in qb.build().fetch_all(&mut **$conn).await? {
+                    let c = $crate::store::repo::Cols::new(&row);
+                    ids.insert(c.text("ext_id")?, c.i64("id")?);
+                }
+            }
+        }
+        ids
+    }};
+    ($conn:ident, $table:expr, $rows:expr) => {{
+        let rows: &[Vec<(&'static str, $crate::store::repo::Val)>] = $rows;
+        if let Some(first) = rows.first() {
+            let per = ($crate::store::repo::BATCH_PARAMS / first.len().max(1)).max(1);
+            for chunk in rows.chunks(per) {
+                let mut qb = $crate::store::repo::insert_rows!(@stmt $table, chunk);
+                qb.build().execute(&mut **$conn).await?;
+            }
+        }
+    }};
+}
+pub(crate) use insert_rows;
+
+/// Whether `keys` holds a value twice.
+pub(crate) fn has_duplicates<'a>(keys: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    keys.into_iter().any(|k| !seen.insert(k))
+}
+
 /// Fail with [`StoreError::NotFound`] unless a row with this internal id exists.
 macro_rules! ensure_exists {
     ($conn:ident, $kind:expr, $id:expr) => {{

@@ -11,7 +11,8 @@ use time::Date;
 use super::read::Item;
 use super::FileFormat;
 use crate::store::billing::{
-    upsert_invoice, upsert_payment, InvoiceLine, InvoiceRecord, InvoiceStatus, PaymentRecord,
+    upsert_invoice, upsert_invoices, upsert_payment, upsert_payments, InvoiceLine, InvoiceRecord,
+    InvoiceStatus, PaymentRecord,
 };
 use crate::store::content::{
     upsert_faq, upsert_news, upsert_service, FaqRecord, NewsRecord, ServiceRecord,
@@ -34,7 +35,7 @@ pub(super) struct FieldError {
 
 pub(super) trait Kind: 'static {
     /// The store's record; also what one JSON line deserialises into.
-    type Rec: DeserializeOwned + Send + 'static;
+    type Rec: DeserializeOwned + Send + Sync + 'static;
     /// One CSV row, by header names.
     type Row: DeserializeOwned;
     const ENTITY: Entity;
@@ -56,6 +57,24 @@ pub(super) trait Kind: 'static {
         tx: &'a mut DbTx,
         rec: &'a Self::Rec,
     ) -> impl Future<Output = Result<Upserted, StoreError>> + Send + 'a;
+
+    /// Records written together by [`Kind::upsert_batch`].
+    const BATCH: usize = 1;
+
+    /// Write consecutive records with the outcome of [`Kind::upsert`] on each in turn; on
+    /// failure the index of the refused record (nothing after it is written).
+    fn upsert_batch<'a>(
+        tx: &'a mut DbTx,
+        recs: &'a [Self::Rec],
+    ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
+        async move {
+            let mut out = Vec::with_capacity(recs.len());
+            for (i, rec) in recs.iter().enumerate() {
+                out.push(Self::upsert(tx, rec).await.map_err(|e| (i, e))?);
+            }
+            Ok(out)
+        }
+    }
 
     /// The line and column a refused record points at.
     fn locate(
@@ -527,6 +546,15 @@ impl Kind for Invoices {
         upsert_invoice(tx, rec)
     }
 
+    const BATCH: usize = 500;
+
+    fn upsert_batch<'a>(
+        tx: &'a mut DbTx,
+        recs: &'a [InvoiceRecord],
+    ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
+        upsert_invoices(tx, recs)
+    }
+
     /// Totals and positions point at the invoice line (its CSV row, or `lines[i]` in JSON).
     fn locate(
         e: &StoreError,
@@ -614,6 +642,15 @@ impl Kind for Payments {
         rec: &'a PaymentRecord,
     ) -> impl Future<Output = Result<Upserted, StoreError>> + Send + 'a {
         upsert_payment(tx, rec)
+    }
+
+    const BATCH: usize = 500;
+
+    fn upsert_batch<'a>(
+        tx: &'a mut DbTx,
+        recs: &'a [PaymentRecord],
+    ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
+        upsert_payments(tx, recs)
     }
 }
 
