@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: every test of the crate (the unit tests and the one integration binary
-# tests/it), then the list
-# of service tests skipped because Redis or PostgreSQL was unreachable (none under CI, where
-# EBOK_REQUIRE_SERVICES=1 turns a missing service into a failure).
+# tests/it), then the list of service tests skipped because Redis or PostgreSQL was
+# unreachable (none under CI, where EBOK_REQUIRE_SERVICES=1 turns a missing service into a
+# failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -f target/ebok-skipped.txt
