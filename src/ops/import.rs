@@ -128,7 +128,8 @@ impl FileFormat {
 /// How far an import is, for a progress bar.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
-    /// Records written so far (an invoice with all its lines counts once).
+    /// Records taken into the transaction so far, written or queued in the batch being
+    /// written (an invoice with all its lines counts once).
     pub rows: u64,
     /// Bytes of the file read so far.
     pub bytes: u64,
@@ -288,16 +289,15 @@ async fn run<K: Kind>(
         };
         let bytes = item.bytes;
         pending.push(item);
-        if pending.recs.len() < K::BATCH {
-            continue;
+        if pending.recs.len() >= K::BATCH {
+            if let Err(e) = flush::<K>(&mut tx, path, format, &mut pending).await {
+                break Err(e);
+            }
+            for u in pending.written.drain(..) {
+                summary.add(u);
+            }
         }
-        if let Err(e) = flush::<K>(&mut tx, path, format, &mut pending).await {
-            break Err(e);
-        }
-        for u in pending.written.drain(..) {
-            summary.add(u);
-            report.rows += 1;
-        }
+        report.rows += 1;
         report.bytes = bytes;
         if let Some(cb) = progress.as_deref_mut() {
             cb(report);
@@ -305,7 +305,6 @@ async fn run<K: Kind>(
     };
     for u in pending.written.drain(..) {
         summary.add(u);
-        report.rows += 1;
     }
     // Closing the channel stops the reader at its next row.
     drop(rx);

@@ -20,8 +20,9 @@ use crate::store::content::{
 use crate::store::money::{Money, Quantity, VatRate};
 use crate::store::repo::{iso_date, Entity, StoreError, UniqueField, Upserted};
 use crate::store::subscribers::{
-    parse_ip_or_net, upsert_contract, upsert_ip_assignment, upsert_pppoe_account,
-    upsert_subscriber, Address, ContractRecord, ContractStatus, IpAssignmentRecord, IpKind,
+    parse_ip_or_net, upsert_contract, upsert_contracts, upsert_ip_assignment,
+    upsert_ip_assignments, upsert_pppoe_account, upsert_pppoe_accounts, upsert_subscriber,
+    upsert_subscribers, Address, ContractRecord, ContractStatus, IpAssignmentRecord, IpKind,
     PppoeAccountRecord, SubscriberKind, SubscriberRecord,
 };
 use crate::store::validate::{Nip, Nrb, Pesel};
@@ -238,6 +239,15 @@ impl Kind for Subscribers {
     ) -> impl Future<Output = Result<Upserted, StoreError>> + Send + 'a {
         upsert_subscriber(tx, rec)
     }
+
+    const BATCH: usize = 500;
+
+    fn upsert_batch<'a>(
+        tx: &'a mut DbTx,
+        recs: &'a [SubscriberRecord],
+    ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
+        upsert_subscribers(tx, recs)
+    }
 }
 
 pub(super) struct Contracts;
@@ -311,6 +321,15 @@ impl Kind for Contracts {
     ) -> impl Future<Output = Result<Upserted, StoreError>> + Send + 'a {
         upsert_contract(tx, rec)
     }
+
+    const BATCH: usize = 500;
+
+    fn upsert_batch<'a>(
+        tx: &'a mut DbTx,
+        recs: &'a [ContractRecord],
+    ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
+        upsert_contracts(tx, recs)
+    }
 }
 
 pub(super) struct PppoeAccounts;
@@ -339,6 +358,15 @@ impl Kind for PppoeAccounts {
         rec: &'a PppoeAccountRecord,
     ) -> impl Future<Output = Result<Upserted, StoreError>> + Send + 'a {
         upsert_pppoe_account(tx, rec)
+    }
+
+    const BATCH: usize = 500;
+
+    fn upsert_batch<'a>(
+        tx: &'a mut DbTx,
+        recs: &'a [PppoeAccountRecord],
+    ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
+        upsert_pppoe_accounts(tx, recs)
     }
 }
 
@@ -404,6 +432,15 @@ impl Kind for Ips {
         rec: &'a IpAssignmentRecord,
     ) -> impl Future<Output = Result<Upserted, StoreError>> + Send + 'a {
         upsert_ip_assignment(tx, rec)
+    }
+
+    const BATCH: usize = 500;
+
+    fn upsert_batch<'a>(
+        tx: &'a mut DbTx,
+        recs: &'a [IpAssignmentRecord],
+    ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
+        upsert_ip_assignments(tx, recs)
     }
 }
 
