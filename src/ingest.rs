@@ -263,6 +263,18 @@ impl Ingest {
 
     /// Replay a run of records; returns how many leading records all succeeded.
     async fn replay_run(&self, run: &[(SpoolRecord, u64)]) -> io::Result<usize> {
+        if self.live.batches() {
+            if let Some(events) = run
+                .iter()
+                .map(|(r, _)| match r {
+                    SpoolRecord::Event { event, expires_at } => Some((&**event, *expires_at)),
+                    SpoolRecord::History(_) => None,
+                })
+                .collect::<Option<Vec<_>>>()
+            {
+                return self.replay_batch(&events).await;
+            }
+        }
         let mut lanes: Vec<Vec<usize>> = vec![Vec::new(); REPLAY_LANES.min(run.len())];
         for (i, (record, _)) in run.iter().enumerate() {
             let lane = match record {
@@ -303,6 +315,37 @@ impl Ingest {
         let merged = history::merge(history.iter());
         self.store_history(merged).await?;
         Ok(ok.iter().take_while(|v| **v).count())
+    }
+
+    /// Replay a run of events through the store's batch apply (one commit, spool order).
+    async fn replay_batch(
+        &self,
+        events: &[(&AccountingEvent, OffsetDateTime)],
+    ) -> io::Result<usize> {
+        let started = Instant::now();
+        let results = self.live.apply_batch(events).await;
+        metrics::histogram!("ebok_store_latency_seconds", "store" => "live", "op" => "apply_batch")
+            .record(started.elapsed().as_secs_f64());
+        let mut history = Vec::new();
+        let mut ok = 0;
+        for r in results {
+            match r {
+                Ok(applied) => {
+                    if applied.stale {
+                        metrics::counter!("ebok_radius_stale_events_total").increment(1);
+                    }
+                    history.push(applied);
+                    ok += 1;
+                }
+                Err(e) => {
+                    metrics::counter!("ebok_store_errors_total", "store" => "live").increment(1);
+                    tracing::warn!(error = %e, "replay: live store refused an event; retrying later");
+                    break;
+                }
+            }
+        }
+        self.store_history(history::merge(history.iter())).await?;
+        Ok(ok)
     }
 
     /// Replay one record.

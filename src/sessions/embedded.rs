@@ -295,11 +295,17 @@ enum Command {
         now: OffsetDateTime,
         reply: oneshot::Sender<Result<Vec<ClosedSession>, StoreError>>,
     },
+    /// Several events, applied in order within one group commit.
+    ApplyBatch {
+        events: Vec<(AccountingEvent, OffsetDateTime)>,
+        reply: oneshot::Sender<Vec<Result<Applied, StoreError>>>,
+    },
 }
 
 enum Outcome {
     Applied(Result<Applied, StoreError>),
     Expired(Result<Vec<ClosedSession>, StoreError>),
+    Batch(Vec<Result<Applied, StoreError>>),
 }
 
 /// The embedded live-session store (the default on a single machine).
@@ -542,6 +548,9 @@ async fn writer(
                         event, expires_at, ..
                     } => Outcome::Applied(txn.apply(event, *expires_at)),
                     Command::Expire { now, .. } => Outcome::Expired(txn.expire(*now)),
+                    Command::ApplyBatch { events, .. } => {
+                        Outcome::Batch(events.iter().map(|(e, at)| txn.apply(e, *at)).collect())
+                    }
                 })
                 .collect();
             (txn.ch, outcomes)
@@ -580,6 +589,13 @@ async fn writer(
                 (Command::Expire { reply, .. }, Outcome::Expired(r)) => {
                     let _ = reply.send(if failure.is_some() { Err(err()) } else { r });
                 }
+                (Command::ApplyBatch { reply, .. }, Outcome::Batch(rs)) => {
+                    let _ = reply.send(if failure.is_some() {
+                        rs.into_iter().map(|_| Err(err())).collect()
+                    } else {
+                        rs
+                    });
+                }
                 _ => unreachable!("outcomes follow their commands"),
             }
         }
@@ -604,6 +620,29 @@ impl LiveSessions for EmbeddedSessions {
             .await
             .map_err(|_| closed_error())?;
         answer.await.map_err(|_| closed_error())?
+    }
+
+    async fn apply_batch(
+        &self,
+        events: &[(&AccountingEvent, OffsetDateTime)],
+    ) -> Vec<Result<Applied, StoreError>> {
+        let (reply, answer) = oneshot::channel();
+        let owned = events.iter().map(|(e, at)| ((*e).clone(), *at)).collect();
+        let sent = self.tx.send(Command::ApplyBatch {
+            events: owned,
+            reply,
+        });
+        match sent.await {
+            Ok(()) => match answer.await {
+                Ok(rs) => rs,
+                Err(_) => events.iter().map(|_| Err(closed_error())).collect(),
+            },
+            Err(_) => events.iter().map(|_| Err(closed_error())).collect(),
+        }
+    }
+
+    fn batches(&self) -> bool {
+        true
     }
 
     async fn lookup(&self, ip: IpAddr) -> Result<Option<LiveSession>, StoreError> {

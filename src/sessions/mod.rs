@@ -137,6 +137,25 @@ pub trait LiveSessions: Send + Sync + 'static {
         expires_at: OffsetDateTime,
     ) -> Result<Applied, StoreError>;
 
+    /// Apply many events in their order, as if by [`LiveSessions::apply`] one after the
+    /// other; one result per event. Stores that can commit a batch at once override it.
+    async fn apply_batch(
+        &self,
+        events: &[(&AccountingEvent, OffsetDateTime)],
+    ) -> Vec<Result<Applied, StoreError>> {
+        let mut out = Vec::with_capacity(events.len());
+        for (event, expires_at) in events {
+            out.push(self.apply(event, *expires_at).await);
+        }
+        out
+    }
+
+    /// Does [`LiveSessions::apply_batch`] commit a whole batch at once (rather than event by
+    /// event)? Replay then hands it whole runs instead of spreading them over lanes.
+    fn batches(&self) -> bool {
+        false
+    }
+
     /// The live session holding `ip`: IPv4 exact, IPv6 longest matching prefix.
     async fn lookup(&self, ip: IpAddr) -> Result<Option<LiveSession>, StoreError>;
 
