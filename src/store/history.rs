@@ -49,21 +49,28 @@ const TRAFFIC_ROWS_PER_STATEMENT: usize = 64;
 /// Idempotent: a session is unique by (nas, session_id, started_at) and a replayed record
 /// rewrites the same row.
 pub async fn record(db: &Db, applied: &Applied) -> Result<(), sqlx::Error> {
-    if applied.closed.is_empty() && applied.traffic.is_empty() {
-        return Ok(());
-    }
     // One row per (login, day) in each upsert: PostgreSQL refuses to update a row twice in
     // one statement.
-    let merged;
-    let applied = if applied.traffic.len() > 1 {
-        merged = merge(std::iter::once(applied));
-        &merged
+    if applied.traffic.len() > 1 {
+        let traffic = merge_traffic(&applied.traffic);
+        write_merged(db, &applied.closed, &traffic).await
     } else {
-        applied
-    };
+        write_merged(db, &applied.closed, &applied.traffic).await
+    }
+}
+
+/// [`record`] for traffic already summed per (login, day), as [`merge`] leaves it.
+async fn write_merged(
+    db: &Db,
+    closed: &[crate::sessions::ClosedSession],
+    traffic: &[crate::sessions::TrafficDelta],
+) -> Result<(), sqlx::Error> {
+    if closed.is_empty() && traffic.is_empty() {
+        return Ok(());
+    }
     on_pool!(db, pool => {
         let mut tx = pool.begin().await?;
-        for c in &applied.closed {
+        for c in closed {
             let s = &c.session;
             let prefixes = s
                 .ipv6_prefixes
@@ -125,7 +132,7 @@ pub async fn record(db: &Db, applied: &Applied) -> Result<(), sqlx::Error> {
             }
         }
         // Daily traffic in multi-row upserts (one key per row: `merge` summed them).
-        for chunk in applied.traffic.chunks(TRAFFIC_ROWS_PER_STATEMENT) {
+        for chunk in traffic.chunks(TRAFFIC_ROWS_PER_STATEMENT) {
             let values = (0..chunk.len())
                 .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
                 .collect::<Vec<_>>()
@@ -286,7 +293,12 @@ impl HistoryWriter {
             let mut batch = Vec::with_capacity(HISTORY_BATCH);
             while rx.recv_many(&mut batch, HISTORY_BATCH).await > 0 {
                 let merged = merge(batch.iter().map(|(a, _)| a));
-                let result = match tokio::time::timeout(timeout, record(&db, &merged)).await {
+                let result = match tokio::time::timeout(
+                    timeout,
+                    write_merged(&db, &merged.closed, &merged.traffic),
+                )
+                .await
+                {
                     Ok(Ok(())) => Ok(Written::Committed),
                     failed => {
                         match failed {
@@ -328,22 +340,33 @@ impl HistoryWriter {
 /// Several outcomes as one: closed sessions side by side, traffic summed per login and
 /// Europe/Warsaw day.
 pub fn merge<'a>(all: impl Iterator<Item = &'a Applied>) -> Applied {
-    let mut out = Applied::default();
-    let mut traffic: std::collections::HashMap<(String, time::Date), usize> = Default::default();
+    let mut closed = Vec::new();
+    let mut traffic = Vec::new();
     for a in all {
-        out.closed.extend(a.closed.iter().cloned());
-        for t in &a.traffic {
-            let key = (t.user_name.clone(), crate::tz::warsaw_date(t.at));
-            match traffic.get(&key) {
-                Some(&i) => {
-                    let sum = &mut out.traffic[i];
-                    sum.input_octets += t.input_octets;
-                    sum.output_octets += t.output_octets;
-                }
-                None => {
-                    traffic.insert(key, out.traffic.len());
-                    out.traffic.push(t.clone());
-                }
+        closed.extend(a.closed.iter().cloned());
+        traffic.extend(a.traffic.iter().cloned());
+    }
+    Applied {
+        stale: false,
+        closed,
+        traffic: merge_traffic(&traffic),
+    }
+}
+
+/// Daily traffic summed per login and Europe/Warsaw day, in first-seen order.
+fn merge_traffic(all: &[crate::sessions::TrafficDelta]) -> Vec<crate::sessions::TrafficDelta> {
+    let mut out: Vec<crate::sessions::TrafficDelta> = Vec::new();
+    let mut index: std::collections::HashMap<(&str, time::Date), usize> = Default::default();
+    for t in all {
+        let key = (t.user_name.as_str(), crate::tz::warsaw_date(t.at));
+        match index.get(&key) {
+            Some(&i) => {
+                out[i].input_octets += t.input_octets;
+                out[i].output_octets += t.output_octets;
+            }
+            None => {
+                index.insert(key, out.len());
+                out.push(t.clone());
             }
         }
     }

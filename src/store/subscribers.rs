@@ -896,17 +896,7 @@ pub async fn subscriber_by_pesel_and_contract(
     pesel: &Pesel,
     contract_number: &str,
 ) -> Result<Option<(Subscriber, Contract)>, StoreError> {
-    let sql = subscriber_contract_sql(
-        "FROM contracts c JOIN subscribers s ON s.id = c.subscriber_id \
-         WHERE c.number = $1 AND s.pesel = $2",
-    );
-    Ok(on_pool!(db, pool => sqlx::query(&sql)
-        .bind(contract_number.trim())
-        .bind(pesel.as_str())
-        .fetch_optional(pool)
-        .await?
-        .map(|r| read_pair(&r))
-        .transpose()?))
+    holder_of_contract(db, "pesel", pesel.as_str(), contract_number).await
 }
 
 /// For registration of a company: the subscriber with this NIP holding this contract.
@@ -915,13 +905,24 @@ pub async fn subscriber_by_nip_and_contract(
     nip: &Nip,
     contract_number: &str,
 ) -> Result<Option<(Subscriber, Contract)>, StoreError> {
-    let sql = subscriber_contract_sql(
+    holder_of_contract(db, "nip", nip.as_str(), contract_number).await
+}
+
+/// The subscriber whose identifier column (`pesel` or `nip`, never user input) equals `id`
+/// and who holds the contract with this number.
+async fn holder_of_contract(
+    db: &Db,
+    id_column: &'static str,
+    id: &str,
+    contract_number: &str,
+) -> Result<Option<(Subscriber, Contract)>, StoreError> {
+    let sql = subscriber_contract_sql(&format!(
         "FROM contracts c JOIN subscribers s ON s.id = c.subscriber_id \
-         WHERE c.number = $1 AND s.nip = $2",
-    );
+         WHERE c.number = $1 AND s.{id_column} = $2"
+    ));
     Ok(on_pool!(db, pool => sqlx::query(&sql)
         .bind(contract_number.trim())
-        .bind(nip.as_str())
+        .bind(id)
         .fetch_optional(pool)
         .await?
         .map(|r| read_pair(&r))
