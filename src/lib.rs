@@ -5,6 +5,7 @@ pub mod config;
 pub mod demo;
 pub mod identify;
 pub mod ingest;
+pub mod mail;
 pub mod ops;
 pub mod radius;
 pub mod server;

@@ -1,6 +1,10 @@
 //! The HTTP side: one axum router on `[web] listen` serving the operators' JSON API under
 //! `/api/v1` (and, with the next issues, the subscriber panel).
 
+pub mod ratelimit;
+pub mod session_store;
+pub mod totp;
+
 use std::sync::Arc;
 
 use axum::Router;

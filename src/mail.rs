@@ -1,0 +1,1 @@
+//! Outgoing mail: SMTP in production, an outbox folder of `.eml` files in the embedded default.

@@ -1,0 +1,1 @@
+//! Rate limits for login, registration and recovery: in memory (one instance) or in Redis (shared).

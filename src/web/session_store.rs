@@ -1,0 +1,1 @@
+//! Server-side panel sessions: SQL (SQLite/PostgreSQL) or Redis, matching the deployment.
