@@ -40,6 +40,7 @@ pub struct Config {
     pub state: StateConfig,
     pub metrics: MetricsConfig,
     pub web: WebConfig,
+    pub isp: IspConfig,
     pub ops: OpsConfig,
     pub retention: RetentionConfig,
     pub log: LogConfig,
@@ -249,12 +250,74 @@ impl Default for MetricsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
     pub listen: SocketAddr,
+    /// The address subscribers reach the panel at (`https://ebok.example.pl`); links in
+    /// mails are built from it. Empty: taken from the request's Host.
+    pub public_url: String,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` is believed (prefixes or
+    /// addresses). Everyone else is identified by the TCP peer address.
+    pub trusted_proxies: Vec<String>,
+    /// Mark cookies `Secure`. Unset: on when `public_url` is https or a trusted proxy says
+    /// the request came over TLS.
+    pub secure_cookies: Option<bool>,
+    /// Minutes without a request after which a panel session ends.
+    pub session_idle_minutes: u64,
+    /// Hours after login after which a panel session ends however active it is.
+    pub session_absolute_hours: u64,
+    /// Panel accounts one subscriber may register.
+    pub accounts_per_subscriber: u32,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             listen: "0.0.0.0:8080".parse().expect("valid"),
+            public_url: String::new(),
+            trusted_proxies: Vec::new(),
+            secure_cookies: None,
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            accounts_per_subscriber: 1,
+        }
+    }
+}
+
+impl WebConfig {
+    /// The trusted-proxy prefixes (checked by [`Config::validate`]).
+    pub fn trusted_proxy_nets(&self) -> Vec<IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| parse_prefix(p).ok())
+            .collect()
+    }
+}
+
+/// `[isp]`: who runs the panel, shown on every page and in mails.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IspConfig {
+    /// Name shown in the page header and mails.
+    pub name: String,
+    /// Customer office (BOK) phone.
+    pub office_phone: String,
+    /// Technical service phone.
+    pub technical_phone: String,
+    /// Opening hours, free text.
+    pub hours: String,
+    /// Customer office address, free text.
+    pub address: String,
+    /// Customer office e-mail.
+    pub email: String,
+}
+
+impl Default for IspConfig {
+    fn default() -> Self {
+        IspConfig {
+            name: "e-BOK".into(),
+            office_phone: String::new(),
+            technical_phone: String::new(),
+            hours: String::new(),
+            address: String::new(),
+            email: String::new(),
         }
     }
 }
@@ -505,6 +568,39 @@ impl Config {
             return Err(err(
                 "database.url".into(),
                 "must start with sqlite: or postgres://".into(),
+            ));
+        }
+        for (i, p) in self.web.trusted_proxies.iter().enumerate() {
+            parse_prefix(p).map_err(|r| err(format!("web.trusted_proxies[{i}]"), r))?;
+        }
+        let url = &self.web.public_url;
+        if !url.is_empty()
+            && !((url.starts_with("https://") || url.starts_with("http://"))
+                && url.len() > "https://".len())
+        {
+            return Err(err(
+                "web.public_url".into(),
+                "must be empty or start with https:// (or http://)".into(),
+            ));
+        }
+        if self.web.session_idle_minutes == 0 {
+            return Err(err(
+                "web.session_idle_minutes".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.web.session_absolute_hours == 0
+            || self.web.session_absolute_hours * 60 < self.web.session_idle_minutes
+        {
+            return Err(err(
+                "web.session_absolute_hours".into(),
+                "must be at least 1 and not shorter than session_idle_minutes".into(),
+            ));
+        }
+        if self.web.accounts_per_subscriber == 0 {
+            return Err(err(
+                "web.accounts_per_subscriber".into(),
+                "must be at least 1".into(),
             ));
         }
         for (i, t) in self.ops.tokens.iter().enumerate() {

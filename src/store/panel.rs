@@ -144,6 +144,20 @@ pub struct PanelAccount {
     pub email_confirmed_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub disabled: bool,
+    pub password_changed_at: Option<OffsetDateTime>,
+    /// Base32 TOTP secret once the second factor is on.
+    pub totp_secret: Option<String>,
+    /// Secret shown during enrolment, before the first code confirmed it.
+    pub totp_pending_secret: Option<String>,
+    /// Last TOTP time step accepted (replay protection).
+    pub totp_last_step: Option<i64>,
+}
+
+impl PanelAccount {
+    /// Whether logging in needs a second factor.
+    pub fn totp_enabled(&self) -> bool {
+        self.totp_secret.is_some()
+    }
 }
 
 impl fmt::Debug for PanelAccount {
@@ -157,7 +171,9 @@ impl fmt::Debug for PanelAccount {
             .field("email_confirmed_at", &self.email_confirmed_at)
             .field("created_at", &self.created_at)
             .field("disabled", &self.disabled)
-            .finish()
+            .field("password_changed_at", &self.password_changed_at)
+            .field("totp_enabled", &self.totp_enabled())
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,6 +186,10 @@ const ACCOUNT_COLS: &[&str] = &[
     "email_confirmed_at",
     "created_at",
     "disabled",
+    "password_changed_at",
+    "totp_secret",
+    "totp_pending_secret",
+    "totp_last_step",
 ];
 
 fn read_account<R: RowGet>(c: &Cols<'_, R>) -> Result<PanelAccount, sqlx::Error> {
@@ -182,13 +202,18 @@ fn read_account<R: RowGet>(c: &Cols<'_, R>) -> Result<PanelAccount, sqlx::Error>
         email_confirmed_at: c.opt_ts("email_confirmed_at")?,
         created_at: c.ts("created_at")?,
         disabled: c.boolean("disabled")?,
+        password_changed_at: c.opt_ts("password_changed_at")?,
+        totp_secret: c.opt_text("totp_secret")?,
+        totp_pending_secret: c.opt_text("totp_pending_secret")?,
+        totp_last_step: c.opt_i64("totp_last_step")?,
     })
 }
 
-/// Create the panel account of a subscriber. A login taken by anyone (ignoring case) is
-/// [`StoreError::Duplicate`] with [`UniqueField::PanelLogin`]; a subscriber who already has
-/// an account gives [`UniqueField::PanelAccountOfSubscriber`]. The transaction stays usable
-/// after either (nothing is attempted that the database would reject).
+/// Create the panel account of a subscriber who has none yet. A login taken by anyone
+/// (ignoring case) is [`StoreError::Duplicate`] with [`UniqueField::PanelLogin`]; a
+/// subscriber who already has an account gives [`UniqueField::PanelAccountOfSubscriber`].
+/// The transaction stays usable after either (nothing is attempted that the database would
+/// reject).
 pub async fn create_panel_account(
     tx: &mut DbTx,
     subscriber_id: i64,
@@ -196,18 +221,47 @@ pub async fn create_panel_account(
     password_hash: &str,
     email: &str,
 ) -> Result<i64, StoreError> {
+    create_panel_account_limited(tx, subscriber_id, login, password_hash, email, 1).await
+}
+
+/// [`create_panel_account`] for a subscriber who may hold up to `max_accounts` accounts
+/// (`[web] accounts_per_subscriber`). Concurrent registrations of one subscriber are
+/// serialised (PostgreSQL: row lock on the subscriber; SQLite: one writer at a time).
+pub async fn create_panel_account_limited(
+    tx: &mut DbTx,
+    subscriber_id: i64,
+    login: &str,
+    password_hash: &str,
+    email: &str,
+    max_accounts: u32,
+) -> Result<i64, StoreError> {
     let login = login.trim();
     if login.is_empty() {
         return Err(StoreError::invalid("login", "must not be empty"));
     }
     let key = login_key(login);
-    let sql = "INSERT INTO panel_accounts (subscriber_id, login, login_key, password_hash, \
+    let insert = "INSERT INTO panel_accounts (subscriber_id, login, login_key, password_hash, \
                email, email_key, created_at, disabled) \
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id";
+    let lock = match tx {
+        DbTx::Sqlite(_) => "SELECT id FROM subscribers WHERE id = $1",
+        DbTx::Postgres(_) => "SELECT id FROM subscribers WHERE id = $1 FOR UPDATE",
+    };
+    let count = "SELECT COUNT(*) AS n FROM panel_accounts WHERE subscriber_id = $1";
     let created = now().unix_timestamp();
     on_tx!(tx, conn => {
-        ensure_exists!(conn, Entity::Subscriber, subscriber_id);
-        let row = sqlx::query(sql)
+        if sqlx::query(lock).bind(subscriber_id).fetch_optional(&mut **conn).await?.is_none() {
+            return Err(StoreError::NotFound { kind: Entity::Subscriber, id: subscriber_id });
+        }
+        let held = Cols::new(&sqlx::query(count).bind(subscriber_id).fetch_one(&mut **conn).await?)
+            .i64("n")?;
+        if held >= i64::from(max_accounts) {
+            return Err(StoreError::Duplicate {
+                field: UniqueField::PanelAccountOfSubscriber,
+                value: subscriber_id.to_string(),
+            });
+        }
+        let row = sqlx::query(insert)
             .bind(subscriber_id)
             .bind(login)
             .bind(&key)
@@ -220,24 +274,10 @@ pub async fn create_panel_account(
             .await?;
         match row {
             Some(r) => Ok(Cols::new(&r).i64("id")?),
-            None => {
-                let taken = sqlx::query("SELECT id FROM panel_accounts WHERE login_key = $1")
-                    .bind(&key)
-                    .fetch_optional(&mut **conn)
-                    .await?
-                    .is_some();
-                if taken {
-                    Err(StoreError::Duplicate {
-                        field: UniqueField::PanelLogin,
-                        value: login.to_owned(),
-                    })
-                } else {
-                    Err(StoreError::Duplicate {
-                        field: UniqueField::PanelAccountOfSubscriber,
-                        value: subscriber_id.to_string(),
-                    })
-                }
-            }
+            None => Err(StoreError::Duplicate {
+                field: UniqueField::PanelLogin,
+                value: login.to_owned(),
+            }),
         }
     })
 }
@@ -313,9 +353,11 @@ pub async fn set_password_hash(
     account_id: i64,
     password_hash: &str,
 ) -> Result<(), StoreError> {
-    let sql = "UPDATE panel_accounts SET password_hash = $1 WHERE id = $2";
+    let sql = "UPDATE panel_accounts SET password_hash = $1, password_changed_at = $2 \
+               WHERE id = $3";
+    let at = now().unix_timestamp();
     on_tx!(tx, conn => update_one!(
-        conn, Entity::PanelAccount, account_id, sql, password_hash, account_id
+        conn, Entity::PanelAccount, account_id, sql, password_hash, at, account_id
     ));
     Ok(())
 }

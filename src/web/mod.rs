@@ -1,17 +1,38 @@
-//! The HTTP side: one axum router on `[web] listen` serving the operators' JSON API under
-//! `/api/v1` (and, with the next issues, the subscriber panel).
+//! The HTTP side: one axum router on `[web] listen` serving the subscribers' panel (Polish
+//! by default, English on request) and the operators' JSON API under `/api/v1`.
+//!
+//! Panel rooms: [`pages`] (layout, home, errors, language), [`auth`] (login, second
+//! factor, logout), [`register`] (registration from one's own line), [`account`]
+//! (recovery, e-mail confirmation, settings, TOTP). Every panel request passes
+//! [`request::panel_layer`]: caller IP, language, CSRF check on POST, security headers.
 
+pub mod account;
+pub mod auth;
+pub mod i18n;
+pub mod pages;
+pub mod passwords;
 pub mod ratelimit;
+pub mod register;
+pub mod request;
 pub mod session_store;
 pub mod totp;
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
+use axum::routing::{get, post};
 use axum::Router;
+use ipnet::IpNet;
 
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
+use crate::mail::{Mailer, OutgoingMail};
 use crate::sessions::LiveSessions;
 use crate::store::Db;
+use i18n::Tr;
+use ratelimit::{MemoryLimiter, RateLimiter, RedisLimiter, Rule};
+use session_store::{RedisWebSessions, SessionPolicy, SqlWebSessions, WebSessionStore};
 
 /// State shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -19,11 +40,188 @@ pub struct AppState {
     pub db: Db,
     pub live: Arc<dyn LiveSessions>,
     pub config: Arc<Config>,
+    pub panel: Arc<Panel>,
+}
+
+/// What the panel needs besides the databases: where its sessions and rate-limit counters
+/// live (SQL and memory for the embedded deployment, Redis when the live map is in Redis,
+/// so that every instance sees them), the mailer, and the CSRF key.
+pub struct Panel {
+    pub sessions: Arc<dyn WebSessionStore>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub mailer: Mailer,
+    pub csrf_key: Vec<u8>,
+    pub trusted: Vec<IpNet>,
+}
+
+/// Attempts allowed before "try again in …".
+pub mod limits {
+    use super::Rule;
+    use std::time::Duration;
+
+    const fn rule(limit: u32, minutes: u64) -> Rule {
+        Rule {
+            limit,
+            window: Duration::from_secs(minutes * 60),
+        }
+    }
+    /// Failed logins from one IP.
+    pub const LOGIN_IP: Rule = rule(20, 15);
+    /// Failed logins of one account (whatever the IP).
+    pub const LOGIN_ACCOUNT: Rule = rule(5, 15);
+    /// Wrong second-factor codes of one account.
+    pub const CODE_ACCOUNT: Rule = rule(5, 15);
+    /// Registration attempts from one IP.
+    pub const REGISTER_IP: Rule = rule(10, 60);
+    /// Recovery requests from one IP / for one e-mail address.
+    pub const RECOVER_IP: Rule = rule(5, 60);
+    pub const RECOVER_EMAIL: Rule = rule(3, 60);
+    /// Wrong current passwords in the settings.
+    pub const SETTINGS_ACCOUNT: Rule = rule(5, 15);
+}
+
+impl AppState {
+    /// Build the state from the configuration: panel sessions and rate limits in Redis
+    /// when `[sessions] store = "redis"`, else in SQL and in memory; the CSRF key shared
+    /// through the database.
+    pub async fn new(
+        db: Db,
+        live: Arc<dyn LiveSessions>,
+        config: Arc<Config>,
+    ) -> anyhow::Result<AppState> {
+        let policy = SessionPolicy {
+            idle: Duration::from_secs(config.web.session_idle_minutes * 60),
+            absolute: Duration::from_secs(config.web.session_absolute_hours * 3600),
+        };
+        let (sessions, limiter): (Arc<dyn WebSessionStore>, Arc<dyn RateLimiter>) =
+            match config.sessions.store {
+                StoreKind::Redis => {
+                    let url = &config.sessions.redis_url;
+                    let prefix = format!("{}web:", config.sessions.redis_prefix);
+                    (
+                        Arc::new(
+                            RedisWebSessions::connect(url, &prefix, policy)
+                                .await
+                                .context("panel sessions in Redis (sessions.redis_url)")?,
+                        ),
+                        Arc::new(
+                            RedisLimiter::connect(url, &format!("{prefix}rl:"))
+                                .await
+                                .context("rate limits in Redis (sessions.redis_url)")?,
+                        ),
+                    )
+                }
+                StoreKind::Embedded => (
+                    Arc::new(SqlWebSessions::new(db.clone(), policy)),
+                    Arc::new(MemoryLimiter::new()),
+                ),
+            };
+        let mailer = Mailer::new(&config.mail, &config.state.dir).context("mail ([mail])")?;
+        let csrf_key = crate::store::auth::server_secret(&db, "csrf")
+            .await
+            .context("reading the CSRF key from the database")?
+            .into_bytes();
+        let panel = Panel {
+            sessions,
+            limiter,
+            mailer,
+            csrf_key,
+            trusted: config.web.trusted_proxy_nets(),
+        };
+        Ok(AppState {
+            db,
+            live,
+            config,
+            panel: Arc::new(panel),
+        })
+    }
+
+    /// Append to the audit log; a failure is logged, never shown to the subscriber.
+    pub async fn audit(&self, actor: &str, action: &str, ip: Option<IpAddr>, detail: &str) {
+        let r = async {
+            let mut tx = self.db.begin().await?;
+            crate::store::audit::append(&mut tx, actor, action, ip, detail).await?;
+            tx.commit().await?;
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, actor, action, "audit log write failed");
+        }
+    }
+
+    /// Send a mail in the background: the answer to the browser never waits for (or
+    /// reveals) mail delivery. Failures are counted and logged by the mailer.
+    pub fn mail(&self, t: Tr, to: &str, subject_key: &str, body_key: &str, args: &[(&str, &str)]) {
+        let isp = self.config.isp.name.clone();
+        let text = format!(
+            "{}\n\n{}\n\n{}\n\n-- \n{}\n",
+            t.t("mail.greeting"),
+            t.f(body_key, args),
+            t.f("mail.signature", &[("isp", &isp)]),
+            t.t("mail.auto"),
+        );
+        let mail = OutgoingMail {
+            to: to.to_owned(),
+            subject: t.t(subject_key).to_owned(),
+            text,
+            language: t.code(),
+        };
+        let mailer = self.panel.mailer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = mailer.send(&mail).await {
+                tracing::warn!(error = %e, "mail not delivered now (queued for retry)");
+            }
+        });
+    }
+
+    /// An absolute link for mails: `[web] public_url`, else the origin of the request.
+    pub fn link(&self, origin: &str, path: &str) -> String {
+        let base = if self.config.web.public_url.is_empty() {
+            origin
+        } else {
+            self.config.web.public_url.trim_end_matches('/')
+        };
+        format!("{base}{path}")
+    }
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
+    let panel = Router::new()
+        .route("/", get(pages::home))
+        .route("/panel", get(pages::panel))
+        .route("/jezyk/{code}", get(pages::language))
+        .route("/logowanie", get(auth::login_form).post(auth::login))
+        .route("/logowanie/kod", get(auth::code_form).post(auth::code))
+        .route("/wyloguj", post(auth::logout))
+        .route("/rejestracja", get(register::form).post(register::submit))
+        .route("/przywracanie", get(account::recover_form).post(account::recover))
+        .route(
+            "/przywracanie/{token}",
+            get(account::reset_form).post(account::reset),
+        )
+        .route(
+            "/email/{token}",
+            get(account::confirm_form).post(account::confirm),
+        )
+        .route("/ustawienia", get(account::settings))
+        .route("/ustawienia/haslo", post(account::change_password))
+        .route("/ustawienia/email", post(account::change_email))
+        .route("/ustawienia/wyloguj-wszedzie", post(account::logout_everywhere))
+        .route(
+            "/ustawienia/2fa",
+            get(account::totp_setup).post(account::totp_enable),
+        )
+        .route("/ustawienia/2fa/wylacz", post(account::totp_disable))
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request::panel_layer,
+        ));
     Router::new()
+        .route("/static/ebok.css", get(pages::stylesheet))
         .nest("/api/v1", crate::ops::api::router())
+        .merge(panel)
         .with_state(state)
 }

@@ -1,0 +1,278 @@
+//! Logowanie do panelu: identifier + password (argon2id), throttled per IP and per
+//! account; a fresh session id at every login (no fixation); the TOTP step when the
+//! subscriber turned it on; logout.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+
+use super::pages::{internal, render, Chrome, Ctx, FormErrors};
+use super::ratelimit::Decision;
+use super::request::{set_cookie, SESSION_COOKIE};
+use super::{limits, passwords, totp, AppState};
+use crate::store::{auth as tokens, panel};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    c: Chrome,
+    login: String,
+    errors: FormErrors,
+}
+
+pub async fn login_form(State(state): State<AppState>, ctx: Ctx) -> Response {
+    if ctx.auth.is_some() {
+        return Redirect::to("/panel").into_response();
+    }
+    let c = Chrome::new(&state, &ctx, "/logowanie").await;
+    render(
+        StatusCode::OK,
+        &LoginPage {
+            c,
+            login: String::new(),
+            errors: FormErrors::default(),
+        },
+    )
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// "Try again in N min" for a limited decision.
+pub fn limited_message(ctx: &Ctx, d: &Decision) -> Option<String> {
+    match d {
+        Decision::Limited { retry_after } => {
+            let minutes = retry_after.as_secs().div_ceil(60).max(1).to_string();
+            Some(ctx.t.f("limit.try_again", &[("minutes", &minutes)]))
+        }
+        Decision::Allowed { .. } => None,
+    }
+}
+
+pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginForm>) -> Response {
+    let login = f.login.trim().to_owned();
+    let again = |errors: FormErrors, status: StatusCode| {
+        let state = state.clone();
+        let login = login.clone();
+        let ctx = &ctx;
+        async move {
+            let c = Chrome::new(&state, ctx, "/logowanie").await;
+            render(status, &LoginPage { c, login, errors })
+        }
+    };
+    let ip_key = format!("login:ip:{}", ctx.info.ip);
+    let account_key = format!("login:account:{}", panel::login_key(&login));
+    let limiter = &state.panel.limiter;
+    for (key, rule) in [(&ip_key, limits::LOGIN_IP), (&account_key, limits::LOGIN_ACCOUNT)] {
+        match limiter.check(key, rule).await {
+            Ok(d) => {
+                if let Some(msg) = limited_message(&ctx, &d) {
+                    metrics::counter!("ebok_panel_logins_total", "result" => "throttled")
+                        .increment(1);
+                    state
+                        .audit(&format!("panel:{login}"), "login_throttled", Some(ctx.info.ip), "")
+                        .await;
+                    return again(
+                        FormErrors { form: Some(msg), ..Default::default() },
+                        StatusCode::TOO_MANY_REQUESTS,
+                    )
+                    .await;
+                }
+            }
+            Err(e) => return internal(&state, &ctx, e).await,
+        }
+    }
+    if login.is_empty() || f.password.is_empty() {
+        let mut errors = FormErrors::default();
+        if login.is_empty() {
+            errors.add("login", ctx.t.t("field.required"));
+        }
+        if f.password.is_empty() {
+            errors.add("password", ctx.t.t("field.required"));
+        }
+        return again(errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let account = match panel::panel_account_by_login(&state.db, &login).await {
+        Ok(a) => a,
+        Err(e) => return internal(&state, &ctx, e).await,
+    };
+    let ok = match passwords::verify(&f.password, account.as_ref().map(|a| a.password_hash.as_str()))
+        .await
+    {
+        Ok(ok) => ok,
+        Err(e) => return internal(&state, &ctx, e).await,
+    };
+    let Some(account) = account.filter(|_| ok) else {
+        for (key, rule) in [(&ip_key, limits::LOGIN_IP), (&account_key, limits::LOGIN_ACCOUNT)] {
+            if let Err(e) = limiter.hit(key, rule).await {
+                tracing::warn!(error = %e, "rate limiter");
+            }
+        }
+        metrics::counter!("ebok_panel_logins_total", "result" => "failed").increment(1);
+        state
+            .audit(&format!("panel:{login}"), "login_failed", Some(ctx.info.ip), "")
+            .await;
+        let errors = FormErrors { form: Some(ctx.t.t("login.failed").to_owned()), ..Default::default() };
+        return again(errors, StatusCode::UNAUTHORIZED).await;
+    };
+    if account.disabled {
+        state
+            .audit(&format!("panel:{}", account.login), "login_disabled", Some(ctx.info.ip), "")
+            .await;
+        let errors = FormErrors { form: Some(ctx.t.t("login.disabled").to_owned()), ..Default::default() };
+        return again(errors, StatusCode::FORBIDDEN).await;
+    }
+    let _ = limiter.clear(&account_key).await;
+    // A new session id every time: whatever session cookie the browser came with (perhaps
+    // planted by someone else) is dropped.
+    if let Some(old) = &ctx.info.session_cookie {
+        let _ = state.panel.sessions.delete(old).await;
+    }
+    let pending = account.totp_enabled();
+    let token = match state
+        .panel
+        .sessions
+        .create(account.id, pending, Some(ctx.info.ip))
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return internal(&state, &ctx, e).await,
+    };
+    let (action, target) = if pending {
+        ("login_password_ok", "/logowanie/kod")
+    } else {
+        metrics::counter!("ebok_panel_logins_total", "result" => "ok").increment(1);
+        ("login", "/panel")
+    };
+    state
+        .audit(&format!("panel:{}", account.login), action, Some(ctx.info.ip), "")
+        .await;
+    with_session_cookie(Redirect::to(target).into_response(), &ctx, &token)
+}
+
+/// Put the session cookie on an answer.
+pub fn with_session_cookie(mut resp: Response, ctx: &Ctx, token: &str) -> Response {
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, token, ctx.info.secure, None),
+    );
+    resp
+}
+
+#[derive(Template)]
+#[template(path = "login_code.html")]
+struct CodePage {
+    c: Chrome,
+    errors: FormErrors,
+}
+
+pub async fn code_form(State(state): State<AppState>, ctx: Ctx) -> Response {
+    if ctx.pending.is_none() {
+        return Redirect::to("/logowanie").into_response();
+    }
+    let c = Chrome::new(&state, &ctx, "/logowanie/kod").await;
+    render(StatusCode::OK, &CodePage { c, errors: FormErrors::default() })
+}
+
+#[derive(serde::Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    code: String,
+}
+
+/// The second factor: a TOTP code (each time step once) or an unused recovery code.
+pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeForm>) -> Response {
+    let Some(pending) = &ctx.pending else {
+        return Redirect::to("/logowanie").into_response();
+    };
+    let account = &pending.account;
+    let key = format!("code:account:{}", account.id);
+    let again = |msg: String, status: StatusCode| {
+        let state = state.clone();
+        let ctx = &ctx;
+        async move {
+            let c = Chrome::new(&state, ctx, "/logowanie/kod").await;
+            render(status, &CodePage { c, errors: FormErrors { form: Some(msg), ..Default::default() } })
+        }
+    };
+    match state.panel.limiter.check(&key, limits::CODE_ACCOUNT).await {
+        Ok(d) => {
+            if let Some(msg) = limited_message(&ctx, &d) {
+                return again(msg, StatusCode::TOO_MANY_REQUESTS).await;
+            }
+        }
+        Err(e) => return internal(&state, &ctx, e).await,
+    }
+    let accepted = match check_second_factor(&state, account, &f.code).await {
+        Ok(a) => a,
+        Err(e) => return internal(&state, &ctx, e).await,
+    };
+    if !accepted {
+        let _ = state.panel.limiter.hit(&key, limits::CODE_ACCOUNT).await;
+        state
+            .audit(&format!("panel:{}", account.login), "second_factor_failed", Some(ctx.info.ip), "")
+            .await;
+        return again(ctx.t.t("login.code_failed").to_owned(), StatusCode::UNAUTHORIZED).await;
+    }
+    let _ = state.panel.limiter.clear(&key).await;
+    let token = match state.panel.sessions.promote(&pending.token).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return Redirect::to("/logowanie").into_response(),
+        Err(e) => return internal(&state, &ctx, e).await,
+    };
+    metrics::counter!("ebok_panel_logins_total", "result" => "ok").increment(1);
+    state
+        .audit(&format!("panel:{}", account.login), "login", Some(ctx.info.ip), "second factor")
+        .await;
+    with_session_cookie(Redirect::to("/panel").into_response(), &ctx, &token)
+}
+
+/// Whether `code` is the account's current TOTP code (claimed so it cannot be replayed) or
+/// one of its unused recovery codes (used up).
+pub async fn check_second_factor(
+    state: &AppState,
+    account: &panel::PanelAccount,
+    code: &str,
+) -> anyhow::Result<bool> {
+    let Some(secret) = account.totp_secret.as_deref().and_then(totp::TotpSecret::from_base32)
+    else {
+        return Ok(false);
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+    let last = account.totp_last_step.map(|s| s as u64);
+    let mut tx = state.db.begin().await?;
+    let ok = if let Some(step) = totp::verify(secret.as_bytes(), code, now, last) {
+        tokens::claim_totp_step(&mut tx, account.id, step as i64).await?
+    } else {
+        let hash = totp::hash_recovery_code(code);
+        tokens::use_recovery_code(&mut tx, account.id, &hash).await?
+    };
+    tx.commit().await?;
+    Ok(ok)
+}
+
+/// Wyloguj: end this session.
+pub async fn logout(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let session = ctx.auth.as_ref().or(ctx.pending.as_ref());
+    if let Some(a) = session {
+        if let Err(e) = state.panel.sessions.delete(&a.token).await {
+            return internal(&state, &ctx, e).await;
+        }
+        state
+            .audit(&format!("panel:{}", a.account.login), "logout", Some(ctx.info.ip), "")
+            .await;
+    }
+    let mut resp = Redirect::to("/?n=logged_out").into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", ctx.info.secure, Some(0)),
+    );
+    resp
+}

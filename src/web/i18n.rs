@@ -1,0 +1,223 @@
+//! Languages of the panel: one catalogue per language (`templates/i18n/*.toml`), Polish by
+//! default, English by choice (cookie) or by `Accept-Language`.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use axum::http::HeaderMap;
+
+/// A language the panel speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lang {
+    Pl,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Pl => "pl",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Lang> {
+        match code.trim().to_ascii_lowercase().as_str() {
+            "pl" => Some(Lang::Pl),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The language of a request: the `lang` cookie when set, else the first of ours in
+    /// `Accept-Language` by preference, else Polish.
+    pub fn of_request(headers: &HeaderMap, cookie: Option<&str>) -> Lang {
+        if let Some(l) = cookie.and_then(Lang::from_code) {
+            return l;
+        }
+        headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Lang::from_accept_language)
+            .unwrap_or(Lang::Pl)
+    }
+
+    fn from_accept_language(value: &str) -> Option<Lang> {
+        let mut best: Option<(f32, usize, Lang)> = None;
+        for (i, part) in value.split(',').enumerate() {
+            let mut it = part.split(';');
+            let tag = it.next().unwrap_or("").trim();
+            let primary = tag.split('-').next().unwrap_or("");
+            let Some(lang) = Lang::from_code(primary) else {
+                continue;
+            };
+            let q = it
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if q <= 0.0 {
+                continue;
+            }
+            // Higher q wins; on a tie the earlier entry.
+            if best.is_none_or(|(bq, bi, _)| q > bq || (q == bq && i < bi)) {
+                best = Some((q, i, lang));
+            }
+        }
+        best.map(|(_, _, l)| l)
+    }
+}
+
+type Catalogue = HashMap<String, String>;
+
+fn load(text: &str) -> Catalogue {
+    let table: toml::Table = toml::from_str(text).expect("catalogue is valid TOML");
+    let mut out = HashMap::new();
+    flatten("", &table, &mut out);
+    out
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Catalogue) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            toml::Value::String(s) => {
+                out.insert(key, s.clone());
+            }
+            other => panic!("catalogue key {key}: expected text, found {other}"),
+        }
+    }
+}
+
+static PL: LazyLock<Catalogue> = LazyLock::new(|| load(include_str!("../../templates/i18n/pl.toml")));
+static EN: LazyLock<Catalogue> = LazyLock::new(|| load(include_str!("../../templates/i18n/en.toml")));
+
+/// The translator handed to every template: `t.t("menu.login")`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tr {
+    pub lang: Lang,
+}
+
+impl Tr {
+    pub fn new(lang: Lang) -> Tr {
+        Tr { lang }
+    }
+
+    fn catalogue(&self) -> &'static Catalogue {
+        match self.lang {
+            Lang::Pl => &PL,
+            Lang::En => &EN,
+        }
+    }
+
+    /// The text under `key`; a missing key shows itself (tests keep that from happening).
+    pub fn t<'a>(&self, key: &'a str) -> &'a str
+    where
+        'static: 'a,
+    {
+        self.catalogue().get(key).map(String::as_str).unwrap_or(key)
+    }
+
+    /// The text under `key` with `{name}` placeholders filled in.
+    pub fn f(&self, key: &str, args: &[(&str, &str)]) -> String {
+        let mut s = self.t(key).to_owned();
+        for (name, value) in args {
+            s = s.replace(&format!("{{{name}}}"), value);
+        }
+        s
+    }
+
+    /// The language code (`pl`, `en`) for `<html lang>`.
+    pub fn code(&self) -> &'static str {
+        self.lang.code()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogues_have_the_same_keys() {
+        let pl: std::collections::BTreeSet<_> = PL.keys().collect();
+        let en: std::collections::BTreeSet<_> = EN.keys().collect();
+        let only_pl: Vec<_> = pl.difference(&en).collect();
+        let only_en: Vec<_> = en.difference(&pl).collect();
+        assert!(only_pl.is_empty() && only_en.is_empty(), "pl only: {only_pl:?}, en only: {only_en:?}");
+        for (k, v) in PL.iter() {
+            let placeholders = |s: &str| {
+                let mut p: Vec<String> = s
+                    .split('{')
+                    .skip(1)
+                    .filter_map(|x| x.split_once('}').map(|(n, _)| n.to_owned()))
+                    .collect();
+                p.sort();
+                p
+            };
+            assert_eq!(placeholders(v), placeholders(&EN[k]), "placeholders of {k}");
+        }
+    }
+
+    /// Every `t.t("…")` / `t.f("…"` / `tr.t("…")` key in templates and web code exists.
+    #[test]
+    fn every_used_key_exists() {
+        let mut sources = Vec::new();
+        for dir in ["templates", "src/web"] {
+            let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            for entry in walk(&base).into_iter().filter(|p| !p.ends_with("i18n.rs")) {
+                sources.push((entry.clone(), std::fs::read_to_string(&entry).unwrap()));
+            }
+        }
+        let mut checked = 0;
+        for (path, text) in &sources {
+            for pat in [".t(\"", ".f(\""] {
+                for piece in text.split(pat).skip(1) {
+                    let key = piece.split('"').next().unwrap();
+                    if key.contains('{') || key.is_empty() {
+                        continue;
+                    }
+                    assert!(PL.contains_key(key), "{}: unknown key {key}", path.display());
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 20, "found only {checked} keys");
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else if p.extension().is_some_and(|x| x == "html" || x == "rs") {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn language_choice() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Lang::of_request(&h, None), Lang::Pl);
+        h.insert("accept-language", "en-GB,en;q=0.9,pl;q=0.8".parse().unwrap());
+        assert_eq!(Lang::of_request(&h, None), Lang::En);
+        assert_eq!(Lang::of_request(&h, Some("pl")), Lang::Pl);
+        h.insert("accept-language", "de-DE, pl;q=0.5, en;q=0.4".parse().unwrap());
+        assert_eq!(Lang::of_request(&h, None), Lang::Pl);
+        h.insert("accept-language", "en;q=0, fr".parse().unwrap());
+        assert_eq!(Lang::of_request(&h, None), Lang::Pl);
+    }
+
+    #[test]
+    fn placeholders_filled() {
+        let t = Tr::new(Lang::En);
+        assert_eq!(t.f("limit.try_again", &[("minutes", "5")]), "Too many attempts. Try again in 5 min.");
+        assert_eq!(Tr::new(Lang::Pl).t("menu.register"), "Rejestracja");
+    }
+}

@@ -1,0 +1,398 @@
+//! The page frame every panel page shares (menu, language switch, the connection note,
+//! contact block), the subscriber extractor, and the simple pages: home, "Twój panel",
+//! errors, language choice, the stylesheet.
+
+use askama::Template;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::i18n::{Lang, Tr};
+use super::request::{csrf_token, set_cookie, RequestInfo, LANG_COOKIE};
+use super::session_store::WebSession;
+use super::AppState;
+use crate::store::panel::{self, PanelAccount};
+use crate::store::subscribers::{self, Contract, Subscriber};
+
+/// A logged-in subscriber: the session (token and record) and the account.
+#[derive(Debug, Clone)]
+pub struct Authed {
+    pub token: String,
+    pub session: WebSession,
+    pub account: PanelAccount,
+}
+
+/// Every panel handler's view of the request.
+pub struct Ctx {
+    pub info: RequestInfo,
+    pub t: Tr,
+    /// Fully logged in (second factor passed when enabled).
+    pub auth: Option<Authed>,
+    /// Password passed, second factor still to give.
+    pub pending: Option<Authed>,
+    /// A notice named by `?n=` after a redirect (catalogue key; only known ones).
+    pub flash: Option<&'static str>,
+}
+
+/// `?n=` values and the catalogue keys they show.
+const FLASHES: &[(&str, &str)] = &[
+    ("logged_out", "login.logged_out"),
+    ("logged_out_all", "login.logged_out_all"),
+    ("expired", "login.session_expired"),
+    ("registered", "register.done"),
+    ("password_changed", "settings.password_changed"),
+    ("totp_disabled", "settings.totp_disabled"),
+];
+
+fn flash_of(query: Option<&str>) -> Option<&'static str> {
+    let q = query?;
+    let n = q.split('&').find_map(|kv| kv.strip_prefix("n="))?;
+    FLASHES.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)
+}
+
+impl Ctx {
+    pub fn actor(&self) -> String {
+        match &self.auth {
+            Some(a) => format!("panel:{}", a.account.login),
+            None => "visitor".into(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Ctx, Response> {
+        let info = parts
+            .extensions
+            .get::<RequestInfo>()
+            .cloned()
+            .expect("panel_layer runs before every panel handler");
+        let t = Tr::new(info.lang);
+        let mut ctx = Ctx {
+            info,
+            t,
+            auth: None,
+            pending: None,
+            flash: flash_of(parts.uri.query()),
+        };
+        let Some(token) = ctx.info.session_cookie.clone() else {
+            return Ok(ctx);
+        };
+        let session = match state.panel.sessions.get(&token).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "panel session store");
+                return Err(error_page(state, &ctx.info, StatusCode::SERVICE_UNAVAILABLE).await);
+            }
+        };
+        let Some(session) = session else {
+            return Ok(ctx);
+        };
+        let account = match panel::panel_account(&state.db, session.account_id).await {
+            Ok(Some(a)) if !a.disabled => a,
+            Ok(_) => return Ok(ctx),
+            Err(e) => {
+                tracing::error!(error = %e, "panel account lookup");
+                return Err(error_page(state, &ctx.info, StatusCode::SERVICE_UNAVAILABLE).await);
+            }
+        };
+        let authed = Authed {
+            token,
+            session,
+            account,
+        };
+        if authed.session.second_factor_pending {
+            ctx.pending = Some(authed);
+        } else {
+            ctx.auth = Some(authed);
+        }
+        Ok(ctx)
+    }
+}
+
+/// The frame around every page.
+pub struct Chrome {
+    pub t: Tr,
+    pub csrf: String,
+    pub isp_name: String,
+    pub contact: Vec<(String, String)>,
+    pub conn_note: String,
+    pub logged_in: bool,
+    pub user: String,
+    /// This page's path, for the language switch to come back to.
+    pub path: String,
+    pub notice: Option<String>,
+}
+
+impl Chrome {
+    /// The frame for `ctx` on `path`; the connection note says whose line only to the
+    /// logged-in subscriber it belongs to.
+    pub async fn new(state: &AppState, ctx: &Ctx, path: &str) -> Chrome {
+        let t = ctx.t;
+        let ip = ctx.info.ip.to_string();
+        let conn_note = match state.live.lookup(ctx.info.ip).await {
+            Ok(Some(session)) => match &ctx.auth {
+                Some(a) => match &session.user_name {
+                    Some(login) => match subscribers::subscriber_by_login(&state.db, login).await
+                    {
+                        Ok(Some((s, c))) if s.id == a.account.subscriber_id => {
+                            t.f("conn.known_own", &[("ip", &ip), ("contract", &c.number)])
+                        }
+                        _ => t.f("conn.known_other", &[("ip", &ip)]),
+                    },
+                    None => t.f("conn.known_other", &[("ip", &ip)]),
+                },
+                None => t.f("conn.known", &[("ip", &ip)]),
+            },
+            _ => t.f("conn.unknown", &[("ip", &ip)]),
+        };
+        Chrome::with_note(state, ctx, path, conn_note)
+    }
+
+    fn with_note(state: &AppState, ctx: &Ctx, path: &str, conn_note: String) -> Chrome {
+        let t = ctx.t;
+        let isp = &state.config.isp;
+        let mut contact = Vec::new();
+        for (key, value) in [
+            ("footer.phone", &isp.office_phone),
+            ("footer.technical", &isp.technical_phone),
+            ("footer.hours", &isp.hours),
+            ("footer.bok", &isp.address),
+            ("email.confirm_title", &isp.email),
+        ] {
+            if !value.is_empty() {
+                let label = if key == "email.confirm_title" {
+                    "E-mail".to_owned()
+                } else {
+                    t.t(key).to_owned()
+                };
+                contact.push((label, value.clone()));
+            }
+        }
+        let session_token = ctx
+            .auth
+            .as_ref()
+            .or(ctx.pending.as_ref())
+            .map(|a| a.token.as_str());
+        Chrome {
+            t,
+            csrf: csrf_token(&state.panel.csrf_key, &ctx.info, session_token),
+            isp_name: isp.name.clone(),
+            contact,
+            conn_note,
+            logged_in: ctx.auth.is_some(),
+            user: ctx
+                .auth
+                .as_ref()
+                .map(|a| a.account.login.clone())
+                .unwrap_or_default(),
+            path: path.to_owned(),
+            notice: None,
+        }
+    }
+
+    pub fn notice(mut self, text: impl Into<String>) -> Chrome {
+        self.notice = Some(text.into());
+        self
+    }
+}
+
+/// Render a template into an HTML answer; a template error is logged and becomes a 500.
+pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template");
+            (StatusCode::INTERNAL_SERVER_ERROR, "template error").into_response()
+        }
+    }
+}
+
+/// Form-level and per-field messages, already translated.
+#[derive(Debug, Default, Clone)]
+pub struct FormErrors {
+    pub form: Option<String>,
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl FormErrors {
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
+    }
+    pub fn add(&mut self, field: &'static str, msg: impl Into<String>) {
+        if self.get(field).is_none() {
+            self.fields.push((field, msg.into()));
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.form.is_none() && self.fields.is_empty()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    c: Chrome,
+    message: String,
+}
+
+/// A calm error page in the caller's language (no detail: that went to the log).
+pub async fn error_page(state: &AppState, info: &RequestInfo, status: StatusCode) -> Response {
+    let ctx = Ctx {
+        info: info.clone(),
+        t: Tr::new(info.lang),
+        auth: None,
+        pending: None,
+        flash: None,
+    };
+    let key = match status {
+        StatusCode::NOT_FOUND => "error.not_found",
+        StatusCode::FORBIDDEN => "error.forbidden",
+        StatusCode::SERVICE_UNAVAILABLE => "error.unavailable",
+        _ => "error.internal",
+    };
+    let note = ctx.t.f("conn.unknown", &[("ip", &info.ip.to_string())]);
+    let c = Chrome::with_note(state, &ctx, "/", note);
+    render(
+        status,
+        &ErrorPage {
+            message: ctx.t.t(key).to_owned(),
+            c,
+        },
+    )
+}
+
+/// A database or store failure inside a handler: logged, shown as a calm page.
+pub async fn internal(state: &AppState, ctx: &Ctx, e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "panel request failed");
+    error_page(state, &ctx.info, StatusCode::INTERNAL_SERVER_ERROR).await
+}
+
+pub async fn not_found(State(state): State<AppState>, ctx: Ctx) -> Response {
+    error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    c: Chrome,
+}
+
+/// E-BOK: the start page.
+pub async fn home(State(state): State<AppState>, ctx: Ctx) -> Response {
+    if ctx.auth.is_some() {
+        return Redirect::to("/panel").into_response();
+    }
+    let c = Chrome::new(&state, &ctx, "/").await;
+    let c = match ctx.flash {
+        Some(key) => c.notice(ctx.t.t(key)),
+        None => c,
+    };
+    render(StatusCode::OK, &HomePage { c })
+}
+
+/// One contract as "Twoje dane" shows it.
+pub struct ContractView {
+    pub number: String,
+    pub period: String,
+    pub fee: String,
+    pub installation: String,
+}
+
+#[derive(Template)]
+#[template(path = "panel.html")]
+struct PanelPage {
+    c: Chrome,
+    name: String,
+    street: String,
+    postcode_city: String,
+    email: String,
+    contracts: Vec<ContractView>,
+}
+
+pub fn contract_view(t: Tr, c: &Contract) -> ContractView {
+    let end = c
+        .ends_on
+        .map(|d| d.to_string())
+        .unwrap_or_else(|| t.t("panel.indefinite").to_owned());
+    ContractView {
+        number: c.number.clone(),
+        period: format!("{} – {}", c.starts_on, end),
+        fee: c.monthly_fee.to_string(),
+        installation: format!(
+            "{}, {} {}",
+            c.installation.street, c.installation.postcode, c.installation.city
+        ),
+    }
+}
+
+/// "Twój panel": the subscriber's general data and contracts.
+pub async fn panel(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let Some(auth) = &ctx.auth else {
+        return Redirect::to("/logowanie").into_response();
+    };
+    let sub: Subscriber = match subscribers::subscriber(&state.db, auth.account.subscriber_id).await
+    {
+        Ok(Some(s)) => s,
+        Ok(None) => return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await,
+        Err(e) => return internal(&state, &ctx, e).await,
+    };
+    let contracts = match subscribers::contracts_of(&state.db, sub.id).await {
+        Ok(c) => c,
+        Err(e) => return internal(&state, &ctx, e).await,
+    };
+    let mut c = Chrome::new(&state, &ctx, "/panel").await;
+    if let Some(key) = ctx.flash {
+        c.notice = Some(ctx.t.f(key, &[("email", &auth.account.email)]));
+    }
+    let page = PanelPage {
+        name: sub.display_name(),
+        street: sub.home.street.clone(),
+        postcode_city: format!("{} {}", sub.home.postcode, sub.home.city),
+        email: auth.account.email.clone(),
+        contracts: contracts.iter().map(|k| contract_view(ctx.t, k)).collect(),
+        c,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(serde::Deserialize)]
+pub struct Back {
+    #[serde(default)]
+    wroc: String,
+}
+
+/// Switch language (a cookie for a year) and go back to a local page.
+pub async fn language(
+    ctx: Ctx,
+    Path(code): Path<String>,
+    Query(back): Query<Back>,
+) -> Response {
+    let lang = Lang::from_code(&code).unwrap_or(Lang::Pl);
+    let target = if back.wroc.starts_with('/') && !back.wroc.starts_with("//") && !back.wroc.contains('\\') {
+        back.wroc
+    } else {
+        "/".to_owned()
+    };
+    let mut resp = Redirect::to(&target).into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(LANG_COOKIE, lang.code(), ctx.info.secure, Some(31_536_000)),
+    );
+    resp
+}
+
+/// The one stylesheet (no scripts anywhere).
+pub async fn stylesheet() -> Response {
+    let mut resp = include_str!("../../static/ebok.css").into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    resp
+}
