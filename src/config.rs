@@ -41,6 +41,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub web: WebConfig,
     pub isp: IspConfig,
+    pub mail: crate::mail::MailConfig,
     pub ops: OpsConfig,
     pub retention: RetentionConfig,
     pub log: LogConfig,
@@ -603,6 +604,9 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        self.mail
+            .check()
+            .map_err(|e| err(e.key.to_owned(), e.reason.clone()))?;
         for (i, t) in self.ops.tokens.iter().enumerate() {
             if t.name.trim().is_empty() {
                 return Err(err(
