@@ -1,1 +1,534 @@
 //! Rate limits for login, registration and recovery: in memory (one instance) or in Redis (shared).
+//!
+//! # Algorithm: sliding log
+//! Both implementations keep, per key, the times of the attempts allowed within the last
+//! `window`. An attempt is allowed while fewer than `limit` of them are inside the window; a
+//! refused attempt is **not** recorded, so a client that keeps hammering gets in again
+//! exactly when its oldest counted attempt leaves the window (`retry_after` says when), and
+//! the log of a key never holds more than `limit` times. Unlike a fixed window there is no
+//! boundary at which twice the limit gets through.
+//!
+//! Keys are the caller's business (`login:ip:203.0.113.7`, `login:user:jan`, …). Key
+//! IPv6 callers by their /64, or one client can make itself any number of keys.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+use tokio::time::Instant;
+
+/// At most `limit` attempts per `window`.
+#[derive(Clone, Copy, Debug)]
+pub struct Rule {
+    pub limit: u32,
+    pub window: Duration,
+}
+
+/// The answer for one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Go ahead; `remaining` more attempts fit in the window after this one.
+    Allowed { remaining: u32 },
+    /// Refused; an attempt will be allowed again after `retry_after` (at most the window).
+    Limited { retry_after: Duration },
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allowed { .. })
+    }
+}
+
+/// A rate limiter backend failed (memory never does).
+#[derive(Debug, thiserror::Error)]
+pub enum RateLimitError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unexpected reply from the rate-limit script: {0}")]
+    Reply(String),
+}
+
+/// Counts attempts per key. See the module documentation for the algorithm.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// count one attempt under `key` and say whether it is allowed (fixed or sliding window—your choice, document it)
+    ///
+    /// Sliding log: a refused attempt is not counted.
+    async fn hit(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError>;
+    /// whether the next attempt would be allowed, without counting one
+    ///
+    /// `remaining` is what [`RateLimiter::hit`] would report for that attempt.
+    async fn check(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError>;
+    /// Forget every attempt under `key` (e.g. after a successful login).
+    async fn clear(&self, key: &str) -> Result<(), RateLimitError>;
+}
+
+/// The decision for a log of `count` attempts inside the window (oldest first);
+/// `leaves_in(i)` is how long until attempt `i` leaves the window.
+fn decide(count: usize, rule: Rule, leaves_in: impl Fn(usize) -> Duration) -> Decision {
+    let limit = rule.limit as usize;
+    if count < limit {
+        Decision::Allowed {
+            remaining: (limit - count - 1) as u32,
+        }
+    } else if limit == 0 {
+        Decision::Limited {
+            retry_after: rule.window,
+        }
+    } else {
+        // Allowed again once the log has dropped to limit - 1 entries.
+        Decision::Limited {
+            retry_after: leaves_in(count - limit).max(Duration::from_millis(1)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------------------------
+
+/// Fewest keys at which the memory limiter sweeps.
+const MIN_SWEEP_KEYS: usize = 1024;
+
+/// The limiter of a single instance. Time follows tokio's clock, so tests can pause it.
+/// Memory stays bounded by the live keys: when the map has doubled since the last sweep,
+/// every key whose whole log has left its window is dropped (amortised O(1) per hit).
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Debug)]
+struct MemoryInner {
+    keys: HashMap<String, Log>,
+    sweep_at: usize,
+}
+
+#[derive(Debug)]
+struct Log {
+    /// The window of the latest rule used with this key, for sweeping.
+    window: Duration,
+    hits: VecDeque<Instant>,
+}
+
+impl Log {
+    fn prune(&mut self, now: Instant, window: Duration) {
+        while self.hits.front().is_some_and(|&t| t + window <= now) {
+            self.hits.pop_front();
+        }
+    }
+
+    fn decide(&self, now: Instant, rule: Rule) -> Decision {
+        decide(self.hits.len(), rule, |i| {
+            (self.hits[i] + rule.window).saturating_duration_since(now)
+        })
+    }
+}
+
+impl Default for MemoryLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryLimiter {
+    pub fn new() -> Self {
+        MemoryLimiter {
+            inner: Mutex::new(MemoryInner {
+                keys: HashMap::new(),
+                sweep_at: MIN_SWEEP_KEYS,
+            }),
+        }
+    }
+
+    /// Drop every key with no attempt inside its window. Runs by itself as the map grows;
+    /// callable from a periodic task too.
+    pub fn sweep(&self) {
+        let mut inner = self.lock();
+        Self::sweep_locked(&mut inner, Instant::now());
+    }
+
+    /// Keys currently held.
+    pub fn len(&self) -> usize {
+        self.lock().keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        // The map stays consistent even if a holder panicked: every change is one call.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sweep_locked(inner: &mut MemoryInner, now: Instant) {
+        inner
+            .keys
+            .retain(|_, log| log.hits.back().is_some_and(|&t| t + log.window > now));
+        inner.sweep_at = (inner.keys.len() * 2).max(MIN_SWEEP_KEYS);
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryLimiter {
+    async fn hit(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if inner.keys.len() >= inner.sweep_at {
+            Self::sweep_locked(&mut inner, now);
+        }
+        let log = inner.keys.entry(key.to_owned()).or_insert_with(|| Log {
+            window: rule.window,
+            hits: VecDeque::new(),
+        });
+        log.window = rule.window;
+        log.prune(now, rule.window);
+        let decision = log.decide(now, rule);
+        if decision.is_allowed() {
+            log.hits.push_back(now);
+        } else if log.hits.is_empty() {
+            inner.keys.remove(key);
+        }
+        Ok(decision)
+    }
+
+    async fn check(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        Ok(match inner.keys.get_mut(key) {
+            Some(log) => {
+                log.prune(now, rule.window);
+                log.decide(now, rule)
+            }
+            None => decide(0, rule, |_| Duration::ZERO),
+        })
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), RateLimitError> {
+        self.lock().keys.remove(key);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis
+// ---------------------------------------------------------------------------------------------
+
+/// The limiter shared by every instance. Key `P rl:KEY` is a sorted set of the counted
+/// attempts (score: Redis server time in ms, member: random), changed only by one Lua
+/// script, so concurrent instances never let more than the limit through and no instance's
+/// clock matters. Each key expires one window after its latest counted attempt.
+#[derive(Clone)]
+pub struct RedisLimiter {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLimiter")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// KEYS[1] the log; ARGV: window ms, limit, member for a counted attempt ("" = only check).
+/// Returns {1, count before this attempt} or {0, ms until allowed again}.
+static SLIDING_LOG: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - window))
+local n = redis.call('ZCARD', KEYS[1])
+if n < limit then
+  if ARGV[3] ~= '' then
+    redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[3])
+    redis.call('PEXPIRE', KEYS[1], window)
+  end
+  return {1, n}
+end
+if limit == 0 then
+  return {0, window}
+end
+local entry = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
+return {0, tonumber(entry[2]) + window - now}
+"#,
+    )
+});
+
+impl RedisLimiter {
+    /// Connect to `url` (`redis://…`); every key starts with `prefix` (e.g. `ebok:`).
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, RateLimitError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(3);
+        let conn = ConnectionManager::new_with_config(client, config).await?;
+        let mut ping = conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut ping).await?;
+        Ok(RedisLimiter {
+            conn,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}rl:{key}", self.prefix)
+    }
+
+    async fn run(&self, key: &str, rule: Rule, count: bool) -> Result<Decision, RateLimitError> {
+        // Whole milliseconds, at least one (PEXPIRE refuses 0).
+        let window_ms = u64::try_from(rule.window.as_millis())
+            .unwrap_or(u64::MAX / 2)
+            .max(1);
+        let member = if count {
+            format!("{:032x}", rand::random::<u128>())
+        } else {
+            String::new()
+        };
+        let mut conn = self.conn.clone();
+        let reply: Vec<i64> = SLIDING_LOG
+            .key(self.key(key))
+            .arg(window_ms)
+            .arg(rule.limit)
+            .arg(member)
+            .invoke_async(&mut conn)
+            .await?;
+        match reply[..] {
+            [1, n] => {
+                let n = usize::try_from(n).map_err(|_| RateLimitError::Reply(format!("{n}")))?;
+                Ok(decide(n, rule, |_| Duration::ZERO))
+            }
+            [0, ms] => Ok(Decision::Limited {
+                retry_after: Duration::from_millis(ms.max(1) as u64).min(rule.window),
+            }),
+            _ => Err(RateLimitError::Reply(format!("{reply:?}"))),
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisLimiter {
+    async fn hit(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError> {
+        self.run(key, rule, true).await
+    }
+
+    async fn check(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError> {
+        self.run(key, rule, false).await
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), RateLimitError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("DEL")
+            .arg(self.key(key))
+            .query_async::<i64>(&mut conn)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn allowed(remaining: u32) -> Decision {
+        Decision::Allowed { remaining }
+    }
+
+    fn limited_within(d: &Decision, window: Duration) -> Duration {
+        match d {
+            Decision::Limited { retry_after } => {
+                assert!(
+                    *retry_after > Duration::ZERO && *retry_after <= window,
+                    "{d:?}"
+                );
+                *retry_after
+            }
+            other => panic!("expected Limited, got {other:?}"),
+        }
+    }
+
+    /// The scenarios every implementation must pass. `wait` lets time pass (tokio's paused
+    /// clock for memory, a real sleep for Redis), `window` suits that clock.
+    async fn scenarios<W, F>(l: Arc<dyn RateLimiter>, window: Duration, wait: W)
+    where
+        W: Fn(Duration) -> F,
+        F: Future<Output = ()>,
+    {
+        let rule = Rule { limit: 3, window };
+
+        // Limit reached → Limited, with a retry_after within the window.
+        assert_eq!(l.check("a", rule).await.unwrap(), allowed(2));
+        assert_eq!(l.hit("a", rule).await.unwrap(), allowed(2));
+        assert_eq!(l.hit("a", rule).await.unwrap(), allowed(1));
+        assert_eq!(
+            l.check("a", rule).await.unwrap(),
+            allowed(0),
+            "check counts nothing"
+        );
+        assert_eq!(l.hit("a", rule).await.unwrap(), allowed(0));
+        limited_within(&l.check("a", rule).await.unwrap(), window);
+        let retry = limited_within(&l.hit("a", rule).await.unwrap(), window);
+        limited_within(&l.hit("a", rule).await.unwrap(), window);
+
+        // Keys are independent.
+        assert_eq!(l.hit("b", rule).await.unwrap(), allowed(2));
+        limited_within(&l.check("a", rule).await.unwrap(), window);
+
+        // After retry_after (refused attempts were not counted) it is allowed again.
+        wait(retry + window / 10).await;
+        assert_eq!(l.check("a", rule).await.unwrap(), allowed(2));
+        assert_eq!(l.hit("a", rule).await.unwrap(), allowed(2));
+
+        // Clear resets.
+        assert_eq!(l.hit("c", rule).await.unwrap(), allowed(2));
+        assert_eq!(l.hit("c", rule).await.unwrap(), allowed(1));
+        assert_eq!(l.hit("c", rule).await.unwrap(), allowed(0));
+        limited_within(&l.hit("c", rule).await.unwrap(), window);
+        l.clear("c").await.unwrap();
+        assert_eq!(l.hit("c", rule).await.unwrap(), allowed(2));
+        l.clear("never-used").await.unwrap();
+
+        // Limit zero refuses everything.
+        let closed = Rule { limit: 0, window };
+        assert!(!l.hit("z", closed).await.unwrap().is_allowed());
+        assert!(!l.check("z", closed).await.unwrap().is_allowed());
+
+        // Sliding, not fixed: attempts spread over the window leave it one by one.
+        let rule = Rule { limit: 2, window };
+        assert!(l.hit("s", rule).await.unwrap().is_allowed());
+        wait(window / 2).await;
+        assert!(l.hit("s", rule).await.unwrap().is_allowed());
+        let first_leaves = limited_within(&l.hit("s", rule).await.unwrap(), window);
+        assert!(first_leaves <= window / 2 + window / 10, "{first_leaves:?}");
+        wait(first_leaves + window / 10).await;
+        assert_eq!(
+            l.hit("s", rule).await.unwrap(),
+            allowed(0),
+            "only the first left"
+        );
+        limited_within(&l.hit("s", rule).await.unwrap(), window);
+    }
+
+    /// Many parallel attempts never let more than the limit through.
+    async fn concurrency(limiters: Vec<Arc<dyn RateLimiter>>) {
+        let rule = Rule {
+            limit: 10,
+            window: Duration::from_secs(600),
+        };
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let l = limiters[i % limiters.len()].clone();
+                tokio::spawn(async move { l.hit("burst", rule).await.unwrap() })
+            })
+            .collect();
+        let mut allowed = 0;
+        for t in tasks {
+            if t.await.unwrap().is_allowed() {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 10);
+        assert!(!limiters[0].check("burst", rule).await.unwrap().is_allowed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_scenarios() {
+        let l: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new());
+        scenarios(l, Duration::from_secs(60), tokio::time::advance).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory_concurrency() {
+        concurrency(vec![Arc::new(MemoryLimiter::new())]).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_stays_bounded() {
+        let l = MemoryLimiter::new();
+        let rule = Rule {
+            limit: 5,
+            window: Duration::from_secs(60),
+        };
+        for i in 0..MIN_SWEEP_KEYS {
+            l.hit(&format!("old{i}"), rule).await.unwrap();
+        }
+        assert_eq!(l.len(), MIN_SWEEP_KEYS);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        // The next new key finds the map at the threshold and sweeps the expired ones.
+        l.hit("fresh", rule).await.unwrap();
+        assert_eq!(l.len(), 1);
+        for i in 0..10 {
+            l.hit(&format!("k{i}"), rule).await.unwrap();
+        }
+        tokio::time::advance(Duration::from_secs(30)).await;
+        l.hit("late", rule).await.unwrap();
+        tokio::time::advance(Duration::from_secs(31)).await;
+        l.sweep();
+        assert_eq!(l.len(), 1, "only the key hit within the window survives");
+        // A refused attempt on an empty log (limit 0) leaves nothing behind.
+        let closed = Rule { limit: 0, ..rule };
+        l.hit("closed", closed).await.unwrap();
+        assert_eq!(l.len(), 1);
+    }
+
+    async fn redis_limiter(test: &str) -> Option<(String, String, RedisLimiter)> {
+        let url = crate::testkit::redis(test).await?;
+        let prefix = crate::testkit::redis_prefix();
+        let l = RedisLimiter::connect(&url, &prefix).await.expect("connect");
+        Some((url, prefix, l))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_scenarios() {
+        let Some((url, prefix, l)) = redis_limiter("web::ratelimit::tests::redis_scenarios").await
+        else {
+            return;
+        };
+        let wait = |d: Duration| tokio::time::sleep(d);
+        scenarios(Arc::new(l.clone()), Duration::from_millis(1000), wait).await;
+
+        // Keys live under the prefix and expire by themselves.
+        let rule = Rule {
+            limit: 5,
+            window: Duration::from_secs(60),
+        };
+        l.hit("ttl", rule).await.unwrap();
+        let mut conn = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(format!("{prefix}rl:ttl"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 59_000 && ttl <= 60_000, "{ttl}");
+        crate::testkit::redis_cleanup(&url, &prefix).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_concurrency() {
+        let Some((url, prefix, first)) =
+            redis_limiter("web::ratelimit::tests::redis_concurrency").await
+        else {
+            return;
+        };
+        // Two instances sharing one Redis.
+        let second = RedisLimiter::connect(&url, &prefix).await.unwrap();
+        concurrency(vec![Arc::new(first), Arc::new(second)]).await;
+        crate::testkit::redis_cleanup(&url, &prefix).await;
+    }
+}
