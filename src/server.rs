@@ -203,11 +203,15 @@ pub async fn start(
             shutdown.clone(),
         )),
     ];
-    let app = crate::web::router(crate::web::AppState {
-        db: ingest.db.clone(),
-        live: ingest.live.clone(),
-        config: Arc::new(config.clone()),
-    });
+    let state = crate::web::AppState::new(
+        ingest.db.clone(),
+        ingest.live.clone(),
+        Arc::new(config.clone()),
+    )
+    .await?;
+    let mail_retry = state.panel.mailer.spawn_retry();
+    let panel_purge = tokio::spawn(purge_panel(state.clone(), shutdown.clone()));
+    let app = crate::web::router(state);
     let mut web_shutdown = shutdown.clone();
     let web_task = tokio::spawn(async move {
         let _ = axum::serve(
@@ -248,6 +252,8 @@ pub async fn start(
         }
         let _ = metrics_task.await;
         let _ = web_task.await;
+        let _ = panel_purge.await;
+        mail_retry.abort();
         tracing::info!("ebok stopped");
     });
     Ok((
@@ -346,6 +352,23 @@ async fn purge_duplicates(ctx: Arc<RadiusContext>, mut shutdown: watch::Receiver
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => { ctx.dedup.purge(); }
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Hourly: drop expired panel sessions and mailed tokens.
+async fn purge_panel(state: crate::web::AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = state.panel.sessions.purge_expired().await {
+            tracing::warn!(error = %e, "purging panel sessions");
+        }
+        if let Err(e) = crate::store::auth::purge_tokens(&state.db).await {
+            tracing::warn!(error = %e, "purging mailed tokens");
         }
     }
 }

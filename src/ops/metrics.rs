@@ -34,6 +34,19 @@ pub fn install() -> PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    crate::mail::describe_metrics();
+    describe_counter!(
+        "ebok_panel_logins_total",
+        "Panel login attempts by result (ok, failed, throttled)."
+    );
+    describe_counter!(
+        "ebok_panel_registrations_total",
+        "Panel registrations by result (ok, mismatch)."
+    );
+    describe_counter!(
+        "ebok_panel_csrf_refused_total",
+        "Panel POSTs refused for a missing or forged CSRF token or a cross-site origin."
+    );
     describe_counter!(
         "ebok_radius_packets_total",
         "RADIUS requests received and authenticated, by type (start, stop, interim, accounting_on, accounting_off, status_server)"

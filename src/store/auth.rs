@@ -214,7 +214,11 @@ pub async fn disable_totp(tx: &mut DbTx, account_id: i64) -> Result<(), StoreErr
 
 /// Record that the code of `step` was used; `false` when that step (or a later one) was
 /// already used — a replayed code. Atomic against a concurrent login.
-pub async fn claim_totp_step(tx: &mut DbTx, account_id: i64, step: i64) -> Result<bool, StoreError> {
+pub async fn claim_totp_step(
+    tx: &mut DbTx,
+    account_id: i64,
+    step: i64,
+) -> Result<bool, StoreError> {
     let sql = "UPDATE panel_accounts SET totp_last_step = $1 \
                WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)";
     Ok(on_tx!(tx, conn => sqlx::query(sql)
@@ -247,8 +251,10 @@ pub async fn use_recovery_code(
 pub async fn recovery_codes_left(db: &Db, account_id: i64) -> Result<i64, StoreError> {
     let sql = "SELECT COUNT(*) AS n FROM totp_recovery_codes \
                WHERE account_id = $1 AND used_at IS NULL";
-    Ok(on_pool!(db, pool => Cols::new(&sqlx::query(sql).bind(account_id).fetch_one(pool).await?)
-        .i64("n")?))
+    Ok(
+        on_pool!(db, pool => Cols::new(&sqlx::query(sql).bind(account_id).fetch_one(pool).await?)
+        .i64("n")?),
+    )
 }
 
 async fn exec_one(

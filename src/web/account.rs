@@ -32,7 +32,15 @@ struct RecoverPage {
 
 pub async fn recover_form(State(state): State<AppState>, ctx: Ctx) -> Response {
     let c = Chrome::new(&state, &ctx, "/przywracanie").await;
-    render(StatusCode::OK, &RecoverPage { c, email: String::new(), errors: FormErrors::default(), sent: false })
+    render(
+        StatusCode::OK,
+        &RecoverPage {
+            c,
+            email: String::new(),
+            errors: FormErrors::default(),
+            sent: false,
+        },
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -43,7 +51,11 @@ pub struct EmailForm {
 
 /// Mail a reset link to every confirmed account with this address. The page says the same
 /// whatever happened, and the mail goes out in the background so timing tells nothing.
-pub async fn recover(State(state): State<AppState>, ctx: Ctx, Form(f): Form<EmailForm>) -> Response {
+pub async fn recover(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<EmailForm>,
+) -> Response {
     let email = f.email.trim().to_owned();
     let again = |errors: FormErrors, sent: bool, status: StatusCode| {
         let state = state.clone();
@@ -51,7 +63,15 @@ pub async fn recover(State(state): State<AppState>, ctx: Ctx, Form(f): Form<Emai
         let ctx = &ctx;
         async move {
             let c = Chrome::new(&state, ctx, "/przywracanie").await;
-            render(status, &RecoverPage { c, email, errors, sent })
+            render(
+                status,
+                &RecoverPage {
+                    c,
+                    email,
+                    errors,
+                    sent,
+                },
+            )
         }
     };
     if !valid_email(&email) {
@@ -62,23 +82,33 @@ pub async fn recover(State(state): State<AppState>, ctx: Ctx, Form(f): Form<Emai
     let limiter = &state.panel.limiter;
     for (key, rule) in [
         (format!("recover:ip:{}", ctx.info.ip), limits::RECOVER_IP),
-        (format!("recover:email:{}", email.to_lowercase()), limits::RECOVER_EMAIL),
+        (
+            format!("recover:email:{}", email.to_lowercase()),
+            limits::RECOVER_EMAIL,
+        ),
     ] {
         match limiter.hit(&key, rule).await {
             Ok(d) => {
                 if let Some(msg) = limited_message(&ctx, &d) {
-                    let errors = FormErrors { form: Some(msg), ..Default::default() };
+                    let errors = FormErrors {
+                        form: Some(msg),
+                        ..Default::default()
+                    };
                     return again(errors, false, StatusCode::TOO_MANY_REQUESTS).await;
                 }
             }
             Err(e) => return internal(&state, &ctx, e).await,
         }
     }
-    state.audit("visitor", "recovery_requested", Some(ctx.info.ip), "").await;
+    state
+        .audit("visitor", "recovery_requested", Some(ctx.info.ip), "")
+        .await;
     let bg = state.clone();
     let t = ctx.t;
     let origin = ctx.info.origin.clone();
+    let email_bg = email.clone();
     tokio::spawn(async move {
+        let email = email_bg;
         let accounts = match panel::panel_accounts_by_email(&bg.db, &email).await {
             Ok(a) => a,
             Err(e) => {
@@ -86,10 +116,20 @@ pub async fn recover(State(state): State<AppState>, ctx: Ctx, Form(f): Form<Emai
                 return;
             }
         };
-        for a in accounts.into_iter().filter(|a| a.email_confirmed_at.is_some() && !a.disabled) {
+        for a in accounts
+            .into_iter()
+            .filter(|a| a.email_confirmed_at.is_some() && !a.disabled)
+        {
             let token = async {
                 let mut tx = bg.db.begin().await?;
-                let token = tokens::issue_token(&mut tx, a.id, TokenPurpose::ResetPassword, None, RESET_TTL).await?;
+                let token = tokens::issue_token(
+                    &mut tx,
+                    a.id,
+                    TokenPurpose::ResetPassword,
+                    None,
+                    RESET_TTL,
+                )
+                .await?;
                 tx.commit().await?;
                 Ok::<_, anyhow::Error>(token)
             }
@@ -97,7 +137,13 @@ pub async fn recover(State(state): State<AppState>, ctx: Ctx, Form(f): Form<Emai
             match token {
                 Ok(token) => {
                     let link = bg.link(&origin, &format!("/przywracanie/{token}"));
-                    bg.mail(t, &a.email, "mail.reset_subject", "mail.reset_body", &[("login", &a.login), ("link", &link)]);
+                    bg.mail(
+                        t,
+                        &a.email,
+                        "mail.reset_subject",
+                        "mail.reset_body",
+                        &[("login", &a.login), ("link", &link)],
+                    );
                 }
                 Err(e) => tracing::error!(error = %e, "recovery token"),
             }
@@ -115,20 +161,69 @@ struct ResetPage {
     errors: FormErrors,
 }
 
-async fn reset_page(state: &AppState, ctx: &Ctx, login: String, valid: bool, errors: FormErrors, status: StatusCode) -> Response {
+async fn reset_page(
+    state: &AppState,
+    ctx: &Ctx,
+    login: String,
+    valid: bool,
+    errors: FormErrors,
+    status: StatusCode,
+) -> Response {
     // The token stays out of the page path shown to the language switch.
     let c = Chrome::new(state, ctx, "/przywracanie").await;
-    render(status, &ResetPage { c, login, valid, errors })
+    render(
+        status,
+        &ResetPage {
+            c,
+            login,
+            valid,
+            errors,
+        },
+    )
 }
 
-pub async fn reset_form(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>) -> Response {
+pub async fn reset_form(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+) -> Response {
     match tokens::peek_token(&state.db, &token, TokenPurpose::ResetPassword).await {
         Ok(Some(g)) => match panel::panel_account(&state.db, g.account_id).await {
-            Ok(Some(a)) => reset_page(&state, &ctx, a.login, true, FormErrors::default(), StatusCode::OK).await,
-            Ok(None) => reset_page(&state, &ctx, String::new(), false, FormErrors::default(), StatusCode::NOT_FOUND).await,
+            Ok(Some(a)) => {
+                reset_page(
+                    &state,
+                    &ctx,
+                    a.login,
+                    true,
+                    FormErrors::default(),
+                    StatusCode::OK,
+                )
+                .await
+            }
+            Ok(None) => {
+                reset_page(
+                    &state,
+                    &ctx,
+                    String::new(),
+                    false,
+                    FormErrors::default(),
+                    StatusCode::NOT_FOUND,
+                )
+                .await
+            }
             Err(e) => internal(&state, &ctx, e).await,
         },
-        Ok(None) => reset_page(&state, &ctx, String::new(), false, FormErrors::default(), StatusCode::NOT_FOUND).await,
+        Ok(None) => {
+            reset_page(
+                &state,
+                &ctx,
+                String::new(),
+                false,
+                FormErrors::default(),
+                StatusCode::NOT_FOUND,
+            )
+            .await
+        }
         Err(e) => internal(&state, &ctx, e).await,
     }
 }
@@ -143,16 +238,41 @@ pub struct NewPasswordForm {
 
 /// Set the new password from a recovery link: the link is used up, every session of the
 /// account ends, and the subscriber is told their identifier.
-pub async fn reset(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>, Form(f): Form<NewPasswordForm>) -> Response {
+pub async fn reset(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+    Form(f): Form<NewPasswordForm>,
+) -> Response {
     let t = ctx.t;
     let grant = match tokens::peek_token(&state.db, &token, TokenPurpose::ResetPassword).await {
         Ok(Some(g)) => g,
-        Ok(None) => return reset_page(&state, &ctx, String::new(), false, FormErrors::default(), StatusCode::NOT_FOUND).await,
+        Ok(None) => {
+            return reset_page(
+                &state,
+                &ctx,
+                String::new(),
+                false,
+                FormErrors::default(),
+                StatusCode::NOT_FOUND,
+            )
+            .await
+        }
         Err(e) => return internal(&state, &ctx, e).await,
     };
     let account = match panel::panel_account(&state.db, grant.account_id).await {
         Ok(Some(a)) => a,
-        Ok(None) => return reset_page(&state, &ctx, String::new(), false, FormErrors::default(), StatusCode::NOT_FOUND).await,
+        Ok(None) => {
+            return reset_page(
+                &state,
+                &ctx,
+                String::new(),
+                false,
+                FormErrors::default(),
+                StatusCode::NOT_FOUND,
+            )
+            .await
+        }
         Err(e) => return internal(&state, &ctx, e).await,
     };
     let ids = identifiers_of(&state, account.subscriber_id).await;
@@ -165,7 +285,15 @@ pub async fn reset(State(state): State<AppState>, ctx: Ctx, Path(token): Path<St
         errors.add("password", t.t(w.key()));
     }
     if !errors.is_empty() {
-        return reset_page(&state, &ctx, account.login, true, errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return reset_page(
+            &state,
+            &ctx,
+            account.login,
+            true,
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     let hash = match passwords::hash(&f.password).await {
         Ok(h) => h,
@@ -174,27 +302,61 @@ pub async fn reset(State(state): State<AppState>, ctx: Ctx, Path(token): Path<St
     let done = async {
         let mut tx = state.db.begin().await?;
         // Used up here, inside the same transaction: two parallel posts cannot both win.
-        if tokens::take_token(&mut tx, &token, TokenPurpose::ResetPassword).await?.is_none() {
+        if tokens::take_token(&mut tx, &token, TokenPurpose::ResetPassword)
+            .await?
+            .is_none()
+        {
             tx.rollback().await?;
             return Ok::<_, anyhow::Error>(false);
         }
         panel::set_password_hash(&mut tx, account.id, &hash).await?;
-        crate::store::audit::append(&mut tx, &format!("panel:{}", account.login), "password_reset", Some(ctx.info.ip), "").await?;
+        crate::store::audit::append(
+            &mut tx,
+            &format!("panel:{}", account.login),
+            "password_reset",
+            Some(ctx.info.ip),
+            "",
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
     .await;
     match done {
         Ok(true) => {}
-        Ok(false) => return reset_page(&state, &ctx, String::new(), false, FormErrors::default(), StatusCode::NOT_FOUND).await,
+        Ok(false) => {
+            return reset_page(
+                &state,
+                &ctx,
+                String::new(),
+                false,
+                FormErrors::default(),
+                StatusCode::NOT_FOUND,
+            )
+            .await
+        }
         Err(e) => return internal(&state, &ctx, e).await,
     }
     if let Err(e) = state.panel.sessions.delete_all(account.id, None).await {
         tracing::error!(error = %e, "ending sessions after a password reset");
     }
-    state.mail(t, &account.email, "mail.password_changed_subject", "mail.password_changed_body", &[("login", &account.login)]);
-    let c = Chrome::new(&state, &ctx, "/logowanie").await.notice(t.f("recover.reset_done", &[("login", &account.login)]));
-    render(StatusCode::OK, &NoticePage { c, title: t.t("recover.reset_title").to_owned() })
+    state.mail(
+        t,
+        &account.email,
+        "mail.password_changed_subject",
+        "mail.password_changed_body",
+        &[("login", &account.login)],
+    );
+    let c = Chrome::new(&state, &ctx, "/logowanie")
+        .await
+        .notice(t.f("recover.reset_done", &[("login", &account.login)]));
+    render(
+        StatusCode::OK,
+        &NoticePage {
+            c,
+            title: t.t("recover.reset_title").to_owned(),
+        },
+    )
 }
 
 /// PESEL and NIP of a subscriber, which a password must not be.
@@ -226,18 +388,36 @@ struct ConfirmPage {
 
 /// The link from a confirmation mail shows a button; only the POST confirms, so mail
 /// scanners that open links confirm nothing.
-pub async fn confirm_form(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>) -> Response {
+pub async fn confirm_form(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+) -> Response {
     match tokens::peek_token(&state.db, &token, TokenPurpose::ConfirmEmail).await {
         Ok(g) => {
             let c = Chrome::new(&state, &ctx, "/").await;
-            let status = if g.is_some() { StatusCode::OK } else { StatusCode::NOT_FOUND };
-            render(status, &ConfirmPage { c, email: g.and_then(|g| g.email) })
+            let status = if g.is_some() {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            render(
+                status,
+                &ConfirmPage {
+                    c,
+                    email: g.and_then(|g| g.email),
+                },
+            )
         }
         Err(e) => internal(&state, &ctx, e).await,
     }
 }
 
-pub async fn confirm(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>) -> Response {
+pub async fn confirm(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+) -> Response {
     let t = ctx.t;
     let done = async {
         let mut tx = state.db.begin().await?;
@@ -252,7 +432,14 @@ pub async fn confirm(State(state): State<AppState>, ctx: Ctx, Path(token): Path<
                 panel::set_email(&mut tx, a.id, &email).await?;
             }
             panel::confirm_email(&mut tx, a.id).await?;
-            crate::store::audit::append(&mut tx, &format!("panel:{}", a.login), "email_confirmed", Some(ctx.info.ip), "").await?;
+            crate::store::audit::append(
+                &mut tx,
+                &format!("panel:{}", a.login),
+                "email_confirmed",
+                Some(ctx.info.ip),
+                "",
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(Some(email))
@@ -260,8 +447,16 @@ pub async fn confirm(State(state): State<AppState>, ctx: Ctx, Path(token): Path<
     .await;
     match done {
         Ok(Some(email)) => {
-            let c = Chrome::new(&state, &ctx, "/").await.notice(t.f("email.confirmed", &[("email", &email)]));
-            render(StatusCode::OK, &NoticePage { c, title: t.t("email.confirm_title").to_owned() })
+            let c = Chrome::new(&state, &ctx, "/")
+                .await
+                .notice(t.f("email.confirmed", &[("email", &email)]));
+            render(
+                StatusCode::OK,
+                &NoticePage {
+                    c,
+                    title: t.t("email.confirm_title").to_owned(),
+                },
+            )
         }
         Ok(None) => {
             let c = Chrome::new(&state, &ctx, "/").await;
@@ -285,9 +480,21 @@ struct SettingsPage {
     new_email: String,
 }
 
-async fn settings_page(state: &AppState, ctx: &Ctx, a: &Authed, notice: Option<String>, password_errors: FormErrors, email_errors: FormErrors, new_email: String, status: StatusCode) -> Response {
+#[allow(clippy::too_many_arguments)] // one page, many independent parts
+async fn settings_page(
+    state: &AppState,
+    ctx: &Ctx,
+    a: &Authed,
+    notice: Option<String>,
+    password_errors: FormErrors,
+    email_errors: FormErrors,
+    new_email: String,
+    status: StatusCode,
+) -> Response {
     let codes_left = if a.account.totp_enabled() {
-        tokens::recovery_codes_left(&state.db, a.account.id).await.unwrap_or(0)
+        tokens::recovery_codes_left(&state.db, a.account.id)
+            .await
+            .unwrap_or(0)
     } else {
         0
     };
@@ -314,13 +521,33 @@ pub async fn settings(State(state): State<AppState>, ctx: Ctx) -> Response {
         return Redirect::to("/logowanie").into_response();
     };
     let notice = ctx.flash.map(|k| ctx.t.t(k).to_owned());
-    settings_page(&state, &ctx, a, notice, FormErrors::default(), FormErrors::default(), String::new(), StatusCode::OK).await
+    settings_page(
+        &state,
+        &ctx,
+        a,
+        notice,
+        FormErrors::default(),
+        FormErrors::default(),
+        String::new(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// Check the current password in the settings (throttled per account).
-async fn current_password_ok(state: &AppState, ctx: &Ctx, a: &Authed, given: &str) -> Result<Result<(), String>, Response> {
+async fn current_password_ok(
+    state: &AppState,
+    ctx: &Ctx,
+    a: &Authed,
+    given: &str,
+) -> Result<Result<(), String>, Response> {
     let key = format!("settings:account:{}", a.account.id);
-    match state.panel.limiter.check(&key, limits::SETTINGS_ACCOUNT).await {
+    match state
+        .panel
+        .limiter
+        .check(&key, limits::SETTINGS_ACCOUNT)
+        .await
+    {
         Ok(d) => {
             if let Some(msg) = limited_message(ctx, &d) {
                 return Ok(Err(msg));
@@ -331,8 +558,14 @@ async fn current_password_ok(state: &AppState, ctx: &Ctx, a: &Authed, given: &st
     match passwords::verify(given, Some(&a.account.password_hash)).await {
         Ok(true) => Ok(Ok(())),
         Ok(false) => {
-            let _ = state.panel.limiter.hit(&key, limits::SETTINGS_ACCOUNT).await;
-            state.audit(&ctx.actor(), "password_check_failed", Some(ctx.info.ip), "").await;
+            let _ = state
+                .panel
+                .limiter
+                .hit(&key, limits::SETTINGS_ACCOUNT)
+                .await;
+            state
+                .audit(&ctx.actor(), "password_check_failed", Some(ctx.info.ip), "")
+                .await;
             Ok(Err(ctx.t.t("field.password_wrong").to_owned()))
         }
         Err(e) => Err(internal(state, ctx, e).await),
@@ -350,7 +583,11 @@ pub struct ChangePasswordForm {
 }
 
 /// New password: the current one is required; every other session of the account ends.
-pub async fn change_password(State(state): State<AppState>, ctx: Ctx, Form(f): Form<ChangePasswordForm>) -> Response {
+pub async fn change_password(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<ChangePasswordForm>,
+) -> Response {
     let Some(a) = &ctx.auth else {
         return Redirect::to("/logowanie").into_response();
     };
@@ -370,7 +607,17 @@ pub async fn change_password(State(state): State<AppState>, ctx: Ctx, Form(f): F
         errors.add("password", t.t(w.key()));
     }
     if !errors.is_empty() {
-        return settings_page(&state, &ctx, a, None, errors, FormErrors::default(), String::new(), StatusCode::UNPROCESSABLE_ENTITY).await;
+        return settings_page(
+            &state,
+            &ctx,
+            a,
+            None,
+            errors,
+            FormErrors::default(),
+            String::new(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     let hash = match passwords::hash(&f.password).await {
         Ok(h) => h,
@@ -379,7 +626,14 @@ pub async fn change_password(State(state): State<AppState>, ctx: Ctx, Form(f): F
     let done = async {
         let mut tx = state.db.begin().await?;
         panel::set_password_hash(&mut tx, a.account.id, &hash).await?;
-        crate::store::audit::append(&mut tx, &ctx.actor(), "password_changed", Some(ctx.info.ip), "").await?;
+        crate::store::audit::append(
+            &mut tx,
+            &ctx.actor(),
+            "password_changed",
+            Some(ctx.info.ip),
+            "",
+        )
+        .await?;
         tx.commit().await?;
         Ok::<_, anyhow::Error>(())
     }
@@ -387,10 +641,21 @@ pub async fn change_password(State(state): State<AppState>, ctx: Ctx, Form(f): F
     if let Err(e) = done {
         return internal(&state, &ctx, e).await;
     }
-    if let Err(e) = state.panel.sessions.delete_all(a.account.id, Some(&a.token)).await {
+    if let Err(e) = state
+        .panel
+        .sessions
+        .delete_all(a.account.id, Some(&a.token))
+        .await
+    {
         return internal(&state, &ctx, e).await;
     }
-    state.mail(t, &a.account.email, "mail.password_changed_subject", "mail.password_changed_body", &[("login", &a.account.login)]);
+    state.mail(
+        t,
+        &a.account.email,
+        "mail.password_changed_subject",
+        "mail.password_changed_body",
+        &[("login", &a.account.login)],
+    );
     Redirect::to("/ustawienia?n=password_changed").into_response()
 }
 
@@ -403,7 +668,11 @@ pub struct ChangeEmailForm {
 }
 
 /// New e-mail: confirmed by a link sent to the new address; the old address is told.
-pub async fn change_email(State(state): State<AppState>, ctx: Ctx, Form(f): Form<ChangeEmailForm>) -> Response {
+pub async fn change_email(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<ChangeEmailForm>,
+) -> Response {
     let Some(a) = &ctx.auth else {
         return Redirect::to("/logowanie").into_response();
     };
@@ -419,12 +688,36 @@ pub async fn change_email(State(state): State<AppState>, ctx: Ctx, Form(f): Form
         errors.add("email", t.t("field.email_format"));
     }
     if !errors.is_empty() {
-        return settings_page(&state, &ctx, a, None, FormErrors::default(), errors, email, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return settings_page(
+            &state,
+            &ctx,
+            a,
+            None,
+            FormErrors::default(),
+            errors,
+            email,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     let token = async {
         let mut tx = state.db.begin().await?;
-        let token = tokens::issue_token(&mut tx, a.account.id, TokenPurpose::ConfirmEmail, Some(&email), CONFIRM_TTL).await?;
-        crate::store::audit::append(&mut tx, &ctx.actor(), "email_change_requested", Some(ctx.info.ip), "").await?;
+        let token = tokens::issue_token(
+            &mut tx,
+            a.account.id,
+            TokenPurpose::ConfirmEmail,
+            Some(&email),
+            CONFIRM_TTL,
+        )
+        .await?;
+        crate::store::audit::append(
+            &mut tx,
+            &ctx.actor(),
+            "email_change_requested",
+            Some(ctx.info.ip),
+            "",
+        )
+        .await?;
         tx.commit().await?;
         Ok::<_, anyhow::Error>(token)
     }
@@ -434,10 +727,32 @@ pub async fn change_email(State(state): State<AppState>, ctx: Ctx, Form(f): Form
         Err(e) => return internal(&state, &ctx, e).await,
     };
     let link = state.link(&ctx.info.origin, &format!("/email/{token}"));
-    state.mail(t, &email, "mail.confirm_subject", "mail.confirm_body", &[("login", &a.account.login), ("link", &link)]);
-    state.mail(t, &a.account.email, "mail.email_changed_subject", "mail.email_changed_body", &[("login", &a.account.login), ("email", &email)]);
+    state.mail(
+        t,
+        &email,
+        "mail.confirm_subject",
+        "mail.confirm_body",
+        &[("login", &a.account.login), ("link", &link)],
+    );
+    state.mail(
+        t,
+        &a.account.email,
+        "mail.email_changed_subject",
+        "mail.email_changed_body",
+        &[("login", &a.account.login), ("email", &email)],
+    );
     let notice = t.f("settings.email_sent", &[("email", &email)]);
-    settings_page(&state, &ctx, a, Some(notice), FormErrors::default(), FormErrors::default(), String::new(), StatusCode::OK).await
+    settings_page(
+        &state,
+        &ctx,
+        a,
+        Some(notice),
+        FormErrors::default(),
+        FormErrors::default(),
+        String::new(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// End every session of the account, this one included.
@@ -448,9 +763,14 @@ pub async fn logout_everywhere(State(state): State<AppState>, ctx: Ctx) -> Respo
     if let Err(e) = state.panel.sessions.delete_all(a.account.id, None).await {
         return internal(&state, &ctx, e).await;
     }
-    state.audit(&ctx.actor(), "logout_everywhere", Some(ctx.info.ip), "").await;
+    state
+        .audit(&ctx.actor(), "logout_everywhere", Some(ctx.info.ip), "")
+        .await;
     let mut resp = Redirect::to("/?n=logged_out_all").into_response();
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", ctx.info.secure, Some(0)));
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", ctx.info.secure, Some(0)),
+    );
     resp
 }
 
@@ -489,15 +809,43 @@ pub async fn totp_setup(State(state): State<AppState>, ctx: Ctx) -> Response {
     if let Err(e) = saved {
         return internal(&state, &ctx, e).await;
     }
-    totp_setup_page(&state, &ctx, a, &secret, FormErrors::default(), StatusCode::OK).await
+    totp_setup_page(
+        &state,
+        &ctx,
+        a,
+        &secret,
+        FormErrors::default(),
+        StatusCode::OK,
+    )
+    .await
 }
 
-async fn totp_setup_page(state: &AppState, ctx: &Ctx, a: &Authed, secret: &totp::TotpSecret, errors: FormErrors, status: StatusCode) -> Response {
+async fn totp_setup_page(
+    state: &AppState,
+    ctx: &Ctx,
+    a: &Authed,
+    secret: &totp::TotpSecret,
+    errors: FormErrors,
+    status: StatusCode,
+) -> Response {
     let uri = totp::otpauth_uri(&state.config.isp.name, &a.account.login, secret);
     let c = Chrome::new(state, ctx, "/ustawienia/2fa").await;
     let b32 = secret.to_base32();
-    let grouped = b32.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ");
-    render(status, &TotpSetupPage { c, secret: grouped, qr: totp::qr_svg(&uri), errors })
+    let grouped = b32
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    render(
+        status,
+        &TotpSetupPage {
+            c,
+            secret: grouped,
+            qr: totp::qr_svg(&uri),
+            errors,
+        },
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -508,24 +856,52 @@ pub struct TotpForm {
     current: String,
 }
 
-pub async fn totp_enable(State(state): State<AppState>, ctx: Ctx, Form(f): Form<TotpForm>) -> Response {
+pub async fn totp_enable(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<TotpForm>,
+) -> Response {
     let Some(a) = &ctx.auth else {
         return Redirect::to("/logowanie").into_response();
     };
-    let Some(secret) = a.account.totp_pending_secret.as_deref().and_then(totp::TotpSecret::from_base32) else {
+    let Some(secret) = a
+        .account
+        .totp_pending_secret
+        .as_deref()
+        .and_then(totp::TotpSecret::from_base32)
+    else {
         return Redirect::to("/ustawienia").into_response();
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
     let Some(step) = totp::verify(secret.as_bytes(), &f.code, now, None) else {
-        let errors = FormErrors { form: Some(ctx.t.t("login.code_failed").to_owned()), ..Default::default() };
-        return totp_setup_page(&state, &ctx, a, &secret, errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let errors = FormErrors {
+            form: Some(ctx.t.t("login.code_failed").to_owned()),
+            ..Default::default()
+        };
+        return totp_setup_page(
+            &state,
+            &ctx,
+            a,
+            &secret,
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     };
     let codes = totp::recovery_codes(10);
     let hashes: Vec<String> = codes.iter().map(|c| totp::hash_recovery_code(c)).collect();
     let done = async {
         let mut tx = state.db.begin().await?;
-        tokens::enable_totp(&mut tx, a.account.id, &secret.to_base32(), step as i64, &hashes).await?;
-        crate::store::audit::append(&mut tx, &ctx.actor(), "totp_enabled", Some(ctx.info.ip), "").await?;
+        tokens::enable_totp(
+            &mut tx,
+            a.account.id,
+            &secret.to_base32(),
+            step as i64,
+            &hashes,
+        )
+        .await?;
+        crate::store::audit::append(&mut tx, &ctx.actor(), "totp_enabled", Some(ctx.info.ip), "")
+            .await?;
         tx.commit().await?;
         Ok::<_, anyhow::Error>(())
     }
@@ -533,12 +909,18 @@ pub async fn totp_enable(State(state): State<AppState>, ctx: Ctx, Form(f): Form<
     if let Err(e) = done {
         return internal(&state, &ctx, e).await;
     }
-    let c = Chrome::new(&state, &ctx, "/ustawienia").await.notice(ctx.t.t("settings.totp_enabled"));
+    let c = Chrome::new(&state, &ctx, "/ustawienia")
+        .await
+        .notice(ctx.t.t("settings.totp_enabled"));
     render(StatusCode::OK, &TotpCodesPage { c, codes })
 }
 
 /// Turning the second factor off needs the password and a current code.
-pub async fn totp_disable(State(state): State<AppState>, ctx: Ctx, Form(f): Form<TotpForm>) -> Response {
+pub async fn totp_disable(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<TotpForm>,
+) -> Response {
     let Some(a) = &ctx.auth else {
         return Redirect::to("/logowanie").into_response();
     };
@@ -556,13 +938,35 @@ pub async fn totp_disable(State(state): State<AppState>, ctx: Ctx, Form(f): Form
         }
     }
     if !errors.is_empty() {
-        let notice = errors.fields.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>().join(" ");
-        return settings_page(&state, &ctx, a, Some(notice), FormErrors::default(), FormErrors::default(), String::new(), StatusCode::UNPROCESSABLE_ENTITY).await;
+        let notice = errors
+            .fields
+            .iter()
+            .map(|(_, m)| m.clone())
+            .collect::<Vec<_>>()
+            .join(" ");
+        return settings_page(
+            &state,
+            &ctx,
+            a,
+            Some(notice),
+            FormErrors::default(),
+            FormErrors::default(),
+            String::new(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     let done = async {
         let mut tx = state.db.begin().await?;
         tokens::disable_totp(&mut tx, a.account.id).await?;
-        crate::store::audit::append(&mut tx, &ctx.actor(), "totp_disabled", Some(ctx.info.ip), "").await?;
+        crate::store::audit::append(
+            &mut tx,
+            &ctx.actor(),
+            "totp_disabled",
+            Some(ctx.info.ip),
+            "",
+        )
+        .await?;
         tx.commit().await?;
         Ok::<_, anyhow::Error>(())
     }

@@ -70,17 +70,28 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
     let ip_key = format!("login:ip:{}", ctx.info.ip);
     let account_key = format!("login:account:{}", panel::login_key(&login));
     let limiter = &state.panel.limiter;
-    for (key, rule) in [(&ip_key, limits::LOGIN_IP), (&account_key, limits::LOGIN_ACCOUNT)] {
+    for (key, rule) in [
+        (&ip_key, limits::LOGIN_IP),
+        (&account_key, limits::LOGIN_ACCOUNT),
+    ] {
         match limiter.check(key, rule).await {
             Ok(d) => {
                 if let Some(msg) = limited_message(&ctx, &d) {
                     metrics::counter!("ebok_panel_logins_total", "result" => "throttled")
                         .increment(1);
                     state
-                        .audit(&format!("panel:{login}"), "login_throttled", Some(ctx.info.ip), "")
+                        .audit(
+                            &format!("panel:{login}"),
+                            "login_throttled",
+                            Some(ctx.info.ip),
+                            "",
+                        )
                         .await;
                     return again(
-                        FormErrors { form: Some(msg), ..Default::default() },
+                        FormErrors {
+                            form: Some(msg),
+                            ..Default::default()
+                        },
                         StatusCode::TOO_MANY_REQUESTS,
                     )
                     .await;
@@ -103,30 +114,52 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
         Ok(a) => a,
         Err(e) => return internal(&state, &ctx, e).await,
     };
-    let ok = match passwords::verify(&f.password, account.as_ref().map(|a| a.password_hash.as_str()))
-        .await
+    let ok = match passwords::verify(
+        &f.password,
+        account.as_ref().map(|a| a.password_hash.as_str()),
+    )
+    .await
     {
         Ok(ok) => ok,
         Err(e) => return internal(&state, &ctx, e).await,
     };
     let Some(account) = account.filter(|_| ok) else {
-        for (key, rule) in [(&ip_key, limits::LOGIN_IP), (&account_key, limits::LOGIN_ACCOUNT)] {
+        for (key, rule) in [
+            (&ip_key, limits::LOGIN_IP),
+            (&account_key, limits::LOGIN_ACCOUNT),
+        ] {
             if let Err(e) = limiter.hit(key, rule).await {
                 tracing::warn!(error = %e, "rate limiter");
             }
         }
         metrics::counter!("ebok_panel_logins_total", "result" => "failed").increment(1);
         state
-            .audit(&format!("panel:{login}"), "login_failed", Some(ctx.info.ip), "")
+            .audit(
+                &format!("panel:{login}"),
+                "login_failed",
+                Some(ctx.info.ip),
+                "",
+            )
             .await;
-        let errors = FormErrors { form: Some(ctx.t.t("login.failed").to_owned()), ..Default::default() };
+        let errors = FormErrors {
+            form: Some(ctx.t.t("login.failed").to_owned()),
+            ..Default::default()
+        };
         return again(errors, StatusCode::UNAUTHORIZED).await;
     };
     if account.disabled {
         state
-            .audit(&format!("panel:{}", account.login), "login_disabled", Some(ctx.info.ip), "")
+            .audit(
+                &format!("panel:{}", account.login),
+                "login_disabled",
+                Some(ctx.info.ip),
+                "",
+            )
             .await;
-        let errors = FormErrors { form: Some(ctx.t.t("login.disabled").to_owned()), ..Default::default() };
+        let errors = FormErrors {
+            form: Some(ctx.t.t("login.disabled").to_owned()),
+            ..Default::default()
+        };
         return again(errors, StatusCode::FORBIDDEN).await;
     }
     let _ = limiter.clear(&account_key).await;
@@ -152,7 +185,12 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
         ("login", "/panel")
     };
     state
-        .audit(&format!("panel:{}", account.login), action, Some(ctx.info.ip), "")
+        .audit(
+            &format!("panel:{}", account.login),
+            action,
+            Some(ctx.info.ip),
+            "",
+        )
         .await;
     with_session_cookie(Redirect::to(target).into_response(), &ctx, &token)
 }
@@ -178,7 +216,13 @@ pub async fn code_form(State(state): State<AppState>, ctx: Ctx) -> Response {
         return Redirect::to("/logowanie").into_response();
     }
     let c = Chrome::new(&state, &ctx, "/logowanie/kod").await;
-    render(StatusCode::OK, &CodePage { c, errors: FormErrors::default() })
+    render(
+        StatusCode::OK,
+        &CodePage {
+            c,
+            errors: FormErrors::default(),
+        },
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -199,7 +243,16 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
         let ctx = &ctx;
         async move {
             let c = Chrome::new(&state, ctx, "/logowanie/kod").await;
-            render(status, &CodePage { c, errors: FormErrors { form: Some(msg), ..Default::default() } })
+            render(
+                status,
+                &CodePage {
+                    c,
+                    errors: FormErrors {
+                        form: Some(msg),
+                        ..Default::default()
+                    },
+                },
+            )
         }
     };
     match state.panel.limiter.check(&key, limits::CODE_ACCOUNT).await {
@@ -217,9 +270,18 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
     if !accepted {
         let _ = state.panel.limiter.hit(&key, limits::CODE_ACCOUNT).await;
         state
-            .audit(&format!("panel:{}", account.login), "second_factor_failed", Some(ctx.info.ip), "")
+            .audit(
+                &format!("panel:{}", account.login),
+                "second_factor_failed",
+                Some(ctx.info.ip),
+                "",
+            )
             .await;
-        return again(ctx.t.t("login.code_failed").to_owned(), StatusCode::UNAUTHORIZED).await;
+        return again(
+            ctx.t.t("login.code_failed").to_owned(),
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
     }
     let _ = state.panel.limiter.clear(&key).await;
     let token = match state.panel.sessions.promote(&pending.token).await {
@@ -229,7 +291,12 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
     };
     metrics::counter!("ebok_panel_logins_total", "result" => "ok").increment(1);
     state
-        .audit(&format!("panel:{}", account.login), "login", Some(ctx.info.ip), "second factor")
+        .audit(
+            &format!("panel:{}", account.login),
+            "login",
+            Some(ctx.info.ip),
+            "second factor",
+        )
         .await;
     with_session_cookie(Redirect::to("/panel").into_response(), &ctx, &token)
 }
@@ -241,7 +308,10 @@ pub async fn check_second_factor(
     account: &panel::PanelAccount,
     code: &str,
 ) -> anyhow::Result<bool> {
-    let Some(secret) = account.totp_secret.as_deref().and_then(totp::TotpSecret::from_base32)
+    let Some(secret) = account
+        .totp_secret
+        .as_deref()
+        .and_then(totp::TotpSecret::from_base32)
     else {
         return Ok(false);
     };
@@ -266,7 +336,12 @@ pub async fn logout(State(state): State<AppState>, ctx: Ctx) -> Response {
             return internal(&state, &ctx, e).await;
         }
         state
-            .audit(&format!("panel:{}", a.account.login), "logout", Some(ctx.info.ip), "")
+            .audit(
+                &format!("panel:{}", a.account.login),
+                "logout",
+                Some(ctx.info.ip),
+                "",
+            )
             .await;
     }
     let mut resp = Redirect::to("/?n=logged_out").into_response();

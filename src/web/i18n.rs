@@ -93,8 +93,10 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut Catalogue) {
     }
 }
 
-static PL: LazyLock<Catalogue> = LazyLock::new(|| load(include_str!("../../templates/i18n/pl.toml")));
-static EN: LazyLock<Catalogue> = LazyLock::new(|| load(include_str!("../../templates/i18n/en.toml")));
+static PL: LazyLock<Catalogue> =
+    LazyLock::new(|| load(include_str!("../../templates/i18n/pl.toml")));
+static EN: LazyLock<Catalogue> =
+    LazyLock::new(|| load(include_str!("../../templates/i18n/en.toml")));
 
 /// The translator handed to every template: `t.t("menu.login")`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +149,10 @@ mod tests {
         let en: std::collections::BTreeSet<_> = EN.keys().collect();
         let only_pl: Vec<_> = pl.difference(&en).collect();
         let only_en: Vec<_> = en.difference(&pl).collect();
-        assert!(only_pl.is_empty() && only_en.is_empty(), "pl only: {only_pl:?}, en only: {only_en:?}");
+        assert!(
+            only_pl.is_empty() && only_en.is_empty(),
+            "pl only: {only_pl:?}, en only: {only_en:?}"
+        );
         for (k, v) in PL.iter() {
             let placeholders = |s: &str| {
                 let mut p: Vec<String> = s
@@ -180,7 +185,11 @@ mod tests {
                     if key.contains('{') || key.is_empty() {
                         continue;
                     }
-                    assert!(PL.contains_key(key), "{}: unknown key {key}", path.display());
+                    assert!(
+                        PL.contains_key(key),
+                        "{}: unknown key {key}",
+                        path.display()
+                    );
                     checked += 1;
                 }
             }
@@ -205,10 +214,16 @@ mod tests {
     fn language_choice() {
         let mut h = HeaderMap::new();
         assert_eq!(Lang::of_request(&h, None), Lang::Pl);
-        h.insert("accept-language", "en-GB,en;q=0.9,pl;q=0.8".parse().unwrap());
+        h.insert(
+            "accept-language",
+            "en-GB,en;q=0.9,pl;q=0.8".parse().unwrap(),
+        );
         assert_eq!(Lang::of_request(&h, None), Lang::En);
         assert_eq!(Lang::of_request(&h, Some("pl")), Lang::Pl);
-        h.insert("accept-language", "de-DE, pl;q=0.5, en;q=0.4".parse().unwrap());
+        h.insert(
+            "accept-language",
+            "de-DE, pl;q=0.5, en;q=0.4".parse().unwrap(),
+        );
         assert_eq!(Lang::of_request(&h, None), Lang::Pl);
         h.insert("accept-language", "en;q=0, fr".parse().unwrap());
         assert_eq!(Lang::of_request(&h, None), Lang::Pl);
@@ -217,7 +232,10 @@ mod tests {
     #[test]
     fn placeholders_filled() {
         let t = Tr::new(Lang::En);
-        assert_eq!(t.f("limit.try_again", &[("minutes", "5")]), "Too many attempts. Try again in 5 min.");
+        assert_eq!(
+            t.f("limit.try_again", &[("minutes", "5")]),
+            "Too many attempts. Try again in 5 min."
+        );
         assert_eq!(Tr::new(Lang::Pl).t("menu.register"), "Rejestracja");
     }
 }

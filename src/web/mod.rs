@@ -17,6 +17,9 @@ pub mod request;
 pub mod session_store;
 pub mod totp;
 
+#[cfg(test)]
+pub(crate) mod tests;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -196,7 +199,10 @@ pub fn router(state: AppState) -> Router {
         .route("/logowanie/kod", get(auth::code_form).post(auth::code))
         .route("/wyloguj", post(auth::logout))
         .route("/rejestracja", get(register::form).post(register::submit))
-        .route("/przywracanie", get(account::recover_form).post(account::recover))
+        .route(
+            "/przywracanie",
+            get(account::recover_form).post(account::recover),
+        )
         .route(
             "/przywracanie/{token}",
             get(account::reset_form).post(account::reset),
@@ -208,7 +214,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ustawienia", get(account::settings))
         .route("/ustawienia/haslo", post(account::change_password))
         .route("/ustawienia/email", post(account::change_email))
-        .route("/ustawienia/wyloguj-wszedzie", post(account::logout_everywhere))
+        .route(
+            "/ustawienia/wyloguj-wszedzie",
+            post(account::logout_everywhere),
+        )
         .route(
             "/ustawienia/2fa",
             get(account::totp_setup).post(account::totp_enable),

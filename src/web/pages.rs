@@ -135,8 +135,7 @@ impl Chrome {
         let conn_note = match state.live.lookup(ctx.info.ip).await {
             Ok(Some(session)) => match &ctx.auth {
                 Some(a) => match &session.user_name {
-                    Some(login) => match subscribers::subscriber_by_login(&state.db, login).await
-                    {
+                    Some(login) => match subscribers::subscriber_by_login(&state.db, login).await {
                         Ok(Some((s, c))) if s.id == a.account.subscriber_id => {
                             t.f("conn.known_own", &[("ip", &ip), ("contract", &c.number)])
                         }
@@ -368,13 +367,12 @@ pub struct Back {
 }
 
 /// Switch language (a cookie for a year) and go back to a local page.
-pub async fn language(
-    ctx: Ctx,
-    Path(code): Path<String>,
-    Query(back): Query<Back>,
-) -> Response {
+pub async fn language(ctx: Ctx, Path(code): Path<String>, Query(back): Query<Back>) -> Response {
     let lang = Lang::from_code(&code).unwrap_or(Lang::Pl);
-    let target = if back.wroc.starts_with('/') && !back.wroc.starts_with("//") && !back.wroc.contains('\\') {
+    let target = if back.wroc.starts_with('/')
+        && !back.wroc.starts_with("//")
+        && !back.wroc.contains('\\')
+    {
         back.wroc
     } else {
         "/".to_owned()
@@ -391,8 +389,17 @@ pub async fn language(
 pub async fn stylesheet() -> Response {
     let mut resp = include_str!("../../static/ebok.css").into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     resp
 }

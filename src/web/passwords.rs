@@ -61,7 +61,9 @@ pub fn check_new(password: &str, login: &str, identifiers: &[&str]) -> Result<()
         let id_digits: String = id.chars().filter(char::is_ascii_digit).collect();
         if !id_digits.is_empty()
             && digits == id_digits
-            && password.chars().all(|c| c.is_ascii_digit() || c == '-' || c == ' ')
+            && password
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '-' || c == ' ')
         {
             return Err(Weak::IsIdentifier);
         }
@@ -134,15 +136,27 @@ mod tests {
     #[test]
     fn rules() {
         assert_eq!(check_new("krótkie", "jan", &[]), Err(Weak::Short));
-        assert_eq!(check_new("jan.kowalski", "Jan.Kowalski", &[]), Err(Weak::IsLogin));
-        assert_eq!(check_new("44051401359", "jan", &["44051401359"]), Err(Weak::IsIdentifier));
-        assert_eq!(check_new("526-025-02-74", "jan", &["5260250274"]), Err(Weak::IsIdentifier));
+        assert_eq!(
+            check_new("jan.kowalski", "Jan.Kowalski", &[]),
+            Err(Weak::IsLogin)
+        );
+        assert_eq!(
+            check_new("44051401359", "jan", &["44051401359"]),
+            Err(Weak::IsIdentifier)
+        );
+        assert_eq!(
+            check_new("526-025-02-74", "jan", &["5260250274"]),
+            Err(Weak::IsIdentifier)
+        );
         assert_eq!(check_new("QwertyUIOP", "jan", &[]), Err(Weak::Common));
         assert_eq!(check_new("zaq1@WSX3edc", "jan", &[]), Err(Weak::Common));
         assert_eq!(check_new("zzzzzzzzzzzz", "jan", &[]), Err(Weak::Common));
         assert_eq!(check_new("abcdefghijklm", "jan", &[]), Err(Weak::Common));
         assert_eq!(check_new(&"x1".repeat(200), "jan", &[]), Err(Weak::Long));
-        assert_eq!(check_new("Wiosna nad Wisłą 7", "jan", &["44051401359"]), Ok(()));
+        assert_eq!(
+            check_new("Wiosna nad Wisłą 7", "jan", &["44051401359"]),
+            Ok(())
+        );
     }
 
     #[tokio::test]

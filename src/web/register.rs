@@ -14,10 +14,10 @@ use super::pages::{internal, render, Chrome, Ctx, FormErrors};
 use super::{limits, passwords, AppState};
 use crate::identify::{identify, Identified};
 use crate::store::auth::{self as tokens, TokenPurpose};
+use crate::store::panel;
 use crate::store::repo::{StoreError, UniqueField};
 use crate::store::subscribers::{self, Subscriber};
 use crate::store::validate::{Nip, NipError, Pesel, PeselError};
-use crate::store::panel;
 
 /// Whether the caller's line allows registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,16 +56,32 @@ pub struct RegisterForm {
 }
 
 async fn line_of(state: &AppState, ctx: &Ctx) -> anyhow::Result<(Line, Option<Subscriber>)> {
-    Ok(match identify(state.live.as_ref(), &state.db, ctx.info.ip).await? {
-        None => (Line::Unknown, None),
-        Some(Identified { holder: None, .. }) => (Line::NoHolder, None),
-        Some(Identified { holder: Some((s, _)), .. }) => (Line::Known, Some(s)),
-    })
+    Ok(
+        match identify(state.live.as_ref(), &state.db, ctx.info.ip).await? {
+            None => (Line::Unknown, None),
+            Some(Identified { holder: None, .. }) => (Line::NoHolder, None),
+            Some(Identified {
+                holder: Some((s, _)),
+                ..
+            }) => (Line::Known, Some(s)),
+        },
+    )
 }
 
-async fn page(state: &AppState, ctx: &Ctx, line: Line, v: RegisterForm, errors: FormErrors, status: StatusCode) -> Response {
+async fn page(
+    state: &AppState,
+    ctx: &Ctx,
+    line: Line,
+    v: RegisterForm,
+    errors: FormErrors,
+    status: StatusCode,
+) -> Response {
     let c = Chrome::new(state, ctx, "/rejestracja").await;
-    let v = RegisterForm { password: String::new(), password2: String::new(), ..v };
+    let v = RegisterForm {
+        password: String::new(),
+        password2: String::new(),
+        ..v
+    };
     render(status, &RegisterPage { c, line, v, errors })
 }
 
@@ -77,7 +93,15 @@ pub async fn form(State(state): State<AppState>, ctx: Ctx) -> Response {
         Ok((l, _)) => l,
         Err(e) => return internal(&state, &ctx, e).await,
     };
-    page(&state, &ctx, line, RegisterForm::default(), FormErrors::default(), StatusCode::OK).await
+    page(
+        &state,
+        &ctx,
+        line,
+        RegisterForm::default(),
+        FormErrors::default(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// A PESEL (11 digits) or a NIP (10 digits, dashes and spaces allowed).
@@ -93,15 +117,23 @@ pub fn parse_id(raw: &str) -> Result<TaxId, &'static str> {
         return Err("field.id_format");
     }
     match digits.len() {
-        11 => raw.trim().parse::<Pesel>().map(TaxId::Pesel).map_err(|e| match e {
-            PeselError::Checksum => "field.pesel_checksum",
-            PeselError::Date => "field.pesel_date",
-            _ => "field.id_format",
-        }),
-        10 => raw.trim().parse::<Nip>().map(TaxId::Nip).map_err(|e| match e {
-            NipError::Checksum => "field.nip_checksum",
-            _ => "field.id_format",
-        }),
+        11 => raw
+            .trim()
+            .parse::<Pesel>()
+            .map(TaxId::Pesel)
+            .map_err(|e| match e {
+                PeselError::Checksum => "field.pesel_checksum",
+                PeselError::Date => "field.pesel_date",
+                _ => "field.id_format",
+            }),
+        10 => raw
+            .trim()
+            .parse::<Nip>()
+            .map(TaxId::Nip)
+            .map_err(|e| match e {
+                NipError::Checksum => "field.nip_checksum",
+                _ => "field.id_format",
+            }),
         _ => Err("field.id_format"),
     }
 }
@@ -109,7 +141,10 @@ pub fn parse_id(raw: &str) -> Result<TaxId, &'static str> {
 /// Identifier rules: 3–64 characters of letters, digits and `._-@`.
 pub fn valid_login(login: &str) -> bool {
     let n = login.chars().count();
-    (3..=64).contains(&n) && login.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    (3..=64).contains(&n)
+        && login
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
 }
 
 /// A plausible e-mail address: one `@`, a dot in the domain, no spaces or angle brackets.
@@ -123,10 +158,16 @@ pub fn valid_email(email: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains('@')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"'))
+        && !email.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
+        })
 }
 
-pub async fn submit(State(state): State<AppState>, ctx: Ctx, Form(mut f): Form<RegisterForm>) -> Response {
+pub async fn submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(mut f): Form<RegisterForm>,
+) -> Response {
     if ctx.auth.is_some() {
         return Redirect::to("/panel").into_response();
     }
@@ -138,8 +179,19 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, Form(mut f): Form<R
     match state.panel.limiter.hit(&ip_key, limits::REGISTER_IP).await {
         Ok(d) => {
             if let Some(msg) = limited_message(&ctx, &d) {
-                let errors = FormErrors { form: Some(msg), ..Default::default() };
-                return page(&state, &ctx, Line::Known, f, errors, StatusCode::TOO_MANY_REQUESTS).await;
+                let errors = FormErrors {
+                    form: Some(msg),
+                    ..Default::default()
+                };
+                return page(
+                    &state,
+                    &ctx,
+                    Line::Known,
+                    f,
+                    errors,
+                    StatusCode::TOO_MANY_REQUESTS,
+                )
+                .await;
             }
         }
         Err(e) => return internal(&state, &ctx, e).await,
@@ -149,8 +201,23 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, Form(mut f): Form<R
         Err(e) => return internal(&state, &ctx, e).await,
     };
     if line != Line::Known {
-        state.audit("visitor", "register_refused", Some(ctx.info.ip), "line not recognised").await;
-        return page(&state, &ctx, line, f, FormErrors::default(), StatusCode::FORBIDDEN).await;
+        state
+            .audit(
+                "visitor",
+                "register_refused",
+                Some(ctx.info.ip),
+                "line not recognised",
+            )
+            .await;
+        return page(
+            &state,
+            &ctx,
+            line,
+            f,
+            FormErrors::default(),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
     }
 
     // The form's own rules first: they can be told field by field.
@@ -178,13 +245,25 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, Form(mut f): Form<R
         errors.add("password", t.t(weak.key()));
     }
     if !errors.is_empty() {
-        return page(&state, &ctx, line, f, errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return page(
+            &state,
+            &ctx,
+            line,
+            f,
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
 
     // Then the identity: the PESEL/NIP and contract must name the holder of this line.
     let named = match id.expect("checked above") {
-        TaxId::Pesel(p) => subscribers::subscriber_by_pesel_and_contract(&state.db, &p, &f.contract).await,
-        TaxId::Nip(n) => subscribers::subscriber_by_nip_and_contract(&state.db, &n, &f.contract).await,
+        TaxId::Pesel(p) => {
+            subscribers::subscriber_by_pesel_and_contract(&state.db, &p, &f.contract).await
+        }
+        TaxId::Nip(n) => {
+            subscribers::subscriber_by_nip_and_contract(&state.db, &n, &f.contract).await
+        }
     };
     let named = match named {
         Ok(n) => n,
@@ -194,9 +273,20 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, Form(mut f): Form<R
     let Some((subscriber, _)) = named.filter(|(s, _)| s.id == holder.id) else {
         metrics::counter!("ebok_panel_registrations_total", "result" => "mismatch").increment(1);
         state
-            .audit("visitor", "register_refused", Some(ctx.info.ip), &format!("identity does not match the line of subscriber {}", holder.id))
+            .audit(
+                "visitor",
+                "register_refused",
+                Some(ctx.info.ip),
+                &format!(
+                    "identity does not match the line of subscriber {}",
+                    holder.id
+                ),
+            )
             .await;
-        let errors = FormErrors { form: Some(t.t("register.mismatch").to_owned()), ..Default::default() };
+        let errors = FormErrors {
+            form: Some(t.t("register.mismatch").to_owned()),
+            ..Default::default()
+        };
         return page(&state, &ctx, line, f, errors, StatusCode::FORBIDDEN).await;
     };
 
@@ -222,21 +312,44 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, Form(mut f): Form<R
                 return Ok::<_, anyhow::Error>(Err(e));
             }
         };
-        let token = tokens::issue_token(&mut tx, id, TokenPurpose::ConfirmEmail, Some(&f.email), time::Duration::hours(24)).await?;
-        crate::store::audit::append(&mut tx, &format!("panel:{}", f.login), "register", Some(ctx.info.ip), &format!("subscriber {}", subscriber.id)).await?;
+        let token = tokens::issue_token(
+            &mut tx,
+            id,
+            TokenPurpose::ConfirmEmail,
+            Some(&f.email),
+            time::Duration::hours(24),
+        )
+        .await?;
+        crate::store::audit::append(
+            &mut tx,
+            &format!("panel:{}", f.login),
+            "register",
+            Some(ctx.info.ip),
+            &format!("subscriber {}", subscriber.id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Ok((id, token)))
     }
     .await;
     let (account_id, token) = match created {
         Ok(Ok(x)) => x,
-        Ok(Err(StoreError::Duplicate { field: UniqueField::PanelLogin, .. })) => {
+        Ok(Err(StoreError::Duplicate {
+            field: UniqueField::PanelLogin,
+            ..
+        })) => {
             let mut errors = FormErrors::default();
             errors.add("login", t.t("field.login_taken"));
             return page(&state, &ctx, line, f, errors, StatusCode::CONFLICT).await;
         }
-        Ok(Err(StoreError::Duplicate { field: UniqueField::PanelAccountOfSubscriber, .. })) => {
-            let errors = FormErrors { form: Some(t.t("register.limit_reached").to_owned()), ..Default::default() };
+        Ok(Err(StoreError::Duplicate {
+            field: UniqueField::PanelAccountOfSubscriber,
+            ..
+        })) => {
+            let errors = FormErrors {
+                form: Some(t.t("register.limit_reached").to_owned()),
+                ..Default::default()
+            };
             return page(&state, &ctx, line, f, errors, StatusCode::CONFLICT).await;
         }
         Ok(Err(e)) => return internal(&state, &ctx, e).await,
@@ -244,17 +357,32 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, Form(mut f): Form<R
     };
     metrics::counter!("ebok_panel_registrations_total", "result" => "ok").increment(1);
     let link = state.link(&ctx.info.origin, &format!("/email/{token}"));
-    state.mail(t, &f.email, "mail.confirm_subject", "mail.confirm_body", &[("login", &f.login), ("link", &link)]);
+    state.mail(
+        t,
+        &f.email,
+        "mail.confirm_subject",
+        "mail.confirm_body",
+        &[("login", &f.login), ("link", &link)],
+    );
 
     // Logged in straight away, on a brand-new session id.
     if let Some(old) = &ctx.info.session_cookie {
         let _ = state.panel.sessions.delete(old).await;
     }
-    let session = match state.panel.sessions.create(account_id, false, Some(ctx.info.ip)).await {
+    let session = match state
+        .panel
+        .sessions
+        .create(account_id, false, Some(ctx.info.ip))
+        .await
+    {
         Ok(s) => s,
         Err(e) => return internal(&state, &ctx, e).await,
     };
-    with_session_cookie(Redirect::to("/panel?n=registered").into_response(), &ctx, &session)
+    with_session_cookie(
+        Redirect::to("/panel?n=registered").into_response(),
+        &ctx,
+        &session,
+    )
 }
 
 #[cfg(test)]

@@ -291,7 +291,10 @@ fn cross_site(headers: &HeaderMap) -> bool {
         }
     }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    match (headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()), host) {
+    match (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        host,
+    ) {
         (Some("null"), _) => true,
         (Some(origin), Some(host)) => {
             let o = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
@@ -316,7 +319,11 @@ pub fn security_headers(h: &mut HeaderMap, secure: bool) {
     set(h, "x-content-type-options", "nosniff");
     set(h, "x-frame-options", "DENY");
     set(h, "referrer-policy", "no-referrer");
-    set(h, "permissions-policy", "camera=(), microphone=(), geolocation=()");
+    set(
+        h,
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=()",
+    );
     set(h, "cross-origin-opener-policy", "same-origin");
     set(h, "cache-control", "no-store");
     if secure {
@@ -345,14 +352,23 @@ mod tests {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         // Untrusted peer: headers ignored.
         let spoof = h(&[("x-forwarded-for", "83.1.2.3")]);
-        assert_eq!(client_ip(ip("198.51.100.7"), &spoof, &trusted), ip("198.51.100.7"));
+        assert_eq!(
+            client_ip(ip("198.51.100.7"), &spoof, &trusted),
+            ip("198.51.100.7")
+        );
         // Trusted proxy: the right-most untrusted hop.
         let chain = h(&[("x-forwarded-for", "1.1.1.1, 83.1.2.3, 10.0.0.9")]);
         assert_eq!(client_ip(ip("10.0.0.5"), &chain, &trusted), ip("83.1.2.3"));
-        let fwd = h(&[("forwarded", "for=1.1.1.1, for=\"[2001:db8::7]:4711\";proto=https")]);
+        let fwd = h(&[(
+            "forwarded",
+            "for=1.1.1.1, for=\"[2001:db8::7]:4711\";proto=https",
+        )]);
         assert_eq!(client_ip(ip("::1"), &fwd, &trusted), ip("2001:db8::7"));
         // Mapped IPv4 peer.
-        assert_eq!(client_ip(ip("::ffff:83.1.2.3"), &HeaderMap::new(), &trusted), ip("83.1.2.3"));
+        assert_eq!(
+            client_ip(ip("::ffff:83.1.2.3"), &HeaderMap::new(), &trusted),
+            ip("83.1.2.3")
+        );
         // Garbage from a trusted proxy: the proxy itself.
         let bad = h(&[("x-forwarded-for", "not-an-ip")]);
         assert_eq!(client_ip(ip("10.0.0.5"), &bad, &trusted), ip("10.0.0.5"));
@@ -360,15 +376,27 @@ mod tests {
 
     #[test]
     fn forms_and_cookies() {
-        assert_eq!(form_field(b"a=1&csrf=ab%2Bc+d&x", "csrf").as_deref(), Some("ab+c d"));
+        assert_eq!(
+            form_field(b"a=1&csrf=ab%2Bc+d&x", "csrf").as_deref(),
+            Some("ab+c d")
+        );
         assert_eq!(form_field(b"csrf=%zz", "csrf"), None);
         assert_eq!(form_field(b"csrf=%4", "csrf"), None);
-        assert_eq!(form_field(b"name=Wis%C5%82a", "name").as_deref(), Some("Wisła"));
+        assert_eq!(
+            form_field(b"name=Wis%C5%82a", "name").as_deref(),
+            Some("Wisła")
+        );
         let hm = h(&[("cookie", "a=1; ebok_session=xyz; b=2")]);
         assert_eq!(cookie(&hm, SESSION_COOKIE), Some("xyz"));
         assert!(cross_site(&h(&[("sec-fetch-site", "cross-site")])));
-        assert!(cross_site(&h(&[("origin", "https://evil.example"), ("host", "ebok.example")])));
-        assert!(!cross_site(&h(&[("origin", "https://ebok.example"), ("host", "ebok.example")])));
+        assert!(cross_site(&h(&[
+            ("origin", "https://evil.example"),
+            ("host", "ebok.example")
+        ])));
+        assert!(!cross_site(&h(&[
+            ("origin", "https://ebok.example"),
+            ("host", "ebok.example")
+        ])));
         assert!(!cross_site(&h(&[("sec-fetch-site", "same-origin")])));
     }
 }

@@ -72,12 +72,13 @@ impl Harness {
         let live = EmbeddedSessions::open(&dir.path().join("live.sqlite"))
             .await
             .unwrap();
+        let mut config = (*config_with(tokens)).clone();
+        config.state.dir = dir.path().to_owned();
+        let state = AppState::new(db, Arc::new(live), Arc::new(config))
+            .await
+            .expect("app state");
         Harness {
-            state: AppState {
-                db,
-                live: Arc::new(live),
-                config: config_with(tokens),
-            },
+            state,
             _dir: dir,
             pg,
         }

@@ -1,1 +1,0 @@
-//! Server-side panel sessions: SQL (SQLite/PostgreSQL) or Redis, matching the deployment.
