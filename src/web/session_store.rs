@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rand::rngs::OsRng;
 use rand::RngCore;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::Script;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -99,23 +99,28 @@ pub enum WebSessionError {
 /// Server-side sessions of the panel.
 #[async_trait]
 pub trait WebSessionStore: Send + Sync {
-    /// new session; gives the token for the cookie (32 random bytes, URL-safe text). Only the SHA-256 of the token is stored.
+    /// Start a session; gives the token for the cookie (32 random bytes as base64url, 43
+    /// characters). Only the SHA-256 of the token is stored.
     async fn create(
         &self,
         account_id: i64,
         second_factor_pending: bool,
         ip: Option<IpAddr>,
     ) -> Result<String, WebSessionError>;
-    /// None when unknown or idle/absolute-expired (an expired one is deleted). Touches last_seen, but writes at most once per minute per session.
+    /// The session of a token: `None` when unknown or past its idle or absolute limit (an
+    /// expired one is deleted). Writes `last_seen_at` at most once per [`TOUCH_INTERVAL`].
     async fn get(&self, token: &str) -> Result<Option<WebSession>, WebSessionError>;
-    /// second factor passed: replaces the session by a new token with second_factor_pending=false (the old token stops working); None if the old one is gone
+    /// Second factor passed: replaces the session by one under a new token with
+    /// `second_factor_pending = false`; the old token stops working. `None` when the old
+    /// session is gone or expired.
     ///
     /// The new session keeps `created_at` (the absolute limit counts from login) and `ip`.
     /// Of two concurrent calls with one token, only one gets a new token.
     async fn promote(&self, token: &str) -> Result<Option<String>, WebSessionError>;
     /// End one session (log out). Unknown tokens are fine.
     async fn delete(&self, token: &str) -> Result<(), WebSessionError>;
-    /// "log out everywhere" / after a password change: ends all sessions of the account except `keep` (a token)
+    /// "Log out everywhere" / after a password change: ends every session of the account
+    /// except the one of token `keep` (a token of another account protects nothing).
     ///
     /// Gives how many sessions were ended.
     async fn delete_all(&self, account_id: i64, keep: Option<&str>)
@@ -509,16 +514,8 @@ impl RedisWebSessions {
         prefix: &str,
         policy: SessionPolicy,
     ) -> Result<Self, WebSessionError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(3);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
-        let mut ping = conn.clone();
-        redis::cmd("PING").query_async::<String>(&mut ping).await?;
         Ok(RedisWebSessions {
-            conn,
+            conn: super::ratelimit::redis_connection(url).await?,
             prefix: prefix.to_owned(),
             policy,
             now: system_clock(),
