@@ -54,12 +54,10 @@ pub enum RateLimitError {
 /// Counts attempts per key. See the module documentation for the algorithm.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    /// count one attempt under `key` and say whether it is allowed (fixed or sliding window—your choice, document it)
-    ///
-    /// Sliding log: a refused attempt is not counted.
+    /// Count one attempt under `key` and say whether it is allowed. Sliding log (see the
+    /// module documentation): a refused attempt is not counted.
     async fn hit(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError>;
-    /// whether the next attempt would be allowed, without counting one
-    ///
+    /// Whether the next attempt would be allowed, without counting one;
     /// `remaining` is what [`RateLimiter::hit`] would report for that attempt.
     async fn check(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError>;
     /// Forget every attempt under `key` (e.g. after a successful login).
@@ -263,19 +261,25 @@ return {0, tonumber(entry[2]) + window - now}
     )
 });
 
+/// A reconnecting connection to `url` with the timeouts of the panel's Redis stores (rate
+/// limits and web sessions), checked with a PING.
+pub(crate) async fn redis_connection(url: &str) -> Result<ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(3)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(3);
+    let conn = ConnectionManager::new_with_config(client, config).await?;
+    let mut ping = conn.clone();
+    redis::cmd("PING").query_async::<String>(&mut ping).await?;
+    Ok(conn)
+}
+
 impl RedisLimiter {
     /// Connect to `url` (`redis://…`); every key starts with `prefix` (e.g. `ebok:`).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, RateLimitError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(3);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
-        let mut ping = conn.clone();
-        redis::cmd("PING").query_async::<String>(&mut ping).await?;
         Ok(RedisLimiter {
-            conn,
+            conn: redis_connection(url).await?,
             prefix: prefix.to_owned(),
         })
     }
