@@ -358,7 +358,9 @@ async fn purge_duplicates(ctx: Arc<RadiusContext>, mut shutdown: watch::Receiver
 
 /// Hourly: drop expired panel sessions and mailed tokens.
 async fn purge_panel(state: crate::web::AppState, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    let every = Duration::from_secs(3600);
+    // Not at start-up: the first pass waits an hour, out of the way of imports and the demo.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
             _ = tick.tick() => {}

@@ -115,7 +115,10 @@ impl Db {
     /// Begin a transaction.
     pub async fn begin(&self) -> Result<DbTx, sqlx::Error> {
         Ok(match self {
-            Db::Sqlite(p) => DbTx::Sqlite(p.begin().await?),
+            // Our transactions write: take SQLite's write lock up front (waiting under the
+            // busy timeout) instead of failing at once with "database is locked" when a
+            // deferred read transaction cannot be upgraded after another writer committed.
+            Db::Sqlite(p) => DbTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(p) => DbTx::Postgres(p.begin().await?),
         })
     }

@@ -81,7 +81,10 @@ pub async fn recover(
     }
     let limiter = &state.panel.limiter;
     for (key, rule) in [
-        (format!("recover:ip:{}", ctx.info.ip), limits::RECOVER_IP),
+        (
+            format!("recover:ip:{}", super::request::limit_key(ctx.info.ip)),
+            limits::RECOVER_IP,
+        ),
         (
             format!("recover:email:{}", email.to_lowercase()),
             limits::RECOVER_EMAIL,

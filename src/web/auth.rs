@@ -67,7 +67,7 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
             render(status, &LoginPage { c, login, errors })
         }
     };
-    let ip_key = format!("login:ip:{}", ctx.info.ip);
+    let ip_key = format!("login:ip:{}", super::request::limit_key(ctx.info.ip));
     let account_key = format!("login:account:{}", panel::login_key(&login));
     let limiter = &state.panel.limiter;
     for (key, rule) in [

@@ -175,7 +175,7 @@ pub async fn submit(
     f.email = f.email.trim().to_owned();
     f.contract = f.contract.trim().to_owned();
     let t = ctx.t;
-    let ip_key = format!("register:ip:{}", ctx.info.ip);
+    let ip_key = format!("register:ip:{}", super::request::limit_key(ctx.info.ip));
     match state.panel.limiter.hit(&ip_key, limits::REGISTER_IP).await {
         Ok(d) => {
             if let Some(msg) = limited_message(&ctx, &d) {

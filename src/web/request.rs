@@ -117,6 +117,20 @@ fn xff_hops(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
     (!hops.is_empty()).then_some(hops)
 }
 
+/// The address a rate limit counts under: IPv4 as is, IPv6 by its /64 (one subscriber's
+/// line usually gets a whole /64 or more, and can pick any address in it).
+pub fn limit_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let net = ipnet::Ipv6Net::new(v6, 64)
+                .expect("64 is a valid length")
+                .trunc();
+            net.to_string()
+        }
+    }
+}
+
 /// The value of cookie `name` in the request.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -372,6 +386,15 @@ mod tests {
         // Garbage from a trusted proxy: the proxy itself.
         let bad = h(&[("x-forwarded-for", "not-an-ip")]);
         assert_eq!(client_ip(ip("10.0.0.5"), &bad, &trusted), ip("10.0.0.5"));
+    }
+
+    #[test]
+    fn limit_keys() {
+        assert_eq!(limit_key("83.1.2.3".parse().unwrap()), "83.1.2.3");
+        assert_eq!(
+            limit_key("2001:db8:1:2:aaaa::1".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
     }
 
     #[test]
