@@ -626,21 +626,10 @@ pub async fn change_password(
         Ok(h) => h,
         Err(e) => return internal(&state, &ctx, e).await,
     };
-    let done = async {
-        let mut tx = state.db.begin().await?;
+    let done = in_tx!(state.db, |tx| {
         panel::set_password_hash(&mut tx, a.account.id, &hash).await?;
-        crate::store::audit::append(
-            &mut tx,
-            &ctx.actor(),
-            "password_changed",
-            Some(ctx.info.ip),
-            "",
-        )
-        .await?;
-        tx.commit().await?;
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
+        ctx.audit(&mut tx, "password_changed", "").await?;
+    });
     if let Err(e) = done {
         return internal(&state, &ctx, e).await;
     }
@@ -703,8 +692,7 @@ pub async fn change_email(
         )
         .await;
     }
-    let token = async {
-        let mut tx = state.db.begin().await?;
+    let token = in_tx!(state.db, |tx| {
         let token = tokens::issue_token(
             &mut tx,
             a.account.id,
@@ -713,18 +701,9 @@ pub async fn change_email(
             CONFIRM_TTL,
         )
         .await?;
-        crate::store::audit::append(
-            &mut tx,
-            &ctx.actor(),
-            "email_change_requested",
-            Some(ctx.info.ip),
-            "",
-        )
-        .await?;
-        tx.commit().await?;
-        Ok::<_, anyhow::Error>(token)
-    }
-    .await;
+        ctx.audit(&mut tx, "email_change_requested", "").await?;
+        token
+    });
     let token = match token {
         Ok(t) => t,
         Err(e) => return internal(&state, &ctx, e).await,
@@ -802,13 +781,9 @@ pub async fn totp_setup(State(state): State<AppState>, ctx: Ctx) -> Response {
         return Redirect::to("/ustawienia").into_response();
     }
     let secret = totp::TotpSecret::generate();
-    let saved = async {
-        let mut tx = state.db.begin().await?;
+    let saved = in_tx!(state.db, |tx| {
         tokens::set_totp_pending(&mut tx, a.account.id, Some(&secret.to_base32())).await?;
-        tx.commit().await?;
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
+    });
     if let Err(e) = saved {
         return internal(&state, &ctx, e).await;
     }
@@ -893,8 +868,7 @@ pub async fn totp_enable(
     };
     let codes = totp::recovery_codes(10);
     let hashes: Vec<String> = codes.iter().map(|c| totp::hash_recovery_code(c)).collect();
-    let done = async {
-        let mut tx = state.db.begin().await?;
+    let done = in_tx!(state.db, |tx| {
         tokens::enable_totp(
             &mut tx,
             a.account.id,
@@ -903,12 +877,8 @@ pub async fn totp_enable(
             &hashes,
         )
         .await?;
-        crate::store::audit::append(&mut tx, &ctx.actor(), "totp_enabled", Some(ctx.info.ip), "")
-            .await?;
-        tx.commit().await?;
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
+        ctx.audit(&mut tx, "totp_enabled", "").await?;
+    });
     if let Err(e) = done {
         return internal(&state, &ctx, e).await;
     }
@@ -959,21 +929,10 @@ pub async fn totp_disable(
         )
         .await;
     }
-    let done = async {
-        let mut tx = state.db.begin().await?;
+    let done = in_tx!(state.db, |tx| {
         tokens::disable_totp(&mut tx, a.account.id).await?;
-        crate::store::audit::append(
-            &mut tx,
-            &ctx.actor(),
-            "totp_disabled",
-            Some(ctx.info.ip),
-            "",
-        )
-        .await?;
-        tx.commit().await?;
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
+        ctx.audit(&mut tx, "totp_disabled", "").await?;
+    });
     if let Err(e) = done {
         return internal(&state, &ctx, e).await;
     }

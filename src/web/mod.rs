@@ -6,6 +6,20 @@
 //! (recovery, e-mail confirmation, settings, TOTP). Every panel request passes
 //! [`request::panel_layer`]: caller IP, language, CSRF check on POST, security headers.
 
+/// Run `$body` inside a write transaction on `$db`, committed when the body finishes; a
+/// `?` in the body gives up and the transaction rolls back. Gives `anyhow::Result<body>`.
+macro_rules! in_tx {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        async {
+            let mut $tx = $db.begin().await?;
+            let out = $body;
+            $tx.commit().await?;
+            Ok::<_, anyhow::Error>(out)
+        }
+        .await
+    };
+}
+
 pub mod account;
 pub mod auth;
 pub mod i18n;

@@ -52,6 +52,16 @@ fn flash_of(query: Option<&str>) -> Option<&'static str> {
 }
 
 impl Ctx {
+    /// Append to the audit log inside `tx`, as this caller from this IP.
+    pub async fn audit(
+        &self,
+        tx: &mut crate::store::DbTx,
+        action: &str,
+        detail: &str,
+    ) -> Result<i64, crate::store::repo::StoreError> {
+        crate::store::audit::append(tx, &self.actor(), action, Some(self.info.ip), detail).await
+    }
+
     pub fn actor(&self) -> String {
         match &self.auth {
             Some(a) => format!("panel:{}", a.account.login),
