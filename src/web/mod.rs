@@ -22,13 +22,17 @@ macro_rules! in_tx {
 
 pub mod account;
 pub mod auth;
+pub mod billing;
 pub mod i18n;
+pub mod line;
+pub mod office;
 pub mod pages;
 pub mod passwords;
 pub mod ratelimit;
 pub mod register;
 pub mod request;
 pub mod session_store;
+pub mod stats;
 pub mod totp;
 
 #[cfg(test)]
@@ -237,6 +241,10 @@ pub fn router(state: AppState) -> Router {
             get(account::totp_setup).post(account::totp_enable),
         )
         .route("/ustawienia/2fa/wylacz", post(account::totp_disable))
+        .merge(billing::routes())
+        .merge(line::routes())
+        .merge(stats::routes())
+        .merge(office::routes())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
