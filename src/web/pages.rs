@@ -310,7 +310,22 @@ pub struct ContractView {
     pub number: String,
     pub period: String,
     pub fee: String,
+    pub tariff: String,
     pub installation: String,
+    /// "Informacje dla poszczególnych IP".
+    pub ips: Vec<IpView>,
+}
+
+/// One IP (or prefix) assigned to a contract.
+pub struct IpView {
+    pub holder: String,
+    pub address: String,
+    pub activated: String,
+    pub installation: String,
+}
+
+fn address_line(a: &crate::store::subscribers::Address) -> String {
+    format!("{}, {} {}", a.street, a.postcode, a.city)
 }
 
 #[derive(Template)]
@@ -333,10 +348,9 @@ pub fn contract_view(t: Tr, c: &Contract) -> ContractView {
         number: c.number.clone(),
         period: format!("{} – {}", c.starts_on, end),
         fee: c.monthly_fee.to_string(),
-        installation: format!(
-            "{}, {} {}",
-            c.installation.street, c.installation.postcode, c.installation.city
-        ),
+        tariff: c.tariff.clone(),
+        installation: address_line(&c.installation),
+        ips: Vec::new(),
     }
 }
 
@@ -355,6 +369,25 @@ pub async fn panel(State(state): State<AppState>, ctx: Ctx) -> Response {
         Ok(c) => c,
         Err(e) => return internal(&state, &ctx, e).await,
     };
+    let holder = sub.display_name();
+    let mut views = Vec::with_capacity(contracts.len());
+    for k in &contracts {
+        let mut v = contract_view(ctx.t, k);
+        let ips = match subscribers::ip_assignments_of(&state.db, k.id).await {
+            Ok(ips) => ips,
+            Err(e) => return internal(&state, &ctx, e).await,
+        };
+        v.ips = ips
+            .iter()
+            .map(|ip| IpView {
+                holder: holder.clone(),
+                address: ip.address_text(),
+                activated: ip.activated_on.map(|d| d.to_string()).unwrap_or_default(),
+                installation: address_line(ip.installation.as_ref().unwrap_or(&k.installation)),
+            })
+            .collect();
+        views.push(v);
+    }
     let mut c = Chrome::new(&state, &ctx, "/panel").await;
     if let Some(key) = ctx.flash {
         c.notice = Some(ctx.t.f(key, &[("email", &auth.account.email)]));
@@ -364,7 +397,7 @@ pub async fn panel(State(state): State<AppState>, ctx: Ctx) -> Response {
         street: sub.home.street.clone(),
         postcode_city: format!("{} {}", sub.home.postcode, sub.home.city),
         email: auth.account.email.clone(),
-        contracts: contracts.iter().map(|k| contract_view(ctx.t, k)).collect(),
+        contracts: views,
         c,
     };
     render(StatusCode::OK, &page)

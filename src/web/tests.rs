@@ -3,7 +3,7 @@
 //! harness), the outbox as the mail the subscriber would get.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -1148,5 +1148,61 @@ async fn panel_flow_on_postgres_with_redis_sessions_and_limits() {
             .status,
         StatusCode::FORBIDDEN
     );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn your_data_shows_each_contract_with_its_ips_and_nothing_of_others() {
+    use crate::store::subscribers::{upsert_ip_assignment, IpAssignmentRecord, IpKind};
+    let h = Harness::sqlite().await;
+    let mut tx = h.state.db.begin().await.unwrap();
+    for (ext, contract, addr) in [
+        ("ip1", "c1", "83.1.2.3"),
+        ("ip2", "c1", "2001:db8:10::/48"),
+        ("ip3", "c2", "83.1.2.4"),
+    ] {
+        upsert_ip_assignment(
+            &mut tx,
+            &IpAssignmentRecord {
+                ext_id: ext.into(),
+                contract_ext_id: contract.into(),
+                address: addr
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| addr.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .unwrap(),
+                kind: IpKind::Static,
+                activated_on: Some(date!(2013 - 01 - 02)),
+                installation: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut b = jan_registered(&h).await;
+    let p = b.get("/panel").await;
+    assert_eq!(p.status, StatusCode::OK);
+    for needle in [
+        "Twoje dane",
+        "UM/2013/001",
+        "2013-01-01 – na czas nieokreślony",
+        "50,00",
+        "Informacje dla poszczególnych IP",
+        "83.1.2.3",
+        "2001:db8:10::/48",
+        "2013-01-02",
+        "ul. Internetowa 1, 30-001 Kraków",
+        "Internet 100",
+    ] {
+        assert!(p.body.contains(needle), "missing {needle}");
+    }
+    assert!(
+        !p.body.contains("83.1.2.4") && !p.body.contains("UM/2014/002"),
+        "nothing of Anna's"
+    );
+    b.headers.push(("accept-language".into(), "en".into()));
+    b.cookies.remove("ebok_lang");
+    let p = b.get("/panel").await;
+    assert!(p.body.contains("Information per IP") && p.body.contains("indefinite"));
     h.finish().await;
 }
