@@ -209,6 +209,12 @@ pub async fn start(
         Arc::new(config.clone()),
     )
     .await?;
+    if config.web.public_url.is_empty() {
+        tracing::warn!(
+            "web.public_url is not set: links in mails are built from the request's Host \
+             header; set it to the panel's https address in production"
+        );
+    }
     let mail_retry = state.panel.mailer.spawn_retry();
     let panel_purge = tokio::spawn(purge_panel(state.clone(), shutdown.clone()));
     let app = crate::web::router(state);
@@ -340,8 +346,17 @@ pub async fn start_demo(running: &Running, shutdown: watch::Receiver<bool>) -> a
         )
         .await
     });
+    let contract =
+        crate::identify::identify(running.ingest.live.as_ref(), &running.ingest.db, ip.into())
+            .await
+            .ok()
+            .flatten()
+            .and_then(|found| found.holder)
+            .map(|(_, c)| c.number)
+            .unwrap_or_default();
     tracing::info!(
-        "demo: 127.0.0.1 is Jan Kowalski's line (PPPoE login {})",
+        "demo: 127.0.0.1 is Jan Kowalski's line (PPPoE login {}); register him at the panel \
+         with PESEL 44051401359 and contract number {contract}",
         crate::demo::DEMO_LOGIN
     );
     Ok(())

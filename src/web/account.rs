@@ -108,7 +108,6 @@ pub async fn recover(
         .await;
     let bg = state.clone();
     let t = ctx.t;
-    let origin = ctx.info.origin.clone();
     let email_bg = email.clone();
     tokio::spawn(async move {
         let email = email_bg;
@@ -139,7 +138,7 @@ pub async fn recover(
             .await;
             match token {
                 Ok(token) => {
-                    let link = bg.link(&origin, &format!("/przywracanie/{token}"));
+                    let link = bg.link(&format!("/przywracanie/{token}"));
                     bg.mail(
                         t,
                         &a.email,
@@ -708,7 +707,7 @@ pub async fn change_email(
         Ok(t) => t,
         Err(e) => return internal(&state, &ctx, e).await,
     };
-    let link = state.link(&ctx.info.origin, &format!("/email/{token}"));
+    let link = state.link(&format!("/email/{token}"));
     state.mail(
         t,
         &email,

@@ -196,14 +196,21 @@ impl AppState {
         });
     }
 
-    /// An absolute link for mails: `[web] public_url`, else the origin of the request.
-    pub fn link(&self, origin: &str, path: &str) -> String {
-        let base = if self.config.web.public_url.is_empty() {
-            origin
-        } else {
-            self.config.web.public_url.trim_end_matches('/')
+    /// An absolute link for mails: `[web] public_url`, else the listen address (with
+    /// `localhost` for a wildcard). Never the request's Host header: a forged Host would
+    /// put a reset link to someone else's site into a subscriber's mailbox.
+    pub fn link(&self, path: &str) -> String {
+        let web = &self.config.web;
+        if !web.public_url.is_empty() {
+            return format!("{}{path}", web.public_url.trim_end_matches('/'));
+        }
+        let port = web.listen.port();
+        let host = match web.listen.ip() {
+            ip if ip.is_unspecified() => "localhost".to_owned(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            ip => ip.to_string(),
         };
-        format!("{base}{path}")
+        format!("http://{host}:{port}{path}")
     }
 }
 

@@ -356,7 +356,7 @@ pub async fn submit(
         Err(e) => return internal(&state, &ctx, e).await,
     };
     metrics::counter!("ebok_panel_registrations_total", "result" => "ok").increment(1);
-    let link = state.link(&ctx.info.origin, &format!("/email/{token}"));
+    let link = state.link(&format!("/email/{token}"));
     state.mail(
         t,
         &f.email,

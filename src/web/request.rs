@@ -37,8 +37,6 @@ pub struct RequestInfo {
     pub new_seed: bool,
     /// Value of the session cookie, if any.
     pub session_cookie: Option<String>,
-    /// `scheme://host` of this request, for links when `public_url` is not set.
-    pub origin: String,
 }
 
 /// Unwrap `::ffff:a.b.c.d` so IPv4 callers on a dual-stack socket are looked up as IPv4.
@@ -251,11 +249,6 @@ pub async fn panel_layer(State(state): State<AppState>, mut req: Request, next: 
     let session_cookie = cookie(headers, SESSION_COOKIE)
         .filter(|s| s.len() <= 128 && !s.is_empty())
         .map(str::to_owned);
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let origin = format!("{}://{host}", if secure { "https" } else { "http" });
     let info = RequestInfo {
         ip,
         lang,
@@ -263,7 +256,6 @@ pub async fn panel_layer(State(state): State<AppState>, mut req: Request, next: 
         csrf_seed: seed.unwrap_or_else(crate::store::auth::random_token),
         new_seed,
         session_cookie,
-        origin,
     };
 
     if req.method() == Method::POST {

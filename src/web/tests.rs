@@ -1206,3 +1206,29 @@ async fn your_data_shows_each_contract_with_its_ips_and_nothing_of_others() {
     assert!(p.body.contains("Information per IP") && p.body.contains("indefinite"));
     h.finish().await;
 }
+
+#[tokio::test]
+async fn mail_links_never_come_from_the_host_header() {
+    let mut config = Config::default();
+    config.web.listen = "0.0.0.0:8080".parse().unwrap();
+    let h = Harness::sqlite().await;
+    let state = AppState {
+        config: Arc::new(config),
+        ..h.state.clone()
+    };
+    assert_eq!(state.link("/email/x"), "http://localhost:8080/email/x");
+    assert_eq!(h.state.link("/email/x"), "https://ebok.example.pl/email/x");
+    // A forged Host on the recovery request changes nothing in the mail.
+    drop(jan_registered(&h).await);
+    let mut b = h.browser(STRANGER_IP);
+    b.get("/przywracanie").await;
+    b.headers.push(("host".into(), "evil.example".into()));
+    b.post("/przywracanie", &[("email", "jan@example.pl")])
+        .await;
+    let mails = h.mails_to("jan@example.pl", 2).await;
+    assert!(mails.iter().all(|m| !m.contains("evil.example")));
+    assert!(mails
+        .iter()
+        .any(|m| m.contains("https://ebok.example.pl/przywracanie/")));
+    h.finish().await;
+}
