@@ -296,7 +296,7 @@ impl WebConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IspConfig {
-    /// Name shown in the page header and mails.
+    /// Name shown in the page header and mails (empty: just "e-BOK").
     pub name: String,
     /// Customer office (BOK) phone.
     pub office_phone: String,
@@ -313,7 +313,7 @@ pub struct IspConfig {
 impl Default for IspConfig {
     fn default() -> Self {
         IspConfig {
-            name: "e-BOK".into(),
+            name: String::new(),
             office_phone: String::new(),
             technical_phone: String::new(),
             hours: String::new(),

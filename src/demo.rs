@@ -1935,3 +1935,15 @@ mod tests {
         assert_eq!(e.session_time, Some(20_000));
     }
 }
+
+/// The demo ISP's own details, used by `ebok run --demo` when `[isp]` is not configured.
+pub fn isp() -> crate::config::IspConfig {
+    crate::config::IspConfig {
+        name: "DemoNet sp. z o.o.".into(),
+        office_phone: "12 345 67 89 (pon.–pt. 8:00–16:00)".into(),
+        technical_phone: "12 345 67 90 (codziennie 8:00–22:00)".into(),
+        hours: "pon.–pt. 8:00–16:00, sob. 9:00–13:00".into(),
+        address: "ul. Internetowa 1, 30-001 Kraków".into(),
+        email: "bok@demonet.example".into(),
+    }
+}

@@ -260,11 +260,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(
-    config: Config,
+    mut config: Config,
     config_path: Option<PathBuf>,
     overrides: CliOverrides,
     demo: bool,
 ) -> anyhow::Result<()> {
+    if demo && config.isp.name.is_empty() {
+        config.isp = ebok::demo::isp();
+    }
     let listeners = ebok::server::Listeners::bind(&config).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (running, done) = ebok::server::start(config, listeners, shutdown_rx.clone()).await?;

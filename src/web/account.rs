@@ -805,7 +805,11 @@ async fn totp_setup_page(
     errors: FormErrors,
     status: StatusCode,
 ) -> Response {
-    let uri = totp::otpauth_uri(&state.config.isp.name, &a.account.login, secret);
+    let issuer = match state.config.isp.name.as_str() {
+        "" => "e-BOK",
+        name => name,
+    };
+    let uri = totp::otpauth_uri(issuer, &a.account.login, secret);
     let c = Chrome::new(state, ctx, "/ustawienia/2fa").await;
     let b32 = secret.to_base32();
     let grouped = b32
@@ -819,7 +823,7 @@ async fn totp_setup_page(
         &TotpSetupPage {
             c,
             secret: grouped,
-            qr: totp::qr_svg(&uri),
+            qr: totp::qr_svg_labelled(&uri, ctx.t.t("settings.totp_qr_label")),
             errors,
         },
     )

@@ -174,7 +174,10 @@ impl AppState {
     /// Send a mail in the background: the answer to the browser never waits for (or
     /// reveals) mail delivery. Failures are counted and logged by the mailer.
     pub fn mail(&self, t: Tr, to: &str, subject_key: &str, body_key: &str, args: &[(&str, &str)]) {
-        let isp = self.config.isp.name.clone();
+        let isp = match self.config.isp.name.as_str() {
+            "" => "e-BOK".to_owned(),
+            name => name.to_owned(),
+        };
         let text = format!(
             "{}\n\n{}\n\n{}\n\n-- \n{}\n",
             t.t("mail.greeting"),

@@ -265,8 +265,7 @@ pub async fn error_page(state: &AppState, info: &RequestInfo, status: StatusCode
         StatusCode::SERVICE_UNAVAILABLE => "error.unavailable",
         _ => "error.internal",
     };
-    let note = ctx.t.f("conn.unknown", &[("ip", &info.ip.to_string())]);
-    let c = Chrome::with_note(state, &ctx, "/", note);
+    let c = Chrome::new(state, &ctx, "/").await;
     render(
         status,
         &ErrorPage {

@@ -77,9 +77,11 @@ async fn page(
     status: StatusCode,
 ) -> Response {
     let c = Chrome::new(state, ctx, "/rejestracja").await;
+    // Passwords and the PESEL/NIP are never sent back.
     let v = RegisterForm {
         password: String::new(),
         password2: String::new(),
+        id: String::new(),
         ..v
     };
     render(status, &RegisterPage { c, line, v, errors })

@@ -288,30 +288,29 @@ pub async fn panel_layer(State(state): State<AppState>, mut req: Request, next: 
     resp
 }
 
-/// A POST a browser tells us came from another site (`Sec-Fetch-Site`), or whose `Origin`
-/// names another host.
+/// A POST a browser tells us came from another site. `Sec-Fetch-Site` decides when the
+/// browser sends it (every current one does); otherwise an `Origin` naming another host.
+/// `Origin: null` alone proves nothing (privacy settings send it for same-site forms): the
+/// CSRF token still has to match.
 fn cross_site(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site") {
-            return true;
-        }
+        return site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site");
     }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     match (
         headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
         host,
     ) {
-        (Some("null"), _) => true,
+        (Some("null"), _) | (None, _) | (_, None) => false,
         (Some(origin), Some(host)) => {
             let o = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
             !o.eq_ignore_ascii_case(host)
         }
-        _ => false,
     }
 }
 
 /// Headers on every panel answer: no scripts at all, no framing, no sniffing, no referrer
-/// (reset links must not leak), no caching of personal pages.
+/// to other sites (reset links must not leak), no caching of personal pages.
 pub fn security_headers(h: &mut HeaderMap, secure: bool) {
     let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
         h.entry(k).or_insert(HeaderValue::from_static(v));
@@ -324,7 +323,7 @@ pub fn security_headers(h: &mut HeaderMap, secure: bool) {
     );
     set(h, "x-content-type-options", "nosniff");
     set(h, "x-frame-options", "DENY");
-    set(h, "referrer-policy", "no-referrer");
+    set(h, "referrer-policy", "same-origin");
     set(
         h,
         "permissions-policy",
@@ -413,5 +412,14 @@ mod tests {
             ("host", "ebok.example")
         ])));
         assert!(!cross_site(&h(&[("sec-fetch-site", "same-origin")])));
+        // What Chromium sends for a same-origin form: decided by Sec-Fetch-Site.
+        assert!(!cross_site(&h(&[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "null")
+        ])));
+        assert!(cross_site(&h(&[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "null")
+        ])));
     }
 }

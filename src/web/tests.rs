@@ -833,7 +833,7 @@ async fn security_headers_and_languages() {
             && !csp.contains("unsafe-inline")
     );
     assert_eq!(r.headers.get("x-content-type-options").unwrap(), "nosniff");
-    assert_eq!(r.headers.get("referrer-policy").unwrap(), "no-referrer");
+    assert_eq!(r.headers.get("referrer-policy").unwrap(), "same-origin");
     assert!(r.body.contains("lang=\"pl\"") && r.body.contains("Logowanie do panelu"));
     assert!(r.body.contains(&format!(
         "Łączysz się z adresu {JAN_IP} — to łącze naszej sieci."

@@ -192,6 +192,11 @@ pub fn otpauth_uri(issuer: &str, account: &str, secret: &TotpSecret) -> String {
 /// CSS can size it, `role="img"` with an `aria-label` and a `<title>`. Dark modules are one
 /// path of horizontal runs. Data too long for any QR version gives an empty string.
 pub fn qr_svg(data: &str) -> String {
+    qr_svg_labelled(data, "QR")
+}
+
+/// [`qr_svg`] with `label` (in the page's language) as its accessible name.
+pub fn qr_svg_labelled(data: &str, label: &str) -> String {
     use qrcode::{Color, EcLevel, QrCode};
 
     const QUIET: usize = 4;
@@ -224,7 +229,7 @@ pub fn qr_svg(data: &str) -> String {
             }
         }
     }
-    let label = "QR code for the authenticator app";
+    let label = escape_xml(label);
     format!(
         concat!(
             r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {s} {s}" "#,
@@ -488,4 +493,11 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
+}
+
+fn escape_xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
