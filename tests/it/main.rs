@@ -1,8 +1,11 @@
 //! Integration tests: ebok started in-process on port 0 (or as its binary, for `kill -9`),
 //! driven by FreeRADIUS's `radclient` and by raw UDP, against the embedded store and real
-//! Redis, with SQLite and real PostgreSQL history. One test binary for the whole crate.
+//! Redis, with SQLite and real PostgreSQL history, and the panel in headless Chromium. One
+//! test binary for the whole crate.
 
+mod browser;
 mod demo;
 mod durability;
 mod harness;
 mod radius;
+mod webdriver;
