@@ -1939,7 +1939,7 @@ mod tests {
 /// The demo ISP's own details, used by `ebok run --demo` when `[isp]` is not configured.
 pub fn isp() -> crate::config::IspConfig {
     crate::config::IspConfig {
-        name: "DemoNet sp. z o.o.".into(),
+        name: ISP_NAME.into(),
         office_phone: "12 345 67 89 (pon.–pt. 8:00–16:00)".into(),
         technical_phone: "12 345 67 90 (codziennie 8:00–22:00)".into(),
         hours: "pon.–pt. 8:00–16:00, sob. 9:00–13:00".into(),

@@ -194,22 +194,12 @@ async fn scenario() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path(), &Backend::Embedded, None);
     // As a real deployment would: the ISP's name in the header and footer.
-    c.isp.name = ebok::demo::ISP_NAME.to_owned();
+    c.isp = ebok::demo::isp();
     let ebok = Ebok::start(c).await;
     let (_demo_tx, demo_rx) = tokio::sync::watch::channel(false);
-    // Workaround, to be removed once fixed: the demo load often fails right after start
-    // with "database is locked" (background tasks writing to SQLite at start-up race its
-    // transaction; `demo_makes_loopback_jan_kowalskis_line` fails the same way). The load
-    // is idempotent, so try again a few times.
-    let mut attempt = 1;
-    while let Err(e) = ebok::server::start_demo(&ebok.running, demo_rx.clone()).await {
-        assert!(
-            attempt < 5 && format!("{e:#}").contains("database is locked"),
-            "demo: {e:#}"
-        );
-        attempt += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    ebok::server::start_demo(&ebok.running, demo_rx)
+        .await
+        .expect("demo data and Jan's live line");
     ebok.settle().await;
 
     // Jan's contract number, as the database has it.
@@ -294,7 +284,7 @@ async fn scenario() {
     tab.fill("contract", &contract).await;
     tab.click("form[action='/rejestracja'] button[type=submit]")
         .await;
-    tab.expect_text("Twój panel").await;
+    tab.expect_text("Twoje dane").await;
     assert!(
         tab.path().await.starts_with("/panel"),
         "{}",
@@ -346,12 +336,12 @@ async fn scenario() {
     tab.fill("password", PASSWORD).await;
     tab.click("form[action='/logowanie'] button[type=submit]")
         .await;
-    tab.expect_text("Twój panel").await;
+    tab.expect_text("Twoje dane").await;
     tab.expect_text("Jan Kowalski").await;
 
     // English through the header link, on the same page.
     tab.click("header a.lang").await;
-    tab.expect_text("Your panel").await;
+    tab.expect_text("Your data").await;
     assert!(
         tab.path().await.starts_with("/panel"),
         "{}",
