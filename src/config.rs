@@ -293,7 +293,7 @@ impl WebConfig {
 }
 
 /// `[isp]`: who runs the panel, shown on every page and in mails.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IspConfig {
     /// Name shown in the page header and mails (empty: just "e-BOK").
@@ -308,19 +308,6 @@ pub struct IspConfig {
     pub address: String,
     /// Customer office e-mail.
     pub email: String,
-}
-
-impl Default for IspConfig {
-    fn default() -> Self {
-        IspConfig {
-            name: String::new(),
-            office_phone: String::new(),
-            technical_phone: String::new(),
-            hours: String::new(),
-            address: String::new(),
-            email: String::new(),
-        }
-    }
 }
 
 /// `[ops]`: the operators' JSON API.

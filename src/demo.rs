@@ -1515,6 +1515,18 @@ pub fn warsaw_today() -> Date {
     crate::tz::warsaw_date(OffsetDateTime::now_utc())
 }
 
+/// The demo ISP's own details, used by `ebok run --demo` when `[isp]` is not configured.
+pub fn isp() -> crate::config::IspConfig {
+    crate::config::IspConfig {
+        name: ISP_NAME.into(),
+        office_phone: "12 345 67 89 (pon.–pt. 8:00–16:00)".into(),
+        technical_phone: "12 345 67 90 (codziennie 8:00–22:00)".into(),
+        hours: "pon.–pt. 8:00–16:00, sob. 9:00–13:00".into(),
+        address: "ul. Internetowa 1, 30-001 Kraków".into(),
+        email: "bok@demonet.example".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -1933,17 +1945,5 @@ mod tests {
         .unwrap();
         assert_eq!(e.output_octets, 5_000_000_000);
         assert_eq!(e.session_time, Some(20_000));
-    }
-}
-
-/// The demo ISP's own details, used by `ebok run --demo` when `[isp]` is not configured.
-pub fn isp() -> crate::config::IspConfig {
-    crate::config::IspConfig {
-        name: ISP_NAME.into(),
-        office_phone: "12 345 67 89 (pon.–pt. 8:00–16:00)".into(),
-        technical_phone: "12 345 67 90 (codziennie 8:00–22:00)".into(),
-        hours: "pon.–pt. 8:00–16:00, sob. 9:00–13:00".into(),
-        address: "ul. Internetowa 1, 30-001 Kraków".into(),
-        email: "bok@demonet.example".into(),
     }
 }
