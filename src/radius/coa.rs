@@ -279,8 +279,7 @@ impl SessionControl for CoaClient {
                     }
                     Ok(Ok(n)) => n,
                 };
-                match parse_disconnect_reply(&buf[..n], identifier, &request_auth, &client.secret)
-                {
+                match parse_disconnect_reply(&buf[..n], identifier, &request_auth, &client.secret) {
                     Ok(outcome) => return Ok(outcome),
                     Err(e) => tracing::warn!(error = %e, nas = %ip, "ignored CoA reply"),
                 }
@@ -431,14 +430,16 @@ mod tests {
         ))
         .unwrap();
         let table = Arc::new(NasTable::from_config(&config).unwrap());
-        CoaClient::new(Arc::new(move || table.clone()))
-            .with_retries(3, Duration::from_millis(200))
+        CoaClient::new(Arc::new(move || table.clone())).with_retries(3, Duration::from_millis(200))
     }
 
     #[tokio::test]
     async fn ack_after_a_lost_request() {
         let (port, seen) = fake_nas(CODE_DISCONNECT_ACK, None, 1, SECRET).await;
-        let out = client(port).disconnect(&session("127.0.0.1")).await.unwrap();
+        let out = client(port)
+            .disconnect(&session("127.0.0.1"))
+            .await
+            .unwrap();
         assert_eq!(out, DisconnectOutcome::Ack);
         assert_eq!(seen.load(Ordering::SeqCst), 2, "one retransmission");
     }
@@ -446,7 +447,10 @@ mod tests {
     #[tokio::test]
     async fn nak_carries_the_error_cause() {
         let (port, _) = fake_nas(CODE_DISCONNECT_NAK, Some(503), 0, SECRET).await;
-        let out = client(port).disconnect(&session("127.0.0.1")).await.unwrap();
+        let out = client(port)
+            .disconnect(&session("127.0.0.1"))
+            .await
+            .unwrap();
         assert_eq!(
             out,
             DisconnectOutcome::Nak {

@@ -95,7 +95,12 @@ pub(crate) fn human_duration(t: Tr, secs: u64) -> String {
         secs % 3600 / 60,
         secs % 60,
     );
-    let (d, h, m, s) = (d.to_string(), h.to_string(), format!("{m:02}"), format!("{s:02}"));
+    let (d, h, m, s) = (
+        d.to_string(),
+        h.to_string(),
+        format!("{m:02}"),
+        format!("{s:02}"),
+    );
     if secs >= 86_400 {
         t.f("line.duration_days", &[("d", &d), ("h", &h), ("m", &m)])
     } else if secs >= 3600 {
@@ -248,7 +253,7 @@ pub struct HistoryView {
 /// Acct-Terminate-Cause (RFC 2866 §5.10) in words, else why the session was closed here.
 fn cause_text(t: Tr, row: &HistoryRow) -> String {
     match row.terminate_cause {
-        Some(c @ 1..=18) => t.t(&format!("line.cause.{c}")).to_owned(),
+        Some(c @ 1..=18) => t.t(&format!("line.terminate.{c}")).to_owned(),
         Some(c) => t.f("line.cause_other", &[("code", &c.to_string())]),
         None => match row.close_reason.as_str() {
             "expired" => t.t("line.reason_expired").to_owned(),
@@ -457,16 +462,12 @@ async fn pppoe_render(state: &AppState, ctx: &Ctx, a: &Authed, o: PppoeOptions) 
         Err(e) => return internal(state, ctx, e).await,
     };
     let logins: Vec<String> = accounts.iter().map(|a| a.login.clone()).collect();
-    let history = match history::sessions_of(
-        &state.db,
-        &logins,
-        Page::new(o.page, PPPOE_HISTORY_PAGE),
-    )
-    .await
-    {
-        Ok(x) => x,
-        Err(e) => return internal(state, ctx, e).await,
-    };
+    let history =
+        match history::sessions_of(&state.db, &logins, Page::new(o.page, PPPOE_HISTORY_PAGE)).await
+        {
+            Ok(x) => x,
+            Err(e) => return internal(state, ctx, e).await,
+        };
     let now = OffsetDateTime::now_utc();
     let mut c = Chrome::new(state, ctx, "/pppoe").await;
     c.notice = o.notice;
@@ -715,4 +716,352 @@ pub async fn restart(
         StatusCode::BAD_GATEWAY
     };
     pppoe_render(&state, &ctx, a, notice(text, status)).await
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::radius::coa::{CoaError, SessionControl};
+    use crate::radius::event::{AccountingEvent, StatusType};
+    use crate::sessions::{Applied, CloseReason, ClosedSession, TrafficDelta};
+    use crate::store::subscribers::{upsert_pppoe_account, PppoeAccountRecord};
+    use crate::web::tests::*;
+
+    /// A closed session of `login` for the history.
+    pub(crate) fn closed(
+        login: &str,
+        sid: &str,
+        ip: &str,
+        started: OffsetDateTime,
+        secs: i64,
+        cause: Option<u32>,
+    ) -> ClosedSession {
+        ClosedSession {
+            session: LiveSession {
+                nas: "nas1".into(),
+                nas_client: "nas1".into(),
+                session_id: sid.into(),
+                user_name: Some(login.into()),
+                framed_ip: Some(ip.parse().unwrap()),
+                ipv6_prefixes: Vec::new(),
+                calling_station_id: None,
+                nas_port: None,
+                nas_port_id: None,
+                started_at: started,
+                updated_at: started,
+                expires_at: started,
+                input_octets: 1_000,
+                output_octets: 3_000_000,
+                input_packets: 0,
+                output_packets: 0,
+                session_time: None,
+            },
+            stopped_at: started + time::Duration::seconds(secs),
+            reason: CloseReason::Stop,
+            terminate_cause: cause,
+        }
+    }
+
+    pub(crate) async fn record(
+        h: &Harness,
+        closed: Vec<ClosedSession>,
+        traffic: Vec<TrafficDelta>,
+    ) {
+        history::record(
+            &h.state.db,
+            &Applied {
+                stale: false,
+                closed,
+                traffic,
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Jan's live session gets an IPv6 prefix, a MAC and counters.
+    async fn jan_interim(h: &Harness) {
+        let now = OffsetDateTime::now_utc();
+        let mut e = AccountingEvent::new(StatusType::InterimUpdate, "nas1", "s-jan", now);
+        e.user_name = Some("jan@isp".into());
+        e.framed_ip = Some(JAN_IP.parse().unwrap());
+        e.delegated_ipv6_prefixes = vec!["2a01:110:8012::/56".parse().unwrap()];
+        e.calling_station_id = Some("AA-BB-CC-00-11-22".into());
+        e.output_octets = 2_500_000_000;
+        e.input_octets = 1_234_567;
+        h.state
+            .live
+            .apply(&e, now + time::Duration::hours(1))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn ip_and_pppoe_pages_show_only_jans_lines() {
+        let h = Harness::sqlite().await;
+        let mut b = jan_registered(&h).await;
+        jan_interim(&h).await;
+        record(
+            &h,
+            vec![
+                closed(
+                    "jan@isp",
+                    "old-jan",
+                    "83.1.9.9",
+                    datetime!(2026-01-10 10:00 UTC),
+                    3 * 3600 + 5 * 60,
+                    Some(2),
+                ),
+                closed(
+                    "anna@isp",
+                    "old-anna",
+                    "83.1.7.7",
+                    datetime!(2026-01-11 10:00 UTC),
+                    60,
+                    Some(1),
+                ),
+            ],
+            Vec::new(),
+        )
+        .await;
+
+        let r = b.get("/adres-ip").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains(JAN_IP));
+        assert!(
+            r.body.contains("To Twoje łącze (umowa UM/2013/001)."),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains("2a01:110:8012::/56"));
+        assert!(r.body.contains("ipclass-public\">adres publiczny"));
+        assert!(!r.body.contains(ANNA_IP) && !r.body.contains("anna@isp"));
+
+        // From somewhere else the page says so.
+        let mut away = h.browser(STRANGER_IP);
+        away.cookies = b.cookies.clone();
+        let r = away.get("/adres-ip").await;
+        assert!(
+            r.body.contains("nie jest aktywnym łączem naszej sieci"),
+            "{}",
+            r.body
+        );
+        assert!(
+            r.body.contains("adres specjalny"),
+            "198.51.100.0/24 is documentation space"
+        );
+
+        let r = b.get("/pppoe").await;
+        assert_eq!(r.status, StatusCode::OK);
+        for want in [
+            "jan@isp",
+            "s-jan",
+            "AA-BB-CC-00-11-22",
+            "2,5\u{a0}GB",
+            "1,2\u{a0}MB",
+            "2a01:110:8012::/56",
+            // History in Warsaw time (CET in January), duration, cause in words.
+            "2026-01-10 11:00:00",
+            "2026-01-10 14:05:00",
+            "3 godz. 05 min",
+            "utrata nośnej (zanik łącza)",
+            "83.1.9.9",
+            "niedostępne w panelu",
+        ] {
+            assert!(r.body.contains(want), "{want} missing:\n{}", r.body);
+        }
+        for never in ["anna@isp", "s-anna", "83.1.7.7", ANNA_IP] {
+            assert!(!r.body.contains(never), "{never} shown to Jan");
+        }
+        assert!(!r.body.contains("name=\"current\""), "nothing to reveal");
+
+        // English.
+        b.get("/jezyk/en?wroc=/pppoe").await;
+        let r = b.get("/pppoe").await;
+        assert!(r.body.contains("2.5\u{a0}GB") && r.body.contains("lost carrier"));
+
+        // Not logged in: to the login page.
+        let r = h.browser(JAN_IP).get("/pppoe").await;
+        assert_eq!(r.location(), "/logowanie");
+        h.finish().await;
+    }
+
+    #[tokio::test]
+    async fn pppoe_password_reveal_needs_the_panel_password_and_is_throttled() {
+        let h = Harness::sqlite().await;
+        let mut b = jan_registered(&h).await;
+        let mut tx = h.state.db.begin().await.unwrap();
+        upsert_pppoe_account(
+            &mut tx,
+            &PppoeAccountRecord {
+                ext_id: "p-jan@isp".into(),
+                contract_ext_id: "c1".into(),
+                login: "jan@isp".into(),
+                password: Some("Tajne-PPP-881".into()),
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+
+        let r = b.get("/pppoe").await;
+        assert!(r.body.contains("name=\"current\"") && r.body.contains("ukryte"));
+        assert!(!r.body.contains("Tajne-PPP-881"));
+        let r = b.post("/pppoe/haslo", &[("current", "zle haslo")]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(!r.body.contains("Tajne-PPP-881"));
+        let r = b.post("/pppoe/haslo", &[("current", GOOD_PASSWORD)]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r
+            .body
+            .contains("<code class=\"secret\">Tajne-PPP-881</code>"));
+        let log = crate::store::audit::recent(&h.state.db, 20).await.unwrap();
+        assert!(log.iter().any(|e| e.action == "pppoe_password_revealed"));
+        assert!(log
+            .iter()
+            .any(|e| e.action == "pppoe_password_check_failed"));
+        // A plain reload hides it again.
+        let r = b.get("/pppoe").await;
+        assert!(!r.body.contains("Tajne-PPP-881"));
+
+        for _ in 0..4 {
+            let r = b.post("/pppoe/haslo", &[("current", "zle haslo")]).await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        let r = b.post("/pppoe/haslo", &[("current", GOOD_PASSWORD)]).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.body.contains("Zbyt wiele prób"));
+        assert!(!r.body.contains("Tajne-PPP-881"));
+        h.finish().await;
+    }
+
+    /// Records the sessions it is asked to end and answers from a script.
+    struct Recorder {
+        calls: Mutex<Vec<String>>,
+        answers: Mutex<Vec<Result<DisconnectOutcome, CoaError>>>,
+    }
+
+    #[async_trait]
+    impl SessionControl for Recorder {
+        async fn disconnect(&self, s: &LiveSession) -> Result<DisconnectOutcome, CoaError> {
+            self.calls.lock().unwrap().push(s.session_id.clone());
+            self.answers.lock().unwrap().remove(0)
+        }
+    }
+
+    #[tokio::test]
+    async fn restart_confirms_asks_the_nas_is_owned_and_rate_limited() {
+        let h = Harness::sqlite().await;
+        let mut b = jan_registered(&h).await;
+        let r = b.get("/pppoe").await;
+        assert!(r.body.contains("action=\"/pppoe/restart\""));
+
+        // Not wired: said plainly, nothing counted.
+        let r = b
+            .post("/pppoe/restart", &[("nas", "nas1"), ("sesja", "s-jan")])
+            .await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.body.contains("chwilowo niedostępny"));
+
+        let rec = Arc::new(Recorder {
+            calls: Mutex::new(Vec::new()),
+            answers: Mutex::new(vec![
+                Ok(DisconnectOutcome::Nak {
+                    error_cause: Some(503),
+                }),
+                Err(CoaError::Timeout(3)),
+                Ok(DisconnectOutcome::Ack),
+            ]),
+        });
+        assert!(h.state.panel.session_control.set(rec.clone()).is_ok());
+
+        // The confirmation page, for Jan's session only.
+        let r = b.get("/pppoe/restart?nas=nas1&sesja=s-jan").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.body.contains("Tak, zrestartuj połączenie"));
+        assert!(r.body.contains("name=\"sesja\" value=\"s-jan\""));
+        let r = b.get("/pppoe/restart?nas=nas1&sesja=s-anna").await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = b
+            .post("/pppoe/restart", &[("nas", "nas1"), ("sesja", "s-anna")])
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert!(
+            rec.calls.lock().unwrap().is_empty(),
+            "Anna's session untouched"
+        );
+
+        b.get("/pppoe/restart?nas=nas1&sesja=s-jan").await;
+        let r = b
+            .post("/pppoe/restart", &[("nas", "nas1"), ("sesja", "s-jan")])
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+        assert!(r.body.contains("nie zna już tej sesji"), "{}", r.body);
+        let r = b
+            .post("/pppoe/restart", &[("nas", "nas1"), ("sesja", "s-jan")])
+            .await;
+        assert!(r.body.contains("nie odpowiedział"));
+        let r = b
+            .post("/pppoe/restart", &[("nas", "nas1"), ("sesja", "s-jan")])
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.body.contains("Koncentrator zakończył sesję"));
+        let r = b
+            .post("/pppoe/restart", &[("nas", "nas1"), ("sesja", "s-jan")])
+            .await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.body.contains("Zbyt wiele prób"));
+        assert_eq!(*rec.calls.lock().unwrap(), vec!["s-jan"; 3]);
+
+        let log = crate::store::audit::recent(&h.state.db, 20).await.unwrap();
+        let results: Vec<&str> = log
+            .iter()
+            .filter(|e| e.action == "pppoe_restart")
+            .map(|e| e.detail.as_str())
+            .collect();
+        assert_eq!(results.len(), 3);
+        assert!(results.contains(&"nas=nas1 session=s-jan result=nak:503"));
+        assert!(results.contains(&"nas=nas1 session=s-jan result=ack"));
+        h.finish().await;
+    }
+
+    #[test]
+    fn formats_and_address_kinds() {
+        let pl = Tr::new(Lang::Pl);
+        let en = Tr::new(Lang::En);
+        assert_eq!(human_bytes(pl, 999), "999 B");
+        assert_eq!(human_bytes(pl, 1_500), "1,5\u{a0}kB");
+        assert_eq!(human_bytes(en, 2_500_000_000), "2.5\u{a0}GB");
+        assert_eq!(human_bytes(pl, 999_960), "1,0\u{a0}MB");
+        assert_eq!(human_duration(pl, 59), "0 min 59 s");
+        assert_eq!(human_duration(pl, 3600 + 120), "1 godz. 02 min");
+        assert_eq!(
+            human_duration(en, 2 * 86_400 + 3 * 3600 + 60),
+            "2 d 3 h 01 min"
+        );
+        // 1 July 2026 10:00 UTC is 12:00 in Warsaw (CEST).
+        assert_eq!(
+            warsaw_time(datetime!(2026-07-01 10:00 UTC)),
+            "2026-07-01 12:00:00"
+        );
+        let kind = |s: &str| IpClass::of(s.parse().unwrap());
+        assert_eq!(kind("83.1.2.3"), IpClass::Public);
+        assert_eq!(kind("10.1.2.3"), IpClass::Private);
+        assert_eq!(kind("172.31.0.1"), IpClass::Private);
+        assert_eq!(kind("192.168.1.1"), IpClass::Private);
+        assert_eq!(kind("100.64.0.1"), IpClass::Cgnat);
+        assert_eq!(kind("100.127.255.254"), IpClass::Cgnat);
+        assert_eq!(kind("100.128.0.1"), IpClass::Public);
+        assert_eq!(kind("127.0.0.1"), IpClass::Special);
+        assert_eq!(kind("2a01:110::1"), IpClass::Public);
+        assert_eq!(kind("fd12:3456::1"), IpClass::Private);
+        assert_eq!(kind("fe80::1"), IpClass::Special);
+        assert_eq!(kind("2001:db8::1"), IpClass::Special);
+        assert_eq!(kind("::ffff:100.64.1.1"), IpClass::Cgnat);
+    }
 }

@@ -183,12 +183,8 @@ pub fn chart(
 fn months_back(d: Date, k: u32) -> Date {
     let index = d.year() * 12 + (d.month() as i32 - 1) - k as i32;
     let (year, month) = (index.div_euclid(12), index.rem_euclid(12) as u8 + 1);
-    Date::from_calendar_date(
-        year,
-        time::Month::try_from(month).expect("1..=12"),
-        1,
-    )
-    .expect("valid date")
+    Date::from_calendar_date(year, time::Month::try_from(month).expect("1..=12"), 1)
+        .expect("valid date")
 }
 
 /// The last 30 days (today last) and the last 12 months (this month last) from daily rows.
@@ -301,8 +297,7 @@ pub async fn stats_page(
         Err(e) => return internal(&state, &ctx, e).await,
     };
     let sessions =
-        match history::sessions_of(&state.db, &logins, Page::new(q.number(), HISTORY_PAGE)).await
-        {
+        match history::sessions_of(&state.db, &logins, Page::new(q.number(), HISTORY_PAGE)).await {
             Ok(x) => x,
             Err(e) => return internal(&state, &ctx, e).await,
         };
@@ -349,4 +344,181 @@ pub async fn stats_page(
         c: Chrome::new(&state, &ctx, "/statystyki").await,
     };
     render(StatusCode::OK, &page)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use time::macros::date;
+
+    use super::*;
+    use crate::sessions::TrafficDelta;
+    use crate::web::i18n::Lang;
+    use crate::web::line::tests::{closed, record};
+    use crate::web::tests::*;
+
+    fn delta(login: &str, at: OffsetDateTime, up: u64, down: u64) -> TrafficDelta {
+        TrafficDelta {
+            user_name: login.into(),
+            at,
+            input_octets: up,
+            output_octets: down,
+        }
+    }
+
+    #[test]
+    fn axis_tops_are_round() {
+        assert_eq!(axis_top(0), 1000);
+        assert_eq!(axis_top(1), 1);
+        assert_eq!(axis_top(1_999_999_999), 2_000_000_000);
+        assert_eq!(axis_top(2_000_000_001), 5_000_000_000);
+        assert_eq!(axis_top(7_000), 10_000);
+        assert_eq!(axis_top(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn buckets_and_bars_from_known_days() {
+        let today = date!(2026 - 03 - 02);
+        let rows = [
+            DayTraffic {
+                day: date!(2026 - 03 - 02),
+                input_octets: 500_000_000,
+                output_octets: 2_000_000_000,
+            },
+            DayTraffic {
+                day: date!(2026 - 02 - 27),
+                input_octets: 0,
+                output_octets: 1_000_000_000,
+            },
+            // Older than 30 days: only in the months.
+            DayTraffic {
+                day: date!(2025 - 04 - 30),
+                input_octets: 7,
+                output_octets: 8,
+            },
+        ];
+        let (days, months) = buckets(today, &rows);
+        assert_eq!(days.len(), 30);
+        assert_eq!(days[0].full, "2026-02-01");
+        assert_eq!(days[29].short, "02.03");
+        assert_eq!((days[29].down, days[29].up), (2_000_000_000, 500_000_000));
+        assert_eq!(days[26].full, "2026-02-27");
+        assert_eq!(days[26].down, 1_000_000_000);
+        assert_eq!(months.len(), 12);
+        assert_eq!(months[0].full, "2025-04");
+        assert_eq!((months[0].down, months[0].up), (8, 7));
+        assert_eq!(months[10].full, "2026-02");
+        assert_eq!(months[10].down, 1_000_000_000);
+        assert_eq!(months[11].down, 2_000_000_000);
+
+        let t = Tr::new(Lang::Pl);
+        let c = chart(t, "daily", "T".into(), "D".into(), "Dzień".into(), &days);
+        assert_eq!(c.bars.len(), 60);
+        let today_down = &c.bars[58];
+        let today_up = &c.bars[59];
+        assert_eq!(
+            today_down.h,
+            format!("{PLOT_HEIGHT:.1}"),
+            "the largest bar fills the plot"
+        );
+        assert_eq!(today_up.h, format!("{:.1}", PLOT_HEIGHT / 4.0));
+        assert_eq!(c.bars[52].h, format!("{:.1}", PLOT_HEIGHT / 2.0));
+        assert_eq!(c.bars[0].h, "0.0");
+        assert_eq!(today_down.title, "2026-03-02: pobrano 2,0\u{a0}GB");
+        let ticks: Vec<&str> = c.ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(
+            ticks,
+            [
+                "0 B",
+                "500,0\u{a0}MB",
+                "1,0\u{a0}GB",
+                "1,5\u{a0}GB",
+                "2,0\u{a0}GB"
+            ]
+        );
+        assert_eq!(c.labels.len(), 10);
+        assert_eq!(c.labels[0].label, "01.02");
+    }
+
+    #[tokio::test]
+    async fn statistics_page_charts_tables_and_paged_history() {
+        let h = Harness::sqlite().await;
+        let mut b = jan_registered(&h).await;
+        let now = OffsetDateTime::now_utc();
+        let earlier = now - time::Duration::days(3);
+        let started = datetime_utc(2026, 1, 10);
+        let sessions = (0..25)
+            .map(|i| {
+                closed(
+                    "jan@isp",
+                    &format!("j{i:02}"),
+                    "83.1.9.9",
+                    started + time::Duration::hours(i),
+                    600,
+                    Some(1),
+                )
+            })
+            .chain([closed("anna@isp", "a1", "83.1.7.7", started, 60, Some(2))])
+            .collect();
+        record(
+            &h,
+            sessions,
+            vec![
+                delta("jan@isp", now, 500_000_000, 2_000_000_000),
+                delta("jan@isp", earlier, 0, 1_000_000_000),
+                delta("anna@isp", now, 9_000_000_000, 9_000_000_000),
+            ],
+        )
+        .await;
+
+        let r = b.get("/statystyki").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let body = &r.body;
+        assert!(body.contains("role=\"img\""));
+        assert!(body.contains("<title id=\"daily-title\">Transfer w ostatnich 30 dniach</title>"));
+        assert!(!body.contains("style="), "no inline styles under the CSP");
+        let today = crate::tz::warsaw_date(now);
+        let full = format!("{PLOT_HEIGHT:.1}");
+        assert!(
+            body.contains(&format!(
+                "height=\"{full}\"><title>{today}: pobrano 2,0\u{a0}GB</title>"
+            )),
+            "{body}"
+        );
+        assert!(body.contains(&format!(
+            "height=\"{:.1}\"><title>{today}: wysłano 500,0\u{a0}MB</title>",
+            PLOT_HEIGHT / 4.0
+        )));
+        assert!(body.contains(&format!(
+            "<th scope=\"row\">{today}</th><td class=\"num\">2,0\u{a0}GB</td><td class=\"num\">500,0\u{a0}MB</td>"
+        )));
+        let total = "<th scope=\"row\">Razem</th><td class=\"num\">3,0\u{a0}GB</td><td class=\"num\">500,0\u{a0}MB</td>";
+        assert_eq!(body.matches(total).count(), 2, "30 days and 12 months");
+        // Anna's traffic and sessions stay hers.
+        assert!(!body.contains("9,0\u{a0}GB") && !body.contains("83.1.7.7"));
+
+        // History: 25 sessions, 20 on the first page, newest first.
+        assert_eq!(body.matches("rozłączenie przez użytkownika").count(), 20);
+        assert!(
+            body.contains("2026-01-11 11:00:00"),
+            "newest: 10 Jan 10:00 UTC + 24 h"
+        );
+        assert!(body.contains("href=\"/statystyki?strona=2\""));
+        let r = b.get("/statystyki?strona=2").await;
+        assert_eq!(r.body.matches("rozłączenie przez użytkownika").count(), 5);
+        assert!(r.body.contains("2026-01-10 11:00:00"));
+        assert!(r.body.contains("href=\"/statystyki?strona=1\""));
+
+        let r = h.browser(JAN_IP).get("/statystyki").await;
+        assert_eq!(r.location(), "/logowanie");
+        h.finish().await;
+    }
+
+    fn datetime_utc(y: i32, m: u8, d: u8) -> OffsetDateTime {
+        Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d)
+            .unwrap()
+            .midnight()
+            .assume_utc()
+            + time::Duration::hours(10)
+    }
 }
