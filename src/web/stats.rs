@@ -514,6 +514,41 @@ mod tests {
         h.finish().await;
     }
 
+    /// The same reads on PostgreSQL (SUM casts, DATE comparisons) with the Redis live map.
+    #[tokio::test]
+    async fn statistics_and_pppoe_on_postgres_and_redis() {
+        let Some(h) = Harness::postgres_redis("stats_pg").await else {
+            return;
+        };
+        let mut b = jan_registered(&h).await;
+        let now = OffsetDateTime::now_utc();
+        record(
+            &h,
+            vec![closed(
+                "jan@isp",
+                "j1",
+                "83.1.9.9",
+                datetime_utc(2026, 1, 10),
+                600,
+                Some(1),
+            )],
+            vec![
+                delta("jan@isp", now, 500_000_000, 2_000_000_000),
+                delta("jan@isp", now, 500_000_000, 1_000_000_000),
+                delta("anna@isp", now, 1, 1),
+            ],
+        )
+        .await;
+        let r = b.get("/statystyki").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let total = "<th scope=\"row\">Razem</th><td class=\"num\">3,0\u{a0}GB</td><td class=\"num\">1,0\u{a0}GB</td>";
+        assert_eq!(r.body.matches(total).count(), 2, "{}", r.body);
+        assert!(r.body.contains("rozłączenie przez użytkownika"));
+        let r = b.get("/pppoe").await;
+        assert!(r.body.contains("s-jan") && !r.body.contains("s-anna"));
+        h.finish().await;
+    }
+
     fn datetime_utc(y: i32, m: u8, d: u8) -> OffsetDateTime {
         Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d)
             .unwrap()
