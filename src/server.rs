@@ -209,6 +209,15 @@ pub async fn start(
         Arc::new(config.clone()),
     )
     .await?;
+    // The panel's "restart my connection" asks the NAS through RFC 5176; it reads the NAS
+    // table through the listener's context, so a SIGHUP reload reaches it too.
+    let coa_ctx = ctx.clone();
+    let _ = state
+        .panel
+        .session_control
+        .set(Arc::new(crate::radius::coa::CoaClient::new(Arc::new(
+            move || coa_ctx.nas_table(),
+        ))));
     if config.web.public_url.is_empty() {
         tracing::warn!(
             "web.public_url is not set: links in mails are built from the request's Host \

@@ -1,6 +1,8 @@
-//! RADIUS: packet checks, event decoding, dictionaries, NAS table, duplicate cache and the
-//! UDP listener. Produces plain [`event::AccountingEvent`] values; knows nothing of storage.
+//! RADIUS: packet checks, event decoding, dictionaries, NAS table, duplicate cache, the
+//! UDP listener and the Disconnect (RFC 5176) client. Produces plain
+//! [`event::AccountingEvent`] values; knows nothing of storage.
 
+pub mod coa;
 pub mod decode;
 pub mod dedup;
 pub mod dict;

@@ -7,6 +7,7 @@ use ipnet::Ipv6Net;
 use sqlx::Row;
 use time::OffsetDateTime;
 
+use super::repo::{Page, Paged};
 use super::Db;
 use crate::on_pool;
 use crate::sessions::Applied;
@@ -257,6 +258,114 @@ pub async fn traffic_on(
         .fetch_optional(pool)
         .await?);
     Ok(row.map(|(i, o)| (i as u64, o as u64)))
+}
+
+/// `$from, $from+1, …` for `n` bound values (an `IN (…)` list).
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Closed sessions of these PPPoE logins, newest first, one page of them (the index
+/// `(user_name, started_at)` serves both the count and the page).
+pub async fn sessions_of(
+    db: &Db,
+    logins: &[String],
+    page: Page,
+) -> Result<Paged<HistoryRow>, sqlx::Error> {
+    if logins.is_empty() {
+        return Ok(Paged {
+            items: Vec::new(),
+            total: 0,
+            page,
+        });
+    }
+    let n = logins.len();
+    let list = placeholders(1, n);
+    let count_sql = format!("SELECT COUNT(*) FROM session_history WHERE user_name IN ({list})");
+    let page_sql = format!(
+        "SELECT h.nas, h.session_id, h.user_name, h.framed_ip, h.ipv6_prefixes, \
+         h.calling_station_id, h.started_at, h.stopped_at, h.input_octets, h.output_octets, \
+         h.terminate_cause, h.close_reason FROM session_history h \
+         WHERE h.user_name IN ({list}) ORDER BY h.started_at DESC, h.id DESC \
+         LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    on_pool!(db, pool => {
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        for l in logins {
+            count = count.bind(l);
+        }
+        let total = count.fetch_one(pool).await?;
+        let mut q = sqlx::query(&page_sql);
+        for l in logins {
+            q = q.bind(l);
+        }
+        let items = q
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(row_to_history)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Paged {
+            items,
+            total: total.max(0) as u64,
+            page,
+        })
+    })
+}
+
+/// Octets of some PPPoE logins on one Europe/Warsaw day, summed over the logins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayTraffic {
+    pub day: time::Date,
+    /// Acct-Input-Octets: what the subscriber sent (upload).
+    pub input_octets: u64,
+    /// Acct-Output-Octets: what the subscriber received (download).
+    pub output_octets: u64,
+}
+
+/// Daily traffic of these PPPoE logins from `from` to `to` (inclusive), days without
+/// traffic left out, oldest first.
+pub async fn traffic_between(
+    db: &Db,
+    logins: &[String],
+    from: time::Date,
+    to: time::Date,
+) -> Result<Vec<DayTraffic>, sqlx::Error> {
+    if logins.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = logins.len();
+    // SUM of BIGINT is NUMERIC on PostgreSQL: cast back.
+    let sql = format!(
+        "SELECT day, CAST(SUM(input_octets) AS BIGINT), CAST(SUM(output_octets) AS BIGINT) \
+         FROM traffic_daily WHERE user_name IN ({}) AND day >= ${} AND day <= ${} \
+         GROUP BY day ORDER BY day",
+        placeholders(1, n),
+        n + 1,
+        n + 2
+    );
+    let rows: Vec<(time::Date, i64, i64)> = on_pool!(db, pool => {
+        let mut q = sqlx::query_as(&sql);
+        for l in logins {
+            q = q.bind(l);
+        }
+        q.bind(from).bind(to).fetch_all(pool).await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(day, i, o)| DayTraffic {
+            day,
+            input_octets: i.max(0) as u64,
+            output_octets: o.max(0) as u64,
+        })
+        .collect())
 }
 
 /// Where a history write ended up.

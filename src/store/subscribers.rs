@@ -669,6 +669,26 @@ pub async fn pppoe_accounts_of(db: &Db, contract_id: i64) -> Result<Vec<PppoeAcc
         .collect::<Result<Vec<_>, _>>()?))
 }
 
+/// The PPPoE accounts of every contract of a subscriber, by login (the panel's PPPoE page
+/// and the filter for the subscriber's live sessions and history).
+pub async fn pppoe_accounts_of_subscriber(
+    db: &Db,
+    subscriber_id: i64,
+) -> Result<Vec<PppoeAccount>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM pppoe_accounts a JOIN contracts c ON c.id = a.contract_id \
+         WHERE c.subscriber_id = $1 ORDER BY a.login",
+        select_list("a", "", PPPOE_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(subscriber_id)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| read_pppoe(&Cols::new(r)))
+        .collect::<Result<Vec<_>, _>>()?))
+}
+
 // ---------------------------------------------------------------------------------------------
 // IP assignments
 // ---------------------------------------------------------------------------------------------

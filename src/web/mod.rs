@@ -73,6 +73,9 @@ pub struct Panel {
     pub mailer: Mailer,
     pub csrf_key: Vec<u8>,
     pub trusted: Vec<IpNet>,
+    /// Ends a subscriber's PPPoE session on its NAS ("restart my connection"); set once at
+    /// start-up (RFC 5176 client) or by a test. Unset: the panel says it is unavailable.
+    pub session_control: std::sync::OnceLock<Arc<dyn crate::radius::coa::SessionControl>>,
 }
 
 /// Attempts allowed before "try again in …".
@@ -148,6 +151,7 @@ impl AppState {
             mailer,
             csrf_key,
             trusted: config.web.trusted_proxy_nets(),
+            session_control: std::sync::OnceLock::new(),
         };
         Ok(AppState {
             db,

@@ -1,0 +1,524 @@
+//! RFC 5176 Disconnect client: asks the NAS that carries a PPPoE session to end it (the
+//! panel's "restart my connection"). [`SessionControl`] is the seam the panel calls;
+//! [`CoaClient`] is the UDP implementation. Packet building and reply checks are plain
+//! functions on bytes; only [`CoaClient::disconnect`] does I/O.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hmac::{Hmac, Mac};
+use md5::{Digest, Md5};
+use subtle::ConstantTimeEq;
+use tokio::net::UdpSocket;
+
+use super::nas::NasTable;
+use super::packet::{frame, HEADER_LEN, MAX_LEN};
+use crate::sessions::LiveSession;
+
+pub const CODE_DISCONNECT_REQUEST: u8 = 40;
+pub const CODE_DISCONNECT_ACK: u8 = 41;
+pub const CODE_DISCONNECT_NAK: u8 = 42;
+
+const USER_NAME: u8 = 1;
+const NAS_IP_ADDRESS: u8 = 4;
+const ACCT_SESSION_ID: u8 = 44;
+const EVENT_TIMESTAMP: u8 = 55;
+const MESSAGE_AUTHENTICATOR: u8 = 80;
+const NAS_IPV6_ADDRESS: u8 = 95;
+const ERROR_CAUSE: u8 = 101;
+
+type HmacMd5 = Hmac<Md5>;
+
+/// What the NAS answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectOutcome {
+    /// Disconnect-ACK: the session is being ended.
+    Ack,
+    /// Disconnect-NAK, with its Error-Cause (RFC 5176 §3.5) when it sent one.
+    Nak { error_cause: Option<u32> },
+}
+
+/// Why no answer could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum CoaError {
+    #[error("the session's NAS key {0:?} is not an address to send to")]
+    NoAddress(String),
+    #[error("no NAS entry covers {0}")]
+    UnknownNas(IpAddr),
+    #[error("no valid answer from the NAS after {0} tries")]
+    Timeout(u32),
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("an attribute or the packet is too long for RADIUS")]
+    TooLong,
+}
+
+/// Ends live sessions on their NAS.
+#[async_trait]
+pub trait SessionControl: Send + Sync + 'static {
+    async fn disconnect(&self, session: &LiveSession) -> Result<DisconnectOutcome, CoaError>;
+}
+
+/// What a Disconnect-Request names.
+#[derive(Debug, Clone)]
+pub struct DisconnectRequest<'a> {
+    pub user_name: Option<&'a str>,
+    pub session_id: &'a str,
+    pub nas_ip: Option<IpAddr>,
+    /// Unix seconds (RFC 5176 §3.3: replay protection on the NAS).
+    pub event_timestamp: u32,
+}
+
+fn push_attr(out: &mut Vec<u8>, typ: u8, value: &[u8]) -> Result<(), CoaError> {
+    if value.len() > 253 {
+        return Err(CoaError::TooLong);
+    }
+    out.push(typ);
+    out.push(value.len() as u8 + 2);
+    out.extend_from_slice(value);
+    Ok(())
+}
+
+/// A signed Disconnect-Request: Message-Authenticator first (HMAC-MD5 over the packet with
+/// a zero Authenticator field), then the Request Authenticator, MD5 over the packet with a
+/// zero Authenticator field followed by the secret (RFC 5176 §2.3, §3.4).
+pub fn build_disconnect_request(
+    identifier: u8,
+    secret: &[u8],
+    req: &DisconnectRequest<'_>,
+) -> Result<Vec<u8>, CoaError> {
+    let mut p = vec![CODE_DISCONNECT_REQUEST, identifier, 0, 0];
+    p.extend_from_slice(&[0u8; 16]);
+    push_attr(&mut p, MESSAGE_AUTHENTICATOR, &[0u8; 16])?;
+    match req.nas_ip {
+        Some(IpAddr::V4(v4)) => push_attr(&mut p, NAS_IP_ADDRESS, &v4.octets())?,
+        Some(IpAddr::V6(v6)) => push_attr(&mut p, NAS_IPV6_ADDRESS, &v6.octets())?,
+        None => {}
+    }
+    if let Some(u) = req.user_name {
+        push_attr(&mut p, USER_NAME, u.as_bytes())?;
+    }
+    push_attr(&mut p, ACCT_SESSION_ID, req.session_id.as_bytes())?;
+    push_attr(&mut p, EVENT_TIMESTAMP, &req.event_timestamp.to_be_bytes())?;
+    if p.len() > MAX_LEN {
+        return Err(CoaError::TooLong);
+    }
+    let len = p.len() as u16;
+    p[2..4].copy_from_slice(&len.to_be_bytes());
+    let ma_offset = HEADER_LEN + 2;
+    let mac = hmac_md5(&p, ma_offset, &[0u8; 16], secret);
+    p[ma_offset..ma_offset + 16].copy_from_slice(&mac);
+    let auth = md5_with(&p, &[0u8; 16], secret);
+    p[4..HEADER_LEN].copy_from_slice(&auth);
+    Ok(p)
+}
+
+/// Why a datagram is not the answer to our request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadReply {
+    #[error("malformed packet")]
+    Malformed,
+    #[error("not a Disconnect-ACK or -NAK")]
+    WrongCode,
+    #[error("identifier does not match the request")]
+    WrongIdentifier,
+    #[error("Response Authenticator does not match")]
+    BadAuthenticator,
+    #[error("Message-Authenticator does not match")]
+    BadMessageAuthenticator,
+}
+
+/// Check a reply to the request with `identifier` and `request_auth`: the Response
+/// Authenticator (MD5 over the reply with the request's authenticator in place, then the
+/// secret), the Message-Authenticator when present, and read the Error-Cause of a NAK.
+pub fn parse_disconnect_reply(
+    datagram: &[u8],
+    identifier: u8,
+    request_auth: &[u8; 16],
+    secret: &[u8],
+) -> Result<DisconnectOutcome, BadReply> {
+    let p = frame(datagram).map_err(|_| BadReply::Malformed)?;
+    if p[0] != CODE_DISCONNECT_ACK && p[0] != CODE_DISCONNECT_NAK {
+        return Err(BadReply::WrongCode);
+    }
+    if p[1] != identifier {
+        return Err(BadReply::WrongIdentifier);
+    }
+    let expected = md5_with(p, request_auth, secret);
+    if !bool::from(expected.ct_eq(&p[4..HEADER_LEN])) {
+        return Err(BadReply::BadAuthenticator);
+    }
+    let mut error_cause = None;
+    let mut offset = HEADER_LEN;
+    while offset < p.len() {
+        let (typ, len) = (p[offset], usize::from(p[offset + 1]));
+        let value = &p[offset + 2..offset + len];
+        match typ {
+            MESSAGE_AUTHENTICATOR => {
+                if value.len() != 16 {
+                    return Err(BadReply::BadMessageAuthenticator);
+                }
+                let mac = hmac_md5(p, offset + 2, request_auth, secret);
+                if !bool::from(mac.ct_eq(value)) {
+                    return Err(BadReply::BadMessageAuthenticator);
+                }
+            }
+            ERROR_CAUSE if value.len() == 4 => {
+                error_cause = Some(u32::from_be_bytes([value[0], value[1], value[2], value[3]]));
+            }
+            _ => {}
+        }
+        offset += len;
+    }
+    Ok(if p[0] == CODE_DISCONNECT_ACK {
+        DisconnectOutcome::Ack
+    } else {
+        DisconnectOutcome::Nak { error_cause }
+    })
+}
+
+/// MD5(Code + Identifier + Length + `auth` + Attributes + secret) of a framed packet.
+fn md5_with(p: &[u8], auth: &[u8; 16], secret: &[u8]) -> [u8; 16] {
+    let mut md5 = Md5::new();
+    md5.update(&p[..4]);
+    md5.update(auth);
+    md5.update(&p[HEADER_LEN..]);
+    md5.update(secret);
+    md5.finalize().into()
+}
+
+/// HMAC-MD5 over the packet with `auth` in the Authenticator field and the
+/// Message-Authenticator value at `ma_offset` zeroed.
+fn hmac_md5(p: &[u8], ma_offset: usize, auth: &[u8; 16], secret: &[u8]) -> [u8; 16] {
+    let mut mac = HmacMd5::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(&p[..4]);
+    mac.update(auth);
+    mac.update(&p[HEADER_LEN..ma_offset]);
+    mac.update(&[0u8; 16]);
+    mac.update(&p[ma_offset + 16..]);
+    mac.finalize().into_bytes().into()
+}
+
+/// The NAS table in force (the server's table is replaced on reload).
+pub type NasSource = Arc<dyn Fn() -> Arc<NasTable> + Send + Sync>;
+
+/// Sends Disconnect-Requests over UDP to the session's NAS (its address is the session's
+/// NAS key, its secret and CoA port come from the NAS table), retransmitting the same packet.
+pub struct CoaClient {
+    nas: NasSource,
+    tries: u32,
+    wait: Duration,
+}
+
+impl CoaClient {
+    /// Three tries, one second apart.
+    pub fn new(nas: NasSource) -> CoaClient {
+        CoaClient {
+            nas,
+            tries: 3,
+            wait: Duration::from_secs(1),
+        }
+    }
+
+    pub fn with_retries(mut self, tries: u32, wait: Duration) -> CoaClient {
+        self.tries = tries.max(1);
+        self.wait = wait;
+        self
+    }
+}
+
+#[async_trait]
+impl SessionControl for CoaClient {
+    async fn disconnect(&self, session: &LiveSession) -> Result<DisconnectOutcome, CoaError> {
+        let ip: IpAddr = session
+            .nas
+            .parse()
+            .map_err(|_| CoaError::NoAddress(session.nas.clone()))?;
+        let table = (self.nas)();
+        let client = table
+            .find(ip)
+            .or_else(|| table.by_name(&session.nas_client))
+            .ok_or(CoaError::UnknownNas(ip))?
+            .clone();
+        let identifier: u8 = rand::random();
+        let event_timestamp = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u32;
+        let packet = build_disconnect_request(
+            identifier,
+            &client.secret,
+            &DisconnectRequest {
+                user_name: session.user_name.as_deref(),
+                session_id: &session.session_id,
+                nas_ip: Some(ip),
+                event_timestamp,
+            },
+        )?;
+        let mut request_auth = [0u8; 16];
+        request_auth.copy_from_slice(&packet[4..HEADER_LEN]);
+        let local: SocketAddr = match ip {
+            IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let socket = UdpSocket::bind(local).await?;
+        // Connected: datagrams from anywhere else are not delivered to us.
+        socket.connect((ip, client.coa_port)).await?;
+        let mut buf = vec![0u8; 4096];
+        for _ in 0..self.tries {
+            socket.send(&packet).await?;
+            let deadline = tokio::time::Instant::now() + self.wait;
+            loop {
+                let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+                    Err(_) => break,
+                    // ICMP unreachable shows up as an error on a connected socket: the next
+                    // try may still reach a NAS that was restarting.
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, nas = %ip, "CoA receive");
+                        tokio::time::sleep_until(deadline).await;
+                        break;
+                    }
+                    Ok(Ok(n)) => n,
+                };
+                match parse_disconnect_reply(&buf[..n], identifier, &request_auth, &client.secret) {
+                    Ok(outcome) => return Ok(outcome),
+                    Err(e) => tracing::warn!(error = %e, nas = %ip, "ignored CoA reply"),
+                }
+            }
+        }
+        Err(CoaError::Timeout(self.tries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use time::OffsetDateTime;
+
+    const SECRET: &[u8] = b"coa-secret";
+
+    /// Attributes of a packet as (type, value).
+    fn attrs(p: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut o = HEADER_LEN;
+        while o < p.len() {
+            let l = usize::from(p[o + 1]);
+            out.push((p[o], p[o + 2..o + l].to_vec()));
+            o += l;
+        }
+        out
+    }
+
+    /// The NAS's own check, written out from RFC 5176 §2.3 and RFC 3579 §3.2.
+    fn nas_verifies(p: &[u8], secret: &[u8]) -> bool {
+        let mut zeroed = p.to_vec();
+        zeroed[4..20].copy_from_slice(&[0u8; 16]);
+        let mut md5 = Md5::new();
+        md5.update(&zeroed);
+        md5.update(secret);
+        let auth: [u8; 16] = md5.finalize().into();
+        if auth != p[4..20] {
+            return false;
+        }
+        // Message-Authenticator: over the packet with zero Authenticator and zero MA value.
+        let ma_pos = (HEADER_LEN..p.len())
+            .scan(HEADER_LEN, |o, _| {
+                let here = *o;
+                if here >= p.len() {
+                    return None;
+                }
+                *o += usize::from(p[here + 1]);
+                Some(here)
+            })
+            .find(|&o| p[o] == MESSAGE_AUTHENTICATOR)
+            .expect("Message-Authenticator present");
+        zeroed[ma_pos + 2..ma_pos + 18].copy_from_slice(&[0u8; 16]);
+        let mut mac = HmacMd5::new_from_slice(secret).unwrap();
+        mac.update(&zeroed);
+        let want: [u8; 16] = mac.finalize().into_bytes().into();
+        want == p[ma_pos + 2..ma_pos + 18]
+    }
+
+    /// A reply as the NAS signs it: Response Authenticator over the reply with the
+    /// request's authenticator, then the secret.
+    fn nas_reply(req: &[u8], code: u8, cause: Option<u32>, secret: &[u8]) -> Vec<u8> {
+        let mut p = vec![code, req[1], 0, 0];
+        p.extend_from_slice(&req[4..20]);
+        if let Some(c) = cause {
+            p.extend_from_slice(&[ERROR_CAUSE, 6]);
+            p.extend_from_slice(&c.to_be_bytes());
+        }
+        let len = p.len() as u16;
+        p[2..4].copy_from_slice(&len.to_be_bytes());
+        let mut md5 = Md5::new();
+        md5.update(&p);
+        md5.update(secret);
+        let auth: [u8; 16] = md5.finalize().into();
+        p[4..20].copy_from_slice(&auth);
+        p
+    }
+
+    fn session(nas: &str) -> LiveSession {
+        let now = OffsetDateTime::now_utc();
+        LiveSession {
+            nas: nas.into(),
+            nas_client: "test-nas".into(),
+            session_id: "81a0002f".into(),
+            user_name: Some("jan@isp".into()),
+            framed_ip: Some("83.1.2.3".parse().unwrap()),
+            ipv6_prefixes: Vec::new(),
+            calling_station_id: None,
+            nas_port: None,
+            nas_port_id: None,
+            started_at: now,
+            updated_at: now,
+            expires_at: now,
+            input_octets: 0,
+            output_octets: 0,
+            input_packets: 0,
+            output_packets: 0,
+            session_time: None,
+        }
+    }
+
+    /// A NAS on 127.0.0.1: checks each request, drops the first `drop` of them, then
+    /// answers with `code`/`cause` signed with `secret`. Counts requests seen.
+    async fn fake_nas(
+        code: u8,
+        cause: Option<u32>,
+        drop: usize,
+        secret: &'static [u8],
+    ) -> (u16, Arc<AtomicUsize>) {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            loop {
+                let (n, from) = sock.recv_from(&mut buf).await.unwrap();
+                let req = &buf[..n];
+                assert_eq!(req[0], CODE_DISCONNECT_REQUEST);
+                assert!(nas_verifies(req, SECRET), "authenticators check out");
+                let a = attrs(req);
+                let get = |t: u8| a.iter().find(|(x, _)| *x == t).map(|(_, v)| v.clone());
+                assert_eq!(get(USER_NAME).unwrap(), b"jan@isp");
+                assert_eq!(get(ACCT_SESSION_ID).unwrap(), b"81a0002f");
+                assert_eq!(get(NAS_IP_ADDRESS).unwrap(), vec![127, 0, 0, 1]);
+                let ts = u32::from_be_bytes(get(EVENT_TIMESTAMP).unwrap().try_into().unwrap());
+                let now = OffsetDateTime::now_utc().unix_timestamp() as u32;
+                assert!(now.abs_diff(ts) < 5);
+                if count.fetch_add(1, Ordering::SeqCst) < drop {
+                    continue;
+                }
+                let reply = nas_reply(req, code, cause, secret);
+                sock.send_to(&reply, from).await.unwrap();
+            }
+        });
+        (port, seen)
+    }
+
+    fn client(port: u16) -> CoaClient {
+        let config: crate::config::Config = toml::from_str(&format!(
+            r#"
+            [[nas]]
+            name = "test-nas"
+            prefixes = ["127.0.0.1"]
+            secret = "coa-secret"
+            coa_port = {port}
+            "#
+        ))
+        .unwrap();
+        let table = Arc::new(NasTable::from_config(&config).unwrap());
+        CoaClient::new(Arc::new(move || table.clone())).with_retries(3, Duration::from_millis(200))
+    }
+
+    #[tokio::test]
+    async fn ack_after_a_lost_request() {
+        let (port, seen) = fake_nas(CODE_DISCONNECT_ACK, None, 1, SECRET).await;
+        let out = client(port)
+            .disconnect(&session("127.0.0.1"))
+            .await
+            .unwrap();
+        assert_eq!(out, DisconnectOutcome::Ack);
+        assert_eq!(seen.load(Ordering::SeqCst), 2, "one retransmission");
+    }
+
+    #[tokio::test]
+    async fn nak_carries_the_error_cause() {
+        let (port, _) = fake_nas(CODE_DISCONNECT_NAK, Some(503), 0, SECRET).await;
+        let out = client(port)
+            .disconnect(&session("127.0.0.1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            DisconnectOutcome::Nak {
+                error_cause: Some(503)
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reply_signed_with_another_secret_is_ignored_until_timeout() {
+        let (port, seen) = fake_nas(CODE_DISCONNECT_ACK, None, 0, b"wrong").await;
+        let err = client(port)
+            .disconnect(&session("127.0.0.1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CoaError::Timeout(3)), "{err}");
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_nas_key_that_is_no_address_or_unknown_is_refused() {
+        let c = client(9);
+        assert!(matches!(
+            c.disconnect(&session("bras-1")).await,
+            Err(CoaError::NoAddress(_))
+        ));
+        let mut s = session("192.0.2.1");
+        s.nas_client = "other".into();
+        assert!(matches!(
+            c.disconnect(&s).await,
+            Err(CoaError::UnknownNas(_))
+        ));
+    }
+
+    #[test]
+    fn reply_checks() {
+        let req = build_disconnect_request(
+            7,
+            SECRET,
+            &DisconnectRequest {
+                user_name: Some("jan@isp"),
+                session_id: "s1",
+                nas_ip: Some("10.0.0.1".parse().unwrap()),
+                event_timestamp: 1_700_000_000,
+            },
+        )
+        .unwrap();
+        assert!(nas_verifies(&req, SECRET));
+        assert!(!nas_verifies(&req, b"other"));
+        let auth: [u8; 16] = req[4..20].try_into().unwrap();
+        let ack = nas_reply(&req, CODE_DISCONNECT_ACK, None, SECRET);
+        assert_eq!(
+            parse_disconnect_reply(&ack, 7, &auth, SECRET),
+            Ok(DisconnectOutcome::Ack)
+        );
+        assert_eq!(
+            parse_disconnect_reply(&ack, 8, &auth, SECRET),
+            Err(BadReply::WrongIdentifier)
+        );
+        let mut tampered = ack.clone();
+        tampered[0] = CODE_DISCONNECT_NAK;
+        assert_eq!(
+            parse_disconnect_reply(&tampered, 7, &auth, SECRET),
+            Err(BadReply::BadAuthenticator)
+        );
+        assert_eq!(
+            parse_disconnect_reply(&req, 7, &auth, SECRET),
+            Err(BadReply::WrongCode)
+        );
+    }
+}
