@@ -276,7 +276,8 @@ fn contact_block(state: &AppState, t: Tr) -> Vec<ContactLine> {
             .chars()
             .filter(|c| c.is_ascii_digit() || *c == '+')
             .collect();
-        if n.chars().filter(char::is_ascii_digit).count() >= 9 {
+        // One number only: a field with several numbers stays text.
+        if (9..=12).contains(&n.chars().filter(char::is_ascii_digit).count()) {
             format!("tel:{n}")
         } else {
             String::new()
@@ -1377,6 +1378,7 @@ mod tests {
             "12 633-55-50",
             "href=\"tel:126335550\"",
             "12 294-45-49, kom. 696-445-536",
+            "<dd>12 294-45-49, kom. 696-445-536</dd>",
             "pon–pt 9.00–17.00",
             "ul. Wrocławska 48-50, 30-011 Kraków",
             "href=\"mailto:bok@testnet.example\"",
