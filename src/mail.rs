@@ -1356,7 +1356,8 @@ mod tests {
         mode.store(ACCEPT, Ordering::SeqCst);
         wait_for("delivery", || seen.messages().len() == 1).await;
         wait_for("empty queue", || queue_files(&mailer).is_empty()).await;
-        assert_eq!(mailer.queue_depth(), 0);
+        // The gauge follows the file removal a moment later.
+        wait_for("queue depth 0", || mailer.queue_depth() == 0).await;
         let m = &seen.messages()[0];
         assert_eq!(m.rcpt_to, vec!["pawel@example.pl".to_owned()]);
         assert_polish_message(&m.data);

@@ -550,3 +550,124 @@ pub async fn faq(db: &Db) -> Result<Vec<FaqEntry>, StoreError> {
         .map(|r| read_faq(&Cols::new(r)))
         .collect::<Result<Vec<_>, _>>()?))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pages for the panel and the office
+// ---------------------------------------------------------------------------------------------
+
+/// One page of a subscriber's orders, newest first.
+pub async fn service_orders_page(
+    db: &Db,
+    subscriber_id: i64,
+    page: Page,
+) -> Result<Paged<ServiceOrder>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM service_orders o WHERE o.subscriber_id = $1 \
+         ORDER BY o.created_at DESC, o.id DESC LIMIT $2 OFFSET $3",
+        select_list("o", "", ORDER_COLS)
+    );
+    let count = "SELECT COUNT(*) AS n FROM service_orders WHERE subscriber_id = $1";
+    let (total, items) = on_pool!(db, pool => {
+        let total =
+            Cols::new(&sqlx::query(count).bind(subscriber_id).fetch_one(pool).await?).i64("n")?;
+        let items = sqlx::query(&sql)
+            .bind(subscriber_id)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| read_order(&Cols::new(r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        (total, items)
+    });
+    Ok(Paged {
+        items,
+        total: total as u64,
+        page,
+    })
+}
+
+/// One page of the orders in one status, oldest first (the office's work queue).
+pub async fn service_orders_by_status_page(
+    db: &Db,
+    status: OrderStatus,
+    page: Page,
+) -> Result<Paged<ServiceOrder>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM service_orders o WHERE o.status = $1 \
+         ORDER BY o.created_at, o.id LIMIT $2 OFFSET $3",
+        select_list("o", "", ORDER_COLS)
+    );
+    let count = "SELECT COUNT(*) AS n FROM service_orders WHERE status = $1";
+    let (total, items) = on_pool!(db, pool => {
+        let total = Cols::new(&sqlx::query(count).bind(status.as_str()).fetch_one(pool).await?)
+            .i64("n")?;
+        let items = sqlx::query(&sql)
+            .bind(status.as_str())
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| read_order(&Cols::new(r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        (total, items)
+    });
+    Ok(Paged {
+        items,
+        total: total as u64,
+        page,
+    })
+}
+
+/// One order by id.
+pub async fn service_order(db: &Db, id: i64) -> Result<Option<ServiceOrder>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM service_orders o WHERE o.id = $1",
+        select_list("o", "", ORDER_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| read_order(&Cols::new(&r)))
+        .transpose()?))
+}
+
+/// Remove a news item by `ext_id`; `false` when there was none.
+pub async fn delete_news(tx: &mut DbTx, ext_id: &str) -> Result<bool, StoreError> {
+    let sql = "DELETE FROM news WHERE ext_id = $1";
+    let done = on_tx!(tx, conn => sqlx::query(sql)
+        .bind(ext_id)
+        .execute(&mut **conn)
+        .await?
+        .rows_affected());
+    Ok(done > 0)
+}
+
+/// One page of the FAQ in display order.
+pub async fn faq_page(db: &Db, page: Page) -> Result<Paged<FaqEntry>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM faq f ORDER BY f.position, f.id LIMIT $1 OFFSET $2",
+        select_list("f", "", FAQ_COLS)
+    );
+    let count = "SELECT COUNT(*) AS n FROM faq";
+    let (total, items) = on_pool!(db, pool => {
+        let total = Cols::new(&sqlx::query(count).fetch_one(pool).await?).i64("n")?;
+        let items = sqlx::query(&sql)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| read_faq(&Cols::new(r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        (total, items)
+    });
+    Ok(Paged {
+        items,
+        total: total as u64,
+        page,
+    })
+}

@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 
 use super::repo::{
-    ensure_exists, now, select_list, text_enum, Cols, Entity, RowGet, StoreError, UniqueField,
+    ensure_exists, now, select_list, text_enum, Cols, Entity, Page, Paged, RowGet, StoreError,
+    UniqueField,
 };
 use super::{Db, DbTx};
 use crate::{on_pool, on_tx};
@@ -592,4 +593,84 @@ pub async fn ticket_messages(db: &Db, ticket_id: i64) -> Result<Vec<TicketMessag
         .iter()
         .map(|r| read_message(&Cols::new(r)))
         .collect::<Result<Vec<_>, _>>()?))
+}
+
+/// One page of a subscriber's tickets, most recently active first.
+pub async fn tickets_page(
+    db: &Db,
+    subscriber_id: i64,
+    page: Page,
+) -> Result<Paged<Ticket>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM tickets t WHERE t.subscriber_id = $1 \
+         ORDER BY t.updated_at DESC, t.id DESC LIMIT $2 OFFSET $3",
+        select_list("t", "", TICKET_COLS)
+    );
+    let count = "SELECT COUNT(*) AS n FROM tickets WHERE subscriber_id = $1";
+    let (total, items) = on_pool!(db, pool => {
+        let total =
+            Cols::new(&sqlx::query(count).bind(subscriber_id).fetch_one(pool).await?).i64("n")?;
+        let items = sqlx::query(&sql)
+            .bind(subscriber_id)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| read_ticket(&Cols::new(r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        (total, items)
+    });
+    Ok(Paged {
+        items,
+        total: total as u64,
+        page,
+    })
+}
+
+/// One page of the tickets in one status, longest waiting first (the office's queue).
+pub async fn tickets_by_status(
+    db: &Db,
+    status: TicketStatus,
+    page: Page,
+) -> Result<Paged<Ticket>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM tickets t WHERE t.status = $1 \
+         ORDER BY t.updated_at, t.id LIMIT $2 OFFSET $3",
+        select_list("t", "", TICKET_COLS)
+    );
+    let count = "SELECT COUNT(*) AS n FROM tickets WHERE status = $1";
+    let (total, items) = on_pool!(db, pool => {
+        let total = Cols::new(&sqlx::query(count).bind(status.as_str()).fetch_one(pool).await?)
+            .i64("n")?;
+        let items = sqlx::query(&sql)
+            .bind(status.as_str())
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| read_ticket(&Cols::new(r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        (total, items)
+    });
+    Ok(Paged {
+        items,
+        total: total as u64,
+        page,
+    })
+}
+
+/// Any ticket by id, whoever it belongs to (for the office; the panel uses [`ticket_for`]).
+pub async fn ticket(db: &Db, ticket_id: i64) -> Result<Option<Ticket>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM tickets t WHERE t.id = $1",
+        select_list("t", "", TICKET_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(ticket_id)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| read_ticket(&Cols::new(&r)))
+        .transpose()?))
 }

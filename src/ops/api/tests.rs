@@ -752,3 +752,382 @@ async fn health_reports_both_stores() {
     assert_eq!(body["sessions"]["ok"], true);
     h.finish().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The customer office: tickets, orders, news (through the API and seen in the panel)
+// ---------------------------------------------------------------------------------------------
+
+use crate::web::tests as web;
+
+/// The panel harness (seeded subscribers, browsers) with this API's tokens configured.
+fn office(h: &web::Harness) -> Harness {
+    let mut config = (*h.state.config).clone();
+    config.ops.tokens = billing_tokens();
+    Harness {
+        state: AppState {
+            config: Arc::new(config),
+            ..h.state.clone()
+        },
+        _dir: tempfile::tempdir().unwrap(),
+        pg: None,
+    }
+}
+
+impl Harness {
+    async fn office_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, value) = self
+            .call(
+                method,
+                path,
+                Some(&format!("Bearer {TOKEN}")),
+                body.map(|b| b.to_string()),
+            )
+            .await;
+        (status, value)
+    }
+}
+
+async fn billing_actions(h: &Harness) -> Vec<(String, String)> {
+    audit::recent_by_actor(&h.state.db, "ops:billing", 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.detail))
+        .collect()
+}
+
+#[tokio::test]
+async fn office_endpoints_need_a_token() {
+    let panel = web::Harness::sqlite().await;
+    let h = office(&panel);
+    for (method, path, body) in [
+        (Method::GET, "/api/v1/tickets", None),
+        (Method::GET, "/api/v1/tickets/1", None),
+        (
+            Method::POST,
+            "/api/v1/tickets/1/answer",
+            Some(r#"{"body":"x"}"#),
+        ),
+        (Method::POST, "/api/v1/tickets/1/close", None),
+        (Method::GET, "/api/v1/orders?status=new", None),
+        (
+            Method::PUT,
+            "/api/v1/orders/1/status",
+            Some(r#"{"status":"done"}"#),
+        ),
+        (Method::DELETE, "/api/v1/news/n1", None),
+    ] {
+        for auth in [None, Some("Bearer wrong-token")] {
+            let (status, headers, value) = h
+                .call(method.clone(), path, auth, body.map(str::to_owned))
+                .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {value}");
+            assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+        }
+    }
+    assert!(billing_actions(&h).await.is_empty());
+    panel.finish().await;
+}
+
+#[tokio::test]
+async fn tickets_answered_and_closed_through_the_api() {
+    let panel = web::Harness::sqlite().await;
+    let h = office(&panel);
+    let mut jan = web::jan_registered(&panel).await;
+    // Jan writes in English.
+    jan.cookies.insert("ebok_lang".into(), "en".into());
+    let r = jan
+        .submit(
+            "/kontakt",
+            "/kontakt",
+            &[
+                ("subject", "No internet"),
+                ("message", "Since this morning."),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let thread_path = r.location().split('?').next().unwrap().to_owned();
+    let id: i64 = thread_path.rsplit('/').next().unwrap().parse().unwrap();
+
+    let (status, list) = h.office_call(Method::GET, "/api/v1/tickets", None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["items"][0]["id"], id);
+    assert_eq!(list["items"][0]["status"], "open");
+    let (status, one) = h
+        .office_call(Method::GET, &format!("/api/v1/tickets/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["ticket"]["subject"], "No internet");
+    assert_eq!(one["subscriber"]["name"], "Jan Kowalski");
+    assert_eq!(one["messages"][0]["author"], "subscriber");
+    assert_eq!(one["messages"][0]["body"], "Since this morning.");
+    assert!(one["subscriber"].get("pesel").is_none());
+
+    // Bad requests.
+    let (status, _) = h
+        .office_call(Method::GET, "/api/v1/tickets?status=lost", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = h
+        .office_call(Method::GET, "/api/v1/tickets/999999", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = h
+        .office_call(Method::GET, "/api/v1/tickets/abc", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let answer = format!("/api/v1/tickets/{id}/answer");
+    let (status, _) = h
+        .office_call(Method::POST, &answer, Some(json!({"body": "  "})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = h
+        .office_call(Method::POST, &answer, Some(json!({"text": "x"})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = h
+        .office_call(
+            Method::POST,
+            "/api/v1/tickets/999999/answer",
+            Some(json!({"body": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The answer: stored, mailed in English to the confirmed address, shown in the panel.
+    let (status, answered) = h
+        .office_call(
+            Method::POST,
+            &answer,
+            Some(json!({"body": "Please restart the router."})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answered}");
+    assert_eq!(answered["ticket"]["status"], "answered");
+    assert_eq!(answered["mailed_to"], "jan@example.pl");
+    assert_eq!(answered["messages"][1]["author"], "office");
+    let mails = panel.mails_to("jan@example.pl", 2).await;
+    let mail = mails
+        .iter()
+        .find(|m| m.contains("Please restart the router."))
+        .expect("answer mailed");
+    assert!(mail.contains("Answer from the customer office"), "{mail}");
+    assert!(mail.contains(&format!("https://ebok.example.pl/kontakt/{id}")));
+    let page = jan.get(&thread_path).await;
+    assert!(page.body.contains("Please restart the router."));
+    assert!(page.body.contains("answered"));
+    let (_, open) = h.office_call(Method::GET, "/api/v1/tickets", None).await;
+    assert_eq!(open["total"], 0);
+    let (_, waiting) = h
+        .office_call(Method::GET, "/api/v1/tickets?status=answered", None)
+        .await;
+    assert_eq!(waiting["total"], 1);
+
+    // Closing.
+    let close = format!("/api/v1/tickets/{id}/close");
+    let (status, closed) = h.office_call(Method::POST, &close, None).await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    assert_eq!(closed["ticket"]["status"], "closed");
+    let page = jan.get(&thread_path).await;
+    assert!(page.body.contains(">closed<"), "{}", page.body);
+    let (status, _) = h
+        .office_call(Method::POST, "/api/v1/tickets/999999/close", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let actions = billing_actions(&h).await;
+    for (action, detail) in [
+        ("ops_tickets_list", "status open, page 1".to_owned()),
+        ("ops_ticket_read", format!("ticket {id}")),
+        ("ops_ticket_answer", format!("ticket {id}")),
+        ("ops_ticket_close", format!("ticket {id}")),
+    ] {
+        assert!(
+            actions.iter().any(|(a, d)| a == action && *d == detail),
+            "{action} {detail} not in {actions:?}"
+        );
+    }
+    // Failed changes leave no audit entry claiming they happened.
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|(a, _)| a == "ops_ticket_answer")
+            .count(),
+        1
+    );
+    panel.finish().await;
+}
+
+#[tokio::test]
+async fn answers_to_polish_subscribers_are_in_polish() {
+    let panel = web::Harness::sqlite().await;
+    let h = office(&panel);
+    let mut jan = web::jan_registered(&panel).await;
+    let r = jan
+        .submit(
+            "/kontakt",
+            "/kontakt",
+            &[("subject", "Faktura"), ("message", "Proszę o duplikat.")],
+        )
+        .await;
+    let id: i64 = r
+        .location()
+        .split('?')
+        .next()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, _) = h
+        .office_call(
+            Method::POST,
+            &format!("/api/v1/tickets/{id}/answer"),
+            Some(json!({"body": "Wysłaliśmy duplikat."})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mails = panel.mails_to("jan@example.pl", 2).await;
+    let mail = mails
+        .iter()
+        .find(|m| m.contains("Wysłaliśmy duplikat."))
+        .expect("answer mailed");
+    assert!(mail.contains("Odpowiedź Biura Obsługi Klienta"), "{mail}");
+    panel.finish().await;
+}
+
+#[tokio::test]
+async fn orders_listed_and_moved_through_the_api() {
+    let panel = web::Harness::sqlite().await;
+    let h = office(&panel);
+    let (status, body) = h
+        .put(
+            "services",
+            json!({"ext_id": "tv", "name": "Telewizja", "description": "120 kanałów",
+                   "price": "29.99", "active": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let tv = content::active_services(&h.state.db).await.unwrap()[0].id;
+    let mut jan = web::jan_registered(&panel).await;
+    let r = jan
+        .submit(
+            "/zamawianie",
+            "/zamawianie",
+            &[("service", &tv.to_string()), ("note", "Po 17:00")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+    let (status, list) = h
+        .office_call(Method::GET, "/api/v1/orders?status=new&per_page=10", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["pages"], 1);
+    assert_eq!(list["items"][0]["note"], "Po 17:00");
+    assert_eq!(list["items"][0]["service_id"], tv);
+    let id = list["items"][0]["id"].as_i64().unwrap();
+
+    let path = format!("/api/v1/orders/{id}/status");
+    let (status, _) = h
+        .office_call(Method::PUT, &path, Some(json!({"status": "lost"})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = h
+        .office_call(
+            Method::PUT,
+            "/api/v1/orders/999999/status",
+            Some(json!({"status": "done"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = h
+        .office_call(Method::GET, "/api/v1/orders?status=lost", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, moved) = h
+        .office_call(Method::PUT, &path, Some(json!({"status": "done"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(moved["status"], "done");
+    assert!(jan.get("/zamawianie").await.body.contains(">zrealizowane<"));
+    let (_, new) = h.office_call(Method::GET, "/api/v1/orders", None).await;
+    assert_eq!(new["total"], 0);
+
+    let actions = billing_actions(&h).await;
+    assert!(actions
+        .iter()
+        .any(|(a, d)| a == "ops_order_status" && *d == format!("order {id}: new -> done")));
+    assert!(actions
+        .iter()
+        .any(|(a, d)| a == "ops_orders_list" && d == "status new, page 1"));
+    panel.finish().await;
+}
+
+#[tokio::test]
+async fn news_published_and_deleted_through_the_api() {
+    let panel = web::Harness::sqlite().await;
+    let h = office(&panel);
+    let published = (OffsetDateTime::now_utc() - Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (status, body) = h
+        .put(
+            "news",
+            json!({"ext_id": "awaria-1", "title": "Awaria w Krakowie",
+                   "body_md": "Usuwamy **awarię**. <script>x()</script>",
+                   "published_at": published}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut visitor = panel.browser(web::STRANGER_IP);
+    let page = visitor.get("/aktualnosci").await;
+    assert!(page.body.contains("Awaria w Krakowie"));
+    assert!(page.body.contains("<strong>awarię</strong>"));
+    assert!(!page.body.contains("<script>"));
+    // Editing is the same PUT.
+    let (status, body) = h
+        .put(
+            "news",
+            json!({"ext_id": "awaria-1", "title": "Awaria usunięta",
+                   "body_md": "Działa.", "published_at": published}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, counts(0, 1, 0));
+    assert!(visitor
+        .get("/aktualnosci")
+        .await
+        .body
+        .contains("Awaria usunięta"));
+
+    let (status, deleted) = h
+        .office_call(Method::DELETE, "/api/v1/news/awaria-1", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(deleted, json!({"deleted": true}));
+    assert!(!visitor.get("/aktualnosci").await.body.contains("Awaria"));
+    let (status, _) = h
+        .office_call(Method::DELETE, "/api/v1/news/awaria-1", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let actions = billing_actions(&h).await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|(a, d)| a == "ops_news_delete" && d == "news awaria-1")
+            .count(),
+        1,
+        "{actions:?}"
+    );
+    panel.finish().await;
+}
