@@ -7,6 +7,10 @@
 //! * `embedded-lookup`: lookup latency of the embedded store.
 //! * `free-port`: a free loopback port, for the script.
 //! * `gen-import`: import files of a large ISP, for `scripts/bench-import.sh` (issue 3).
+//! * `hello`: a hello-world axum handler, the reference for the panel's requests/s in
+//!   `scripts/bench-web.sh` (the panel itself is measured with wrk).
+//! * `argon2`: the cost of one password verification with ebok's own argon2id parameters.
+//! * `demo-contract`: the demo subscriber's contract number, for registering in the script.
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -48,6 +52,32 @@ enum Command {
     /// Write import files (CSV, docs/import.md) for N subscribers, each with one contract,
     /// PPPoE account and IP, and `--months` monthly invoices and payments.
     GenImport(GenImportArgs),
+    /// Serve "Hello, World!" with axum on a multi-thread runtime (the panel's reference).
+    Hello(HelloArgs),
+    /// Time argon2id verifications with ebok's parameters, one after another (one core).
+    Argon2(Argon2Args),
+    /// Print the contract number of the demo's live line (Jan Kowalski) from the database.
+    DemoContract(DemoContractArgs),
+}
+
+#[derive(Args)]
+struct HelloArgs {
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+}
+
+#[derive(Args)]
+struct Argon2Args {
+    /// Verifications to time (after one untimed warm-up).
+    #[arg(long, default_value_t = 50)]
+    n: u32,
+}
+
+#[derive(Args)]
+struct DemoContractArgs {
+    /// The database `ebok run --demo` filled (sqlite://PATH or postgres://…).
+    #[arg(long)]
+    database_url: String,
 }
 
 #[derive(Args)]
@@ -164,6 +194,18 @@ fn main() -> anyhow::Result<()> {
             .build()?
             .block_on(embedded_lookup(args)),
         Command::FreePort => free_port(),
+        Command::Hello(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(hello(args)),
+        Command::Argon2(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(argon2_cost(args)),
+        Command::DemoContract(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(demo_contract(args)),
     }
 }
 
@@ -1572,5 +1614,73 @@ fn gen_import(args: GenImportArgs) -> anyhow::Result<()> {
     for mut w in [subs, contracts, pppoe, ips, invoices, payments] {
         w.flush()?;
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The panel's reference and password cost (scripts/bench-web.sh)
+// ---------------------------------------------------------------------------------------------
+
+/// The smallest useful axum server: one route, a static body, no middleware. Runs until
+/// killed.
+async fn hello(args: HelloArgs) -> anyhow::Result<()> {
+    async fn handler() -> &'static str {
+        "Hello, World!"
+    }
+    let app = axum::Router::new().route("/", axum::routing::get(handler));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    eprintln!("hello-world on http://{}/", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// Hash one password with `ebok::web::passwords::hash`, then verify it `--n` times in a row
+/// with `verify` (each on tokio's blocking pool, as the login handler does, but never two at
+/// once): mean and p99 per verification, and what one core sustains.
+async fn argon2_cost(args: Argon2Args) -> anyhow::Result<()> {
+    use ebok::web::passwords::{hash, verify};
+    let password = "Wiosna nad Wisłą 7";
+    let stored = hash(password).await?;
+    let params = stored.split('$').nth(3).unwrap_or("?").to_owned();
+    anyhow::ensure!(
+        verify(password, Some(&stored)).await?,
+        "verify refused the password"
+    );
+    let n = args.n.max(1);
+    let mut micros = Vec::with_capacity(n as usize);
+    let cpu0 = proc_cpu_ticks(std::process::id())?;
+    let t0 = Instant::now();
+    for i in 0..n {
+        // Alternate right and wrong passwords: both take the full cost.
+        let given = if i % 2 == 0 { password } else { "zły 1234567" };
+        let t = Instant::now();
+        let ok = verify(given, Some(&stored)).await?;
+        micros.push(t.elapsed().as_micros() as u32);
+        anyhow::ensure!(ok == (i % 2 == 0), "wrong verification result");
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = (proc_cpu_ticks(std::process::id())? - cpu0) as f64 / clock_ticks_per_second();
+    micros.sort_unstable();
+    let mean_ms = micros.iter().map(|&m| f64::from(m)).sum::<f64>() / f64::from(n) / 1000.0;
+    let p99_ms = f64::from(percentile(&micros, 0.99)) / 1000.0;
+    println!(
+        "RESULT argon2 params={params} n={n} mean_ms={mean_ms:.1} p99_ms={p99_ms:.1} \
+         per_core_per_s={:.1} cpu_ms_per_verify={:.1}",
+        f64::from(n) / wall,
+        cpu * 1000.0 / f64::from(n),
+    );
+    Ok(())
+}
+
+async fn demo_contract(args: DemoContractArgs) -> anyhow::Result<()> {
+    let db = ebok::store::Db::connect(&args.database_url)
+        .await
+        .context("opening the database")?;
+    let (_, contract) = ebok::store::subscribers::subscriber_by_login(&db, ebok::demo::DEMO_LOGIN)
+        .await?
+        .context("the demo data set is not loaded")?;
+    println!("{}", contract.number);
     Ok(())
 }
