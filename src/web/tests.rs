@@ -432,7 +432,7 @@ fn enc(s: &str) -> String {
 }
 
 /// Register Jan from his line and confirm his e-mail; gives his logged-in browser.
-async fn jan_registered(h: &Harness) -> Browser {
+pub(crate) async fn jan_registered(h: &Harness) -> Browser {
     let mut b = h.browser(JAN_IP);
     let r = b
         .register("jan.kowalski", "jan@example.pl", JAN_PESEL, "UM/2013/001")
