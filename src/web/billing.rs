@@ -474,7 +474,10 @@ pub struct InvoiceDoc {
     pub rates: Vec<RateView>,
     pub net: String,
     pub vat: String,
+    /// With the currency, for "to pay".
     pub gross: String,
+    /// Without it, for the totals row.
+    pub gross_total: String,
     pub status: String,
     pub status_class: &'static str,
     pub ksef: Option<String>,
@@ -556,6 +559,7 @@ pub fn invoice_doc(
         net: m(inv.net),
         vat: m(inv.vat),
         gross: inv.gross.to_string(),
+        gross_total: m(inv.gross),
         status: t.t(key).to_owned(),
         status_class: status_class(key),
         ksef: inv.ksef_number.clone(),
@@ -809,12 +813,27 @@ impl Col {
     }
 }
 
+/// Column headings, each wrapped to its column's width; moves below the tallest.
+fn head_row(l: &mut Layout, t: Tr, cols: &[Col], size: f32) {
+    let top = l.y;
+    let mut rows = 1;
+    for c in cols {
+        let parts = wrap(t.t(c.head), size, c.right - c.left - 2.0);
+        rows = rows.max(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            l.y = top + i as f32 * (size + 2.0);
+            c.put(l, size, part);
+        }
+    }
+    l.y = top + rows as f32 * (size + 2.0) + 4.0;
+}
+
 /// The invoice as an A4 PDF with the bundled font embedded (subset): the same content as the
 /// print page, in the caller's language.
 pub fn invoice_pdf(t: Tr, d: &InvoiceDoc) -> Result<Vec<u8>, PdfError> {
     let font = FONT.clone().ok_or(PdfError::Font)?;
     let mut l = Layout::new();
-    let (body, small) = (9.0_f32, 8.0_f32);
+    let (body, small, head) = (9.0_f32, 8.0_f32, 7.0_f32);
     let right_edge = A4_W - MARGIN;
 
     l.text(
@@ -867,80 +886,38 @@ pub fn invoice_pdf(t: Tr, d: &InvoiceDoc) -> Result<Vec<u8>, PdfError> {
     l.y = top + seller.len().max(buyer.len()) as f32 * 12.0 + 14.0;
 
     // Lines.
+    let col = |head, left, right, numeric| Col {
+        head,
+        left,
+        right,
+        numeric,
+    };
     let cols = [
-        Col {
-            head: "invoice.col_pos",
-            left: MARGIN,
-            right: MARGIN + 16.0,
-            numeric: true,
-        },
-        Col {
-            head: "invoice.col_name",
-            left: MARGIN + 22.0,
-            right: 250.0,
-            numeric: false,
-        },
-        Col {
-            head: "invoice.col_unit",
-            left: 254.0,
-            right: 284.0,
-            numeric: false,
-        },
-        Col {
-            head: "invoice.col_qty",
-            left: 284.0,
-            right: 312.0,
-            numeric: true,
-        },
-        Col {
-            head: "invoice.col_unit_net",
-            left: 312.0,
-            right: 370.0,
-            numeric: true,
-        },
-        Col {
-            head: "invoice.col_net",
-            left: 370.0,
-            right: 428.0,
-            numeric: true,
-        },
-        Col {
-            head: "invoice.col_rate",
-            left: 428.0,
-            right: 458.0,
-            numeric: true,
-        },
-        Col {
-            head: "invoice.col_vat",
-            left: 458.0,
-            right: 508.0,
-            numeric: true,
-        },
-        Col {
-            head: "invoice.col_gross",
-            left: 508.0,
-            right: right_edge,
-            numeric: true,
-        },
+        col("invoice.col_pos", MARGIN, MARGIN + 16.0, true),
+        col("invoice.col_name", MARGIN + 22.0, 232.0, false),
+        col("invoice.col_unit", 236.0, 262.0, false),
+        col("invoice.col_qty", 262.0, 290.0, true),
+        col("invoice.col_unit_net", 290.0, 345.0, true),
+        col("invoice.col_net", 345.0, 400.0, true),
+        col("invoice.col_rate", 400.0, 430.0, true),
+        col("invoice.col_vat", 430.0, 485.0, true),
+        col("invoice.col_gross", 485.0, right_edge, true),
     ];
-    let header = |l: &mut Layout| {
+    let header = |l: &mut Layout, cols: &[Col]| {
         l.rule();
         l.down(3.0);
-        for c in &cols {
-            c.put(l, small, t.t(c.head));
-        }
-        l.down(13.0);
+        head_row(l, t, cols, head);
         l.rule();
         l.down(3.0);
     };
-    l.ensure(40.0);
-    header(&mut l);
+    l.ensure(50.0);
+    header(&mut l, &cols);
     for line in &d.lines {
         let name = wrap(&line.name, body, cols[1].right - cols[1].left);
         let height = name.len() as f32 * 12.0 + 3.0;
         if l.y + height > BOTTOM {
-            l.ensure(height + 40.0);
-            header(&mut l);
+            l.ensure(height + 50.0);
+            header(&mut l, &cols);
         }
         let top = l.y;
         for (i, part) in name.iter().enumerate() {
@@ -973,10 +950,8 @@ pub fn invoice_pdf(t: Tr, d: &InvoiceDoc) -> Result<Vec<u8>, PdfError> {
     l.ensure(30.0 + 13.0 * (d.rates.len() as f32 + 3.0));
     let label_x = cols[4].left - 40.0;
     l.text(label_x, small, t.t("invoice.by_rate"));
-    for c in &cols[5..] {
-        c.put(&mut l, small, t.t(c.head));
-    }
-    l.down(13.0);
+    l.down(14.0);
+    head_row(&mut l, t, &cols[5..], head);
     for r in &d.rates {
         cols[5].put(&mut l, body, &r.net);
         cols[6].put(&mut l, body, &r.rate);
@@ -987,6 +962,7 @@ pub fn invoice_pdf(t: Tr, d: &InvoiceDoc) -> Result<Vec<u8>, PdfError> {
     l.text(label_x, body, t.t("invoice.total"));
     cols[5].put(&mut l, body, &d.net);
     cols[7].put(&mut l, body, &d.vat);
+    cols[8].put(&mut l, body, &d.gross_total);
     l.down(20.0);
     l.text(
         label_x,
@@ -1367,6 +1343,14 @@ mod tests {
 
     type HeaderMapOwned = axum::http::HeaderMap;
 
+    /// Keep a page for a look when `EBOK_TEST_ARTIFACTS` names a folder.
+    fn artifact(name: &str, bytes: &[u8]) {
+        if let Ok(dir) = std::env::var("EBOK_TEST_ARTIFACTS") {
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(std::path::Path::new(&dir).join(name), bytes);
+        }
+    }
+
     #[test]
     fn transfer_qr_payload_known_case() {
         let acc = nrb(JAN_NRB).unwrap();
@@ -1416,6 +1400,7 @@ mod tests {
         let mut b = jan_registered(h).await;
         let r = b.get("/platnosci").await;
         assert_eq!(r.status, StatusCode::OK);
+        artifact("payments.html", r.body.as_bytes());
         let body = plain(&r.body);
         assert!(body.contains("Do zapłaty: 150,00 zł"), "{body}");
         assert!(body.contains("61 1090 1014 0000 0712 1981 2874"));
@@ -1493,6 +1478,7 @@ mod tests {
         let mut b = jan_registered(&h).await;
         let r = b.get("/e-faktury").await;
         assert_eq!(r.status, StatusCode::OK);
+        artifact("invoices.html", r.body.as_bytes());
         let body = plain(&r.body);
         assert!(body.contains("Nie udzieliłeś jeszcze zgody"));
         assert!(body.contains("FV/2026/01/025"));
@@ -1574,6 +1560,7 @@ mod tests {
         let mut b = jan_registered(&h).await;
         let r = b.get(&format!("/e-faktury/{}", ids[24])).await;
         assert_eq!(r.status, StatusCode::OK);
+        artifact("invoice.html", r.body.as_bytes());
         let body = plain(&r.body);
         for needle in [
             "Faktura VAT nr FV/2026/01/025",
@@ -1654,6 +1641,7 @@ mod tests {
             .unwrap()
             .contains("faktura-FV-2026-02-777.pdf"));
         assert!(pdf.starts_with(b"%PDF-"));
+        artifact("invoice.pdf", &pdf);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f.pdf");
         std::fs::write(&file, &pdf).unwrap();
