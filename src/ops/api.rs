@@ -335,10 +335,14 @@ trait Upsert: DeserializeOwned + Send + Sync + 'static {
     const KIND: &'static str;
 
     fn upsert<'a>(tx: &'a mut DbTx, rec: &'a Self) -> BoxFuture<'a, Result<Upserted, StoreError>>;
+
+    /// Work to start once the records are committed, given each record's outcome (new
+    /// invoices: the mail to subscribers who accepted e-invoices).
+    fn after_commit(_state: &AppState, _records: &[Self], _outcomes: &[Upserted]) {}
 }
 
 macro_rules! upsertable {
-    ($($rec:ty => $kind:literal, $upsert:path;)+) => {
+    ($($rec:ty => $kind:literal, $upsert:path $(, then $after:path)?;)+) => {
         $(
             impl Upsert for $rec {
                 const KIND: &'static str = $kind;
@@ -349,6 +353,12 @@ macro_rules! upsertable {
                 ) -> BoxFuture<'a, Result<Upserted, StoreError>> {
                     Box::pin($upsert(tx, rec))
                 }
+
+                $(
+                    fn after_commit(state: &AppState, records: &[Self], outcomes: &[Upserted]) {
+                        $after(state, records, outcomes)
+                    }
+                )?
             }
         )+
     };
@@ -359,7 +369,7 @@ upsertable! {
     ContractRecord => "contracts", upsert_contract;
     PppoeAccountRecord => "pppoe-accounts", upsert_pppoe_account;
     IpAssignmentRecord => "ips", upsert_ip_assignment;
-    InvoiceRecord => "invoices", upsert_invoice;
+    InvoiceRecord => "invoices", upsert_invoice, then crate::web::billing::invoices_stored;
     PaymentRecord => "payments", upsert_payment;
     ServiceRecord => "services", upsert_service;
     NewsRecord => "news", upsert_news;
@@ -398,7 +408,8 @@ async fn upsert<R: Upsert>(
         }
     })?;
     let records: Vec<R> = parse_records(&body)?;
-    let summary = store_records(&state.db, &caller, &records).await?;
+    let (summary, outcomes) = store_records(&state.db, &caller, &records).await?;
+    R::after_commit(&state, &records, &outcomes);
     tracing::info!(
         token = %caller.name,
         kind = R::KIND,
@@ -424,15 +435,19 @@ async fn store_records<R: Upsert>(
     db: &Db,
     caller: &OpsCaller,
     records: &[R],
-) -> Result<UpsertSummary, ApiError> {
+) -> Result<(UpsertSummary, Vec<Upserted>), ApiError> {
     let mut tx = db
         .begin()
         .await
         .map_err(|e| ApiError::internal("cannot begin a transaction", &e))?;
     let mut summary = UpsertSummary::default();
+    let mut outcomes = Vec::with_capacity(records.len());
     for (index, rec) in records.iter().enumerate() {
         match R::upsert(&mut tx, rec).await {
-            Ok(outcome) => summary.add(outcome),
+            Ok(outcome) => {
+                summary.add(outcome);
+                outcomes.push(outcome);
+            }
             Err(e) => {
                 if let Err(rb) = tx.rollback().await {
                     tracing::warn!(error = %rb, "ops API: rollback failed");
@@ -457,7 +472,7 @@ async fn store_records<R: Upsert>(
     tx.commit()
         .await
         .map_err(|e| ApiError::internal("cannot commit an upsert", &e))?;
-    Ok(summary)
+    Ok((summary, outcomes))
 }
 
 /// A repository error for record `index`: the caller's fault (422, with the field when it can

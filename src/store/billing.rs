@@ -791,3 +791,127 @@ pub async fn ledger(db: &Db, subscriber_id: i64) -> Result<Vec<LedgerEntry>, Sto
         })
         .collect())
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the Płatności and e-Faktury pages need
+// ---------------------------------------------------------------------------------------------
+
+/// The ledger of [`ledger`] newest first, one page of it, with the total count.
+pub async fn ledger_page(
+    db: &Db,
+    subscriber_id: i64,
+    page: Page,
+) -> Result<Paged<LedgerEntry>, StoreError> {
+    let all = ledger(db, subscriber_id).await?;
+    let total = all.len() as u64;
+    let skip = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+    let take = usize::try_from(page.limit()).unwrap_or(usize::MAX);
+    let items = all.into_iter().rev().skip(skip).take(take).collect();
+    Ok(Paged { items, total, page })
+}
+
+/// The unpaid invoice (issued or overdue) that fell due first, if any.
+pub async fn oldest_unpaid_invoice(
+    db: &Db,
+    subscriber_id: i64,
+) -> Result<Option<Invoice>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM invoices i WHERE i.subscriber_id = $1 AND i.status IN ($2, $3) \
+         ORDER BY i.due_on, i.issued_on, i.id LIMIT 1",
+        select_list("i", "", INVOICE_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(subscriber_id)
+        .bind(InvoiceStatus::Issued.as_str())
+        .bind(InvoiceStatus::Overdue.as_str())
+        .fetch_optional(pool)
+        .await?
+        .map(|r| read_invoice(&Cols::new(&r)))
+        .transpose()?))
+}
+
+/// One invoice by id whoever owns it (for background work such as mail notices; pages use
+/// [`invoice_for`], which checks the owner).
+pub async fn invoice_by_id(db: &Db, invoice_id: i64) -> Result<Option<Invoice>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM invoices i WHERE i.id = $1",
+        select_list("i", "", INVOICE_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(invoice_id)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| read_invoice(&Cols::new(&r)))
+        .transpose()?))
+}
+
+/// The ids of the stored invoices with these `ext_id`s (unknown ones are left out).
+pub async fn invoice_ids_by_ext(db: &Db, ext_ids: &[&str]) -> Result<Vec<i64>, StoreError> {
+    let mut out = Vec::with_capacity(ext_ids.len());
+    on_pool!(db, pool => {
+        for ext in ext_ids {
+            if let Some(r) = sqlx::query("SELECT id FROM invoices WHERE ext_id = $1")
+                .bind(*ext)
+                .fetch_optional(pool)
+                .await?
+            {
+                out.push(Cols::new(&r).i64("id")?);
+            }
+        }
+    });
+    Ok(out)
+}
+
+/// Longest recipient name in the transfer QR code.
+pub const QR_RECIPIENT_MAX: usize = 20;
+/// Longest transfer title in the transfer QR code.
+pub const QR_TITLE_MAX: usize = 32;
+
+/// Keep a text to what the banks' 2D code allows: letters (Polish ones included), digits,
+/// space and `,./-@#&*_`; anything else becomes a space, runs of spaces one, at most `max`
+/// characters.
+pub fn qr_text(s: &str, max: usize) -> String {
+    const POLISH: &str = "ąćęłńóśźżĄĆĘŁŃÓŚŹŻ";
+    let mut out = String::new();
+    for c in s.chars() {
+        let c = if c.is_ascii_alphanumeric() || POLISH.contains(c) || ",./-@#&*_".contains(c) {
+            c
+        } else {
+            ' '
+        };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push(c);
+    }
+    out.chars()
+        .take(max)
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
+}
+
+/// The one-line payload of the Polish banks' transfer QR code (ZBP recommendation of
+/// 2013): `NIP|PL|NRB|amount in grosze (≥ 6 digits)|recipient (≤ 20)|title (≤ 32)|||`.
+/// The recipient's NIP is given as 10 digits or left empty; a negative amount counts as 0.
+pub fn transfer_qr_payload(
+    recipient_nip: Option<&str>,
+    account: &super::validate::Nrb,
+    amount: Money,
+    recipient: &str,
+    title: &str,
+) -> String {
+    let nip: String = recipient_nip
+        .unwrap_or("")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let nip = if nip.len() == 10 { nip } else { String::new() };
+    format!(
+        "{nip}|PL|{}|{:06}|{}|{}|||",
+        account.as_str(),
+        amount.grosze().max(0),
+        qr_text(recipient, QR_RECIPIENT_MAX),
+        qr_text(title, QR_TITLE_MAX),
+    )
+}
