@@ -581,7 +581,7 @@ pub fn crc32(data: &[u8]) -> u32 {
 /// field of the event in declaration order. Integers are LEB128 varints, strings and byte
 /// strings a varint length and the bytes, options a presence octet (0 = none), times
 /// zig-zag seconds since the epoch and nanoseconds, IPv6 prefixes a length octet and the
-/// ⌈len/8⌉ significant octets. About a fifth of the JSON's size and far cheaper to write
+/// ⌈len/8⌉ significant octets. Several times smaller than the JSON and far cheaper to write
 /// and read; history records stay JSON (rare: only when the database fails).
 mod codec {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
