@@ -71,8 +71,8 @@ trap cleanup EXIT
 
 echo "== build"
 cargo build --release --bin ebok --bin ebok-bench
-BENCH=target/release/ebok-bench
-EBOK=target/release/ebok
+BENCH=${CARGO_TARGET_DIR:-target}/release/ebok-bench
+EBOK=${CARGO_TARGET_DIR:-target}/release/ebok
 started=$(date +%s)
 
 load() { # name port pid [extra ebok-bench load flags]
@@ -101,9 +101,10 @@ redis_pid() { # PID of the redis-server listening on REDIS_URL's port, if it is 
 }
 
 run_ebok() { # name store [radius.ack_after]
-    local name=$1 store=$2 ack_after=${3:-journal} dir=$tmp/$1 port mport
+    local name=$1 store=$2 ack_after=${3:-journal} dir=$tmp/$1 port mport wport
     port=$("$BENCH" free-port)
     mport=$("$BENCH" free-port)
+    wport=$("$BENCH" free-port)
     mkdir -p "$dir"
     redis_prefix="ebok-bench-$$-$name:"
     cat >"$dir/ebok.toml" <<EOF
@@ -130,6 +131,9 @@ dir = "$dir/state"
 
 [metrics]
 listen = "127.0.0.1:$mport"
+
+[web]
+listen = "127.0.0.1:$wport"
 
 [log]
 level = "warn"

@@ -12,7 +12,7 @@ use tokio::sync::{watch, Notify};
 use crate::config::AckAfter;
 use crate::radius::event::AccountingEvent;
 use crate::sessions::{Applied, LiveSessions, StoreError};
-use crate::spool::{Spool, SpoolRecord};
+use crate::spool::{Frames, Spool, SpoolRecord};
 use crate::store::history::{self, HistoryWriter, Written};
 use crate::store::Db;
 
@@ -126,16 +126,42 @@ impl Ingest {
         }
     }
 
+    /// Make several events durable; one result per event, in their order. In journal mode
+    /// they go to the journal in one append (one slot of its group commit).
+    pub async fn record_batch(
+        &self,
+        events: &[(AccountingEvent, OffsetDateTime)],
+    ) -> Vec<io::Result<Recorded>> {
+        if self.ack_after == AckAfter::Journal {
+            let mut frames = Frames::new();
+            for (event, expires_at) in events {
+                frames.push_event(event, *expires_at);
+            }
+            let result = self.spool.append_frames(frames).await;
+            if result.is_ok() {
+                self.wake.notify_one();
+            }
+            return events
+                .iter()
+                .map(|_| match &result {
+                    Ok(()) => Ok(Recorded::Spooled),
+                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                })
+                .collect();
+        }
+        futures_util::future::join_all(events.iter().map(|(e, at)| self.record(e, *at))).await
+    }
+
     /// Make one event durable. `Ok` means the NAS may be answered.
     pub async fn record(
         &self,
-        event: AccountingEvent,
+        event: &AccountingEvent,
         expires_at: OffsetDateTime,
     ) -> io::Result<Recorded> {
         // In journal mode every event goes through the spool; in store mode only while older
         // events wait there (newer ones queue behind them) or when the stores fail.
         if self.ack_after == AckAfter::Store && self.spool.depth() == 0 {
-            match self.apply(&event, expires_at).await {
+            match self.apply(event, expires_at).await {
                 Ok(applied) => {
                     return Ok(match self.store_history(applied).await? {
                         Written::Committed => Recorded::Stored,
@@ -151,12 +177,7 @@ impl Ingest {
                 }
             }
         }
-        self.spool
-            .append(&SpoolRecord::Event {
-                event: Box::new(event),
-                expires_at,
-            })
-            .await?;
+        self.spool.append_event(event, expires_at).await?;
         self.wake.notify_one();
         Ok(Recorded::Spooled)
     }

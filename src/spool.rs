@@ -3,10 +3,13 @@
 //! and the spool is replayed in order once the stores are back. `kill -9` at any moment loses
 //! nothing that was answered: a record is on disk before its append returns.
 //!
-//! Layout in the state directory: `spool.N.log` (generation N) holds records (`0xEB`, u32 length, u32 CRC-32,
-//! JSON payload); `spool.pos` holds the generation and the offset up to which records were
-//! replayed. A torn
-//! record at the tail (a crash mid-write, never answered) is cut off on open.
+//! Layout in the state directory: `spool.N.log` (generation N) holds records: a magic octet,
+//! u32 payload length, u32 CRC-32 of the payload, the payload. Magic `0xEC`: an event in the
+//! compact binary encoding of [`codec`] (written since spool format 2); `0xEB`: a JSON
+//! [`SpoolRecord`] (format 1, still written for history records and read for both kinds, so
+//! a spool left by an older ebok replays as it is). `spool.pos` holds the generation and the
+//! offset up to which records were replayed. A torn record at the tail (a crash mid-write,
+//! never answered) is cut off on open.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -35,12 +38,80 @@ pub enum SpoolRecord {
     History(Applied),
 }
 
+/// A JSON [`SpoolRecord`].
 const MAGIC: u8 = 0xEB;
+/// An event in the binary encoding of [`codec`].
+const MAGIC_EVENT: u8 = 0xEC;
 const HEADER: usize = 9;
+/// Appends (each one or more records) taken into one group commit at most.
 const MAX_BATCH: usize = 1024;
+/// Bytes read from the log at once when peeking.
+const READ_CHUNK: usize = 1 << 20;
+
+/// Framed records ready to append: the bytes as they go to the log, and how many records
+/// they hold. Encoding happens in the caller, so the writer thread only writes.
+#[derive(Debug, Default)]
+pub struct Frames {
+    buf: Vec<u8>,
+    count: u64,
+}
+
+impl Frames {
+    pub fn new() -> Self {
+        Frames::default()
+    }
+
+    /// Records framed so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Frame one event (binary encoding).
+    pub fn push_event(&mut self, event: &AccountingEvent, expires_at: OffsetDateTime) {
+        let start = self.open(MAGIC_EVENT);
+        codec::encode_event(&mut self.buf, event, expires_at);
+        self.close(start);
+    }
+
+    /// Frame any record: events in the binary encoding, history records as JSON.
+    pub fn push(&mut self, record: &SpoolRecord) -> io::Result<()> {
+        match record {
+            SpoolRecord::Event { event, expires_at } => self.push_event(event, *expires_at),
+            SpoolRecord::History(_) => {
+                let start = self.open(MAGIC);
+                if let Err(e) = serde_json::to_writer(&mut self.buf, record) {
+                    self.buf.truncate(start);
+                    return Err(io::Error::other(e));
+                }
+                self.close(start);
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, magic: u8) -> usize {
+        let start = self.buf.len();
+        self.buf.push(magic);
+        self.buf.extend_from_slice(&[0; HEADER - 1]);
+        start
+    }
+
+    fn close(&mut self, start: usize) {
+        let payload = &self.buf[start + HEADER..];
+        let len = payload.len() as u32;
+        let crc = crc32(payload);
+        self.buf[start + 1..start + 5].copy_from_slice(&len.to_le_bytes());
+        self.buf[start + 5..start + 9].copy_from_slice(&crc.to_le_bytes());
+        self.count += 1;
+    }
+}
 
 enum Cmd {
-    Append(Vec<u8>, oneshot::Sender<io::Result<()>>),
+    Append(Frames, oneshot::Sender<io::Result<()>>),
     Read(usize, oneshot::Sender<io::Result<Vec<(SpoolRecord, u64)>>>),
     Consumed(u64, oneshot::Sender<io::Result<()>>),
     /// Tests: consume up to the offset, then compact whatever the head's size.
@@ -98,6 +169,8 @@ impl Spool {
             write_off: end,
             read_off,
             depth: depth.clone(),
+            buf: Vec::new(),
+            peeked: std::collections::VecDeque::new(),
         };
         std::thread::Builder::new()
             .name("ebok-spool".into())
@@ -112,8 +185,28 @@ impl Spool {
 
     /// Append one record; returns once it is on disk.
     pub async fn append(&self, record: &SpoolRecord) -> io::Result<()> {
-        let payload = serde_json::to_vec(record).map_err(io::Error::other)?;
-        self.call(|tx| Cmd::Append(payload, tx)).await
+        let mut frames = Frames::new();
+        frames.push(record)?;
+        self.append_frames(frames).await
+    }
+
+    /// Append one event; returns once it is on disk.
+    pub async fn append_event(
+        &self,
+        event: &AccountingEvent,
+        expires_at: OffsetDateTime,
+    ) -> io::Result<()> {
+        let mut frames = Frames::new();
+        frames.push_event(event, expires_at);
+        self.append_frames(frames).await
+    }
+
+    /// Append framed records, in their order, in one write; returns once all are on disk.
+    pub async fn append_frames(&self, frames: Frames) -> io::Result<()> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        self.call(|tx| Cmd::Append(frames, tx)).await
     }
 
     /// Up to `max` records from the replay position, each with the offset just after it.
@@ -147,6 +240,11 @@ struct Writer {
     write_off: u64,
     read_off: u64,
     depth: Arc<AtomicU64>,
+    /// Reused for the bytes of one group commit.
+    buf: Vec<u8>,
+    /// End offsets of the records handed out by the last reads, past `read_off`: `consumed`
+    /// counts from them instead of walking the headers again.
+    peeked: std::collections::VecDeque<u64>,
 }
 
 impl Writer {
@@ -167,7 +265,7 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    let result = self.append_batch(batch.iter().map(|(p, _)| p.as_slice()));
+                    let result = self.append_batch(batch.iter().map(|(f, _)| f));
                     for (_, reply) in batch {
                         let _ = reply.send(match &result {
                             Ok(()) => Ok(()),
@@ -203,48 +301,70 @@ impl Writer {
         }
     }
 
-    fn append_batch<'a>(&mut self, payloads: impl Iterator<Item = &'a [u8]>) -> io::Result<()> {
-        let mut buf = Vec::new();
+    fn append_batch<'a>(&mut self, all: impl Iterator<Item = &'a Frames>) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
         let mut n = 0u64;
-        for p in payloads {
-            buf.push(MAGIC);
-            buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&crc32(p).to_le_bytes());
-            buf.extend_from_slice(p);
-            n += 1;
+        for f in all {
+            buf.extend_from_slice(&f.buf);
+            n += f.count;
         }
-        if let Err(e) = self
+        let written = self
             .file
             .write_all(&buf)
-            .and_then(|_| self.file.sync_data())
-        {
+            .and_then(|_| self.file.sync_data());
+        let len = buf.len() as u64;
+        if buf.capacity() <= 4 * READ_CHUNK {
+            self.buf = buf;
+        }
+        if let Err(e) = written {
             // Leave no partial record behind for the next append to follow.
             let _ = self.file.set_len(self.write_off);
             return Err(e);
         }
-        self.write_off += buf.len() as u64;
+        self.write_off += len;
         let depth = self.depth.fetch_add(n, Ordering::AcqRel) + n;
         metrics::gauge!("ebok_spool_depth").set(depth as f64);
         metrics::counter!("ebok_spool_appended_total").increment(n);
         Ok(())
     }
 
+    /// Up to `max` records from the replay position, read in large chunks.
     fn read(&mut self, max: usize) -> io::Result<Vec<(SpoolRecord, u64)>> {
         let mut out = Vec::new();
         let mut off = self.read_off;
+        let mut chunk = Vec::new();
         while out.len() < max && off < self.write_off {
+            // At least the next whole record, else as much as READ_CHUNK allows.
             let mut header = [0u8; HEADER];
             self.file.read_exact_at(&mut header, off)?;
-            let len = u32::from_le_bytes(header[1..5].try_into().expect("4 bytes")) as usize;
-            let mut payload = vec![0u8; len];
-            self.file.read_exact_at(&mut payload, off + HEADER as u64)?;
-            let mut record = header.to_vec();
-            record.extend_from_slice(&payload);
-            let (rec, used) = parse_record(&record)
-                .ok_or_else(|| io::Error::other(format!("spool record at {off} is corrupt")))?;
-            off += used as u64;
-            out.push((rec, off));
+            let first =
+                HEADER + u32::from_le_bytes(header[1..5].try_into().expect("4 bytes")) as usize;
+            let want = ((self.write_off - off) as usize).min(READ_CHUNK.max(first));
+            chunk.resize(want, 0);
+            self.file.read_exact_at(&mut chunk, off)?;
+            let mut at = 0;
+            while out.len() < max && at < chunk.len() {
+                let Some(len) = framed_len(&chunk[at..]) else {
+                    break; // continues in the next chunk
+                };
+                let (rec, used) = parse_record(&chunk[at..at + len]).ok_or_else(|| {
+                    io::Error::other(format!("spool record at {} is corrupt", off + at as u64))
+                })?;
+                at += used;
+                out.push((rec, off + at as u64));
+            }
+            if at == 0 {
+                return Err(io::Error::other(format!(
+                    "spool record at {off} is corrupt"
+                )));
+            }
+            off += at as u64;
         }
+        // Remember where the records end, for `consumed`.
+        let known = self.peeked.back().copied().unwrap_or(self.read_off);
+        self.peeked
+            .extend(out.iter().map(|(_, end)| *end).filter(|end| *end > known));
         Ok(out)
     }
 
@@ -252,9 +372,22 @@ impl Writer {
         if offset <= self.read_off || offset > self.write_off {
             return Ok(());
         }
-        // Count the records passed over.
+        // Count the records passed over: from the ends handed out by `read` when they reach
+        // that far, else by walking the headers.
         let mut n = 0u64;
         let mut off = self.read_off;
+        if self.peeked.back().is_some_and(|end| *end >= offset) {
+            while let Some(end) = self.peeked.front().copied() {
+                if end > offset {
+                    break;
+                }
+                self.peeked.pop_front();
+                n += 1;
+                off = end;
+            }
+        } else {
+            self.peeked.clear();
+        }
         while off < offset {
             let mut header = [0u8; HEADER];
             self.file.read_exact_at(&mut header, off)?;
@@ -264,6 +397,7 @@ impl Writer {
         }
         self.read_off = offset;
         if self.read_off == self.write_off {
+            self.peeked.clear();
             // Everything replayed: start a fresh file.
             self.file.set_len(0)?;
             self.file.sync_all()?;
@@ -308,6 +442,10 @@ impl Writer {
         let old = log_path(&self.dir, self.gen);
         self.file = out;
         self.gen = next;
+        let shift = self.read_off;
+        for end in self.peeked.iter_mut() {
+            *end -= shift;
+        }
         self.write_off -= self.read_off;
         self.read_off = 0;
         let _ = std::fs::remove_file(old);
@@ -344,20 +482,26 @@ fn record_len_at(file: &File, off: u64, len: u64) -> io::Result<Option<u64>> {
     let mut header = [0u8; HEADER];
     file.read_exact_at(&mut header, off)?;
     let plen = u32::from_le_bytes(header[1..5].try_into().expect("4 bytes")) as u64;
-    if header[0] != MAGIC || off + HEADER as u64 + plen > len {
+    if !matches!(header[0], MAGIC | MAGIC_EVENT) || off + HEADER as u64 + plen > len {
         return Ok(None);
     }
     let mut payload = vec![0u8; plen as usize];
     file.read_exact_at(&mut payload, off + HEADER as u64)?;
     let crc = u32::from_le_bytes(header[5..9].try_into().expect("4 bytes"));
-    if crc32(&payload) != crc || serde_json::from_slice::<SpoolRecord>(&payload).is_err() {
+    if crc32(&payload) != crc || decode_payload(header[0], &payload).is_none() {
         return Ok(None);
     }
     Ok(Some(HEADER as u64 + plen))
 }
 
+/// Length of the framed record at the start of `bytes`, when all of it is there.
+fn framed_len(bytes: &[u8]) -> Option<usize> {
+    let len = HEADER + u32::from_le_bytes(bytes.get(1..5)?.try_into().ok()?) as usize;
+    (bytes.len() >= len).then_some(len)
+}
+
 fn parse_record(bytes: &[u8]) -> Option<(SpoolRecord, usize)> {
-    if bytes.len() < HEADER || bytes[0] != MAGIC {
+    if bytes.len() < HEADER {
         return None;
     }
     let len = u32::from_le_bytes(bytes[1..5].try_into().ok()?) as usize;
@@ -366,8 +510,22 @@ fn parse_record(bytes: &[u8]) -> Option<(SpoolRecord, usize)> {
     if crc32(payload) != crc {
         return None;
     }
-    let rec = serde_json::from_slice(payload).ok()?;
-    Some((rec, HEADER + len))
+    Some((decode_payload(bytes[0], payload)?, HEADER + len))
+}
+
+/// A record's payload by its magic octet.
+fn decode_payload(magic: u8, payload: &[u8]) -> Option<SpoolRecord> {
+    match magic {
+        MAGIC_EVENT => {
+            let (event, expires_at) = codec::decode_event(payload)?;
+            Some(SpoolRecord::Event {
+                event: Box::new(event),
+                expires_at,
+            })
+        }
+        MAGIC => serde_json::from_slice(payload).ok(),
+        _ => None,
+    }
 }
 
 /// `spool.pos`: generation and replay offset (16 bytes).
@@ -419,10 +577,367 @@ pub fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
+/// The binary encoding of event records (magic [`MAGIC_EVENT`]): a version octet, then every
+/// field of the event in declaration order. Integers are LEB128 varints, strings and byte
+/// strings a varint length and the bytes, options a presence octet (0 = none), times
+/// zig-zag seconds since the epoch and nanoseconds, IPv6 prefixes a length octet and the
+/// ⌈len/8⌉ significant octets. Several times smaller than the JSON and far cheaper to write
+/// and read; history records stay JSON (rare: only when the database fails).
+mod codec {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use ipnet::Ipv6Net;
+    use time::OffsetDateTime;
+
+    use crate::radius::event::{AccountingEvent, StatusType, VendorAttribute};
+
+    const VERSION: u8 = 1;
+
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+        varint(out, b.len() as u64);
+        out.extend_from_slice(b);
+    }
+
+    fn opt_str(out: &mut Vec<u8>, s: &Option<String>) {
+        match s {
+            None => out.push(0),
+            Some(s) => {
+                out.push(1);
+                bytes(out, s.as_bytes());
+            }
+        }
+    }
+
+    fn opt_u32(out: &mut Vec<u8>, v: Option<u32>) {
+        match v {
+            None => out.push(0),
+            Some(v) => {
+                out.push(1);
+                varint(out, u64::from(v));
+            }
+        }
+    }
+
+    fn time(out: &mut Vec<u8>, t: OffsetDateTime) {
+        let secs = t.unix_timestamp();
+        varint(out, ((secs << 1) ^ (secs >> 63)) as u64);
+        varint(out, u64::from(t.nanosecond()));
+    }
+
+    fn prefix(out: &mut Vec<u8>, n: &Ipv6Net) {
+        let len = n.prefix_len();
+        out.push(len);
+        out.extend_from_slice(&n.addr().octets()[..usize::from(len).div_ceil(8)]);
+    }
+
+    /// Append the encoding of `e` (and the session deadline) to `out`.
+    pub(super) fn encode_event(out: &mut Vec<u8>, e: &AccountingEvent, expires_at: OffsetDateTime) {
+        out.push(VERSION);
+        out.push(e.status.code() as u8);
+        time(out, expires_at);
+        time(out, e.event_time);
+        bytes(out, e.nas.as_bytes());
+        bytes(out, e.nas_client.as_bytes());
+        match e.source {
+            IpAddr::V4(a) => {
+                out.push(4);
+                out.extend_from_slice(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                out.push(6);
+                out.extend_from_slice(&a.octets());
+            }
+        }
+        bytes(out, e.session_id.as_bytes());
+        opt_str(out, &e.user_name);
+        match e.nas_ip_address {
+            None => out.push(0),
+            Some(a) => {
+                out.push(1);
+                out.extend_from_slice(&a.octets());
+            }
+        }
+        match e.nas_ipv6_address {
+            None => out.push(0),
+            Some(a) => {
+                out.push(1);
+                out.extend_from_slice(&a.octets());
+            }
+        }
+        opt_str(out, &e.nas_identifier);
+        opt_u32(out, e.nas_port);
+        opt_str(out, &e.nas_port_id);
+        match e.framed_ip {
+            None => out.push(0),
+            Some(a) => {
+                out.push(1);
+                out.extend_from_slice(&a.octets());
+            }
+        }
+        varint(out, e.framed_ipv6_prefixes.len() as u64);
+        for n in &e.framed_ipv6_prefixes {
+            prefix(out, n);
+        }
+        varint(out, e.delegated_ipv6_prefixes.len() as u64);
+        for n in &e.delegated_ipv6_prefixes {
+            prefix(out, n);
+        }
+        varint(out, e.framed_ipv6_addresses.len() as u64);
+        for a in &e.framed_ipv6_addresses {
+            out.extend_from_slice(&a.octets());
+        }
+        match e.framed_interface_id {
+            None => out.push(0),
+            Some(id) => {
+                out.push(1);
+                out.extend_from_slice(&id);
+            }
+        }
+        opt_str(out, &e.calling_station_id);
+        opt_str(out, &e.called_station_id);
+        varint(out, e.input_octets);
+        varint(out, e.output_octets);
+        varint(out, e.input_packets);
+        varint(out, e.output_packets);
+        opt_u32(out, e.session_time);
+        opt_u32(out, e.terminate_cause);
+        varint(out, e.class.len() as u64);
+        for c in &e.class {
+            bytes(out, c);
+        }
+        opt_u32(out, e.delay_time);
+        varint(out, e.vendor_attributes.len() as u64);
+        for v in &e.vendor_attributes {
+            varint(out, u64::from(v.vendor_id));
+            varint(out, u64::from(v.attr_type));
+            opt_str(out, &v.name);
+            opt_str(out, &v.text);
+            bytes(out, &v.raw);
+        }
+    }
+
+    struct Reader<'a>(&'a [u8]);
+
+    impl<'a> Reader<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            if self.0.len() < n {
+                return None;
+            }
+            let (head, rest) = self.0.split_at(n);
+            self.0 = rest;
+            Some(head)
+        }
+
+        fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+            self.take(N)?.try_into().ok()
+        }
+
+        fn u8(&mut self) -> Option<u8> {
+            Some(self.take(1)?[0])
+        }
+
+        fn varint(&mut self) -> Option<u64> {
+            let mut v = 0u64;
+            for shift in (0..64).step_by(7) {
+                let b = self.u8()?;
+                v |= u64::from(b & 0x7f).checked_shl(shift)?;
+                if b & 0x80 == 0 {
+                    return Some(v);
+                }
+            }
+            None
+        }
+
+        fn u32(&mut self) -> Option<u32> {
+            u32::try_from(self.varint()?).ok()
+        }
+
+        fn len(&mut self) -> Option<usize> {
+            let n = usize::try_from(self.varint()?).ok()?;
+            // Every element takes at least one octet: a larger count is corrupt.
+            (n <= self.0.len()).then_some(n)
+        }
+
+        fn bytes(&mut self) -> Option<&'a [u8]> {
+            let n = self.len()?;
+            self.take(n)
+        }
+
+        fn string(&mut self) -> Option<String> {
+            String::from_utf8(self.bytes()?.to_vec()).ok()
+        }
+
+        fn present(&mut self) -> Option<bool> {
+            match self.u8()? {
+                0 => Some(false),
+                1 => Some(true),
+                _ => None,
+            }
+        }
+
+        fn opt_str(&mut self) -> Option<Option<String>> {
+            Some(if self.present()? {
+                Some(self.string()?)
+            } else {
+                None
+            })
+        }
+
+        fn opt_u32(&mut self) -> Option<Option<u32>> {
+            Some(if self.present()? {
+                Some(self.u32()?)
+            } else {
+                None
+            })
+        }
+
+        fn opt_v4(&mut self) -> Option<Option<Ipv4Addr>> {
+            Some(if self.present()? {
+                Some(Ipv4Addr::from(self.array::<4>()?))
+            } else {
+                None
+            })
+        }
+
+        fn time(&mut self) -> Option<OffsetDateTime> {
+            let z = self.varint()?;
+            let secs = ((z >> 1) as i64) ^ -((z & 1) as i64);
+            let nanos = u32::try_from(self.varint()?).ok()?;
+            let t = OffsetDateTime::from_unix_timestamp(secs).ok()?;
+            t.replace_nanosecond(nanos).ok()
+        }
+
+        fn prefix(&mut self) -> Option<Ipv6Net> {
+            let len = self.u8()?;
+            if len > 128 {
+                return None;
+            }
+            let mut octets = [0u8; 16];
+            let n = usize::from(len).div_ceil(8);
+            octets[..n].copy_from_slice(self.take(n)?);
+            Ipv6Net::new(Ipv6Addr::from(octets), len).ok()
+        }
+
+        fn prefixes(&mut self) -> Option<Vec<Ipv6Net>> {
+            let n = self.len()?;
+            (0..n).map(|_| self.prefix()).collect()
+        }
+    }
+
+    /// The event and deadline encoded by [`encode_event`]; `None` when `buf` is not exactly
+    /// one such encoding.
+    pub(super) fn decode_event(buf: &[u8]) -> Option<(AccountingEvent, OffsetDateTime)> {
+        let mut r = Reader(buf);
+        if r.u8()? != VERSION {
+            return None;
+        }
+        let status = StatusType::from_code(u32::from(r.u8()?))?;
+        let expires_at = r.time()?;
+        let event_time = r.time()?;
+        let nas = r.string()?;
+        let nas_client = r.string()?;
+        let source = match r.u8()? {
+            4 => IpAddr::V4(Ipv4Addr::from(r.array::<4>()?)),
+            6 => IpAddr::V6(Ipv6Addr::from(r.array::<16>()?)),
+            _ => return None,
+        };
+        let session_id = r.string()?;
+        let user_name = r.opt_str()?;
+        let nas_ip_address = r.opt_v4()?;
+        let nas_ipv6_address = if r.present()? {
+            Some(Ipv6Addr::from(r.array::<16>()?))
+        } else {
+            None
+        };
+        let nas_identifier = r.opt_str()?;
+        let nas_port = r.opt_u32()?;
+        let nas_port_id = r.opt_str()?;
+        let framed_ip = r.opt_v4()?;
+        let framed_ipv6_prefixes = r.prefixes()?;
+        let delegated_ipv6_prefixes = r.prefixes()?;
+        let n = r.len()?;
+        let framed_ipv6_addresses = (0..n)
+            .map(|_| r.array::<16>().map(Ipv6Addr::from))
+            .collect::<Option<Vec<_>>>()?;
+        let framed_interface_id = if r.present()? {
+            Some(r.array::<8>()?)
+        } else {
+            None
+        };
+        let calling_station_id = r.opt_str()?;
+        let called_station_id = r.opt_str()?;
+        let input_octets = r.varint()?;
+        let output_octets = r.varint()?;
+        let input_packets = r.varint()?;
+        let output_packets = r.varint()?;
+        let session_time = r.opt_u32()?;
+        let terminate_cause = r.opt_u32()?;
+        let n = r.len()?;
+        let class = (0..n)
+            .map(|_| r.bytes().map(<[u8]>::to_vec))
+            .collect::<Option<Vec<_>>>()?;
+        let delay_time = r.opt_u32()?;
+        let n = r.len()?;
+        let vendor_attributes = (0..n)
+            .map(|_| {
+                Some(VendorAttribute {
+                    vendor_id: r.u32()?,
+                    attr_type: r.u32()?,
+                    name: r.opt_str()?,
+                    text: r.opt_str()?,
+                    raw: r.bytes()?.to_vec(),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        if !r.0.is_empty() {
+            return None;
+        }
+        let event = AccountingEvent {
+            status,
+            nas,
+            nas_client,
+            source,
+            session_id,
+            user_name,
+            nas_ip_address,
+            nas_ipv6_address,
+            nas_identifier,
+            nas_port,
+            nas_port_id,
+            framed_ip,
+            framed_ipv6_prefixes,
+            delegated_ipv6_prefixes,
+            framed_ipv6_addresses,
+            framed_interface_id,
+            calling_station_id,
+            called_station_id,
+            input_octets,
+            output_octets,
+            input_packets,
+            output_packets,
+            session_time,
+            terminate_cause,
+            class,
+            event_time,
+            delay_time,
+            vendor_attributes,
+        };
+        Some((event, expires_at))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::radius::event::StatusType;
+    use crate::radius::event::{StatusType, VendorAttribute as VendorAttributeT};
 
     fn rec(i: u32) -> SpoolRecord {
         let t = OffsetDateTime::from_unix_timestamp(1_700_000_000 + i as i64).unwrap();
@@ -514,6 +1029,137 @@ mod tests {
             .map(|r| r.0)
             .collect();
         assert_eq!(rest, (4..11).map(rec).collect::<Vec<_>>());
+    }
+
+    fn full_event() -> AccountingEvent {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
+        let mut e = AccountingEvent::new(StatusType::Stop, "192.0.2.1", "sess-ł", t);
+        e.nas_client = "bras-1".into();
+        e.source = "2001:db8::1".parse().unwrap();
+        e.user_name = Some("jan@isp".into());
+        e.nas_ip_address = Some("192.0.2.1".parse().unwrap());
+        e.nas_ipv6_address = Some("2001:db8::2".parse().unwrap());
+        e.nas_identifier = Some(String::new());
+        e.nas_port = Some(15_728_640);
+        e.nas_port_id = Some("pppoe-vlan100".into());
+        e.framed_ip = Some("100.64.1.2".parse().unwrap());
+        e.framed_ipv6_prefixes = vec!["2001:db8:1:2::/64".parse().unwrap()];
+        e.delegated_ipv6_prefixes = vec![
+            "2001:db8:100::/56".parse().unwrap(),
+            "2001:db8:200::/61".parse().unwrap(),
+            "::/0".parse().unwrap(),
+        ];
+        e.framed_ipv6_addresses = vec!["2001:db8::99".parse().unwrap()];
+        e.framed_interface_id = Some([1, 2, 3, 4, 5, 6, 7, 8]);
+        e.calling_station_id = Some("AA:BB:CC:DD:EE:FF".into());
+        e.called_station_id = Some("service1".into());
+        e.input_octets = u64::MAX;
+        e.output_octets = 1 << 40;
+        e.input_packets = 0;
+        e.output_packets = 127;
+        e.session_time = Some(u32::MAX);
+        e.terminate_cause = Some(1);
+        e.class = vec![vec![], vec![0, 255, 7]];
+        e.delay_time = Some(0);
+        e.vendor_attributes = vec![
+            VendorAttributeT {
+                vendor_id: 14988,
+                attr_type: 8,
+                name: Some("Mikrotik-Rate-Limit".into()),
+                text: Some("10M/10M".into()),
+                raw: b"10M/10M".to_vec(),
+            },
+            VendorAttributeT {
+                vendor_id: 0,
+                attr_type: 0,
+                name: None,
+                text: None,
+                raw: vec![1, 2],
+            },
+        ];
+        e
+    }
+
+    #[test]
+    fn binary_event_roundtrip_and_rejects_damage() {
+        let e = full_event();
+        let deadline = OffsetDateTime::from_unix_timestamp(-5).unwrap();
+        let mut buf = Vec::new();
+        codec::encode_event(&mut buf, &e, deadline);
+        assert_eq!(codec::decode_event(&buf), Some((e.clone(), deadline)));
+        let json = serde_json::to_vec(&SpoolRecord::Event {
+            event: Box::new(e.clone()),
+            expires_at: deadline,
+        })
+        .unwrap();
+        assert!(
+            buf.len() * 2 < json.len(),
+            "{} vs {}",
+            buf.len(),
+            json.len()
+        );
+        for cut in 0..buf.len() {
+            assert_eq!(codec::decode_event(&buf[..cut]), None, "cut at {cut}");
+        }
+        let mut longer = buf.clone();
+        longer.push(0);
+        assert_eq!(codec::decode_event(&longer), None);
+        let bare = AccountingEvent::new(
+            StatusType::AccountingOn,
+            "nas",
+            "",
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let mut buf = Vec::new();
+        codec::encode_event(&mut buf, &bare, deadline);
+        assert_eq!(codec::decode_event(&buf), Some((bare, deadline)));
+    }
+
+    #[tokio::test]
+    async fn json_records_of_format_1_still_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        // A log as an older ebok wrote it: JSON payloads only.
+        let mut old = Vec::new();
+        for i in 0..3 {
+            let p = serde_json::to_vec(&rec(i)).unwrap();
+            old.push(MAGIC);
+            old.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            old.extend_from_slice(&crc32(&p).to_le_bytes());
+            old.extend_from_slice(&p);
+        }
+        std::fs::write(dir.path().join("spool.0.log"), &old).unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.depth(), 3);
+        let history = SpoolRecord::History(crate::sessions::Applied::default());
+        spool.append(&rec(3)).await.unwrap();
+        spool.append(&history).await.unwrap();
+        let mut frames = Frames::new();
+        frames.push_event(&full_event(), OffsetDateTime::UNIX_EPOCH);
+        frames.push(&rec(4)).unwrap();
+        spool.append_frames(frames).await.unwrap();
+        assert_eq!(spool.depth(), 7);
+        let all: Vec<_> = spool.peek(100).await.unwrap();
+        let mut want: Vec<_> = (0..4).map(rec).collect();
+        want.push(history);
+        want.push(SpoolRecord::Event {
+            event: Box::new(full_event()),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+        });
+        want.push(rec(4));
+        assert_eq!(all.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), want);
+        // Consume in two steps; the depth follows.
+        spool.consumed(all[1].1).await.unwrap();
+        assert_eq!(spool.depth(), 5);
+        drop(spool);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.depth(), 5);
+        let rest = spool.peek(2).await.unwrap();
+        assert_eq!(rest[0].0, want[2]);
+        let rest = spool.peek(100).await.unwrap();
+        assert_eq!(rest.len(), 5);
+        spool.consumed(rest[4].1).await.unwrap();
+        assert_eq!(spool.depth(), 0);
     }
 
     #[tokio::test]

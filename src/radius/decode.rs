@@ -1,14 +1,12 @@
 //! Verified Accounting-Request → AccountingEvent.
 //!
-//! Reads attributes through the `radius` crate's codec, except where it falls short:
-//! IPv6 prefixes are parsed from the raw attribute (the crate drops the prefix length) and
-//! Vendor-Specific attributes are split and named by our dictionaries.
+//! Walks the attributes once, as borrowed slices of the packet (no copy per attribute), and
+//! reads the values itself: IPv6 prefixes keep their length, Vendor-Specific attributes are
+//! split and named by our dictionaries.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::Ipv6Net;
-use radius::core::avp::{AVPType, AVP};
-use radius::core::packet::Packet;
 use time::{Duration, OffsetDateTime};
 
 use super::dict::{self, Dictionary};
@@ -16,8 +14,10 @@ use super::event::{AccountingEvent, StatusType, VendorAttribute};
 use super::packet::{frame, DropReason, CODE_ACCOUNTING_REQUEST};
 
 /// Attribute types read here (RFC 2865, 2866, 2869, 3162, 4818, 6911).
+type AVPType = u8;
+
 mod attr {
-    use radius::core::avp::AVPType;
+    use super::AVPType;
 
     pub const USER_NAME: AVPType = 1;
     pub const NAS_IP_ADDRESS: AVPType = 4;
@@ -67,8 +67,7 @@ pub fn decode_event(
     if packet[0] != CODE_ACCOUNTING_REQUEST {
         return Err(DropReason::UnknownCode);
     }
-    // The secret only decrypts password-type attributes, which accounting does not use.
-    let p = Packet::decode(packet, &[]).map_err(|_| DropReason::MalformedAttributes)?;
+    let p = Attributes::parse(packet)?;
 
     let status = integer(&p, attr::ACCT_STATUS_TYPE)?.ok_or(DropReason::MissingStatusType)?;
     let status = StatusType::from_code(status).ok_or(DropReason::UnknownStatusType)?;
@@ -79,10 +78,7 @@ pub fn decode_event(
     }
 
     let nas_ip_address = ipv4(&p, attr::NAS_IP_ADDRESS)?;
-    let nas_ipv6_address = p
-        .lookup(attr::NAS_IPV6_ADDRESS)
-        .map(|a| a.encode_ipv6().map_err(|_| DropReason::MalformedAttributes))
-        .transpose()?;
+    let nas_ipv6_address = p.lookup(attr::NAS_IPV6_ADDRESS).map(ipv6).transpose()?;
     let nas_identifier = string(&p, attr::NAS_IDENTIFIER);
     let nas = match (nas_ip_address, nas_ipv6_address, &nas_identifier) {
         (Some(v4), _, _) => v4.to_string(),
@@ -100,10 +96,7 @@ pub fn decode_event(
 
     let framed_interface_id = p
         .lookup(attr::FRAMED_INTERFACE_ID)
-        .map(|a| {
-            <[u8; 8]>::try_from(a.encode_bytes().as_slice())
-                .map_err(|_| DropReason::MalformedAttributes)
-        })
+        .map(|a| <[u8; 8]>::try_from(a).map_err(|_| DropReason::MalformedAttributes))
         .transpose()?;
 
     let delay_time = integer(&p, attr::ACCT_DELAY_TIME)?;
@@ -134,8 +127,7 @@ pub fn decode_event(
     event.delegated_ipv6_prefixes = prefixes(&p, attr::DELEGATED_IPV6_PREFIX)?;
     event.framed_ipv6_addresses = p
         .lookup_all(attr::FRAMED_IPV6_ADDRESS)
-        .into_iter()
-        .map(|a| a.encode_ipv6().map_err(|_| DropReason::MalformedAttributes))
+        .map(ipv6)
         .collect::<Result<_, _>>()?;
     event.framed_interface_id = framed_interface_id;
     event.calling_station_id = string(&p, attr::CALLING_STATION_ID);
@@ -146,51 +138,94 @@ pub fn decode_event(
     event.output_packets = integer(&p, attr::ACCT_OUTPUT_PACKETS)?.map_or(0, u64::from);
     event.session_time = integer(&p, attr::ACCT_SESSION_TIME)?;
     event.terminate_cause = integer(&p, attr::ACCT_TERMINATE_CAUSE)?;
-    event.class = p
-        .lookup_all(attr::CLASS)
-        .into_iter()
-        .map(AVP::encode_bytes)
-        .collect();
+    event.class = p.lookup_all(attr::CLASS).map(<[u8]>::to_vec).collect();
     event.delay_time = delay_time;
     event.vendor_attributes = p
         .lookup_all(attr::VENDOR_SPECIFIC)
-        .into_iter()
-        .flat_map(|a| vendor_attributes(dict, &a.encode_bytes()))
+        .flat_map(|a| vendor_attributes(dict, a))
         .collect();
     Ok(event)
 }
 
+/// The attributes of a framed packet, as (type, value) slices in packet order.
+struct Attributes<'a>(Vec<(AVPType, &'a [u8])>);
+
+impl<'a> Attributes<'a> {
+    /// Split the attributes after the 20-octet header (`packet` is framed: its length is
+    /// the Length field). Every attribute needs a length of 2..=255 that fits the packet.
+    fn parse(packet: &'a [u8]) -> Result<Self, DropReason> {
+        let mut rest = packet.get(20..).ok_or(DropReason::MalformedAttributes)?;
+        let mut out = Vec::with_capacity(32);
+        while !rest.is_empty() {
+            let [typ, len, ..] = *rest else {
+                return Err(DropReason::MalformedAttributes);
+            };
+            let len = usize::from(len);
+            if len < 2 || len > rest.len() {
+                return Err(DropReason::MalformedAttributes);
+            }
+            out.push((typ, &rest[2..len]));
+            rest = &rest[len..];
+        }
+        Ok(Attributes(out))
+    }
+
+    /// The first instance of `typ`.
+    fn lookup(&self, typ: AVPType) -> Option<&'a [u8]> {
+        self.0.iter().find(|(t, _)| *t == typ).map(|(_, v)| *v)
+    }
+
+    /// Every instance of `typ`, in order.
+    fn lookup_all(&self, typ: AVPType) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.0
+            .iter()
+            .filter(move |(t, _)| *t == typ)
+            .map(|(_, v)| *v)
+    }
+}
+
 /// First instance of a 4-octet integer attribute.
-fn integer(p: &Packet, typ: AVPType) -> Result<Option<u32>, DropReason> {
+fn integer(p: &Attributes, typ: AVPType) -> Result<Option<u32>, DropReason> {
     p.lookup(typ)
-        .map(|a| a.encode_u32().map_err(|_| DropReason::MalformedAttributes))
+        .map(|a| {
+            <[u8; 4]>::try_from(a)
+                .map(u32::from_be_bytes)
+                .map_err(|_| DropReason::MalformedAttributes)
+        })
         .transpose()
 }
 
-fn ipv4(p: &Packet, typ: AVPType) -> Result<Option<Ipv4Addr>, DropReason> {
+fn ipv4(p: &Attributes, typ: AVPType) -> Result<Option<Ipv4Addr>, DropReason> {
     p.lookup(typ)
-        .map(|a| a.encode_ipv4().map_err(|_| DropReason::MalformedAttributes))
+        .map(|a| {
+            <[u8; 4]>::try_from(a)
+                .map(Ipv4Addr::from)
+                .map_err(|_| DropReason::MalformedAttributes)
+        })
         .transpose()
+}
+
+fn ipv6(a: &[u8]) -> Result<Ipv6Addr, DropReason> {
+    <[u8; 16]>::try_from(a)
+        .map(Ipv6Addr::from)
+        .map_err(|_| DropReason::MalformedAttributes)
 }
 
 /// First instance of a text attribute; invalid UTF-8 is replaced, not rejected.
-fn string(p: &Packet, typ: AVPType) -> Option<String> {
+fn string(p: &Attributes, typ: AVPType) -> Option<String> {
     p.lookup(typ)
-        .map(|a| String::from_utf8_lossy(&a.encode_bytes()).into_owned())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
 }
 
 /// A 32-bit counter with its Gigawords overflow count (RFC 2869 §5.1) folded in.
-fn octets(p: &Packet, low: AVPType, gigawords: AVPType) -> Result<u64, DropReason> {
+fn octets(p: &Attributes, low: AVPType, gigawords: AVPType) -> Result<u64, DropReason> {
     let low = integer(p, low)?.unwrap_or(0);
     let high = integer(p, gigawords)?.unwrap_or(0);
     Ok((u64::from(high) << 32) | u64::from(low))
 }
 
-fn prefixes(p: &Packet, typ: AVPType) -> Result<Vec<Ipv6Net>, DropReason> {
-    p.lookup_all(typ)
-        .into_iter()
-        .map(|a| ipv6_prefix(&a.encode_bytes()))
-        .collect()
+fn prefixes(p: &Attributes, typ: AVPType) -> Result<Vec<Ipv6Net>, DropReason> {
+    p.lookup_all(typ).map(ipv6_prefix).collect()
 }
 
 /// An RFC 3162 §2.3 prefix value: reserved octet, prefix length 0..=128, then at least

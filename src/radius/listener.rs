@@ -1,8 +1,15 @@
 //! The UDP accounting listener: our own tokio loop. It only moves bytes: receive, pick the
 //! NAS by source address, call the pure checks in [`super::packet`] and [`super::decode`],
-//! hand the event to [`Ingest`], reply once the event is durable. Concurrency is bounded by
-//! a semaphore; when it is exhausted the loop stops reading and the socket buffer queues.
+//! hand the events to [`Ingest`], reply once they are durable. Concurrency is bounded by a
+//! semaphore (one permit per request); when it is exhausted the loop stops reading and the
+//! socket buffer queues.
+//!
+//! The loop drains whatever the socket holds (up to [`RECV_BATCH`] datagrams) without
+//! waiting and hands the lot to one task: one task spawn, one NAS-table read and one journal
+//! append (one group-commit slot) per batch instead of per packet. Under light load a batch
+//! is a single datagram, so nothing waits for company.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
@@ -12,12 +19,17 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use super::decode::decode_event;
 use super::dedup::{DuplicateCache, Seen};
 use super::dict::Dictionary;
+use super::event::StatusType;
 use super::nas::NasTable;
 use super::packet::{self, DropReason};
 use crate::ingest::{Ingest, Recorded};
 
 const CODE_ACCOUNTING_REQUEST: u8 = 4;
 const CODE_STATUS_SERVER: u8 = 12;
+/// Datagrams received in one go and handled by one task at most.
+pub const RECV_BATCH: usize = 64;
+/// Largest RADIUS packet (RFC 2865 §3).
+const MAX_PACKET: usize = 4096;
 
 /// Everything a request handler needs.
 pub struct RadiusContext {
@@ -49,6 +61,44 @@ impl RadiusContext {
     }
 }
 
+/// Datagrams received in one go: their bytes back to back, and where each one is.
+struct Datagrams {
+    data: Vec<u8>,
+    items: Vec<(usize, usize, SocketAddr)>,
+}
+
+impl Datagrams {
+    fn new() -> Self {
+        Datagrams {
+            data: Vec::with_capacity(RECV_BATCH * 256),
+            items: Vec::with_capacity(RECV_BATCH),
+        }
+    }
+
+    /// Receive one datagram without waiting (`WouldBlock` when there is none).
+    fn try_recv(&mut self, socket: &UdpSocket) -> io::Result<()> {
+        let start = self.data.len();
+        self.data.resize(start + MAX_PACKET, 0);
+        match socket.try_recv_from(&mut self.data[start..]) {
+            Ok((n, source)) => {
+                self.data.truncate(start + n);
+                self.items.push((start, n, source));
+                Ok(())
+            }
+            Err(e) => {
+                self.data.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+        self.items
+            .iter()
+            .map(|&(start, n, source)| (&self.data[start..start + n], source))
+    }
+}
+
 /// Receive until `shutdown` turns true. Requests already received are finished by their
 /// tasks; call [`RadiusContext::drain`] to wait for them.
 pub async fn serve(
@@ -56,30 +106,50 @@ pub async fn serve(
     ctx: Arc<RadiusContext>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut buf = vec![0u8; 4096];
     loop {
-        let permit = tokio::select! {
+        let mut permit = tokio::select! {
             p = ctx.limit.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => return,
             },
             _ = shutdown.changed() => return,
         };
-        let (n, source) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "radius: receive failed");
-                    continue;
+        let mut batch = Datagrams::new();
+        // Wait for the first datagram, then take what else is already there.
+        loop {
+            tokio::select! {
+                r = socket.readable() => {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "radius: receive failed");
+                        continue;
+                    }
                 }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let datagram = buf[..n].to_vec();
+                _ = shutdown.changed() => return,
+            }
+            match batch.try_recv(&socket) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => tracing::warn!(error = %e, "radius: receive failed"),
+            }
+        }
+        while batch.items.len() < RECV_BATCH {
+            let Ok(more) = ctx.limit.clone().try_acquire_owned() else {
+                break;
+            };
+            match batch.try_recv(&socket) {
+                Ok(()) => permit.merge(more),
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        tracing::warn!(error = %e, "radius: receive failed");
+                    }
+                    break;
+                }
+            }
+        }
         let ctx = ctx.clone();
         let socket = socket.clone();
         tokio::spawn(async move {
-            handle(&ctx, &socket, &datagram, source, permit).await;
+            handle_batch(&ctx, &socket, &batch, permit).await;
         });
     }
 }
@@ -89,36 +159,102 @@ fn dropped(reason: DropReason, source: SocketAddr) {
     tracing::warn!(%source, reason = reason.label(), "radius: dropped packet: {reason}");
 }
 
-async fn handle(
+/// What one datagram asks for once checked. Lives only until the caller's `match`: the
+/// event is moved straight into the batch, so boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Prepared {
+    /// Nothing to send (dropped, or a retransmission still being processed).
+    Nothing,
+    /// Send these bytes now (Status-Server, or the kept reply to a retransmission).
+    Reply(Vec<u8>),
+    /// A new accounting event: answer with `reply` once it is durable.
+    Event {
+        event: crate::radius::event::AccountingEvent,
+        expires_at: time::OffsetDateTime,
+        id: u8,
+        auth: [u8; 16],
+        reply: Vec<u8>,
+    },
+}
+
+/// Packets answered per status type in one batch, counted once per batch.
+#[derive(Default)]
+struct Counts {
+    start: u64,
+    stop: u64,
+    interim: u64,
+    on: u64,
+    off: u64,
+    replies: u64,
+}
+
+impl Counts {
+    fn add(&mut self, status: StatusType) {
+        *match status {
+            StatusType::Start => &mut self.start,
+            StatusType::Stop => &mut self.stop,
+            StatusType::InterimUpdate => &mut self.interim,
+            StatusType::AccountingOn => &mut self.on,
+            StatusType::AccountingOff => &mut self.off,
+        } += 1;
+    }
+
+    fn publish(&self) {
+        for (status, n) in [
+            (StatusType::Start, self.start),
+            (StatusType::Stop, self.stop),
+            (StatusType::InterimUpdate, self.interim),
+            (StatusType::AccountingOn, self.on),
+            (StatusType::AccountingOff, self.off),
+        ] {
+            if n > 0 {
+                metrics::counter!("ebok_radius_packets_total", "type" => status.label())
+                    .increment(n);
+            }
+        }
+        if self.replies > 0 {
+            metrics::counter!("ebok_radius_replies_total").increment(self.replies);
+        }
+    }
+}
+
+/// Check one datagram, up to the point where its event must be made durable.
+fn prepare(
     ctx: &RadiusContext,
-    socket: &UdpSocket,
+    nas_table: &NasTable,
     datagram: &[u8],
     source: SocketAddr,
-    _permit: OwnedSemaphorePermit,
-) {
-    let arrival = ctx.ingest.clock.now();
+    arrival: time::OffsetDateTime,
+) -> Prepared {
     let packet = match packet::frame(datagram) {
         Ok(p) => p,
-        Err(r) => return dropped(r, source),
+        Err(r) => {
+            dropped(r, source);
+            return Prepared::Nothing;
+        }
     };
-    let Some(nas) = ctx.nas_table().find(source.ip()).cloned() else {
-        return dropped(DropReason::UnknownNas, source);
+    let Some(nas) = nas_table.find(source.ip()) else {
+        dropped(DropReason::UnknownNas, source);
+        return Prepared::Nothing;
     };
     match packet[0] {
         CODE_ACCOUNTING_REQUEST => {}
         CODE_STATUS_SERVER => {
             if let Err(r) = packet::verify_status_server(packet, &nas.secret) {
-                return dropped(r, source);
+                dropped(r, source);
+                return Prepared::Nothing;
             }
             metrics::counter!("ebok_radius_packets_total", "type" => "status_server").increment(1);
-            let reply = packet::accounting_response(packet, &nas.secret, true);
-            send(socket, &reply, source).await;
-            return;
+            return Prepared::Reply(packet::accounting_response(packet, &nas.secret, true));
         }
-        _ => return dropped(DropReason::UnknownCode, source),
+        _ => {
+            dropped(DropReason::UnknownCode, source);
+            return Prepared::Nothing;
+        }
     }
     if let Err(r) = packet::verify_accounting_request(packet, &nas.secret) {
-        return dropped(r, source);
+        dropped(r, source);
+        return Prepared::Nothing;
     }
     let id = packet::request_identifier(packet);
     let auth = packet::request_authenticator(packet);
@@ -127,44 +263,105 @@ async fn handle(
         Seen::InProgress => {
             metrics::counter!("ebok_radius_duplicates_total", "action" => "in_progress")
                 .increment(1);
-            return;
+            return Prepared::Nothing;
         }
         Seen::Answered(reply) => {
             metrics::counter!("ebok_radius_duplicates_total", "action" => "resent").increment(1);
-            send(socket, &reply, source).await;
-            return;
+            return Prepared::Reply(reply);
         }
     }
     let event = match decode_event(packet, source.ip(), &nas.name, arrival, ctx.dict) {
         Ok(e) => e,
         Err(r) => {
             ctx.dedup.forget(source, id, auth);
-            return dropped(r, source);
+            dropped(r, source);
+            return Prepared::Nothing;
         }
     };
-    metrics::counter!("ebok_radius_packets_total", "type" => event.status.label()).increment(1);
-    let expires_at = arrival + nas.expiry;
-    match ctx.ingest.record(event, expires_at).await {
-        Ok(how) => {
-            if how == Recorded::Spooled {
-                metrics::counter!("ebok_radius_spooled_total").increment(1);
-            }
-            let reply = packet::accounting_response(packet, &nas.secret, false);
-            ctx.dedup.answered(source, id, auth, &reply);
-            send(socket, &reply, source).await;
-        }
-        Err(e) => {
-            // Neither the stores nor the spool took it: stay silent so the NAS retries.
-            ctx.dedup.forget(source, id, auth);
-            metrics::counter!("ebok_radius_dropped_total", "reason" => "not_durable").increment(1);
-            tracing::error!(%source, error = %e, "radius: event could not be made durable; not answering");
-        }
+    Prepared::Event {
+        event,
+        expires_at: arrival + nas.expiry,
+        id,
+        auth,
+        reply: packet::accounting_response(packet, &nas.secret, false),
     }
 }
 
-async fn send(socket: &UdpSocket, reply: &[u8], to: SocketAddr) {
-    match socket.send_to(reply, to).await {
-        Ok(_) => metrics::counter!("ebok_radius_replies_total").increment(1),
-        Err(e) => tracing::warn!(%to, error = %e, "radius: reply not sent"),
+async fn handle_batch(
+    ctx: &RadiusContext,
+    socket: &UdpSocket,
+    batch: &Datagrams,
+    _permit: OwnedSemaphorePermit,
+) {
+    let arrival = ctx.ingest.clock.now();
+    let nas_table = ctx.nas_table();
+    let mut counts = Counts::default();
+    let mut events = Vec::with_capacity(batch.items.len());
+    // (source, identifier, authenticator, reply) of each event, in `events` order.
+    let mut pending = Vec::with_capacity(batch.items.len());
+    for (datagram, source) in batch.iter() {
+        match prepare(ctx, &nas_table, datagram, source, arrival) {
+            Prepared::Nothing => {}
+            Prepared::Reply(reply) => {
+                if send(socket, &reply, source).await {
+                    counts.replies += 1;
+                }
+            }
+            Prepared::Event {
+                event,
+                expires_at,
+                id,
+                auth,
+                reply,
+            } => {
+                counts.add(event.status);
+                events.push((event, expires_at));
+                pending.push((source, id, auth, reply));
+            }
+        }
+    }
+    if !events.is_empty() {
+        let results = ctx.ingest.record_batch(&events).await;
+        let mut spooled = 0;
+        for ((source, id, auth, reply), result) in pending.into_iter().zip(results) {
+            match result {
+                Ok(how) => {
+                    if how == Recorded::Spooled {
+                        spooled += 1;
+                    }
+                    ctx.dedup.answered(source, id, auth, &reply);
+                    if send(socket, &reply, source).await {
+                        counts.replies += 1;
+                    }
+                }
+                Err(e) => {
+                    // Neither the stores nor the spool took it: stay silent so the NAS
+                    // retries.
+                    ctx.dedup.forget(source, id, auth);
+                    metrics::counter!("ebok_radius_dropped_total", "reason" => "not_durable")
+                        .increment(1);
+                    tracing::error!(%source, error = %e, "radius: event could not be made durable; not answering");
+                }
+            }
+        }
+        if spooled > 0 {
+            metrics::counter!("ebok_radius_spooled_total").increment(spooled);
+        }
+    }
+    counts.publish();
+}
+
+/// Send one reply: without waiting when the socket takes it at once. True when sent.
+async fn send(socket: &UdpSocket, reply: &[u8], to: SocketAddr) -> bool {
+    let sent = match socket.try_send_to(reply, to) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => socket.send_to(reply, to).await,
+        r => r,
+    };
+    match sent {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(%to, error = %e, "radius: reply not sent");
+            false
+        }
     }
 }

@@ -52,6 +52,7 @@
 //! `hash-max-listpack-value` is too small. Redis Cluster: scripts touch several buckets, so put
 //! a hash tag in the prefix (`{ebok}:`) to keep every key in one slot.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 use std::time::Duration as StdDuration;
@@ -76,6 +77,8 @@ const TTL_MARGIN_MS: i64 = 24 * 3600 * 1000;
 const CAS_ATTEMPTS: usize = 64;
 /// How long one instance may hold the sweep lock.
 const SWEEP_LOCK_MS: u64 = 300_000;
+/// Events per pipelined batch apply (two pipelines of about this many commands).
+const PIPELINE_EVENTS: usize = 1024;
 /// Smallest `hash-max-listpack-value` that keeps session buckets compact.
 const MIN_LISTPACK_VALUE: i64 = 200;
 
@@ -196,6 +199,23 @@ impl RedisSessions {
             Some(r) => encode_record(r)?,
             None => Vec::new(),
         };
+        let inv = self.cas_invocation(h, expected, reset_check, prior_live, step, new_value);
+        let mut conn = self.conn.clone();
+        let done: i64 = inv.invoke_async(&mut conn).await?;
+        Ok(done == 1)
+    }
+
+    /// The script call of [`RedisSessions::cas`], with the step's record already encoded
+    /// (`new_value`, empty for none).
+    fn cas_invocation(
+        &self,
+        h: u64,
+        expected: Option<&[u8]>,
+        reset_check: Option<(&str, Option<&[u8]>)>,
+        prior_live: bool,
+        step: &Step,
+        new_value: Vec<u8>,
+    ) -> redis::ScriptInvocation<'static> {
         let new_live = matches!(step.record, Some(Record::Live(_)));
         let delta: i64 = i64::from(new_live) - i64::from(prior_live);
         let ttl_ms = step
@@ -233,9 +253,147 @@ impl RedisSessions {
                 inv.key(k).arg(op).arg(f);
             }
         }
+        inv
+    }
+
+    /// [`LiveSessions::apply_batch`] for Start/Interim/Stop events: one pipeline reads every
+    /// session and NAS restart time the batch names, the events are planned in order (each
+    /// on the state the previous one of its session leaves), and one pipeline runs all the
+    /// compare-and-set scripts, in order. Redis runs a pipeline's scripts one after the
+    /// other, so each sees its predecessors' writes; a script that finds its session (or NAS
+    /// restart time) changed by someone else refuses, and that event and the later ones of
+    /// its session are applied again one by one, on fresh reads.
+    async fn apply_session_batch(
+        &self,
+        events: &[(&AccountingEvent, OffsetDateTime)],
+    ) -> Result<Vec<Result<Applied, StoreError>>, StoreError> {
+        struct Session {
+            h: u64,
+            /// Encoded record as stored (before the batch) or as planned so far.
+            cur: Option<Vec<u8>>,
+            prior: Option<Record>,
+        }
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        let mut sessions: Vec<Session> = Vec::new();
+        let mut nas_index: HashMap<&str, usize> = HashMap::new();
+        let mut of_event = Vec::with_capacity(events.len());
+        let mut read = redis::pipe();
+        for (e, _) in events {
+            let h = session_hash(&e.nas, &e.session_id);
+            let i = *index.entry(h).or_insert_with(|| {
+                read.cmd("HGET")
+                    .arg(self.session_key(h))
+                    .arg(&h.to_be_bytes()[..]);
+                sessions.push(Session {
+                    h,
+                    cur: None,
+                    prior: None,
+                });
+                sessions.len() - 1
+            });
+            of_event.push(i);
+        }
+        for (e, _) in events {
+            let n = nas_index.len();
+            if let std::collections::hash_map::Entry::Vacant(v) = nas_index.entry(&e.nas) {
+                v.insert(n);
+                read.cmd("HGET")
+                    .arg(format!("{}nasreset", self.prefix))
+                    .arg(&e.nas);
+            }
+        }
         let mut conn = self.conn.clone();
-        let done: i64 = inv.invoke_async(&mut conn).await?;
-        Ok(done == 1)
+        let mut values: Vec<Option<Vec<u8>>> = read.query_async(&mut conn).await?;
+        let resets: Vec<Option<Vec<u8>>> = values.split_off(sessions.len());
+        let reset_times = resets
+            .iter()
+            .map(|r| r.as_deref().map(decode_time).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        for (s, v) in sessions.iter_mut().zip(values) {
+            s.prior = v.as_deref().map(decode_record).transpose()?;
+            s.cur = v;
+        }
+
+        // Plan in order. results[i]: what event i reports, `None` while its script has not
+        // answered (or refused); scripted: (event, what it reports when its script runs).
+        let mut results: Vec<Option<Result<Applied, StoreError>>> =
+            (0..events.len()).map(|_| None).collect();
+        let mut scripted_ok = vec![false; events.len()];
+        let mut scripted: Vec<(usize, Applied)> = Vec::new();
+        let mut write = redis::pipe();
+        for (i, (event, expires_at)) in events.iter().enumerate() {
+            let s = &mut sessions[of_event[i]];
+            if let Some(p) = &s.prior {
+                if let Err(e) = check_key(p, &event.nas, &event.session_id) {
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+            }
+            let n = nas_index[event.nas.as_str()];
+            let step = rules::step_event(s.prior.as_ref(), reset_times[n], event, *expires_at);
+            if !step.write {
+                results[i] = Some(Ok(step.applied));
+                continue;
+            }
+            let new_value = match &step.record {
+                Some(r) => encode_record(r)?,
+                None => Vec::new(),
+            };
+            let prior_live = matches!(s.prior, Some(Record::Live(_)));
+            let inv = self.cas_invocation(
+                s.h,
+                s.cur.as_deref(),
+                Some((&event.nas, resets[n].as_deref())),
+                prior_live,
+                &step,
+                new_value.clone(),
+            );
+            write.invoke_script(&inv);
+            s.cur = (!new_value.is_empty()).then_some(new_value);
+            s.prior = step.record;
+            scripted.push((i, step.applied));
+        }
+        let done: Vec<i64> = if scripted.is_empty() {
+            Vec::new()
+        } else {
+            match write.query_async(&mut conn).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    // Not loaded yet (or flushed): nothing ran. Load it and send again.
+                    APPLY.load_async(&mut conn).await?;
+                    write.query_async(&mut conn).await?
+                }
+                r => r?,
+            }
+        };
+        if done.len() != scripted.len() {
+            return Err(StoreError::Corrupt(
+                "pipeline answered a different count".into(),
+            ));
+        }
+        for ((i, applied), ok) in scripted.into_iter().zip(done) {
+            if ok == 1 {
+                results[i] = Some(Ok(applied));
+                scripted_ok[i] = true;
+            }
+        }
+        // From a refused script on, a session's events were planned on a state that was not
+        // there: apply them again one by one, in order (except those whose script ran).
+        let mut out = Vec::with_capacity(events.len());
+        let mut refused = vec![false; sessions.len()];
+        for (i, (event, expires_at)) in events.iter().enumerate() {
+            let si = of_event[i];
+            let r = match results[i].take() {
+                Some(r) if !refused[si] || scripted_ok[i] => r,
+                _ => {
+                    refused[si] = true;
+                    self.apply_session(event, *expires_at).await
+                }
+            };
+            out.push(r);
+        }
+        Ok(out)
     }
 
     async fn apply_session(
@@ -390,6 +548,51 @@ impl LiveSessions for RedisSessions {
             StatusType::AccountingOn | StatusType::AccountingOff => self.nas_restart(event).await,
             _ => self.apply_session(event, expires_at).await,
         }
+    }
+
+    async fn apply_batch(
+        &self,
+        events: &[(&AccountingEvent, OffsetDateTime)],
+    ) -> Vec<Result<Applied, StoreError>> {
+        let restarts = events.iter().any(|(e, _)| {
+            matches!(
+                e.status,
+                StatusType::AccountingOn | StatusType::AccountingOff
+            )
+        });
+        if restarts || events.len() < 2 {
+            let mut out = Vec::with_capacity(events.len());
+            for (event, expires_at) in events {
+                let r = self.apply(event, *expires_at).await;
+                let failed = r.is_err();
+                out.push(r);
+                if failed {
+                    break; // later events wait for the next attempt
+                }
+            }
+            return out;
+        }
+        let mut out = Vec::with_capacity(events.len());
+        for part in events.chunks(PIPELINE_EVENTS) {
+            match self.apply_session_batch(part).await {
+                Ok(rs) => {
+                    let failed = rs.iter().any(Result::is_err);
+                    out.extend(rs);
+                    if failed {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    out.push(Err(e));
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn batches(&self) -> bool {
+        true
     }
 
     async fn lookup(&self, ip: IpAddr) -> Result<Option<LiveSession>, StoreError> {

@@ -200,6 +200,7 @@ both_stores!(
     restart_keeps_everything,
     concurrent_applies_end_consistent,
     randomized_streams_match_model,
+    randomized_streams_in_batches_match_model,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1220,6 +1221,16 @@ impl Model {
 }
 
 async fn randomized_streams_match_model(env: &mut Env) {
+    randomized_streams(env, false).await;
+}
+
+/// The same streams through `apply_batch`, in runs of random length (many events of one
+/// session in one batch).
+async fn randomized_streams_in_batches_match_model(env: &mut Env) {
+    randomized_streams(env, true).await;
+}
+
+async fn randomized_streams(env: &mut Env, batched: bool) {
     for seed in 1..=6u64 {
         // The seeds share the store: their own NAS names and IP pools keep them apart.
         let mut rng = StdRng::seed_from_u64(seed);
@@ -1252,9 +1263,25 @@ async fn randomized_streams_match_model(env: &mut Env) {
         let mut model = Model::default();
         let mut traffic_sum: HashMap<String, (u64, u64)> = HashMap::new();
         let mut stops: HashMap<String, usize> = HashMap::new();
-        for e in &stream {
+        let mut outcomes = Vec::with_capacity(stream.len());
+        if batched {
+            let mut rest = &stream[..];
+            while !rest.is_empty() {
+                let n = rng.gen_range(1..=rest.len().min(96));
+                let (run, tail) = rest.split_at(n);
+                let batch: Vec<_> = run.iter().map(|e| (e, later())).collect();
+                let rs = s.apply_batch(&batch).await;
+                assert_eq!(rs.len(), run.len());
+                outcomes.extend(rs.into_iter().map(|r| r.expect("apply_batch")));
+                rest = tail;
+            }
+        } else {
+            for e in &stream {
+                outcomes.push(s.apply(e, later()).await.expect("apply"));
+            }
+        }
+        for (e, a) in stream.iter().zip(&outcomes) {
             model.apply(e);
-            let a = s.apply(e, later()).await.expect("apply");
             for d in &a.traffic {
                 let sid = d.user_name.trim_start_matches("user-").to_owned();
                 let x = traffic_sum.entry(sid).or_default();

@@ -42,9 +42,69 @@ fn from_ts(v: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(v).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// Closed sessions per multi-row `session_history` upsert (16 parameters each).
+const HISTORY_ROWS_PER_STATEMENT: usize = 128;
+/// Rows per multi-row `session_history_ipv6` insert (6 parameters each).
+const IPV6_ROWS_PER_STATEMENT: usize = 256;
+
+/// `(…), (…)` for `rows` rows of `width` parameters: `$n` for PostgreSQL, anonymous `?` for
+/// SQLite (sqlx-sqlite looks `$n` up by name, quadratic in the number of parameters).
+fn placeholders(pg: bool, rows: usize, width: usize) -> String {
+    let mut sql = String::with_capacity(rows * (width * 5 + 3));
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..width {
+            if c > 0 {
+                sql.push(',');
+            }
+            n += 1;
+            if pg {
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Consecutive runs of at most `max` closed sessions in which no session key (nas, session
+/// id, start) repeats: one upsert statement may not touch a row twice (PostgreSQL refuses;
+/// and a repeat must see the row its predecessor wrote). Order is kept.
+fn distinct_chunks(
+    closed: &[crate::sessions::ClosedSession],
+    max: usize,
+) -> Vec<&[crate::sessions::ClosedSession]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in closed.iter().enumerate() {
+        let key = (
+            c.session.nas.as_str(),
+            c.session.session_id.as_str(),
+            ts(c.session.started_at),
+        );
+        if i - start == max || !seen.insert(key) {
+            out.push(&closed[start..i]);
+            start = i;
+            seen.clear();
+            seen.insert(key);
+        }
+    }
+    if start < closed.len() {
+        out.push(&closed[start..]);
+    }
+    out
+}
+
 /// Rows per daily-traffic upsert statement.
-/// (sqlx-sqlite resolves `$n` parameters by name, quadratic in their number: keep it small.)
-const TRAFFIC_ROWS_PER_STATEMENT: usize = 64;
+const TRAFFIC_ROWS_PER_STATEMENT: usize = 256;
 
 /// Write what one applied event (or expiry sweep) produced, in one transaction.
 /// Idempotent: a session is unique by (nas, session_id, started_at) and a replayed record
@@ -69,75 +129,110 @@ async fn write_merged(
     if closed.is_empty() && traffic.is_empty() {
         return Ok(());
     }
+    let pg = matches!(db, Db::Postgres(_));
     on_pool!(db, pool => {
         let mut tx = pool.begin().await?;
-        for c in closed {
-            let s = &c.session;
-            let prefixes = s
-                .ipv6_prefixes
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(",");
-            let id: i64 = sqlx::query(
+        // Closed sessions in multi-row upserts; each statement returns the ids of its rows,
+        // whose IPv6 index rows are then replaced in two more statements.
+        for chunk in distinct_chunks(closed, HISTORY_ROWS_PER_STATEMENT) {
+            let sql = format!(
                 "INSERT INTO session_history (nas, nas_client, session_id, user_name, framed_ip, \
                  ipv6_prefixes, calling_station_id, nas_port_id, started_at, stopped_at, \
                  input_octets, output_octets, input_packets, output_packets, terminate_cause, \
                  close_reason) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                 VALUES {} \
                  ON CONFLICT (nas, session_id, started_at) DO UPDATE SET \
                  stopped_at = excluded.stopped_at, input_octets = excluded.input_octets, \
                  output_octets = excluded.output_octets, input_packets = excluded.input_packets, \
                  output_packets = excluded.output_packets, \
                  terminate_cause = excluded.terminate_cause, close_reason = excluded.close_reason \
-                 RETURNING id",
-            )
-            .bind(&s.nas)
-            .bind(&s.nas_client)
-            .bind(&s.session_id)
-            .bind(&s.user_name)
-            .bind(s.framed_ip.map(|ip| i64::from(u32::from(ip))))
-            .bind(prefixes)
-            .bind(&s.calling_station_id)
-            .bind(&s.nas_port_id)
-            .bind(ts(s.started_at))
-            .bind(ts(c.stopped_at))
-            .bind(s.input_octets as i64)
-            .bind(s.output_octets as i64)
-            .bind(s.input_packets as i64)
-            .bind(s.output_packets as i64)
-            .bind(c.terminate_cause.map(i64::from))
-            .bind(c.reason.label())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-            sqlx::query("DELETE FROM session_history_ipv6 WHERE history_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            for p in &s.ipv6_prefixes {
-                let (hi, lo) = split_v6(p);
-                sqlx::query(
+                 RETURNING id, nas, session_id, started_at",
+                placeholders(pg, chunk.len(), 16)
+            );
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                let s = &c.session;
+                let prefixes = s
+                    .ipv6_prefixes
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                q = q
+                    .bind(&s.nas)
+                    .bind(&s.nas_client)
+                    .bind(&s.session_id)
+                    .bind(&s.user_name)
+                    .bind(s.framed_ip.map(|ip| i64::from(u32::from(ip))))
+                    .bind(prefixes)
+                    .bind(&s.calling_station_id)
+                    .bind(&s.nas_port_id)
+                    .bind(ts(s.started_at))
+                    .bind(ts(c.stopped_at))
+                    .bind(s.input_octets as i64)
+                    .bind(s.output_octets as i64)
+                    .bind(s.input_packets as i64)
+                    .bind(s.output_packets as i64)
+                    .bind(c.terminate_cause.map(i64::from))
+                    .bind(c.reason.label());
+            }
+            let mut ids = std::collections::HashMap::with_capacity(chunk.len());
+            for row in q.fetch_all(&mut *tx).await? {
+                let id: i64 = row.try_get(0)?;
+                let key: (String, String, i64) = (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+                ids.insert(key, id);
+            }
+            let chunk_ids = chunk
+                .iter()
+                .map(|c| {
+                    let s = &c.session;
+                    ids.remove(&(s.nas.clone(), s.session_id.clone(), ts(s.started_at)))
+                        .ok_or_else(|| {
+                            sqlx::Error::Protocol("session_history upsert returned no id".into())
+                        })
+                })
+                .collect::<Result<Vec<i64>, _>>()?;
+            let sql = format!(
+                "DELETE FROM session_history_ipv6 WHERE history_id IN ({})",
+                (1..=chunk.len())
+                    .map(|i| if pg { format!("${i}") } else { "?".to_owned() })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let mut q = sqlx::query(&sql);
+            for id in &chunk_ids {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx).await?;
+            let mut rows = Vec::new();
+            for (c, &id) in chunk.iter().zip(&chunk_ids) {
+                for p in &c.session.ipv6_prefixes {
+                    rows.push((id, p, ts(c.session.started_at), ts(c.stopped_at)));
+                }
+            }
+            for part in rows.chunks(IPV6_ROWS_PER_STATEMENT) {
+                let sql = format!(
                     "INSERT INTO session_history_ipv6 \
-                     (history_id, net_hi, net_lo, prefix_len, started_at, stopped_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(id)
-                .bind(hi)
-                .bind(lo)
-                .bind(i16::from(p.prefix_len()))
-                .bind(ts(s.started_at))
-                .bind(ts(c.stopped_at))
-                .execute(&mut *tx)
-                .await?;
+                     (history_id, net_hi, net_lo, prefix_len, started_at, stopped_at) VALUES {}",
+                    placeholders(pg, part.len(), 6)
+                );
+                let mut q = sqlx::query(&sql);
+                for (id, p, started, stopped) in part {
+                    let (hi, lo) = split_v6(p);
+                    q = q
+                        .bind(*id)
+                        .bind(hi)
+                        .bind(lo)
+                        .bind(i16::from(p.prefix_len()))
+                        .bind(*started)
+                        .bind(*stopped);
+                }
+                q.execute(&mut *tx).await?;
             }
         }
         // Daily traffic in multi-row upserts (one key per row: `merge` summed them).
         for chunk in traffic.chunks(TRAFFIC_ROWS_PER_STATEMENT) {
-            let values = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
-                .collect::<Vec<_>>()
-                .join(",");
+            let values = placeholders(pg, chunk.len(), 4);
             let sql = format!(
                 "INSERT INTO traffic_daily (user_name, day, input_octets, output_octets) \
                  VALUES {values} ON CONFLICT (user_name, day) DO UPDATE SET \
