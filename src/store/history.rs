@@ -356,7 +356,7 @@ pub async fn traffic_on(
 }
 
 /// `$from, $from+1, …` for `n` bound values (an `IN (…)` list).
-fn placeholders(from: usize, n: usize) -> String {
+fn in_list(from: usize, n: usize) -> String {
     (from..from + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -378,7 +378,7 @@ pub async fn sessions_of(
         });
     }
     let n = logins.len();
-    let list = placeholders(1, n);
+    let list = in_list(1, n);
     let count_sql = format!("SELECT COUNT(*) FROM session_history WHERE user_name IN ({list})");
     let page_sql = format!(
         "SELECT h.nas, h.session_id, h.user_name, h.framed_ip, h.ipv6_prefixes, \
@@ -442,7 +442,7 @@ pub async fn traffic_between(
         "SELECT day, CAST(SUM(input_octets) AS BIGINT), CAST(SUM(output_octets) AS BIGINT) \
          FROM traffic_daily WHERE user_name IN ({}) AND day >= ${} AND day <= ${} \
          GROUP BY day ORDER BY day",
-        placeholders(1, n),
+        in_list(1, n),
         n + 1,
         n + 2
     );
