@@ -1,6 +1,8 @@
 //! The panel in a real headless Chromium: registration from Jan Kowalski's demo line
 //! (127.0.0.1), e-mail confirmation through the outbox, logout, login, English, with
-//! screenshots of the main pages at desktop and phone widths kept as test artifacts.
+//! screenshots of every page in both languages at desktop and phone widths kept as test
+//! artifacts (`<page>-<lang>-<width>.png`), and the transfer QR code on Płatności decoded
+//! with zbarimg and checked against the payload, account and amount the page shows.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,8 +16,14 @@ const LOGIN: &str = "jan.przegladarka";
 const PASSWORD: &str = "Wiosna nad Wisłą 7";
 const EMAIL: &str = "jan.kowalski@example.pl";
 
-const DESKTOP: (&str, u32, u32) = ("desktop", 1280, 900);
-const PHONE: (&str, u32, u32) = ("phone", 390, 844);
+const DESKTOP: (&str, u32, u32) = ("1280", 1280, 900);
+const PHONE: (&str, u32, u32) = ("390", 390, 844);
+const BOTH: [(&str, u32, u32); 2] = [DESKTOP, PHONE];
+/// The error page's heading in both languages.
+const ERROR_HEADINGS: [&str; 2] = ["Coś poszło nie tak", "Something went wrong"];
+
+/// A page of the tour: screenshot name, path, and its heading (`h1`) in Polish and English.
+type Stop<'a> = (&'a str, &'a str, &'a str, &'a str);
 
 /// `<target>/ebok-artifacts/screenshots`, created empty of old PNGs.
 fn screenshot_dir() -> PathBuf {
@@ -24,6 +32,11 @@ fn screenshot_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     let dir = target.join("ebok-artifacts").join("screenshots");
     std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|x| x == "png") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     dir
 }
 
@@ -83,6 +96,59 @@ impl Tab {
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait (up to 10 s) until the page's `h1` contains `expected`; the error page fails.
+    async fn expect_heading(&self, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let h1 = match self.s.find("h1").await {
+                Ok(e) => self.s.text(&e).await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if h1.contains(expected) {
+                return;
+            }
+            if ERROR_HEADINGS.contains(&h1.as_str()) || Instant::now() > deadline {
+                panic!(
+                    "page {} has the heading {h1:?}, not {expected:?}:\n{}",
+                    self.path().await,
+                    self.try_text().await.unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The rendered text of the first element matching `css`.
+    async fn text_of(&self, css: &str) -> String {
+        let e = self
+            .s
+            .find(css)
+            .await
+            .unwrap_or_else(|e| panic!("find {css}: {e}"));
+        self.s.text(&e).await.unwrap()
+    }
+
+    /// The `href` of the first link matching `css` (as written in the page).
+    async fn href(&self, css: &str) -> String {
+        let js = format!("return document.querySelector({css:?}).getAttribute('href');");
+        match self.s.script(&js).await.unwrap().as_str() {
+            Some(href) => href.to_owned(),
+            None => panic!("no link {css} at {}", self.path().await),
+        }
+    }
+
+    /// Switch the panel to `lang` ("pl" or "en"), then visit each page of `stops`: check its
+    /// heading and save `<name>-<lang>-<width>.png` at both widths.
+    async fn tour(&mut self, lang: &str, stops: &[Stop<'_>]) {
+        self.open(&format!("/jezyk/{lang}?wroc=/")).await;
+        for &(name, path, pl, en) in stops {
+            self.open(path).await;
+            self.expect_heading(if lang == "en" { en } else { pl })
+                .await;
+            self.shoot(&format!("{name}-{lang}"), &BOTH).await;
         }
     }
 
@@ -175,6 +241,70 @@ async fn mails_to(outbox: &Path, to: &str) -> Vec<String> {
     }
 }
 
+/// The transfer QR code on Płatności (the open page, captured in `png`): its payload printed
+/// beneath it is in the ZBP format (`NIP|PL|NRB|grosze|recipient|title|||`) for the account
+/// shown and the amount `due`, and the code decoded with zbarimg is that payload.
+async fn check_transfer_qr(tab: &Tab, png: &Path, due: ebok::store::money::Money) {
+    let payload = tab.text_of("figure.transfer-qr code.payload").await;
+    let account: String = tab
+        .text_of("p.nrb")
+        .await
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let shown = tab.text_of("figure.transfer-qr figcaption").await;
+    let f: Vec<&str> = payload.split('|').collect();
+    let digits = |s: &str, n: usize| s.len() >= n && s.bytes().all(|b| b.is_ascii_digit());
+    assert_eq!(f.len(), 9, "nine fields: {payload:?}");
+    assert!(
+        f[0].is_empty() || (f[0].len() == 10 && digits(f[0], 10)),
+        "NIP: {payload}"
+    );
+    assert_eq!(f[1], "PL", "{payload}");
+    assert!(f[2].len() == 26 && digits(f[2], 26), "NRB: {payload}");
+    assert_eq!(f[2], account, "the account shown: {payload}");
+    assert!(digits(f[3], 6), "amount in grosze, 6+ digits: {payload}");
+    assert_eq!(f[3].parse::<i64>().unwrap(), due.grosze(), "{payload}");
+    assert_eq!(f[4], ebok::demo::ISP_NAME, "recipient: {payload}");
+    assert!(!f[5].is_empty(), "title: {payload}");
+    assert!(f[6..].iter().all(|x| x.is_empty()), "{payload}");
+    // WebDriver gives the no-break space in "80,00 zł" as a plain one.
+    let amount = due.to_string().replace('\u{a0}', " ");
+    assert!(
+        shown.replace('\u{a0}', " ").contains(&amount),
+        "{amount} in {shown}"
+    );
+
+    let Some(zbarimg) = which("zbarimg") else {
+        ebok::testkit::skip(
+            TEST,
+            "zbarimg",
+            "zbarimg not on PATH (Debian: zbar-tools); the QR code is not decoded",
+        );
+        return;
+    };
+    // Raw bytes (no charset guessing), QR codes only.
+    let out = std::process::Command::new(zbarimg)
+        .args([
+            "--quiet",
+            "--raw",
+            "-Sbinary",
+            "-Sdisable",
+            "-Sqrcode.enable",
+        ])
+        .arg(png)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "zbarimg finds a QR code in {}: {}",
+        png.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decoded = String::from_utf8(out.stdout).expect("the QR code holds UTF-8");
+    assert_eq!(decoded.trim_end_matches('\n'), payload, "decoded QR code");
+}
+
 #[tokio::test]
 async fn panel_in_chromium_registers_logs_in_and_out() {
     // A long scenario makes a large future: on the heap, not the test thread's stack.
@@ -242,24 +372,61 @@ async fn scenario() {
         taken: Vec::new(),
         overflow: Vec::new(),
     };
-    let both = [DESKTOP, PHONE];
-
     // Home: the panel recognises the line before anyone logs in.
     tab.open("/").await;
     tab.expect_text("Łączysz się z adresu 127.0.0.1 — to łącze naszej sieci.")
         .await;
-    tab.shoot("home-pl", &both).await;
 
-    tab.open("/przywracanie").await;
-    tab.expect_text("Przywrócenie hasła dostępu").await;
-    tab.shoot("recover-pl", &both).await;
+    // Every public page in both languages, before logging in (logged in, some of them lead
+    // to the panel instead).
+    tab.open("/aktualnosci").await;
+    let news_item = tab.href("main a[href^='/aktualnosci/']").await;
+    let news_title = tab.text_of(&format!("main a[href='{news_item}']")).await;
+    let public: [Stop; 9] = [
+        (
+            "home",
+            "/",
+            "Elektroniczne Biuro Obsługi Klienta",
+            "Customer self-service",
+        ),
+        (
+            "login",
+            "/logowanie",
+            "Logowanie do panelu",
+            "Log in to the panel",
+        ),
+        ("register", "/rejestracja", "Rejestracja", "Registration"),
+        (
+            "recover",
+            "/przywracanie",
+            "Przywrócenie hasła dostępu",
+            "Recover access",
+        ),
+        ("news", "/aktualnosci", "Aktualności", "News"),
+        ("news-item", &news_item, &news_title, &news_title),
+        (
+            "orders",
+            "/zamawianie",
+            "Zamawianie usług",
+            "Order services",
+        ),
+        ("contact-public", "/kontakt", "Kontakt", "Contact"),
+        (
+            "faq",
+            "/faq",
+            "FAQ — najczęściej zadawane pytania",
+            "FAQ — frequently asked questions",
+        ),
+    ];
+    tab.tour("pl", &public).await;
+    tab.tour("en", &public).await;
+    tab.open("/jezyk/pl?wroc=/").await;
+    tab.expect_text("Łączysz się z adresu 127.0.0.1").await;
 
     // Registration through the menu.
-    tab.open("/").await;
     tab.click("nav.menu a[href='/rejestracja']").await;
     tab.expect_text("Utwórz swój identyfikator i hasło.").await;
     assert_eq!(tab.path().await, "/rejestracja");
-    tab.shoot("register-pl", &both).await;
 
     // A wrong contract number is refused with the calm explanation.
     tab.fill("login", LOGIN).await;
@@ -273,7 +440,7 @@ async fn scenario() {
     tab.expect_text("Podane dane nie pasują do łącza, z którego się łączysz.")
         .await;
     assert_eq!(tab.path().await, "/rejestracja");
-    tab.shoot("register-refused-pl", &both).await;
+    tab.shoot("register-refused-pl", &BOTH).await;
 
     // The right one: straight into the panel.
     tab.fill("login", LOGIN).await;
@@ -297,12 +464,10 @@ async fn scenario() {
         text.contains(&format!("łącze umowy {contract}")),
         "connection note names the contract: {text}"
     );
-    tab.shoot("panel-pl", &both).await;
 
     tab.open("/ustawienia").await;
     tab.expect_text("Ustawienia konta").await;
     tab.expect_text(LOGIN).await;
-    tab.shoot("settings-pl", &both).await;
 
     tab.open("/ustawienia/2fa").await;
     tab.expect_text("Włączanie logowania dwuetapowego").await;
@@ -310,7 +475,6 @@ async fn scenario() {
         !tab.s.find_all(".qr svg").await.unwrap().is_empty(),
         "QR code"
     );
-    tab.shoot("totp-pl", &both).await;
 
     // The confirmation mail, opened in the browser.
     let mails = mails_to(&dir.path().join("outbox"), EMAIL).await;
@@ -331,7 +495,6 @@ async fn scenario() {
     tab.click("nav.menu a[href='/logowanie']").await;
     tab.expect_text("Wpisz podany przy rejestracji identyfikator")
         .await;
-    tab.shoot("login-pl", &both).await;
     tab.fill("login", LOGIN).await;
     tab.fill("password", PASSWORD).await;
     tab.click("form[action='/logowanie'] button[type=submit]")
@@ -339,7 +502,78 @@ async fn scenario() {
     tab.expect_text("Twoje dane").await;
     tab.expect_text("Jan Kowalski").await;
 
+    // A message to the office through the contact form, for a ticket thread to show.
+    tab.open("/kontakt").await;
+    tab.fill("subject", "Wolny internet wieczorem").await;
+    tab.fill(
+        "message",
+        "Od tygodnia po 20:00 strony ładują się bardzo wolno.",
+    )
+    .await;
+    tab.click("form[action='/kontakt'] button[type=submit]")
+        .await;
+    tab.expect_heading("Zgłoszenie nr").await;
+    tab.expect_text("Wolny internet wieczorem").await;
+    let ticket = tab.path().await;
+    let ticket = ticket.split('?').next().unwrap().to_owned();
+    assert!(ticket.starts_with("/kontakt/"), "{ticket}");
+
+    // The restart confirmation is for one live session, as the form on PPPoE asks for it.
+    tab.open("/pppoe").await;
+    let restart = tab
+        .s
+        .script(
+            "const f = document.querySelector(\"form[action='/pppoe/restart']\"); \
+             return f && '/pppoe/restart?' + new URLSearchParams(new FormData(f));",
+        )
+        .await
+        .unwrap();
+    let restart = restart
+        .as_str()
+        .expect("a live session to restart")
+        .to_owned();
+    tab.open("/e-faktury").await;
+    let invoice = tab.href("table.invoices a[href^='/e-faktury/']").await;
+
+    let panel: [Stop; 12] = [
+        ("panel", "/panel", "Twoje dane", "Your data"),
+        ("ip", "/adres-ip", "Adres IP", "IP address"),
+        ("pppoe", "/pppoe", "PPPoE", "PPPoE"),
+        (
+            "pppoe-restart",
+            &restart,
+            "Restart połączenia",
+            "Restart the connection",
+        ),
+        ("payments", "/platnosci", "Płatności", "Payments"),
+        ("invoices", "/e-faktury", "e-Faktury", "e-Invoices"),
+        ("invoice", &invoice, "Faktura VAT nr", "VAT invoice no."),
+        ("stats", "/statystyki", "Statystyki", "Statistics"),
+        (
+            "settings",
+            "/ustawienia",
+            "Ustawienia konta",
+            "Account settings",
+        ),
+        (
+            "totp",
+            "/ustawienia/2fa",
+            "Włączanie logowania dwuetapowego",
+            "Turning on two-step login",
+        ),
+        ("contact", "/kontakt", "Kontakt", "Contact"),
+        ("ticket", &ticket, "Zgłoszenie nr", "Message no."),
+    ];
+    tab.tour("pl", &panel).await;
+
+    // The transfer QR code for Jan's amount due.
+    let due = -ebok::store::billing::balance(db, jan.id).await.unwrap();
+    assert!(due.grosze() > 0, "demo Jan has an amount due: {due}");
+    tab.open("/platnosci").await;
+    check_transfer_qr(&tab, &tab.shots.join("payments-pl-1280.png"), due).await;
+
     // English through the header link, on the same page.
+    tab.open("/panel").await;
     tab.click("header a.lang").await;
     tab.expect_text("Your data").await;
     assert!(
@@ -357,7 +591,7 @@ async fn scenario() {
         text.contains(&format!("the line of contract {contract}")),
         "{text}"
     );
-    tab.shoot("panel-en", &both).await;
+    tab.tour("en", &panel).await;
     tab.log_out("You have been logged out.").await;
 
     let Tab {
