@@ -1740,8 +1740,7 @@ async fn demo_jan(
 /// `years` years before the current month; idempotent (fixed ext ids).
 async fn seed_billing(args: SeedBillingArgs) -> anyhow::Result<()> {
     use ebok::store::billing::{
-        upsert_invoices, upsert_payments, InvoiceLine, InvoiceRecord, InvoiceStatus,
-        PaymentRecord,
+        upsert_invoices, upsert_payments, InvoiceLine, InvoiceRecord, InvoiceStatus, PaymentRecord,
     };
     use ebok::store::money::{LineAmounts, Money, Quantity, VatRate};
     let (db, jan) = demo_jan(&args.database_url).await?;
@@ -1766,8 +1765,8 @@ async fn seed_billing(args: SeedBillingArgs) -> anyhow::Result<()> {
     let mut payments = Vec::new();
     for months_ago in 12..i64::from(args.years.max(1)) * 12 {
         // The 1st of the month `months_ago` months before this one.
-        let total = i64::from(first.year()) * 12 + i64::from(u8::from(first.month())) - 1
-            - months_ago;
+        let total =
+            i64::from(first.year()) * 12 + i64::from(u8::from(first.month())) - 1 - months_ago;
         let (y, m) = (
             i32::try_from(total.div_euclid(12))?,
             u8::try_from(total.rem_euclid(12) + 1)?,
