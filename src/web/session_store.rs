@@ -1110,7 +1110,30 @@ mod tests {
         delete_all_keeps_one,
         purge_expired_removes_ended,
         token_stored_only_hashed,
+        joined_get_matches_get,
     );
+
+    /// The SQL store's session + account query answers as `get` then the account would.
+    async fn joined_get_matches_get(h: &Harness) {
+        let Some(sql) = h.store.as_sql() else {
+            return; // Redis: the extractor reads the account separately
+        };
+        let [a, b] = h.accounts;
+        let ta = h.store.create(a, false, ip()).await.unwrap();
+        let tb = h.store.create(b, true, None).await.unwrap();
+        for (token, id) in [(&ta, a), (&tb, b)] {
+            let (s, acc) = sql.get_with_account(token).await.unwrap().unwrap();
+            assert_eq!(Some(s), h.store.get(token).await.unwrap());
+            let acc = acc.unwrap();
+            assert_eq!((acc.id, acc.disabled), (id, false));
+        }
+        assert!(sql.get_with_account("x").await.unwrap().is_none());
+        h.store.delete(&ta).await.unwrap();
+        assert!(sql.get_with_account(&ta).await.unwrap().is_none());
+        h.clock.advance(31 * MIN);
+        assert!(sql.get_with_account(&tb).await.unwrap().is_none());
+        assert_eq!(h.stored().await, 0, "the expired session was deleted");
+    }
 
     fn ip() -> Option<IpAddr> {
         Some("2001:db8::7".parse().unwrap())
