@@ -11,6 +11,9 @@
 //!   `scripts/bench-web.sh` (the panel itself is measured with wrk).
 //! * `argon2`: the cost of one password verification with ebok's own argon2id parameters.
 //! * `demo-contract`: the demo subscriber's contract number, for registering in the script.
+//! * `seed-billing`: give the demo's Jan Kowalski ten years of monthly invoices and payments
+//!   (issue 5: Płatności for a long-standing subscriber).
+//! * `pdf`: the time to generate one invoice's PDF (issue 5).
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -58,6 +61,32 @@ enum Command {
     Argon2(Argon2Args),
     /// Print the contract number of the demo's live line (Jan Kowalski) from the database.
     DemoContract(DemoContractArgs),
+    /// Add monthly invoices and payments before the demo's own year so that Jan Kowalski
+    /// has `--years` years of them (written through `ebok::store::billing`).
+    SeedBilling(SeedBillingArgs),
+    /// Time the PDF of Jan Kowalski's newest invoice (`ebok::web::billing::invoice_pdf`),
+    /// one after another: mean and p99.
+    Pdf(PdfArgs),
+}
+
+#[derive(Args)]
+struct SeedBillingArgs {
+    /// The database `ebok run --demo` filled (sqlite://PATH or postgres://…).
+    #[arg(long)]
+    database_url: String,
+    /// Years of monthly invoices Jan has afterwards (the demo's own 12 months included).
+    #[arg(long, default_value_t = 10)]
+    years: u32,
+}
+
+#[derive(Args)]
+struct PdfArgs {
+    /// The database `ebok run --demo` filled (sqlite://PATH or postgres://…).
+    #[arg(long)]
+    database_url: String,
+    /// PDFs to time (after one untimed warm-up).
+    #[arg(long, default_value_t = 50)]
+    n: u32,
 }
 
 #[derive(Args)]
@@ -206,6 +235,14 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(demo_contract(args)),
+        Command::SeedBilling(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(seed_billing(args)),
+        Command::Pdf(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(pdf_cost(args)),
     }
 }
 
@@ -1682,5 +1719,147 @@ async fn demo_contract(args: DemoContractArgs) -> anyhow::Result<()> {
         .await?
         .context("the demo data set is not loaded")?;
     println!("{}", contract.number);
+    Ok(())
+}
+
+/// Jan Kowalski (the demo's live line) and his subscriber record.
+async fn demo_jan(
+    url: &str,
+) -> anyhow::Result<(ebok::store::Db, ebok::store::subscribers::Subscriber)> {
+    let db = ebok::store::Db::connect(url)
+        .await
+        .context("opening the database")?;
+    let (sub, _) = ebok::store::subscribers::subscriber_by_login(&db, ebok::demo::DEMO_LOGIN)
+        .await?
+        .context("the demo data set is not loaded")?;
+    Ok((db, sub))
+}
+
+/// Monthly invoices (subscription 79.99 zł and a router 9.99 zł, 23 % VAT, issued on the 1st,
+/// due on the 15th, paid on the 10th) for the months before the demo's own twelve, back to
+/// `years` years before the current month; idempotent (fixed ext ids).
+async fn seed_billing(args: SeedBillingArgs) -> anyhow::Result<()> {
+    use ebok::store::billing::{
+        upsert_invoices, upsert_payments, InvoiceLine, InvoiceRecord, InvoiceStatus, PaymentRecord,
+    };
+    use ebok::store::money::{LineAmounts, Money, Quantity, VatRate};
+    let (db, jan) = demo_jan(&args.database_url).await?;
+    let today = OffsetDateTime::now_utc().date();
+    let first = today.replace_day(1)?;
+    let line = |position: u32, name: String, grosze: i64| {
+        let unit_gross = Money::from_grosze(grosze);
+        let a = LineAmounts::from_gross(Quantity::ONE, unit_gross, VatRate::R23);
+        InvoiceLine {
+            position,
+            name,
+            unit: "mies.".into(),
+            quantity: Quantity::ONE,
+            unit_net: VatRate::R23.split_gross(unit_gross).0,
+            net: a.net,
+            vat_rate: VatRate::R23,
+            vat: a.vat,
+            gross: a.gross,
+        }
+    };
+    let mut invoices = Vec::new();
+    let mut payments = Vec::new();
+    for months_ago in 12..i64::from(args.years.max(1)) * 12 {
+        // The 1st of the month `months_ago` months before this one.
+        let total =
+            i64::from(first.year()) * 12 + i64::from(u8::from(first.month())) - 1 - months_ago;
+        let (y, m) = (
+            i32::try_from(total.div_euclid(12))?,
+            u8::try_from(total.rem_euclid(12) + 1)?,
+        );
+        let issued = time::Date::from_calendar_date(y, m.try_into()?, 1)?;
+        let lines = vec![
+            line(1, format!("Abonament internet – {m:02}/{y}"), 7999),
+            line(2, format!("Dzierżawa routera – {m:02}/{y}"), 999),
+        ];
+        let gross: Money = lines.iter().map(|l| l.gross).sum();
+        let number = format!("FV/BENCH/{y}/{m:02}");
+        let key = format!("{}-{y}-{m:02}", jan.ext_id);
+        payments.push(PaymentRecord {
+            ext_id: format!("bench-pay-{key}"),
+            subscriber_ext_id: jan.ext_id.clone(),
+            paid_on: issued + time::Duration::days(9),
+            amount: gross,
+            title: format!("Faktura {number}"),
+            method: "przelew".into(),
+        });
+        invoices.push(InvoiceRecord {
+            ext_id: format!("bench-inv-{key}"),
+            subscriber_ext_id: jan.ext_id.clone(),
+            number,
+            issued_on: issued,
+            sold_on: issued,
+            due_on: issued + time::Duration::days(14),
+            net: lines.iter().map(|l| l.net).sum(),
+            vat: lines.iter().map(|l| l.vat).sum(),
+            gross,
+            status: InvoiceStatus::Paid,
+            ksef_number: None,
+            lines,
+        });
+    }
+    let mut tx = db.begin().await?;
+    upsert_invoices(&mut tx, &invoices)
+        .await
+        .map_err(|(i, e)| anyhow::anyhow!("invoice {i}: {e}"))?;
+    upsert_payments(&mut tx, &payments)
+        .await
+        .map_err(|(i, e)| anyhow::anyhow!("payment {i}: {e}"))?;
+    tx.commit().await?;
+    println!(
+        "seeded {} invoices and {} payments for {}",
+        invoices.len(),
+        payments.len(),
+        jan.display_name()
+    );
+    Ok(())
+}
+
+/// Build the document and the PDF of Jan's newest invoice `n` times, as the
+/// `/e-faktury/{id}?pdf` handler does (minus the blocking-pool hop and the HTTP answer).
+async fn pdf_cost(args: PdfArgs) -> anyhow::Result<()> {
+    use ebok::store::billing::{invoice_for, invoices_of};
+    use ebok::web::billing::{invoice_doc, invoice_pdf};
+    use ebok::web::i18n::{Lang, Tr};
+    let (db, jan) = demo_jan(&args.database_url).await?;
+    let newest = invoices_of(&db, jan.id, ebok::store::repo::Page { number: 1, size: 1 })
+        .await?
+        .items
+        .into_iter()
+        .next()
+        .context("Jan has no invoice")?;
+    let (inv, lines) = invoice_for(&db, jan.id, newest.id)
+        .await?
+        .context("the newest invoice vanished")?;
+    let t = Tr::new(Lang::Pl);
+    let isp = ebok::config::IspConfig {
+        name: ebok::demo::ISP_NAME.into(),
+        ..Default::default()
+    };
+    let today = OffsetDateTime::now_utc().date();
+    let one = || -> anyhow::Result<usize> {
+        let doc = invoice_doc(t, &isp, &jan, &inv, &lines, today)?;
+        Ok(invoice_pdf(t, &doc)?.len())
+    };
+    let bytes = one()?; // warm-up: font parsing and the like happen once
+    let n = args.n.max(1);
+    let mut micros = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        one()?;
+        micros.push(t0.elapsed().as_micros() as u32);
+    }
+    micros.sort_unstable();
+    let mean_ms = micros.iter().map(|&m| f64::from(m)).sum::<f64>() / f64::from(n) / 1000.0;
+    let p99_ms = f64::from(percentile(&micros, 0.99)) / 1000.0;
+    println!(
+        "RESULT pdf invoice={} lines={} bytes={bytes} n={n} mean_ms={mean_ms:.2} p99_ms={p99_ms:.2}",
+        inv.number,
+        lines.len()
+    );
     Ok(())
 }

@@ -4,8 +4,12 @@
 #   b) GET /logowanie (the login page, anonymous), c) GET /panel (the home page of a
 #   logged-in subscriber, identified from his own line), d) GET / (anonymous) — each with
 #   wrk for DURATION seconds against `ebok run --demo` on SQLite, then b)–d) again on
-#   PostgreSQL and with the Redis store; e) the argon2id cost of one login
-#   (`ebok-bench argon2`); f) a table with requests/s, p50, p99 and the ratio to a).
+#   PostgreSQL and with the Redis store; e) issue 5: Jan gets ten years of monthly invoices
+#   and payments (`ebok-bench seed-billing`, through ebok::store::billing), then wrk on
+#   GET /platnosci (Płatności: his whole ledger, 240 entries, paged) and GET /statystyki as
+#   the logged-in Jan on every backend; f) the argon2id cost of one login
+#   (`ebok-bench argon2`); g) the time to generate one invoice PDF (`ebok-bench pdf`);
+#   h) a table with requests/s, p50, p99 and the ratio to a).
 #
 # The demo makes 127.0.0.1 Jan Kowalski's live line; the script registers his panel account
 # through the real form (CSRF cookie and field, PESEL and contract number), logs in through
@@ -13,7 +17,10 @@
 #
 # Environment knobs (defaults in brackets):
 #   DURATION [15] seconds per wrk run; THREADS [2]; CONNECTIONS [64]
-#   ARGON2_N [40] verifications timed
+#   PAGES [login panel home payments stats] which of the page runs to make on each backend
+#     (login = /logowanie, panel = /panel, home = / anonymous, payments = /platnosci,
+#     stats = /statystyki; the last three logged in)
+#   ARGON2_N [40] verifications timed; PDF_N [50] invoice PDFs timed
 #   SKIP_POSTGRES=1, SKIP_REDIS=1 skip those backends; SKIP_BUILD=1 uses the built binaries
 #   POSTGRES_URL [postgres://postgres@127.0.0.1:5432] (a fresh database is created and dropped)
 #   REDIS_URL [redis://127.0.0.1:6379/] (a unique key prefix, deleted afterwards)
@@ -25,6 +32,8 @@ DURATION=${DURATION:-15}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 ARGON2_N=${ARGON2_N:-40}
+PDF_N=${PDF_N:-50}
+PAGES=${PAGES:-login panel home payments stats}
 SKIP_POSTGRES=${SKIP_POSTGRES:-0}
 SKIP_REDIS=${SKIP_REDIS:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -159,6 +168,17 @@ check_panel() { # base cookies: /panel must be Jan's page (200, his name), not a
     fi
 }
 
+check_page() { # base cookies path text: a logged-in page (200, with TEXT), not a redirect
+    local code
+    code=$(curl -s -o "$tmp/page.html" -w '%{http_code}' -H "Cookie: $2" "$1$3")
+    if [ "$code" != 200 ] || ! grep -q "$4" "$tmp/page.html"; then
+        echo "$3 answered $code without \"$4\"" >&2
+        return 1
+    fi
+}
+
+wants() { case " $PAGES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
 # run_panel LABEL DATABASE_URL [store]: start ebok --demo, log in, run b)–d).
 run_panel() {
     local label=$1 dburl=$2 store=${3:-embedded} dir=$tmp/$1 port mport rport base cookie
@@ -186,10 +206,19 @@ run_panel() {
     wait_http "$base/" "$server_pid" || { cat "$dir/ebok.log" >&2; return 1; }
     cookie=$(login_jan "$base" "$dburl")
     check_panel "$base" "$cookie"
-    bench "$label-login" "$base/logowanie"
-    bench "$label-panel" "$base/panel" -H "Cookie: $cookie"
-    bench "$label-home" "$base/"
+    "$BENCH" seed-billing --database-url "$dburl" | sed 's/^/  /'
+    check_page "$base" "$cookie" /platnosci 'Saldo'
+    check_page "$base" "$cookie" /statystyki 'Transfer w ostatnich 30 dniach'
+    if wants login; then bench "$label-login" "$base/logowanie"; fi
+    if wants panel; then bench "$label-panel" "$base/panel" -H "Cookie: $cookie"; fi
+    if wants home; then bench "$label-home" "$base/"; fi
+    if wants payments; then bench "$label-payments" "$base/platnosci" -H "Cookie: $cookie"; fi
+    if wants stats; then bench "$label-stats" "$base/statystyki" -H "Cookie: $cookie"; fi
     check_panel "$base" "$cookie" # still logged in: wrk measured the real page throughout
+    if [ "$label" = sqlite ]; then
+        echo "== invoice PDF generation time (Jan's newest invoice)"
+        "$BENCH" pdf --database-url "$dburl" --n "$PDF_N" | tee -a "$results"
+    fi
     stop_pid "$server_pid"
     server_pid=""
 }
@@ -248,9 +277,10 @@ awk '
     $1 != "RESULT" { name[++n] = $1; rps[n] = $2; p50[n] = $3; p99[n] = $4; err[n] = $5 }
     END {
         ref = (h1 + h2) / 2
-        printf "| %-16s | %10s | %8s | %8s | %14s | %s\n", "run", "req/s", "p50 ms", "p99 ms", "× hello-world", "non-2xx"
+        printf "| %-18s | %10s | %8s | %8s | %14s | %s\n", "run", "req/s", "p50 ms", "p99 ms", "× hello-world", "non-2xx"
         for (i = 1; i <= n; i++)
-            printf "| %-16s | %10.0f | %8.2f | %8.2f | %14.2f | %s\n", name[i], rps[i], p50[i], p99[i], rps[i] / ref, err[i]
+            printf "| %-18s | %10.0f | %8.2f | %8.2f | %14.2f | %s\n", name[i], rps[i], p50[i], p99[i], rps[i] / ref, err[i]
         printf "hello-world reference: mean of %.0f and %.0f req/s\n", h1, h2
     }' "$results"
 grep '^RESULT argon2' "$results" || true
+grep '^RESULT pdf' "$results" || true

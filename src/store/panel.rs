@@ -210,6 +210,26 @@ fn read_account<R: RowGet>(c: &Cols<'_, R>) -> Result<PanelAccount, sqlx::Error>
     })
 }
 
+/// The select list of a panel account joined as `alias`, its columns named `prefix…`, for
+/// queries of other modules that fetch an account along with something else (the SQL
+/// session store: session and account in one round trip).
+pub(crate) fn account_select_list(alias: &str, prefix: &str) -> String {
+    select_list(alias, prefix, ACCOUNT_COLS)
+}
+
+/// The account selected with [`account_select_list`] under `prefix`; `None` when the join
+/// found none (its id is NULL).
+pub(crate) fn read_account_prefixed<R: RowGet>(
+    row: &R,
+    prefix: &'static str,
+) -> Result<Option<PanelAccount>, sqlx::Error> {
+    let c = Cols::prefixed(row, prefix);
+    if c.opt_i64("id")?.is_none() {
+        return Ok(None);
+    }
+    read_account(&c).map(Some)
+}
+
 /// Create the panel account of a subscriber who has none yet. A login taken by anyone
 /// (ignoring case) is [`StoreError::Duplicate`] with [`UniqueField::PanelLogin`]; a
 /// subscriber who already has an account gives [`UniqueField::PanelAccountOfSubscriber`].

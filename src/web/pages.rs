@@ -90,21 +90,28 @@ impl FromRequestParts<AppState> for Ctx {
         let Some(token) = ctx.info.session_cookie.clone() else {
             return Ok(ctx);
         };
-        let session = match state.panel.sessions.get(&token).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "panel session store");
-                return Err(error_page(state, &ctx.info, StatusCode::SERVICE_UNAVAILABLE).await);
-            }
+        // The SQL store reads the session and its account in one query; Redis holds the
+        // session only, the account comes from the database.
+        let found = match state.panel.sessions.as_sql() {
+            Some(sql) => sql.get_with_account(&token).await,
+            None => match state.panel.sessions.get(&token).await {
+                Ok(Some(s)) => match panel::panel_account(&state.db, s.account_id).await {
+                    Ok(a) => Ok(Some((s, a))),
+                    Err(e) => {
+                        tracing::error!(error = %e, "panel account lookup");
+                        return Err(
+                            error_page(state, &ctx.info, StatusCode::SERVICE_UNAVAILABLE).await,
+                        );
+                    }
+                },
+                other => other.map(|_| None),
+            },
         };
-        let Some(session) = session else {
-            return Ok(ctx);
-        };
-        let account = match panel::panel_account(&state.db, session.account_id).await {
-            Ok(Some(a)) if !a.disabled => a,
+        let (session, account) = match found {
+            Ok(Some((s, Some(a)))) if !a.disabled => (s, a),
             Ok(_) => return Ok(ctx),
             Err(e) => {
-                tracing::error!(error = %e, "panel account lookup");
+                tracing::error!(error = %e, "panel session store");
                 return Err(error_page(state, &ctx.info, StatusCode::SERVICE_UNAVAILABLE).await);
             }
         };
@@ -145,9 +152,17 @@ impl Chrome {
         let conn_note = match state.live.lookup(ctx.info.ip).await {
             Ok(Some(session)) => match &ctx.auth {
                 Some(a) => match &session.user_name {
-                    Some(login) => match subscribers::subscriber_by_login(&state.db, login).await {
-                        Ok(Some((s, c))) if s.id == a.account.subscriber_id => {
-                            t.f("conn.known_own", &[("ip", &ip), ("contract", &c.number)])
+                    // Only the subscriber's own contracts are searched: another holder's
+                    // line reads "known_other" without his data being fetched at all.
+                    Some(login) => match subscribers::own_contract_number_of_login(
+                        &state.db,
+                        a.account.subscriber_id,
+                        login,
+                    )
+                    .await
+                    {
+                        Ok(Some(number)) => {
+                            t.f("conn.known_own", &[("ip", &ip), ("contract", &number)])
                         }
                         _ => t.f("conn.known_other", &[("ip", &ip)]),
                     },
@@ -358,35 +373,30 @@ pub async fn panel(State(state): State<AppState>, ctx: Ctx) -> Response {
     let Some(auth) = &ctx.auth else {
         return Redirect::to("/logowanie").into_response();
     };
-    let sub: Subscriber = match subscribers::subscriber(&state.db, auth.account.subscriber_id).await
-    {
-        Ok(Some(s)) => s,
-        Ok(None) => return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
-    let contracts = match subscribers::contracts_of(&state.db, sub.id).await {
-        Ok(c) => c,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
-    let holder = sub.display_name();
-    let mut views = Vec::with_capacity(contracts.len());
-    for k in &contracts {
-        let mut v = contract_view(ctx.t, k);
-        let ips = match subscribers::ip_assignments_of(&state.db, k.id).await {
-            Ok(ips) => ips,
+    // Subscriber, contracts and their IPs in one query.
+    let (sub, contracts): (Subscriber, _) =
+        match subscribers::subscriber_overview(&state.db, auth.account.subscriber_id).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await,
             Err(e) => return internal(&state, &ctx, e).await,
         };
-        v.ips = ips
-            .iter()
-            .map(|ip| IpView {
-                holder: holder.clone(),
-                address: ip.address_text(),
-                activated: ip.activated_on.map(|d| d.to_string()).unwrap_or_default(),
-                installation: address_line(ip.installation.as_ref().unwrap_or(&k.installation)),
-            })
-            .collect();
-        views.push(v);
-    }
+    let holder = sub.display_name();
+    let views = contracts
+        .iter()
+        .map(|(k, ips)| {
+            let mut v = contract_view(ctx.t, k);
+            v.ips = ips
+                .iter()
+                .map(|ip| IpView {
+                    holder: holder.clone(),
+                    address: ip.address_text(),
+                    activated: ip.activated_on.map(|d| d.to_string()).unwrap_or_default(),
+                    installation: address_line(ip.installation.as_ref().unwrap_or(&k.installation)),
+                })
+                .collect();
+            v
+        })
+        .collect();
     let mut c = Chrome::new(&state, &ctx, "/panel").await;
     if let Some(key) = ctx.flash {
         c.notice = Some(ctx.t.f(key, &[("email", &auth.account.email)]));

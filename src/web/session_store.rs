@@ -22,6 +22,7 @@ use redis::Script;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::store::panel::{self, PanelAccount};
 use crate::store::repo::{from_ts, Cols, RowGet};
 use crate::store::Db;
 use crate::{on_pool, on_tx};
@@ -129,6 +130,11 @@ pub trait WebSessionStore: Send + Sync {
     /// (SQL). In Redis keys expire by themselves; this removes what the stored times say has
     /// ended before the TTL did, and cleans the per-account sets.
     async fn purge_expired(&self) -> Result<u64, WebSessionError>;
+    /// This store when it is the SQL one, whose [`SqlWebSessions::get_with_account`] reads the
+    /// session and its panel account in one query.
+    fn as_sql(&self) -> Option<&SqlWebSessions> {
+        None
+    }
 }
 
 /// Where "now" comes from.
@@ -262,6 +268,64 @@ impl SqlWebSessions {
         (self.now)().unix_timestamp()
     }
 
+    /// A stored session as read at this moment: `None` (and deleted) when expired;
+    /// `last_seen_at` written when due.
+    async fn settle(&self, hash: &str, mut s: Stored) -> Result<Option<Stored>, WebSessionError> {
+        let now = self.now();
+        if self.policy.expired(&s, now) {
+            self.delete_hash(hash).await?;
+            return Ok(None);
+        }
+        if s.needs_touch(now) {
+            let sql = "UPDATE web_sessions SET last_seen_at = $1 \
+                       WHERE id_hash = $2 AND last_seen_at < $1";
+            on_pool!(&self.db, pool => {
+                sqlx::query(sql).bind(now).bind(hash).execute(pool).await?;
+            });
+            s.last_seen = now;
+        }
+        Ok(Some(s))
+    }
+
+    /// [`WebSessionStore::get`] and the session's panel account (`None` when the account is
+    /// gone) in one query: the same expiry, deletion and touching as `get`.
+    pub async fn get_with_account(
+        &self,
+        token: &str,
+    ) -> Result<Option<(WebSession, Option<PanelAccount>)>, WebSessionError> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            let session = SESSION_COLS
+                .split(", ")
+                .map(|c| format!("s.{c} AS {c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "SELECT {session}, {} FROM web_sessions s \
+                 LEFT JOIN panel_accounts a ON a.id = s.account_id WHERE s.id_hash = $1",
+                panel::account_select_list("a", "a_")
+            )
+        });
+        let Some(hash) = token_hash(token) else {
+            return Ok(None);
+        };
+        let found = on_pool!(&self.db, pool => sqlx::query(SQL.as_str())
+            .bind(&hash)
+            .fetch_optional(pool)
+            .await?
+            .map(|r| Ok::<_, sqlx::Error>((
+                read_stored(&Cols::new(&r))?,
+                panel::read_account_prefixed(&r, "a_")?,
+            )))
+            .transpose()?);
+        let Some((stored, account)) = found else {
+            return Ok(None);
+        };
+        Ok(self
+            .settle(&hash, stored)
+            .await?
+            .map(|s| (s.public(), account)))
+    }
+
     async fn delete_hash(&self, hash: &str) -> Result<u64, WebSessionError> {
         let sql = "DELETE FROM web_sessions WHERE id_hash = $1";
         Ok(on_pool!(&self.db, pool => sqlx::query(sql)
@@ -310,23 +374,10 @@ impl WebSessionStore for SqlWebSessions {
             .await?
             .map(|r| read_stored(&Cols::new(&r)))
             .transpose()?);
-        let Some(mut s) = stored else {
+        let Some(s) = stored else {
             return Ok(None);
         };
-        let now = self.now();
-        if self.policy.expired(&s, now) {
-            self.delete_hash(&hash).await?;
-            return Ok(None);
-        }
-        if s.needs_touch(now) {
-            let sql = "UPDATE web_sessions SET last_seen_at = $1 \
-                       WHERE id_hash = $2 AND last_seen_at < $1";
-            on_pool!(&self.db, pool => {
-                sqlx::query(sql).bind(now).bind(&hash).execute(pool).await?;
-            });
-            s.last_seen = now;
-        }
-        Ok(Some(s.public()))
+        Ok(self.settle(&hash, s).await?.map(|s| s.public()))
     }
 
     async fn promote(&self, token: &str) -> Result<Option<String>, WebSessionError> {
@@ -400,6 +451,10 @@ impl WebSessionStore for SqlWebSessions {
             .execute(pool)
             .await?
             .rows_affected()))
+    }
+
+    fn as_sql(&self) -> Option<&SqlWebSessions> {
+        Some(self)
     }
 }
 
@@ -1055,7 +1110,30 @@ mod tests {
         delete_all_keeps_one,
         purge_expired_removes_ended,
         token_stored_only_hashed,
+        joined_get_matches_get,
     );
+
+    /// The SQL store's session + account query answers as `get` then the account would.
+    async fn joined_get_matches_get(h: &Harness) {
+        let Some(sql) = h.store.as_sql() else {
+            return; // Redis: the extractor reads the account separately
+        };
+        let [a, b] = h.accounts;
+        let ta = h.store.create(a, false, ip()).await.unwrap();
+        let tb = h.store.create(b, true, None).await.unwrap();
+        for (token, id) in [(&ta, a), (&tb, b)] {
+            let (s, acc) = sql.get_with_account(token).await.unwrap().unwrap();
+            assert_eq!(Some(s), h.store.get(token).await.unwrap());
+            let acc = acc.unwrap();
+            assert_eq!((acc.id, acc.disabled), (id, false));
+        }
+        assert!(sql.get_with_account("x").await.unwrap().is_none());
+        h.store.delete(&ta).await.unwrap();
+        assert!(sql.get_with_account(&ta).await.unwrap().is_none());
+        h.clock.advance(31 * MIN);
+        assert!(sql.get_with_account(&tb).await.unwrap().is_none());
+        assert_eq!(h.stored().await, 0, "the expired session was deleted");
+    }
 
     fn ip() -> Option<IpAddr> {
         Some("2001:db8::7".parse().unwrap())
