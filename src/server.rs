@@ -226,6 +226,10 @@ pub async fn start(
     }
     let mail_retry = state.panel.mailer.spawn_retry();
     let panel_purge = tokio::spawn(purge_panel(state.clone(), shutdown.clone()));
+    let invoice_mail = tokio::spawn(crate::web::billing::run_invoice_mail(
+        state.clone(),
+        shutdown.clone(),
+    ));
     let app = crate::web::router(state);
     let mut web_shutdown = shutdown.clone();
     let web_task = tokio::spawn(async move {
@@ -268,6 +272,7 @@ pub async fn start(
         let _ = metrics_task.await;
         let _ = web_task.await;
         let _ = panel_purge.await;
+        let _ = invoice_mail.await;
         mail_retry.abort();
         tracing::info!("ebok stopped");
     });

@@ -289,3 +289,28 @@ pub async fn server_secret(db: &Db, name: &str) -> Result<String, StoreError> {
         Cols::new(&sqlx::query(select).bind(name).fetch_one(pool).await?).text("value")?
     }))
 }
+
+/// A shared setting kept beside the secrets: its value, set to `initial` by whichever
+/// instance asks first.
+pub async fn setting_or_init(db: &Db, name: &str, initial: &str) -> Result<String, StoreError> {
+    let insert = "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                  ON CONFLICT (name) DO NOTHING";
+    let select = "SELECT value FROM server_secrets WHERE name = $1";
+    let at = now().unix_timestamp();
+    Ok(on_pool!(db, pool => {
+        sqlx::query(insert).bind(name).bind(initial).bind(at).execute(pool).await?;
+        Cols::new(&sqlx::query(select).bind(name).fetch_one(pool).await?).text("value")?
+    }))
+}
+
+/// Move a shared setting from `old` to `new`; `false` when another instance moved it first.
+pub async fn setting_swap(db: &Db, name: &str, old: &str, new: &str) -> Result<bool, StoreError> {
+    let sql = "UPDATE server_secrets SET value = $1 WHERE name = $2 AND value = $3";
+    Ok(on_pool!(db, pool => sqlx::query(sql)
+        .bind(new)
+        .bind(name)
+        .bind(old)
+        .execute(pool)
+        .await?
+        .rows_affected() == 1))
+}

@@ -915,3 +915,22 @@ pub fn transfer_qr_payload(
         qr_text(title, QR_TITLE_MAX),
     )
 }
+
+/// The highest invoice id (0 without invoices): new invoices get higher ids.
+pub async fn max_invoice_id(db: &Db) -> Result<i64, StoreError> {
+    let sql = "SELECT COALESCE(MAX(id), 0) AS m FROM invoices";
+    Ok(on_pool!(db, pool => Cols::new(&sqlx::query(sql).fetch_one(pool).await?).i64("m")?))
+}
+
+/// Ids of invoices with `after < id <= upto`, ascending.
+pub async fn invoice_ids_between(db: &Db, after: i64, upto: i64) -> Result<Vec<i64>, StoreError> {
+    let sql = "SELECT id FROM invoices WHERE id > $1 AND id <= $2 ORDER BY id";
+    Ok(on_pool!(db, pool => sqlx::query(sql)
+        .bind(after)
+        .bind(upto)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| Cols::new(r).i64("id"))
+        .collect::<Result<Vec<_>, _>>()?))
+}

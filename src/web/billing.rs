@@ -1123,33 +1123,69 @@ pub async fn notify_new_invoices(state: &AppState, invoice_ids: &[i64]) -> usize
     sent
 }
 
-/// After the ops API committed invoices (`PUT /api/v1/invoices`): mail about the newly
-/// inserted ones in the background (updates of known invoices mail nothing).
+/// The shared setting holding the highest invoice id already considered for mail.
+const MAIL_WATERMARK: &str = "invoice_mail_watermark";
+
+/// Start counting new invoices from now (the first instance to start fixes the point;
+/// invoices that existed before are never mailed about).
+pub async fn init_invoice_mail(db: &crate::store::Db) -> anyhow::Result<()> {
+    let max = billing::max_invoice_id(db).await?;
+    crate::store::auth::setting_or_init(db, MAIL_WATERMARK, &max.to_string()).await?;
+    Ok(())
+}
+
+/// Mail consenting subscribers about invoices added since the last call, whichever way they
+/// came (`ebok import`, the ops API, the billing system writing to the database). Instances
+/// sharing the database take each range once: the watermark moves by compare-and-set and
+/// only the instance that moved it mails. Gives the number of mails.
+pub async fn notify_pending_invoices(state: &AppState) -> anyhow::Result<usize> {
+    let db = &state.db;
+    let max = billing::max_invoice_id(db).await?;
+    let seen = crate::store::auth::setting_or_init(db, MAIL_WATERMARK, &max.to_string()).await?;
+    let after: i64 = seen.parse().unwrap_or(max);
+    if max <= after {
+        return Ok(0);
+    }
+    if !crate::store::auth::setting_swap(db, MAIL_WATERMARK, &seen, &max.to_string()).await? {
+        return Ok(0);
+    }
+    let ids = billing::invoice_ids_between(db, after, max).await?;
+    let sent = notify_new_invoices(state, &ids).await;
+    tracing::info!(invoices = ids.len(), mails = sent, "new invoice mails");
+    Ok(sent)
+}
+
+/// After the ops API committed invoices (`PUT /api/v1/invoices`): mail about the new ones
+/// at once, in the background (the periodic pass would find them within a minute anyway).
 pub fn invoices_stored(
     state: &AppState,
-    records: &[billing::InvoiceRecord],
+    _records: &[billing::InvoiceRecord],
     outcomes: &[crate::store::repo::Upserted],
 ) {
-    let new: Vec<String> = records
-        .iter()
-        .zip(outcomes)
-        .filter(|(_, o)| **o == crate::store::repo::Upserted::Inserted)
-        .map(|(r, _)| r.ext_id.clone())
-        .collect();
-    if new.is_empty() {
+    if !outcomes.contains(&crate::store::repo::Upserted::Inserted) {
         return;
     }
     let state = state.clone();
     tokio::spawn(async move {
-        let ext: Vec<&str> = new.iter().map(String::as_str).collect();
-        match billing::invoice_ids_by_ext(&state.db, &ext).await {
-            Ok(ids) => {
-                let sent = notify_new_invoices(&state, &ids).await;
-                tracing::info!(invoices = ids.len(), mails = sent, "new invoice mails");
-            }
-            Err(e) => tracing::error!(error = %e, "new invoice mails: invoice lookup"),
+        if let Err(e) = notify_pending_invoices(&state).await {
+            tracing::error!(error = %e, "new invoice mails");
         }
     });
+}
+
+/// Every minute: mail about invoices imported by any route.
+pub async fn run_invoice_mail(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let every = std::time::Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = notify_pending_invoices(&state).await {
+            tracing::warn!(error = %e, "new invoice mails");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1749,6 +1785,25 @@ mod tests {
         b.submit("/e-faktury", "/e-faktury/zgoda", &[("decision", "revoke")])
             .await;
         assert_eq!(notify_new_invoices(&h.state, &[ids[24]]).await, 0);
+        h.finish().await;
+    }
+
+    #[tokio::test]
+    async fn invoices_added_by_any_route_are_mailed_once() {
+        let h = Harness::sqlite().await;
+        let (ids, _) = seed_billing(&h).await;
+        let mut b = jan_registered(&h).await;
+        b.submit("/e-faktury", "/e-faktury/zgoda", &[("decision", "give")])
+            .await;
+        // The harness started before seeding: everything seeded counts as new, once.
+        assert!(notify_pending_invoices(&h.state).await.unwrap() >= 1);
+        assert_eq!(notify_pending_invoices(&h.state).await.unwrap(), 0);
+        // A second instance sharing the database takes nothing the first already took.
+        let other = AppState { ..h.state.clone() };
+        assert_eq!(notify_pending_invoices(&other).await.unwrap(), 0);
+        let mails = h.mails_to("jan@example.pl", 2).await;
+        assert!(mails.iter().any(|m| m.contains("Nowa faktura")));
+        assert!(ids.len() >= 25);
         h.finish().await;
     }
 

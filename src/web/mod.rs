@@ -141,6 +141,9 @@ impl AppState {
                 ),
             };
         let mailer = Mailer::new(&config.mail, &config.state.dir).context("mail ([mail])")?;
+        billing::init_invoice_mail(&db)
+            .await
+            .context("starting the new-invoice mail watermark")?;
         let csrf_key = crate::store::auth::server_secret(&db, "csrf")
             .await
             .context("reading the CSRF key from the database")?
