@@ -298,6 +298,9 @@ impl WebConfig {
 pub struct IspConfig {
     /// Name shown in the page header and mails (empty: just "e-BOK").
     pub name: String,
+    /// The ISP's NIP: the seller's tax id on invoices and the recipient's in transfer QR
+    /// codes.
+    pub nip: String,
     /// Customer office (BOK) phone.
     pub office_phone: String,
     /// Technical service phone.
@@ -558,6 +561,12 @@ impl Config {
                 "must start with sqlite: or postgres://".into(),
             ));
         }
+        if !self.isp.nip.is_empty() {
+            self.isp
+                .nip
+                .parse::<crate::store::validate::Nip>()
+                .map_err(|e| err("isp.nip".into(), e.to_string()))?;
+        }
         for (i, p) in self.web.trusted_proxies.iter().enumerate() {
             parse_prefix(p).map_err(|r| err(format!("web.trusted_proxies[{i}]"), r))?;
         }
@@ -806,6 +815,11 @@ mod tests {
 
         let e = load_text("[radius]\nlisen = []\n", vec![]).unwrap_err();
         assert_eq!(e.key, "lisen", "{e}");
+
+        let e = load_text("[isp]\nnip = \"526-025-02-75\"\n", vec![]).unwrap_err();
+        assert_eq!(e.key, "isp.nip", "{e}");
+        let e = load_text("[web]\ntrusted_proxies = [\"10.0.0.0/40\"]\n", vec![]).unwrap_err();
+        assert_eq!(e.key, "web.trusted_proxies[0]", "{e}");
 
         let e =
             load_text("[[nas]]\nname = \"a\"\nprefixes = [\"10.0.0.1\"]\n", vec![]).unwrap_err();

@@ -1519,6 +1519,7 @@ pub fn warsaw_today() -> Date {
 pub fn isp() -> crate::config::IspConfig {
     crate::config::IspConfig {
         name: ISP_NAME.into(),
+        nip: ISP_NIP.into(),
         office_phone: "12 345 67 89 (pon.–pt. 8:00–16:00)".into(),
         technical_phone: "12 345 67 90 (codziennie 8:00–22:00)".into(),
         hours: "pon.–pt. 8:00–16:00, sob. 9:00–13:00".into(),

@@ -167,7 +167,19 @@ pub async fn payments(
                 let due = -balance;
                 let title = transfer_title(&state, t, &sub).await?;
                 let recipient = billing::qr_text(&state.config.isp.name, billing::QR_RECIPIENT_MAX);
-                let payload = billing::transfer_qr_payload(None, nrb, due, &recipient, &title);
+                let nip = state
+                    .config
+                    .isp
+                    .nip
+                    .parse::<crate::store::validate::Nip>()
+                    .ok();
+                let payload = billing::transfer_qr_payload(
+                    nip.as_ref().map(|n| n.as_str()),
+                    nrb,
+                    due,
+                    &recipient,
+                    &title,
+                );
                 Some(TransferQr {
                     svg: labelled_qr(&payload, t.t("payments.qr_label")),
                     recipient,
@@ -524,7 +536,11 @@ pub fn invoice_doc(
         due_on: inv.due_on.to_string(),
         seller_name: config.name.clone(),
         seller_address: config.address.clone(),
-        seller_nip: None,
+        seller_nip: config
+            .nip
+            .parse::<crate::store::validate::Nip>()
+            .ok()
+            .map(|n| n.as_str().to_owned()),
         buyer_name: sub.display_name(),
         buyer_street: sub.home.street.clone(),
         buyer_city: format!("{} {}", sub.home.postcode, sub.home.city),
@@ -1591,6 +1607,10 @@ mod tests {
         let (ids, anna_invoice) = seed_billing(&h).await;
         let mut b = jan_registered(&h).await;
         let r = b.get(&format!("/e-faktury/{}", ids[24])).await;
+        assert!(
+            r.body.contains("NIP: 6772445515"),
+            "the seller's NIP from [isp] nip"
+        );
         assert_eq!(r.status, StatusCode::OK);
         artifact("invoice.html", r.body.as_bytes());
         let body = plain(&r.body);

@@ -1127,6 +1127,7 @@ mod tests {
     fn isp() -> IspConfig {
         IspConfig {
             name: "Testnet".into(),
+            nip: String::new(),
             office_phone: "12 633-55-50".into(),
             technical_phone: "12 294-45-49, kom. 696-445-536".into(),
             hours: "pon–pt 9.00–17.00".into(),

@@ -197,6 +197,7 @@ impl Harness {
         config.web.trusted_proxies = vec![PROXY_IP.into()];
         config.web.public_url = "https://ebok.example.pl".into();
         config.isp.name = "Testnet".into();
+        config.isp.nip = "677-244-55-15".into();
         tweak(&mut config);
         let state = AppState::new(db, live, Arc::new(config)).await.unwrap();
         let app = router(state.clone());
