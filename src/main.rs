@@ -122,6 +122,13 @@ enum SessionsCommand {
         #[arg(long)]
         nas: Option<String>,
     },
+    /// Ask the NAS to end a live session (RFC 5176 Disconnect-Request to its CoA port).
+    Disconnect {
+        /// The session's NAS (as `sessions list` shows it).
+        nas: String,
+        /// Its Acct-Session-Id.
+        session_id: String,
+    },
 }
 
 impl Global {
@@ -330,6 +337,35 @@ async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Result<()
                 }
                 None => {
                     println!("{ip}: no live session holds this address");
+                    std::process::exit(1);
+                }
+            }
+        }
+        SessionsCommand::Disconnect { nas, session_id } => {
+            use ebok::radius::coa::{CoaClient, DisconnectOutcome, SessionControl};
+            let Some(session) = live.get(&nas, &session_id).await? else {
+                println!("{nas} {session_id}: no such live session");
+                std::process::exit(1);
+            };
+            let table = std::sync::Arc::new(
+                ebok::radius::nas::NasTable::from_config(&config).map_err(anyhow::Error::msg)?,
+            );
+            let client = CoaClient::new(std::sync::Arc::new(move || table.clone()));
+            match client.disconnect(&session).await {
+                Ok(DisconnectOutcome::Ack) => {
+                    println!("Disconnect-ACK: the NAS is ending the session")
+                }
+                Ok(DisconnectOutcome::Nak { error_cause }) => {
+                    println!(
+                        "Disconnect-NAK{}",
+                        error_cause
+                            .map(|c| format!(", Error-Cause {c}"))
+                            .unwrap_or_default()
+                    );
+                    std::process::exit(1);
+                }
+                Err(e) => {
+                    println!("no answer: {e}");
                     std::process::exit(1);
                 }
             }
