@@ -7,9 +7,9 @@ use time::{Date, OffsetDateTime};
 
 use super::money::{Money, Quantity, VatRate};
 use super::repo::{
-    has_duplicates, ids_by, insert_rows, insert_sql, iso_date, now, parent_id, select_list,
-    text_enum, upsert_steps, Cols, Entity, Page, Paged, RowGet, StoreError, UniqueField, Upserted,
-    Val,
+    has_duplicates, ids_by, insert_rows, insert_sql, iso_date, now, paged_by, parent_id,
+    select_list, text_enum, upsert_steps, Cols, Entity, Page, Paged, RowGet, StoreError,
+    UniqueField, Upserted, Val,
 };
 use super::{Db, DbTx};
 use crate::{on_pool, on_tx};
@@ -428,25 +428,7 @@ pub async fn invoices_of(
         select_list("i", "", INVOICE_COLS)
     );
     let count = "SELECT COUNT(*) AS n FROM invoices WHERE subscriber_id = $1";
-    let (total, items) = on_pool!(db, pool => {
-        let total = Cols::new(&sqlx::query(count).bind(subscriber_id).fetch_one(pool).await?)
-            .i64("n")?;
-        let items = sqlx::query(&sql)
-            .bind(subscriber_id)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| read_invoice(&Cols::new(r)))
-            .collect::<Result<Vec<_>, _>>()?;
-        (total, items)
-    });
-    Ok(Paged {
-        items,
-        total: total as u64,
-        page,
-    })
+    paged_by!(db, count, &sql, subscriber_id, page, read_invoice)
 }
 
 /// One invoice with its lines, only if it belongs to `subscriber_id` (another subscriber's
@@ -656,25 +638,7 @@ pub async fn payments_of(
         select_list("y", "", PAYMENT_COLS)
     );
     let count = "SELECT COUNT(*) AS n FROM payments WHERE subscriber_id = $1";
-    let (total, items) = on_pool!(db, pool => {
-        let total = Cols::new(&sqlx::query(count).bind(subscriber_id).fetch_one(pool).await?)
-            .i64("n")?;
-        let items = sqlx::query(&sql)
-            .bind(subscriber_id)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| read_payment(&Cols::new(r)))
-            .collect::<Result<Vec<_>, _>>()?;
-        (total, items)
-    });
-    Ok(Paged {
-        items,
-        total: total as u64,
-        page,
-    })
+    paged_by!(db, count, &sql, subscriber_id, page, read_payment)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 
 use super::money::Money;
 use super::repo::{
-    ensure_exists, now, select_list, text_enum, upsert_steps, Cols, Entity, Page, Paged, RowGet,
-    StoreError, UniqueField, Upserted, Val,
+    ensure_exists, now, paged_by, select_list, text_enum, upsert_steps, Cols, Entity, Page, Paged,
+    RowGet, StoreError, UniqueField, Upserted, Val,
 };
 use super::{Db, DbTx};
 use crate::{on_pool, on_tx};
@@ -417,24 +417,7 @@ pub async fn published_news(db: &Db, page: Page) -> Result<Paged<NewsItem>, Stor
         select_list("n", "", NEWS_COLS)
     );
     let count = "SELECT COUNT(*) AS n FROM news WHERE published_at <= $1";
-    let (total, items) = on_pool!(db, pool => {
-        let total = Cols::new(&sqlx::query(count).bind(at).fetch_one(pool).await?).i64("n")?;
-        let items = sqlx::query(&sql)
-            .bind(at)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| read_news(&Cols::new(r)))
-            .collect::<Result<Vec<_>, _>>()?;
-        (total, items)
-    });
-    Ok(Paged {
-        items,
-        total: total as u64,
-        page,
-    })
+    paged_by!(db, count, &sql, at, page, read_news)
 }
 
 /// One published news item (`None` when missing or not yet published).
@@ -567,25 +550,7 @@ pub async fn service_orders_page(
         select_list("o", "", ORDER_COLS)
     );
     let count = "SELECT COUNT(*) AS n FROM service_orders WHERE subscriber_id = $1";
-    let (total, items) = on_pool!(db, pool => {
-        let total =
-            Cols::new(&sqlx::query(count).bind(subscriber_id).fetch_one(pool).await?).i64("n")?;
-        let items = sqlx::query(&sql)
-            .bind(subscriber_id)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| read_order(&Cols::new(r)))
-            .collect::<Result<Vec<_>, _>>()?;
-        (total, items)
-    });
-    Ok(Paged {
-        items,
-        total: total as u64,
-        page,
-    })
+    paged_by!(db, count, &sql, subscriber_id, page, read_order)
 }
 
 /// One page of the orders in one status, oldest first (the office's work queue).
@@ -600,25 +565,7 @@ pub async fn service_orders_by_status_page(
         select_list("o", "", ORDER_COLS)
     );
     let count = "SELECT COUNT(*) AS n FROM service_orders WHERE status = $1";
-    let (total, items) = on_pool!(db, pool => {
-        let total = Cols::new(&sqlx::query(count).bind(status.as_str()).fetch_one(pool).await?)
-            .i64("n")?;
-        let items = sqlx::query(&sql)
-            .bind(status.as_str())
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| read_order(&Cols::new(r)))
-            .collect::<Result<Vec<_>, _>>()?;
-        (total, items)
-    });
-    Ok(Paged {
-        items,
-        total: total as u64,
-        page,
-    })
+    paged_by!(db, count, &sql, status.as_str(), page, read_order)
 }
 
 /// One order by id.

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 
 use super::repo::{
-    ensure_exists, now, select_list, text_enum, Cols, Entity, Page, Paged, RowGet, StoreError,
-    UniqueField,
+    ensure_exists, now, paged_by, select_list, text_enum, Cols, Entity, Page, Paged, RowGet,
+    StoreError, UniqueField,
 };
 use super::{Db, DbTx};
 use crate::{on_pool, on_tx};
@@ -627,25 +627,7 @@ pub async fn tickets_page(
         select_list("t", "", TICKET_COLS)
     );
     let count = "SELECT COUNT(*) AS n FROM tickets WHERE subscriber_id = $1";
-    let (total, items) = on_pool!(db, pool => {
-        let total =
-            Cols::new(&sqlx::query(count).bind(subscriber_id).fetch_one(pool).await?).i64("n")?;
-        let items = sqlx::query(&sql)
-            .bind(subscriber_id)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| read_ticket(&Cols::new(r)))
-            .collect::<Result<Vec<_>, _>>()?;
-        (total, items)
-    });
-    Ok(Paged {
-        items,
-        total: total as u64,
-        page,
-    })
+    paged_by!(db, count, &sql, subscriber_id, page, read_ticket)
 }
 
 /// One page of the tickets in one status, longest waiting first (the office's queue).
@@ -660,25 +642,7 @@ pub async fn tickets_by_status(
         select_list("t", "", TICKET_COLS)
     );
     let count = "SELECT COUNT(*) AS n FROM tickets WHERE status = $1";
-    let (total, items) = on_pool!(db, pool => {
-        let total = Cols::new(&sqlx::query(count).bind(status.as_str()).fetch_one(pool).await?)
-            .i64("n")?;
-        let items = sqlx::query(&sql)
-            .bind(status.as_str())
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| read_ticket(&Cols::new(r)))
-            .collect::<Result<Vec<_>, _>>()?;
-        (total, items)
-    });
-    Ok(Paged {
-        items,
-        total: total as u64,
-        page,
-    })
+    paged_by!(db, count, &sql, status.as_str(), page, read_ticket)
 }
 
 /// Any ticket by id, whoever it belongs to (for the office; the panel uses [`ticket_for`]).

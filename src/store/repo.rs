@@ -767,6 +767,37 @@ pub(crate) fn has_duplicates<'a>(keys: impl IntoIterator<Item = &'a str>) -> boo
 }
 
 /// Fail with [`StoreError::NotFound`] unless a row with this internal id exists.
+/// One page of rows filtered by one key: `$count` (`$1` = key, answering a column `n`)
+/// gives the total, `$sql` (`$1` = key, `$2` = limit, `$3` = offset) the rows, each read by
+/// `$read`. Evaluates to `Result<Paged<_>, StoreError>`.
+macro_rules! paged_by {
+    ($db:expr, $count:expr, $sql:expr, $key:expr, $page:expr, $read:expr) => {{
+        let page: $crate::store::repo::Page = $page;
+        let (total, items) = $crate::on_pool!($db, pool => {
+            let total = $crate::store::repo::Cols::new(
+                &sqlx::query($count).bind($key).fetch_one(pool).await?,
+            )
+            .i64("n")?;
+            let items = sqlx::query($sql)
+                .bind($key)
+                .bind(page.limit())
+                .bind(page.offset())
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| $read(&$crate::store::repo::Cols::new(r)))
+                .collect::<Result<Vec<_>, _>>()?;
+            (total, items)
+        });
+        Ok::<_, $crate::store::repo::StoreError>($crate::store::repo::Paged {
+            items,
+            total: total as u64,
+            page,
+        })
+    }};
+}
+pub(crate) use paged_by;
+
 macro_rules! ensure_exists {
     ($conn:ident, $kind:expr, $id:expr) => {{
         let kind: $crate::store::repo::Entity = $kind;
