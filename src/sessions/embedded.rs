@@ -678,6 +678,17 @@ impl LiveSessions for EmbeddedSessions {
             .collect())
     }
 
+    async fn sessions_of_users(&self, users: &[&str]) -> Result<Vec<LiveSession>, StoreError> {
+        // Filter under the read lock, clone only the matches.
+        Ok(self
+            .read()
+            .sessions
+            .values()
+            .filter(|s| s.user_name.as_deref().is_some_and(|u| users.contains(&u)))
+            .cloned()
+            .collect())
+    }
+
     async fn expire(&self, now: OffsetDateTime) -> Result<Vec<ClosedSession>, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx

@@ -165,6 +165,18 @@ pub trait LiveSessions: Send + Sync + 'static {
     /// All live sessions, or those of one NAS.
     async fn list(&self, nas: Option<&str>) -> Result<Vec<LiveSession>, StoreError>;
 
+    /// The live sessions whose User-Name is one of `users` (a subscriber's PPPoE logins).
+    /// Without an index by login this filters [`LiveSessions::list`]; a store that can do
+    /// better overrides it.
+    async fn sessions_of_users(&self, users: &[&str]) -> Result<Vec<LiveSession>, StoreError> {
+        Ok(self
+            .list(None)
+            .await?
+            .into_iter()
+            .filter(|s| s.user_name.as_deref().is_some_and(|u| users.contains(&u)))
+            .collect())
+    }
+
     /// Close and remove every session whose `expires_at` is at or before `now`.
     async fn expire(&self, now: OffsetDateTime) -> Result<Vec<ClosedSession>, StoreError>;
 

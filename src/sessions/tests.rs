@@ -186,6 +186,7 @@ macro_rules! both_stores {
 }
 
 both_stores!(
+    sessions_of_users_finds_only_those_logins,
     start_then_lookup_v4_and_v6,
     longest_prefix_wins,
     interim_updates_counters_and_traffic,
@@ -299,6 +300,24 @@ fn sorted(mut v: Vec<LiveSession>) -> Vec<LiveSession> {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 // ---------------------------------------------------------------------------------------------
+
+async fn sessions_of_users_finds_only_those_logins(env: &mut Env) {
+    let s = env.store();
+    // `start` names the user `user-<sid>`.
+    for (nas, sid) in [("nas1", "a"), ("nas2", "b"), ("nas1", "c")] {
+        apply(s, &start(nas, sid, at(0))).await;
+    }
+    let mut found: Vec<String> = s
+        .sessions_of_users(&["user-a", "user-b", "nobody"])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.session_id)
+        .collect();
+    found.sort();
+    assert_eq!(found, ["a", "b"]);
+    assert!(s.sessions_of_users(&[]).await.unwrap().is_empty());
+}
 
 async fn start_then_lookup_v4_and_v6(env: &mut Env) {
     let s = env.store();

@@ -330,25 +330,13 @@ pub(crate) async fn logins_of(
     subscribers::pppoe_accounts_of_subscriber(&state.db, a.account.subscriber_id).await
 }
 
-/// The live sessions of these logins, oldest first. The live map has no index by login,
-/// so this lists every live session and filters: O(live sessions) per page view (an
-/// embedded map reads memory; Redis sends every session over the wire). A per-login index
-/// in [`crate::sessions::LiveSessions`] would make it O(own sessions).
+/// The live sessions of these logins, oldest first.
 async fn live_of(
     state: &AppState,
     accounts: &[PppoeAccount],
 ) -> Result<Vec<LiveSession>, crate::sessions::StoreError> {
-    let mut own: Vec<LiveSession> = state
-        .live
-        .list(None)
-        .await?
-        .into_iter()
-        .filter(|s| {
-            s.user_name
-                .as_deref()
-                .is_some_and(|u| accounts.iter().any(|a| a.login == u))
-        })
-        .collect();
+    let logins: Vec<&str> = accounts.iter().map(|a| a.login.as_str()).collect();
+    let mut own = state.live.sessions_of_users(&logins).await?;
     own.sort_by_key(|s| s.started_at);
     Ok(own)
 }
