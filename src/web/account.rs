@@ -482,17 +482,29 @@ struct SettingsPage {
     new_email: String,
 }
 
-#[allow(clippy::too_many_arguments)] // one page, many independent parts
-async fn settings_page(
-    state: &AppState,
-    ctx: &Ctx,
-    a: &Authed,
+/// What a settings answer carries besides the account: a notice, and the two forms'
+/// messages and kept input.
+#[derive(Default)]
+struct SettingsForms {
     notice: Option<String>,
     password_errors: FormErrors,
     email_errors: FormErrors,
     new_email: String,
+}
+
+async fn settings_page(
+    state: &AppState,
+    ctx: &Ctx,
+    a: &Authed,
+    forms: SettingsForms,
     status: StatusCode,
 ) -> Response {
+    let SettingsForms {
+        notice,
+        password_errors,
+        email_errors,
+        new_email,
+    } = forms;
     let codes_left = if a.account.totp_enabled() {
         tokens::recovery_codes_left(&state.db, a.account.id)
             .await
@@ -527,10 +539,10 @@ pub async fn settings(State(state): State<AppState>, ctx: Ctx) -> Response {
         &state,
         &ctx,
         a,
-        notice,
-        FormErrors::default(),
-        FormErrors::default(),
-        String::new(),
+        SettingsForms {
+            notice,
+            ..Default::default()
+        },
         StatusCode::OK,
     )
     .await
@@ -613,10 +625,10 @@ pub async fn change_password(
             &state,
             &ctx,
             a,
-            None,
-            errors,
-            FormErrors::default(),
-            String::new(),
+            SettingsForms {
+                password_errors: errors,
+                ..Default::default()
+            },
             StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
@@ -683,10 +695,11 @@ pub async fn change_email(
             &state,
             &ctx,
             a,
-            None,
-            FormErrors::default(),
-            errors,
-            email,
+            SettingsForms {
+                email_errors: errors,
+                new_email: email,
+                ..Default::default()
+            },
             StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
@@ -727,10 +740,10 @@ pub async fn change_email(
         &state,
         &ctx,
         a,
-        Some(notice),
-        FormErrors::default(),
-        FormErrors::default(),
-        String::new(),
+        SettingsForms {
+            notice: Some(notice),
+            ..Default::default()
+        },
         StatusCode::OK,
     )
     .await
@@ -924,10 +937,10 @@ pub async fn totp_disable(
             &state,
             &ctx,
             a,
-            Some(notice),
-            FormErrors::default(),
-            FormErrors::default(),
-            String::new(),
+            SettingsForms {
+                notice: Some(notice),
+                ..Default::default()
+            },
             StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
