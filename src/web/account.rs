@@ -836,7 +836,7 @@ async fn totp_setup_page(
         &TotpSetupPage {
             c,
             secret: grouped,
-            qr: totp::qr_svg_labelled(&uri, ctx.t.t("settings.totp_qr_label")),
+            qr: totp::qr_svg(&uri, ctx.t.t("settings.totp_qr_label")),
             errors,
         },
     )

@@ -142,11 +142,6 @@ async fn transfer_title(state: &AppState, t: Tr, sub: &Subscriber) -> anyhow::Re
     })
 }
 
-/// The QR code as inline SVG, labelled for screen readers in the page's language.
-fn labelled_qr(payload: &str, label: &str) -> String {
-    super::totp::qr_svg_labelled(payload, label)
-}
-
 /// Płatności: the balance, the account to pay to with a QR code for the amount due, and the
 /// ledger newest first with the balance after each line.
 pub async fn payments(
@@ -181,7 +176,7 @@ pub async fn payments(
                     &title,
                 );
                 Some(TransferQr {
-                    svg: labelled_qr(&payload, t.t("payments.qr_label")),
+                    svg: super::totp::qr_svg(&payload, t.t("payments.qr_label")),
                     recipient,
                     title: billing::qr_text(&title, billing::QR_TITLE_MAX),
                     amount: due.to_string(),

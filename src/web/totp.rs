@@ -190,13 +190,9 @@ pub fn otpauth_uri(issuer: &str, account: &str, secret: &TotpSecret) -> String {
 /// `data` as a QR code in an inline `<svg>` element: no XML prolog, no scripts, styles or
 /// external references (fine under a strict CSP), a `viewBox` with the 4-module quiet zone so
 /// CSS can size it, `role="img"` with an `aria-label` and a `<title>`. Dark modules are one
-/// path of horizontal runs. Data too long for any QR version gives an empty string.
-pub fn qr_svg(data: &str) -> String {
-    qr_svg_labelled(data, "QR")
-}
-
-/// [`qr_svg`] with `label` (in the page's language) as its accessible name.
-pub fn qr_svg_labelled(data: &str, label: &str) -> String {
+/// path of horizontal runs. `label` (in the page's language) is its accessible name. Data too
+/// long for any QR version gives an empty string.
+pub fn qr_svg(data: &str, label: &str) -> String {
     use qrcode::{Color, EcLevel, QrCode};
 
     const QUIET: usize = 4;
@@ -447,7 +443,7 @@ mod tests {
     #[test]
     fn qr_svg_is_well_formed() {
         let secret = TotpSecret::generate();
-        let svg = qr_svg(&otpauth_uri("ebok", "jan", &secret));
+        let svg = qr_svg(&otpauth_uri("ebok", "jan", &secret), "QR");
         assert!(svg.starts_with("<svg "), "{svg}");
         assert!(svg.ends_with("</svg>"));
         assert!(!svg.contains("<?xml"));
@@ -466,7 +462,7 @@ mod tests {
         assert_eq!(svg.matches('"').count() % 2, 0);
         // Dark modules are drawn: a finder pattern's top row (7 modules at the quiet zone).
         assert!(svg.contains("M4 4h7v1h-7z"), "{svg}");
-        assert_eq!(qr_svg(&"x".repeat(10_000)), "");
+        assert_eq!(qr_svg(&"x".repeat(10_000), "QR"), "");
     }
 
     #[test]
