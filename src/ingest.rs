@@ -92,6 +92,8 @@ pub struct Ingest {
     ack_after: AckAfter,
     store_timeout: Duration,
     wake: Notify,
+    /// Last event per NAS client entry, as received by this instance.
+    pub activity: crate::radius::nas::NasActivity,
 }
 
 /// Where an event ended up.
@@ -123,6 +125,7 @@ impl Ingest {
             ack_after,
             store_timeout,
             wake: Notify::new(),
+            activity: Default::default(),
         }
     }
 
@@ -132,6 +135,10 @@ impl Ingest {
         &self,
         events: &[(AccountingEvent, OffsetDateTime)],
     ) -> Vec<io::Result<Recorded>> {
+        self.activity.saw(
+            events.iter().map(|(e, _)| e.nas_client.as_str()),
+            self.clock.now(),
+        );
         if self.ack_after == AckAfter::Journal {
             let mut frames = Frames::new();
             for (event, expires_at) in events {

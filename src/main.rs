@@ -116,11 +116,34 @@ enum OpsCommand {
 enum SessionsCommand {
     /// Show the live session holding an IPv4 address or an address inside an IPv6 prefix.
     Lookup { ip: IpAddr },
-    /// List live sessions.
+    /// List live sessions (every filter given must hold).
     List {
-        /// Only sessions of this NAS (its NAS-IP-Address or NAS-Identifier).
+        /// Only sessions of this NAS (its NAS key or configured entry name).
         #[arg(long)]
         nas: Option<String>,
+        /// Only this PPPoE login.
+        #[arg(long)]
+        login: Option<String>,
+        /// Only the PPPoE logins of this subscriber (billing id).
+        #[arg(long)]
+        subscriber: Option<String>,
+        /// Only addresses inside (IPv4) or prefixes overlapping (IPv6) this prefix.
+        #[arg(long)]
+        prefix: Option<ipnet::IpNet>,
+        /// Only stale sessions: no update for over half their expiry window.
+        #[arg(long)]
+        stale: bool,
+    },
+    /// Live and stale sessions and the newest update per NAS entry.
+    Nas,
+    /// Ask the NAS to change a live session (RFC 5176 CoA-Request), e.g.
+    /// `ebok sessions coa 10.0.0.1 81a0002f Mikrotik-Rate-Limit=10M/20M`.
+    Coa {
+        nas: String,
+        session_id: String,
+        /// ATTRIBUTE=VALUE, named as in the RADIUS dictionaries (repeatable).
+        #[arg(required = true)]
+        attributes: Vec<String>,
     },
     /// Ask the NAS to end a live session (RFC 5176 Disconnect-Request to its CoA port).
     Disconnect {
@@ -342,40 +365,55 @@ async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Result<()
             }
         }
         SessionsCommand::Disconnect { nas, session_id } => {
-            use ebok::radius::coa::{CoaClient, DisconnectOutcome, SessionControl};
-            let Some(session) = live.get(&nas, &session_id).await? else {
-                println!("{nas} {session_id}: no such live session");
-                std::process::exit(1);
-            };
-            let table = std::sync::Arc::new(
-                ebok::radius::nas::NasTable::from_config(&config).map_err(anyhow::Error::msg)?,
-            );
-            let client = CoaClient::new(std::sync::Arc::new(move || table.clone()));
-            match client.disconnect(&session).await {
-                Ok(DisconnectOutcome::Ack) => {
-                    println!("Disconnect-ACK: the NAS is ending the session")
-                }
-                Ok(DisconnectOutcome::Nak { error_cause }) => {
-                    println!(
-                        "Disconnect-NAK{}",
-                        error_cause
-                            .map(|c| format!(", Error-Cause {c}"))
-                            .unwrap_or_default()
-                    );
-                    std::process::exit(1);
-                }
-                Err(e) => {
-                    println!("no answer: {e}");
-                    std::process::exit(1);
-                }
-            }
+            control(&config, live.as_ref(), &nas, &session_id, &[]).await?
         }
-        SessionsCommand::List { nas } => {
-            let mut all = live.list(nas.as_deref()).await?;
-            all.sort_by(|a, b| (&a.nas, &a.session_id).cmp(&(&b.nas, &b.session_id)));
+        SessionsCommand::Coa {
+            nas,
+            session_id,
+            attributes,
+        } => {
+            let dict = ebok::server::dictionary(&config)?;
+            let mut encoded = Vec::new();
+            for a in &attributes {
+                let (name, value) = a
+                    .split_once('=')
+                    .with_context(|| format!("{a:?}: expected ATTRIBUTE=VALUE"))?;
+                encoded.push(dict.encode_attribute(name.trim(), value)?);
+            }
+            control(&config, live.as_ref(), &nas, &session_id, &encoded).await?
+        }
+        SessionsCommand::List {
+            nas,
+            login,
+            subscriber,
+            prefix,
+            stale,
+        } => {
+            let mut filter = ebok::sessions::filter::SessionFilter {
+                nas: nas.clone(),
+                login,
+                logins: None,
+                prefix,
+                stale,
+            };
+            if let Some(ext_id) = subscriber {
+                let db = ebok::store::Db::connect(&config.database.url)
+                    .await
+                    .context("opening the database (database.url)")?;
+                let Some(s) = ebok::store::subscribers::subscriber_by_ext_id(&db, &ext_id).await?
+                else {
+                    anyhow::bail!("no subscriber with billing id {ext_id:?}");
+                };
+                let accounts =
+                    ebok::store::subscribers::pppoe_accounts_of_subscriber(&db, s.id).await?;
+                filter.logins = Some(accounts.into_iter().map(|a| a.login).collect());
+            }
+            let now = time::OffsetDateTime::now_utc();
+            let by_key = nas.as_deref().filter(|n| n.parse::<IpAddr>().is_ok());
+            let all = filter.apply(live.list(by_key).await?, now);
             for s in &all {
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     s.nas,
                     s.session_id,
                     s.user_name.as_deref().unwrap_or("-"),
@@ -387,10 +425,79 @@ async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Result<()
                         .map(|p| p.to_string())
                         .collect::<Vec<_>>()
                         .join(","),
-                    s.started_at
+                    s.started_at,
+                    if ebok::sessions::filter::is_stale(s, now) {
+                        "stale"
+                    } else {
+                        "ok"
+                    }
                 );
             }
             println!("{} live sessions", all.len());
+        }
+        SessionsCommand::Nas => {
+            let now = time::OffsetDateTime::now_utc();
+            let mut counts = ebok::sessions::filter::per_nas(&live.list(None).await?, now);
+            let table =
+                ebok::radius::nas::NasTable::from_config(&config).map_err(anyhow::Error::msg)?;
+            println!("NAS\tSESSIONS\tSTALE\tNEWEST UPDATE");
+            let show = |name: &str, c: Option<ebok::sessions::filter::NasSessions>| {
+                let (sessions, stale, newest) =
+                    c.map_or((0, 0, None), |c| (c.sessions, c.stale, c.newest_update));
+                println!(
+                    "{name}\t{sessions}\t{stale}\t{}",
+                    newest.map_or_else(|| "-".to_owned(), |t| t.to_string())
+                );
+            };
+            for (client, _) in table.clients() {
+                show(&client.name, counts.remove(&client.name));
+            }
+            for (name, c) in counts {
+                show(&format!("{name} (not configured)"), Some(c));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Disconnect (no attributes) or CoA a live session through its NAS; exits 1 on NAK or no
+/// answer.
+async fn control(
+    config: &Config,
+    live: &dyn ebok::sessions::LiveSessions,
+    nas: &str,
+    session_id: &str,
+    attributes: &[Vec<u8>],
+) -> anyhow::Result<()> {
+    use ebok::radius::coa::{error_cause_name, Action, CoaClient, ControlOutcome};
+    let action = if attributes.is_empty() {
+        Action::Disconnect
+    } else {
+        Action::Change
+    };
+    let Some(session) = live.get(nas, session_id).await? else {
+        println!("{nas} {session_id}: no such live session");
+        std::process::exit(1);
+    };
+    let table = std::sync::Arc::new(
+        ebok::radius::nas::NasTable::from_config(config).map_err(anyhow::Error::msg)?,
+    );
+    let client = CoaClient::new(std::sync::Arc::new(move || table.clone()));
+    match client.send(action, &session, attributes).await {
+        Ok(ControlOutcome::Ack) => println!("{}-ACK", action.name()),
+        Ok(ControlOutcome::Nak { error_cause }) => {
+            println!(
+                "{}-NAK{}",
+                action.name(),
+                error_cause
+                    .map(|c| format!(", Error-Cause {c} ({})", error_cause_name(c)))
+                    .unwrap_or_default()
+            );
+            std::process::exit(1);
+        }
+        Err(e) => {
+            println!("no answer: {e}");
+            std::process::exit(1);
         }
     }
     Ok(())

@@ -218,6 +218,7 @@ pub async fn start(
         .set(Arc::new(crate::radius::coa::CoaClient::new(Arc::new(
             move || coa_ctx.nas_table(),
         ))));
+    let _ = state.panel.radius.set(ctx.clone());
     if config.web.public_url.is_empty() {
         tracing::warn!(
             "web.public_url is not set: links in mails are built from the request's Host \

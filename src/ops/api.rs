@@ -50,6 +50,7 @@ use crate::store::{audit, Db, DbTx};
 use crate::web::i18n::{Lang, Tr};
 use crate::web::AppState;
 
+mod live;
 #[cfg(test)]
 mod tests;
 
@@ -74,6 +75,7 @@ pub fn router() -> Router<AppState> {
     let writes = upsert_route::<FaqRecord>(writes);
     Router::new()
         .merge(writes.layer(DefaultBodyLimit::max(MAX_BODY)))
+        .merge(live::router())
         .route("/sessions/lookup", get(lookup))
         .route("/tickets", get(tickets))
         .route("/tickets/{id}", get(ticket))

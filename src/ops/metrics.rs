@@ -36,6 +36,29 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     crate::mail::describe_metrics();
     describe_counter!(
+        "ebok_http_requests_total",
+        "HTTP requests of the panel and the ops API, by matched route pattern (unmatched for 404s), method and status class"
+    );
+    describe_histogram!(
+        "ebok_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request handling time, by matched route pattern and method"
+    );
+    describe_histogram!(
+        "ebok_invoice_pdf_seconds",
+        Unit::Seconds,
+        "Time to render one invoice PDF"
+    );
+    describe_counter!(
+        "ebok_coa_requests_total",
+        "RFC 5176 requests sent to NAS devices, by action (Disconnect, CoA) and result (ack, nak, timeout)"
+    );
+    describe_gauge!(
+        "ebok_nas_last_seen_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time of the last accounting event this instance received per NAS entry"
+    );
+    describe_counter!(
         "ebok_panel_logins_total",
         "Panel login attempts by result (ok, failed, throttled)."
     );
@@ -116,4 +139,77 @@ pub fn router(handle: PrometheusHandle) -> Router {
             }
         }),
     )
+}
+
+/// Marks a response whose request matched a route (and was counted under it).
+#[derive(Clone, Copy)]
+struct Routed;
+
+/// Route layer: count the request and its duration under its matched route pattern
+/// (`/faktury/{id}`, never the raw path: ids would explode the label set).
+pub async fn track_route(
+    route: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    record_http(
+        route.as_str().to_owned(),
+        &method,
+        response.status(),
+        started,
+    );
+    response.extensions_mut().insert(Routed);
+    response
+}
+
+/// Outer layer: requests no route matched (404 fallbacks) are counted as `unmatched`.
+pub async fn track_unmatched(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    if response.extensions().get::<Routed>().is_none() {
+        record_http("unmatched".to_owned(), &method, response.status(), started);
+    }
+    response
+}
+
+fn record_http(
+    route: String,
+    method: &axum::http::Method,
+    status: axum::http::StatusCode,
+    started: std::time::Instant,
+) {
+    let method = method_label(method);
+    metrics::histogram!("ebok_http_request_duration_seconds", "route" => route.clone(), "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    let class = match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!("ebok_http_requests_total", "route" => route, "method" => method, "status" => class)
+        .increment(1);
+}
+
+/// A fixed label for the method, so a client cannot invent label values.
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }

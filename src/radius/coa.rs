@@ -1,7 +1,9 @@
-//! RFC 5176 Disconnect client: asks the NAS that carries a PPPoE session to end it (the
-//! panel's "restart my connection"). [`SessionControl`] is the seam the panel calls;
-//! [`CoaClient`] is the UDP implementation. Packet building and reply checks are plain
-//! functions on bytes; only [`CoaClient::disconnect`] does I/O.
+//! RFC 5176 Dynamic Authorization client: asks the NAS that carries a PPPoE session to end
+//! it (Disconnect-Request: the panel's "restart my connection", `ebok sessions disconnect`,
+//! the ops API) or to change it (CoA-Request with new attributes, e.g. a rate limit).
+//! [`SessionControl`] is the seam callers use; [`CoaClient`] is the UDP implementation.
+//! Packet building and reply checks are plain functions on bytes; only
+//! [`CoaClient::send`] does I/O.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -20,6 +22,9 @@ use crate::sessions::LiveSession;
 pub const CODE_DISCONNECT_REQUEST: u8 = 40;
 pub const CODE_DISCONNECT_ACK: u8 = 41;
 pub const CODE_DISCONNECT_NAK: u8 = 42;
+pub const CODE_COA_REQUEST: u8 = 43;
+pub const CODE_COA_ACK: u8 = 44;
+pub const CODE_COA_NAK: u8 = 45;
 
 const USER_NAME: u8 = 1;
 const NAS_IP_ADDRESS: u8 = 4;
@@ -31,13 +36,67 @@ const ERROR_CAUSE: u8 = 101;
 
 type HmacMd5 = Hmac<Md5>;
 
+/// Which RFC 5176 request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Disconnect-Request: end the session.
+    Disconnect,
+    /// CoA-Request: change the session's authorisation with the attributes sent.
+    Change,
+}
+
+impl Action {
+    fn codes(self) -> (u8, u8, u8) {
+        match self {
+            Action::Disconnect => (
+                CODE_DISCONNECT_REQUEST,
+                CODE_DISCONNECT_ACK,
+                CODE_DISCONNECT_NAK,
+            ),
+            Action::Change => (CODE_COA_REQUEST, CODE_COA_ACK, CODE_COA_NAK),
+        }
+    }
+
+    /// `Disconnect` or `CoA`, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Disconnect => "Disconnect",
+            Action::Change => "CoA",
+        }
+    }
+}
+
 /// What the NAS answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DisconnectOutcome {
-    /// Disconnect-ACK: the session is being ended.
+pub enum ControlOutcome {
+    /// Disconnect-ACK / CoA-ACK: done.
     Ack,
-    /// Disconnect-NAK, with its Error-Cause (RFC 5176 §3.5) when it sent one.
+    /// Disconnect-NAK / CoA-NAK, with its Error-Cause (RFC 5176 §3.5) when it sent one.
     Nak { error_cause: Option<u32> },
+}
+
+/// The RFC 5176 §3.5 name of an Error-Cause value.
+pub fn error_cause_name(cause: u32) -> &'static str {
+    match cause {
+        201 => "Residual Session Context Removed",
+        202 => "Invalid EAP Packet (Ignored)",
+        401 => "Unsupported Attribute",
+        402 => "Missing Attribute",
+        403 => "NAS Identification Mismatch",
+        404 => "Invalid Request",
+        405 => "Unsupported Service",
+        406 => "Unsupported Extension",
+        407 => "Invalid Attribute Value",
+        501 => "Administratively Prohibited",
+        502 => "Request Not Routable (Proxy)",
+        503 => "Session Context Not Found",
+        504 => "Session Context Not Removable",
+        505 => "Other Proxy Processing Error",
+        506 => "Resources Unavailable",
+        507 => "Request Initiated",
+        508 => "Multiple Session Selection Unsupported",
+        _ => "unknown",
+    }
 }
 
 /// Why no answer could be had.
@@ -55,20 +114,31 @@ pub enum CoaError {
     TooLong,
 }
 
-/// Ends live sessions on their NAS.
+/// Ends or changes live sessions on their NAS.
 #[async_trait]
 pub trait SessionControl: Send + Sync + 'static {
-    async fn disconnect(&self, session: &LiveSession) -> Result<DisconnectOutcome, CoaError>;
+    /// Disconnect-Request for the session.
+    async fn disconnect(&self, session: &LiveSession) -> Result<ControlOutcome, CoaError>;
+    /// CoA-Request for the session carrying `attributes` (each one complete wire attribute:
+    /// type, length, value — see [`crate::radius::dict::Dictionary::encode_attribute`]).
+    async fn change(
+        &self,
+        session: &LiveSession,
+        attributes: &[Vec<u8>],
+    ) -> Result<ControlOutcome, CoaError>;
 }
 
-/// What a Disconnect-Request names.
+/// What a Disconnect- or CoA-Request names.
 #[derive(Debug, Clone)]
-pub struct DisconnectRequest<'a> {
+pub struct ControlRequest<'a> {
+    pub action: Action,
     pub user_name: Option<&'a str>,
     pub session_id: &'a str,
     pub nas_ip: Option<IpAddr>,
     /// Unix seconds (RFC 5176 §3.3: replay protection on the NAS).
     pub event_timestamp: u32,
+    /// Further attributes, already encoded (CoA: what to change).
+    pub attributes: &'a [Vec<u8>],
 }
 
 fn push_attr(out: &mut Vec<u8>, typ: u8, value: &[u8]) -> Result<(), CoaError> {
@@ -81,15 +151,15 @@ fn push_attr(out: &mut Vec<u8>, typ: u8, value: &[u8]) -> Result<(), CoaError> {
     Ok(())
 }
 
-/// A signed Disconnect-Request: Message-Authenticator first (HMAC-MD5 over the packet with
-/// a zero Authenticator field), then the Request Authenticator, MD5 over the packet with a
-/// zero Authenticator field followed by the secret (RFC 5176 §2.3, §3.4).
-pub fn build_disconnect_request(
+/// A signed request: Message-Authenticator first (HMAC-MD5 over the packet with a zero
+/// Authenticator field), then the Request Authenticator, MD5 over the packet with a zero
+/// Authenticator field followed by the secret (RFC 5176 §2.3, §3.4).
+pub fn build_request(
     identifier: u8,
     secret: &[u8],
-    req: &DisconnectRequest<'_>,
+    req: &ControlRequest<'_>,
 ) -> Result<Vec<u8>, CoaError> {
-    let mut p = vec![CODE_DISCONNECT_REQUEST, identifier, 0, 0];
+    let mut p = vec![req.action.codes().0, identifier, 0, 0];
     p.extend_from_slice(&[0u8; 16]);
     push_attr(&mut p, MESSAGE_AUTHENTICATOR, &[0u8; 16])?;
     match req.nas_ip {
@@ -102,6 +172,12 @@ pub fn build_disconnect_request(
     }
     push_attr(&mut p, ACCT_SESSION_ID, req.session_id.as_bytes())?;
     push_attr(&mut p, EVENT_TIMESTAMP, &req.event_timestamp.to_be_bytes())?;
+    for a in req.attributes {
+        if a.len() < 2 || usize::from(a[1]) != a.len() {
+            return Err(CoaError::TooLong);
+        }
+        p.extend_from_slice(a);
+    }
     if p.len() > MAX_LEN {
         return Err(CoaError::TooLong);
     }
@@ -120,7 +196,7 @@ pub fn build_disconnect_request(
 pub enum BadReply {
     #[error("malformed packet")]
     Malformed,
-    #[error("not a Disconnect-ACK or -NAK")]
+    #[error("not an ACK or NAK of the request sent")]
     WrongCode,
     #[error("identifier does not match the request")]
     WrongIdentifier,
@@ -130,17 +206,20 @@ pub enum BadReply {
     BadMessageAuthenticator,
 }
 
-/// Check a reply to the request with `identifier` and `request_auth`: the Response
-/// Authenticator (MD5 over the reply with the request's authenticator in place, then the
-/// secret), the Message-Authenticator when present, and read the Error-Cause of a NAK.
-pub fn parse_disconnect_reply(
+/// Check a reply to the `action` request with `identifier` and `request_auth`: the
+/// Response Authenticator (MD5 over the reply with the request's authenticator in place,
+/// then the secret), the Message-Authenticator when present, and read the Error-Cause of a
+/// NAK.
+pub fn parse_reply(
     datagram: &[u8],
+    action: Action,
     identifier: u8,
     request_auth: &[u8; 16],
     secret: &[u8],
-) -> Result<DisconnectOutcome, BadReply> {
+) -> Result<ControlOutcome, BadReply> {
     let p = frame(datagram).map_err(|_| BadReply::Malformed)?;
-    if p[0] != CODE_DISCONNECT_ACK && p[0] != CODE_DISCONNECT_NAK {
+    let (_, ack, nak) = action.codes();
+    if p[0] != ack && p[0] != nak {
         return Err(BadReply::WrongCode);
     }
     if p[1] != identifier {
@@ -172,10 +251,10 @@ pub fn parse_disconnect_reply(
         }
         offset += len;
     }
-    Ok(if p[0] == CODE_DISCONNECT_ACK {
-        DisconnectOutcome::Ack
+    Ok(if p[0] == ack {
+        ControlOutcome::Ack
     } else {
-        DisconnectOutcome::Nak { error_cause }
+        ControlOutcome::Nak { error_cause }
     })
 }
 
@@ -204,8 +283,9 @@ fn hmac_md5(p: &[u8], ma_offset: usize, auth: &[u8; 16], secret: &[u8]) -> [u8; 
 /// The NAS table in force (the server's table is replaced on reload).
 pub type NasSource = Arc<dyn Fn() -> Arc<NasTable> + Send + Sync>;
 
-/// Sends Disconnect-Requests over UDP to the session's NAS (its address is the session's
-/// NAS key, its secret and CoA port come from the NAS table), retransmitting the same packet.
+/// Sends Disconnect- and CoA-Requests over UDP to the session's NAS (its address is the
+/// session's NAS key, its secret and CoA port come from the NAS table), retransmitting the
+/// same packet.
 pub struct CoaClient {
     nas: NasSource,
     tries: u32,
@@ -227,11 +307,14 @@ impl CoaClient {
         self.wait = wait;
         self
     }
-}
 
-#[async_trait]
-impl SessionControl for CoaClient {
-    async fn disconnect(&self, session: &LiveSession) -> Result<DisconnectOutcome, CoaError> {
+    /// Send one request for `session` and wait for its signed ACK or NAK.
+    pub async fn send(
+        &self,
+        action: Action,
+        session: &LiveSession,
+        attributes: &[Vec<u8>],
+    ) -> Result<ControlOutcome, CoaError> {
         let ip: IpAddr = session
             .nas
             .parse()
@@ -244,14 +327,16 @@ impl SessionControl for CoaClient {
             .clone();
         let identifier: u8 = rand::random();
         let event_timestamp = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u32;
-        let packet = build_disconnect_request(
+        let packet = build_request(
             identifier,
             &client.secret,
-            &DisconnectRequest {
+            &ControlRequest {
+                action,
                 user_name: session.user_name.as_deref(),
                 session_id: &session.session_id,
                 nas_ip: Some(ip),
                 event_timestamp,
+                attributes,
             },
         )?;
         let mut request_auth = [0u8; 16];
@@ -279,23 +364,46 @@ impl SessionControl for CoaClient {
                     }
                     Ok(Ok(n)) => n,
                 };
-                match parse_disconnect_reply(&buf[..n], identifier, &request_auth, &client.secret) {
-                    Ok(outcome) => return Ok(outcome),
+                match parse_reply(&buf[..n], action, identifier, &request_auth, &client.secret) {
+                    Ok(outcome) => {
+                        let result = match outcome {
+                            ControlOutcome::Ack => "ack",
+                            ControlOutcome::Nak { .. } => "nak",
+                        };
+                        metrics::counter!("ebok_coa_requests_total", "action" => action.name(), "result" => result).increment(1);
+                        return Ok(outcome);
+                    }
                     Err(e) => tracing::warn!(error = %e, nas = %ip, "ignored CoA reply"),
                 }
             }
         }
+        metrics::counter!("ebok_coa_requests_total", "action" => action.name(), "result" => "timeout").increment(1);
         Err(CoaError::Timeout(self.tries))
     }
 }
 
+#[async_trait]
+impl SessionControl for CoaClient {
+    async fn disconnect(&self, session: &LiveSession) -> Result<ControlOutcome, CoaError> {
+        self.send(Action::Disconnect, session, &[]).await
+    }
+
+    async fn change(
+        &self,
+        session: &LiveSession,
+        attributes: &[Vec<u8>],
+    ) -> Result<ControlOutcome, CoaError> {
+        self.send(Action::Change, session, attributes).await
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use time::OffsetDateTime;
 
-    const SECRET: &[u8] = b"coa-secret";
+    pub(crate) const SECRET: &[u8] = b"coa-secret";
 
     /// Attributes of a packet as (type, value).
     fn attrs(p: &[u8]) -> Vec<(u8, Vec<u8>)> {
@@ -383,12 +491,17 @@ mod tests {
 
     /// A NAS on 127.0.0.1: checks each request, drops the first `drop` of them, then
     /// answers with `code`/`cause` signed with `secret`. Counts requests seen.
-    async fn fake_nas(
+    /// Also used by the ops API tests.
+    pub(crate) async fn fake_nas(
         code: u8,
         cause: Option<u32>,
         drop: usize,
         secret: &'static [u8],
     ) -> (u16, Arc<AtomicUsize>) {
+        let request = match code {
+            CODE_COA_ACK | CODE_COA_NAK => CODE_COA_REQUEST,
+            _ => CODE_DISCONNECT_REQUEST,
+        };
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let port = sock.local_addr().unwrap().port();
         let seen = Arc::new(AtomicUsize::new(0));
@@ -398,7 +511,7 @@ mod tests {
             loop {
                 let (n, from) = sock.recv_from(&mut buf).await.unwrap();
                 let req = &buf[..n];
-                assert_eq!(req[0], CODE_DISCONNECT_REQUEST);
+                assert_eq!(req[0], request);
                 assert!(nas_verifies(req, SECRET), "authenticators check out");
                 let a = attrs(req);
                 let get = |t: u8| a.iter().find(|(x, _)| *x == t).map(|(_, v)| v.clone());
@@ -408,6 +521,14 @@ mod tests {
                 let ts = u32::from_be_bytes(get(EVENT_TIMESTAMP).unwrap().try_into().unwrap());
                 let now = OffsetDateTime::now_utc().unix_timestamp() as u32;
                 assert!(now.abs_diff(ts) < 5);
+                if request == CODE_COA_REQUEST {
+                    // The change asked for: Filter-Id and a MikroTik rate limit (VSA 14988/8).
+                    assert_eq!(get(11).unwrap(), b"gold");
+                    let mut vsa = 14988u32.to_be_bytes().to_vec();
+                    vsa.extend_from_slice(&[8, 9]);
+                    vsa.extend_from_slice(b"10M/20M");
+                    assert_eq!(get(26).unwrap(), vsa);
+                }
                 if count.fetch_add(1, Ordering::SeqCst) < drop {
                     continue;
                 }
@@ -440,7 +561,7 @@ mod tests {
             .disconnect(&session("127.0.0.1"))
             .await
             .unwrap();
-        assert_eq!(out, DisconnectOutcome::Ack);
+        assert_eq!(out, ControlOutcome::Ack);
         assert_eq!(seen.load(Ordering::SeqCst), 2, "one retransmission");
     }
 
@@ -453,7 +574,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             out,
-            DisconnectOutcome::Nak {
+            ControlOutcome::Nak {
                 error_cause: Some(503)
             }
         );
@@ -485,16 +606,70 @@ mod tests {
         ));
     }
 
+    fn coa_attributes() -> Vec<Vec<u8>> {
+        let dict = crate::radius::dict::Dictionary::builtin();
+        vec![
+            dict.encode_attribute("Filter-Id", "gold").unwrap(),
+            dict.encode_attribute("Mikrotik-Rate-Limit", "10M/20M")
+                .unwrap(),
+        ]
+    }
+
+    #[tokio::test]
+    async fn coa_request_carries_the_attributes_and_reads_ack_and_nak() {
+        let (port, seen) = fake_nas(CODE_COA_ACK, None, 0, SECRET).await;
+        let out = client(port)
+            .change(&session("127.0.0.1"), &coa_attributes())
+            .await
+            .unwrap();
+        assert_eq!(out, ControlOutcome::Ack);
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        let (port, _) = fake_nas(CODE_COA_NAK, Some(401), 0, SECRET).await;
+        let out = client(port)
+            .change(&session("127.0.0.1"), &coa_attributes())
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            ControlOutcome::Nak {
+                error_cause: Some(401)
+            }
+        );
+        assert_eq!(error_cause_name(401), "Unsupported Attribute");
+    }
+
+    #[tokio::test]
+    async fn a_disconnect_ack_does_not_answer_a_coa_request() {
+        // A NAS that answers the wrong kind: the client must not take it as the answer.
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = sock.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            loop {
+                let (n, from) = sock.recv_from(&mut buf).await.unwrap();
+                let reply = nas_reply(&buf[..n], CODE_DISCONNECT_ACK, None, SECRET);
+                sock.send_to(&reply, from).await.unwrap();
+            }
+        });
+        let err = client(port)
+            .change(&session("127.0.0.1"), &coa_attributes())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CoaError::Timeout(3)), "{err}");
+    }
+
     #[test]
     fn reply_checks() {
-        let req = build_disconnect_request(
+        let req = build_request(
             7,
             SECRET,
-            &DisconnectRequest {
+            &ControlRequest {
+                action: Action::Disconnect,
                 user_name: Some("jan@isp"),
                 session_id: "s1",
                 nas_ip: Some("10.0.0.1".parse().unwrap()),
                 event_timestamp: 1_700_000_000,
+                attributes: &[],
             },
         )
         .unwrap();
@@ -503,21 +678,21 @@ mod tests {
         let auth: [u8; 16] = req[4..20].try_into().unwrap();
         let ack = nas_reply(&req, CODE_DISCONNECT_ACK, None, SECRET);
         assert_eq!(
-            parse_disconnect_reply(&ack, 7, &auth, SECRET),
-            Ok(DisconnectOutcome::Ack)
+            parse_reply(&ack, Action::Disconnect, 7, &auth, SECRET),
+            Ok(ControlOutcome::Ack)
         );
         assert_eq!(
-            parse_disconnect_reply(&ack, 8, &auth, SECRET),
+            parse_reply(&ack, Action::Disconnect, 8, &auth, SECRET),
             Err(BadReply::WrongIdentifier)
         );
         let mut tampered = ack.clone();
         tampered[0] = CODE_DISCONNECT_NAK;
         assert_eq!(
-            parse_disconnect_reply(&tampered, 7, &auth, SECRET),
+            parse_reply(&tampered, Action::Disconnect, 7, &auth, SECRET),
             Err(BadReply::BadAuthenticator)
         );
         assert_eq!(
-            parse_disconnect_reply(&req, 7, &auth, SECRET),
+            parse_reply(&req, Action::Disconnect, 7, &auth, SECRET),
             Err(BadReply::WrongCode)
         );
     }

@@ -817,6 +817,178 @@ pub fn split_vendor_specific(
     Ok((vendor_id, attributes))
 }
 
+/// Why an attribute given by name and text cannot be put on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    #[error("unknown attribute {0:?}")]
+    UnknownAttribute(String),
+    #[error("{name}: {value:?} is not a valid {kind} value")]
+    BadValue {
+        name: String,
+        value: String,
+        kind: &'static str,
+    },
+    #[error("{0}: value too long for one attribute")]
+    TooLong(String),
+    #[error("{0}: encrypted or tagged attributes cannot be sent this way")]
+    Unsupported(String),
+}
+
+impl AttrKind {
+    fn label(self) -> &'static str {
+        match self {
+            AttrKind::String => "string",
+            AttrKind::Octets => "octets (0x… hex)",
+            AttrKind::Integer => "integer",
+            AttrKind::Integer64 => "integer64",
+            AttrKind::Short => "short",
+            AttrKind::Byte => "byte",
+            AttrKind::Signed => "signed",
+            AttrKind::Date => "date (unix seconds or RFC 3339)",
+            AttrKind::IpAddr => "IPv4 address",
+            AttrKind::Ipv6Addr => "IPv6 address",
+            AttrKind::Ipv6Prefix => "IPv6 prefix",
+            AttrKind::Ipv4Prefix => "IPv4 prefix",
+            AttrKind::IfId => "interface id (xxxx:xxxx:xxxx:xxxx)",
+            AttrKind::Ether => "MAC address",
+            AttrKind::Other => "octets (0x… hex)",
+        }
+    }
+}
+
+/// The inverse of [`render`]: the wire value of `text` for an attribute of `kind`; integer
+/// kinds also take the attribute's `VALUE` names through `value_number`.
+pub fn parse_value(
+    kind: AttrKind,
+    text: &str,
+    value_number: impl Fn(&str) -> Option<u32>,
+) -> Option<Vec<u8>> {
+    let text = text.trim();
+    let int = |t: &str| t.parse::<u64>().ok().or(value_number(t).map(u64::from));
+    Some(match kind {
+        AttrKind::String => text.as_bytes().to_vec(),
+        AttrKind::Octets | AttrKind::Other => {
+            let digits = text.strip_prefix("0x")?;
+            if digits.len() % 2 != 0 {
+                return None;
+            }
+            (0..digits.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok())
+                .collect::<Option<Vec<u8>>>()?
+        }
+        AttrKind::Integer => u32::try_from(int(text)?).ok()?.to_be_bytes().to_vec(),
+        AttrKind::Integer64 => int(text)?.to_be_bytes().to_vec(),
+        AttrKind::Short => u16::try_from(int(text)?).ok()?.to_be_bytes().to_vec(),
+        AttrKind::Byte => vec![u8::try_from(int(text)?).ok()?],
+        AttrKind::Signed => text.parse::<i32>().ok()?.to_be_bytes().to_vec(),
+        AttrKind::Date => {
+            let seconds = match text.parse::<u32>() {
+                Ok(s) => s,
+                Err(_) => {
+                    u32::try_from(OffsetDateTime::parse(text, &Rfc3339).ok()?.unix_timestamp())
+                        .ok()?
+                }
+            };
+            seconds.to_be_bytes().to_vec()
+        }
+        AttrKind::IpAddr => text.parse::<Ipv4Addr>().ok()?.octets().to_vec(),
+        AttrKind::Ipv6Addr => text.parse::<Ipv6Addr>().ok()?.octets().to_vec(),
+        AttrKind::Ipv6Prefix => {
+            let net = text.parse::<ipnet::Ipv6Net>().ok()?.trunc();
+            let len = net.prefix_len();
+            let mut out = vec![0, len];
+            out.extend_from_slice(&net.network().octets()[..usize::from(len).div_ceil(8)]);
+            out
+        }
+        AttrKind::Ipv4Prefix => {
+            let net = text.parse::<ipnet::Ipv4Net>().ok()?.trunc();
+            let mut out = vec![0, net.prefix_len()];
+            out.extend_from_slice(&net.network().octets());
+            out
+        }
+        AttrKind::IfId => {
+            let groups: Vec<&str> = text.split(':').collect();
+            if groups.len() != 4 {
+                return None;
+            }
+            groups
+                .iter()
+                .map(|g| u16::from_str_radix(g, 16).ok().map(u16::to_be_bytes))
+                .collect::<Option<Vec<[u8; 2]>>>()?
+                .concat()
+        }
+        AttrKind::Ether => {
+            let octets = text
+                .split([':', '-'])
+                .map(|o| u8::from_str_radix(o, 16).ok())
+                .collect::<Option<Vec<u8>>>()?;
+            if octets.len() != 6 {
+                return None;
+            }
+            octets
+        }
+    })
+}
+
+impl Dictionary {
+    /// One attribute named as in the dictionaries (`Filter-Id`, `Mikrotik-Rate-Limit`),
+    /// with its value as text, as wire bytes: type, length, value — wrapped in a
+    /// Vendor-Specific (26) attribute with the vendor's type and length sizes for vendor
+    /// attributes.
+    pub fn encode_attribute(&self, name: &str, text: &str) -> Result<Vec<u8>, EncodeError> {
+        let def = self
+            .attribute_by_name(name)
+            .ok_or_else(|| EncodeError::UnknownAttribute(name.to_owned()))?;
+        if def.encrypt != 0 || def.has_tag {
+            return Err(EncodeError::Unsupported(def.name.clone()));
+        }
+        let value = parse_value(def.kind, text, |v| {
+            self.value_number(def.vendor_id, def.code, v)
+        })
+        .ok_or_else(|| EncodeError::BadValue {
+            name: def.name.clone(),
+            value: text.to_owned(),
+            kind: def.kind.label(),
+        })?;
+        let too_long = || EncodeError::TooLong(def.name.clone());
+        let Some(vendor_id) = def.vendor_id else {
+            let code = u8::try_from(def.code).map_err(|_| too_long())?;
+            let len = u8::try_from(value.len() + 2).map_err(|_| too_long())?;
+            let mut out = vec![code, len];
+            out.extend_from_slice(&value);
+            return Ok(out);
+        };
+        let (type_size, length_size, continuation) =
+            self.vendor(vendor_id).map_or((1, 1, false), |v| {
+                (
+                    usize::from(v.type_size),
+                    usize::from(v.length_size),
+                    v.continuation,
+                )
+            });
+        let mut sub = Vec::new();
+        sub.extend_from_slice(&def.code.to_be_bytes()[4 - type_size..]);
+        let sub_len = type_size + length_size + usize::from(continuation) + value.len();
+        if length_size > 0 {
+            let len = u32::try_from(sub_len).map_err(|_| too_long())?;
+            if length_size == 1 && len > 255 {
+                return Err(too_long());
+            }
+            sub.extend_from_slice(&len.to_be_bytes()[4 - length_size..]);
+        }
+        if continuation {
+            sub.push(0);
+        }
+        sub.extend_from_slice(&value);
+        let len = u8::try_from(sub.len() + 6).map_err(|_| too_long())?;
+        let mut out = vec![26, len];
+        out.extend_from_slice(&vendor_id.to_be_bytes());
+        out.extend_from_slice(&sub);
+        Ok(out)
+    }
+}
+
 /// Big-endian unsigned integer of 1–4 octets.
 fn be_uint(octets: &[u8]) -> u32 {
     octets
@@ -1513,5 +1685,81 @@ mod tests {
                 "{kind:?} {raw:02x?}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod encode_tests {
+    use super::*;
+
+    #[test]
+    fn encodes_standard_vendor_and_typed_values_as_render_reads_them() {
+        let d = Dictionary::builtin();
+        assert_eq!(
+            d.encode_attribute("Filter-Id", "gold").unwrap(),
+            [11, 6, b'g', b'o', b'l', b'd']
+        );
+        assert_eq!(
+            d.encode_attribute("session-timeout", "3600").unwrap(),
+            [27, 6, 0, 0, 0x0e, 0x10]
+        );
+        // A VALUE name instead of the number.
+        assert_eq!(
+            d.encode_attribute("Acct-Status-Type", "Interim-Update")
+                .unwrap(),
+            [40, 6, 0, 0, 0, 3]
+        );
+        // MikroTik (14988) attribute 8 inside Vendor-Specific.
+        let mut want = vec![26, 15, 0, 0, 0x3a, 0x8c, 8, 9];
+        want.extend_from_slice(b"10M/20M");
+        assert_eq!(
+            d.encode_attribute("Mikrotik-Rate-Limit", "10M/20M")
+                .unwrap(),
+            want
+        );
+        // RFC 3162 prefix: only the octets the length needs.
+        assert_eq!(
+            d.encode_attribute("Framed-IPv6-Prefix", "2001:db8:1::/48")
+                .unwrap(),
+            [97, 10, 0, 48, 0x20, 0x01, 0x0d, 0xb8, 0, 1]
+        );
+        for (kind, text) in [
+            (AttrKind::IpAddr, "10.1.2.3"),
+            (AttrKind::Ipv6Prefix, "2001:db8::/32"),
+            (AttrKind::Ether, "00:11:22:aa:bb:cc"),
+            (AttrKind::IfId, "0000:0000:0000:0001"),
+            (AttrKind::Octets, "0x00ff10"),
+            (AttrKind::Date, "2026-11-26T00:00:00Z"),
+        ] {
+            let raw = parse_value(kind, text, |_| None).unwrap();
+            assert_eq!(render(kind, &raw).unwrap(), text, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_encode() {
+        let d = Dictionary::builtin();
+        assert_eq!(
+            d.encode_attribute("No-Such-Attribute", "1"),
+            Err(EncodeError::UnknownAttribute("No-Such-Attribute".into()))
+        );
+        assert!(matches!(
+            d.encode_attribute("Session-Timeout", "-1"),
+            Err(EncodeError::BadValue { .. })
+        ));
+        assert!(matches!(
+            d.encode_attribute("Framed-IP-Address", "10.1.2"),
+            Err(EncodeError::BadValue { .. })
+        ));
+        assert!(matches!(
+            d.encode_attribute("User-Password", "secret"),
+            Err(EncodeError::Unsupported(_))
+        ));
+        assert!(matches!(
+            d.encode_attribute("Filter-Id", &"x".repeat(300)),
+            Err(EncodeError::TooLong(_))
+        ));
+        assert_eq!(parse_value(AttrKind::Octets, "0x0", |_| None), None);
+        assert_eq!(parse_value(AttrKind::Byte, "256", |_| None), None);
     }
 }

@@ -74,8 +74,76 @@ impl NasTable {
         self.entries.len()
     }
 
+    /// Each NAS entry once, with its prefixes, in name order.
+    pub fn clients(&self) -> Vec<(Arc<NasClient>, Vec<IpNet>)> {
+        let mut out: Vec<(Arc<NasClient>, Vec<IpNet>)> = Vec::new();
+        for (net, client) in &self.entries {
+            match out.iter_mut().find(|(c, _)| Arc::ptr_eq(c, client)) {
+                Some((_, nets)) => nets.push(*net),
+                None => out.push((client.clone(), vec![*net])),
+            }
+        }
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// What this instance last heard from each NAS client entry: for operators' "is that NAS
+/// still sending accounting?" (`/api/v1/nas`) and the `ebok_nas_last_seen_timestamp_seconds`
+/// gauge. One lock per received batch, not per packet.
+#[derive(Debug, Default)]
+pub struct NasActivity {
+    seen: std::sync::Mutex<std::collections::HashMap<String, NasSeen>>,
+}
+
+/// Last event and event count of one NAS client entry since this instance started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct NasSeen {
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: time::OffsetDateTime,
+    pub events: u64,
+}
+
+impl NasActivity {
+    /// Note events of the named entries received at `now`. The gauge moves at most once a
+    /// second per entry.
+    pub fn saw<'a>(&self, clients: impl Iterator<Item = &'a str>, now: time::OffsetDateTime) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for name in clients {
+            let second = match seen.get_mut(name) {
+                Some(s) => {
+                    let moved = s.last_seen.unix_timestamp() != now.unix_timestamp();
+                    s.last_seen = now;
+                    s.events += 1;
+                    if !moved {
+                        continue;
+                    }
+                    now.unix_timestamp()
+                }
+                None => {
+                    seen.insert(
+                        name.to_owned(),
+                        NasSeen {
+                            last_seen: now,
+                            events: 1,
+                        },
+                    );
+                    now.unix_timestamp()
+                }
+            };
+            metrics::gauge!("ebok_nas_last_seen_timestamp_seconds", "nas" => name.to_owned())
+                .set(second as f64);
+        }
+    }
+
+    /// The entry's last event, if any since start.
+    pub fn get(&self, name: &str) -> Option<NasSeen> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(name).copied()
     }
 }
 

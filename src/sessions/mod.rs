@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use crate::radius::event::AccountingEvent;
 
 pub mod embedded;
+pub mod filter;
 pub mod redis;
 pub mod rules;
 #[cfg(test)]

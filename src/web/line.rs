@@ -19,7 +19,7 @@ use super::i18n::{Lang, Tr};
 use super::pages::{error_page, internal, render, Authed, Chrome, Ctx, FormErrors};
 use super::ratelimit::Rule;
 use super::{passwords, AppState};
-use crate::radius::coa::DisconnectOutcome;
+use crate::radius::coa::ControlOutcome;
 use crate::sessions::LiveSession;
 use crate::store::history::{self, HistoryRow};
 use crate::store::repo::{Page, Paged};
@@ -670,8 +670,8 @@ pub async fn restart(
     }
     let result = control.disconnect(&s).await;
     let (said, text) = match &result {
-        Ok(DisconnectOutcome::Ack) => ("ack".to_owned(), t.t("line.restart_ack").to_owned()),
-        Ok(DisconnectOutcome::Nak { error_cause }) => {
+        Ok(ControlOutcome::Ack) => ("ack".to_owned(), t.t("line.restart_ack").to_owned()),
+        Ok(ControlOutcome::Nak { error_cause }) => {
             let text = match error_cause {
                 Some(503) => t.t("line.restart_gone").to_owned(),
                 Some(c) => t.f("line.restart_nak", &[("cause", &c.to_string())]),
@@ -698,7 +698,7 @@ pub async fn restart(
             &format!("nas={} session={} result={said}", s.nas, s.session_id),
         )
         .await;
-    let status = if matches!(result, Ok(DisconnectOutcome::Ack)) {
+    let status = if matches!(result, Ok(ControlOutcome::Ack)) {
         StatusCode::OK
     } else {
         StatusCode::BAD_GATEWAY
@@ -931,14 +931,18 @@ pub(crate) mod tests {
     /// Records the sessions it is asked to end and answers from a script.
     struct Recorder {
         calls: Mutex<Vec<String>>,
-        answers: Mutex<Vec<Result<DisconnectOutcome, CoaError>>>,
+        answers: Mutex<Vec<Result<ControlOutcome, CoaError>>>,
     }
 
     #[async_trait]
     impl SessionControl for Recorder {
-        async fn disconnect(&self, s: &LiveSession) -> Result<DisconnectOutcome, CoaError> {
+        async fn disconnect(&self, s: &LiveSession) -> Result<ControlOutcome, CoaError> {
             self.calls.lock().unwrap().push(s.session_id.clone());
             self.answers.lock().unwrap().remove(0)
+        }
+
+        async fn change(&self, _: &LiveSession, _: &[Vec<u8>]) -> Result<ControlOutcome, CoaError> {
+            unreachable!("the panel only disconnects")
         }
     }
 
@@ -959,11 +963,11 @@ pub(crate) mod tests {
         let rec = Arc::new(Recorder {
             calls: Mutex::new(Vec::new()),
             answers: Mutex::new(vec![
-                Ok(DisconnectOutcome::Nak {
+                Ok(ControlOutcome::Nak {
                     error_cause: Some(503),
                 }),
                 Err(CoaError::Timeout(3)),
-                Ok(DisconnectOutcome::Ack),
+                Ok(ControlOutcome::Ack),
             ]),
         });
         assert!(h.state.panel.session_control.set(rec.clone()).is_ok());

@@ -76,6 +76,9 @@ pub struct Panel {
     /// Ends a subscriber's PPPoE session on its NAS ("restart my connection"); set once at
     /// start-up (RFC 5176 client) or by a test. Unset: the panel says it is unavailable.
     pub session_control: std::sync::OnceLock<Arc<dyn crate::radius::coa::SessionControl>>,
+    /// The accounting listener's shared state (NAS table in force, per-NAS activity), for
+    /// the ops API's NAS overview; set once at start-up. Unset in panel-only tests.
+    pub radius: std::sync::OnceLock<Arc<crate::radius::listener::RadiusContext>>,
 }
 
 /// Attempts allowed before "try again in …".
@@ -155,6 +158,7 @@ impl AppState {
             csrf_key,
             trusted: config.web.trusted_proxy_nets(),
             session_control: std::sync::OnceLock::new(),
+            radius: std::sync::OnceLock::new(),
         };
         Ok(AppState {
             db,
@@ -271,5 +275,9 @@ pub fn router(state: AppState) -> Router {
         .route("/static/ebok.css", get(pages::stylesheet))
         .nest("/api/v1", crate::ops::api::router())
         .merge(panel)
+        .route_layer(axum::middleware::from_fn(crate::ops::metrics::track_route))
+        .layer(axum::middleware::from_fn(
+            crate::ops::metrics::track_unmatched,
+        ))
         .with_state(state)
 }

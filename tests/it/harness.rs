@@ -146,16 +146,28 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
 
 /// Minimal HTTP/1.0 GET, enough for /metrics.
 pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    http_get_with(addr, path, "").await.1
+}
+
+/// HTTP/1.0 GET with extra header lines (each ending in CRLF): status and body.
+pub async fn http_get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, String) {
     use tokio::io::AsyncReadExt;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n{headers}\r\n").as_bytes())
         .await
         .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
-    out.split_once("\r\n\r\n")
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    (status, body)
 }
 
 /// Send attributes with `radclient` (acct or status); true when a valid reply came back.

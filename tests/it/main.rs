@@ -7,5 +7,6 @@ mod browser;
 mod demo;
 mod durability;
 mod harness;
+mod ops;
 mod radius;
 mod webdriver;

@@ -1131,3 +1131,215 @@ async fn news_published_and_deleted_through_the_api() {
     );
     panel.finish().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Live sessions, NAS overview, Disconnect and CoA
+// ---------------------------------------------------------------------------------------------
+
+/// A session as the in-test NAS of `radius::coa` expects it (NAS 127.0.0.1, session
+/// 81a0002f, login jan@isp), and two more on another NAS, one of them stale.
+async fn live_fixture(h: &Harness) {
+    let now = OffsetDateTime::now_utc();
+    let mut ev = AccountingEvent::new(StatusType::Start, "127.0.0.1", "81a0002f", now);
+    ev.user_name = Some("jan@isp".into());
+    ev.framed_ip = Some(Ipv4Addr::new(198, 51, 100, 7));
+    ev.nas_client = "test-nas".into();
+    h.state
+        .live
+        .apply(&ev, now + Duration::minutes(15))
+        .await
+        .unwrap();
+    start_session(
+        h.state.live.as_ref(),
+        "s-2",
+        Some("anna"),
+        Ipv4Addr::new(203, 0, 113, 9),
+    )
+    .await;
+    // Last heard 10 minutes ago, expires in 5: more than half its window gone.
+    let then = now - Duration::minutes(10);
+    let mut ev = AccountingEvent::new(StatusType::InterimUpdate, "192.0.2.1", "s-3", then);
+    ev.user_name = Some("stary".into());
+    ev.framed_ip = Some(Ipv4Addr::new(203, 0, 113, 10));
+    h.state
+        .live
+        .apply(&ev, now + Duration::minutes(5))
+        .await
+        .unwrap();
+}
+
+fn ids(body: &Value) -> Vec<&str> {
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn live_sessions_are_listed_filtered_and_audited() {
+    let h = Harness::sqlite(billing_tokens()).await;
+    live_fixture(&h).await;
+    let auth = format!("Bearer {TOKEN}");
+    let get = |q: &str| {
+        let path = format!("/api/v1/sessions{q}");
+        let auth = auth.clone();
+        let h = &h;
+        async move { h.call(Method::GET, &path, Some(&auth), None).await }
+    };
+    let (status, _, body) = get("").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ids(&body), ["81a0002f", "s-2", "s-3"]);
+    assert_eq!(body["total"], 3);
+    assert_eq!(body["items"][2]["stale"], true);
+    assert_eq!(body["items"][1]["stale"], false);
+
+    assert_eq!(ids(&get("?nas=192.0.2.1").await.2), ["s-2", "s-3"]);
+    assert_eq!(ids(&get("?nas=test-nas").await.2), ["81a0002f"]);
+    assert_eq!(ids(&get("?login=ANNA").await.2), ["s-2"]);
+    assert_eq!(ids(&get("?prefix=203.0.113.0/24").await.2), ["s-2", "s-3"]);
+    assert_eq!(ids(&get("?prefix=198.51.100.7").await.2), ["81a0002f"]);
+    assert_eq!(ids(&get("?stale=true").await.2), ["s-3"]);
+    let (_, _, page) = get("?per_page=2&page=2").await;
+    assert_eq!(ids(&page), ["s-3"]);
+    assert_eq!(page["pages"], 2);
+
+    // By subscriber: their PPPoE logins.
+    assert_eq!(h.put("subscribers", kowalski()).await.0, StatusCode::OK);
+    let contract = json!({
+        "ext_id": "C1", "subscriber_ext_id": "S1", "number": "UM/2013/0001",
+        "starts_on": "2013-01-01", "monthly_fee": "50.00", "tariff": "Internet 100",
+        "download_kbps": 102400, "upload_kbps": 10240,
+        "installation": address("ul. Internetowa 1"), "status": "active"
+    });
+    assert_eq!(h.put("contracts", contract).await.0, StatusCode::OK);
+    let pppoe = json!({"ext_id": "P1", "contract_ext_id": "C1", "login": "anna"});
+    assert_eq!(h.put("pppoe-accounts", pppoe).await.0, StatusCode::OK);
+    assert_eq!(ids(&get("?subscriber=S1").await.2), ["s-2"]);
+    let (status, _, body) = get("?subscriber=S404").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    for bad in ["?prefix=nope", "?stale=maybe", "?colour=red"] {
+        let (status, _, body) = get(bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (status, _, _) = h.call(Method::GET, "/api/v1/sessions", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let audit = crate::store::audit::recent(&h.state.db, 50).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "ops_sessions"
+        && a.detail.contains("login=ANNA")
+        && a.actor == "ops:billing"));
+    h.finish().await;
+}
+
+/// The RFC 5176 client wired as at start-up, towards the in-test NAS on `port`.
+fn wire_coa(h: &Harness, port: u16) {
+    let config: Config = toml::from_str(&format!(
+        "[[nas]]\nname = \"test-nas\"\nprefixes = [\"127.0.0.1\"]\nsecret = \"coa-secret\"\ncoa_port = {port}\n"
+    ))
+    .unwrap();
+    let table = Arc::new(crate::radius::nas::NasTable::from_config(&config).unwrap());
+    let client = crate::radius::coa::CoaClient::new(Arc::new(move || table.clone()))
+        .with_retries(2, std::time::Duration::from_millis(300));
+    assert!(h.state.panel.session_control.set(Arc::new(client)).is_ok());
+}
+
+/// POST a JSON body with the billing token: status and JSON answer.
+async fn post_json(h: &Harness, path: &str, body: Value) -> (StatusCode, Value) {
+    let auth = format!("Bearer {TOKEN}");
+    let (status, _, answer) = h
+        .call(Method::POST, path, Some(&auth), Some(body.to_string()))
+        .await;
+    (status, answer)
+}
+
+#[tokio::test]
+async fn disconnect_and_coa_through_the_api_report_ack_nak_and_timeout() {
+    use crate::radius::coa::tests::{fake_nas, SECRET};
+    use crate::radius::coa::{CODE_COA_NAK, CODE_DISCONNECT_ACK};
+    let session = json!({"nas": "127.0.0.1", "session_id": "81a0002f"});
+    let change = json!({"nas": "127.0.0.1", "session_id": "81a0002f",
+        "attributes": {"Filter-Id": "gold", "Mikrotik-Rate-Limit": "10M/20M"}});
+
+    // Not wired (a panel-only process): 503.
+    let h = Harness::sqlite(billing_tokens()).await;
+    live_fixture(&h).await;
+    let (status, _) = post_json(&h, "/api/v1/sessions/disconnect", session.clone()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    // Disconnect-ACK after one lost request.
+    let (port, seen) = fake_nas(CODE_DISCONNECT_ACK, None, 1, SECRET).await;
+    wire_coa(&h, port);
+    let (status, answer) = post_json(&h, "/api/v1/sessions/disconnect", session.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["result"], "ack");
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // Input errors before anything is sent.
+    for (path, bad, want) in [
+        (
+            "coa",
+            json!({"nas": "127.0.0.1", "session_id": "81a0002f"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "coa",
+            json!({"nas": "127.0.0.1", "session_id": "81a0002f", "attributes": {"No-Such": "1"}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "coa",
+            json!({"nas": "127.0.0.1", "session_id": "81a0002f", "attributes": {"Session-Timeout": "soon"}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "disconnect",
+            json!({"nas": "127.0.0.1", "session_id": "81a0002f", "attributes": {"Filter-Id": "x"}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "disconnect",
+            json!({"nas": "127.0.0.1", "session_id": "nope"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "disconnect",
+            json!({"nas": "127.0.0.1"}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, answer) =
+            post_json(&h, &format!("/api/v1/sessions/{path}"), bad.clone()).await;
+        assert_eq!(status, want, "{bad}: {answer}");
+        assert!(answer["error"].is_string());
+    }
+    h.finish().await;
+
+    // CoA-NAK with its Error-Cause.
+    let h = Harness::sqlite(billing_tokens()).await;
+    live_fixture(&h).await;
+    let (port, _) = fake_nas(CODE_COA_NAK, Some(401), 0, SECRET).await;
+    wire_coa(&h, port);
+    let (status, answer) = post_json(&h, "/api/v1/sessions/coa", change.clone()).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{answer}");
+    assert_eq!(answer["result"], "nak");
+    assert_eq!(answer["error_cause"], 401);
+    assert_eq!(answer["error_cause_name"], "Unsupported Attribute");
+    let audit = crate::store::audit::recent(&h.state.db, 50).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "ops_coa"
+        && a.detail.contains("81a0002f")
+        && a.detail.contains("Filter-Id")
+        && a.detail.contains("nak Some(401)")));
+    h.finish().await;
+
+    // No NAS listening: 504 after the tries.
+    let h = Harness::sqlite(billing_tokens()).await;
+    live_fixture(&h).await;
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    wire_coa(&h, silent.local_addr().unwrap().port());
+    let (status, answer) = post_json(&h, "/api/v1/sessions/coa", change).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{answer}");
+    h.finish().await;
+}
