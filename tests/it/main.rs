@@ -8,4 +8,5 @@ mod demo;
 mod durability;
 mod harness;
 mod radius;
+mod systemd;
 mod webdriver;
