@@ -324,12 +324,15 @@ pub async fn run_watchdog(
     let Some(every) = notifier.watchdog_interval() else {
         return;
     };
+    // A fixed rhythm: the time the checks take does not push the next keep-alive back.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        if tokio::time::timeout(every, tokio::spawn(async {}))
+        if tokio::time::timeout(every / 2, tokio::spawn(async {}))
             .await
             .is_err()
         {
@@ -341,7 +344,7 @@ pub async fn run_watchdog(
         notifier.watchdog(None);
         // The store check may take up to its limit; the keep-alive is already out.
         // Only a change of the stores' state updates STATUS=, not every journal count.
-        let health = StoreHealth::check(&ingest, every / 2).await;
+        let health = StoreHealth::check(&ingest, every / 4).await;
         if (health.live, health.database) != last {
             if !health.ok() {
                 tracing::warn!("{}", health.describe());
@@ -363,12 +366,18 @@ mod tests {
         String::from_utf8(buf[..n].to_vec()).unwrap()
     }
 
-    #[test]
-    fn notifies_a_path_socket() {
+    /// A notification socket bound at a temporary path and a notifier aimed at it.
+    fn path_socket() -> (tempfile::TempDir, UnixDatagram, Notifier) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify");
         let sock = UnixDatagram::bind(&path).unwrap();
         let n = Notifier::new(Some(path.as_os_str()), None).unwrap();
+        (dir, sock, n)
+    }
+
+    #[test]
+    fn notifies_a_path_socket() {
+        let (_dir, sock, n) = path_socket();
         assert!(n.enabled());
         n.ready("serving\nRADIUS 127.0.0.1:1813");
         assert_eq!(
@@ -393,10 +402,7 @@ mod tests {
 
     #[test]
     fn reloading_carries_the_monotonic_clock() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notify");
-        let sock = UnixDatagram::bind(&path).unwrap();
-        let n = Notifier::new(Some(path.as_os_str()), None).unwrap();
+        let (_dir, sock, n) = path_socket();
         let before = monotonic_usec();
         n.reloading();
         let after = monotonic_usec();
