@@ -18,7 +18,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn free_tcp_port() -> u16 {
+pub fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -43,14 +43,15 @@ fn start_event(i: u32, ts: u32) -> Vec<u8> {
     )
 }
 
-/// A private redis-server on its own port that the test can stop and start.
-struct OwnRedis {
+/// A private redis-server on its own port that the test can stop and start (also used by
+/// the systemd watchdog test).
+pub struct OwnRedis {
     port: u16,
     child: Option<std::process::Child>,
 }
 
 impl OwnRedis {
-    fn start(port: u16) -> std::io::Result<OwnRedis> {
+    pub fn start(port: u16) -> std::io::Result<OwnRedis> {
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -78,14 +79,14 @@ impl OwnRedis {
         })
     }
 
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 }

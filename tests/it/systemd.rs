@@ -549,3 +549,108 @@ fn glob_count(root: &Path, pattern: &str) -> usize {
         None => usize::from(root.join(pattern).is_file()),
     }
 }
+
+/// With the live store down the watchdog is still fed (ebok journals and replays, a restart
+/// would only lose packets in flight) and the status line says the store is not answering,
+/// then that it is back.
+#[tokio::test]
+async fn watchdog_is_fed_while_the_live_store_is_down() {
+    use crate::durability::{free_tcp_port, OwnRedis};
+    if std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        ebok::testkit::skip(
+            "watchdog_is_fed_while_the_live_store_is_down",
+            "redis-server binary",
+            "not installed",
+        );
+        return;
+    }
+    let port = free_tcp_port();
+    let mut redis = OwnRedis::start(port).unwrap();
+    let backend = crate::harness::Backend::Redis {
+        url: redis.url(),
+        prefix: "watchdogtest:".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ebok =
+        crate::harness::Ebok::start(crate::harness::config(dir.path(), &backend, None)).await;
+    let path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let notifier = Arc::new(
+        ebok::systemd::Notifier::new(Some(path.as_os_str()), Some(Duration::from_millis(400)))
+            .unwrap(),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let watchdog = tokio::spawn(ebok::systemd::run_watchdog(
+        notifier,
+        ebok.running.ingest.clone(),
+        "serving".into(),
+        stop_rx,
+    ));
+    let mut notes = Notes {
+        socket,
+        buf: vec![0u8; 4096],
+    };
+    assert!(notes.until("WATCHDOG=1").await >= 1);
+
+    redis.stop();
+    notes
+        .until("STATUS=serving; live store NOT ANSWERING, database ok")
+        .await;
+    // Keep-alives go on during the outage (one per 200 ms).
+    let fed = notes.keep_alives_for(Duration::from_millis(1500)).await;
+    assert!(fed >= 4, "only {fed} WATCHDOG=1 while the store was down");
+
+    let _redis = OwnRedis::start(port).unwrap();
+    notes
+        .until("STATUS=serving; live store ok, database ok")
+        .await;
+    let _ = stop_tx.send(true);
+    watchdog.await.unwrap();
+    ebok.stop().await;
+    backend.cleanup().await;
+}
+
+/// Notifications read straight off a socket, for tests that call the library directly.
+struct Notes {
+    socket: UnixDatagram,
+    buf: Vec<u8>,
+}
+
+impl Notes {
+    async fn next(&mut self, wait: Duration) -> Option<String> {
+        let n = tokio::time::timeout(wait, self.socket.recv(&mut self.buf))
+            .await
+            .ok()?
+            .unwrap();
+        Some(String::from_utf8_lossy(&self.buf[..n]).into_owned())
+    }
+
+    /// Read until a notification contains `text`; the keep-alives seen on the way.
+    async fn until(&mut self, text: &str) -> usize {
+        let mut keep_alives = 0;
+        loop {
+            let msg = self
+                .next(Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|| panic!("no notification with {text:?}"));
+            keep_alives += msg.lines().filter(|l| *l == "WATCHDOG=1").count();
+            if msg.contains(text) {
+                return keep_alives;
+            }
+        }
+    }
+
+    /// The keep-alives that arrive within `span`.
+    async fn keep_alives_for(&mut self, span: Duration) -> usize {
+        let end = tokio::time::Instant::now() + span;
+        let mut keep_alives = 0;
+        while let Some(msg) = self.next(end - tokio::time::Instant::now()).await {
+            keep_alives += msg.lines().filter(|l| *l == "WATCHDOG=1").count();
+        }
+        keep_alives
+    }
+}
