@@ -18,7 +18,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-pub fn free_tcp_port() -> u16 {
+fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -46,7 +46,7 @@ fn start_event(i: u32, ts: u32) -> Vec<u8> {
 /// A private redis-server on its own port that the test can stop and start (also used by
 /// the systemd watchdog test).
 pub struct OwnRedis {
-    port: u16,
+    pub port: u16,
     child: Option<std::process::Child>,
 }
 
@@ -79,6 +79,20 @@ impl OwnRedis {
         })
     }
 
+    /// On a free port; `None` (the test recorded as skipped) without the redis-server binary
+    /// (the machine's Redis package — the running server is not used).
+    pub fn start_on_free_port(test: &str) -> Option<OwnRedis> {
+        if std::process::Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            ebok::testkit::skip(test, "redis-server binary", "not installed");
+            return None;
+        }
+        Some(OwnRedis::start(free_tcp_port()).unwrap())
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -99,21 +113,10 @@ impl Drop for OwnRedis {
 
 #[tokio::test]
 async fn redis_down_events_are_spooled_answered_and_replayed() {
-    // Needs the redis-server binary (the machine's Redis package), not the running server.
-    if std::process::Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        ebok::testkit::skip(
-            "redis_down_events_are_spooled",
-            "redis-server binary",
-            "not installed",
-        );
+    let Some(mut redis) = OwnRedis::start_on_free_port("redis_down_events_are_spooled") else {
         return;
-    }
-    let port = free_tcp_port();
-    let mut redis = OwnRedis::start(port).unwrap();
+    };
+    let port = redis.port;
     let backend = Backend::Redis {
         url: redis.url(),
         prefix: "spooltest:".into(),

@@ -555,21 +555,13 @@ fn glob_count(root: &Path, pattern: &str) -> usize {
 /// then that it is back.
 #[tokio::test]
 async fn watchdog_is_fed_while_the_live_store_is_down() {
-    use crate::durability::{free_tcp_port, OwnRedis};
-    if std::process::Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        ebok::testkit::skip(
-            "watchdog_is_fed_while_the_live_store_is_down",
-            "redis-server binary",
-            "not installed",
-        );
+    use crate::durability::OwnRedis;
+    let Some(mut redis) =
+        OwnRedis::start_on_free_port("watchdog_is_fed_while_the_live_store_is_down")
+    else {
         return;
-    }
-    let port = free_tcp_port();
-    let mut redis = OwnRedis::start(port).unwrap();
+    };
+    let port = redis.port;
     let backend = crate::harness::Backend::Redis {
         url: redis.url(),
         prefix: "watchdogtest:".into(),
