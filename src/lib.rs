@@ -12,6 +12,7 @@ pub mod server;
 pub mod sessions;
 pub mod spool;
 pub mod store;
+pub mod systemd;
 #[doc(hidden)]
 pub mod testkit;
 pub mod tz;

@@ -298,39 +298,21 @@ async fn run(
     if demo && config.isp.name.is_empty() {
         config.isp = ebok::demo::isp();
     }
+    let notifier = std::sync::Arc::new(ebok::systemd::Notifier::from_env());
+    notifier.status("starting: binding listeners, opening the stores");
     let listeners = ebok::server::Listeners::bind(&config).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (running, done) = ebok::server::start(config, listeners, shutdown_rx.clone()).await?;
     if demo {
-        ebok::server::start_demo(&running, shutdown_rx).await?;
+        ebok::server::start_demo(&running, shutdown_rx.clone()).await?;
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-            _ = hup.recv() => {
-                // Reload the NAS list and secrets; packets keep flowing with the old table
-                // until the new one is swapped in.
-                match Config::load(config_path.as_deref(), std::env::vars(), &overrides)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|c| ebok::radius::nas::NasTable::from_config(&c).map_err(anyhow::Error::msg))
-                {
-                    Ok(table) => {
-                        let n = table.len();
-                        running.radius.replace_nas_table(table);
-                        tracing::info!(prefixes = n, "SIGHUP: NAS table reloaded");
-                    }
-                    Err(e) => tracing::error!("SIGHUP: reload refused, keeping the old NAS table: {e:#}"),
-                }
-            }
-        }
-    }
-    tracing::info!("shutting down: draining requests in flight");
+    let served = ebok::systemd::serve(&running, notifier, shutdown_rx, || {
+        ebok::server::reload(&running, config_path.as_deref(), &overrides)
+    })
+    .await;
     let _ = shutdown_tx.send(true);
     done.await.context("waiting for shutdown")?;
-    Ok(())
+    served
 }
 
 async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Result<()> {

@@ -289,6 +289,21 @@ pub async fn start(
     ))
 }
 
+/// SIGHUP: read the configuration again (file, environment, flags) and swap in its NAS list
+/// and secrets; returns the number of prefixes. Requests in flight finish with the table
+/// they started with. On any error the old table stays and the error says why.
+pub fn reload(
+    running: &Running,
+    config_path: Option<&Path>,
+    overrides: &crate::config::CliOverrides,
+) -> anyhow::Result<usize> {
+    let config = Config::load(config_path, std::env::vars(), overrides)?;
+    let table = NasTable::from_config(&config).map_err(anyhow::Error::msg)?;
+    let prefixes = table.len();
+    running.radius.replace_nas_table(table);
+    Ok(prefixes)
+}
+
 /// Prune connection data and the audit log past their retention periods, at start and then
 /// every `interval_hours`.
 async fn retention(

@@ -43,14 +43,15 @@ fn start_event(i: u32, ts: u32) -> Vec<u8> {
     )
 }
 
-/// A private redis-server on its own port that the test can stop and start.
-struct OwnRedis {
-    port: u16,
+/// A private redis-server on its own port that the test can stop and start (also used by
+/// the systemd watchdog test).
+pub struct OwnRedis {
+    pub port: u16,
     child: Option<std::process::Child>,
 }
 
 impl OwnRedis {
-    fn start(port: u16) -> std::io::Result<OwnRedis> {
+    pub fn start(port: u16) -> std::io::Result<OwnRedis> {
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -78,14 +79,28 @@ impl OwnRedis {
         })
     }
 
-    fn stop(&mut self) {
+    /// On a free port; `None` (the test recorded as skipped) without the redis-server binary
+    /// (the machine's Redis package — the running server is not used).
+    pub fn start_on_free_port(test: &str) -> Option<OwnRedis> {
+        if std::process::Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            ebok::testkit::skip(test, "redis-server binary", "not installed");
+            return None;
+        }
+        Some(OwnRedis::start(free_tcp_port()).unwrap())
+    }
+
+    pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 }
@@ -98,21 +113,10 @@ impl Drop for OwnRedis {
 
 #[tokio::test]
 async fn redis_down_events_are_spooled_answered_and_replayed() {
-    // Needs the redis-server binary (the machine's Redis package), not the running server.
-    if std::process::Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        ebok::testkit::skip(
-            "redis_down_events_are_spooled",
-            "redis-server binary",
-            "not installed",
-        );
+    let Some(mut redis) = OwnRedis::start_on_free_port("redis_down_events_are_spooled") else {
         return;
-    }
-    let port = free_tcp_port();
-    let mut redis = OwnRedis::start(port).unwrap();
+    };
+    let port = redis.port;
     let backend = Backend::Redis {
         url: redis.url(),
         prefix: "spooltest:".into(),

@@ -9,4 +9,5 @@ mod durability;
 mod harness;
 mod ops;
 mod radius;
+mod systemd;
 mod webdriver;
