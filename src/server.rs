@@ -86,6 +86,8 @@ pub struct Running {
     pub ingest: Arc<Ingest>,
     pub radius: Arc<RadiusContext>,
     pub radius_addrs: Vec<SocketAddr>,
+    /// Passive capture, when `[capture] interface` is set.
+    pub capture: Option<crate::radius::capture::CaptureHandle>,
     pub metrics_addr: SocketAddr,
     pub web_addr: SocketAddr,
 }
@@ -190,6 +192,21 @@ pub async fn start(
             shutdown.clone(),
         )));
     }
+    // Passive capture feeds the same context; it stops with the listeners.
+    let capture = if config.capture.interface.is_empty() {
+        None
+    } else {
+        let (handle, task) =
+            crate::radius::capture::start(&config.capture, ctx.clone(), shutdown.clone())
+                .with_context(|| {
+                    format!(
+                        "capture.interface = {:?}: passive capture cannot start",
+                        config.capture.interface
+                    )
+                })?;
+        tasks.push(task);
+        Some(handle)
+    };
     let background = vec![
         tokio::spawn(ingest.clone().run_replayer(shutdown.clone())),
         tokio::spawn(ingest.clone().run_sweeper(
@@ -281,6 +298,7 @@ pub async fn start(
             ingest,
             radius: ctx,
             radius_addrs,
+            capture,
             metrics_addr,
             web_addr,
         },
