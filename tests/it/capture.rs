@@ -18,6 +18,12 @@ const T0: i64 = 1_764_000_000;
 /// frames after the capture socket has seen them (no ICMP, no forwarding).
 const OTHER_SERVER_MAC: &str = "02:eb:0c:00:00:01";
 
+/// The `ip` command giving `address` the other server's MAC on `dev`.
+fn neighbour_other_server(address: &str, dev: &str) -> String {
+    let v6 = if address.contains(':') { "-6 " } else { "" };
+    format!("{v6}neigh add {address} lladdr {OTHER_SERVER_MAC} dev {dev} nud permanent")
+}
+
 /// Run `ip ARGS`; its stderr on failure.
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = std::process::Command::new("ip")
@@ -185,43 +191,14 @@ async fn capture_sees_start_interim_stop_fragments_and_drops_wrong_secret_from_a
     // The NAS: its addresses, the other server's addresses behind a MAC nobody has, and a
     // 1280-octet MTU (IPv6's minimum) so large requests fragment.
     ip(&["link", "set", &veth.near, "mtu", "1280"]).unwrap();
-    for args in [
-        vec!["link", "set", &far, "mtu", "1280", "up"],
-        vec!["addr", "add", &format!("{net}.2/24"), "dev", &far],
-        vec![
-            "neigh",
-            "add",
-            &format!("{net}.1"),
-            "lladdr",
-            OTHER_SERVER_MAC,
-            "dev",
-            &far,
-            "nud",
-            "permanent",
-        ],
-        vec![
-            "-6",
-            "addr",
-            "add",
-            &format!("{net6}::2/64"),
-            "dev",
-            &far,
-            "nodad",
-        ],
-        vec![
-            "-6",
-            "neigh",
-            "add",
-            &format!("{net6}::1"),
-            "lladdr",
-            OTHER_SERVER_MAC,
-            "dev",
-            &far,
-            "nud",
-            "permanent",
-        ],
+    for command in [
+        format!("link set {far} mtu 1280 up"),
+        format!("addr add {net}.2/24 dev {far}"),
+        neighbour_other_server(&format!("{net}.1"), &far),
+        format!("-6 addr add {net6}::2/64 dev {far} nodad"),
+        neighbour_other_server(&format!("{net6}::1"), &far),
     ] {
-        veth.ns(&args).unwrap();
+        veth.ns(&command.split(' ').collect::<Vec<_>>()).unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
     let ebok = Ebok::start(capture_config(
@@ -238,31 +215,24 @@ async fn capture_sees_start_interim_stop_fragments_and_drops_wrong_secret_from_a
     let v6 = format!("[{net6}::1]:1813");
     let reassembled0 = ebok.metric("ebok_capture_reassembled_total").await;
 
-    radclient_in(
-        &ns,
-        &v4,
-        SECRET,
-        &attrs("Start", "cap-1", "jan.kowalski", Some("10.77.0.7"), T0, ""),
-    )
-    .await;
+    // Jan's session, as the NAS reports it.
+    let jan = |status: &str, ts: i64, extra: &str| {
+        attrs(
+            status,
+            "cap-1",
+            "jan.kowalski",
+            Some("10.77.0.7"),
+            ts,
+            extra,
+        )
+    };
+    radclient_in(&ns, &v4, SECRET, &jan("Start", T0, "")).await;
     let s = wait_mapped(&ebok, "10.77.0.7").await;
     assert_eq!(s.session_id, "cap-1");
     assert_eq!(s.nas_client, "mirrored-bras");
 
-    radclient_in(
-        &ns,
-        &v4,
-        SECRET,
-        &attrs(
-            "Interim-Update",
-            "cap-1",
-            "jan.kowalski",
-            Some("10.77.0.7"),
-            T0 + 300,
-            "Acct-Input-Octets = 4242\nAcct-Session-Time = 300\n",
-        ),
-    )
-    .await;
+    let interim = jan("Interim-Update", T0 + 300, "Acct-Input-Octets = 4242\n");
+    radclient_in(&ns, &v4, SECRET, &interim).await;
     eventually("the Interim-Update applied", || async {
         ebok.lookup("10.77.0.7")
             .await
@@ -323,20 +293,8 @@ async fn capture_sees_start_interim_stop_fragments_and_drops_wrong_secret_from_a
     .await;
     assert!(ebok.lookup("10.77.0.66").await.is_none());
 
-    radclient_in(
-        &ns,
-        &v4,
-        SECRET,
-        &attrs(
-            "Stop",
-            "cap-1",
-            "jan.kowalski",
-            Some("10.77.0.7"),
-            T0 + 600,
-            "Acct-Session-Time = 600\n",
-        ),
-    )
-    .await;
+    let stop = jan("Stop", T0 + 600, "Acct-Session-Time = 600\n");
+    radclient_in(&ns, &v4, SECRET, &stop).await;
     eventually("the Stop unmapped the address", || async {
         ebok.lookup("10.77.0.7").await.is_none()
     })
@@ -457,20 +415,13 @@ async fn capture_reads_802_1q_and_qinq_tagged_frames() {
         "link", "add", "link", &veth.near, "name", &sub, "type", "vlan", "id", "10",
     ]) {
         Ok(()) => {
-            ip(&["link", "set", &sub, "up"]).unwrap();
-            ip(&["addr", "add", &format!("{vlan_net}.2/24"), "dev", &sub]).unwrap();
-            ip(&[
-                "neigh",
-                "add",
-                &format!("{vlan_net}.1"),
-                "lladdr",
-                OTHER_SERVER_MAC,
-                "dev",
-                &sub,
-                "nud",
-                "permanent",
-            ])
-            .unwrap();
+            for command in [
+                format!("link set {sub} up"),
+                format!("addr add {vlan_net}.2/24 dev {sub}"),
+                neighbour_other_server(&format!("{vlan_net}.1"), &sub),
+            ] {
+                ip(&command.split(' ').collect::<Vec<_>>()).unwrap();
+            }
             let to: SocketAddr = format!("{vlan_net}.1:1813").parse().unwrap();
             let socket = tokio::net::UdpSocket::bind(format!("{vlan_net}.2:0"))
                 .await
