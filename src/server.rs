@@ -65,6 +65,15 @@ pub fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSock
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
+    set_recv_buffer(&socket, recv_buffer);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Raise SO_RCVBUF (the UDP listener's, the capture socket's), warning when the kernel
+/// grants less.
+pub fn set_recv_buffer(socket: &Socket, recv_buffer: usize) {
     if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
         tracing::warn!(error = %e, "could not set SO_RCVBUF");
     }
@@ -76,9 +85,6 @@ pub fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSock
             "SO_RCVBUF smaller than asked; raise net.core.rmem_max"
         );
     }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
 }
 
 /// The running parts, for callers (tests, the CLI) that want to look inside.
@@ -196,14 +202,18 @@ pub async fn start(
     let capture = if config.capture.interface.is_empty() {
         None
     } else {
-        let (handle, task) =
-            crate::radius::capture::start(&config.capture, ctx.clone(), shutdown.clone())
-                .with_context(|| {
-                    format!(
-                        "capture.interface = {:?}: passive capture cannot start",
-                        config.capture.interface
-                    )
-                })?;
+        let (handle, task) = crate::radius::capture::start(
+            &config.capture,
+            config.radius.recv_buffer,
+            ctx.clone(),
+            shutdown.clone(),
+        )
+        .with_context(|| {
+            format!(
+                "capture.interface = {:?}: passive capture cannot start",
+                config.capture.interface
+            )
+        })?;
         tasks.push(task);
         Some(handle)
     };

@@ -46,8 +46,6 @@ pub enum CaptureError {
         source: std::io::Error,
         hint: &'static str,
     },
-    #[error("{interface}: the packet socket is not an Ethernet channel")]
-    NotEthernet { interface: String },
 }
 
 /// Capture in force, as [`crate::server::Running`] shows it.
@@ -79,38 +77,57 @@ pub fn find_interface(name: &str) -> Result<NetworkInterface, CaptureError> {
     })
 }
 
+/// A packet socket on `interface` with a `recv_buffer`-byte receive buffer. pnet binds a
+/// socket we give it but cannot size its buffer, and the kernel default (`rmem_default`,
+/// ~200 kB) holds only milliseconds of a busy link.
+fn open(
+    interface: &NetworkInterface,
+    promiscuous: bool,
+    recv_buffer: usize,
+) -> std::io::Result<Box<dyn DataLinkReceiver>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    // AF_PACKET, SOCK_RAW, htons(ETH_P_ALL): whole frames of every protocol. socket2 names
+    // these constants only with its "all" feature, which would rebuild half the tree.
+    let socket = Socket::new(
+        Domain::from(17),
+        Type::from(3),
+        Some(Protocol::from(i32::from(0x0003u16.to_be()))),
+    )?;
+    crate::server::set_recv_buffer(&socket, recv_buffer);
+    let config = pnet_datalink::Config {
+        read_buffer_size: READ_BUFFER,
+        write_buffer_size: 0,
+        read_timeout: Some(POLL),
+        promiscuous,
+        socket_fd: Some(std::os::fd::IntoRawFd::into_raw_fd(socket)),
+        ..Default::default()
+    };
+    // pnet owns the descriptor from here on, and closes it on error too.
+    match pnet_datalink::channel(interface, config)? {
+        Channel::Ethernet(_, rx) => Ok(rx),
+        _ => Err(std::io::Error::other("not an Ethernet channel")),
+    }
+}
+
 /// Open the interface and start the capture thread and the task that feeds the pipeline.
 /// The task ends when `shutdown` turns true; the thread follows within [`POLL`].
 pub fn start(
     config: &CaptureConfig,
+    recv_buffer: usize,
     ctx: Arc<RadiusContext>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(CaptureHandle, tokio::task::JoinHandle<()>), CaptureError> {
     let interface = find_interface(&config.interface)?;
-    let channel = pnet_datalink::channel(
-        &interface,
-        pnet_datalink::Config {
-            read_buffer_size: READ_BUFFER,
-            write_buffer_size: 0,
-            read_timeout: Some(POLL),
-            promiscuous: config.promiscuous,
-            ..Default::default()
-        },
-    )
-    .map_err(|source| CaptureError::Open {
-        interface: config.interface.clone(),
-        hint: if source.kind() == std::io::ErrorKind::PermissionDenied {
-            " (ebok needs the CAP_NET_RAW capability)"
-        } else {
-            ""
-        },
-        source,
-    })?;
-    let Channel::Ethernet(_, rx) = channel else {
-        return Err(CaptureError::NotEthernet {
+    let rx =
+        open(&interface, config.promiscuous, recv_buffer).map_err(|source| CaptureError::Open {
             interface: config.interface.clone(),
-        });
-    };
+            hint: if source.kind() == std::io::ErrorKind::PermissionDenied {
+                " (ebok needs the CAP_NET_RAW capability)"
+            } else {
+                ""
+            },
+            source,
+        })?;
     let (tx, queue) = mpsc::channel(QUEUE);
     let stop = Arc::new(AtomicBool::new(false));
     let decoder = Decoder::new(config.ports.clone());
