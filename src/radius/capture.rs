@@ -40,10 +40,10 @@ const READ_BUFFER: usize = 65_536 + 64;
 pub enum CaptureError {
     #[error("no network interface named '{name}' (present: {present})")]
     NoInterface { name: String, present: String },
-    #[error("cannot open a packet socket on {interface}: {source}{hint}")]
+    #[error("cannot open a packet socket on {interface}: {error}{hint}")]
     Open {
         interface: String,
-        source: std::io::Error,
+        error: std::io::Error,
         hint: &'static str,
     },
 }
@@ -119,14 +119,14 @@ pub fn start(
 ) -> Result<(CaptureHandle, tokio::task::JoinHandle<()>), CaptureError> {
     let interface = find_interface(&config.interface)?;
     let rx =
-        open(&interface, config.promiscuous, recv_buffer).map_err(|source| CaptureError::Open {
+        open(&interface, config.promiscuous, recv_buffer).map_err(|error| CaptureError::Open {
             interface: config.interface.clone(),
-            hint: if source.kind() == std::io::ErrorKind::PermissionDenied {
+            hint: if error.kind() == std::io::ErrorKind::PermissionDenied {
                 " (ebok needs the CAP_NET_RAW capability)"
             } else {
                 ""
             },
-            source,
+            error,
         })?;
     let (tx, queue) = mpsc::channel(QUEUE);
     let stop = Arc::new(AtomicBool::new(false));
@@ -135,9 +135,9 @@ pub fn start(
     let thread = std::thread::Builder::new()
         .name(format!("capture-{}", config.interface))
         .spawn(move || read_loop(rx, decoder, tx, &thread_stop))
-        .map_err(|source| CaptureError::Open {
+        .map_err(|error| CaptureError::Open {
             interface: config.interface.clone(),
-            source,
+            error,
             hint: "",
         })?;
     let task = tokio::spawn(async move {
