@@ -34,6 +34,7 @@ impl ConfigError {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub radius: RadiusConfig,
+    pub capture: CaptureConfig,
     pub nas: Vec<NasConfig>,
     pub sessions: SessionsConfig,
     pub database: DatabaseConfig,
@@ -82,6 +83,28 @@ impl Default for RadiusConfig {
             ack_after: AckAfter::Journal,
             store_timeout_ms: 500,
             dictionary: None,
+        }
+    }
+}
+
+/// `[capture]`: passive capture of accounting a NAS sends to another server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Interface to read from (a mirror port, or the link to the other server); empty: off.
+    pub interface: String,
+    /// UDP destination ports whose datagrams are Accounting-Requests.
+    pub ports: Vec<u16>,
+    /// Receive frames addressed to other hosts too (needed on a mirror/SPAN port).
+    pub promiscuous: bool,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interface: String::new(),
+            ports: vec![1813],
+            promiscuous: false,
         }
     }
 }
@@ -483,6 +506,16 @@ impl Config {
                 "must be 1..=2500: a NAS gives up after about 3 s".into(),
             ));
         }
+        if !self.capture.interface.is_empty() {
+            if self.capture.ports.is_empty() || self.capture.ports.contains(&0) {
+                return Err(err(
+                    "capture.ports".into(),
+                    "give at least one UDP port, none of them 0".into(),
+                ));
+            }
+            crate::radius::capture::find_interface(&self.capture.interface)
+                .map_err(|e| err("capture.interface".into(), e.to_string()))?;
+        }
         let mut names = std::collections::HashSet::new();
         for (i, nas) in self.nas.iter().enumerate() {
             let key = |k: &str| format!("nas[{i}].{k}");
@@ -861,6 +894,25 @@ mod tests {
             redact_url("postgres://u:pw@h/db"),
             "postgres://u:***@h/db".to_owned()
         );
+    }
+
+    #[test]
+    fn capture_interface_must_exist_and_ports_be_given() {
+        let c = load_text("[capture]\ninterface = \"lo\"\n", vec![]).unwrap();
+        assert_eq!(c.capture.ports, vec![1813]);
+        assert!(!c.capture.promiscuous);
+        let e = load_text("[capture]\ninterface = \"ebok-none0\"\n", vec![]).unwrap_err();
+        assert_eq!(e.key, "capture.interface", "{e}");
+        assert!(
+            e.reason.contains("ebok-none0") && e.reason.contains("lo"),
+            "{e}"
+        );
+        let e = load_text("[capture]\ninterface = \"lo\"\nports = []\n", vec![]).unwrap_err();
+        assert_eq!(e.key, "capture.ports", "{e}");
+        let e = load_text("[capture]\ninterface = \"lo\"\nports = [0]\n", vec![]).unwrap_err();
+        assert_eq!(e.key, "capture.ports", "{e}");
+        // Off by default, whatever the ports say.
+        assert!(load_text("[capture]\nports = []\n", vec![]).is_ok());
     }
 
     #[test]

@@ -65,6 +65,15 @@ pub fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSock
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
+    set_recv_buffer(&socket, recv_buffer);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Raise SO_RCVBUF (the UDP listener's, the capture socket's), warning when the kernel
+/// grants less.
+pub fn set_recv_buffer(socket: &Socket, recv_buffer: usize) {
     if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
         tracing::warn!(error = %e, "could not set SO_RCVBUF");
     }
@@ -76,9 +85,6 @@ pub fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSock
             "SO_RCVBUF smaller than asked; raise net.core.rmem_max"
         );
     }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
 }
 
 /// The running parts, for callers (tests, the CLI) that want to look inside.
@@ -86,6 +92,8 @@ pub struct Running {
     pub ingest: Arc<Ingest>,
     pub radius: Arc<RadiusContext>,
     pub radius_addrs: Vec<SocketAddr>,
+    /// Passive capture, when `[capture] interface` is set.
+    pub capture: Option<crate::radius::capture::CaptureHandle>,
     pub metrics_addr: SocketAddr,
     pub web_addr: SocketAddr,
 }
@@ -190,6 +198,25 @@ pub async fn start(
             shutdown.clone(),
         )));
     }
+    // Passive capture feeds the same context; it stops with the listeners.
+    let capture = if config.capture.interface.is_empty() {
+        None
+    } else {
+        let (handle, task) = crate::radius::capture::start(
+            &config.capture,
+            config.radius.recv_buffer,
+            ctx.clone(),
+            shutdown.clone(),
+        )
+        .with_context(|| {
+            format!(
+                "capture.interface = {:?}: passive capture cannot start",
+                config.capture.interface
+            )
+        })?;
+        tasks.push(task);
+        Some(handle)
+    };
     let background = vec![
         tokio::spawn(ingest.clone().run_replayer(shutdown.clone())),
         tokio::spawn(ingest.clone().run_sweeper(
@@ -282,6 +309,7 @@ pub async fn start(
             ingest,
             radius: ctx,
             radius_addrs,
+            capture,
             metrics_addr,
             web_addr,
         },

@@ -8,6 +8,9 @@
 //! waiting and hands the lot to one task: one task spawn, one NAS-table read and one journal
 //! append (one group-commit slot) per batch instead of per packet. Under light load a batch
 //! is a single datagram, so nothing waits for company.
+//!
+//! Passive capture ([`super::capture`]) feeds the same loop through another [`Intake`] and
+//! no reply socket: the same checks, dedup, ingest and counters, and nothing is sent.
 
 use std::io;
 use std::net::SocketAddr;
@@ -62,7 +65,7 @@ impl RadiusContext {
 }
 
 /// Datagrams received in one go: their bytes back to back, and where each one is.
-struct Datagrams {
+pub(crate) struct Datagrams {
     data: Vec<u8>,
     items: Vec<(usize, usize, SocketAddr)>,
 }
@@ -92,6 +95,13 @@ impl Datagrams {
         }
     }
 
+    /// Add a datagram received elsewhere (passive capture).
+    pub(crate) fn push(&mut self, bytes: &[u8], source: SocketAddr) {
+        let start = self.data.len();
+        self.data.extend_from_slice(bytes);
+        self.items.push((start, bytes.len(), source));
+    }
+
     fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
         self.items
             .iter()
@@ -99,10 +109,60 @@ impl Datagrams {
     }
 }
 
+/// Where datagrams come from: the UDP socket, or the capture queue.
+pub(crate) trait Intake: Send + 'static {
+    /// Wait for the next datagram and add it to `batch`; false when none will come again.
+    fn first(&mut self, batch: &mut Datagrams) -> impl std::future::Future<Output = bool> + Send;
+    /// Add one more datagram to `batch` if one is ready now; false when none is.
+    fn more(&mut self, batch: &mut Datagrams) -> bool;
+}
+
+/// The UDP socket as an [`Intake`].
+struct UdpIntake(Arc<UdpSocket>);
+
+impl Intake for UdpIntake {
+    async fn first(&mut self, batch: &mut Datagrams) -> bool {
+        loop {
+            if let Err(e) = self.0.readable().await {
+                tracing::warn!(error = %e, "radius: receive failed");
+                continue;
+            }
+            match batch.try_recv(&self.0) {
+                Ok(()) => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => tracing::warn!(error = %e, "radius: receive failed"),
+            }
+        }
+    }
+
+    fn more(&mut self, batch: &mut Datagrams) -> bool {
+        match batch.try_recv(&self.0) {
+            Ok(()) => true,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    tracing::warn!(error = %e, "radius: receive failed");
+                }
+                false
+            }
+        }
+    }
+}
+
 /// Receive until `shutdown` turns true. Requests already received are finished by their
 /// tasks; call [`RadiusContext::drain`] to wait for them.
 pub async fn serve(
     socket: Arc<UdpSocket>,
+    ctx: Arc<RadiusContext>,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_batches(UdpIntake(socket.clone()), Some(socket), ctx, shutdown).await;
+}
+
+/// Take datagrams from `intake` in batches (one semaphore permit each) and handle every
+/// batch in its own task; answers go to `replies`, or nowhere when passive.
+pub(crate) async fn serve_batches(
+    mut intake: impl Intake,
+    replies: Option<Arc<UdpSocket>>,
     ctx: Arc<RadiusContext>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -116,40 +176,23 @@ pub async fn serve(
         };
         let mut batch = Datagrams::new();
         // Wait for the first datagram, then take what else is already there.
-        loop {
-            tokio::select! {
-                r = socket.readable() => {
-                    if let Err(e) = r {
-                        tracing::warn!(error = %e, "radius: receive failed");
-                        continue;
-                    }
-                }
-                _ = shutdown.changed() => return,
-            }
-            match batch.try_recv(&socket) {
-                Ok(()) => break,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => tracing::warn!(error = %e, "radius: receive failed"),
-            }
+        tokio::select! {
+            more = intake.first(&mut batch) => if !more { return },
+            _ = shutdown.changed() => return,
         }
         while batch.items.len() < RECV_BATCH {
             let Ok(more) = ctx.limit.clone().try_acquire_owned() else {
                 break;
             };
-            match batch.try_recv(&socket) {
-                Ok(()) => permit.merge(more),
-                Err(e) => {
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        tracing::warn!(error = %e, "radius: receive failed");
-                    }
-                    break;
-                }
+            if !intake.more(&mut batch) {
+                break;
             }
+            permit.merge(more);
         }
         let ctx = ctx.clone();
-        let socket = socket.clone();
+        let replies = replies.clone();
         tokio::spawn(async move {
-            handle_batch(&ctx, &socket, &batch, permit).await;
+            handle_batch(&ctx, replies.as_deref(), &batch, permit).await;
         });
     }
 }
@@ -289,7 +332,7 @@ fn prepare(
 
 async fn handle_batch(
     ctx: &RadiusContext,
-    socket: &UdpSocket,
+    socket: Option<&UdpSocket>,
     batch: &Datagrams,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -351,8 +394,12 @@ async fn handle_batch(
     counts.publish();
 }
 
-/// Send one reply: without waiting when the socket takes it at once. True when sent.
-async fn send(socket: &UdpSocket, reply: &[u8], to: SocketAddr) -> bool {
+/// Send one reply: without waiting when the socket takes it at once. True when sent; false
+/// when passive (no socket).
+async fn send(socket: Option<&UdpSocket>, reply: &[u8], to: SocketAddr) -> bool {
+    let Some(socket) = socket else {
+        return false;
+    };
     let sent = match socket.try_send_to(reply, to) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => socket.send_to(reply, to).await,
         r => r,

@@ -1,7 +1,8 @@
 //! RADIUS: packet checks, event decoding, dictionaries, NAS table, duplicate cache, the
-//! UDP listener and the Disconnect (RFC 5176) client. Produces plain
+//! UDP listener, passive capture and the Disconnect (RFC 5176) client. Produces plain
 //! [`event::AccountingEvent`] values; knows nothing of storage.
 
+pub mod capture;
 pub mod coa;
 pub mod decode;
 pub mod dedup;

@@ -4,6 +4,7 @@
 //! test binary for the whole crate.
 
 mod browser;
+mod capture;
 mod demo;
 mod durability;
 mod harness;
