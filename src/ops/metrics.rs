@@ -44,6 +44,18 @@ fn describe() {
         Unit::Seconds,
         "HTTP request handling time, by matched route pattern and method"
     );
+    describe_counter!(
+        "ebok_capture_frames_total",
+        "Frames read by passive capture (before any check)"
+    );
+    describe_counter!(
+        "ebok_capture_reassembled_total",
+        "IP datagrams reassembled from fragments by passive capture"
+    );
+    describe_counter!(
+        "ebok_capture_dropped_total",
+        "Captured frames or fragments not turned into a RADIUS request, by reason"
+    );
     describe_histogram!(
         "ebok_invoice_pdf_seconds",
         Unit::Seconds,
@@ -211,5 +223,37 @@ fn method_label(m: &axum::http::Method) -> &'static str {
         Method::PATCH => "PATCH",
         Method::OPTIONS => "OPTIONS",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every metric the Grafana dashboard queries is one ebok describes (so a renamed
+    /// metric cannot leave an empty panel behind).
+    #[test]
+    fn the_dashboard_queries_only_described_metrics() {
+        let dashboard = include_str!("../../docs/grafana/ebok.json");
+        let described = [include_str!("metrics.rs"), include_str!("../mail.rs")].concat();
+        let mut names: Vec<&str> = dashboard
+            .match_indices("ebok_")
+            .map(|(i, _)| {
+                let rest = &dashboard[i..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .filter(|n| n.len() > "ebok_".len() && *n != "ebok_overview")
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(names.len() > 20, "{names:?}");
+        for name in names {
+            let family = name.strip_suffix("_bucket").unwrap_or(name);
+            assert!(
+                described.contains(&format!("\"{family}\",")),
+                "{family} is on the dashboard but not described"
+            );
+        }
     }
 }

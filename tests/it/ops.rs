@@ -183,15 +183,14 @@ async fn operators_see_nas_activity_sessions_and_parseable_metrics() {
         );
     }
     assert_eq!(families["ebok_radius_packets"].kind, "counter");
-    assert_eq!(
-        sample(
-            &families,
-            "ebok_radius_packets",
-            "ebok_radius_packets_total",
-            &[("type", "start")]
-        ),
-        Some(2.0)
+    // The recorder is global to the test binary: other tests count too.
+    let starts = sample(
+        &families,
+        "ebok_radius_packets",
+        "ebok_radius_packets_total",
+        &[("type", "start")],
     );
+    assert!(starts.is_some_and(|n| n >= 2.0), "{starts:?}");
     assert_eq!(families["ebok_live_sessions"].kind, "gauge");
     let last_seen = sample(
         &families,
@@ -210,10 +209,10 @@ async fn operators_see_nas_activity_sessions_and_parseable_metrics() {
             &[("route", route), ("method", "GET"), ("status", status)],
         )
     };
-    assert_eq!(http("/", "2xx"), Some(1.0));
-    assert_eq!(http("/jezyk/{code}", "3xx"), Some(1.0));
-    assert_eq!(http("unmatched", "4xx"), Some(1.0));
-    assert_eq!(http("/api/v1/nas", "2xx"), Some(1.0));
+    assert!(http("/", "2xx").is_some_and(|n| n >= 1.0));
+    assert!(http("/jezyk/{code}", "3xx").is_some_and(|n| n >= 1.0));
+    assert!(http("unmatched", "4xx").is_some_and(|n| n >= 1.0));
+    assert!(http("/api/v1/nas", "2xx").is_some_and(|n| n >= 1.0));
     assert!(
         !text.contains("no/such/page"),
         "raw paths never become labels"
