@@ -1866,7 +1866,7 @@ mod tests {
         };
         let r = put(invoice("61.50", "50.00", "11.50")).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        let mails = h.mails_to("jan@example.pl", 2).await;
+        let mails = h.mails_with("jan@example.pl", "FV/2026/03/555").await;
         assert!(
             mails.iter().any(|m| m.contains("FV/2026/03/555")),
             "{mails:?}"

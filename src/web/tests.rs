@@ -247,6 +247,19 @@ impl Harness {
         }
         read_mails(&self.outbox(), to)
     }
+
+    /// The mails to `to` once one of them contains `needle` (waits up to 5 s; others may be
+    /// in the outbox before it).
+    pub async fn mails_with(&self, to: &str, needle: &str) -> Vec<String> {
+        for _ in 0..100 {
+            let found = read_mails(&self.outbox(), to);
+            if found.iter().any(|m| m.contains(needle)) {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        read_mails(&self.outbox(), to)
+    }
 }
 
 fn read_mails(dir: &std::path::Path, to: &str) -> Vec<String> {
