@@ -209,9 +209,7 @@ fn statement(target: Target, order: Option<Order>) -> &'static str {
         let order = match (order, target) {
             (None, _) => return format!("SELECT COUNT(*) FROM {source} WHERE {filter}"),
             (Some(Order::Start), _) => "h.started_at, h.id",
-            (Some(Order::Newest), Target::V6) => {
-                "m.prefix_len DESC, h.started_at DESC, h.id DESC"
-            }
+            (Some(Order::Newest), Target::V6) => "m.prefix_len DESC, h.started_at DESC, h.id DESC",
             (Some(Order::Newest), _) => "h.started_at DESC, h.id DESC",
         };
         format!(
@@ -238,7 +236,9 @@ fn parameters(ip: Option<IpAddr>, from: OffsetDateTime, to: OffsetDateTime) -> (
         }
         Some(IpAddr::V6(v6)) => {
             for len in 0..=128u8 {
-                let net = Ipv6Net::new(v6, len).expect("length within 0..=128").trunc();
+                let net = Ipv6Net::new(v6, len)
+                    .expect("length within 0..=128")
+                    .trunc();
                 let (hi, lo) = split_v6(&net);
                 params.extend([hi, lo]);
             }
@@ -269,11 +269,7 @@ fn closed<'a>(
 /// Closed sessions that held `ip` at `at` (start ≤ at ≤ stop): an IPv4 address exactly, an
 /// IPv6 address through every stored prefix containing it, longest prefix first, then newest
 /// first. One round trip, subscriber and contract included.
-pub async fn held_at(
-    db: &Db,
-    ip: IpAddr,
-    at: OffsetDateTime,
-) -> Result<Vec<HeldBy>, sqlx::Error> {
+pub async fn held_at(db: &Db, ip: IpAddr, at: OffsetDateTime) -> Result<Vec<HeldBy>, sqlx::Error> {
     closed(db, Some(ip), at, at, Order::Newest)
         .collect::<Vec<_>>()
         .await
@@ -296,7 +292,11 @@ pub async fn attribute(
             out.push(HeldBy::live(found.session, found.holder));
         }
     }
-    out.extend(held_at(db, ip, at).await.map_err(super::repo::StoreError::from)?);
+    out.extend(
+        held_at(db, ip, at)
+            .await
+            .map_err(super::repo::StoreError::from)?,
+    );
     Ok(out)
 }
 

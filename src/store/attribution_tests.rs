@@ -136,11 +136,35 @@ async fn scenario(db: &Db, live: &dyn LiveSessions) {
         (t(0), t(100)),
     )
     .await;
-    closed_session(db, "s-bartek", "bartek", v4, &["2001:db8:3::5/128"], (t(100), t(200))).await;
+    closed_session(
+        db,
+        "s-bartek",
+        "bartek",
+        v4,
+        &["2001:db8:3::5/128"],
+        (t(100), t(200)),
+    )
+    .await;
     closed_session(db, "s-celina", "celina", v4, &[], (t(200), t(300))).await;
     // Nested prefixes held at the same time: the /64 is the better answer.
-    closed_session(db, "s-wide", "ala", None, &["2001:db8:5::/56"], (t(0), t(50))).await;
-    closed_session(db, "s-narrow", "bartek", None, &["2001:db8:5:7::/64"], (t(0), t(50))).await;
+    closed_session(
+        db,
+        "s-wide",
+        "ala",
+        None,
+        &["2001:db8:5::/56"],
+        (t(0), t(50)),
+    )
+    .await;
+    closed_session(
+        db,
+        "s-narrow",
+        "bartek",
+        None,
+        &["2001:db8:5:7::/64"],
+        (t(0), t(50)),
+    )
+    .await;
 
     // IPv4 reuse, boundaries inclusive at both ends.
     let at = |ip_text: &str, s: i64| held_at(db, ip(ip_text), t(s));
@@ -152,7 +176,10 @@ async fn scenario(db: &Db, live: &dyn LiveSessions) {
         ["bartek", "ala"],
         "at a handover both held it; newest first"
     );
-    assert_eq!(logins(&at("10.9.0.1", 200).await.unwrap()), ["celina", "bartek"]);
+    assert_eq!(
+        logins(&at("10.9.0.1", 200).await.unwrap()),
+        ["celina", "bartek"]
+    );
     assert_eq!(logins(&at("10.9.0.1", 300).await.unwrap()), ["celina"]);
     assert!(at("10.9.0.1", 301).await.unwrap().is_empty());
     assert!(at("10.9.0.2", 50).await.unwrap().is_empty());
@@ -166,7 +193,10 @@ async fn scenario(db: &Db, live: &dyn LiveSessions) {
     let rows = at("10.9.0.1", 30).await.unwrap();
     let r = &rows[0];
     assert_eq!(r.source, Source::History);
-    assert_eq!((r.nas.as_str(), r.nas_client.as_str()), ("192.0.2.1", "bras-1"));
+    assert_eq!(
+        (r.nas.as_str(), r.nas_client.as_str()),
+        ("192.0.2.1", "bras-1")
+    );
     assert_eq!(r.session_id, "s-ala");
     assert_eq!(r.calling_station_id.as_deref(), Some("02:00:00:00:00:05"));
     assert_eq!(r.framed_ip, Some(Ipv4Addr::new(10, 9, 0, 1)));
@@ -181,7 +211,10 @@ async fn scenario(db: &Db, live: &dyn LiveSessions) {
     assert!(celina[0].holder.is_none(), "unknown login: no subscriber");
 
     // IPv6: in the /64; in the /56 but not the /64; in neither; the /128 exactly.
-    assert_eq!(logins(&at("2001:db8:1:1::abcd", 100).await.unwrap()), ["ala"]);
+    assert_eq!(
+        logins(&at("2001:db8:1:1::abcd", 100).await.unwrap()),
+        ["ala"]
+    );
     assert_eq!(logins(&at("2001:db8:2:1ff::1", 0).await.unwrap()), ["ala"]);
     assert!(at("2001:db8:1:2::1", 50).await.unwrap().is_empty());
     assert!(at("2001:db8:2:1ff::1", 101).await.unwrap().is_empty());
@@ -204,9 +237,15 @@ async fn scenario(db: &Db, live: &dyn LiveSessions) {
     let now = attribute(live, db, ip("10.9.0.1"), t(400)).await.unwrap();
     assert_eq!(logins(&now), ["bartek"]);
     assert_eq!(now[0].source, Source::Live);
-    assert_eq!((now[0].session_id.as_str(), now[0].stopped_at), ("s-dawid", None));
+    assert_eq!(
+        (now[0].session_id.as_str(), now[0].stopped_at),
+        ("s-dawid", None)
+    );
     assert_eq!(now[0].holder.as_ref().unwrap().1.number, "UM/2");
-    assert!(attribute(live, db, ip("10.9.0.1"), t(399)).await.unwrap().is_empty());
+    assert!(attribute(live, db, ip("10.9.0.1"), t(399))
+        .await
+        .unwrap()
+        .is_empty());
     let both = attribute(live, db, ip("10.9.0.1"), t(300)).await.unwrap();
     assert_eq!(logins(&both), ["celina"], "the live session started later");
 
@@ -259,9 +298,12 @@ async fn embedded_live(dir: &tempfile::TempDir) -> EmbeddedSessions {
 #[tokio::test]
 async fn attribution_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!("sqlite://{}", dir.path().join("a.sqlite").display()))
-        .await
-        .unwrap();
+    let db = Db::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("a.sqlite").display()
+    ))
+    .await
+    .unwrap();
     scenario(&db, &embedded_live(&dir).await).await;
 }
 
@@ -285,9 +327,12 @@ async fn attribution_on_postgres() {
 #[tokio::test]
 async fn sqlite_plans_use_the_attribution_indexes() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!("sqlite://{}", dir.path().join("p.sqlite").display()))
-        .await
-        .unwrap();
+    let db = Db::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("p.sqlite").display()
+    ))
+    .await
+    .unwrap();
     let Db::Sqlite(pool) = &db else {
         unreachable!()
     };
@@ -305,7 +350,10 @@ async fn sqlite_plans_use_the_attribution_indexes() {
             base(),
             base(),
         );
-        let sql = format!("EXPLAIN QUERY PLAN {}", statement(target, Some(Order::Start)));
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            statement(target, Some(Order::Start))
+        );
         let mut q = sqlx::query(&sql);
         for p in params {
             q = q.bind(p);
@@ -322,7 +370,9 @@ async fn sqlite_plans_use_the_attribution_indexes() {
             "{index} not used: {plan:#?}"
         );
         assert!(
-            !plan.iter().any(|d| d.starts_with("SCAN h") || d.starts_with("SCAN x")),
+            !plan
+                .iter()
+                .any(|d| d.starts_with("SCAN h") || d.starts_with("SCAN x")),
             "a history table is scanned: {plan:#?}"
         );
     }
