@@ -14,6 +14,10 @@
 //! * `seed-billing`: give the demo's Jan Kowalski ten years of monthly invoices and payments
 //!   (issue 5: Płatności for a long-standing subscriber).
 //! * `pdf`: the time to generate one invoice's PDF (issue 5).
+//! * `attribution`: "who held this IP at T" on a large session history (issue 6; module
+//!   `attribution.rs`).
+
+mod attribution;
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -67,6 +71,8 @@ enum Command {
     /// Time the PDF of Jan Kowalski's newest invoice (`ebok::web::billing::invoice_pdf`),
     /// one after another: mean and p99.
     Pdf(PdfArgs),
+    /// Fill the session history with N sessions and time random IP attribution lookups.
+    Attribution(attribution::AttributionArgs),
 }
 
 #[derive(Args)]
@@ -243,6 +249,10 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(pdf_cost(args)),
+        Command::Attribution(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(attribution::attribution(args)),
     }
 }
 
