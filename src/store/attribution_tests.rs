@@ -295,16 +295,17 @@ async fn embedded_live(dir: &tempfile::TempDir) -> EmbeddedSessions {
         .unwrap()
 }
 
+async fn sqlite_db(dir: &tempfile::TempDir) -> Db {
+    let path = dir.path().join("history.sqlite");
+    Db::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn attribution_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("a.sqlite").display()
-    ))
-    .await
-    .unwrap();
-    scenario(&db, &embedded_live(&dir).await).await;
+    scenario(&sqlite_db(&dir).await, &embedded_live(&dir).await).await;
 }
 
 #[tokio::test]
@@ -327,12 +328,7 @@ async fn attribution_on_postgres() {
 #[tokio::test]
 async fn sqlite_plans_use_the_attribution_indexes() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("p.sqlite").display()
-    ))
-    .await
-    .unwrap();
+    let db = sqlite_db(&dir).await;
     let Db::Sqlite(pool) = &db else {
         unreachable!()
     };
