@@ -480,26 +480,32 @@ fn question(
 
 async fn lookups(db: &Db, backend: &str, args: &AttributionArgs) -> anyhow::Result<()> {
     let concurrency = args.concurrency.max(1);
+    // Per task: latencies (µs) of IPv4 and of IPv6 questions, expected hits found, wrong answers.
     let run = |n: u64, seed: u64| {
         let db = db.clone();
         let rows = args.rows;
         async move {
             let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ seed);
-            let mut us = Vec::with_capacity(n as usize);
+            let (mut v4, mut v6) = (Vec::new(), Vec::new());
             let (mut hits, mut expected, mut wrong) = (0u64, 0u64, 0u64);
             for k in 0..n {
                 let (ip, at, hit) = question(&mut rng, rows, k);
                 let t = Instant::now();
                 let found = ebok::store::attribution::held_at(&db, ip, at).await?;
-                us.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                let us = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                if ip.is_ipv4() {
+                    v4.push(us)
+                } else {
+                    v6.push(us)
+                }
                 expected += u64::from(hit);
                 hits += u64::from(hit && !found.is_empty());
                 wrong += u64::from(hit == found.is_empty());
             }
-            anyhow::Ok((us, hits, expected, wrong))
+            anyhow::Ok((v4, v6, hits, expected, wrong))
         }
     };
-    // Warm-up (not timed): the first statements are prepared on every connection.
+    // Warm-up (not timed): the statements are prepared on every connection.
     for r in
         futures_util::future::join_all((0..concurrency as u64).map(|c| run(50, 1000 + c))).await
     {
@@ -512,26 +518,34 @@ async fn lookups(db: &Db, backend: &str, args: &AttributionArgs) -> anyhow::Resu
     )
     .await;
     let wall = t.elapsed();
-    let mut all = Vec::new();
-    let (mut hits, mut expected, mut wrong) = (0, 0, 0);
+    let (mut v4, mut v6, mut hits, mut expected, mut wrong) = (Vec::new(), Vec::new(), 0, 0, 0);
     for r in results {
-        let (us, h, e, w) = r??;
-        all.extend(us);
+        let (a, b, h, e, w) = r??;
+        v4.extend(a);
+        v6.extend(b);
         hits += h;
         expected += e;
         wrong += w;
     }
-    all.sort_unstable();
-    let ms = |q: f64| f64::from(percentile(&all, q)) / 1000.0;
+    let mut all = [v4.as_slice(), v6.as_slice()].concat();
+    for v in [&mut v4, &mut v6, &mut all] {
+        v.sort_unstable();
+    }
+    let ms = |v: &[u32], q: f64| f64::from(percentile(v, q)) / 1000.0;
     println!(
         "attribution lookups ({backend}, {} sessions): {} lookups (40 % IPv4 hit, 10 % IPv4 miss, \
          40 % IPv6 hit, 10 % IPv6 miss), concurrency {concurrency}: {:.0} lookups/s, \
-         p50 {:.2} ms, p99 {:.2} ms; {hits} of {expected} expected hits found, {wrong} wrong",
+         p50 {:.2} ms, p99 {:.2} ms (IPv4 {:.2} / {:.2} ms, IPv6 {:.2} / {:.2} ms); \
+         {hits} of {expected} expected hits found, {wrong} wrong",
         args.rows,
         all.len(),
         all.len() as f64 / wall.as_secs_f64().max(1e-9),
-        ms(0.50),
-        ms(0.99),
+        ms(&all, 0.50),
+        ms(&all, 0.99),
+        ms(&v4, 0.50),
+        ms(&v4, 0.99),
+        ms(&v6, 0.50),
+        ms(&v6, 0.99),
     );
     Ok(())
 }
