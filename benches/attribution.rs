@@ -143,6 +143,7 @@ pub async fn attribution(args: AttributionArgs) -> anyhow::Result<()> {
         disk_bytes(&db, &args.database_url).await? as f64 / f64::from(1u32 << 30)
     );
     lookups(&db, backend, &args).await?;
+    exports(&db, backend, args.rows).await?;
     close(db).await;
     Ok(())
 }
@@ -547,5 +548,47 @@ async fn lookups(db: &Db, backend: &str, args: &AttributionArgs) -> anyhow::Resu
         ms(&v6, 0.50),
         ms(&v6, 0.99),
     );
+    Ok(())
+}
+
+/// Time the export's database side: every session of one IPv4 address over the whole
+/// history, and every session of all addresses on one day in the middle of it.
+async fn exports(db: &Db, backend: &str, rows: u64) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    let time = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+    let days = (rows / IPV4_POOL) as i64 + 1;
+    let mid = BASE + days / 2 * DAY;
+    let cases = [
+        (
+            "one IPv4 address, whole history",
+            Some(std::net::Ipv4Addr::new(10, 0, 1, 2).into()),
+            BASE,
+            BASE + days * DAY,
+        ),
+        ("all addresses, one day", None, mid, mid + DAY),
+    ];
+    for (what, ip, from, to) in cases {
+        let t = Instant::now();
+        let counted =
+            ebok::store::attribution::count_closed_between(db, ip, time(from), time(to)).await?;
+        let counting = t.elapsed();
+        let mut stream = ebok::store::attribution::closed_between(db, ip, time(from), time(to));
+        let mut n = 0u64;
+        while let Some(row) = stream.next().await {
+            row?;
+            n += 1;
+        }
+        let total = t.elapsed();
+        if n != counted {
+            bail!("{what}: counted {counted}, streamed {n}");
+        }
+        println!(
+            "attribution export ({backend}, {rows} sessions): {what}: {n} rows, counted in {:.2} s, \
+             counted and streamed in {:.2} s ({:.0} rows/s streamed)",
+            counting.as_secs_f64(),
+            total.as_secs_f64(),
+            n as f64 / (total - counting).as_secs_f64().max(1e-9)
+        );
+    }
     Ok(())
 }

@@ -8,5 +8,9 @@ CREATE INDEX session_history_ipv4_span ON session_history (framed_ip, started_at
 DROP INDEX session_history_ipv6_net;
 CREATE INDEX session_history_ipv6_span
     ON session_history_ipv6 (net_hi, prefix_len, net_lo, started_at, stopped_at, history_id);
--- The export of every session in a period, in start order.
+-- The export of every session in a period, in start order; and the same period seen from
+-- the end of the sessions (retention deletes by stopped_at too): either way the other end is
+-- checked in the index, not in the table.
 CREATE INDEX session_history_span ON session_history (started_at, stopped_at);
+DROP INDEX session_history_stopped;
+CREATE INDEX session_history_stopped ON session_history (stopped_at, started_at);
