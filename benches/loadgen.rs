@@ -16,6 +16,10 @@
 //! * `pdf`: the time to generate one invoice's PDF (issue 5).
 //! * `capture`: signed Accounting-Requests at a fixed rate, answers ignored, for
 //!   `scripts/bench-capture.sh` (passive capture beside the UDP listener, issue 6).
+//! * `attribution`: "who held this IP at T" on a large session history (issue 6; module
+//!   `attribution.rs`).
+
+mod attribution;
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -69,6 +73,8 @@ enum Command {
     /// Time the PDF of Jan Kowalski's newest invoice (`ebok::web::billing::invoice_pdf`),
     /// one after another: mean and p99.
     Pdf(PdfArgs),
+    /// Fill the session history with N sessions and time random IP attribution lookups.
+    Attribution(attribution::AttributionArgs),
     /// Send signed Start/Interim/Stop requests at a fixed rate without waiting for answers
     /// (passive capture never answers) and report how many left.
     Capture(CaptureArgs),
@@ -267,6 +273,10 @@ fn main() -> anyhow::Result<()> {
             .build()?
             .block_on(pdf_cost(args)),
         Command::Capture(args) => send_paced(args),
+        Command::Attribution(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(attribution::attribution(args)),
     }
 }
 

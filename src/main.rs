@@ -95,6 +95,24 @@ enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
+    /// Who held an IP address at a time (live map and session history), or with --from/--to
+    /// every session of the address (or of all addresses) in a period. Audited.
+    Attribution {
+        /// IPv4 or IPv6 address; optional with --from/--to (then: all addresses).
+        ip: Option<IpAddr>,
+        /// RFC 3339 time or Unix seconds; default now.
+        #[arg(conflicts_with_all = ["from", "to"])]
+        time: Option<String>,
+        /// Start of the period (RFC 3339 or Unix seconds).
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// End of the period, inclusive.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// Print the period as CSV (the API's export) instead of a table.
+        #[arg(long, requires = "from")]
+        csv: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -277,6 +295,29 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Sessions { command } => sessions(config, command).await,
+            Command::Attribution {
+                ip,
+                time,
+                from,
+                to,
+                csv,
+            } => {
+                use ebok::ops::api::attribution::CliQuery;
+                let query = match (ip, from, to) {
+                    (_, Some(from), Some(to)) => CliQuery::Period { ip, from, to, csv },
+                    (Some(ip), _, _) => CliQuery::At { ip, at: time },
+                    _ => anyhow::bail!("give an IP address, or a period with --from and --to"),
+                };
+                let live = ebok::server::open_live(&config).await?;
+                let db = ebok::store::Db::connect(&config.database.url)
+                    .await
+                    .context("opening the database (database.url)")?;
+                let actor = format!("cli:{}", cli_user());
+                let mut out = std::io::stdout().lock();
+                ebok::ops::api::attribution::cli(live.as_ref(), &db, &actor, query, &mut out)
+                    .await?;
+                Ok(())
+            }
             Command::Config { .. } | Command::Ops { .. } => unreachable!("handled above"),
         }
     });
@@ -483,6 +524,20 @@ async fn control(
         }
     }
     Ok(())
+}
+
+/// Who runs the command, for the audit log: `$USER`, else the numeric uid.
+fn cli_user() -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            std::fs::metadata("/proc/self")
+                .ok()
+                .map(|m| m.uid().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn print_session(s: &LiveSession) {

@@ -54,6 +54,9 @@ mod live;
 #[cfg(test)]
 mod tests;
 
+#[path = "attribution.rs"]
+pub mod attribution;
+
 /// Largest request body accepted by the upsert endpoints; bigger pushes are split by the
 /// sender (or go through `ebok import`, which streams).
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -77,6 +80,8 @@ pub fn router() -> Router<AppState> {
         .merge(writes.layer(DefaultBodyLimit::max(MAX_BODY)))
         .merge(live::router())
         .route("/sessions/lookup", get(lookup))
+        .route("/attribution", get(attribution::lookup))
+        .route("/attribution/export.csv", get(attribution::export))
         .route("/tickets", get(tickets))
         .route("/tickets/{id}", get(ticket))
         .route("/tickets/{id}/answer", post(answer_ticket))

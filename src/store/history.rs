@@ -1,8 +1,6 @@
 //! Session history and daily traffic: every closed session and the octets each PPPoE login
 //! moved per day (Europe/Warsaw), written when the live map reports them.
 
-use std::net::IpAddr;
-
 use ipnet::Ipv6Net;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -29,9 +27,18 @@ pub struct HistoryRow {
     pub close_reason: String,
 }
 
-fn split_v6(net: &Ipv6Net) -> (i64, i64) {
+/// The network of an IPv6 prefix as its upper and lower 64 bits, as stored.
+pub(super) fn split_v6(net: &Ipv6Net) -> (i64, i64) {
     let bits = u128::from(net.network());
     ((bits >> 64) as u64 as i64, bits as u64 as i64)
+}
+
+/// The stored `ipv6_prefixes` text (comma-separated) as prefixes.
+pub(super) fn parse_prefixes(text: &str) -> Vec<Ipv6Net> {
+    text.split(',')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 fn ts(t: OffsetDateTime) -> i64 {
@@ -253,62 +260,6 @@ async fn write_merged(
     })
 }
 
-/// Closed sessions that held `ip` at instant `at` (start ≤ at ≤ stop), newest first.
-pub async fn held_at(
-    db: &Db,
-    ip: IpAddr,
-    at: OffsetDateTime,
-) -> Result<Vec<HistoryRow>, sqlx::Error> {
-    let cols = "h.nas, h.session_id, h.user_name, h.framed_ip, h.ipv6_prefixes, \
-                h.calling_station_id, h.started_at, h.stopped_at, h.input_octets, \
-                h.output_octets, h.terminate_cause, h.close_reason";
-    let t = ts(at);
-    let rows = match ip {
-        IpAddr::V4(v4) => {
-            let sql = format!(
-                "SELECT {cols} FROM session_history h WHERE h.framed_ip = $1 \
-                 AND h.started_at <= $2 AND h.stopped_at >= $2 ORDER BY h.started_at DESC"
-            );
-            on_pool!(db, pool => sqlx::query(&sql)
-                .bind(i64::from(u32::from(v4)))
-                .bind(t)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(row_to_history)
-                .collect::<Result<Vec<_>, _>>()?)
-        }
-        IpAddr::V6(v6) => {
-            // Try every prefix length; the index (net_hi, prefix_len, started_at) serves
-            // each probe. Longest prefixes first.
-            let mut out = Vec::new();
-            for len in (0..=128u8).rev() {
-                let net = Ipv6Net::new(v6, len).expect("valid length").trunc();
-                let (hi, lo) = split_v6(&net);
-                let sql = format!(
-                    "SELECT {cols} FROM session_history_ipv6 x \
-                     JOIN session_history h ON h.id = x.history_id \
-                     WHERE x.net_hi = $1 AND x.prefix_len = $2 AND x.net_lo = $3 \
-                     AND x.started_at <= $4 AND x.stopped_at >= $4 ORDER BY h.started_at DESC"
-                );
-                let found = on_pool!(db, pool => sqlx::query(&sql)
-                    .bind(hi)
-                    .bind(i16::from(len))
-                    .bind(lo)
-                    .bind(t)
-                    .fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(row_to_history)
-                    .collect::<Result<Vec<_>, _>>()?);
-                out.extend(found);
-            }
-            out
-        }
-    };
-    Ok(rows)
-}
-
 fn row_to_history<R>(row: &R) -> Result<HistoryRow, sqlx::Error>
 where
     R: Row,
@@ -324,11 +275,7 @@ where
         session_id: row.try_get("session_id")?,
         user_name: row.try_get("user_name")?,
         framed_ip: framed.map(|v| std::net::Ipv4Addr::from(v as u32)),
-        ipv6_prefixes: prefixes
-            .split(',')
-            .filter(|p| !p.is_empty())
-            .filter_map(|p| p.parse().ok())
-            .collect(),
+        ipv6_prefixes: parse_prefixes(&prefixes),
         calling_station_id: row.try_get("calling_station_id")?,
         started_at: from_ts(row.try_get("started_at")?),
         stopped_at: from_ts(row.try_get("stopped_at")?),

@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(p.traffic_days, 1);
         assert_eq!(p.audit, 0, "today's audit entry stays");
         let ip = "10.0.0.7".parse().unwrap();
-        let history = crate::store::history::held_at;
+        let history = crate::store::attribution::held_at;
         assert!(history(db, ip, old).await.unwrap().is_empty());
         assert_eq!(history(db, ip, recent).await.unwrap().len(), 1);
         let v6 = "2001:db8::1".parse().unwrap();

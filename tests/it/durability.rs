@@ -363,7 +363,7 @@ async fn history_database_down_is_spooled_and_replayed() {
         ebok.running.ingest.spool.depth() == 0
     })
     .await;
-    let rows = ebok::store::history::held_at(
+    let rows = ebok::store::attribution::held_at(
         &ebok.running.ingest.db,
         "10.7.0.1".parse().unwrap(),
         time::OffsetDateTime::from_unix_timestamp(1_764_000_100).unwrap(),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ebok::radius::packet;
-use ebok::store::history;
+use ebok::store::{attribution, history};
 use time::OffsetDateTime;
 
 use crate::harness::*;
@@ -86,20 +86,20 @@ async fn start_interim_stop_through_radclient() {
 
         // History: the closed session, findable by IPv4 and IPv6 at a time inside it.
         let db = &ebok.running.ingest.db;
-        let rows = history::held_at(db, "10.0.0.7".parse().unwrap(), at(T0 + 100))
+        let rows = attribution::held_at(db, "10.0.0.7".parse().unwrap(), at(T0 + 100))
             .await
             .unwrap();
         assert_eq!(rows.len(), 1, "{rows:?}");
         assert_eq!(rows[0].session_id, "sess-1");
-        assert_eq!(rows[0].stopped_at, at(T0 + 600));
+        assert_eq!(rows[0].stopped_at, Some(at(T0 + 600)));
         assert_eq!(rows[0].terminate_cause, Some(1));
         assert_eq!(rows[0].input_octets, (1u64 << 32) + 10);
-        let rows6 = history::held_at(db, "2001:db8:100:ab::1".parse().unwrap(), at(T0 + 600))
+        let rows6 = attribution::held_at(db, "2001:db8:100:ab::1".parse().unwrap(), at(T0 + 600))
             .await
             .unwrap();
         assert_eq!(rows6.len(), 1);
         assert!(
-            history::held_at(db, "10.0.0.7".parse().unwrap(), at(T0 + 601))
+            attribution::held_at(db, "10.0.0.7".parse().unwrap(), at(T0 + 601))
                 .await
                 .unwrap()
                 .is_empty()
@@ -153,12 +153,12 @@ async fn history_on_postgresql() {
     )
     .await;
     let db = &ebok.running.ingest.db;
-    let rows = history::held_at(db, "10.1.0.1".parse().unwrap(), at(T0))
+    let rows = attribution::held_at(db, "10.1.0.1".parse().unwrap(), at(T0))
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].user_name.as_deref(), Some("anna"));
-    let rows6 = history::held_at(db, "2001:db8:200:1::5".parse().unwrap(), at(T0 + 60))
+    let rows6 = attribution::held_at(db, "2001:db8:200:1::5".parse().unwrap(), at(T0 + 60))
         .await
         .unwrap();
     assert_eq!(rows6.len(), 1);
@@ -414,7 +414,7 @@ async fn reordering_and_late_stop_after_ip_reuse() {
         )
         .await;
         assert!(ebok.lookup("10.0.0.31").await.is_none());
-        let rows = history::held_at(
+        let rows = attribution::held_at(
             &ebok.running.ingest.db,
             "10.0.0.31".parse().unwrap(),
             at(T0 + 450),
@@ -455,14 +455,14 @@ async fn accounting_on_and_off_close_that_nas_only() {
         );
         acct(&ebok, &format!("Acct-Status-Type = Accounting-Off\nNAS-IP-Address = 192.0.2.2\nEvent-Timestamp = {}\n", T0 + 20)).await;
         assert!(ebok.lookup("10.0.2.1").await.is_none());
-        let rows = history::held_at(
+        let rows = attribution::held_at(
             &ebok.running.ingest.db,
             "10.0.1.1".parse().unwrap(),
             at(T0 + 5),
         )
         .await
         .unwrap();
-        assert_eq!(rows[0].close_reason, "nas_restart");
+        assert_eq!(rows[0].close_reason.as_deref(), Some("nas_restart"));
         ebok.stop().await;
         backend.cleanup().await;
     }
@@ -528,7 +528,7 @@ async fn sessions_without_updates_expire_in_paused_time() {
             ebok.lookup("10.0.3.1").await.is_none()
         })
         .await;
-        let rows = history::held_at(
+        let rows = attribution::held_at(
             &ebok.running.ingest.db,
             "10.0.3.1".parse().unwrap(),
             at(now),
@@ -536,7 +536,7 @@ async fn sessions_without_updates_expire_in_paused_time() {
         .await
         .unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].close_reason, "expired");
+        assert_eq!(rows[0].close_reason.as_deref(), Some("expired"));
         ebok.stop().await;
         backend.cleanup().await;
     }
