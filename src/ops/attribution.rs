@@ -252,6 +252,16 @@ fn fields(r: &HeldBy) -> [String; 15] {
     ]
 }
 
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first: a PPPoE
+/// login or NAS-sent text like `=HYPERLINK(…)`) gets a leading `'`, so the abuse desk that
+/// opens the export sees text (OWASP "CSV injection").
+fn spreadsheet_safe(cell: String) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell,
+    }
+}
+
 /// CSV (RFC 4180: comma, quotes doubled) of `rows`, after the header row when `header`.
 pub fn csv_chunk(header: bool, rows: &[HeldBy]) -> std::io::Result<Bytes> {
     let mut w = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 160 + 200));
@@ -259,7 +269,7 @@ pub fn csv_chunk(header: bool, rows: &[HeldBy]) -> std::io::Result<Bytes> {
         w.write_record(CSV_HEADER)?;
     }
     for r in rows {
-        w.write_record(fields(r))?;
+        w.write_record(fields(r).map(spreadsheet_safe))?;
     }
     w.into_inner()
         .map(Bytes::from)
@@ -545,4 +555,22 @@ pub(super) async fn export(
         body,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod csv_tests {
+    #[test]
+    fn formula_like_cells_are_defused() {
+        assert_eq!(
+            super::spreadsheet_safe("=HYPERLINK(1)".into()),
+            "'=HYPERLINK(1)"
+        );
+        assert_eq!(super::spreadsheet_safe("@SUM(A1)".into()), "'@SUM(A1)");
+        assert_eq!(super::spreadsheet_safe("-1+2".into()), "'-1+2");
+        assert_eq!(
+            super::spreadsheet_safe("jan.kowalski".into()),
+            "jan.kowalski"
+        );
+        assert_eq!(super::spreadsheet_safe(String::new()), "");
+    }
 }
