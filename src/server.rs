@@ -271,6 +271,19 @@ pub async fn start(
         .await;
     });
     let mut metrics_shutdown = shutdown.clone();
+    // Histogram samples wait in the recorder until an upkeep folds them into the buckets;
+    // without a Prometheus scraping us they would pile up, so fold them every 5 s.
+    let upkeep_handle = handle.clone();
+    let mut upkeep_shutdown = shutdown.clone();
+    let metrics_upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => upkeep_handle.run_upkeep(),
+                _ = upkeep_shutdown.changed() => break,
+            }
+        }
+    });
     let metrics_task = tokio::spawn(async move {
         let app = crate::ops::metrics::router(handle);
         let _ = axum::serve(listeners.metrics, app)
@@ -298,6 +311,7 @@ pub async fn start(
             let _ = t.await;
         }
         let _ = metrics_task.await;
+        let _ = metrics_upkeep.await;
         let _ = web_task.await;
         let _ = panel_purge.await;
         let _ = invoice_mail.await;
