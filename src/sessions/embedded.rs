@@ -443,25 +443,10 @@ const ROWS_PER_STATEMENT: usize = 400;
 
 /// `INSERT OR REPLACE INTO {table} ({cols}) VALUES (…), (…)` for `rows` rows of `width`.
 fn multi_row_sql(head: &str, rows: usize, width: usize) -> String {
-    let mut sql = String::with_capacity(head.len() + rows * width * 6);
-    sql.push_str(head);
-    sql.push_str(" VALUES ");
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for c in 0..width {
-            if c > 0 {
-                sql.push(',');
-            }
-            // Anonymous `?`: sqlx looks named parameters up one by one (quadratic in the
-            // number of parameters), anonymous ones in order.
-            sql.push('?');
-        }
-        sql.push(')');
-    }
-    sql
+    format!(
+        "{head} VALUES {}",
+        crate::store::history::placeholders(false, rows, width)
+    )
 }
 
 async fn persist(conn: &mut SqliteConnection, ch: &Changes) -> Result<(), sqlx::Error> {

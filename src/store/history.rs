@@ -56,7 +56,7 @@ const IPV6_ROWS_PER_STATEMENT: usize = 256;
 
 /// `(…), (…)` for `rows` rows of `width` parameters: `$n` for PostgreSQL, anonymous `?` for
 /// SQLite (sqlx-sqlite looks `$n` up by name, quadratic in the number of parameters).
-fn placeholders(pg: bool, rows: usize, width: usize) -> String {
+pub(crate) fn placeholders(pg: bool, rows: usize, width: usize) -> String {
     let mut sql = String::with_capacity(rows * (width * 5 + 3));
     let mut n = 0;
     for r in 0..rows {

@@ -30,8 +30,15 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/sessions", get(list))
         .route("/nas", get(nas_overview))
-        .route("/sessions/disconnect", post(disconnect))
-        .route("/sessions/coa", post(coa))
+        // `{"nas": "…", "session_id": "…"}`, and for CoA `"attributes": {…}`.
+        .route(
+            "/sessions/disconnect",
+            post(|caller, State(state), body| control(caller, state, body, Action::Disconnect)),
+        )
+        .route(
+            "/sessions/coa",
+            post(|caller, State(state), body| control(caller, state, body, Action::Change)),
+        )
 }
 
 fn live_unavailable(e: impl std::fmt::Display) -> ApiError {
@@ -255,24 +262,6 @@ fn encode_attributes(
         }
     }
     Ok(out)
-}
-
-/// `POST /api/v1/sessions/disconnect` `{"nas": "…", "session_id": "…"}`.
-async fn disconnect(
-    caller: OpsCaller,
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    control(caller, state, body, Action::Disconnect).await
-}
-
-/// `POST /api/v1/sessions/coa` `{"nas": "…", "session_id": "…", "attributes": {…}}`.
-async fn coa(
-    caller: OpsCaller,
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    control(caller, state, body, Action::Change).await
 }
 
 async fn control(
