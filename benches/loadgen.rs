@@ -21,6 +21,11 @@
 
 mod attribution;
 
+/// The same allocator as `ebok` itself, so the hello-world reference of the panel benchmark
+/// and the load generator run on it too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
