@@ -130,26 +130,27 @@ impl Ingest {
     }
 
     /// Make several events durable; one result per event, in their order. In journal mode
-    /// they go to the journal in one append (one slot of its group commit).
+    /// they go to the journal in one append (one slot of its group commit), which also keeps
+    /// them in memory for the replay.
     pub async fn record_batch(
         &self,
-        events: &[(AccountingEvent, OffsetDateTime)],
+        events: Vec<(AccountingEvent, OffsetDateTime)>,
     ) -> Vec<io::Result<Recorded>> {
         self.activity.saw(
             events.iter().map(|(e, _)| e.nas_client.as_str()),
             self.clock.now(),
         );
         if self.ack_after == AckAfter::Journal {
+            let n = events.len();
             let mut frames = Frames::new();
             for (event, expires_at) in events {
-                frames.push_event(event, *expires_at);
+                frames.push_owned_event(event, expires_at);
             }
             let result = self.spool.append_frames(frames).await;
             if result.is_ok() {
                 self.wake.notify_one();
             }
-            return events
-                .iter()
+            return (0..n)
                 .map(|_| match &result {
                     Ok(()) => Ok(Recorded::Spooled),
                     Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
@@ -290,11 +291,11 @@ impl Ingest {
     }
 
     /// Replay a run of records; returns how many leading records all succeeded.
-    async fn replay_run(&self, run: &[(SpoolRecord, u64)]) -> io::Result<usize> {
+    async fn replay_run(&self, run: &[(Arc<SpoolRecord>, u64)]) -> io::Result<usize> {
         if self.live.batches() {
             if let Some(events) = run
                 .iter()
-                .map(|(r, _)| match r {
+                .map(|(r, _)| match &**r {
                     SpoolRecord::Event { event, expires_at } => Some((&**event, *expires_at)),
                     SpoolRecord::History(_) => None,
                 })
@@ -305,7 +306,7 @@ impl Ingest {
         }
         let mut lanes: Vec<Vec<usize>> = vec![Vec::new(); REPLAY_LANES.min(run.len())];
         for (i, (record, _)) in run.iter().enumerate() {
-            let lane = match record {
+            let lane = match &**record {
                 SpoolRecord::Event { event, .. } => {
                     lane_of(&event.nas, &event.session_id) % lanes.len()
                 }

@@ -175,14 +175,16 @@ impl Intake for QueueIntake {
         }
     }
 
-    fn more(&mut self, batch: &mut Datagrams) -> bool {
-        match self.0.try_recv() {
-            Ok(c) => {
-                batch.push(&c.payload, c.source);
-                true
-            }
-            Err(_) => false,
+    fn more(&mut self, batch: &mut Datagrams, max: usize) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Ok(c) = self.0.try_recv() else {
+                break;
+            };
+            batch.push(&c.payload, c.source);
+            n += 1;
         }
+        n
     }
 }
 

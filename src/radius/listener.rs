@@ -23,6 +23,7 @@ use super::decode::decode_event;
 use super::dedup::{DuplicateCache, Seen};
 use super::dict::Dictionary;
 use super::event::StatusType;
+use super::mmsg;
 use super::nas::NasTable;
 use super::packet::{self, DropReason};
 use crate::ingest::{Ingest, Recorded};
@@ -78,23 +79,6 @@ impl Datagrams {
         }
     }
 
-    /// Receive one datagram without waiting (`WouldBlock` when there is none).
-    fn try_recv(&mut self, socket: &UdpSocket) -> io::Result<()> {
-        let start = self.data.len();
-        self.data.resize(start + MAX_PACKET, 0);
-        match socket.try_recv_from(&mut self.data[start..]) {
-            Ok((n, source)) => {
-                self.data.truncate(start + n);
-                self.items.push((start, n, source));
-                Ok(())
-            }
-            Err(e) => {
-                self.data.truncate(start);
-                Err(e)
-            }
-        }
-    }
-
     /// Add a datagram received elsewhere (passive capture).
     pub(crate) fn push(&mut self, bytes: &[u8], source: SocketAddr) {
         let start = self.data.len();
@@ -113,36 +97,48 @@ impl Datagrams {
 pub(crate) trait Intake: Send + 'static {
     /// Wait for the next datagram and add it to `batch`; false when none will come again.
     fn first(&mut self, batch: &mut Datagrams) -> impl std::future::Future<Output = bool> + Send;
-    /// Add one more datagram to `batch` if one is ready now; false when none is.
-    fn more(&mut self, batch: &mut Datagrams) -> bool;
+    /// Add up to `max` more datagrams to `batch` that are ready now; returns how many.
+    fn more(&mut self, batch: &mut Datagrams, max: usize) -> usize;
 }
 
-/// The UDP socket as an [`Intake`].
-struct UdpIntake(Arc<UdpSocket>);
+/// The UDP socket as an [`Intake`]: `recvmmsg`, many datagrams per call.
+struct UdpIntake {
+    socket: Arc<UdpSocket>,
+    buffers: mmsg::RecvBuffers,
+}
+
+impl UdpIntake {
+    /// Up to `max` waiting datagrams into `batch`: how many, or `WouldBlock`.
+    fn recv(&mut self, batch: &mut Datagrams, max: usize) -> io::Result<usize> {
+        self.buffers
+            .recv(&self.socket, max, |bytes, source| batch.push(bytes, source))
+    }
+}
 
 impl Intake for UdpIntake {
     async fn first(&mut self, batch: &mut Datagrams) -> bool {
         loop {
-            if let Err(e) = self.0.readable().await {
+            if let Err(e) = self.socket.readable().await {
                 tracing::warn!(error = %e, "radius: receive failed");
                 continue;
             }
-            match batch.try_recv(&self.0) {
-                Ok(()) => return true,
+            match self.recv(batch, 1) {
+                Ok(n) if n > 0 => return true,
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => tracing::warn!(error = %e, "radius: receive failed"),
             }
         }
     }
 
-    fn more(&mut self, batch: &mut Datagrams) -> bool {
-        match batch.try_recv(&self.0) {
-            Ok(()) => true,
+    fn more(&mut self, batch: &mut Datagrams, max: usize) -> usize {
+        match self.recv(batch, max) {
+            Ok(n) => n,
             Err(e) => {
                 if e.kind() != io::ErrorKind::WouldBlock {
                     tracing::warn!(error = %e, "radius: receive failed");
                 }
-                false
+                0
             }
         }
     }
@@ -155,7 +151,11 @@ pub async fn serve(
     ctx: Arc<RadiusContext>,
     shutdown: watch::Receiver<bool>,
 ) {
-    serve_batches(UdpIntake(socket.clone()), Some(socket), ctx, shutdown).await;
+    let intake = UdpIntake {
+        socket: socket.clone(),
+        buffers: mmsg::RecvBuffers::new(RECV_BATCH, MAX_PACKET),
+    };
+    serve_batches(intake, Some(socket), ctx, shutdown).await;
 }
 
 /// Take datagrams from `intake` in batches (one semaphore permit each) and handle every
@@ -180,14 +180,16 @@ pub(crate) async fn serve_batches(
             more = intake.first(&mut batch) => if !more { return },
             _ = shutdown.changed() => return,
         }
-        while batch.items.len() < RECV_BATCH {
-            let Ok(more) = ctx.limit.clone().try_acquire_owned() else {
-                break;
-            };
-            if !intake.more(&mut batch) {
-                break;
+        // As many more as there are permits for, in one go.
+        let extra = ctx.limit.available_permits().min(RECV_BATCH - 1);
+        if extra > 0 {
+            if let Ok(more) = ctx.limit.clone().try_acquire_many_owned(extra as u32) {
+                permit.merge(more);
+                let got = intake.more(&mut batch, extra);
+                if got < extra {
+                    drop(permit.split(extra - got));
+                }
             }
-            permit.merge(more);
         }
         let ctx = ctx.clone();
         let replies = replies.clone();
@@ -342,14 +344,12 @@ async fn handle_batch(
     let mut events = Vec::with_capacity(batch.items.len());
     // (source, identifier, authenticator, reply) of each event, in `events` order.
     let mut pending = Vec::with_capacity(batch.items.len());
+    // Replies that need no journal (Status-Server, resent answers) go out before the append.
+    let mut replies = Vec::new();
     for (datagram, source) in batch.iter() {
         match prepare(ctx, &nas_table, datagram, source, arrival) {
             Prepared::Nothing => {}
-            Prepared::Reply(reply) => {
-                if send(socket, &reply, source).await {
-                    counts.replies += 1;
-                }
-            }
+            Prepared::Reply(reply) => replies.push((reply, source)),
             Prepared::Event {
                 event,
                 expires_at,
@@ -363,8 +363,10 @@ async fn handle_batch(
             }
         }
     }
+    counts.replies += send(socket, &replies).await;
+    replies.clear();
     if !events.is_empty() {
-        let results = ctx.ingest.record_batch(&events).await;
+        let results = ctx.ingest.record_batch(events).await;
         let mut spooled = 0;
         for ((source, id, auth, reply), result) in pending.into_iter().zip(results) {
             match result {
@@ -373,9 +375,7 @@ async fn handle_batch(
                         spooled += 1;
                     }
                     ctx.dedup.answered(source, id, auth, &reply);
-                    if send(socket, &reply, source).await {
-                        counts.replies += 1;
-                    }
+                    replies.push((reply, source));
                 }
                 Err(e) => {
                     // Neither the stores nor the spool took it: stay silent so the NAS
@@ -387,6 +387,7 @@ async fn handle_batch(
                 }
             }
         }
+        counts.replies += send(socket, &replies).await;
         if spooled > 0 {
             metrics::counter!("ebok_radius_spooled_total").increment(spooled);
         }
@@ -394,21 +395,11 @@ async fn handle_batch(
     counts.publish();
 }
 
-/// Send one reply: without waiting when the socket takes it at once. True when sent; false
-/// when passive (no socket).
-async fn send(socket: Option<&UdpSocket>, reply: &[u8], to: SocketAddr) -> bool {
-    let Some(socket) = socket else {
-        return false;
-    };
-    let sent = match socket.try_send_to(reply, to) {
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => socket.send_to(reply, to).await,
-        r => r,
-    };
-    match sent {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!(%to, error = %e, "radius: reply not sent");
-            false
-        }
+/// Send replies, all in one `sendmmsg` when the socket takes them at once. Returns how many
+/// were sent; none when passive (no socket).
+async fn send(socket: Option<&UdpSocket>, replies: &[(Vec<u8>, SocketAddr)]) -> u64 {
+    match socket {
+        Some(socket) if !replies.is_empty() => mmsg::send_all(socket, replies).await as u64,
+        _ => 0,
     }
 }

@@ -9,5 +9,6 @@ pub mod dedup;
 pub mod dict;
 pub mod event;
 pub mod listener;
+mod mmsg;
 pub mod nas;
 pub mod packet;
