@@ -13,6 +13,8 @@
 #   MEM_SESSIONS [1000000], LOOKUPS [200000]; SKIP_MEMORY=1 skips d)
 #   REDIS_URL [redis://127.0.0.1:6379/]; SKIP_EBOK=1 skips a) and b), SKIP_REDIS=1 b),
 #   SKIP_FREERADIUS=1 c)
+#   EXTRA_WINDOW [1024] a second window for the journal-mode ebok runs and FreeRADIUS (runs
+#   named …-wN; at 256 outstanding ebok is latency-bound, not CPU-bound); 0 skips them
 # Needs: cargo, redis-server running at REDIS_URL, redis-cli; installs `freeradius` with
 # apt-get when it is missing.
 set -euo pipefail
@@ -30,6 +32,7 @@ SKIP_FREERADIUS=${SKIP_FREERADIUS:-0}
 SKIP_EBOK=${SKIP_EBOK:-0}
 SETTLE=${SETTLE:-30}
 SKIP_DURABLE=${SKIP_DURABLE:-0}
+EXTRA_WINDOW=${EXTRA_WINDOW:-1024}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/}
 SECRET=bench-secret-7f3a
 
@@ -167,19 +170,20 @@ EOF
     redis_prefix=""
 }
 
-run_freeradius() {
+run_freeradius() { # [name]
+    local name=${1:-freeradius}
     if ! command -v freeradius >/dev/null; then
         echo "== installing freeradius"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq freeradius >/dev/null
     fi
-    local rdb=$tmp/raddb port
+    local rdb=$tmp/$name/raddb port
     port=$("$BENCH" free-port)
+    mkdir -p "$tmp/$name/fr-log" "$tmp/$name/fr-run"
     cp -r /etc/freeradius/3.0 "$rdb"
-    mkdir -p "$tmp/fr-log" "$tmp/fr-run"
     # Run as root with logs, pid file and the detail files in the temp dir.
-    sed -i -e "s|^logdir = .*|logdir = $tmp/fr-log|" \
-        -e "s|^run_dir = .*|run_dir = $tmp/fr-run|" \
+    sed -i -e "s|^logdir = .*|logdir = $tmp/$name/fr-log|" \
+        -e "s|^run_dir = .*|run_dir = $tmp/$name/fr-run|" \
         -e 's/^\(\s*\)\(user\|group\) = /\1#\2 = /' "$rdb/radiusd.conf"
     cat >"$rdb/clients.conf" <<EOF
 client bench {
@@ -199,23 +203,23 @@ EOF
         skip && /^\}/ { skip = 0; next }
         !skip { print }
     ' "$rdb/sites-available/default" >"$rdb/sites-enabled/default"
-    freeradius -C -d "$rdb" >"$tmp/fr-check.log" 2>&1 || {
-        cat "$tmp/fr-check.log" >&2
+    freeradius -C -d "$rdb" >"$tmp/$name/fr-check.log" 2>&1 || {
+        cat "$tmp/$name/fr-check.log" >&2
         echo "freeradius -C failed" >&2
         exit 1
     }
     echo "== freeradius: freeradius -f -d $rdb (UDP 127.0.0.1:$port, $(freeradius -v | head -n 1))"
-    freeradius -f -d "$rdb" >"$tmp/fr-stdout.log" 2>&1 &
+    freeradius -f -d "$rdb" >"$tmp/$name/fr-stdout.log" 2>&1 &
     server_pid=$!
     if ! wait_udp_port "$port" "$server_pid"; then
-        cat "$tmp/fr-stdout.log" "$tmp/fr-log/radius.log" >&2 || true
+        cat "$tmp/$name/fr-stdout.log" "$tmp/$name/fr-log/radius.log" >&2 || true
         echo "freeradius did not start" >&2
         exit 1
     fi
-    load freeradius "$port" "$server_pid"
+    load "$name" "$port" "$server_pid"
     stop_server "$server_pid"
     server_pid=""
-    echo "  detail files: $(find "$tmp/fr-log/radacct" -type f | wc -l), $(du -sh "$tmp/fr-log/radacct" | cut -f1)"
+    echo "  detail files: $(find "$tmp/$name/fr-log/radacct" -type f | wc -l), $(du -sh "$tmp/$name/fr-log/radacct" | cut -f1)"
 }
 
 if [ "$SKIP_EBOK" != 1 ]; then
@@ -229,6 +233,19 @@ if [ "$SKIP_EBOK" != 1 ]; then
     fi
 fi
 if [ "$SKIP_FREERADIUS" != 1 ]; then run_freeradius; fi
+wide=""
+if [ "$EXTRA_WINDOW" != 0 ] && [ "$EXTRA_WINDOW" != "$WINDOW" ]; then
+    # The journal-mode runs and FreeRADIUS again with more requests outstanding.
+    wide="-w$EXTRA_WINDOW"
+    narrow=$WINDOW
+    WINDOW=$EXTRA_WINDOW
+    if [ "$SKIP_EBOK" != 1 ]; then
+        run_ebok "ebok-embedded$wide" embedded
+        if [ "$SKIP_REDIS" != 1 ]; then run_ebok "ebok-redis$wide" redis; fi
+    fi
+    if [ "$SKIP_FREERADIUS" != 1 ]; then run_freeradius "freeradius$wide"; fi
+    WINDOW=$narrow
+fi
 if [ "$SKIP_MEMORY" != 1 ]; then
     echo "== $BENCH redis-memory --url $REDIS_URL --sessions $MEM_SESSIONS"
     "$BENCH" redis-memory --url "$REDIS_URL" --sessions "$MEM_SESSIONS" | tee -a "$results"
@@ -241,11 +258,13 @@ field() { # name key → value from that run's RESULT line
     grep "^RESULT name=$1 " "$results" | tr ' ' '\n' | sed -n "s/^$2=//p" | tail -n 1
 }
 echo
-echo "== summary ($(nproc) cores, $(uname -r), window $WINDOW, ${DURATION} s per load run, $((INTERIMS + 2)) events/session)"
+echo "== summary ($(nproc) cores, $(uname -r), window $WINDOW${wide:+ (runs …$wide: $EXTRA_WINDOW)}, ${DURATION} s per load run, $((INTERIMS + 2)) events/session)"
 printf '%-20s %8s %8s %8s %8s %8s %10s %9s %11s %14s %8s\n' server 'pkts/s' 'p50 µs' 'p99 µs' \
     'max µs' timeouts 'CPU µs/pkt' 'spooled%' 'spool left' '+replay µs/pkt' 'other s'
 runs="ebok-embedded ebok-redis ebok-embedded-store ebok-redis-store"
-for n in $runs freeradius; do
+wide_runs=""
+if [ -n "$wide" ]; then wide_runs="ebok-embedded$wide ebok-redis$wide freeradius$wide"; fi
+for n in $runs freeradius $wide_runs; do
     grep -q "^RESULT name=$n " "$results" || continue
     printf '%-20s %8s %8s %8s %8s %8s %10s %9s %11s %14s %8s\n' "$n" "$(field $n pps)" \
         "$(field $n p50_us)" "$(field $n p99_us)" "$(field $n max_us)" "$(field $n timeouts)" \
@@ -255,18 +274,25 @@ done
 echo "(other s: CPU seconds used by other processes on the host during the load run; spool left:"
 echo " events still waiting in ebok's spool SETTLE s after the run.)"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
-if grep -q "^RESULT name=freeradius " "$results"; then
-    fr_pps=$(field freeradius pps)
-    fr_cpu=$(field freeradius cpu_us_per_pkt)
-    for n in $runs; do
+compare() { # freeradius-run ebok-runs…
+    local fr=$1
+    shift
+    grep -q "^RESULT name=$fr " "$results" || return 0
+    local fr_pps fr_cpu n line replay_cpu
+    fr_pps=$(field "$fr" pps)
+    fr_cpu=$(field "$fr" cpu_us_per_pkt)
+    for n in "$@"; do
         grep -q "^RESULT name=$n " "$results" || continue
-        line="$n vs freeradius: packets/s ebok/FR $(ratio "$(field $n pps)" "$fr_pps") (target ≥ 3),"
+        line="$n vs $fr: packets/s ebok/FR $(ratio "$(field $n pps)" "$fr_pps") (target ≥ 3),"
         line+=" CPU per packet FR/ebok $(ratio "$fr_cpu" "$(field $n cpu_us_per_pkt)") (target ≥ 5)"
         replay_cpu=$(field $n cpu_us_per_pkt_incl_replay)
         if [ -n "$replay_cpu" ]; then line+=", counting spool replay ≤ $(ratio "$fr_cpu" "$replay_cpu")"; fi
         echo "$line"
     done
-fi
+}
+# shellcheck disable=SC2086 # word lists
+compare freeradius $runs
+if [ -n "$wide" ]; then compare "freeradius$wide" "ebok-embedded$wide" "ebok-redis$wide"; fi
 if grep -q "^RESULT name=redis-memory " "$results"; then
     echo "redis: $(field redis-memory bytes_per_session) bytes per live session at $(field redis-memory sessions) sessions (target ≤ 250; hash-max-listpack-value $(field redis-memory listpack_value))"
 fi
