@@ -930,16 +930,31 @@ pub async fn own_contract_number_of_login(
         .transpose()?))
 }
 
-/// A subscriber with his contracts (newest first, as [`contracts_of`]) and each contract's
-/// IPs (as [`ip_assignments_of`]), in one query: what "Twój panel" shows.
+/// What "Twój panel" shows, read in one query by [`subscriber_overview`].
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub subscriber: Subscriber,
+    /// Newest first (as [`contracts_of`]), each with its IPs (as [`ip_assignments_of`]).
+    pub contracts: Vec<(Contract, Vec<IpAssignment>)>,
+    /// The number of the contract holding the PPPoE login asked about, when it is one of
+    /// these contracts (the answer of [`own_contract_number_of_login`]).
+    pub line_contract: Option<String>,
+}
+
+/// A subscriber with his contracts and their IPs, and whether PPPoE login `line_login` (the
+/// caller's live line) belongs to one of those contracts, in one query.
 pub async fn subscriber_overview(
     db: &Db,
     subscriber_id: i64,
-) -> Result<Option<(Subscriber, Vec<(Contract, Vec<IpAssignment>)>)>, StoreError> {
+    line_login: Option<&str>,
+) -> Result<Option<Overview>, StoreError> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        // Logins are unique, so the PPPoE join adds no rows: it marks the contract holding
+        // `line_login`, and only among this subscriber's contracts.
         format!(
-            "SELECT {}, {}, {} FROM subscribers s \
+            "SELECT {}, {}, {}, p.id AS line_id FROM subscribers s \
              LEFT JOIN contracts c ON c.subscriber_id = s.id \
+             LEFT JOIN pppoe_accounts p ON p.contract_id = c.id AND p.login = $2 \
              LEFT JOIN ip_assignments i ON i.contract_id = c.id \
              WHERE s.id = $1 \
              ORDER BY c.starts_on DESC, c.id DESC, i.activated_on, i.address, i.id",
@@ -948,13 +963,15 @@ pub async fn subscriber_overview(
             select_list("i", "i_", IP_COLS)
         )
     });
-    let rows = on_pool!(db, pool => {
+    let overview = on_pool!(db, pool => {
         let rows = sqlx::query(SQL.as_str())
             .bind(subscriber_id)
+            .bind(line_login)
             .fetch_all(pool)
             .await?;
         let mut sub: Option<Subscriber> = None;
         let mut contracts: Vec<(Contract, Vec<IpAssignment>)> = Vec::new();
+        let mut line_contract = None;
         for r in &rows {
             if sub.is_none() {
                 sub = Some(read_subscriber(&Cols::prefixed(r, "s_"))?);
@@ -964,7 +981,11 @@ pub async fn subscriber_overview(
                 continue; // no contract at all
             };
             if contracts.last().map(|(k, _)| k.id) != Some(contract_id) {
-                contracts.push((read_contract(&c)?, Vec::new()));
+                let contract = read_contract(&c)?;
+                if Cols::new(r).opt_i64("line_id")?.is_some() {
+                    line_contract = Some(contract.number.clone());
+                }
+                contracts.push((contract, Vec::new()));
             }
             let i = Cols::prefixed(r, "i_");
             if i.opt_i64("id")?.is_some() {
@@ -973,9 +994,13 @@ pub async fn subscriber_overview(
                 }
             }
         }
-        sub.map(|s| (s, contracts))
+        sub.map(|subscriber| Overview {
+            subscriber,
+            contracts,
+            line_contract,
+        })
     });
-    Ok(rows)
+    Ok(overview)
 }
 
 /// For registration: the subscriber with this PESEL holding the contract with this number.

@@ -2,6 +2,9 @@
 //! contact block), the subscriber extractor, and the simple pages: home, "Twój panel",
 //! errors, language choice, the stylesheet.
 
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
 use askama::Template;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -9,11 +12,12 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::i18n::{Lang, Tr};
-use super::request::{csrf_token, set_cookie, RequestInfo, LANG_COOKIE};
+use super::request::{set_cookie, CsrfKey, RequestInfo, Seed, LANG_COOKIE};
 use super::session_store::WebSession;
 use super::AppState;
+use crate::config::Config;
 use crate::store::panel::{self, PanelAccount};
-use crate::store::subscribers::{self, Contract, Subscriber};
+use crate::store::subscribers::{self, Contract, Overview};
 
 /// A logged-in subscriber: the session (token and record) and the account.
 #[derive(Debug, Clone)]
@@ -132,9 +136,9 @@ impl FromRequestParts<AppState> for Ctx {
 /// The frame around every page.
 pub struct Chrome {
     pub t: Tr,
-    pub csrf: String,
-    pub isp_name: String,
-    pub contact: Vec<(String, String)>,
+    /// The token of the page's forms, `{{ c.csrf }}`.
+    pub csrf: CsrfField,
+    config: Arc<Config>,
     pub conn_note: String,
     pub logged_in: bool,
     pub user: String,
@@ -143,69 +147,98 @@ pub struct Chrome {
     pub notice: Option<String>,
 }
 
+/// A page's CSRF token, made when a template first shows it: an anonymous page without a
+/// form then never makes a seed (see [`super::request::Seed`]).
+pub struct CsrfField {
+    key: CsrfKey,
+    bound_to: CsrfBinding,
+    token: OnceLock<String>,
+}
+
+enum CsrfBinding {
+    Session(String),
+    Anonymous(Arc<Seed>),
+}
+
+impl CsrfField {
+    pub fn token(&self) -> &str {
+        self.token.get_or_init(|| match &self.bound_to {
+            CsrfBinding::Session(token) => self.key.for_session(token),
+            CsrfBinding::Anonymous(seed) => self.key.for_seed(seed),
+        })
+    }
+}
+
+impl std::fmt::Display for CsrfField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.token())
+    }
+}
+
+/// What the connection note says about the caller's address.
+enum Line {
+    /// No live session holds it.
+    Unknown,
+    /// A live line, and the caller is not logged in.
+    Known,
+    /// The logged-in subscriber's own line, under this contract.
+    Own(String),
+    /// A live line that is not (known to be) the logged-in subscriber's.
+    Other,
+}
+
+impl Line {
+    fn note(&self, t: Tr, ip: IpAddr) -> String {
+        let ip = ip.to_string();
+        match self {
+            Line::Unknown => t.f("conn.unknown", &[("ip", &ip)]),
+            Line::Known => t.f("conn.known", &[("ip", &ip)]),
+            Line::Own(number) => t.f("conn.known_own", &[("ip", &ip), ("contract", number)]),
+            Line::Other => t.f("conn.known_other", &[("ip", &ip)]),
+        }
+    }
+}
+
 impl Chrome {
     /// The frame for `ctx` on `path`; the connection note says whose line only to the
     /// logged-in subscriber it belongs to.
     pub async fn new(state: &AppState, ctx: &Ctx, path: &str) -> Chrome {
-        let t = ctx.t;
-        let ip = ctx.info.ip.to_string();
-        let conn_note = match state.live.lookup(ctx.info.ip).await {
-            Ok(Some(session)) => match &ctx.auth {
-                Some(a) => match &session.user_name {
-                    // Only the subscriber's own contracts are searched: another holder's
-                    // line reads "known_other" without his data being fetched at all.
-                    Some(login) => match subscribers::own_contract_number_of_login(
-                        &state.db,
-                        a.account.subscriber_id,
-                        login,
-                    )
-                    .await
-                    {
-                        Ok(Some(number)) => {
-                            t.f("conn.known_own", &[("ip", &ip), ("contract", &number)])
-                        }
-                        _ => t.f("conn.known_other", &[("ip", &ip)]),
-                    },
-                    None => t.f("conn.known_other", &[("ip", &ip)]),
+        let line = match state.live.lookup(ctx.info.ip).await {
+            Ok(Some(session)) => match (&ctx.auth, &session.user_name) {
+                (None, _) => Line::Known,
+                // Only the subscriber's own contracts are searched: another holder's line
+                // reads "known_other" without his data being fetched at all.
+                (Some(a), Some(login)) => match subscribers::own_contract_number_of_login(
+                    &state.db,
+                    a.account.subscriber_id,
+                    login,
+                )
+                .await
+                {
+                    Ok(Some(number)) => Line::Own(number),
+                    _ => Line::Other,
                 },
-                None => t.f("conn.known", &[("ip", &ip)]),
+                (Some(_), None) => Line::Other,
             },
-            _ => t.f("conn.unknown", &[("ip", &ip)]),
+            _ => Line::Unknown,
         };
-        Chrome::with_note(state, ctx, path, conn_note)
+        Chrome::with_line(state, ctx, path, &line)
     }
 
-    fn with_note(state: &AppState, ctx: &Ctx, path: &str, conn_note: String) -> Chrome {
-        let t = ctx.t;
-        let isp = &state.config.isp;
-        let mut contact = Vec::new();
-        for (key, value) in [
-            ("footer.phone", &isp.office_phone),
-            ("footer.technical", &isp.technical_phone),
-            ("footer.hours", &isp.hours),
-            ("footer.bok", &isp.address),
-            ("email.confirm_title", &isp.email),
-        ] {
-            if !value.is_empty() {
-                let label = if key == "email.confirm_title" {
-                    "E-mail".to_owned()
-                } else {
-                    t.t(key).to_owned()
-                };
-                contact.push((label, value.clone()));
-            }
-        }
-        let session_token = ctx
-            .auth
-            .as_ref()
-            .or(ctx.pending.as_ref())
-            .map(|a| a.token.as_str());
+    fn with_line(state: &AppState, ctx: &Ctx, path: &str, line: &Line) -> Chrome {
+        let bound_to = match ctx.auth.as_ref().or(ctx.pending.as_ref()) {
+            Some(a) => CsrfBinding::Session(a.token.clone()),
+            None => CsrfBinding::Anonymous(ctx.info.seed.clone()),
+        };
         Chrome {
-            t,
-            csrf: csrf_token(&state.panel.csrf_key, &ctx.info, session_token),
-            isp_name: isp.name.clone(),
-            contact,
-            conn_note,
+            t: ctx.t,
+            csrf: CsrfField {
+                key: state.panel.csrf_key.clone(),
+                bound_to,
+                token: OnceLock::new(),
+            },
+            config: state.config.clone(),
+            conn_note: line.note(ctx.t, ctx.info.ip),
             logged_in: ctx.auth.is_some(),
             user: ctx
                 .auth
@@ -220,6 +253,31 @@ impl Chrome {
     pub fn notice(mut self, text: impl Into<String>) -> Chrome {
         self.notice = Some(text.into());
         self
+    }
+
+    /// The ISP's name (`[isp] name`; may be empty).
+    pub fn isp_name(&self) -> &str {
+        &self.config.isp.name
+    }
+
+    /// The footer's contact lines that are configured, as (label, value).
+    pub fn contact(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let isp = &self.config.isp;
+        let t = self.t;
+        [
+            (Some("footer.phone"), &isp.office_phone),
+            (Some("footer.technical"), &isp.technical_phone),
+            (Some("footer.hours"), &isp.hours),
+            (Some("footer.bok"), &isp.address),
+            (None, &isp.email),
+        ]
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(move |(key, value)| (key.map_or("E-mail", |k| t.t(k)), value.as_str()))
+    }
+
+    pub fn has_contact(&self) -> bool {
+        self.contact().next().is_some()
     }
 }
 
@@ -373,13 +431,32 @@ pub async fn panel(State(state): State<AppState>, ctx: Ctx) -> Response {
     let Some(auth) = &ctx.auth else {
         return Redirect::to("/logowanie").into_response();
     };
-    // Subscriber, contracts and their IPs in one query.
-    let (sub, contracts): (Subscriber, _) =
-        match subscribers::subscriber_overview(&state.db, auth.account.subscriber_id).await {
-            Ok(Some(found)) => found,
-            Ok(None) => return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await,
-            Err(e) => return internal(&state, &ctx, e).await,
-        };
+    // The live line first (no SQL with the embedded store): its PPPoE login goes into the
+    // one query that reads subscriber, contracts and their IPs, and also tells whether the
+    // line is one of those contracts' (the connection note).
+    let live = state.live.lookup(ctx.info.ip).await.ok().flatten();
+    let login = live.as_ref().and_then(|s| s.user_name.as_deref());
+    let overview = match subscribers::subscriber_overview(
+        &state.db,
+        auth.account.subscriber_id,
+        login,
+    )
+    .await
+    {
+        Ok(Some(found)) => found,
+        Ok(None) => return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await,
+        Err(e) => return internal(&state, &ctx, e).await,
+    };
+    let line = match (&live, overview.line_contract) {
+        (None, _) => Line::Unknown,
+        (Some(_), Some(number)) => Line::Own(number),
+        (Some(_), None) => Line::Other,
+    };
+    let Overview {
+        subscriber: sub,
+        contracts,
+        ..
+    } = overview;
     let holder = sub.display_name();
     let views = contracts
         .iter()
@@ -397,7 +474,7 @@ pub async fn panel(State(state): State<AppState>, ctx: Ctx) -> Response {
             v
         })
         .collect();
-    let mut c = Chrome::new(&state, &ctx, "/panel").await;
+    let mut c = Chrome::with_line(&state, &ctx, "/panel", &line);
     if let Some(key) = ctx.flash {
         c.notice = Some(ctx.t.f(key, &[("email", &auth.account.email)]));
     }

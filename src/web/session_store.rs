@@ -9,7 +9,6 @@
 //! Both stores take "now" from an injectable [`Clock`] (whole seconds, like every time in the
 //! database), so tests move time without sleeping.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -19,9 +18,10 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use redis::aio::ConnectionManager;
 use redis::Script;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+// The SHA-256 hex a token is stored under (as every other token of the panel).
+use crate::store::auth::token_hash as stored_hash;
 use crate::store::panel::{self, PanelAccount};
 use crate::store::repo::{from_ts, Cols, RowGet};
 use crate::store::Db;
@@ -149,7 +149,7 @@ fn new_token() -> (String, String) {
     let mut bytes = [0u8; TOKEN_BYTES];
     OsRng.fill_bytes(&mut bytes);
     let token = base64url(&bytes);
-    let hash = sha256_hex(&token);
+    let hash = stored_hash(&token);
     (token, hash)
 }
 
@@ -159,15 +159,7 @@ fn token_hash(token: &str) -> Option<String> {
         && token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    ok.then(|| sha256_hex(token))
-}
-
-fn sha256_hex(text: &str) -> String {
-    let mut hex = String::with_capacity(64);
-    for b in Sha256::digest(text.as_bytes()) {
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex
+    ok.then(|| stored_hash(token))
 }
 
 /// RFC 4648 §5 base64url without padding.
@@ -1367,10 +1359,10 @@ mod tests {
         let dump = h.dump().await;
         for token in [&promoted, &plain] {
             assert!(!dump.contains(token.as_str()), "raw token stored:\n{dump}");
-            assert!(dump.contains(&sha256_hex(token)), "hash missing:\n{dump}");
+            assert!(dump.contains(&stored_hash(token)), "hash missing:\n{dump}");
         }
         assert!(
-            !dump.contains(&sha256_hex(&first)),
+            !dump.contains(&stored_hash(&first)),
             "old session left:\n{dump}"
         );
     }
@@ -1395,7 +1387,7 @@ mod tests {
                     .unwrap()
             }
         };
-        let session = format!("{prefix}ws:{}", sha256_hex(&token));
+        let session = format!("{prefix}ws:{}", stored_hash(&token));
         let set = format!("{prefix}wsa:7");
         assert!((1795..=1800).contains(&ttl(session.clone()).await));
         assert!((12 * HOUR - 5..=12 * HOUR).contains(&ttl(set.clone()).await));
