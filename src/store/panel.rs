@@ -11,6 +11,9 @@ use super::repo::{
     ensure_exists, now, paged_by, select_list, text_enum, Cols, Entity, Page, Paged, RowGet,
     StoreError, UniqueField,
 };
+use super::subscribers::{
+    overview_select_list, read_overview, Overview, OVERVIEW_JOINS, OVERVIEW_ORDER,
+};
 use super::{Db, DbTx};
 use crate::{on_pool, on_tx};
 
@@ -341,6 +344,37 @@ pub async fn panel_account_by_login(
 
 pub async fn panel_account(db: &Db, id: i64) -> Result<Option<PanelAccount>, StoreError> {
     account_where(db, "a.id = $1", PanelKey::Id(id)).await
+}
+
+/// An account with its subscriber's [`Overview`] and the answer for the caller's live line
+/// (`line_login`), in one query: what the panel's extractor reads after a session from
+/// Redis. `None` when the account is gone.
+pub async fn account_overview(
+    db: &Db,
+    id: i64,
+    line_login: Option<&str>,
+) -> Result<Option<(PanelAccount, Overview)>, StoreError> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {}, {} FROM panel_accounts a JOIN subscribers s ON s.id = a.subscriber_id \
+             {OVERVIEW_JOINS} WHERE a.id = $1 {OVERVIEW_ORDER}",
+            account_select_list("a", "a_"),
+            overview_select_list()
+        )
+    });
+    Ok(on_pool!(db, pool => {
+        let rows = sqlx::query(SQL.as_str())
+            .bind(id)
+            .bind(line_login)
+            .fetch_all(pool)
+            .await?;
+        match (rows.first(), read_overview(&rows)?) {
+            (Some(first), Some(overview)) => {
+                read_account_prefixed(first, "a_")?.map(|account| (account, overview))
+            }
+            _ => None,
+        }
+    }))
 }
 
 pub async fn panel_account_of_subscriber(

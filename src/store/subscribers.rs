@@ -910,97 +910,78 @@ pub async fn subscriber_by_login(
         .transpose()?))
 }
 
-/// The number of the contract behind PPPoE login `pppoe_login` if that contract is
-/// `subscriber_id`'s own — the "this is your line" check of the connection note, without
-/// reading anyone else's data.
-pub async fn own_contract_number_of_login(
-    db: &Db,
-    subscriber_id: i64,
-    pppoe_login: &str,
-) -> Result<Option<String>, StoreError> {
-    let sql = "SELECT c.number AS number FROM pppoe_accounts a \
-               JOIN contracts c ON c.id = a.contract_id \
-               WHERE a.login = $1 AND c.subscriber_id = $2";
-    Ok(on_pool!(db, pool => sqlx::query(sql)
-        .bind(pppoe_login)
-        .bind(subscriber_id)
-        .fetch_optional(pool)
-        .await?
-        .map(|r| Cols::new(&r).text("number"))
-        .transpose()?))
-}
-
-/// What "Twój panel" shows, read in one query by [`subscriber_overview`].
+/// What the panel shows of the logged-in subscriber on every page ("Twój panel" in full):
+/// him, his contracts and their IPs, and whether the caller's live line is one of his.
+/// Read by the panel's extractor in the same query as the session's account (the select
+/// list, joins and order below, after `subscribers s`).
 #[derive(Debug, Clone)]
 pub struct Overview {
     pub subscriber: Subscriber,
     /// Newest first (as [`contracts_of`]), each with its IPs (as [`ip_assignments_of`]).
     pub contracts: Vec<(Contract, Vec<IpAssignment>)>,
-    /// The number of the contract holding the PPPoE login asked about, when it is one of
-    /// these contracts (the answer of [`own_contract_number_of_login`]).
+    /// The number of the contract holding the PPPoE login bound as the line's login, when
+    /// it is one of these contracts: the "this is your line" of the connection note. No
+    /// other subscriber's row is read to answer it.
     pub line_contract: Option<String>,
 }
 
-/// A subscriber with his contracts and their IPs, and whether PPPoE login `line_login` (the
-/// caller's live line) belongs to one of those contracts, in one query.
-pub async fn subscriber_overview(
-    db: &Db,
-    subscriber_id: i64,
-    line_login: Option<&str>,
-) -> Result<Option<Overview>, StoreError> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        // Logins are unique, so the PPPoE join adds no rows: it marks the contract holding
-        // `line_login`, and only among this subscriber's contracts.
-        format!(
-            "SELECT {}, {}, {}, p.id AS line_id FROM subscribers s \
-             LEFT JOIN contracts c ON c.subscriber_id = s.id \
-             LEFT JOIN pppoe_accounts p ON p.contract_id = c.id AND p.login = $2 \
-             LEFT JOIN ip_assignments i ON i.contract_id = c.id \
-             WHERE s.id = $1 \
-             ORDER BY c.starts_on DESC, c.id DESC, i.activated_on, i.address, i.id",
-            select_list("s", "s_", SUBSCRIBER_COLS),
-            select_list("c", "c_", CONTRACT_COLS),
-            select_list("i", "i_", IP_COLS)
-        )
-    });
-    let overview = on_pool!(db, pool => {
-        let rows = sqlx::query(SQL.as_str())
-            .bind(subscriber_id)
-            .bind(line_login)
-            .fetch_all(pool)
-            .await?;
-        let mut sub: Option<Subscriber> = None;
-        let mut contracts: Vec<(Contract, Vec<IpAssignment>)> = Vec::new();
-        let mut line_contract = None;
-        for r in &rows {
-            if sub.is_none() {
-                sub = Some(read_subscriber(&Cols::prefixed(r, "s_"))?);
+/// The columns of an [`Overview`] (prefixes `s_`, `c_`, `i_`, and `line_id`).
+pub(crate) fn overview_select_list() -> String {
+    format!(
+        "{}, {}, {}, p.id AS line_id",
+        select_list("s", "s_", SUBSCRIBER_COLS),
+        select_list("c", "c_", CONTRACT_COLS),
+        select_list("i", "i_", IP_COLS)
+    )
+}
+
+/// The joins of an [`Overview`] after `subscribers s`, with the line's PPPoE login bound as
+/// `$2` (NULL: no live line). Logins are unique, so the PPPoE join adds no rows: it marks
+/// the contract holding that login, and only among this subscriber's contracts.
+pub(crate) const OVERVIEW_JOINS: &str = "LEFT JOIN contracts c ON c.subscriber_id = s.id \
+     LEFT JOIN pppoe_accounts p ON p.contract_id = c.id AND p.login = $2 \
+     LEFT JOIN ip_assignments i ON i.contract_id = c.id";
+
+/// The order [`read_overview`] needs (contracts newest first, then their IPs).
+pub(crate) const OVERVIEW_ORDER: &str =
+    "ORDER BY c.starts_on DESC, c.id DESC, i.activated_on, i.address, i.id";
+
+/// The overview in rows selected with [`overview_select_list`]; `None` without a subscriber.
+pub(crate) fn read_overview<R: RowGet>(rows: &[R]) -> Result<Option<Overview>, sqlx::Error> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let s = Cols::prefixed(first, "s_");
+    if s.opt_i64("id")?.is_none() {
+        return Ok(None);
+    }
+    let subscriber = read_subscriber(&s)?;
+    let mut contracts: Vec<(Contract, Vec<IpAssignment>)> = Vec::new();
+    let mut line_contract = None;
+    for r in rows {
+        let c = Cols::prefixed(r, "c_");
+        let Some(contract_id) = c.opt_i64("id")? else {
+            continue; // no contract at all
+        };
+        if contracts.last().map(|(k, _)| k.id) != Some(contract_id) {
+            let contract = read_contract(&c)?;
+            if Cols::new(r).opt_i64("line_id")?.is_some() {
+                line_contract = Some(contract.number.clone());
             }
-            let c = Cols::prefixed(r, "c_");
-            let Some(contract_id) = c.opt_i64("id")? else {
-                continue; // no contract at all
-            };
-            if contracts.last().map(|(k, _)| k.id) != Some(contract_id) {
-                let contract = read_contract(&c)?;
-                if Cols::new(r).opt_i64("line_id")?.is_some() {
-                    line_contract = Some(contract.number.clone());
-                }
-                contracts.push((contract, Vec::new()));
-            }
-            let i = Cols::prefixed(r, "i_");
-            if i.opt_i64("id")?.is_some() {
-                if let Some((_, ips)) = contracts.last_mut() {
-                    ips.push(read_ip(&i)?);
-                }
+            contracts.push((contract, Vec::new()));
+        }
+        let i = Cols::prefixed(r, "i_");
+        if i.opt_i64("id")?.is_some() {
+            if let Some((_, ips)) = contracts.last_mut() {
+                ips.push(read_ip(&i)?);
             }
         }
-        sub.map(|subscriber| Overview {
-            subscriber,
-            contracts,
-            line_contract,
-        })
-    });
-    Ok(overview)
+    }
+    Ok(Some(Overview {
+        subscriber,
+        contracts,
+        line_contract,
+    }))
 }
 
 /// For registration: the subscriber with this PESEL holding the contract with this number.

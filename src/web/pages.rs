@@ -17,14 +17,16 @@ use super::session_store::WebSession;
 use super::AppState;
 use crate::config::Config;
 use crate::store::panel::{self, PanelAccount};
-use crate::store::subscribers::{self, Contract, Overview};
+use crate::store::subscribers::{Contract, Overview};
 
-/// A logged-in subscriber: the session (token and record) and the account.
+/// A logged-in subscriber: the session (token and record), the account, and what every
+/// page may show of him (read with the session, in one query on the SQL store).
 #[derive(Debug, Clone)]
 pub struct Authed {
     pub token: String,
     pub session: WebSession,
     pub account: PanelAccount,
+    pub overview: Overview,
 }
 
 /// Every panel handler's view of the request.
@@ -37,6 +39,9 @@ pub struct Ctx {
     pub pending: Option<Authed>,
     /// A notice named by `?n=` after a redirect (catalogue key; only known ones).
     pub flash: Option<&'static str>,
+    /// Whether a live session holds the caller's IP, when the extractor looked it up (it
+    /// does when a session cookie came, for the line's login in the session query).
+    line_live: Option<bool>,
 }
 
 /// `?n=` values and the catalogue keys they show.
@@ -90,29 +95,41 @@ impl FromRequestParts<AppState> for Ctx {
             auth: None,
             pending: None,
             flash: flash_of(parts.uri.query()),
+            line_live: None,
         };
         let Some(token) = ctx.info.session_cookie.clone() else {
             return Ok(ctx);
         };
-        // The SQL store reads the session and its account in one query; Redis holds the
-        // session only, the account comes from the database.
+        // The live line first (no I/O with the embedded store): its PPPoE login goes into
+        // the query of the account and subscriber, which answers the connection note's
+        // "is this his line" too. A lookup error reads as no live line, as in the note.
+        let live = state.live.lookup(ctx.info.ip).await.ok().flatten();
+        ctx.line_live = Some(live.is_some());
+        let login = live.as_ref().and_then(|s| s.user_name.as_deref());
+        // The SQL store reads session, account and subscriber in one query; Redis holds the
+        // session only, the rest is one query to the database.
         let found = match state.panel.sessions.as_sql() {
-            Some(sql) => sql.get_with_account(&token).await,
+            Some(sql) => sql.get_with_account(&token, login).await,
             None => match state.panel.sessions.get(&token).await {
-                Ok(Some(s)) => match panel::panel_account(&state.db, s.account_id).await {
-                    Ok(a) => Ok(Some((s, a))),
-                    Err(e) => {
-                        tracing::error!(error = %e, "panel account lookup");
-                        return Err(
-                            error_page(state, &ctx.info, StatusCode::SERVICE_UNAVAILABLE).await,
-                        );
+                Ok(Some(s)) => {
+                    match panel::account_overview(&state.db, s.account_id, login).await {
+                        Ok(a) => Ok(Some((s, a))),
+                        Err(e) => {
+                            tracing::error!(error = %e, "panel account lookup");
+                            return Err(error_page(
+                                state,
+                                &ctx.info,
+                                StatusCode::SERVICE_UNAVAILABLE,
+                            )
+                            .await);
+                        }
                     }
-                },
+                }
                 other => other.map(|_| None),
             },
         };
-        let (session, account) = match found {
-            Ok(Some((s, Some(a)))) if !a.disabled => (s, a),
+        let (session, account, overview) = match found {
+            Ok(Some((s, Some((a, o))))) if !a.disabled => (s, a, o),
             Ok(_) => return Ok(ctx),
             Err(e) => {
                 tracing::error!(error = %e, "panel session store");
@@ -123,6 +140,7 @@ impl FromRequestParts<AppState> for Ctx {
             token,
             session,
             account,
+            overview,
         };
         if authed.session.second_factor_pending {
             ctx.pending = Some(authed);
@@ -201,26 +219,19 @@ impl Line {
 
 impl Chrome {
     /// The frame for `ctx` on `path`; the connection note says whose line only to the
-    /// logged-in subscriber it belongs to.
+    /// logged-in subscriber it belongs to (answered with his session, see [`Overview`]).
     pub async fn new(state: &AppState, ctx: &Ctx, path: &str) -> Chrome {
-        let line = match state.live.lookup(ctx.info.ip).await {
-            Ok(Some(session)) => match (&ctx.auth, &session.user_name) {
-                (None, _) => Line::Known,
-                // Only the subscriber's own contracts are searched: another holder's line
-                // reads "known_other" without his data being fetched at all.
-                (Some(a), Some(login)) => match subscribers::own_contract_number_of_login(
-                    &state.db,
-                    a.account.subscriber_id,
-                    login,
-                )
-                .await
-                {
-                    Ok(Some(number)) => Line::Own(number),
-                    _ => Line::Other,
-                },
-                (Some(_), None) => Line::Other,
+        let live = match ctx.line_live {
+            Some(live) => live,
+            None => matches!(state.live.lookup(ctx.info.ip).await, Ok(Some(_))),
+        };
+        let line = match (live, &ctx.auth) {
+            (false, _) => Line::Unknown,
+            (true, None) => Line::Known,
+            (true, Some(a)) => match &a.overview.line_contract {
+                Some(number) => Line::Own(number.clone()),
+                None => Line::Other,
             },
-            _ => Line::Unknown,
         };
         Chrome::with_line(state, ctx, path, &line)
     }
@@ -331,6 +342,7 @@ pub async fn error_page(state: &AppState, info: &RequestInfo, status: StatusCode
         auth: None,
         pending: None,
         flash: None,
+        line_live: None,
     };
     let key = match status {
         StatusCode::NOT_FOUND => "error.not_found",
@@ -431,32 +443,12 @@ pub async fn panel(State(state): State<AppState>, ctx: Ctx) -> Response {
     let Some(auth) = &ctx.auth else {
         return Redirect::to("/logowanie").into_response();
     };
-    // The live line first (no SQL with the embedded store): its PPPoE login goes into the
-    // one query that reads subscriber, contracts and their IPs, and also tells whether the
-    // line is one of those contracts' (the connection note).
-    let live = state.live.lookup(ctx.info.ip).await.ok().flatten();
-    let login = live.as_ref().and_then(|s| s.user_name.as_deref());
-    let overview = match subscribers::subscriber_overview(
-        &state.db,
-        auth.account.subscriber_id,
-        login,
-    )
-    .await
-    {
-        Ok(Some(found)) => found,
-        Ok(None) => return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
-    let line = match (&live, overview.line_contract) {
-        (None, _) => Line::Unknown,
-        (Some(_), Some(number)) => Line::Own(number),
-        (Some(_), None) => Line::Other,
-    };
+    // Subscriber, contracts and their IPs came with the session (no query of its own).
     let Overview {
         subscriber: sub,
         contracts,
         ..
-    } = overview;
+    } = &auth.overview;
     let holder = sub.display_name();
     let views = contracts
         .iter()
@@ -474,7 +466,7 @@ pub async fn panel(State(state): State<AppState>, ctx: Ctx) -> Response {
             v
         })
         .collect();
-    let mut c = Chrome::with_line(&state, &ctx, "/panel", &line);
+    let mut c = Chrome::new(&state, &ctx, "/panel").await;
     if let Some(key) = ctx.flash {
         c.notice = Some(ctx.t.f(key, &[("email", &auth.account.email)]));
     }

@@ -24,6 +24,9 @@ use time::OffsetDateTime;
 use crate::store::auth::token_hash as stored_hash;
 use crate::store::panel::{self, PanelAccount};
 use crate::store::repo::{from_ts, Cols, RowGet};
+use crate::store::subscribers::{
+    overview_select_list, read_overview, Overview, OVERVIEW_JOINS, OVERVIEW_ORDER,
+};
 use crate::store::Db;
 use crate::{on_pool, on_tx};
 
@@ -131,7 +134,7 @@ pub trait WebSessionStore: Send + Sync {
     /// ended before the TTL did, and cleans the per-account sets.
     async fn purge_expired(&self) -> Result<u64, WebSessionError>;
     /// This store when it is the SQL one, whose [`SqlWebSessions::get_with_account`] reads the
-    /// session and its panel account in one query.
+    /// session, its panel account and the subscriber's overview in one query.
     fn as_sql(&self) -> Option<&SqlWebSessions> {
         None
     }
@@ -279,43 +282,55 @@ impl SqlWebSessions {
         Ok(Some(s))
     }
 
-    /// [`WebSessionStore::get`] and the session's panel account (`None` when the account is
-    /// gone) in one query: the same expiry, deletion and touching as `get`.
+    /// [`WebSessionStore::get`], the session's panel account and its subscriber's
+    /// [`Overview`] with the answer for the caller's live line (`line_login`), in one query
+    /// (`None` beside the session when the account is gone): the same expiry, deletion and
+    /// touching as `get`.
     pub async fn get_with_account(
         &self,
         token: &str,
-    ) -> Result<Option<(WebSession, Option<PanelAccount>)>, WebSessionError> {
+        line_login: Option<&str>,
+    ) -> Result<Option<(WebSession, Option<(PanelAccount, Overview)>)>, WebSessionError> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             let session = SESSION_COLS
                 .split(", ")
-                .map(|c| format!("s.{c} AS {c}"))
+                .map(|c| format!("ws.{c} AS {c}"))
                 .collect::<Vec<_>>()
                 .join(", ");
             format!(
-                "SELECT {session}, {} FROM web_sessions s \
-                 LEFT JOIN panel_accounts a ON a.id = s.account_id WHERE s.id_hash = $1",
-                panel::account_select_list("a", "a_")
+                "SELECT {session}, {}, {} FROM web_sessions ws \
+                 LEFT JOIN panel_accounts a ON a.id = ws.account_id \
+                 LEFT JOIN subscribers s ON s.id = a.subscriber_id \
+                 {OVERVIEW_JOINS} WHERE ws.id_hash = $1 {OVERVIEW_ORDER}",
+                panel::account_select_list("a", "a_"),
+                overview_select_list()
             )
         });
         let Some(hash) = token_hash(token) else {
             return Ok(None);
         };
-        let found = on_pool!(&self.db, pool => sqlx::query(SQL.as_str())
-            .bind(&hash)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| Ok::<_, sqlx::Error>((
-                read_stored(&Cols::new(&r))?,
-                panel::read_account_prefixed(&r, "a_")?,
-            )))
-            .transpose()?);
-        let Some((stored, account)) = found else {
+        let found = on_pool!(&self.db, pool => {
+            let rows = sqlx::query(SQL.as_str())
+                .bind(&hash)
+                .bind(line_login)
+                .fetch_all(pool)
+                .await?;
+            match rows.first() {
+                None => None,
+                Some(first) => {
+                    let account = panel::read_account_prefixed(first, "a_")?;
+                    let view = account.zip(read_overview(&rows)?);
+                    Some((read_stored(&Cols::new(first))?, view))
+                }
+            }
+        });
+        let Some((stored, view)) = found else {
             return Ok(None);
         };
         Ok(self
             .settle(&hash, stored)
             .await?
-            .map(|s| (s.public(), account)))
+            .map(|s| (s.public(), view)))
     }
 
     async fn delete_hash(&self, hash: &str) -> Result<u64, WebSessionError> {
@@ -815,6 +830,7 @@ impl WebSessionStore for RedisWebSessions {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
     use std::sync::atomic::{AtomicI64, Ordering};
 
     use super::*;
@@ -1114,16 +1130,18 @@ mod tests {
         let ta = h.store.create(a, false, ip()).await.unwrap();
         let tb = h.store.create(b, true, None).await.unwrap();
         for (token, id) in [(&ta, a), (&tb, b)] {
-            let (s, acc) = sql.get_with_account(token).await.unwrap().unwrap();
+            let (s, view) = sql.get_with_account(token, None).await.unwrap().unwrap();
             assert_eq!(Some(s), h.store.get(token).await.unwrap());
-            let acc = acc.unwrap();
+            let (acc, overview) = view.unwrap();
             assert_eq!((acc.id, acc.disabled), (id, false));
+            assert_eq!(overview.subscriber.id, acc.subscriber_id);
+            assert_eq!(overview.line_contract, None);
         }
-        assert!(sql.get_with_account("x").await.unwrap().is_none());
+        assert!(sql.get_with_account("x", None).await.unwrap().is_none());
         h.store.delete(&ta).await.unwrap();
-        assert!(sql.get_with_account(&ta).await.unwrap().is_none());
+        assert!(sql.get_with_account(&ta, None).await.unwrap().is_none());
         h.clock.advance(31 * MIN);
-        assert!(sql.get_with_account(&tb).await.unwrap().is_none());
+        assert!(sql.get_with_account(&tb, None).await.unwrap().is_none());
         assert_eq!(h.stored().await, 0, "the expired session was deleted");
     }
 
