@@ -910,36 +910,28 @@ pub async fn subscriber_by_login(
         .transpose()?))
 }
 
-/// What the panel shows of the logged-in subscriber on every page ("Twój panel" in full):
-/// him, his contracts and their IPs, and whether the caller's live line is one of his.
-/// Read by the panel's extractor in the same query as the session's account (the select
-/// list, joins and order below, after `subscribers s`).
+/// What "Twój panel" shows of the logged-in subscriber: him, his contracts and their IPs.
+/// Read in the same query as his session and account (the select list, joins and order
+/// below, after `subscribers s`).
 #[derive(Debug, Clone)]
 pub struct Overview {
     pub subscriber: Subscriber,
     /// Newest first (as [`contracts_of`]), each with its IPs (as [`ip_assignments_of`]).
     pub contracts: Vec<(Contract, Vec<IpAssignment>)>,
-    /// The number of the contract holding the PPPoE login bound as the line's login, when
-    /// it is one of these contracts: the "this is your line" of the connection note. No
-    /// other subscriber's row is read to answer it.
-    pub line_contract: Option<String>,
 }
 
-/// The columns of an [`Overview`] (prefixes `s_`, `c_`, `i_`, and `line_id`).
+/// The columns of an [`Overview`] (prefixes `s_`, `c_`, `i_`).
 pub(crate) fn overview_select_list() -> String {
     format!(
-        "{}, {}, {}, p.id AS line_id",
+        "{}, {}, {}",
         select_list("s", "s_", SUBSCRIBER_COLS),
         select_list("c", "c_", CONTRACT_COLS),
         select_list("i", "i_", IP_COLS)
     )
 }
 
-/// The joins of an [`Overview`] after `subscribers s`, with the line's PPPoE login bound as
-/// `$2` (NULL: no live line). Logins are unique, so the PPPoE join adds no rows: it marks
-/// the contract holding that login, and only among this subscriber's contracts.
+/// The joins of an [`Overview`] after `subscribers s`.
 pub(crate) const OVERVIEW_JOINS: &str = "LEFT JOIN contracts c ON c.subscriber_id = s.id \
-     LEFT JOIN pppoe_accounts p ON p.contract_id = c.id AND p.login = $2 \
      LEFT JOIN ip_assignments i ON i.contract_id = c.id";
 
 /// The order [`read_overview`] needs (contracts newest first, then their IPs).
@@ -957,18 +949,13 @@ pub(crate) fn read_overview<R: RowGet>(rows: &[R]) -> Result<Option<Overview>, s
     }
     let subscriber = read_subscriber(&s)?;
     let mut contracts: Vec<(Contract, Vec<IpAssignment>)> = Vec::new();
-    let mut line_contract = None;
     for r in rows {
         let c = Cols::prefixed(r, "c_");
         let Some(contract_id) = c.opt_i64("id")? else {
             continue; // no contract at all
         };
         if contracts.last().map(|(k, _)| k.id) != Some(contract_id) {
-            let contract = read_contract(&c)?;
-            if Cols::new(r).opt_i64("line_id")?.is_some() {
-                line_contract = Some(contract.number.clone());
-            }
-            contracts.push((contract, Vec::new()));
+            contracts.push((read_contract(&c)?, Vec::new()));
         }
         let i = Cols::prefixed(r, "i_");
         if i.opt_i64("id")?.is_some() {
@@ -980,7 +967,6 @@ pub(crate) fn read_overview<R: RowGet>(rows: &[R]) -> Result<Option<Overview>, s
     Ok(Some(Overview {
         subscriber,
         contracts,
-        line_contract,
     }))
 }
 

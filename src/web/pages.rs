@@ -19,14 +19,18 @@ use crate::config::Config;
 use crate::store::panel::{self, PanelAccount};
 use crate::store::subscribers::{Contract, Overview};
 
-/// A logged-in subscriber: the session (token and record), the account, and what every
-/// page may show of him (read with the session, in one query on the SQL store).
+/// A logged-in subscriber: the session (token and record), the account, whether the
+/// caller's line is his, and on "Twój panel" his overview (all read with the session, in
+/// one query on the SQL store).
 #[derive(Debug, Clone)]
 pub struct Authed {
     pub token: String,
     pub session: WebSession,
     pub account: PanelAccount,
-    pub overview: Overview,
+    /// See [`panel::AccountView::line_contract`].
+    pub line_contract: Option<String>,
+    /// Read by [`WithOverview`] only.
+    pub overview: Option<Overview>,
 }
 
 /// Every panel handler's view of the request.
@@ -83,6 +87,23 @@ impl FromRequestParts<AppState> for Ctx {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Ctx, Response> {
+        Ctx::extract(parts, state, false).await
+    }
+}
+
+/// [`Ctx`] whose logged-in subscriber comes with his [`Overview`], in the same query.
+pub struct WithOverview(pub Ctx);
+
+impl FromRequestParts<AppState> for WithOverview {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        Ctx::extract(parts, state, true).await.map(WithOverview)
+    }
+}
+
+impl Ctx {
+    async fn extract(parts: &Parts, state: &AppState, overview: bool) -> Result<Ctx, Response> {
         let info = parts
             .extensions
             .get::<RequestInfo>()
@@ -101,18 +122,18 @@ impl FromRequestParts<AppState> for Ctx {
             return Ok(ctx);
         };
         // The live line first (no I/O with the embedded store): its PPPoE login goes into
-        // the query of the account and subscriber, which answers the connection note's
-        // "is this his line" too. A lookup error reads as no live line, as in the note.
+        // the account's query, which answers the connection note's "is this his line" too.
+        // A lookup error reads as no live line, as in the note.
         let live = state.live.lookup(ctx.info.ip).await.ok().flatten();
         ctx.line_live = Some(live.is_some());
         let login = live.as_ref().and_then(|s| s.user_name.as_deref());
-        // The SQL store reads session, account and subscriber in one query; Redis holds the
-        // session only, the rest is one query to the database.
+        // The SQL store reads session and account in one query; Redis holds the session
+        // only, the account is one query to the database.
         let found = match state.panel.sessions.as_sql() {
-            Some(sql) => sql.get_with_account(&token, login).await,
+            Some(sql) => sql.get_with_account(&token, login, overview).await,
             None => match state.panel.sessions.get(&token).await {
                 Ok(Some(s)) => {
-                    match panel::account_overview(&state.db, s.account_id, login).await {
+                    match panel::account_view(&state.db, s.account_id, login, overview).await {
                         Ok(a) => Ok(Some((s, a))),
                         Err(e) => {
                             tracing::error!(error = %e, "panel account lookup");
@@ -128,8 +149,8 @@ impl FromRequestParts<AppState> for Ctx {
                 other => other.map(|_| None),
             },
         };
-        let (session, account, overview) = match found {
-            Ok(Some((s, Some((a, o))))) if !a.disabled => (s, a, o),
+        let (session, view) = match found {
+            Ok(Some((s, Some(view)))) if !view.account.disabled => (s, view),
             Ok(_) => return Ok(ctx),
             Err(e) => {
                 tracing::error!(error = %e, "panel session store");
@@ -139,8 +160,9 @@ impl FromRequestParts<AppState> for Ctx {
         let authed = Authed {
             token,
             session,
-            account,
-            overview,
+            account: view.account,
+            line_contract: view.line_contract,
+            overview: view.overview,
         };
         if authed.session.second_factor_pending {
             ctx.pending = Some(authed);
@@ -228,7 +250,7 @@ impl Chrome {
         let line = match (live, &ctx.auth) {
             (false, _) => Line::Unknown,
             (true, None) => Line::Known,
-            (true, Some(a)) => match &a.overview.line_contract {
+            (true, Some(a)) => match &a.line_contract {
                 Some(number) => Line::Own(number.clone()),
                 None => Line::Other,
             },
@@ -439,16 +461,18 @@ pub fn contract_view(t: Tr, c: &Contract) -> ContractView {
 }
 
 /// "Twój panel": the subscriber's general data and contracts.
-pub async fn panel(State(state): State<AppState>, ctx: Ctx) -> Response {
+pub async fn panel(State(state): State<AppState>, WithOverview(ctx): WithOverview) -> Response {
     let Some(auth) = &ctx.auth else {
         return Redirect::to("/logowanie").into_response();
     };
     // Subscriber, contracts and their IPs came with the session (no query of its own).
-    let Overview {
+    let Some(Overview {
         subscriber: sub,
         contracts,
-        ..
-    } = &auth.overview;
+    }) = &auth.overview
+    else {
+        return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await;
+    };
     let holder = sub.display_name();
     let views = contracts
         .iter()

@@ -22,11 +22,8 @@ use time::OffsetDateTime;
 
 // The SHA-256 hex a token is stored under (as every other token of the panel).
 use crate::store::auth::token_hash as stored_hash;
-use crate::store::panel::{self, PanelAccount};
+use crate::store::panel::{self, AccountView};
 use crate::store::repo::{from_ts, Cols, RowGet};
-use crate::store::subscribers::{
-    overview_select_list, read_overview, Overview, OVERVIEW_JOINS, OVERVIEW_ORDER,
-};
 use crate::store::Db;
 use crate::{on_pool, on_tx};
 
@@ -134,7 +131,7 @@ pub trait WebSessionStore: Send + Sync {
     /// ended before the TTL did, and cleans the per-account sets.
     async fn purge_expired(&self) -> Result<u64, WebSessionError>;
     /// This store when it is the SQL one, whose [`SqlWebSessions::get_with_account`] reads the
-    /// session, its panel account and the subscriber's overview in one query.
+    /// session and its account (and with it the subscriber's overview) in one query.
     fn as_sql(&self) -> Option<&SqlWebSessions> {
         None
     }
@@ -282,46 +279,46 @@ impl SqlWebSessions {
         Ok(Some(s))
     }
 
-    /// [`WebSessionStore::get`], the session's panel account and its subscriber's
-    /// [`Overview`] with the answer for the caller's live line (`line_login`), in one query
-    /// (`None` beside the session when the account is gone): the same expiry, deletion and
+    /// [`WebSessionStore::get`] and the session's [`AccountView`] for a caller on the line
+    /// with PPPoE login `line_login` (with `overview`, the subscriber's too) in one query;
+    /// `None` beside the session when the account is gone. The same expiry, deletion and
     /// touching as `get`.
     pub async fn get_with_account(
         &self,
         token: &str,
         line_login: Option<&str>,
-    ) -> Result<Option<(WebSession, Option<(PanelAccount, Overview)>)>, WebSessionError> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
+        overview: bool,
+    ) -> Result<Option<(WebSession, Option<AccountView>)>, WebSessionError> {
+        static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
             let session = SESSION_COLS
                 .split(", ")
-                .map(|c| format!("ws.{c} AS {c}"))
+                .map(|c| format!("ws.{c} AS {c},"))
                 .collect::<Vec<_>>()
-                .join(", ");
-            format!(
-                "SELECT {session}, {}, {} FROM web_sessions ws \
-                 LEFT JOIN panel_accounts a ON a.id = ws.account_id \
-                 LEFT JOIN subscribers s ON s.id = a.subscriber_id \
-                 {OVERVIEW_JOINS} WHERE ws.id_hash = $1 {OVERVIEW_ORDER}",
-                panel::account_select_list("a", "a_"),
-                overview_select_list()
-            )
+                .join(" ");
+            [false, true].map(|o| {
+                panel::account_view_sql(
+                    &session,
+                    "web_sessions ws LEFT JOIN panel_accounts a ON a.id = ws.account_id",
+                    "ws.id_hash = $1",
+                    o,
+                )
+            })
         });
         let Some(hash) = token_hash(token) else {
             return Ok(None);
         };
         let found = on_pool!(&self.db, pool => {
-            let rows = sqlx::query(SQL.as_str())
+            let rows = sqlx::query(SQL[usize::from(overview)].as_str())
                 .bind(&hash)
                 .bind(line_login)
                 .fetch_all(pool)
                 .await?;
             match rows.first() {
                 None => None,
-                Some(first) => {
-                    let account = panel::read_account_prefixed(first, "a_")?;
-                    let view = account.zip(read_overview(&rows)?);
-                    Some((read_stored(&Cols::new(first))?, view))
-                }
+                Some(first) => Some((
+                    read_stored(&Cols::new(first))?,
+                    panel::read_account_view(&rows, overview)?,
+                )),
             }
         });
         let Some((stored, view)) = found else {
@@ -1130,18 +1127,39 @@ mod tests {
         let ta = h.store.create(a, false, ip()).await.unwrap();
         let tb = h.store.create(b, true, None).await.unwrap();
         for (token, id) in [(&ta, a), (&tb, b)] {
-            let (s, view) = sql.get_with_account(token, None).await.unwrap().unwrap();
-            assert_eq!(Some(s), h.store.get(token).await.unwrap());
-            let (acc, overview) = view.unwrap();
-            assert_eq!((acc.id, acc.disabled), (id, false));
-            assert_eq!(overview.subscriber.id, acc.subscriber_id);
-            assert_eq!(overview.line_contract, None);
+            for overview in [false, true] {
+                let (s, view) = sql
+                    .get_with_account(token, None, overview)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(Some(s), h.store.get(token).await.unwrap());
+                let view = view.unwrap();
+                assert_eq!((view.account.id, view.account.disabled), (id, false));
+                assert_eq!(view.line_contract, None);
+                assert_eq!(
+                    view.overview.map(|o| o.subscriber.id),
+                    overview.then_some(view.account.subscriber_id)
+                );
+            }
         }
-        assert!(sql.get_with_account("x", None).await.unwrap().is_none());
+        assert!(sql
+            .get_with_account("x", None, false)
+            .await
+            .unwrap()
+            .is_none());
         h.store.delete(&ta).await.unwrap();
-        assert!(sql.get_with_account(&ta, None).await.unwrap().is_none());
+        assert!(sql
+            .get_with_account(&ta, None, true)
+            .await
+            .unwrap()
+            .is_none());
         h.clock.advance(31 * MIN);
-        assert!(sql.get_with_account(&tb, None).await.unwrap().is_none());
+        assert!(sql
+            .get_with_account(&tb, None, false)
+            .await
+            .unwrap()
+            .is_none());
         assert_eq!(h.stored().await, 0, "the expired session was deleted");
     }
 
