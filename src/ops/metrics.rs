@@ -1,7 +1,8 @@
 //! Prometheus metrics: one global recorder (the `metrics` facade), rendered as text at
 //! `/metrics` on a listener of its own, away from the panel.
 
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::{OnceLock, RwLock};
 
 use axum::routing::get;
 use axum::Router;
@@ -168,7 +169,7 @@ pub async fn track_route(
     let started = std::time::Instant::now();
     let mut response = next.run(request).await;
     record_http(
-        route.as_str().to_owned(),
+        route_label(route.as_str()),
         &method,
         response.status(),
         started,
@@ -186,19 +187,37 @@ pub async fn track_unmatched(
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     if response.extensions().get::<Routed>().is_none() {
-        record_http("unmatched".to_owned(), &method, response.status(), started);
+        record_http("unmatched", &method, response.status(), started);
     }
     response
 }
 
+/// A matched route pattern as a `&'static str` label: the patterns are the router's own, a
+/// small fixed set, so each is leaked once and no request allocates its label.
+fn route_label(route: &str) -> &'static str {
+    static ROUTES: RwLock<BTreeSet<&'static str>> = RwLock::new(BTreeSet::new());
+    if let Some(known) = ROUTES.read().ok().and_then(|r| r.get(route).copied()) {
+        return known;
+    }
+    let mut routes = ROUTES.write().unwrap_or_else(|e| e.into_inner());
+    match routes.get(route) {
+        Some(known) => known,
+        None => {
+            let leaked: &'static str = Box::leak(route.into());
+            routes.insert(leaked);
+            leaked
+        }
+    }
+}
+
 fn record_http(
-    route: String,
+    route: &'static str,
     method: &axum::http::Method,
     status: axum::http::StatusCode,
     started: std::time::Instant,
 ) {
     let method = method_label(method);
-    metrics::histogram!("ebok_http_request_duration_seconds", "route" => route.clone(), "method" => method)
+    metrics::histogram!("ebok_http_request_duration_seconds", "route" => route, "method" => method)
         .record(started.elapsed().as_secs_f64());
     let class = match status.as_u16() {
         100..=199 => "1xx",

@@ -95,17 +95,33 @@ impl Db {
                     std::fs::create_dir_all(dir)?;
                 }
             }
+            // No ping before each acquire: a SQLite "connection" is a worker thread of this
+            // process, and sqlx pings it on every release anyway. The ping was a second
+            // hand-over to that thread per query (perf: futex wake-ups dominated the panel).
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
+                .test_before_acquire(false)
                 .connect_with(opts)
                 .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
             Ok(Db::Sqlite(pool))
         } else {
             let opts = PgConnectOptions::from_str(url)?;
+            // Ping only a connection that sat idle (the server may have restarted since): sqlx
+            // pings every connection on release already, so one in steady use is known to be
+            // alive, and a ping per acquire is a round trip to the server per query.
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(5))
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > Duration::from_secs(5) {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(opts)
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;

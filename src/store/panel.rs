@@ -11,6 +11,9 @@ use super::repo::{
     ensure_exists, now, paged_by, select_list, text_enum, Cols, Entity, Page, Paged, RowGet,
     StoreError, UniqueField,
 };
+use super::subscribers::{
+    overview_select_list, read_overview, Overview, OVERVIEW_JOINS, OVERVIEW_ORDER,
+};
 use super::{Db, DbTx};
 use crate::{on_pool, on_tx};
 
@@ -341,6 +344,80 @@ pub async fn panel_account_by_login(
 
 pub async fn panel_account(db: &Db, id: i64) -> Result<Option<PanelAccount>, StoreError> {
     account_where(db, "a.id = $1", PanelKey::Id(id)).await
+}
+
+/// What the panel knows of a logged-in account on every page: the account, and whether
+/// the caller's live line is one of its subscriber's; on "Twój panel" also the subscriber's
+/// [`Overview`].
+#[derive(Debug, Clone)]
+pub struct AccountView {
+    pub account: PanelAccount,
+    /// The number of the contract holding the line's PPPoE login, when that contract is
+    /// this subscriber's: the "this is your line" of the connection note. No other
+    /// subscriber's row is read to answer it.
+    pub line_contract: Option<String>,
+    /// Read when asked for (one row per contract and IP).
+    pub overview: Option<Overview>,
+}
+
+/// A query of an [`AccountView`]: `head` (columns of other tables, each followed by a
+/// comma, or nothing), the account `a` under `a_`, `line_contract` for the PPPoE login bound
+/// as `$2` (NULL: no live line), and with `overview` the subscriber's; `from` ends with
+/// `panel_accounts a` (or a join to it), `filter` is the WHERE condition.
+pub(crate) fn account_view_sql(head: &str, from: &str, filter: &str, overview: bool) -> String {
+    let account = account_select_list("a", "a_");
+    let line = "(SELECT c2.number FROM pppoe_accounts p2 \
+                JOIN contracts c2 ON c2.id = p2.contract_id \
+                WHERE p2.login = $2 AND c2.subscriber_id = a.subscriber_id) AS line_contract";
+    if overview {
+        format!(
+            "SELECT {head} {account}, {line}, {} FROM {from} \
+             LEFT JOIN subscribers s ON s.id = a.subscriber_id {OVERVIEW_JOINS} \
+             WHERE {filter} {OVERVIEW_ORDER}",
+            overview_select_list()
+        )
+    } else {
+        format!("SELECT {head} {account}, {line} FROM {from} WHERE {filter}")
+    }
+}
+
+/// The [`AccountView`] in rows of [`account_view_sql`]; `None` when there is no account.
+pub(crate) fn read_account_view<R: RowGet>(
+    rows: &[R],
+    overview: bool,
+) -> Result<Option<AccountView>, sqlx::Error> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let Some(account) = read_account_prefixed(first, "a_")? else {
+        return Ok(None);
+    };
+    Ok(Some(AccountView {
+        account,
+        line_contract: Cols::new(first).opt_text("line_contract")?,
+        overview: if overview { read_overview(rows)? } else { None },
+    }))
+}
+
+/// The [`AccountView`] of account `id` for a caller on the line with PPPoE login
+/// `line_login`, in one query (what the panel's extractor reads after a session from Redis).
+pub async fn account_view(
+    db: &Db,
+    id: i64,
+    line_login: Option<&str>,
+    overview: bool,
+) -> Result<Option<AccountView>, StoreError> {
+    static SQL: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+        [false, true].map(|o| account_view_sql("", "panel_accounts a", "a.id = $1", o))
+    });
+    Ok(on_pool!(db, pool => {
+        let rows = sqlx::query(SQL[usize::from(overview)].as_str())
+            .bind(id)
+            .bind(line_login)
+            .fetch_all(pool)
+            .await?;
+        read_account_view(&rows, overview)?
+    }))
 }
 
 pub async fn panel_account_of_subscriber(

@@ -910,72 +910,64 @@ pub async fn subscriber_by_login(
         .transpose()?))
 }
 
-/// The number of the contract behind PPPoE login `pppoe_login` if that contract is
-/// `subscriber_id`'s own — the "this is your line" check of the connection note, without
-/// reading anyone else's data.
-pub async fn own_contract_number_of_login(
-    db: &Db,
-    subscriber_id: i64,
-    pppoe_login: &str,
-) -> Result<Option<String>, StoreError> {
-    let sql = "SELECT c.number AS number FROM pppoe_accounts a \
-               JOIN contracts c ON c.id = a.contract_id \
-               WHERE a.login = $1 AND c.subscriber_id = $2";
-    Ok(on_pool!(db, pool => sqlx::query(sql)
-        .bind(pppoe_login)
-        .bind(subscriber_id)
-        .fetch_optional(pool)
-        .await?
-        .map(|r| Cols::new(&r).text("number"))
-        .transpose()?))
+/// What "Twój panel" shows of the logged-in subscriber: him, his contracts and their IPs.
+/// Read in the same query as his session and account (the select list, joins and order
+/// below, after `subscribers s`).
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub subscriber: Subscriber,
+    /// Newest first (as [`contracts_of`]), each with its IPs (as [`ip_assignments_of`]).
+    pub contracts: Vec<(Contract, Vec<IpAssignment>)>,
 }
 
-/// A subscriber with his contracts (newest first, as [`contracts_of`]) and each contract's
-/// IPs (as [`ip_assignments_of`]), in one query: what "Twój panel" shows.
-pub async fn subscriber_overview(
-    db: &Db,
-    subscriber_id: i64,
-) -> Result<Option<(Subscriber, Vec<(Contract, Vec<IpAssignment>)>)>, StoreError> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "SELECT {}, {}, {} FROM subscribers s \
-             LEFT JOIN contracts c ON c.subscriber_id = s.id \
-             LEFT JOIN ip_assignments i ON i.contract_id = c.id \
-             WHERE s.id = $1 \
-             ORDER BY c.starts_on DESC, c.id DESC, i.activated_on, i.address, i.id",
-            select_list("s", "s_", SUBSCRIBER_COLS),
-            select_list("c", "c_", CONTRACT_COLS),
-            select_list("i", "i_", IP_COLS)
-        )
-    });
-    let rows = on_pool!(db, pool => {
-        let rows = sqlx::query(SQL.as_str())
-            .bind(subscriber_id)
-            .fetch_all(pool)
-            .await?;
-        let mut sub: Option<Subscriber> = None;
-        let mut contracts: Vec<(Contract, Vec<IpAssignment>)> = Vec::new();
-        for r in &rows {
-            if sub.is_none() {
-                sub = Some(read_subscriber(&Cols::prefixed(r, "s_"))?);
-            }
-            let c = Cols::prefixed(r, "c_");
-            let Some(contract_id) = c.opt_i64("id")? else {
-                continue; // no contract at all
-            };
-            if contracts.last().map(|(k, _)| k.id) != Some(contract_id) {
-                contracts.push((read_contract(&c)?, Vec::new()));
-            }
-            let i = Cols::prefixed(r, "i_");
-            if i.opt_i64("id")?.is_some() {
-                if let Some((_, ips)) = contracts.last_mut() {
-                    ips.push(read_ip(&i)?);
-                }
+/// The columns of an [`Overview`] (prefixes `s_`, `c_`, `i_`).
+pub(crate) fn overview_select_list() -> String {
+    format!(
+        "{}, {}, {}",
+        select_list("s", "s_", SUBSCRIBER_COLS),
+        select_list("c", "c_", CONTRACT_COLS),
+        select_list("i", "i_", IP_COLS)
+    )
+}
+
+/// The joins of an [`Overview`] after `subscribers s`.
+pub(crate) const OVERVIEW_JOINS: &str = "LEFT JOIN contracts c ON c.subscriber_id = s.id \
+     LEFT JOIN ip_assignments i ON i.contract_id = c.id";
+
+/// The order [`read_overview`] needs (contracts newest first, then their IPs).
+pub(crate) const OVERVIEW_ORDER: &str =
+    "ORDER BY c.starts_on DESC, c.id DESC, i.activated_on, i.address, i.id";
+
+/// The overview in rows selected with [`overview_select_list`]; `None` without a subscriber.
+pub(crate) fn read_overview<R: RowGet>(rows: &[R]) -> Result<Option<Overview>, sqlx::Error> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let s = Cols::prefixed(first, "s_");
+    if s.opt_i64("id")?.is_none() {
+        return Ok(None);
+    }
+    let subscriber = read_subscriber(&s)?;
+    let mut contracts: Vec<(Contract, Vec<IpAssignment>)> = Vec::new();
+    for r in rows {
+        let c = Cols::prefixed(r, "c_");
+        let Some(contract_id) = c.opt_i64("id")? else {
+            continue; // no contract at all
+        };
+        if contracts.last().map(|(k, _)| k.id) != Some(contract_id) {
+            contracts.push((read_contract(&c)?, Vec::new()));
+        }
+        let i = Cols::prefixed(r, "i_");
+        if i.opt_i64("id")?.is_some() {
+            if let Some((_, ips)) = contracts.last_mut() {
+                ips.push(read_ip(&i)?);
             }
         }
-        sub.map(|s| (s, contracts))
-    });
-    Ok(rows)
+    }
+    Ok(Some(Overview {
+        subscriber,
+        contracts,
+    }))
 }
 
 /// For registration: the subscriber with this PESEL holding the contract with this number.

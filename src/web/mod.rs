@@ -71,7 +71,7 @@ pub struct Panel {
     pub sessions: Arc<dyn WebSessionStore>,
     pub limiter: Arc<dyn RateLimiter>,
     pub mailer: Mailer,
-    pub csrf_key: Vec<u8>,
+    pub csrf_key: request::CsrfKey,
     pub trusted: Vec<IpNet>,
     /// Ends a subscriber's PPPoE session on its NAS ("restart my connection"); set once at
     /// start-up (RFC 5176 client) or by a test. Unset: the panel says it is unavailable.
@@ -149,8 +149,8 @@ impl AppState {
             .context("starting the new-invoice mail watermark")?;
         let csrf_key = crate::store::auth::server_secret(&db, "csrf")
             .await
-            .context("reading the CSRF key from the database")?
-            .into_bytes();
+            .context("reading the CSRF key from the database")?;
+        let csrf_key = request::CsrfKey::new(csrf_key.as_bytes());
         let panel = Panel {
             sessions,
             limiter,

@@ -2,6 +2,9 @@
 //! contact block), the subscriber extractor, and the simple pages: home, "Twój panel",
 //! errors, language choice, the stylesheet.
 
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
 use askama::Template;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -9,18 +12,25 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::i18n::{Lang, Tr};
-use super::request::{csrf_token, set_cookie, RequestInfo, LANG_COOKIE};
+use super::request::{set_cookie, CsrfKey, RequestInfo, Seed, LANG_COOKIE};
 use super::session_store::WebSession;
 use super::AppState;
+use crate::config::Config;
 use crate::store::panel::{self, PanelAccount};
-use crate::store::subscribers::{self, Contract, Subscriber};
+use crate::store::subscribers::{Contract, Overview};
 
-/// A logged-in subscriber: the session (token and record) and the account.
+/// A logged-in subscriber: the session (token and record), the account, whether the
+/// caller's line is his, and on "Twój panel" his overview (all read with the session, in
+/// one query on the SQL store).
 #[derive(Debug, Clone)]
 pub struct Authed {
     pub token: String,
     pub session: WebSession,
     pub account: PanelAccount,
+    /// See [`panel::AccountView::line_contract`].
+    pub line_contract: Option<String>,
+    /// Read by [`WithOverview`] only.
+    pub overview: Option<Overview>,
 }
 
 /// Every panel handler's view of the request.
@@ -33,6 +43,9 @@ pub struct Ctx {
     pub pending: Option<Authed>,
     /// A notice named by `?n=` after a redirect (catalogue key; only known ones).
     pub flash: Option<&'static str>,
+    /// Whether a live session holds the caller's IP, when the extractor looked it up (it
+    /// does when a session cookie came, for the line's login in the session query).
+    line_live: Option<bool>,
 }
 
 /// `?n=` values and the catalogue keys they show.
@@ -74,6 +87,23 @@ impl FromRequestParts<AppState> for Ctx {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Ctx, Response> {
+        Ctx::extract(parts, state, false).await
+    }
+}
+
+/// [`Ctx`] whose logged-in subscriber comes with his [`Overview`], in the same query.
+pub struct WithOverview(pub Ctx);
+
+impl FromRequestParts<AppState> for WithOverview {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        Ctx::extract(parts, state, true).await.map(WithOverview)
+    }
+}
+
+impl Ctx {
+    async fn extract(parts: &Parts, state: &AppState, overview: bool) -> Result<Ctx, Response> {
         let info = parts
             .extensions
             .get::<RequestInfo>()
@@ -86,29 +116,41 @@ impl FromRequestParts<AppState> for Ctx {
             auth: None,
             pending: None,
             flash: flash_of(parts.uri.query()),
+            line_live: None,
         };
         let Some(token) = ctx.info.session_cookie.clone() else {
             return Ok(ctx);
         };
-        // The SQL store reads the session and its account in one query; Redis holds the
-        // session only, the account comes from the database.
+        // The live line first (no I/O with the embedded store): its PPPoE login goes into
+        // the account's query, which answers the connection note's "is this his line" too.
+        // A lookup error reads as no live line, as in the note.
+        let live = state.live.lookup(ctx.info.ip).await.ok().flatten();
+        ctx.line_live = Some(live.is_some());
+        let login = live.as_ref().and_then(|s| s.user_name.as_deref());
+        // The SQL store reads session and account in one query; Redis holds the session
+        // only, the account is one query to the database.
         let found = match state.panel.sessions.as_sql() {
-            Some(sql) => sql.get_with_account(&token).await,
+            Some(sql) => sql.get_with_account(&token, login, overview).await,
             None => match state.panel.sessions.get(&token).await {
-                Ok(Some(s)) => match panel::panel_account(&state.db, s.account_id).await {
-                    Ok(a) => Ok(Some((s, a))),
-                    Err(e) => {
-                        tracing::error!(error = %e, "panel account lookup");
-                        return Err(
-                            error_page(state, &ctx.info, StatusCode::SERVICE_UNAVAILABLE).await,
-                        );
+                Ok(Some(s)) => {
+                    match panel::account_view(&state.db, s.account_id, login, overview).await {
+                        Ok(a) => Ok(Some((s, a))),
+                        Err(e) => {
+                            tracing::error!(error = %e, "panel account lookup");
+                            return Err(error_page(
+                                state,
+                                &ctx.info,
+                                StatusCode::SERVICE_UNAVAILABLE,
+                            )
+                            .await);
+                        }
                     }
-                },
+                }
                 other => other.map(|_| None),
             },
         };
-        let (session, account) = match found {
-            Ok(Some((s, Some(a)))) if !a.disabled => (s, a),
+        let (session, view) = match found {
+            Ok(Some((s, Some(view)))) if !view.account.disabled => (s, view),
             Ok(_) => return Ok(ctx),
             Err(e) => {
                 tracing::error!(error = %e, "panel session store");
@@ -118,7 +160,9 @@ impl FromRequestParts<AppState> for Ctx {
         let authed = Authed {
             token,
             session,
-            account,
+            account: view.account,
+            line_contract: view.line_contract,
+            overview: view.overview,
         };
         if authed.session.second_factor_pending {
             ctx.pending = Some(authed);
@@ -132,9 +176,9 @@ impl FromRequestParts<AppState> for Ctx {
 /// The frame around every page.
 pub struct Chrome {
     pub t: Tr,
-    pub csrf: String,
-    pub isp_name: String,
-    pub contact: Vec<(String, String)>,
+    /// The token of the page's forms, `{{ c.csrf }}`.
+    pub csrf: CsrfField,
+    config: Arc<Config>,
     pub conn_note: String,
     pub logged_in: bool,
     pub user: String,
@@ -143,69 +187,91 @@ pub struct Chrome {
     pub notice: Option<String>,
 }
 
+/// A page's CSRF token, made when a template first shows it: an anonymous page without a
+/// form then never makes a seed (see [`super::request::Seed`]).
+pub struct CsrfField {
+    key: CsrfKey,
+    bound_to: CsrfBinding,
+    token: OnceLock<String>,
+}
+
+enum CsrfBinding {
+    Session(String),
+    Anonymous(Arc<Seed>),
+}
+
+impl CsrfField {
+    pub fn token(&self) -> &str {
+        self.token.get_or_init(|| match &self.bound_to {
+            CsrfBinding::Session(token) => self.key.for_session(token),
+            CsrfBinding::Anonymous(seed) => self.key.for_seed(seed),
+        })
+    }
+}
+
+impl std::fmt::Display for CsrfField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.token())
+    }
+}
+
+/// What the connection note says about the caller's address.
+enum Line {
+    /// No live session holds it.
+    Unknown,
+    /// A live line, and the caller is not logged in.
+    Known,
+    /// The logged-in subscriber's own line, under this contract.
+    Own(String),
+    /// A live line that is not (known to be) the logged-in subscriber's.
+    Other,
+}
+
+impl Line {
+    fn note(&self, t: Tr, ip: IpAddr) -> String {
+        let ip = ip.to_string();
+        match self {
+            Line::Unknown => t.f("conn.unknown", &[("ip", &ip)]),
+            Line::Known => t.f("conn.known", &[("ip", &ip)]),
+            Line::Own(number) => t.f("conn.known_own", &[("ip", &ip), ("contract", number)]),
+            Line::Other => t.f("conn.known_other", &[("ip", &ip)]),
+        }
+    }
+}
+
 impl Chrome {
     /// The frame for `ctx` on `path`; the connection note says whose line only to the
-    /// logged-in subscriber it belongs to.
+    /// logged-in subscriber it belongs to (answered with his session, see [`Overview`]).
     pub async fn new(state: &AppState, ctx: &Ctx, path: &str) -> Chrome {
-        let t = ctx.t;
-        let ip = ctx.info.ip.to_string();
-        let conn_note = match state.live.lookup(ctx.info.ip).await {
-            Ok(Some(session)) => match &ctx.auth {
-                Some(a) => match &session.user_name {
-                    // Only the subscriber's own contracts are searched: another holder's
-                    // line reads "known_other" without his data being fetched at all.
-                    Some(login) => match subscribers::own_contract_number_of_login(
-                        &state.db,
-                        a.account.subscriber_id,
-                        login,
-                    )
-                    .await
-                    {
-                        Ok(Some(number)) => {
-                            t.f("conn.known_own", &[("ip", &ip), ("contract", &number)])
-                        }
-                        _ => t.f("conn.known_other", &[("ip", &ip)]),
-                    },
-                    None => t.f("conn.known_other", &[("ip", &ip)]),
-                },
-                None => t.f("conn.known", &[("ip", &ip)]),
-            },
-            _ => t.f("conn.unknown", &[("ip", &ip)]),
+        let live = match ctx.line_live {
+            Some(live) => live,
+            None => matches!(state.live.lookup(ctx.info.ip).await, Ok(Some(_))),
         };
-        Chrome::with_note(state, ctx, path, conn_note)
+        let line = match (live, &ctx.auth) {
+            (false, _) => Line::Unknown,
+            (true, None) => Line::Known,
+            (true, Some(a)) => match &a.line_contract {
+                Some(number) => Line::Own(number.clone()),
+                None => Line::Other,
+            },
+        };
+        Chrome::with_line(state, ctx, path, &line)
     }
 
-    fn with_note(state: &AppState, ctx: &Ctx, path: &str, conn_note: String) -> Chrome {
-        let t = ctx.t;
-        let isp = &state.config.isp;
-        let mut contact = Vec::new();
-        for (key, value) in [
-            ("footer.phone", &isp.office_phone),
-            ("footer.technical", &isp.technical_phone),
-            ("footer.hours", &isp.hours),
-            ("footer.bok", &isp.address),
-            ("email.confirm_title", &isp.email),
-        ] {
-            if !value.is_empty() {
-                let label = if key == "email.confirm_title" {
-                    "E-mail".to_owned()
-                } else {
-                    t.t(key).to_owned()
-                };
-                contact.push((label, value.clone()));
-            }
-        }
-        let session_token = ctx
-            .auth
-            .as_ref()
-            .or(ctx.pending.as_ref())
-            .map(|a| a.token.as_str());
+    fn with_line(state: &AppState, ctx: &Ctx, path: &str, line: &Line) -> Chrome {
+        let bound_to = match ctx.auth.as_ref().or(ctx.pending.as_ref()) {
+            Some(a) => CsrfBinding::Session(a.token.clone()),
+            None => CsrfBinding::Anonymous(ctx.info.seed.clone()),
+        };
         Chrome {
-            t,
-            csrf: csrf_token(&state.panel.csrf_key, &ctx.info, session_token),
-            isp_name: isp.name.clone(),
-            contact,
-            conn_note,
+            t: ctx.t,
+            csrf: CsrfField {
+                key: state.panel.csrf_key.clone(),
+                bound_to,
+                token: OnceLock::new(),
+            },
+            config: state.config.clone(),
+            conn_note: line.note(ctx.t, ctx.info.ip),
             logged_in: ctx.auth.is_some(),
             user: ctx
                 .auth
@@ -220,6 +286,31 @@ impl Chrome {
     pub fn notice(mut self, text: impl Into<String>) -> Chrome {
         self.notice = Some(text.into());
         self
+    }
+
+    /// The ISP's name (`[isp] name`; may be empty).
+    pub fn isp_name(&self) -> &str {
+        &self.config.isp.name
+    }
+
+    /// The footer's contact lines that are configured, as (label, value).
+    pub fn contact(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let isp = &self.config.isp;
+        let t = self.t;
+        [
+            (Some("footer.phone"), &isp.office_phone),
+            (Some("footer.technical"), &isp.technical_phone),
+            (Some("footer.hours"), &isp.hours),
+            (Some("footer.bok"), &isp.address),
+            (None, &isp.email),
+        ]
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(move |(key, value)| (key.map_or("E-mail", |k| t.t(k)), value.as_str()))
+    }
+
+    pub fn has_contact(&self) -> bool {
+        self.contact().next().is_some()
     }
 }
 
@@ -273,6 +364,7 @@ pub async fn error_page(state: &AppState, info: &RequestInfo, status: StatusCode
         auth: None,
         pending: None,
         flash: None,
+        line_live: None,
     };
     let key = match status {
         StatusCode::NOT_FOUND => "error.not_found",
@@ -369,17 +461,18 @@ pub fn contract_view(t: Tr, c: &Contract) -> ContractView {
 }
 
 /// "Twój panel": the subscriber's general data and contracts.
-pub async fn panel(State(state): State<AppState>, ctx: Ctx) -> Response {
+pub async fn panel(State(state): State<AppState>, WithOverview(ctx): WithOverview) -> Response {
     let Some(auth) = &ctx.auth else {
         return Redirect::to("/logowanie").into_response();
     };
-    // Subscriber, contracts and their IPs in one query.
-    let (sub, contracts): (Subscriber, _) =
-        match subscribers::subscriber_overview(&state.db, auth.account.subscriber_id).await {
-            Ok(Some(found)) => found,
-            Ok(None) => return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await,
-            Err(e) => return internal(&state, &ctx, e).await,
-        };
+    // Subscriber, contracts and their IPs came with the session (no query of its own).
+    let Some(Overview {
+        subscriber: sub,
+        contracts,
+    }) = &auth.overview
+    else {
+        return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await;
+    };
     let holder = sub.display_name();
     let views = contracts
         .iter()

@@ -1,13 +1,14 @@
 //! What every panel request carries before a handler sees it: the caller's IP (the TCP peer,
 //! or the right-most untrusted hop a trusted proxy reports), its language, the anonymous
-//! CSRF seed cookie, and whether it came over TLS. Also the security headers put on every
-//! answer, and the CSRF check on every POST.
+//! CSRF seed cookie (made only when a page shows a form), and whether it came over TLS. Also
+//! the security headers put on every answer, and the CSRF check on every POST.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
@@ -32,11 +33,68 @@ pub struct RequestInfo {
     pub lang: Lang,
     /// Cookies should be `Secure`.
     pub secure: bool,
-    /// Value of the anonymous CSRF cookie (set on the answer when `new_seed`).
-    pub csrf_seed: String,
-    pub new_seed: bool,
+    /// The anonymous CSRF seed; shared by every clone of this request's info.
+    pub seed: Arc<Seed>,
     /// Value of the session cookie, if any.
     pub session_cookie: Option<String>,
+}
+
+/// The anonymous CSRF seed of one request: the browser's cookie, or one made when a page
+/// first shows a form (and [`panel_layer`] sends it as the cookie). Pages without a form
+/// never ask, so they cost no random token, MAC or `Set-Cookie`.
+#[derive(Debug, Default)]
+pub struct Seed {
+    /// The seed the browser sent (its cookie, when well-formed).
+    cookie: Option<String>,
+    made: OnceLock<String>,
+}
+
+impl Seed {
+    /// The seed this request's anonymous forms are bound to.
+    pub fn get(&self) -> &str {
+        match &self.cookie {
+            Some(seed) => seed,
+            None => self.made.get_or_init(crate::store::auth::random_token),
+        }
+    }
+}
+
+/// The server's CSRF key, keyed once: a token then costs a clone of the keyed state and two
+/// SHA-256 blocks. Cheap to clone.
+#[derive(Clone)]
+pub struct CsrfKey(Arc<Hmac<Sha256>>);
+
+impl std::fmt::Debug for CsrfKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CsrfKey(..)")
+    }
+}
+
+impl CsrfKey {
+    pub fn new(key: &[u8]) -> CsrfKey {
+        CsrfKey(Arc::new(
+            <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length"),
+        ))
+    }
+
+    /// The CSRF token a logged-in (or half logged-in) page's forms carry: HMAC of the
+    /// session token.
+    pub fn for_session(&self, session_token: &str) -> String {
+        self.mac("s", session_token)
+    }
+
+    /// The CSRF token an anonymous page's forms carry: HMAC of the seed cookie.
+    pub fn for_seed(&self, seed: &Seed) -> String {
+        self.mac("a", seed.get())
+    }
+
+    fn mac(&self, kind: &str, value: &str) -> String {
+        let mut m = (*self.0).clone();
+        m.update(kind.as_bytes());
+        m.update(b":");
+        m.update(value.as_bytes());
+        crate::store::auth::hex(&m.finalize().into_bytes())
+    }
 }
 
 /// Unwrap `::ffff:a.b.c.d` so IPv4 callers on a dual-stack socket are looked up as IPv4.
@@ -154,32 +212,19 @@ pub fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<i64>) -
     HeaderValue::from_str(&s).expect("cookie values are hex or ascii words")
 }
 
-/// The CSRF token a form must carry: HMAC of the session token (logged in) or of the
-/// anonymous seed cookie, under the server's key.
-pub fn csrf_token(key: &[u8], info: &RequestInfo, session_token: Option<&str>) -> String {
-    match session_token {
-        Some(s) => mac(key, "s", s),
-        None => mac(key, "a", &info.csrf_seed),
-    }
-}
-
-fn mac(key: &[u8], kind: &str, value: &str) -> String {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
-    m.update(kind.as_bytes());
-    m.update(b":");
-    m.update(value.as_bytes());
-    let out = m.finalize().into_bytes();
-    out.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn csrf_valid(key: &[u8], info: &RequestInfo, given: &str) -> bool {
+/// Whether `given` is this request's token: bound to the seed cookie the browser sent (a
+/// seed made for this answer proves nothing) or to its session cookie.
+fn csrf_valid(key: &CsrfKey, info: &RequestInfo, given: &str) -> bool {
     use subtle::ConstantTimeEq;
     let eq = |t: String| bool::from(t.as_bytes().ct_eq(given.as_bytes()));
-    (!info.new_seed && eq(mac(key, "a", &info.csrf_seed)))
+    info.seed
+        .cookie
+        .as_deref()
+        .is_some_and(|seed| eq(key.mac("a", seed)))
         | info
             .session_cookie
             .as_deref()
-            .is_some_and(|s| eq(mac(key, "s", s)))
+            .is_some_and(|s| eq(key.mac("s", s)))
 }
 
 /// The value of one field of an `application/x-www-form-urlencoded` body.
@@ -220,9 +265,9 @@ fn decode(s: &[u8]) -> Option<String> {
 }
 
 /// Middleware on every panel route: works out [`RequestInfo`], refuses a POST without a
-/// valid CSRF token (or from another site), and puts the security headers and a new seed
-/// cookie on the answer.
-pub async fn panel_layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// valid CSRF token (or from another site), and puts the security headers and, when the page
+/// made one, a new seed cookie on the answer.
+pub async fn panel_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -242,10 +287,9 @@ pub async fn panel_layer(State(state): State<AppState>, mut req: Request, next: 
         .secure_cookies
         .unwrap_or(state.config.web.public_url.starts_with("https://") || proxied_tls);
     let lang = Lang::of_request(headers, cookie(headers, LANG_COOKIE));
-    let seed = cookie(headers, CSRF_COOKIE)
+    let seed_cookie = cookie(headers, CSRF_COOKIE)
         .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(str::to_owned);
-    let new_seed = seed.is_none();
     let session_cookie = cookie(headers, SESSION_COOKIE)
         .filter(|s| s.len() <= 128 && !s.is_empty())
         .map(str::to_owned);
@@ -253,39 +297,55 @@ pub async fn panel_layer(State(state): State<AppState>, mut req: Request, next: 
         ip,
         lang,
         secure,
-        csrf_seed: seed.unwrap_or_else(crate::store::auth::random_token),
-        new_seed,
+        seed: Arc::new(Seed {
+            cookie: seed_cookie,
+            made: OnceLock::new(),
+        }),
         session_cookie,
     };
 
-    if req.method() == Method::POST {
-        if cross_site(req.headers()) {
-            metrics::counter!("ebok_panel_csrf_refused_total").increment(1);
-            return super::pages::error_page(&state, &info, StatusCode::FORBIDDEN).await;
+    let mut resp = match refuse_forged_post(&state, &info, req).await {
+        Ok(mut req) => {
+            req.extensions_mut().insert(info.clone());
+            next.run(req).await
         }
-        let (parts, body) = req.into_parts();
-        let bytes: Bytes = match axum::body::to_bytes(body, MAX_FORM).await {
-            Ok(b) => b,
-            Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
-        };
-        let given = form_field(&bytes, CSRF_FIELD).unwrap_or_default();
-        if !csrf_valid(&panel.csrf_key, &info, &given) {
-            metrics::counter!("ebok_panel_csrf_refused_total").increment(1);
-            return super::pages::error_page(&state, &info, StatusCode::FORBIDDEN).await;
-        }
-        req = Request::from_parts(parts, Body::from(bytes));
-    }
-
-    req.extensions_mut().insert(info.clone());
-    let mut resp = next.run(req).await;
-    if info.new_seed {
+        Err(refused) => refused,
+    };
+    if let Some(seed) = info.seed.made.get() {
         resp.headers_mut().append(
             header::SET_COOKIE,
-            set_cookie(CSRF_COOKIE, &info.csrf_seed, info.secure, None),
+            set_cookie(CSRF_COOKIE, seed, info.secure, None),
         );
     }
     security_headers(resp.headers_mut(), info.secure);
     resp
+}
+
+/// A GET as it came; a POST with its body read, when it carries this caller's CSRF token and
+/// no browser says it came from another site; else the answer refusing it.
+async fn refuse_forged_post(
+    state: &AppState,
+    info: &RequestInfo,
+    req: Request,
+) -> Result<Request, Response> {
+    if req.method() != Method::POST {
+        return Ok(req);
+    }
+    if cross_site(req.headers()) {
+        metrics::counter!("ebok_panel_csrf_refused_total").increment(1);
+        return Err(super::pages::error_page(state, info, StatusCode::FORBIDDEN).await);
+    }
+    let (parts, body) = req.into_parts();
+    let bytes: Bytes = match axum::body::to_bytes(body, MAX_FORM).await {
+        Ok(b) => b,
+        Err(_) => return Err(StatusCode::PAYLOAD_TOO_LARGE.into_response()),
+    };
+    let given = form_field(&bytes, CSRF_FIELD).unwrap_or_default();
+    if !csrf_valid(&state.panel.csrf_key, info, &given) {
+        metrics::counter!("ebok_panel_csrf_refused_total").increment(1);
+        return Err(super::pages::error_page(state, info, StatusCode::FORBIDDEN).await);
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 /// A POST a browser tells us came from another site. `Sec-Fetch-Site` decides when the
@@ -310,29 +370,44 @@ fn cross_site(headers: &HeaderMap) -> bool {
 }
 
 /// Headers on every panel answer: no scripts at all, no framing, no sniffing, no referrer
-/// to other sites (reset links must not leak), no caching of personal pages.
+/// to other sites (reset links must not leak), no caching of personal pages. Names and
+/// values are constants: nothing is parsed or allocated per answer.
+const SECURITY_HEADERS: [(HeaderName, HeaderValue); 7] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ),
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    ),
+    (
+        HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+    ),
+    (
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    ),
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+];
+
+/// Put [`SECURITY_HEADERS`] (and HSTS behind TLS) on an answer, keeping any the handler set.
 pub fn security_headers(h: &mut HeaderMap, secure: bool) {
-    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
-        h.entry(k).or_insert(HeaderValue::from_static(v));
-    };
-    set(
-        h,
-        "content-security-policy",
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-         frame-ancestors 'none'; base-uri 'none'",
+    let hsts = (
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
     );
-    set(h, "x-content-type-options", "nosniff");
-    set(h, "x-frame-options", "DENY");
-    set(h, "referrer-policy", "same-origin");
-    set(
-        h,
-        "permissions-policy",
-        "camera=(), microphone=(), geolocation=()",
-    );
-    set(h, "cross-origin-opener-policy", "same-origin");
-    set(h, "cache-control", "no-store");
-    if secure {
-        set(h, "strict-transport-security", "max-age=31536000");
+    for (name, value) in SECURITY_HEADERS.into_iter().chain(secure.then_some(hsts)) {
+        h.entry(name).or_insert(value);
     }
 }
 

@@ -9,7 +9,6 @@
 //! Both stores take "now" from an injectable [`Clock`] (whole seconds, like every time in the
 //! database), so tests move time without sleeping.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -19,10 +18,11 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use redis::aio::ConnectionManager;
 use redis::Script;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::store::panel::{self, PanelAccount};
+// The SHA-256 hex a token is stored under (as every other token of the panel).
+use crate::store::auth::token_hash as stored_hash;
+use crate::store::panel::{self, AccountView};
 use crate::store::repo::{from_ts, Cols, RowGet};
 use crate::store::Db;
 use crate::{on_pool, on_tx};
@@ -131,7 +131,7 @@ pub trait WebSessionStore: Send + Sync {
     /// ended before the TTL did, and cleans the per-account sets.
     async fn purge_expired(&self) -> Result<u64, WebSessionError>;
     /// This store when it is the SQL one, whose [`SqlWebSessions::get_with_account`] reads the
-    /// session and its panel account in one query.
+    /// session and its account (and with it the subscriber's overview) in one query.
     fn as_sql(&self) -> Option<&SqlWebSessions> {
         None
     }
@@ -149,7 +149,7 @@ fn new_token() -> (String, String) {
     let mut bytes = [0u8; TOKEN_BYTES];
     OsRng.fill_bytes(&mut bytes);
     let token = base64url(&bytes);
-    let hash = sha256_hex(&token);
+    let hash = stored_hash(&token);
     (token, hash)
 }
 
@@ -159,15 +159,7 @@ fn token_hash(token: &str) -> Option<String> {
         && token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    ok.then(|| sha256_hex(token))
-}
-
-fn sha256_hex(text: &str) -> String {
-    let mut hex = String::with_capacity(64);
-    for b in Sha256::digest(text.as_bytes()) {
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex
+    ok.then(|| stored_hash(token))
 }
 
 /// RFC 4648 §5 base64url without padding.
@@ -287,43 +279,55 @@ impl SqlWebSessions {
         Ok(Some(s))
     }
 
-    /// [`WebSessionStore::get`] and the session's panel account (`None` when the account is
-    /// gone) in one query: the same expiry, deletion and touching as `get`.
+    /// [`WebSessionStore::get`] and the session's [`AccountView`] for a caller on the line
+    /// with PPPoE login `line_login` (with `overview`, the subscriber's too) in one query;
+    /// `None` beside the session when the account is gone. The same expiry, deletion and
+    /// touching as `get`.
     pub async fn get_with_account(
         &self,
         token: &str,
-    ) -> Result<Option<(WebSession, Option<PanelAccount>)>, WebSessionError> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
+        line_login: Option<&str>,
+        overview: bool,
+    ) -> Result<Option<(WebSession, Option<AccountView>)>, WebSessionError> {
+        static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
             let session = SESSION_COLS
                 .split(", ")
-                .map(|c| format!("s.{c} AS {c}"))
+                .map(|c| format!("ws.{c} AS {c},"))
                 .collect::<Vec<_>>()
-                .join(", ");
-            format!(
-                "SELECT {session}, {} FROM web_sessions s \
-                 LEFT JOIN panel_accounts a ON a.id = s.account_id WHERE s.id_hash = $1",
-                panel::account_select_list("a", "a_")
-            )
+                .join(" ");
+            [false, true].map(|o| {
+                panel::account_view_sql(
+                    &session,
+                    "web_sessions ws LEFT JOIN panel_accounts a ON a.id = ws.account_id",
+                    "ws.id_hash = $1",
+                    o,
+                )
+            })
         });
         let Some(hash) = token_hash(token) else {
             return Ok(None);
         };
-        let found = on_pool!(&self.db, pool => sqlx::query(SQL.as_str())
-            .bind(&hash)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| Ok::<_, sqlx::Error>((
-                read_stored(&Cols::new(&r))?,
-                panel::read_account_prefixed(&r, "a_")?,
-            )))
-            .transpose()?);
-        let Some((stored, account)) = found else {
+        let found = on_pool!(&self.db, pool => {
+            let rows = sqlx::query(SQL[usize::from(overview)].as_str())
+                .bind(&hash)
+                .bind(line_login)
+                .fetch_all(pool)
+                .await?;
+            match rows.first() {
+                None => None,
+                Some(first) => Some((
+                    read_stored(&Cols::new(first))?,
+                    panel::read_account_view(&rows, overview)?,
+                )),
+            }
+        });
+        let Some((stored, view)) = found else {
             return Ok(None);
         };
         Ok(self
             .settle(&hash, stored)
             .await?
-            .map(|s| (s.public(), account)))
+            .map(|s| (s.public(), view)))
     }
 
     async fn delete_hash(&self, hash: &str) -> Result<u64, WebSessionError> {
@@ -823,6 +827,7 @@ impl WebSessionStore for RedisWebSessions {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
     use std::sync::atomic::{AtomicI64, Ordering};
 
     use super::*;
@@ -1122,16 +1127,39 @@ mod tests {
         let ta = h.store.create(a, false, ip()).await.unwrap();
         let tb = h.store.create(b, true, None).await.unwrap();
         for (token, id) in [(&ta, a), (&tb, b)] {
-            let (s, acc) = sql.get_with_account(token).await.unwrap().unwrap();
-            assert_eq!(Some(s), h.store.get(token).await.unwrap());
-            let acc = acc.unwrap();
-            assert_eq!((acc.id, acc.disabled), (id, false));
+            for overview in [false, true] {
+                let (s, view) = sql
+                    .get_with_account(token, None, overview)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(Some(s), h.store.get(token).await.unwrap());
+                let view = view.unwrap();
+                assert_eq!((view.account.id, view.account.disabled), (id, false));
+                assert_eq!(view.line_contract, None);
+                assert_eq!(
+                    view.overview.map(|o| o.subscriber.id),
+                    overview.then_some(view.account.subscriber_id)
+                );
+            }
         }
-        assert!(sql.get_with_account("x").await.unwrap().is_none());
+        assert!(sql
+            .get_with_account("x", None, false)
+            .await
+            .unwrap()
+            .is_none());
         h.store.delete(&ta).await.unwrap();
-        assert!(sql.get_with_account(&ta).await.unwrap().is_none());
+        assert!(sql
+            .get_with_account(&ta, None, true)
+            .await
+            .unwrap()
+            .is_none());
         h.clock.advance(31 * MIN);
-        assert!(sql.get_with_account(&tb).await.unwrap().is_none());
+        assert!(sql
+            .get_with_account(&tb, None, false)
+            .await
+            .unwrap()
+            .is_none());
         assert_eq!(h.stored().await, 0, "the expired session was deleted");
     }
 
@@ -1367,10 +1395,10 @@ mod tests {
         let dump = h.dump().await;
         for token in [&promoted, &plain] {
             assert!(!dump.contains(token.as_str()), "raw token stored:\n{dump}");
-            assert!(dump.contains(&sha256_hex(token)), "hash missing:\n{dump}");
+            assert!(dump.contains(&stored_hash(token)), "hash missing:\n{dump}");
         }
         assert!(
-            !dump.contains(&sha256_hex(&first)),
+            !dump.contains(&stored_hash(&first)),
             "old session left:\n{dump}"
         );
     }
@@ -1395,7 +1423,7 @@ mod tests {
                     .unwrap()
             }
         };
-        let session = format!("{prefix}ws:{}", sha256_hex(&token));
+        let session = format!("{prefix}ws:{}", stored_hash(&token));
         let set = format!("{prefix}wsa:7");
         assert!((1795..=1800).contains(&ttl(session.clone()).await));
         assert!((12 * HOUR - 5..=12 * HOUR).contains(&ttl(set.clone()).await));
