@@ -854,19 +854,13 @@ async fn connection_note_on_every_page(h: &Harness) {
 }
 
 #[tokio::test]
-async fn connection_note_on_every_page_sqlite() {
-    let h = Harness::sqlite().await;
-    connection_note_on_every_page(&h).await;
-    h.finish().await;
-}
-
-#[tokio::test]
-async fn connection_note_on_every_page_postgres_redis() {
-    let Some(h) = Harness::postgres_redis("web::connection_note_on_every_page").await else {
-        return;
-    };
-    connection_note_on_every_page(&h).await;
-    h.finish().await;
+async fn connection_note_on_every_page_of_each_backend() {
+    let sqlite = Harness::sqlite().await;
+    let others = Harness::postgres_redis("web::connection_note_on_every_page").await;
+    for h in std::iter::once(sqlite).chain(others) {
+        connection_note_on_every_page(&h).await;
+        h.finish().await;
+    }
 }
 
 /// A page without a form makes no CSRF seed (no cookie, no work); a page with one does, and
