@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of the panel (not a timed test), in one go:
-#   a) a hello-world axum handler (`ebok-bench hello`), the reference;
+#   a) a hello-world axum handler (`ebok-bench hello`), the reference, run before each
+#   backend and once at the end;
 #   b) GET /logowanie (the login page, anonymous), c) GET /panel (the home page of a
 #   logged-in subscriber, identified from his own line), d) GET / (anonymous) — each with
 #   wrk for DURATION seconds against `ebok run --demo` on SQLite, then b)–d) again on
@@ -9,7 +10,9 @@
 #   GET /platnosci (Płatności: his whole ledger, 240 entries, paged) and GET /statystyki as
 #   the logged-in Jan on every backend; f) the argon2id cost of one login
 #   (`ebok-bench argon2`); g) the time to generate one invoice PDF (`ebok-bench pdf`);
-#   h) a table with requests/s, p50, p99 and the ratio to a).
+#   h) a table with requests/s, p50, p99, the ratio to a) (the mean of the references just
+#   before and after the backend), the server's CPU time per request (/proc) and its ratio
+#   to a)'s (the steadier figure when other work shares the machine).
 #
 # The demo makes 127.0.0.1 Jan Kowalski's live line; the script registers his panel account
 # through the real form (CSRF cookie and field, PESEL and contract number), logs in through
@@ -112,21 +115,45 @@ to_ms() { # wrk latency ("812.00us", "1.23ms", "1.02s") in ms
         printf "%.2f", n }'
 }
 
-# wrk NAME URL [extra wrk args]: one run; appends "NAME rps p50 p99 errors" to the results.
+cpu_ticks() { # utime + stime of a process, in clock ticks
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+# wrk NAME PID URL [extra wrk args]: one run against the server PID; appends
+# "NAME rps p50 p99 cpu errors" to the results (cpu: the server's CPU time per request, in
+# µs, from /proc: steadier than requests/s when other work shares the cores).
 bench() {
-    local name=$1 url=$2 out
-    shift 2
+    local name=$1 pid=$2 url=$3 out
+    shift 3
     out=$tmp/wrk-$name.txt
     local cmd=(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
     echo "  $name: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency $url"
+    local t0 t1
+    t0=$(cpu_ticks "$pid")
     "${cmd[@]}" >"$out"
-    local rps p50 p99 bad
+    t1=$(cpu_ticks "$pid")
+    local rps p50 p99 cpu bad
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
     p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    cpu=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" \
+        '/requests in/ {printf "%.1f", t / hz * 1e6 / $1}' "$out")
     bad=$(awk '/Non-2xx or 3xx/ {n = $NF} /Socket errors/ {s = $0} END {print (n ? n : 0) (s ? " (" s ")" : "")}' "$out")
-    printf '    %.0f req/s, p50 %s ms, p99 %s ms, non-2xx/3xx %s\n' "$rps" "$p50" "$p99" "$bad"
-    echo "$name $rps $p50 $p99 $bad" >>"$results"
+    printf '    %.0f req/s, p50 %s ms, p99 %s ms, %s µs CPU/request, non-2xx/3xx %s\n' \
+        "$rps" "$p50" "$p99" "$cpu" "$bad"
+    echo "$name $rps $p50 $p99 $cpu $bad" >>"$results"
+}
+
+# reference NAME: the hello-world run (before each backend and at the end: the machine is
+# shared, so each page is compared with the references just before and after its backend).
+reference() {
+    "$BENCH" hello --listen "127.0.0.1:$hport" 2>"$tmp/hello.log" &
+    hello_pid=$!
+    wait_http "http://127.0.0.1:$hport/" "$hello_pid"
+    echo "== reference"
+    bench "$1" "$hello_pid" "http://127.0.0.1:$hport/"
+    stop_pid "$hello_pid"
+    hello_pid=""
 }
 
 # Register Jan Kowalski's panel account through the form and log in; prints the Cookie
@@ -209,11 +236,11 @@ run_panel() {
     "$BENCH" seed-billing --database-url "$dburl" | sed 's/^/  /'
     check_page "$base" "$cookie" /platnosci 'Saldo'
     check_page "$base" "$cookie" /statystyki 'Transfer w ostatnich 30 dniach'
-    if wants login; then bench "$label-login" "$base/logowanie"; fi
-    if wants panel; then bench "$label-panel" "$base/panel" -H "Cookie: $cookie"; fi
-    if wants home; then bench "$label-home" "$base/"; fi
-    if wants payments; then bench "$label-payments" "$base/platnosci" -H "Cookie: $cookie"; fi
-    if wants stats; then bench "$label-stats" "$base/statystyki" -H "Cookie: $cookie"; fi
+    if wants login; then bench "$label-login" "$server_pid" "$base/logowanie"; fi
+    if wants panel; then bench "$label-panel" "$server_pid" "$base/panel" -H "Cookie: $cookie"; fi
+    if wants home; then bench "$label-home" "$server_pid" "$base/"; fi
+    if wants payments; then bench "$label-payments" "$server_pid" "$base/platnosci" -H "Cookie: $cookie"; fi
+    if wants stats; then bench "$label-stats" "$server_pid" "$base/statystyki" -H "Cookie: $cookie"; fi
     check_panel "$base" "$cookie" # still logged in: wrk measured the real page throughout
     if [ "$label" = sqlite ]; then
         echo "== invoice PDF generation time (Jan's newest invoice)"
@@ -227,19 +254,13 @@ echo "== machine: $(nproc) cores, $(uname -sr)"
 started=$(date +%s)
 
 hport=$("$BENCH" free-port)
-"$BENCH" hello --listen "127.0.0.1:$hport" 2>"$tmp/hello.log" &
-hello_pid=$!
-wait_http "http://127.0.0.1:$hport/" "$hello_pid"
-echo "== reference"
-bench hello "http://127.0.0.1:$hport/"
-stop_pid "$hello_pid"
-hello_pid=""
-
+reference hello
 run_panel sqlite "sqlite://$tmp/ebok.sqlite"
 
 if [ "$SKIP_POSTGRES" != 1 ]; then
     pg_db="ebok_bench_web_$$"
     if psql "$POSTGRES_URL/postgres" -q -c "CREATE DATABASE \"$pg_db\"" >/dev/null; then
+        reference hello
         run_panel postgres "$POSTGRES_URL/$pg_db"
         drop_pg
     else
@@ -250,6 +271,7 @@ fi
 
 if [ "$SKIP_REDIS" != 1 ]; then
     if redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
+        reference hello
         run_panel redis "sqlite://$tmp/ebok-redis.sqlite" redis
         clean_redis_prefix
     else
@@ -257,30 +279,34 @@ if [ "$SKIP_REDIS" != 1 ]; then
     fi
 fi
 
-# The reference once more at the end: the machine is shared, so the ratio uses the mean of
-# the two hello-world runs around the panel runs.
-"$BENCH" hello --listen "127.0.0.1:$hport" 2>"$tmp/hello.log" &
-hello_pid=$!
-wait_http "http://127.0.0.1:$hport/" "$hello_pid"
-echo "== reference again"
-bench hello2 "http://127.0.0.1:$hport/"
-stop_pid "$hello_pid"
-hello_pid=""
+reference hello
 
 echo "== argon2id verification cost"
 "$BENCH" argon2 --n "$ARGON2_N" | tee -a "$results"
 
 echo
 echo "== summary ($(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; $(($(date +%s) - started)) s)"
+# Each page's ratio is to the mean of the hello-world runs just before and after its backend;
+# "× hello CPU" is hello-world's CPU per request over the page's (1 = as cheap).
 awk '
-    $1 == "hello" { h1 = $2 } $1 == "hello2" { h2 = $2 }
-    $1 != "RESULT" { name[++n] = $1; rps[n] = $2; p50[n] = $3; p99[n] = $4; err[n] = $5 }
+    $1 != "RESULT" {
+        n++; name[n] = $1; rps[n] = $2; p50[n] = $3; p99[n] = $4; cpu[n] = $5
+        err[n] = $6; for (f = 7; f <= NF; f++) err[n] = err[n] " " $f
+    }
     END {
-        ref = (h1 + h2) / 2
-        printf "| %-18s | %10s | %8s | %8s | %14s | %s\n", "run", "req/s", "p50 ms", "p99 ms", "× hello-world", "non-2xx"
-        for (i = 1; i <= n; i++)
-            printf "| %-18s | %10.0f | %8.2f | %8.2f | %14.2f | %s\n", name[i], rps[i], p50[i], p99[i], rps[i] / ref, err[i]
-        printf "hello-world reference: mean of %.0f and %.0f req/s\n", h1, h2
+        printf "| %-18s | %10s | %8s | %8s | %14s | %8s | %11s | %s\n", "run", "req/s", "p50 ms", "p99 ms", \
+            "× hello-world", "µs CPU", "× hello CPU", "non-2xx"
+        for (i = 1; i <= n; i++) {
+            if (name[i] == "hello") { printf "| %-18s | %10.0f | %8.2f | %8.2f | %14s | %8.1f | %11s | %s\n", \
+                name[i], rps[i], p50[i], p99[i], "", cpu[i], "", err[i]; continue }
+            b = 0; a = 0
+            for (j = i - 1; j >= 1; j--) if (name[j] == "hello") { b = j; break }
+            for (j = i + 1; j <= n; j++) if (name[j] == "hello") { a = j; break }
+            k = (b > 0) + (a > 0)
+            r = k ? (rps[b] + rps[a]) / k : 0; c = k ? (cpu[b] + cpu[a]) / k : 0
+            printf "| %-18s | %10.0f | %8.2f | %8.2f | %14.2f | %8.1f | %11.2f | %s\n", name[i], rps[i], \
+                p50[i], p99[i], r ? rps[i] / r : 0, cpu[i], cpu[i] ? c / cpu[i] : 0, err[i]
+        }
     }' "$results"
 grep '^RESULT argon2' "$results" || true
 grep '^RESULT pdf' "$results" || true

@@ -830,6 +830,78 @@ async fn csrf_missing_forged_or_cross_site_is_refused() {
     h.finish().await;
 }
 
+/// The connection note on pages other than "Twój panel" (answered in the session's query,
+/// without the overview): the own line names its contract, another's line does not.
+async fn connection_note_on_every_page(h: &Harness) {
+    let mut b = jan_registered(h).await;
+    for page in ["/kontakt", "/panel", "/ustawienia"] {
+        let p = b.get(page).await;
+        assert_eq!(p.status, StatusCode::OK, "{page}");
+        assert!(p.body.contains("łącze umowy UM/2013/001"), "{page}");
+    }
+    b.peer = SocketAddr::new(ANNA_IP.parse().unwrap(), 40000);
+    for page in ["/kontakt", "/panel"] {
+        let p = b.get(page).await;
+        assert!(p.body.contains("nie należy do Twojego konta"), "{page}");
+        assert!(!p.body.contains("łącze umowy"), "{page}");
+    }
+    b.peer = SocketAddr::new(STRANGER_IP.parse().unwrap(), 40000);
+    assert!(b
+        .get("/kontakt")
+        .await
+        .body
+        .contains("którego nie rozpoznajemy"));
+}
+
+#[tokio::test]
+async fn connection_note_on_every_page_of_each_backend() {
+    let sqlite = Harness::sqlite().await;
+    let others = Harness::postgres_redis("web::connection_note_on_every_page").await;
+    for h in std::iter::once(sqlite).chain(others) {
+        connection_note_on_every_page(&h).await;
+        h.finish().await;
+    }
+}
+
+/// A page without a form makes no CSRF seed (no cookie, no work); a page with one does, and
+/// a token whose seed the browser never got back is refused.
+#[tokio::test]
+async fn csrf_seed_only_where_a_form_is_shown() {
+    let h = Harness::sqlite().await;
+    let seed_cookie = |r: &Resp| {
+        r.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|v| v.to_str().unwrap().starts_with("ebok_csrf="))
+    };
+    let mut b = h.browser(JAN_IP);
+    for page in ["/", "/jezyk/en?wroc=/", "/nie-ma-takiej-strony"] {
+        let r = b.get(page).await;
+        assert!(!seed_cookie(&r), "{page} set a CSRF seed");
+        assert!(r.headers.contains_key("content-security-policy"), "{page}");
+    }
+    assert!(b.csrf.is_none() && !b.cookies.contains_key("ebok_csrf"));
+    let r = b.get("/logowanie").await;
+    assert!(seed_cookie(&r) && b.csrf.is_some());
+    // The same browser keeps its seed: no new cookie, the same token.
+    let token = b.csrf.clone();
+    assert!(!seed_cookie(&b.get("/logowanie").await));
+    assert_eq!(b.csrf, token);
+    // A browser that drops the seed cookie cannot use the token made for it.
+    let mut forgetful = h.browser(JAN_IP);
+    forgetful.get("/logowanie").await;
+    forgetful.cookies.clear();
+    let r = forgetful
+        .post(
+            "/logowanie",
+            &[("login", "jan.kowalski"), ("password", "x")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.headers.contains_key("content-security-policy"));
+    h.finish().await;
+}
+
 #[tokio::test]
 async fn security_headers_and_languages() {
     let h = Harness::sqlite().await;
