@@ -1460,16 +1460,24 @@ mod tests {
         english.language = "en";
         mailer.send(&english).await.unwrap();
 
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&outbox)
+        let files: Vec<PathBuf> = std::fs::read_dir(&outbox)
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
-        files.sort();
         assert_eq!(files.len(), 2, "{files:?}");
         assert!(files.iter().all(|f| f.extension().unwrap() == "eml"));
-        let raw = std::fs::read(&files[0]).unwrap();
+        // Two mails written in the same millisecond may sort either way by name: tell them
+        // apart by their language.
+        let mut mails: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+        mails.sort_by_key(|m| {
+            let parsed = mail_parser::MessageParser::default().parse(m).unwrap();
+            parsed
+                .header_raw("Content-Language")
+                .map(|l| l.trim() == "en")
+        });
+        let raw = mails[0].clone();
         assert_polish_message(&raw);
-        let second = std::fs::read(&files[1]).unwrap();
+        let second = mails[1].clone();
         let parsed = mail_parser::MessageParser::default()
             .parse(&second)
             .unwrap();
