@@ -56,19 +56,15 @@ const MEMORY_RECORDS: usize = 1 << 16;
 pub struct Frames {
     buf: Vec<u8>,
     count: u64,
-    /// The records themselves, with the end of each one in `buf`, when every record came
-    /// through [`Frames::push_owned_event`]: the writer keeps them for the replay, which then
-    /// need not read the log back. Empty otherwise (`kept` false).
+    /// The records pushed with [`Frames::push_owned_event`], with the end of each one in
+    /// `buf`. When that is every record (as many as `count`), the writer keeps them for the
+    /// replay, which then need not read the log back.
     records: Vec<(Arc<SpoolRecord>, usize)>,
-    kept: bool,
 }
 
 impl Frames {
     pub fn new() -> Self {
-        Frames {
-            kept: true,
-            ..Frames::default()
-        }
+        Frames::default()
     }
 
     /// Records framed so far.
@@ -85,8 +81,6 @@ impl Frames {
         let start = self.open(MAGIC_EVENT);
         codec::encode_event(&mut self.buf, event, expires_at);
         self.close(start);
-        self.kept = false;
-        self.records.clear();
     }
 
     /// Frame one event and keep it, so the replay can take it from memory.
@@ -94,13 +88,11 @@ impl Frames {
         let start = self.open(MAGIC_EVENT);
         codec::encode_event(&mut self.buf, &event, expires_at);
         self.close(start);
-        if self.kept {
-            let record = SpoolRecord::Event {
-                event: Box::new(event),
-                expires_at,
-            };
-            self.records.push((Arc::new(record), self.buf.len()));
-        }
+        let record = SpoolRecord::Event {
+            event: Box::new(event),
+            expires_at,
+        };
+        self.records.push((Arc::new(record), self.buf.len()));
     }
 
     /// Frame any record: events in the binary encoding, history records as JSON.
@@ -114,8 +106,6 @@ impl Frames {
                     return Err(io::Error::other(e));
                 }
                 self.close(start);
-                self.kept = false;
-                self.records.clear();
             }
         }
         Ok(())
@@ -375,8 +365,7 @@ impl Writer {
         let mut at = self.write_off;
         for (f, _) in all.iter_mut() {
             let contiguous = self.memory.back().is_none_or(|(_, end, _)| *end == at);
-            if f.kept
-                && f.records.len() as u64 == f.count
+            if f.records.len() as u64 == f.count
                 && contiguous
                 && self.memory.len() + f.records.len() <= MEMORY_RECORDS
             {
