@@ -25,6 +25,7 @@ pub mod auth;
 pub mod billing;
 pub mod i18n;
 pub mod line;
+pub mod line_note;
 pub mod office;
 pub mod pages;
 pub mod passwords;
@@ -73,6 +74,8 @@ pub struct Panel {
     pub mailer: Mailer,
     pub csrf_key: request::CsrfKey,
     pub trusted: Vec<IpNet>,
+    /// The connection note's "is this a live line" for visitors not logged in.
+    pub line_note: line_note::LineNoteCache,
     /// Ends a subscriber's PPPoE session on its NAS ("restart my connection"); set once at
     /// start-up (RFC 5176 client) or by a test. Unset: the panel says it is unavailable.
     pub session_control: std::sync::OnceLock<Arc<dyn crate::radius::coa::SessionControl>>,
@@ -157,6 +160,8 @@ impl AppState {
             mailer,
             csrf_key,
             trusted: config.web.trusted_proxy_nets(),
+            // Remembered only where asking costs a round trip.
+            line_note: line_note::LineNoteCache::new(config.sessions.store == StoreKind::Redis),
             session_control: std::sync::OnceLock::new(),
             radius: std::sync::OnceLock::new(),
         };

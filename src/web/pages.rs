@@ -245,7 +245,11 @@ impl Chrome {
     pub async fn new(state: &AppState, ctx: &Ctx, path: &str) -> Chrome {
         let live = match ctx.line_live {
             Some(live) => live,
-            None => matches!(state.live.lookup(ctx.info.ip).await, Ok(Some(_))),
+            None => {
+                (state.panel.line_note)
+                    .is_live(state.live.as_ref(), ctx.info.ip)
+                    .await
+            }
         };
         let line = match (live, &ctx.auth) {
             (false, _) => Line::Unknown,

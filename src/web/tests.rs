@@ -863,6 +863,59 @@ async fn connection_note_on_every_page_of_each_backend() {
     }
 }
 
+/// With Redis the anonymous connection note is remembered for a moment
+/// ([`super::line_note::TTL`]); registration asks the live map itself: a line whose session
+/// has just ended cannot register although the note still calls it ours.
+#[tokio::test]
+async fn registration_asks_the_live_map_while_the_note_remembers() {
+    let Some(h) = Harness::postgres_redis("web::registration_asks_the_live_map").await else {
+        return;
+    };
+    let known = "to łącze naszej sieci";
+    let mut b = h.browser(JAN_IP);
+    let asked = tokio::time::Instant::now();
+    assert!(b.get("/").await.body.contains(known));
+    let form = b.get("/rejestracja").await;
+    assert!(form.body.contains("name=\"contract\""), "{}", form.body);
+    // Jan's session ends (the form is already in his browser).
+    let now = OffsetDateTime::now_utc();
+    let mut stop = AccountingEvent::new(StatusType::Stop, "nas1", "s-jan", now);
+    stop.user_name = Some("jan@isp".into());
+    stop.framed_ip = Some(JAN_IP.parse().unwrap());
+    h.state
+        .live
+        .apply(&stop, now + time::Duration::hours(1))
+        .await
+        .unwrap();
+    let note = b.get("/").await.body;
+    if asked.elapsed() < super::line_note::TTL {
+        assert!(note.contains(known), "remembered for the TTL");
+    }
+    let r = b
+        .post(
+            "/rejestracja",
+            &[
+                ("login", "jan.kowalski"),
+                ("password", GOOD_PASSWORD),
+                ("password2", GOOD_PASSWORD),
+                ("email", "jan@example.pl"),
+                ("id", JAN_PESEL),
+                ("contract", "UM/2013/001"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(
+        crate::store::panel::panel_account_by_login(&h.state.db, "jan.kowalski")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    tokio::time::sleep(super::line_note::TTL).await;
+    assert!(!b.get("/").await.body.contains(known), "then asked again");
+    h.finish().await;
+}
+
 /// A page without a form makes no CSRF seed (no cookie, no work); a page with one does, and
 /// a token whose seed the browser never got back is refused.
 #[tokio::test]
