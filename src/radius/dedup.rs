@@ -22,16 +22,49 @@ pub enum Seen {
 #[derive(Debug)]
 struct Entry {
     authenticator: [u8; 16],
-    reply: Option<Vec<u8>>,
+    reply: Option<Reply>,
     at: Instant,
 }
 
+/// Replies up to this long (an Accounting-Response with a Message-Authenticator is 38) are
+/// kept inline: remembering a reply allocates nothing.
+const INLINE: usize = 40;
+
+/// A remembered reply.
+#[derive(Debug)]
+enum Reply {
+    Inline(u8, [u8; INLINE]),
+    Heap(Vec<u8>),
+}
+
+impl Reply {
+    fn new(bytes: &[u8]) -> Reply {
+        if bytes.len() <= INLINE {
+            let mut inline = [0u8; INLINE];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Reply::Inline(bytes.len() as u8, inline)
+        } else {
+            Reply::Heap(bytes.to_vec())
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Reply::Inline(len, b) => &b[..usize::from(*len)],
+            Reply::Heap(v) => v,
+        }
+    }
+}
+
 type Key = (SocketAddr, u8);
+/// Keys come only from configured NAS addresses whose requests were authenticated; a keyed
+/// fast hash (foldhash, seeded per process) instead of SipHash.
+type Shard = HashMap<Key, Entry, foldhash::fast::RandomState>;
 
 /// The duplicate cache, sharded to keep lock contention low.
 #[derive(Debug)]
 pub struct DuplicateCache {
-    shards: Vec<Mutex<HashMap<Key, Entry>>>,
+    shards: Vec<Mutex<Shard>>,
     window: Duration,
 }
 
@@ -40,12 +73,12 @@ const SHARDS: usize = 16;
 impl DuplicateCache {
     pub fn new(window: Duration) -> Self {
         DuplicateCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             window,
         }
     }
 
-    fn shard(&self, key: &Key) -> &Mutex<HashMap<Key, Entry>> {
+    fn shard(&self, key: &Key) -> &Mutex<Shard> {
         let port = key.0.port() as usize;
         &self.shards[(port ^ key.1 as usize) % SHARDS]
     }
@@ -58,7 +91,7 @@ impl DuplicateCache {
         if let Some(e) = shard.get(&key) {
             if e.authenticator == authenticator && now.duration_since(e.at) < self.window {
                 return match &e.reply {
-                    Some(r) => Seen::Answered(r.clone()),
+                    Some(r) => Seen::Answered(r.bytes().to_vec()),
                     None => Seen::InProgress,
                 };
             }
@@ -86,7 +119,7 @@ impl DuplicateCache {
         let mut shard = self.shard(&key).lock().expect("dedup lock");
         if let Some(e) = shard.get_mut(&key) {
             if e.authenticator == authenticator {
-                e.reply = Some(reply.to_vec());
+                e.reply = Some(Reply::new(reply));
                 e.at = Instant::now();
             }
         }
@@ -131,6 +164,11 @@ mod tests {
         assert_eq!(c.check(src, 7, [1; 16]), Seen::InProgress);
         c.answered(src, 7, [1; 16], b"reply");
         assert_eq!(c.check(src, 7, [1; 16]), Seen::Answered(b"reply".to_vec()));
+        // A reply too long to keep inline comes back whole as well.
+        let long: Vec<u8> = (0..=200u8).collect();
+        assert_eq!(c.check(src, 8, [1; 16]), Seen::New);
+        c.answered(src, 8, [1; 16], &long);
+        assert_eq!(c.check(src, 8, [1; 16]), Seen::Answered(long));
         // Same id, other port or other authenticator: a different request.
         assert_eq!(
             c.check("10.0.0.1:4001".parse().unwrap(), 7, [1; 16]),
