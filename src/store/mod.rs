@@ -89,6 +89,9 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
+                // Per connection (≤ 4): history indexes (IP, login, time) and the daily
+                // traffic upserts touch pages all over their trees.
+                .pragma("cache_size", "-8192")
                 .busy_timeout(Duration::from_secs(5));
             if let Some(dir) = opts.get_filename().parent() {
                 if !dir.as_os_str().is_empty() {
