@@ -66,6 +66,9 @@ pub struct RadiusConfig {
     pub ack_after: AckAfter,
     /// Milliseconds to wait for the live store before spooling.
     pub store_timeout_ms: u64,
+    /// With `ack_after = "journal"`: niceness added to the thread that applies the journal to
+    /// the stores (0..=19; 0 = no thread of its own), so answering goes first under load.
+    pub replay_nice: i32,
     /// Extra FreeRADIUS-format dictionary.
     pub dictionary: Option<PathBuf>,
 }
@@ -82,6 +85,7 @@ impl Default for RadiusConfig {
             duplicate_window: 30,
             ack_after: AckAfter::Journal,
             store_timeout_ms: 500,
+            replay_nice: 10,
             dictionary: None,
         }
     }
@@ -494,6 +498,12 @@ impl Config {
                 "no address to listen on".into(),
             ));
         }
+        if !(0..=19).contains(&self.radius.replay_nice) {
+            return Err(err(
+                "radius.replay_nice".into(),
+                format!("{} is outside 0..=19", self.radius.replay_nice),
+            ));
+        }
         if self.radius.max_in_flight == 0 {
             return Err(err(
                 "radius.max_in_flight".into(),
@@ -848,6 +858,9 @@ mod tests {
 
         let e = load_text("[radius]\nlisen = []\n", vec![]).unwrap_err();
         assert_eq!(e.key, "lisen", "{e}");
+        let e = load_text("[radius]\nreplay_nice = 20\n", vec![]).unwrap_err();
+        assert_eq!(e.key, "radius.replay_nice", "{e}");
+        assert!(e.reason.contains("0..=19"), "{e}");
 
         let e = load_text("[isp]\nnip = \"526-025-02-75\"\n", vec![]).unwrap_err();
         assert_eq!(e.key, "isp.nip", "{e}");

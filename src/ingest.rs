@@ -94,6 +94,8 @@ pub struct Ingest {
     wake: Notify,
     /// Last event per NAS client entry, as received by this instance.
     pub activity: crate::radius::nas::NasActivity,
+    /// The low-priority runtime the replay and the history writer work on, if any.
+    background: Option<crate::background::Background>,
 }
 
 /// Where an event ended up.
@@ -106,16 +108,25 @@ pub enum Recorded {
 }
 
 impl Ingest {
-    /// Must be called inside a tokio runtime (it starts the history writer).
+    /// Must be called inside a tokio runtime (it starts the history writer). With
+    /// `background`, the history writer works there, on a connection of its own, and
+    /// [`Ingest::run_replayer`] should be spawned there too ([`Ingest::spawn_replayer`]).
     pub fn new(
         live: Arc<dyn LiveSessions>,
         db: Db,
         spool: Spool,
         ack_after: AckAfter,
         store_timeout: Duration,
+        background: Option<crate::background::Background>,
     ) -> Self {
         // History gets twice the live store's patience: a group commit carries many events.
-        let history = HistoryWriter::spawn(db.clone(), spool.clone(), store_timeout * 2);
+        let history = match &background {
+            Some(bg) => {
+                let _on = bg.handle().enter();
+                HistoryWriter::spawn(db.dedicated_writer(), spool.clone(), store_timeout * 2)
+            }
+            None => HistoryWriter::spawn(db.clone(), spool.clone(), store_timeout * 2),
+        };
         Ingest {
             clock: Clock::new(),
             live,
@@ -126,6 +137,19 @@ impl Ingest {
             store_timeout,
             wake: Notify::new(),
             activity: Default::default(),
+            background,
+        }
+    }
+
+    /// Start [`Ingest::run_replayer`] on the background runtime when there is one.
+    pub fn spawn_replayer(
+        self: &Arc<Self>,
+        shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let replayer = self.clone().run_replayer(shutdown);
+        match &self.background {
+            Some(bg) => bg.handle().spawn(replayer),
+            None => tokio::spawn(replayer),
         }
     }
 

@@ -1,6 +1,7 @@
 //! ebok: RADIUS accounting server keeping a live IP → PPPoE session → subscriber map, and the
 //! subscribers' self-service panel.
 
+pub mod background;
 pub mod config;
 pub mod demo;
 pub mod identify;

@@ -11,7 +11,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{watch, Semaphore};
 
-use crate::config::{Config, StoreKind};
+use crate::config::{AckAfter, Config, StoreKind};
 use crate::ingest::Ingest;
 use crate::radius::dedup::DuplicateCache;
 use crate::radius::dict::Dictionary;
@@ -155,7 +155,26 @@ pub async fn start(
             crate::config::redact_url(&config.database.url)
         )
     })?;
-    let live = open_live(&config).await?;
+    // In journal mode the replay gets a thread of its own at a lower priority; the embedded
+    // store is opened there so its writer and SQLite thread work at that priority too (the
+    // panel reads its memory). Redis stays here: the panel asks it on every page.
+    let background = match config.radius.ack_after {
+        AckAfter::Journal if config.radius.replay_nice > 0 => Some(
+            crate::background::Background::start(config.radius.replay_nice)
+                .context("starting the replay thread (radius.replay_nice)")?,
+        ),
+        _ => None,
+    };
+    let live = match (&background, config.sessions.store) {
+        (Some(bg), StoreKind::Embedded) => {
+            let c = config.clone();
+            bg.handle()
+                .spawn(async move { open_live(&c).await })
+                .await
+                .context("opening the embedded live store on the replay thread")??
+        }
+        _ => open_live(&config).await?,
+    };
     let spool = Spool::open(&config.state.dir).with_context(|| {
         format!(
             "opening spool in {} (state.dir)",
@@ -168,6 +187,7 @@ pub async fn start(
         spool,
         config.radius.ack_after,
         Duration::from_millis(config.radius.store_timeout_ms),
+        background,
     ));
     if let Ok(n) = ingest.live.count().await {
         metrics::gauge!("ebok_live_sessions").set(n as f64);
@@ -218,7 +238,7 @@ pub async fn start(
         Some(handle)
     };
     let background = vec![
-        tokio::spawn(ingest.clone().run_replayer(shutdown.clone())),
+        ingest.spawn_replayer(shutdown.clone()),
         tokio::spawn(ingest.clone().run_sweeper(
             Duration::from_secs(config.sessions.expiry_sweep_interval),
             shutdown.clone(),

@@ -132,6 +132,23 @@ impl Db {
         }
     }
 
+    /// The database for one long-running writer (the history writer on the replay thread):
+    /// SQLite, a pool of its own single connection, opened lazily by the writer, so its
+    /// worker thread starts on (and inherits the priority of) the writer's thread and the
+    /// panel's connections stay at normal priority. PostgreSQL: the same pool (the work is
+    /// the server's).
+    pub fn dedicated_writer(&self) -> Db {
+        match self {
+            Db::Sqlite(p) => Db::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .test_before_acquire(false)
+                    .connect_lazy_with((*p.connect_options()).clone()),
+            ),
+            Db::Postgres(_) => self.clone(),
+        }
+    }
+
     /// Begin a transaction.
     pub async fn begin(&self) -> Result<DbTx, sqlx::Error> {
         Ok(match self {
