@@ -28,11 +28,14 @@ impl Background {
         std::thread::Builder::new()
             .name("ebok-replay".into())
             .spawn(move || {
-                let runtime = match lower_priority(nice).and_then(|()| {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                }) {
+                if let Err(e) = lower_priority(nice) {
+                    // A sandbox that forbids it (seccomp): replay at normal priority.
+                    tracing::warn!(error = %e, nice, "replay thread: cannot lower its priority");
+                }
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     Ok(r) => r,
                     Err(e) => {
                         let _ = ready.send(Err(e));
