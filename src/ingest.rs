@@ -365,7 +365,7 @@ impl Ingest {
         }
         // What the events produced for history, as one group commit (the writer spools it
         // itself when the database fails) before the run counts as replayed.
-        let merged = history::merge(history.iter());
+        let merged = history::merge(history);
         self.store_history(merged).await?;
         Ok(ok.iter().take_while(|v| **v).count())
     }
@@ -397,7 +397,7 @@ impl Ingest {
                 }
             }
         }
-        self.store_history(history::merge(history.iter())).await?;
+        self.store_history(history::merge(history)).await?;
         Ok(ok)
     }
 

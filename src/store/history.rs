@@ -443,7 +443,8 @@ impl HistoryWriter {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(HISTORY_BATCH);
             while rx.recv_many(&mut batch, HISTORY_BATCH).await > 0 {
-                let merged = merge(batch.iter().map(|(a, _)| a));
+                let (applied, replies): (Vec<Applied>, Vec<_>) = batch.drain(..).unzip();
+                let merged = merge(applied);
                 let result = match tokio::time::timeout(
                     timeout,
                     write_merged(&db, &merged.closed, &merged.traffic),
@@ -465,7 +466,7 @@ impl HistoryWriter {
                             .map(|()| Written::Spooled)
                     }
                 };
-                for (_, reply) in batch.drain(..) {
+                for reply in replies {
                     let _ = reply.send(match &result {
                         Ok(w) => Ok(*w),
                         Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
@@ -490,12 +491,12 @@ impl HistoryWriter {
 
 /// Several outcomes as one: closed sessions side by side, traffic summed per login and
 /// Europe/Warsaw day.
-pub fn merge<'a>(all: impl Iterator<Item = &'a Applied>) -> Applied {
+pub fn merge(all: impl IntoIterator<Item = Applied>) -> Applied {
     let mut closed = Vec::new();
     let mut traffic = Vec::new();
     for a in all {
-        closed.extend(a.closed.iter().cloned());
-        traffic.extend(a.traffic.iter().cloned());
+        closed.extend(a.closed);
+        traffic.extend(a.traffic);
     }
     Applied {
         stale: false,
@@ -556,7 +557,7 @@ mod tests {
             ],
             ..Applied::default()
         };
-        let m = merge([&a, &b].into_iter());
+        let m = merge([a, b]);
         let sums: Vec<(String, u64, u64)> = m
             .traffic
             .iter()
