@@ -120,12 +120,13 @@ impl Ingest {
         background: Option<crate::background::Background>,
     ) -> Self {
         // History gets twice the live store's patience: a group commit carries many events.
-        let history = match &background {
-            Some(bg) => {
-                let _on = bg.handle().enter();
-                HistoryWriter::spawn(db.dedicated_writer(), spool.clone(), store_timeout * 2)
-            }
-            None => HistoryWriter::spawn(db.clone(), spool.clone(), store_timeout * 2),
+        let history = {
+            let _on = background.as_ref().map(|bg| bg.handle().enter());
+            let history_db = match &background {
+                Some(_) => db.dedicated_writer(),
+                None => db.clone(),
+            };
+            HistoryWriter::spawn(history_db, spool.clone(), store_timeout * 2)
         };
         Ingest {
             clock: Clock::new(),

@@ -158,14 +158,14 @@ pub async fn start(
     // In journal mode the replay gets a thread of its own at a lower priority; the embedded
     // store is opened there so its writer and SQLite thread work at that priority too (the
     // panel reads its memory). Redis stays here: the panel asks it on every page.
-    let background = match config.radius.ack_after {
+    let replay_thread = match config.radius.ack_after {
         AckAfter::Journal if config.radius.replay_nice > 0 => Some(
             crate::background::Background::start(config.radius.replay_nice)
                 .context("starting the replay thread (radius.replay_nice)")?,
         ),
         _ => None,
     };
-    let live = match (&background, config.sessions.store) {
+    let live = match (&replay_thread, config.sessions.store) {
         (Some(bg), StoreKind::Embedded) => {
             let c = config.clone();
             bg.handle()
@@ -187,7 +187,7 @@ pub async fn start(
         spool,
         config.radius.ack_after,
         Duration::from_millis(config.radius.store_timeout_ms),
-        background,
+        replay_thread,
     ));
     if let Ok(n) = ingest.live.count().await {
         metrics::gauge!("ebok_live_sessions").set(n as f64);

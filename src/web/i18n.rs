@@ -2,7 +2,6 @@
 //! default, English by choice (cookie) or by `Accept-Language`.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
 use axum::http::HeaderMap;
@@ -69,29 +68,8 @@ impl Lang {
 }
 
 /// A catalogue: every page looks up dozens of keys, so with a hash quicker than the default
-/// SipHash. The keys are ours and fixed (no one can choose them to collide).
-type Catalogue = HashMap<String, String, BuildHasherDefault<Fnv1a>>;
-
-/// FNV-1a, 64 bits.
-struct Fnv1a(u64);
-
-impl Default for Fnv1a {
-    fn default() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv1a {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// SipHash (foldhash, as the duplicate cache). The keys are ours and fixed.
+type Catalogue = HashMap<String, String, foldhash::fast::FixedState>;
 
 fn load(text: &str) -> Catalogue {
     let table: toml::Table = toml::from_str(text).expect("catalogue is valid TOML");

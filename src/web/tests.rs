@@ -137,8 +137,19 @@ async fn seed(db: &Db) {
 }
 
 async fn start_session(live: &dyn LiveSessions, sid: &str, login: &str, ip: &str) {
+    session_event(live, StatusType::Start, sid, login, ip).await;
+}
+
+/// An event of session `sid` on `nas1`, now, applied to the live map.
+async fn session_event(
+    live: &dyn LiveSessions,
+    status: StatusType,
+    sid: &str,
+    login: &str,
+    ip: &str,
+) {
     let now = OffsetDateTime::now_utc();
-    let mut e = AccountingEvent::new(StatusType::Start, "nas1", sid, now);
+    let mut e = AccountingEvent::new(status, "nas1", sid, now);
     e.user_name = Some(login.into());
     e.framed_ip = Some(ip.parse().unwrap());
     live.apply(&e, now + time::Duration::hours(1))
@@ -878,15 +889,14 @@ async fn registration_asks_the_live_map_while_the_note_remembers() {
     let form = b.get("/rejestracja").await;
     assert!(form.body.contains("name=\"contract\""), "{}", form.body);
     // Jan's session ends (the form is already in his browser).
-    let now = OffsetDateTime::now_utc();
-    let mut stop = AccountingEvent::new(StatusType::Stop, "nas1", "s-jan", now);
-    stop.user_name = Some("jan@isp".into());
-    stop.framed_ip = Some(JAN_IP.parse().unwrap());
-    h.state
-        .live
-        .apply(&stop, now + time::Duration::hours(1))
-        .await
-        .unwrap();
+    session_event(
+        h.state.live.as_ref(),
+        StatusType::Stop,
+        "s-jan",
+        "jan@isp",
+        JAN_IP,
+    )
+    .await;
     let note = b.get("/").await.body;
     if asked.elapsed() < super::line_note::TTL {
         assert!(note.contains(known), "remembered for the TTL");
