@@ -161,28 +161,59 @@ impl Ingest {
         &self,
         events: Vec<(AccountingEvent, OffsetDateTime)>,
     ) -> Vec<io::Result<Recorded>> {
+        if self.ack_after == AckAfter::Journal {
+            let n = events.len();
+            let frames = self.journal_frames(events);
+            let result = self.spool.append_frames(frames).await;
+            return self.journaled(n, result);
+        }
         self.activity.saw(
             events.iter().map(|(e, _)| e.nas_client.as_str()),
             self.clock.now(),
         );
-        if self.ack_after == AckAfter::Journal {
-            let n = events.len();
-            let mut frames = Frames::new();
-            for (event, expires_at) in events {
-                frames.push_owned_event(event, expires_at);
-            }
-            let result = self.spool.append_frames(frames).await;
-            if result.is_ok() {
-                self.wake.notify_one();
-            }
-            return (0..n)
-                .map(|_| match &result {
-                    Ok(()) => Ok(Recorded::Spooled),
-                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-                })
-                .collect();
-        }
         futures_util::future::join_all(events.iter().map(|(e, at)| self.record(e, *at))).await
+    }
+
+    /// True when answers wait for the journal only ([`Ingest::journal_blocking`] applies).
+    pub fn journal_mode(&self) -> bool {
+        self.ack_after == AckAfter::Journal
+    }
+
+    /// Journal mode, from a thread outside the tokio runtime: append the events to the
+    /// journal in one write, blocking until they are on disk; one result per event.
+    pub fn journal_blocking(
+        &self,
+        events: Vec<(AccountingEvent, OffsetDateTime)>,
+    ) -> Vec<io::Result<Recorded>> {
+        let n = events.len();
+        let frames = self.journal_frames(events);
+        let result = self.spool.append_frames_blocking(frames);
+        self.journaled(n, result)
+    }
+
+    fn journal_frames(&self, events: Vec<(AccountingEvent, OffsetDateTime)>) -> Frames {
+        self.activity.saw(
+            events.iter().map(|(e, _)| e.nas_client.as_str()),
+            self.clock.now(),
+        );
+        let mut frames = Frames::new();
+        for (event, expires_at) in events {
+            frames.push_owned_event(event, expires_at);
+        }
+        frames
+    }
+
+    /// The outcome of one journal append for each of its `n` events; wakes the replay.
+    fn journaled(&self, n: usize, result: io::Result<()>) -> Vec<io::Result<Recorded>> {
+        if result.is_ok() {
+            self.wake.notify_one();
+        }
+        (0..n)
+            .map(|_| match &result {
+                Ok(()) => Ok(Recorded::Spooled),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            })
+            .collect()
     }
 
     /// Make one event durable. `Ok` means the NAS may be answered.

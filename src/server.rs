@@ -212,11 +212,17 @@ pub async fn start(
 
     let mut tasks = Vec::new();
     for socket in listeners.radius {
-        tasks.push(tokio::spawn(listener::serve(
-            Arc::new(socket),
-            ctx.clone(),
-            shutdown.clone(),
-        )));
+        // Journal mode: each socket on a thread of its own (no runtime wake-ups per batch);
+        // answers that wait for the stores keep the async loop.
+        tasks.push(if ingest.journal_mode() {
+            listener::serve_on_thread(socket, ctx.clone(), shutdown.clone())?
+        } else {
+            tokio::spawn(listener::serve(
+                Arc::new(socket),
+                ctx.clone(),
+                shutdown.clone(),
+            ))
+        });
     }
     // Passive capture feeds the same context; it stops with the listeners.
     let capture = if config.capture.interface.is_empty() {

