@@ -554,12 +554,7 @@ mod tests {
     #[tokio::test]
     async fn a_spooled_history_record_replays_even_when_its_commit_outlasts_the_store_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("h.sqlite").display()
-        ))
-        .await
-        .unwrap();
+        let db = crate::testkit::sqlite_in(dir.path(), "h.sqlite").await;
         let live = crate::sessions::embedded::EmbeddedSessions::open(&dir.path().join("live"))
             .await
             .unwrap();

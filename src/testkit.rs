@@ -145,3 +145,9 @@ pub async fn redis_cleanup(url: &str, prefix: &str) {
         cursor = next;
     }
 }
+
+/// A SQLite database (migrated) in the file `name` of `dir`.
+pub async fn sqlite_in(dir: &std::path::Path, name: &str) -> crate::store::Db {
+    let url = format!("sqlite://{}", dir.join(name).display());
+    crate::store::Db::connect(&url).await.expect("SQLite opens")
+}

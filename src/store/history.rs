@@ -576,12 +576,7 @@ mod tests {
     #[tokio::test]
     async fn writer_commits_many_writes_and_spools_when_the_database_fails() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("h.sqlite").display()
-        ))
-        .await
-        .unwrap();
+        let db = crate::testkit::sqlite_in(dir.path(), "h.sqlite").await;
         let spool = crate::spool::Spool::open(&dir.path().join("spool")).unwrap();
         let w = HistoryWriter::spawn(db.clone(), spool.clone(), std::time::Duration::from_secs(5));
         let at = datetime!(2026-07-01 10:00 UTC);

@@ -186,12 +186,7 @@ mod tests {
     #[tokio::test]
     async fn prunes_old_history_traffic_and_audit_on_sqlite() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("t.sqlite").display()
-        ))
-        .await
-        .unwrap();
+        let db = crate::testkit::sqlite_in(dir.path(), "t.sqlite").await;
         scenario(&db).await;
         former_scenario(&db).await;
     }
