@@ -20,7 +20,7 @@ use crate::store::Db;
 /// in each store: the history's indexes and daily traffic are updated all over their trees,
 /// so each commit rewrites most of their pages whatever its size, and larger rounds cost
 /// less per event (measured at 1,024 outstanding: 8,192 → 32,768 took the replay from
-/// 59k to 80k events/s).
+/// 59k to 77k events/s).
 const REPLAY_BATCH: usize = 32_768;
 /// How long the replay waits for a history commit. Nothing answers a NAS on this path, so
 /// it only guards against a database that hangs; a round large enough to need longer than
@@ -176,7 +176,7 @@ impl Ingest {
         &self,
         events: Vec<(AccountingEvent, OffsetDateTime)>,
     ) -> Vec<io::Result<Recorded>> {
-        if self.ack_after == AckAfter::Journal {
+        if self.journal_mode() {
             let n = events.len();
             let frames = self.journal_frames(events);
             let result = self.spool.append_frames(frames).await;

@@ -92,12 +92,7 @@ impl Datagrams {
         self.items.push((start, bytes.len(), source));
     }
 
-    fn clear(&mut self) {
-        self.data.clear();
-        self.items.clear();
-    }
-
-    fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], SocketAddr)> {
+    fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
         self.items
             .iter()
             .map(|&(start, n, source)| (&self.data[start..start + n], source))
@@ -356,14 +351,15 @@ struct Checked {
 /// Check every datagram of a batch (one clock read and one NAS-table read for all).
 fn check_batch<'a>(
     ctx: &RadiusContext,
-    datagrams: impl ExactSizeIterator<Item = (&'a [u8], SocketAddr)>,
+    datagrams: impl Iterator<Item = (&'a [u8], SocketAddr)>,
 ) -> Checked {
     let arrival = ctx.ingest.clock.now();
     let nas_table = ctx.nas_table();
+    let n = datagrams.size_hint().1.unwrap_or(0);
     let mut checked = Checked {
         counts: Counts::default(),
-        events: Vec::with_capacity(datagrams.len()),
-        pending: Vec::with_capacity(datagrams.len()),
+        events: Vec::with_capacity(n),
+        pending: Vec::with_capacity(n),
         replies: Vec::new(),
     };
     for (datagram, source) in datagrams {
@@ -477,28 +473,31 @@ fn receive_loop(
 ) {
     let slots = ctx.max_in_flight.clamp(1, THREAD_BATCH);
     let mut buffers = mmsg::RecvBuffers::new(slots, MAX_PACKET);
-    let mut batch = Datagrams::new();
     while !*shutdown.borrow() {
-        batch.clear();
-        match buffers.recv_wait(socket, slots, |bytes, source| batch.push(bytes, source)) {
-            Ok(_) => {}
+        let n = match buffers.recv_wait(socket, slots) {
+            Ok(n) => n,
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock
                         | io::ErrorKind::TimedOut
                         | io::ErrorKind::Interrupted
-                ) => {}
+                ) =>
+            {
+                0
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "radius: receive failed");
                 std::thread::sleep(std::time::Duration::from_millis(10));
+                0
             }
-        }
-        if batch.items.is_empty() {
+        };
+        if n == 0 {
             continue;
         }
-        // As `handle_batch`, with the blocking journal append and sends.
-        let c = check_batch(ctx, batch.iter());
+        // As `handle_batch` (the datagrams read in place, not copied into a batch), with
+        // the blocking journal append and sends.
+        let c = check_batch(ctx, buffers.received(n));
         let mut counts = c.counts;
         counts.replies += mmsg::send_all_wait(socket, &c.replies) as u64;
         if !c.events.is_empty() {

@@ -53,17 +53,14 @@ impl RecvBuffers {
     }
 
     /// On a blocking socket: wait for the first datagram (at most the socket's receive
-    /// timeout, then `WouldBlock`), then take up to `max` in all that are waiting, and pass
-    /// each to `each` with its source.
+    /// timeout, then `WouldBlock`), then take up to `max` in all that are waiting. Returns
+    /// how many; [`RecvBuffers::received`] reads them in place.
     pub(crate) fn recv_wait(
         &mut self,
         socket: &std::net::UdpSocket,
         max: usize,
-        each: impl FnMut(&[u8], SocketAddr),
     ) -> io::Result<usize> {
-        let n = self.recvmmsg(socket.as_raw_fd(), max, libc::MSG_WAITFORONE)?;
-        self.deliver(n, each);
-        Ok(n)
+        self.recvmmsg(socket.as_raw_fd(), max, libc::MSG_WAITFORONE)
     }
 
     /// One `recvmmsg` of up to `max` datagrams into the buffers.
@@ -112,15 +109,19 @@ impl RecvBuffers {
 
     /// Pass the first `n` received datagrams to `each`.
     fn deliver(&self, n: usize, mut each: impl FnMut(&[u8], SocketAddr)) {
-        for i in 0..n {
-            let hdr = &self.headers[i];
-            let len = (hdr.msg_len as usize).min(self.size);
-            let Some(source) = socket_addr(&self.addrs[i]) else {
-                continue;
-            };
-            let start = i * self.size;
-            each(&self.data[start..start + len], source);
+        for (bytes, source) in self.received(n) {
+            each(bytes, source);
         }
+    }
+
+    /// The first `n` datagrams of the last receive, with their sources, in place.
+    pub(crate) fn received(&self, n: usize) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+        (0..n.min(self.headers.len())).filter_map(move |i| {
+            let len = (self.headers[i].msg_len as usize).min(self.size);
+            let source = socket_addr(&self.addrs[i])?;
+            let start = i * self.size;
+            Some((&self.data[start..start + len], source))
+        })
     }
 }
 
@@ -341,9 +342,7 @@ mod tests {
         let to = b.local_addr().unwrap();
         let mut buffers = RecvBuffers::new(32, 4096);
         // Nothing there: the receive timeout ends the wait.
-        let err = buffers
-            .recv_wait(&b, 32, |_, _| panic!("no datagram"))
-            .unwrap_err();
+        let err = buffers.recv_wait(&b, 32).unwrap_err();
         assert!(matches!(
             err.kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -354,10 +353,13 @@ mod tests {
         assert_eq!(send_all_wait(&a, &datagrams), 20);
         let mut got = Vec::new();
         while got.len() < 20 {
-            let n = buffers
-                .recv_wait(&b, 32, |bytes, source| got.push((bytes.to_vec(), source)))
-                .unwrap();
+            let n = buffers.recv_wait(&b, 32).unwrap();
             assert!(n >= 1);
+            got.extend(
+                buffers
+                    .received(n)
+                    .map(|(bytes, source)| (bytes.to_vec(), source)),
+            );
         }
         let from = a.local_addr().unwrap();
         for (i, (bytes, source)) in got.iter().enumerate() {
