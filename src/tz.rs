@@ -2,14 +2,12 @@
 //! (UTC+2) from the last Sunday of March 01:00 UTC to the last Sunday of October 01:00 UTC,
 //! the EU rule in force since 1996. Data is stored in UTC; days and displays use this.
 
-use time::{Date, Month, OffsetDateTime, UtcOffset, Weekday};
+use time::{Date, Month, OffsetDateTime, UtcOffset};
 
 fn last_sunday(year: i32, month: Month) -> Date {
-    let mut d = Date::from_calendar_date(year, month, month.length(year)).expect("valid date");
-    while d.weekday() != Weekday::Sunday {
-        d = d.previous_day().expect("in range");
-    }
-    d
+    let last = Date::from_calendar_date(year, month, month.length(year)).expect("valid date");
+    let back = last.weekday().number_days_from_sunday();
+    last - time::Duration::days(i64::from(back))
 }
 
 /// The Europe/Warsaw UTC offset at instant `t`.
@@ -66,6 +64,18 @@ mod tests {
             warsaw_offset(datetime!(2026-01-15 12:00 UTC)).whole_hours(),
             1
         );
+    }
+
+    #[test]
+    fn last_sunday_is_the_last_sunday_of_its_month() {
+        for year in 1996..=2100 {
+            for month in [Month::March, Month::October] {
+                let d = last_sunday(year, month);
+                assert_eq!(d.weekday(), time::Weekday::Sunday, "{year} {month}");
+                assert_eq!(d.month(), month);
+                assert!(d.day() + 7 > month.length(year), "{d}");
+            }
+        }
     }
 
     #[test]

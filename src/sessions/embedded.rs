@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::redis::{decode_record, encode_record};
+use super::redis::{check_record_times as check_times, decode_record, encode_record};
 use super::rules::{self, IpKey, Record, Step, Tombstone};
 use super::{Applied, ClosedSession, LiveSession, LiveSessions, StoreError};
 use crate::radius::event::{AccountingEvent, StatusType};
@@ -61,22 +61,29 @@ const SCHEMA: &[&str] = &[
     ) WITHOUT ROWID",
 ];
 
+/// Hash maps of the store: keys come from authenticated NAS packets, and foldhash (keyed
+/// per process) costs a fraction of SipHash on every event of the replay.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The in-memory map, as committed.
 #[derive(Default)]
 struct State {
-    sessions: HashMap<Key, LiveSession>,
-    tombstones: HashMap<Key, Tombstone>,
-    resets: HashMap<String, OffsetDateTime>,
-    v4: HashMap<Ipv4Addr, Key>,
+    /// Live sessions and tombstones, by key.
+    records: Map<Key, Record>,
+    /// How many of `records` are live sessions.
+    live: usize,
+    resets: Map<String, OffsetDateTime>,
+    v4: Map<Ipv4Addr, Key>,
     v6: PrefixMap<Ipv6Net, Key>,
 }
 
 impl State {
-    fn record(&self, key: &Key) -> Option<Record> {
-        if let Some(s) = self.sessions.get(key) {
-            return Some(Record::Live(s.clone()));
-        }
-        self.tombstones.get(key).cloned().map(Record::Closed)
+    fn session(&self, key: &Key) -> Option<&LiveSession> {
+        self.records.get(key).and_then(Record::live)
+    }
+
+    fn sessions(&self) -> impl Iterator<Item = &LiveSession> {
+        self.records.values().filter_map(Record::live)
     }
 
     fn owner(&self, ip: &IpKey) -> Option<&Key> {
@@ -86,22 +93,24 @@ impl State {
         }
     }
 
+    /// Store `record` under `key` (`None` removes it), keeping the live count.
+    fn put(&mut self, key: Key, record: Option<Record>) {
+        let now_live = matches!(record, Some(Record::Live(_)));
+        let old = match record {
+            Some(r) => self.records.insert(key, r),
+            None => self.records.remove(&key),
+        };
+        if matches!(old, Some(Record::Live(_))) {
+            self.live -= 1;
+        }
+        if now_live {
+            self.live += 1;
+        }
+    }
+
     fn publish(&mut self, changes: Changes) {
         for (key, rec) in changes.records {
-            match rec.map(|(r, _)| r) {
-                Some(Record::Live(s)) => {
-                    self.tombstones.remove(&key);
-                    self.sessions.insert(key, s);
-                }
-                Some(Record::Closed(t)) => {
-                    self.sessions.remove(&key);
-                    self.tombstones.insert(key, t);
-                }
-                None => {
-                    self.sessions.remove(&key);
-                    self.tombstones.remove(&key);
-                }
-            }
+            self.put(key, rec);
         }
         self.resets.extend(changes.resets);
         for (ip, owner) in changes.owners {
@@ -123,13 +132,14 @@ impl State {
     }
 }
 
-/// Changes of one batch, not yet committed. `None` values delete.
+/// Changes of one batch, not yet committed. `None` values delete. Records are encoded only
+/// when the batch is written (a session's later events in the same batch replace them).
 #[derive(Default)]
 struct Changes {
-    /// Final record per key, with its encoding.
-    records: HashMap<Key, Option<(Record, Vec<u8>)>>,
-    resets: HashMap<String, OffsetDateTime>,
-    owners: HashMap<IpKey, Option<Key>>,
+    /// Final record per key.
+    records: Map<Key, Option<Record>>,
+    resets: Map<String, OffsetDateTime>,
+    owners: Map<IpKey, Option<Key>>,
 }
 
 /// The committed state seen through the batch's changes.
@@ -139,18 +149,15 @@ struct Txn<'a> {
 }
 
 impl Txn<'_> {
-    fn record(&self, key: &Key) -> Option<Record> {
+    fn record(&self, key: &Key) -> Option<&Record> {
         match self.ch.records.get(key) {
-            Some(r) => r.as_ref().map(|(r, _)| r.clone()),
-            None => self.base.record(key),
+            Some(r) => r.as_ref(),
+            None => self.base.records.get(key),
         }
     }
 
-    fn live(&self, key: &Key) -> Option<LiveSession> {
-        match self.record(key) {
-            Some(Record::Live(s)) => Some(s),
-            _ => None,
-        }
+    fn live(&self, key: &Key) -> Option<&LiveSession> {
+        self.record(key).and_then(Record::live)
     }
 
     fn reset(&self, nas: &str) -> Option<OffsetDateTime> {
@@ -161,10 +168,10 @@ impl Txn<'_> {
             .copied()
     }
 
-    fn owner(&self, ip: &IpKey) -> Option<Key> {
+    fn owner(&self, ip: &IpKey) -> Option<&Key> {
         match self.ch.owners.get(ip) {
-            Some(o) => o.clone(),
-            None => self.base.owner(ip).cloned(),
+            Some(o) => o.as_ref(),
+            None => self.base.owner(ip),
         }
     }
 
@@ -175,31 +182,24 @@ impl Txn<'_> {
         live: impl Fn(&LiveSession) -> bool,
         tomb: impl Fn(&Tombstone) -> bool,
     ) -> Vec<Record> {
-        let pending = |k: &Key| self.ch.records.contains_key(k);
+        let wanted = |r: &Record| match r {
+            Record::Live(s) => live(s),
+            Record::Closed(t) => tomb(t),
+        };
         let mut out: Vec<Record> = self
             .base
-            .sessions
+            .records
             .iter()
-            .filter(|(k, s)| !pending(k) && live(s))
-            .map(|(_, s)| Record::Live(s.clone()))
+            .filter(|(k, r)| !self.ch.records.contains_key(*k) && wanted(r))
+            .map(|(_, r)| r.clone())
             .collect();
-        out.extend(
-            self.base
-                .tombstones
-                .iter()
-                .filter(|(k, t)| !pending(k) && tomb(t))
-                .map(|(_, t)| Record::Closed(t.clone())),
-        );
         out.extend(
             self.ch
                 .records
                 .values()
                 .flatten()
-                .filter(|(r, _)| match r {
-                    Record::Live(s) => live(s),
-                    Record::Closed(t) => tomb(t),
-                })
-                .map(|(r, _)| r.clone()),
+                .filter(|r| wanted(r))
+                .cloned(),
         );
         out
     }
@@ -209,28 +209,27 @@ impl Txn<'_> {
         if !step.write {
             return Ok(step.applied);
         }
-        let encoded = step.record.as_ref().map(encode_record).transpose()?;
+        if let Some(r) = &step.record {
+            check_times(r)?;
+        }
         for ip in &step.releases {
-            if self.owner(ip).as_ref() == Some(key) {
+            if self.owner(ip) == Some(key) {
                 self.ch.owners.insert(*ip, None);
             }
         }
         if let Some(Record::Live(s)) = &step.record {
             for ip in &step.claims {
-                let owner = self.owner(ip);
-                let same = owner.as_ref() == Some(key);
-                let holder = match &owner {
-                    Some(k) if !same => self.live(k),
-                    _ => None,
+                let take = match self.owner(ip) {
+                    Some(k) if k == key => false,
+                    Some(k) => rules::may_claim(s, false, self.live(k)),
+                    None => rules::may_claim(s, false, None),
                 };
-                if !same && rules::may_claim(s, false, holder.as_ref()) {
+                if take {
                     self.ch.owners.insert(*ip, Some(key.clone()));
                 }
             }
         }
-        self.ch
-            .records
-            .insert(key.clone(), step.record.zip(encoded));
+        self.ch.records.insert(key.clone(), step.record);
         Ok(step.applied)
     }
 
@@ -244,7 +243,7 @@ impl Txn<'_> {
             _ => {
                 let key = (event.nas.clone(), event.session_id.clone());
                 let step = rules::step_event(
-                    self.record(&key).as_ref(),
+                    self.record(&key),
                     self.reset(&event.nas),
                     event,
                     expires_at,
@@ -335,6 +334,8 @@ impl EmbeddedSessions {
             // Events of many sessions interleave, so upserts land all over the table: with
             // SQLite's default 2 MiB page cache most of them read their leaf page again.
             .pragma("cache_size", format!("-{}", CACHE_KIB))
+            // Statement journals in memory, not a temporary file written page by page.
+            .pragma("temp_store", "memory")
             .busy_timeout(StdDuration::from_secs(10));
         let mut conn = options.connect().await?;
         for stmt in SCHEMA {
@@ -386,14 +387,7 @@ async fn load(conn: &mut SqliteConnection) -> Result<State, StoreError> {
                 record.key()
             )));
         }
-        match record {
-            Record::Live(s) => {
-                state.sessions.insert(key, s);
-            }
-            Record::Closed(t) => {
-                state.tombstones.insert(key, t);
-            }
-        }
+        state.put(key, Some(record));
     }
     for row in sqlx::query("SELECT nas, at_ns FROM nas_reset")
         .fetch_all(&mut *conn)
@@ -413,7 +407,7 @@ async fn load(conn: &mut SqliteConnection) -> Result<State, StoreError> {
         let key: Key = (row.try_get(1)?, row.try_get(2)?);
         let ip = parse_ip_key(&ip)?;
         // An owner row always has its live session; skip it defensively if not.
-        if state.sessions.contains_key(&key) {
+        if state.session(&key).is_some() {
             match ip {
                 IpKey::V4(a) => {
                     state.v4.insert(a, key);
@@ -466,7 +460,8 @@ async fn persist(conn: &mut SqliteConnection, ch: &Changes) -> Result<(), sqlx::
         );
         let mut q = sqlx::query(&sql);
         for ((nas, sid), rec) in chunk {
-            let data = &rec.as_ref().expect("partitioned").1;
+            let data = encode_record(rec.as_ref().expect("partitioned"))
+                .map_err(|e| sqlx::Error::Encode(e.into()))?;
             q = q.bind(nas).bind(sid).bind(data);
         }
         q.execute(&mut *tx).await?;
@@ -646,7 +641,7 @@ impl LiveSessions for EmbeddedSessions {
             }
         };
         Ok(key
-            .and_then(|k| state.sessions.get(k))
+            .and_then(|k| state.session(k))
             .filter(|s| s.holds(ip))
             .cloned())
     }
@@ -654,16 +649,14 @@ impl LiveSessions for EmbeddedSessions {
     async fn get(&self, nas: &str, session_id: &str) -> Result<Option<LiveSession>, StoreError> {
         Ok(self
             .read()
-            .sessions
-            .get(&(nas.to_owned(), session_id.to_owned()))
+            .session(&(nas.to_owned(), session_id.to_owned()))
             .cloned())
     }
 
     async fn list(&self, nas: Option<&str>) -> Result<Vec<LiveSession>, StoreError> {
         Ok(self
             .read()
-            .sessions
-            .values()
+            .sessions()
             .filter(|s| nas.is_none_or(|n| s.nas == n))
             .cloned()
             .collect())
@@ -673,8 +666,7 @@ impl LiveSessions for EmbeddedSessions {
         // Filter under the read lock, clone only the matches.
         Ok(self
             .read()
-            .sessions
-            .values()
+            .sessions()
             .filter(|s| s.user_name.as_deref().is_some_and(|u| users.contains(&u)))
             .cloned()
             .collect())
@@ -690,7 +682,7 @@ impl LiveSessions for EmbeddedSessions {
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        Ok(self.read().sessions.len() as u64)
+        Ok(self.read().live as u64)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -820,51 +820,82 @@ fn encode_str_bytes(s: &[u8]) -> Vec<u8> {
 
 /// Layouts of MAC addresses stored as 6 octets; anything else is stored as text.
 fn render_mac(layout: u8, m: &[u8; 6]) -> Option<String> {
-    let hex = |upper: bool| -> Vec<String> {
-        m.iter()
-            .map(|b| {
-                if upper {
-                    format!("{b:02X}")
-                } else {
-                    format!("{b:02x}")
-                }
-            })
-            .collect()
-    };
-    Some(match layout {
-        1 => hex(true).join(":"),
-        2 => hex(false).join(":"),
-        3 => hex(true).join("-"),
-        4 => hex(false).join("-"),
-        5 => {
-            let h = hex(false).concat();
-            format!("{}.{}.{}", &h[0..4], &h[4..8], &h[8..12])
-        }
-        6 => hex(true).concat(),
-        7 => hex(false).concat(),
+    let mut buf = [0u8; 17];
+    let n = render_mac_into(layout, m, &mut buf)?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// [`render_mac`] into `out`, without allocating; returns the length.
+fn render_mac_into(layout: u8, m: &[u8; 6], out: &mut [u8; 17]) -> Option<usize> {
+    const UPPER: &[u8; 16] = b"0123456789ABCDEF";
+    const LOWER: &[u8; 16] = b"0123456789abcdef";
+    // (digits, separator, octets per group)
+    let (digits, sep, group) = match layout {
+        1 => (UPPER, Some(b':'), 1),
+        2 => (LOWER, Some(b':'), 1),
+        3 => (UPPER, Some(b'-'), 1),
+        4 => (LOWER, Some(b'-'), 1),
+        5 => (LOWER, Some(b'.'), 2),
+        6 => (UPPER, None, 6),
+        7 => (LOWER, None, 6),
         _ => return None,
-    })
+    };
+    let mut n = 0;
+    for (i, b) in m.iter().enumerate() {
+        if let Some(sep) = sep {
+            if i > 0 && i % group == 0 {
+                out[n] = sep;
+                n += 1;
+            }
+        }
+        out[n] = digits[usize::from(b >> 4)];
+        out[n + 1] = digits[usize::from(b & 0x0f)];
+        n += 2;
+    }
+    Some(n)
 }
 
 fn pack_mac(s: &str) -> Option<(u8, [u8; 6])> {
     if s.len() > 17 {
         return None;
     }
-    let digits: Vec<u8> = s
-        .chars()
-        .filter(|c| !matches!(c, ':' | '-' | '.'))
-        .map(|c| c.to_digit(16).map(|d| d as u8))
-        .collect::<Option<_>>()?;
-    if digits.len() != 12 {
+    let mut m = [0u8; 6];
+    let mut nibbles = 0;
+    for c in s.bytes() {
+        if matches!(c, b':' | b'-' | b'.') {
+            continue;
+        }
+        let d = char::from(c).to_digit(16)? as u8;
+        if nibbles == 12 {
+            return None;
+        }
+        m[nibbles / 2] |= if nibbles % 2 == 0 { d << 4 } else { d };
+        nibbles += 1;
+    }
+    if nibbles != 12 {
         return None;
     }
-    let mut m = [0u8; 6];
-    for (i, pair) in digits.chunks(2).enumerate() {
-        m[i] = (pair[0] << 4) | pair[1];
-    }
+    let mut buf = [0u8; 17];
     (1..=7)
-        .find(|l| render_mac(*l, &m).as_deref() == Some(s))
+        .find(|&l| render_mac_into(l, &m, &mut buf).is_some_and(|n| &buf[..n] == s.as_bytes()))
         .map(|l| (l, m))
+}
+
+/// The check [`encode_record`] makes of a record's times (they are stored as 64-bit
+/// orderable values), without encoding it.
+pub(crate) fn check_record_times(r: &Record) -> Result<(), StoreError> {
+    match r {
+        Record::Closed(t) => {
+            time_ord(t.until)?;
+            time_ord(t.closed_at)?;
+        }
+        Record::Live(s) => {
+            time_ord(s.expires_at)?;
+            time_ord(s.updated_at)?;
+            time_ord(s.started_at)?;
+        }
+    }
+    Ok(())
 }
 
 /// Encode a record compactly (see the layout above).
@@ -1336,12 +1367,25 @@ mod unit {
             "aabb.ccdd.eeff",
             "AABBCCDDEEFF",
             "00:11:22:33:44:55",
+            "AA:BB:CC:DD:EE:FF",
+            "aa-bb-cc-dd-ee-ff",
+            "aabbccddeeff",
         ] {
             let (layout, m) = pack_mac(mac).unwrap();
             assert_eq!(render_mac(layout, &m).as_deref(), Some(mac));
         }
         assert!(pack_mac("Aa:bb:cc:dd:ee:ff").is_none());
         assert!(pack_mac("aa:bb:cc:dd:ee").is_none());
+        for not_packed in [
+            "aabbccddeeff0",
+            "aa:bb:cc:dd:ee:fg",
+            "aa:bbcc:dd:ee:ff",
+            "aabb.ccdd.eeff.",
+            "ąabbccddeeff",
+            "",
+        ] {
+            assert!(pack_mac(not_packed).is_none(), "{not_packed}");
+        }
     }
 
     #[test]

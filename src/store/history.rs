@@ -139,8 +139,18 @@ async fn write_merged(
     let pg = matches!(db, Db::Postgres(_));
     on_pool!(db, pool => {
         let mut tx = pool.begin().await?;
-        // Closed sessions in multi-row upserts; each statement returns the ids of its rows,
-        // whose IPv6 index rows are then replaced in two more statements.
+        // Closed sessions in multi-row upserts; each statement returns the ids of its rows.
+        // The IPv6 index rows of a row that existed already (a replayed record) are replaced;
+        // a new row has none to delete. New rows are told apart by PostgreSQL's `xmax = 0`,
+        // and in SQLite (one writer; a transaction that read before another's commit fails)
+        // by an id above the largest one before this transaction.
+        let sqlite_max_id: i64 = if pg || closed.is_empty() {
+            0
+        } else {
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM session_history")
+                .fetch_one(&mut *tx)
+                .await?
+        };
         for chunk in distinct_chunks(closed, HISTORY_ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO session_history (nas, nas_client, session_id, user_name, framed_ip, \
@@ -153,8 +163,9 @@ async fn write_merged(
                  output_octets = excluded.output_octets, input_packets = excluded.input_packets, \
                  output_packets = excluded.output_packets, \
                  terminate_cause = excluded.terminate_cause, close_reason = excluded.close_reason \
-                 RETURNING id, nas, session_id, started_at",
-                placeholders(pg, chunk.len(), 16)
+                 RETURNING id, nas, session_id, started_at{}",
+                placeholders(pg, chunk.len(), 16),
+                if pg { ", (xmax = 0)" } else { "" }
             );
             let mut q = sqlx::query(&sql);
             for c in chunk {
@@ -184,9 +195,14 @@ async fn write_merged(
                     .bind(c.reason.label());
             }
             let mut ids = std::collections::HashMap::with_capacity(chunk.len());
+            let mut existed = Vec::new();
             for row in q.fetch_all(&mut *tx).await? {
                 let id: i64 = row.try_get(0)?;
                 let key: (String, String, i64) = (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+                let new = if pg { row.try_get::<bool, _>(4)? } else { id > sqlite_max_id };
+                if !new {
+                    existed.push(id);
+                }
                 ids.insert(key, id);
             }
             let chunk_ids = chunk
@@ -199,18 +215,20 @@ async fn write_merged(
                         })
                 })
                 .collect::<Result<Vec<i64>, _>>()?;
-            let sql = format!(
-                "DELETE FROM session_history_ipv6 WHERE history_id IN ({})",
-                (1..=chunk.len())
-                    .map(|i| if pg { format!("${i}") } else { "?".to_owned() })
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            let mut q = sqlx::query(&sql);
-            for id in &chunk_ids {
-                q = q.bind(*id);
+            if !existed.is_empty() {
+                let sql = format!(
+                    "DELETE FROM session_history_ipv6 WHERE history_id IN ({})",
+                    (1..=existed.len())
+                        .map(|i| if pg { format!("${i}") } else { "?".to_owned() })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                let mut q = sqlx::query(&sql);
+                for id in &existed {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *tx).await?;
             }
-            q.execute(&mut *tx).await?;
             let mut rows = Vec::new();
             for (c, &id) in chunk.iter().zip(&chunk_ids) {
                 for p in &c.session.ipv6_prefixes {
@@ -508,7 +526,8 @@ pub fn merge(all: impl IntoIterator<Item = Applied>) -> Applied {
 /// Daily traffic summed per login and Europe/Warsaw day, in first-seen order.
 fn merge_traffic(all: &[crate::sessions::TrafficDelta]) -> Vec<crate::sessions::TrafficDelta> {
     let mut out: Vec<crate::sessions::TrafficDelta> = Vec::new();
-    let mut index: std::collections::HashMap<(&str, time::Date), usize> = Default::default();
+    let mut index: std::collections::HashMap<(&str, time::Date), usize, foldhash::fast::RandomState> =
+        Default::default();
     for t in all {
         let key = (t.user_name.as_str(), crate::tz::warsaw_date(t.at));
         match index.get(&key) {
