@@ -238,7 +238,8 @@ async fn write_merged(
             for part in rows.chunks(IPV6_ROWS_PER_STATEMENT) {
                 let sql = format!(
                     "INSERT INTO session_history_ipv6 \
-                     (history_id, net_hi, net_lo, prefix_len, started_at, stopped_at) VALUES {}",
+                     (history_id, net_hi, net_lo, prefix_len, started_at, stopped_at) VALUES {} \
+                     ON CONFLICT DO NOTHING",
                     placeholders(pg, part.len(), 6)
                 );
                 let mut q = sqlx::query(&sql);
