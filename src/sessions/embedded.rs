@@ -539,7 +539,15 @@ async fn writer(
                     }
                 })
                 .collect();
-            (txn.ch, outcomes)
+            // Removals of what the committed state does not hold (an IP claimed and released,
+            // or a record created and dropped, within this batch) change nothing: neither the
+            // file nor memory needs them.
+            let Txn { base, mut ch } = txn;
+            ch.owners
+                .retain(|ip, owner| owner.is_some() || base.owner(ip).is_some());
+            ch.records
+                .retain(|key, record| record.is_some() || base.records.contains_key(key));
+            (ch, outcomes)
         };
         let committed =
             if changes.records.is_empty() && changes.resets.is_empty() && changes.owners.is_empty()
