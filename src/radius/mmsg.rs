@@ -490,7 +490,10 @@ mod tests {
         assert_eq!(runs.messages(), 5);
         assert_eq!(Outgoing::new(&datagrams, false).messages(), 230);
         assert_eq!(send_all(&a, &datagrams).await, 230);
-        assert!(gso_on(), "the kernel refused UDP_SEGMENT (Linux ≥ 4.18 has it)");
+        assert!(
+            gso_on(),
+            "the kernel refused UDP_SEGMENT (Linux ≥ 4.18 has it)"
+        );
 
         let mut got = Vec::new();
         let mut buffers = RecvBuffers::new(64, 4096);

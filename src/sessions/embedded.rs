@@ -242,12 +242,8 @@ impl Txn<'_> {
             StatusType::AccountingOn | StatusType::AccountingOff => self.nas_restart(event),
             _ => {
                 let key = (event.nas.clone(), event.session_id.clone());
-                let step = rules::step_event(
-                    self.record(&key),
-                    self.reset(&event.nas),
-                    event,
-                    expires_at,
-                );
+                let step =
+                    rules::step_event(self.record(&key), self.reset(&event.nas), event, expires_at);
                 self.run(&key, step)
             }
         }

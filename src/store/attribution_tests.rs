@@ -335,7 +335,10 @@ async fn sqlite_plans_use_the_attribution_indexes() {
     for (target, index) in [
         (Target::V4, "session_history_ipv4_span"),
         // The IPv6 rows are a WITHOUT ROWID table ordered like the index was (0007).
-        (Target::V6, "USING PRIMARY KEY (net_hi=? AND prefix_len=? AND net_lo"),
+        (
+            Target::V6,
+            "USING PRIMARY KEY (net_hi=? AND prefix_len=? AND net_lo",
+        ),
         (Target::All, "session_history_span"),
     ] {
         let (_, params) = parameters(

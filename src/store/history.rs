@@ -462,8 +462,12 @@ impl HistoryWriter {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(HISTORY_BATCH);
             while rx.recv_many(&mut batch, HISTORY_BATCH).await > 0 {
-                let (applied, replies): (Vec<Applied>, Vec<_>) = batch.drain(..).unzip();
-                let merged = merge(applied);
+                let (mut applied, replies): (Vec<Applied>, Vec<_>) = batch.drain(..).unzip();
+                // One write (a replay round, already merged) needs no second merge.
+                let merged = match applied.len() {
+                    1 => applied.pop().expect("one"),
+                    _ => merge(applied),
+                };
                 let result = match tokio::time::timeout(
                     timeout,
                     write_merged(&db, &merged.closed, &merged.traffic),
@@ -496,8 +500,24 @@ impl HistoryWriter {
         HistoryWriter { tx }
     }
 
-    /// Make `applied` durable in history (or the spool).
+    /// Make `applied` durable in history (or the spool). Its traffic must hold at most one
+    /// row per (login, Europe/Warsaw day), as [`merge`] leaves it and as one event or one
+    /// expiry sweep produces it (PostgreSQL refuses to upsert a row twice in one statement).
     pub async fn write(&self, applied: Applied) -> std::io::Result<Written> {
+        debug_assert!(
+            {
+                let mut keys: Vec<_> = applied
+                    .traffic
+                    .iter()
+                    .map(|t| (t.user_name.as_str(), crate::tz::warsaw_date(t.at)))
+                    .collect();
+                let n = keys.len();
+                keys.sort();
+                keys.dedup();
+                keys.len() == n
+            },
+            "history traffic not merged per login and day"
+        );
         if applied.closed.is_empty() && applied.traffic.is_empty() {
             return Ok(Written::Committed);
         }
@@ -527,8 +547,11 @@ pub fn merge(all: impl IntoIterator<Item = Applied>) -> Applied {
 /// Daily traffic summed per login and Europe/Warsaw day, in first-seen order.
 fn merge_traffic(all: &[crate::sessions::TrafficDelta]) -> Vec<crate::sessions::TrafficDelta> {
     let mut out: Vec<crate::sessions::TrafficDelta> = Vec::new();
-    let mut index: std::collections::HashMap<(&str, time::Date), usize, foldhash::fast::RandomState> =
-        Default::default();
+    let mut index: std::collections::HashMap<
+        (&str, time::Date),
+        usize,
+        foldhash::fast::RandomState,
+    > = Default::default();
     for t in all {
         let key = (t.user_name.as_str(), crate::tz::warsaw_date(t.at));
         match index.get(&key) {
