@@ -158,6 +158,9 @@ fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 /// datagrams, which the kernel (or the NIC) splits. A NAS sends from one socket, so a batch of
 /// its answers is mostly such a run.
 const GSO_MAX_SEGMENTS: usize = 64;
+/// Only datagrams up to this size are grouped (every Accounting-Response is 20 or 38 bytes):
+/// a segment must fit any path MTU, and a run its 64 KiB message.
+const GSO_MAX_SEGMENT_BYTES: usize = 512;
 
 /// Cleared when the kernel refuses `UDP_SEGMENT` (before Linux 4.18); replies then go out one
 /// `mmsghdr` each.
@@ -312,12 +315,16 @@ impl Outgoing {
         let mut spans = Vec::with_capacity(datagrams.len());
         if gso {
             // Runs of one (address, size); the order between them does not matter.
-            order.sort_by_key(|&i| (datagrams[i].2, datagrams[i].1, i));
+            order.sort_by_key(|&i| (datagrams[i].2, datagrams[i].1));
             let mut start = 0;
             while start < order.len() {
                 let key = |i: usize| (datagrams[order[i]].2, datagrams[order[i]].1);
+                let groups = datagrams[order[start]].1 <= GSO_MAX_SEGMENT_BYTES;
                 let mut end = start + 1;
-                while end < order.len() && end - start < GSO_MAX_SEGMENTS && key(end) == key(start)
+                while groups
+                    && end < order.len()
+                    && end - start < GSO_MAX_SEGMENTS
+                    && key(end) == key(start)
                 {
                     end += 1;
                 }
@@ -489,6 +496,9 @@ mod tests {
         // b/20: 64 + 64 + 22; b/38: 30; c/20: 50.
         assert_eq!(runs.messages(), 5);
         assert_eq!(Outgoing::new(&datagrams, false).messages(), 230);
+        // Large datagrams are never grouped.
+        let large = vec![(vec![0; 1400], to_b), (vec![1; 1400], to_b)];
+        assert_eq!(Outgoing::new(&large, true).messages(), 2);
         assert_eq!(send_all(&a, &datagrams).await, 230);
         assert!(
             gso_on(),

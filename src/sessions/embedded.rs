@@ -221,8 +221,7 @@ impl Txn<'_> {
             for ip in &step.claims {
                 let take = match self.owner(ip) {
                     Some(k) if k == key => false,
-                    Some(k) => rules::may_claim(s, false, self.live(k)),
-                    None => rules::may_claim(s, false, None),
+                    owner => rules::may_claim(s, false, owner.and_then(|k| self.live(k))),
                 };
                 if take {
                     self.ch.owners.insert(*ip, Some(key.clone()));

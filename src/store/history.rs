@@ -464,9 +464,10 @@ impl HistoryWriter {
             while rx.recv_many(&mut batch, HISTORY_BATCH).await > 0 {
                 let (mut applied, replies): (Vec<Applied>, Vec<_>) = batch.drain(..).unzip();
                 // One write (a replay round, already merged) needs no second merge.
-                let merged = match applied.len() {
-                    1 => applied.pop().expect("one"),
-                    _ => merge(applied),
+                let merged = if applied.len() == 1 {
+                    applied.remove(0)
+                } else {
+                    merge(applied)
                 };
                 let result = match tokio::time::timeout(
                     timeout,
@@ -504,18 +505,9 @@ impl HistoryWriter {
     /// row per (login, Europe/Warsaw day), as [`merge`] leaves it and as one event or one
     /// expiry sweep produces it (PostgreSQL refuses to upsert a row twice in one statement).
     pub async fn write(&self, applied: Applied) -> std::io::Result<Written> {
-        debug_assert!(
-            {
-                let mut keys: Vec<_> = applied
-                    .traffic
-                    .iter()
-                    .map(|t| (t.user_name.as_str(), crate::tz::warsaw_date(t.at)))
-                    .collect();
-                let n = keys.len();
-                keys.sort();
-                keys.dedup();
-                keys.len() == n
-            },
+        debug_assert_eq!(
+            merge_traffic(&applied.traffic).len(),
+            applied.traffic.len(),
             "history traffic not merged per login and day"
         );
         if applied.closed.is_empty() && applied.traffic.is_empty() {
