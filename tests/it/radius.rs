@@ -528,6 +528,18 @@ async fn sessions_without_updates_expire_in_paused_time() {
             ebok.lookup("10.0.3.1").await.is_none()
         })
         .await;
+        // The live map is committed first; the closed session reaches history right after.
+        eventually("expired session in history", || async {
+            !attribution::held_at(
+                &ebok.running.ingest.db,
+                "10.0.3.1".parse().unwrap(),
+                at(now),
+            )
+            .await
+            .unwrap()
+            .is_empty()
+        })
+        .await;
         let rows = attribution::held_at(
             &ebok.running.ingest.db,
             "10.0.3.1".parse().unwrap(),
