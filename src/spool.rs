@@ -8,8 +8,10 @@
 //! compact binary encoding of [`codec`] (written since spool format 2); `0xEB`: a JSON
 //! [`SpoolRecord`] (format 1, still written for history records and read for both kinds, so
 //! a spool left by an older ebok replays as it is). `spool.pos` holds the generation and the
-//! offset up to which records were replayed. A torn record at the tail (a crash mid-write,
-//! never answered) is cut off on open.
+//! offset up to which records were replayed. Records go into zeros written ahead of them
+//! (see [`Writer::reserve`]), so the log ends in zeros; a torn record at the tail (a crash
+//! mid-write, never answered) is cut off on open. A drained log is not truncated: the records
+//! go on after the replayed ones until compaction starts the next generation.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -157,27 +159,30 @@ impl Spool {
         remove_other_generations(dir, gen)?;
         let file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create(true)
+            .truncate(false)
             .open(&log_path)?;
-        let len = file.metadata()?.len();
+        let mut len = file.metadata()?.len();
         if read_off > len {
             read_off = 0;
         }
-        // Walk the records after the read offset, counting them and finding a torn tail.
+        // Walk the records after the read offset, counting them and finding the end: zeros
+        // (the preallocated room, kept) or a torn record (never answered, cut off).
         let mut end = read_off;
         let mut count = 0u64;
         while let Some(used) = record_len_at(&file, end, len)? {
             end += used;
             count += 1;
         }
-        if end < len {
+        if end < len && !all_zero(&file, end, len)? {
             tracing::warn!(
                 torn_bytes = len - end,
                 "spool: cutting off an incomplete record at the tail (never answered)"
             );
             file.set_len(end)?;
             file.sync_all()?;
+            len = end;
         }
         let depth = Arc::new(AtomicU64::new(count));
         metrics::gauge!("ebok_spool_depth").set(count as f64);
@@ -188,6 +193,7 @@ impl Spool {
             gen,
             pos_path,
             write_off: end,
+            room_end: len,
             read_off,
             depth: depth.clone(),
             buf: Vec::new(),
@@ -274,6 +280,8 @@ struct Writer {
     gen: u64,
     pos_path: PathBuf,
     write_off: u64,
+    /// End of the file: zeros from `write_off` to here, written ahead (see [`Writer::reserve`]).
+    room_end: u64,
     read_off: u64,
     depth: Arc<AtomicU64>,
     /// Reused for the bytes of one group commit.
@@ -352,17 +360,18 @@ impl Writer {
             buf.extend_from_slice(&f.buf);
             n += f.count;
         }
-        let written = self
-            .file
-            .write_all(&buf)
-            .and_then(|_| self.file.sync_data());
         let len = buf.len() as u64;
+        let written = self
+            .reserve(self.write_off + len)
+            .and_then(|()| self.file.write_all_at(&buf, self.write_off))
+            .and_then(|()| self.file.sync_data());
         if buf.capacity() <= 4 * READ_CHUNK {
             self.buf = buf;
         }
         if let Err(e) = written {
             // Leave no partial record behind for the next append to follow.
             let _ = self.file.set_len(self.write_off);
+            self.room_end = self.write_off;
             return Err(e);
         }
         self.remember(all);
@@ -370,6 +379,28 @@ impl Writer {
         let depth = self.depth.fetch_add(n, Ordering::AcqRel) + n;
         metrics::gauge!("ebok_spool_depth").set(depth as f64);
         metrics::counter!("ebok_spool_appended_total").increment(n);
+        Ok(())
+    }
+
+    /// Make the file reach at least `end` with zeros written ahead of the records, a
+    /// [`ROOM`] at a time. A record then lands in blocks the file already has, and its
+    /// `fdatasync` flushes only data: appending past the end made every group commit a
+    /// journal commit of the new size and blocks too (on ext4 here, 8 KiB written and synced
+    /// took 325 µs appended and 220 µs into a zeroed file). Zeros, not `fallocate`: allocated
+    /// but unwritten blocks need the same metadata commit on their first write.
+    fn reserve(&mut self, end: u64) -> io::Result<()> {
+        static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+        if end <= self.room_end {
+            return Ok(());
+        }
+        let target = end.next_multiple_of(ROOM);
+        let mut at = self.room_end;
+        while at < target {
+            let n = ((target - at) as usize).min(ZEROS.len());
+            self.file.write_all_at(&ZEROS[..n], at)?;
+            at += n as u64;
+        }
+        self.room_end = target;
         Ok(())
     }
 
@@ -500,15 +531,10 @@ impl Writer {
         {
             self.memory.pop_front();
         }
-        if self.read_off == self.write_off {
-            self.peeked.clear();
-            self.memory.clear();
-            // Everything replayed: start a fresh file.
-            self.file.set_len(0)?;
-            self.file.sync_all()?;
-            self.write_off = 0;
-            self.read_off = 0;
-        } else if self.read_off >= COMPACT_AT {
+        // A drained log is not truncated (that would give up the zeroed room): it goes on
+        // after the replayed records, and once their head is large enough, what is left (if
+        // anything) moves to a fresh generation.
+        if self.read_off >= COMPACT_AT {
             self.compact()?;
         }
         write_pos(&self.pos_path, self.gen, self.read_off)?;
@@ -527,19 +553,18 @@ impl Writer {
     fn compact(&mut self) -> io::Result<()> {
         let next = self.gen + 1;
         let path = log_path(&self.dir, next);
-        let mut out = OpenOptions::new()
+        let out = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create(true)
-            .truncate(false)
+            .truncate(true)
             .open(&path)?;
-        out.set_len(0)?;
         let mut buf = vec![0u8; 1 << 20];
         let mut off = self.read_off;
         while off < self.write_off {
             let n = ((self.write_off - off) as usize).min(buf.len());
             self.file.read_exact_at(&mut buf[..n], off)?;
-            out.write_all(&buf[..n])?;
+            out.write_all_at(&buf[..n], off - self.read_off)?;
             off += n as u64;
         }
         out.sync_all()?;
@@ -556,6 +581,7 @@ impl Writer {
             *end -= shift;
         }
         self.write_off -= self.read_off;
+        self.room_end = self.write_off;
         self.read_off = 0;
         let _ = std::fs::remove_file(old);
         tracing::info!(generation = next, bytes = self.write_off, "spool compacted");
@@ -565,6 +591,8 @@ impl Writer {
 
 /// Replayed bytes at the head of the log after which the tail is moved to a new file.
 const COMPACT_AT: u64 = 64 * 1024 * 1024;
+/// Zeros written ahead of the records at a time.
+const ROOM: u64 = 4 * 1024 * 1024;
 
 fn log_path(dir: &Path, gen: u64) -> PathBuf {
     dir.join(format!("spool.{gen}.log"))
@@ -601,6 +629,20 @@ fn record_len_at(file: &File, off: u64, len: u64) -> io::Result<Option<u64>> {
         return Ok(None);
     }
     Ok(Some(HEADER as u64 + plen))
+}
+
+/// Whether the file holds only zero octets from `from` to `to`.
+fn all_zero(file: &File, mut from: u64, to: u64) -> io::Result<bool> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    while from < to {
+        let n = ((to - from) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], from)?;
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+        from += n as u64;
+    }
+    Ok(true)
 }
 
 /// Length of the framed record at the start of `bytes`, when all of it is there.
@@ -1078,12 +1120,21 @@ mod tests {
         assert_eq!(*rest[39].0, rec(49));
         spool.consumed(rest[39].1).await.unwrap();
         assert_eq!(spool.depth(), 0);
-        assert_eq!(
+        // Drained, the log keeps its zeroed room; new records follow the replayed ones, and
+        // only they are replayed after a reopen.
+        let log_len = || {
             std::fs::metadata(dir.path().join("spool.0.log"))
                 .unwrap()
-                .len(),
-            0
-        );
+                .len()
+        };
+        assert_eq!(log_len(), ROOM);
+        spool.append(&rec(50)).await.unwrap();
+        drop(spool);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(log_len(), ROOM, "a zero tail is room, not a torn record");
+        assert_eq!(spool.depth(), 1);
+        assert_eq!(records(&spool.peek(10).await.unwrap()), vec![rec(50)]);
     }
 
     #[tokio::test]
@@ -1347,6 +1398,41 @@ mod tests {
         assert_eq!(
             all.iter().map(|r| (*r.0).clone()).collect::<Vec<_>>(),
             vec![rec(1), rec(2), rec(3)]
+        );
+    }
+
+    #[tokio::test]
+    async fn torn_record_in_the_zeroed_room_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let end = {
+            let spool = Spool::open(dir.path()).unwrap();
+            spool.append(&rec(1)).await.unwrap();
+            spool.append(&rec(2)).await.unwrap();
+            spool.peek(10).await.unwrap()[1].1
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let path = dir.path().join("spool.0.log");
+        // A crash mid-write: the start of a third record where the next append goes, the
+        // rest of the room still zeros.
+        let mut torn = Vec::new();
+        if let SpoolRecord::Event { event, expires_at } = rec(3) {
+            let mut frames = Frames::new();
+            frames.push_event(&event, expires_at);
+            torn = frames.buf[..frames.buf.len() / 2].to_vec();
+        }
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&torn, end).unwrap();
+        drop(f);
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.depth(), 2);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), end);
+        spool.append(&rec(4)).await.unwrap();
+        drop(spool);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(
+            records(&spool.peek(10).await.unwrap()),
+            vec![rec(1), rec(2), rec(4)]
         );
     }
 }

@@ -28,8 +28,8 @@
 //! * `P n` counter of live sessions; `P sweep` the expiry lock (`SET NX PX`, token-checked
 //!   release).
 //!
-//! Every key written gets a TTL of one day beyond the latest deadline written into it (only
-//! ever extended), so the data of a dead deployment disappears by itself.
+//! Every key written gets a TTL of one day (to one day and an hour) beyond the latest deadline
+//! written into it (only ever extended), so the data of a dead deployment disappears by itself.
 //!
 //! # Expiry and Accounting-On/Off
 //! There is no expiry index (it would cost memory per session). `expire(now)` takes the sweep
@@ -77,8 +77,12 @@ const TTL_MARGIN_MS: i64 = 24 * 3600 * 1000;
 const CAS_ATTEMPTS: usize = 64;
 /// How long one instance may hold the sweep lock.
 const SWEEP_LOCK_MS: u64 = 300_000;
-/// Events per pipelined batch apply (two pipelines of about this many commands).
+/// Events per pipelined batch apply (a pipeline of reads, then one of script calls).
 const PIPELINE_EVENTS: usize = 1024;
+/// Compare-and-set steps per script call at most: a call per step made Redis dispatch a
+/// script, look up the NAS restart time and extend the live counter's TTL for every event;
+/// a call holds Redis for its whole run, so not all of a batch goes into one.
+const SCRIPT_STEPS: usize = 128;
 /// Smallest `hash-max-listpack-value` that keeps session buckets compact.
 const MIN_LISTPACK_VALUE: i64 = 200;
 
@@ -192,42 +196,61 @@ impl RedisSessions {
         h: u64,
         expected: Option<&[u8]>,
         reset_check: Option<(&str, Option<&[u8]>)>,
-        prior_live: bool,
+        prior: Option<&Record>,
         step: &Step,
     ) -> Result<bool, StoreError> {
         let new_value = match &step.record {
             Some(r) => encode_record(r)?,
             None => Vec::new(),
         };
-        let inv = self.cas_invocation(h, expected, reset_check, prior_live, step, new_value);
+        let mut inv = self.cas_invocation();
+        self.push_step(&mut inv, h, expected, reset_check, prior, step, new_value);
         let mut conn = self.conn.clone();
-        let done: i64 = inv.invoke_async(&mut conn).await?;
-        Ok(done == 1)
+        let done: Vec<i64> = inv.invoke_async(&mut conn).await?;
+        Ok(done == [1])
     }
 
-    /// The script call of [`RedisSessions::cas`], with the step's record already encoded
-    /// (`new_value`, empty for none).
-    fn cas_invocation(
+    /// A call of the compare-and-set script, its steps still to be added with
+    /// [`RedisSessions::push_step`].
+    fn cas_invocation(&self) -> redis::ScriptInvocation<'static> {
+        let mut inv = APPLY.prepare_invoke();
+        inv.key(format!("{}n", self.prefix))
+            .key(format!("{}6len", self.prefix))
+            .key(format!("{}nasreset", self.prefix))
+            .arg(format!("{}s:", self.prefix));
+        inv
+    }
+
+    /// Add one planned step to a compare-and-set script call, with the step's record already
+    /// encoded (`new_value`, empty for none).
+    #[allow(clippy::too_many_arguments)]
+    fn push_step(
         &self,
+        inv: &mut redis::ScriptInvocation<'static>,
         h: u64,
         expected: Option<&[u8]>,
         reset_check: Option<(&str, Option<&[u8]>)>,
-        prior_live: bool,
+        prior: Option<&Record>,
         step: &Step,
         new_value: Vec<u8>,
-    ) -> redis::ScriptInvocation<'static> {
+    ) {
+        let prior_live = matches!(prior, Some(Record::Live(_)));
         let new_live = matches!(step.record, Some(Record::Live(_)));
         let delta: i64 = i64::from(new_live) - i64::from(prior_live);
         let ttl_ms = step
             .record
             .as_ref()
-            .map_or(TTL_MARGIN_MS, |r| ttl_ms(r.deadline()));
+            .map_or(TTL_MARGIN_MS, |r| ttl_ms(ttl_epoch_end(r.deadline())));
+        // The keys already holding this session's entries have TTLs to the end of its prior
+        // deadline's epoch (plus the margin): while the deadline stays in that epoch, they
+        // need no touch.
+        let retouch = match (prior, &step.record) {
+            (Some(p), Some(r)) => ttl_epoch(p.deadline()) != ttl_epoch(r.deadline()),
+            _ => true,
+        };
+        let claims: &[IpKey] = if new_live { &step.claims } else { &[] };
 
-        let mut inv = APPLY.prepare_invoke();
-        inv.key(self.session_key(h))
-            .key(format!("{}n", self.prefix))
-            .key(format!("{}6len", self.prefix))
-            .key(format!("{}nasreset", self.prefix));
+        inv.key(self.session_key(h));
         inv.arg(&h.to_be_bytes()[..]);
         inv.arg(expected.map_or_else(Vec::new, |v| prefixed(b'=', v)));
         match reset_check {
@@ -238,22 +261,20 @@ impl RedisSessions {
         inv.arg(new_value)
             .arg(delta)
             .arg(ttl_ms)
-            .arg(format!("{}s:", self.prefix));
+            .arg(if retouch { "1" } else { "" })
+            .arg(step.releases.len() + claims.len());
         for ip in &step.releases {
             let (k, f) = self.ip_key(ip);
             inv.key(k).arg("r").arg(f);
         }
-        if new_live {
-            for ip in &step.claims {
-                let (k, f) = self.ip_key(ip);
-                let op = match ip {
-                    IpKey::V4(_) => "c".to_owned(),
-                    IpKey::V6(n) => format!("c{}", n.prefix_len()),
-                };
-                inv.key(k).arg(op).arg(f);
-            }
+        for ip in claims {
+            let (k, f) = self.ip_key(ip);
+            let op = match ip {
+                IpKey::V4(_) => "c".to_owned(),
+                IpKey::V6(n) => format!("c{}", n.prefix_len()),
+            };
+            inv.key(k).arg(op).arg(f);
         }
-        inv
     }
 
     /// [`LiveSessions::apply_batch`] for Start/Interim/Stop events: one pipeline reads every
@@ -320,7 +341,9 @@ impl RedisSessions {
             (0..events.len()).map(|_| None).collect();
         let mut scripted_ok = vec![false; events.len()];
         let mut scripted: Vec<(usize, Applied)> = Vec::new();
-        let mut write = redis::pipe();
+        // The steps go into script calls of up to SCRIPT_STEPS each, all in one pipeline.
+        let mut calls: Vec<redis::ScriptInvocation<'static>> = Vec::new();
+        let mut in_call = SCRIPT_STEPS;
         for (i, (event, expires_at)) in events.iter().enumerate() {
             let s = &mut sessions[of_event[i]];
             if let Some(p) = &s.prior {
@@ -339,24 +362,32 @@ impl RedisSessions {
                 Some(r) => encode_record(r)?,
                 None => Vec::new(),
             };
-            let prior_live = matches!(s.prior, Some(Record::Live(_)));
-            let inv = self.cas_invocation(
+            if in_call == SCRIPT_STEPS {
+                calls.push(self.cas_invocation());
+                in_call = 0;
+            }
+            in_call += 1;
+            self.push_step(
+                calls.last_mut().expect("pushed above"),
                 s.h,
                 s.cur.as_deref(),
                 Some((&event.nas, resets[n].as_deref())),
-                prior_live,
+                s.prior.as_ref(),
                 &step,
                 new_value.clone(),
             );
-            write.invoke_script(&inv);
             s.cur = (!new_value.is_empty()).then_some(new_value);
             s.prior = step.record;
             scripted.push((i, step.applied));
         }
-        let done: Vec<i64> = if scripted.is_empty() {
+        let done: Vec<i64> = if calls.is_empty() {
             Vec::new()
         } else {
-            match write.query_async(&mut conn).await {
+            let mut write = redis::pipe();
+            for inv in &calls {
+                write.invoke_script(inv);
+            }
+            let answers: Vec<Vec<i64>> = match write.query_async(&mut conn).await {
                 Err(e)
                     if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
                 {
@@ -365,7 +396,8 @@ impl RedisSessions {
                     write.query_async(&mut conn).await?
                 }
                 r => r?,
-            }
+            };
+            answers.into_iter().flatten().collect()
         };
         if done.len() != scripted.len() {
             return Err(StoreError::Corrupt(
@@ -413,13 +445,12 @@ impl RedisSessions {
             if !step.write {
                 return Ok(step.applied);
             }
-            let prior_live = matches!(prior, Some(Record::Live(_)));
             if self
                 .cas(
                     h,
                     cur.as_deref(),
                     Some((&event.nas, reset.as_deref())),
-                    prior_live,
+                    prior.as_ref(),
                     &step,
                 )
                 .await?
@@ -487,8 +518,7 @@ impl RedisSessions {
             let Some(step) = plan(&record) else {
                 return Ok(Vec::new());
             };
-            let prior_live = matches!(record, Record::Live(_));
-            if self.cas(h, Some(&raw), None, prior_live, &step).await? {
+            if self.cas(h, Some(&raw), None, Some(&record), &step).await? {
                 return Ok(step.applied.closed);
             }
             value = self.read_one(h).await?;
@@ -718,6 +748,21 @@ fn check_key(r: &Record, nas: &str, session_id: &str) -> Result<(), StoreError> 
 }
 
 /// Milliseconds a key must live for a record with this deadline.
+/// Seconds per TTL epoch: keys are given TTLs to the end of the epoch of the deadline written
+/// (plus [`TTL_MARGIN_MS`]), so the events of a session whose deadline stays within one epoch
+/// leave its keys' TTLs alone (an Interim-Update then needs no PTTL per key).
+const TTL_EPOCH_S: i64 = 6 * 3600;
+
+fn ttl_epoch(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp().div_euclid(TTL_EPOCH_S)
+}
+
+/// The end of the TTL epoch `t` falls in.
+fn ttl_epoch_end(t: OffsetDateTime) -> OffsetDateTime {
+    let end = (ttl_epoch(t) + 1).saturating_mul(TTL_EPOCH_S);
+    OffsetDateTime::from_unix_timestamp(end).unwrap_or(t)
+}
+
 fn ttl_ms(deadline: OffsetDateTime) -> i64 {
     let left = (deadline - OffsetDateTime::now_utc()).whole_milliseconds();
     i64::try_from(left.max(0))
@@ -1131,7 +1176,9 @@ pub(crate) fn decode_record(buf: &[u8]) -> Result<Record, StoreError> {
 // ---------------------------------------------------------------------------------------------
 // Lua scripts. Shared helpers: `cmp8(a, ao, b, bo)` compares 8 bytes bytewise (the locale-aware
 // `<` on strings is not safe for binary data); `bucket(h)` is the session bucket of an 8-byte
-// hash (its low 14 bits); `touch(k, ms)` extends a key's TTL, never shortens it.
+// hash (its low 14 bits); `touch(k, ms)` makes a key's TTL at least `ms`, never shortens it,
+// and when it extends it, extends it an hour further: the keys an event writes then need
+// only a PTTL on most later events, not a PEXPIRE each time a deadline moves.
 // ---------------------------------------------------------------------------------------------
 
 const LUA_HELPERS: &str = r#"
@@ -1149,76 +1196,107 @@ local function bucket(h)
 end
 local function touch(k, ms)
   local t = redis.call('PTTL', k)
-  if t == -1 or (t >= 0 and t < tonumber(ms)) then
-    redis.call('PEXPIRE', k, ms)
+  ms = tonumber(ms)
+  if t == -1 or (t >= 0 and t < ms) then
+    redis.call('PEXPIRE', k, ms + 3600000)
   end
 end
 "#;
 
-/// Compare-and-set one session key, then release and claim IP index entries.
-/// KEYS: bucket, counter, 6len, nasreset, index keys…
-/// ARGV: field, '='..expected | '' (absent), reset check ('' none, '-' absent, '='..v), nas,
-///       new value ('' delete), live-count delta, ttl ms, session key prefix, then per index
-///       key: op ('r' release, 'c' claim, 'c<len>' claim IPv6 prefix), field.
+/// Compare-and-set session keys, each followed by its IP index releases and claims, in
+/// order; returns 1 or 0 per step (0: the key or the NAS restart time was not as read, and
+/// nothing of that step was written). The NAS restart times are read once per call and the
+/// TTLs extended once per key, at the end.
+/// KEYS: counter, 6len, nasreset, then per step: its bucket, then its index keys.
+/// ARGV: session key prefix, then per step: field, '='..expected | '' (absent), reset check
+///       ('' none, '-' absent, '='..v), nas, new value ('' delete), live-count delta, ttl ms,
+///       '1' to touch the keys the step keeps (its deadline left the prior one's TTL epoch)
+///       or '', number of index keys, then per index key: op ('r' release, 'c' claim,
+///       'c<len>' claim IPv6 prefix), field. Keys the step newly writes are always touched.
 static APPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LUA_HELPERS}{}",
         r#"
-local h = ARGV[1]
-local cur = redis.call('HGET', KEYS[1], h)
-if ARGV[2] == '' then
-  if cur then return 0 end
-elseif (not cur) or ('=' .. cur) ~= ARGV[2] then
-  return 0
+local sp = ARGV[1]
+local resets, ttls, lens, done = {}, {}, {}, {}
+local function later(k, ms)
+  ms = tonumber(ms)
+  local t = ttls[k]
+  if (not t) or t < ms then ttls[k] = ms end
 end
-if ARGV[3] ~= '' then
-  local r = redis.call('HGET', KEYS[4], ARGV[4])
-  if ARGV[3] == '-' then
-    if r then return 0 end
-  elseif (not r) or ('=' .. r) ~= ARGV[3] then
-    return 0
+local delta = 0
+local k, a = 4, 2
+while a <= #ARGV do
+  local h, bk, nops = ARGV[a], KEYS[k], tonumber(ARGV[a + 8])
+  local cur = redis.call('HGET', bk, h)
+  local ok = true
+  if ARGV[a + 1] == '' then
+    if cur then ok = false end
+  elseif (not cur) or ('=' .. cur) ~= ARGV[a + 1] then
+    ok = false
   end
-end
-local new, ttl, sp = ARGV[5], ARGV[7], ARGV[8]
-if new == '' then
-  redis.call('HDEL', KEYS[1], h)
-else
-  redis.call('HSET', KEYS[1], h, new)
-  touch(KEYS[1], ttl)
-end
-local d = tonumber(ARGV[6])
-if d ~= 0 then redis.call('INCRBY', KEYS[2], d) end
-if new ~= '' or d ~= 0 then touch(KEYS[2], ttl) end
-local k, i = 5, 9
-while i <= #ARGV do
-  local op, f, ik = ARGV[i], ARGV[i + 1], KEYS[k]
-  local holder = redis.call('HGET', ik, f)
-  if string.sub(op, 1, 1) == 'r' then
-    if holder == h then redis.call('HDEL', ik, f) end
-  else
-    local take = (not holder) or holder == h or #holder ~= 8
-    if not take then
-      local hv = redis.call('HGET', sp .. bucket(holder), holder)
-      if (not hv) or string.byte(hv, 1) ~= 1 or #hv < 25 then
-        take = true
+  local rc = ARGV[a + 2]
+  if ok and rc ~= '' then
+    local nas = ARGV[a + 3]
+    local r = resets[nas]
+    if r == nil then
+      r = redis.call('HGET', KEYS[3], nas)
+      resets[nas] = r
+    end
+    if rc == '-' then
+      if r then ok = false end
+    elseif (not r) or ('=' .. r) ~= rc then
+      ok = false
+    end
+  end
+  if ok then
+    local new, d, ttl = ARGV[a + 4], tonumber(ARGV[a + 5]), ARGV[a + 6]
+    local retouch = ARGV[a + 7] ~= '' or not cur
+    if new == '' then
+      redis.call('HDEL', bk, h)
+    else
+      redis.call('HSET', bk, h, new)
+      if retouch then later(bk, ttl) end
+    end
+    delta = delta + d
+    if new ~= '' or d ~= 0 then later(KEYS[1], ttl) end
+    for j = 0, nops - 1 do
+      local op, f, ik = ARGV[a + 9 + 2 * j], ARGV[a + 10 + 2 * j], KEYS[k + 1 + j]
+      local holder = redis.call('HGET', ik, f)
+      if string.sub(op, 1, 1) == 'r' then
+        if holder == h then redis.call('HDEL', ik, f) end
       else
-        local c = cmp8(new, 18, hv, 18)
-        if c == 0 then c = cmp8(new, 10, hv, 10) end
-        take = c > 0
+        local take = (not holder) or holder == h or #holder ~= 8
+        if not take then
+          local hv = redis.call('HGET', sp .. bucket(holder), holder)
+          if (not hv) or string.byte(hv, 1) ~= 1 or #hv < 25 then
+            take = true
+          else
+            local c = cmp8(new, 18, hv, 18)
+            if c == 0 then c = cmp8(new, 10, hv, 10) end
+            take = c > 0
+          end
+        end
+        local kept = take and holder == h
+        if take and not kept then redis.call('HSET', ik, f, h) end
+        if take and (retouch or not kept) then later(ik, ttl) end
+        if #op > 1 and (retouch or not kept) then
+          local len = string.sub(op, 2)
+          if not lens[len] then
+            redis.call('SADD', KEYS[2], len)
+            lens[len] = true
+          end
+          later(KEYS[2], ttl)
+        end
       end
     end
-    if take then
-      if holder ~= h then redis.call('HSET', ik, f, h) end
-      touch(ik, ttl)
-    end
-    if #op > 1 then
-      redis.call('SADD', KEYS[3], string.sub(op, 2))
-      touch(KEYS[3], ttl)
-    end
   end
-  k, i = k + 1, i + 2
+  done[#done + 1] = ok and 1 or 0
+  k, a = k + 1 + nops, a + 9 + 2 * nops
 end
-return 1
+if delta ~= 0 then redis.call('INCRBY', KEYS[1], delta) end
+for key, ms in pairs(ttls) do touch(key, ms) end
+return done
 "#
     ))
 });
@@ -1401,5 +1479,86 @@ mod unit {
         assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
         assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+    }
+
+    /// Keys get TTLs to the end of the deadline's epoch plus the margin; events whose
+    /// deadline stays in the epoch leave them, a deadline in a later epoch extends them all.
+    #[tokio::test]
+    async fn key_ttls_cover_the_deadline_epoch() {
+        let Some(url) = crate::testkit::redis("redis key TTLs").await else {
+            return;
+        };
+        let prefix = crate::testkit::redis_prefix();
+        let store = RedisSessions::connect(&url, &prefix).await.unwrap();
+        let mut conn = store.conn.clone();
+        let now = OffsetDateTime::now_utc();
+        // Deadlines just inside the next epoch, so two of them share it for sure.
+        let d1 = ttl_epoch_end(now) + time::Duration::seconds(60);
+        let d2 = d1 + time::Duration::seconds(60);
+        let d3 = d1 + time::Duration::seconds(TTL_EPOCH_S);
+        let net: Ipv6Net = "2001:db8:9:1::/64".parse().unwrap();
+        let h = session_hash("nas-ttl", "s1");
+        let keys = [
+            store.session_key(h),
+            store.ip_key(&IpKey::V4(Ipv4Addr::new(10, 9, 0, 1))).0,
+            store.ip_key(&IpKey::V6(net)).0,
+            format!("{prefix}6len"),
+            format!("{prefix}n"),
+        ];
+        let mut pttls = async |keys: &[String]| -> Vec<i64> {
+            let mut out = Vec::new();
+            for k in keys {
+                let t: i64 = redis::cmd("PTTL")
+                    .arg(k)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                out.push(t);
+            }
+            out
+        };
+        // At least the epoch's end plus the margin from now, at most an hour more.
+        let check = |ttls: &[i64], deadline: OffsetDateTime| {
+            let need = ttl_ms(ttl_epoch_end(deadline));
+            for (k, t) in keys.iter().zip(ttls) {
+                assert!(*t >= need - 10_000, "{k}: {t} ms < {need} ms");
+                assert!(*t <= need + 3_610_000, "{k}: {t} ms > {need} ms + 1 h");
+            }
+        };
+
+        let mut e = AccountingEvent::new(StatusType::Start, "nas-ttl", "s1", now);
+        e.framed_ip = Some(Ipv4Addr::new(10, 9, 0, 1));
+        e.framed_ipv6_prefixes.push(net);
+        store.apply(&e, d1).await.unwrap();
+        let first = pttls(&keys).await;
+        check(&first, d1);
+
+        // Shorten one key's TTL behind the store's back: an Interim whose deadline stays in
+        // the epoch does not look at it (that is the PTTL saved), one in the next epoch does.
+        let _: i64 = redis::cmd("PEXPIRE")
+            .arg(&keys[1])
+            .arg(3_600_000)
+            .query_async(&mut store.conn.clone())
+            .await
+            .unwrap();
+        e.status = StatusType::InterimUpdate;
+        e.event_time = now + time::Duration::seconds(1);
+        store.apply(&e, d2).await.unwrap();
+        let second = pttls(&keys).await;
+        assert!(second[1] <= 3_600_000, "the same epoch touched {}", keys[1]);
+        let others = [0, 2, 3, 4].map(|i| second[i]);
+        for (i, t) in [0, 2, 3, 4].into_iter().zip(others) {
+            assert!(
+                t <= first[i],
+                "a deadline in the same epoch extended {}",
+                keys[i]
+            );
+        }
+
+        e.event_time = now + time::Duration::seconds(2);
+        store.apply(&e, d3).await.unwrap();
+        check(&pttls(&keys).await, d3);
+
+        crate::testkit::redis_cleanup(&url, &prefix).await;
     }
 }
