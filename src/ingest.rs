@@ -368,7 +368,7 @@ impl Ingest {
             if let Some(events) = run
                 .iter()
                 .map(|(r, _)| match &**r {
-                    SpoolRecord::Event { event, expires_at } => Some((&**event, *expires_at)),
+                    SpoolRecord::Event { event, expires_at } => Some((event.clone(), *expires_at)),
                     SpoolRecord::History(_) => None,
                 })
                 .collect::<Option<Vec<_>>>()
@@ -421,7 +421,7 @@ impl Ingest {
     /// Replay a run of events through the store's batch apply (one commit, spool order).
     async fn replay_batch(
         &self,
-        events: &[(&AccountingEvent, OffsetDateTime)],
+        events: &[(Arc<AccountingEvent>, OffsetDateTime)],
     ) -> io::Result<usize> {
         let started = Instant::now();
         let results = self.live.apply_batch(events).await;

@@ -32,7 +32,8 @@ use crate::sessions::Applied;
 pub enum SpoolRecord {
     /// An event not yet applied to the live map.
     Event {
-        event: Box<AccountingEvent>,
+        /// Shared: the replay hands the same event to the live map without copying it.
+        event: Arc<AccountingEvent>,
         #[serde(with = "time::serde::timestamp")]
         expires_at: OffsetDateTime,
     },
@@ -91,7 +92,7 @@ impl Frames {
         codec::encode_event(&mut self.buf, &event, expires_at);
         self.close(start);
         let record = SpoolRecord::Event {
-            event: Box::new(event),
+            event: Arc::new(event),
             expires_at,
         };
         self.records.push((Arc::new(record), self.buf.len()));
@@ -670,7 +671,7 @@ fn decode_payload(magic: u8, payload: &[u8]) -> Option<SpoolRecord> {
         MAGIC_EVENT => {
             let (event, expires_at) = codec::decode_event(payload)?;
             Some(SpoolRecord::Event {
-                event: Box::new(event),
+                event: Arc::new(event),
                 expires_at,
             })
         }
@@ -1075,7 +1076,7 @@ mod tests {
     fn rec(i: u32) -> SpoolRecord {
         let t = OffsetDateTime::from_unix_timestamp(1_700_000_000 + i as i64).unwrap();
         SpoolRecord::Event {
-            event: Box::new(AccountingEvent::new(
+            event: Arc::new(AccountingEvent::new(
                 StatusType::Start,
                 "nas",
                 &format!("s{i}"),
@@ -1174,7 +1175,7 @@ mod tests {
             let SpoolRecord::Event { event, expires_at } = rec(i) else {
                 unreachable!()
             };
-            frames.push_owned_event(*event, expires_at);
+            frames.push_owned_event((*event).clone(), expires_at);
         }
         frames
     }
@@ -1304,7 +1305,7 @@ mod tests {
         codec::encode_event(&mut buf, &e, deadline);
         assert_eq!(codec::decode_event(&buf), Some((e.clone(), deadline)));
         let json = serde_json::to_vec(&SpoolRecord::Event {
-            event: Box::new(e.clone()),
+            event: Arc::new(e.clone()),
             expires_at: deadline,
         })
         .unwrap();
@@ -1358,7 +1359,7 @@ mod tests {
         let mut want: Vec<_> = (0..4).map(rec).collect();
         want.push(history);
         want.push(SpoolRecord::Event {
-            event: Box::new(full_event()),
+            event: Arc::new(full_event()),
             expires_at: OffsetDateTime::UNIX_EPOCH,
         });
         want.push(rec(4));

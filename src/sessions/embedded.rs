@@ -217,7 +217,7 @@ impl Txn<'_> {
     }
 
     /// Execute a planned step for `key`: write the record, release, then claim.
-    fn run(&mut self, key: &Key, step: Step) -> Result<Applied, StoreError> {
+    fn run(&mut self, key: Key, step: Step) -> Result<Applied, StoreError> {
         if !step.write {
             return Ok(step.applied);
         }
@@ -225,14 +225,14 @@ impl Txn<'_> {
             check_times(r)?;
         }
         for ip in &step.releases {
-            if self.owner(ip) == Some(key) {
+            if self.owner(ip) == Some(&key) {
                 self.ch.owners.insert(*ip, None);
             }
         }
         if let Some(Record::Live(s)) = &step.record {
             for ip in &step.claims {
                 let take = match self.owner(ip) {
-                    Some(k) if k == key => false,
+                    Some(k) if *k == key => false,
                     owner => rules::may_claim(s, false, owner.and_then(|k| self.live(k))),
                 };
                 if take {
@@ -240,7 +240,7 @@ impl Txn<'_> {
                 }
             }
         }
-        self.ch.records.insert(key.clone(), step.record);
+        self.ch.records.insert(key, step.record);
         Ok(step.applied)
     }
 
@@ -255,7 +255,7 @@ impl Txn<'_> {
                 let key = (event.nas.clone(), event.session_id.clone());
                 let step =
                     rules::step_event(self.record(&key), self.reset(&event.nas), event, expires_at);
-                self.run(&key, step)
+                self.run(key, step)
             }
         }
     }
@@ -275,7 +275,7 @@ impl Txn<'_> {
         let mut applied = Applied::default();
         for s in victims.iter().filter_map(Record::live) {
             let key = (s.nas.clone(), s.session_id.clone());
-            let done = self.run(&key, rules::step_restart(s, at))?;
+            let done = self.run(key, rules::step_restart(s, at))?;
             applied.closed.extend(done.closed);
         }
         Ok(applied)
@@ -287,7 +287,7 @@ impl Txn<'_> {
             if let Some(step) = rules::step_deadline(&r, now) {
                 let (nas, sid) = r.key();
                 let key = (nas.to_owned(), sid.to_owned());
-                closed.extend(self.run(&key, step)?.closed);
+                closed.extend(self.run(key, step)?.closed);
             }
         }
         Ok(closed)
@@ -306,7 +306,7 @@ enum Command {
     },
     /// Several events, applied in order within one group commit.
     ApplyBatch {
-        events: Vec<(AccountingEvent, OffsetDateTime)>,
+        events: Vec<(Arc<AccountingEvent>, OffsetDateTime)>,
         reply: oneshot::Sender<Vec<Result<Applied, StoreError>>>,
     },
 }
@@ -625,12 +625,11 @@ impl LiveSessions for EmbeddedSessions {
 
     async fn apply_batch(
         &self,
-        events: &[(&AccountingEvent, OffsetDateTime)],
+        events: &[(Arc<AccountingEvent>, OffsetDateTime)],
     ) -> Vec<Result<Applied, StoreError>> {
         let (reply, answer) = oneshot::channel();
-        let owned = events.iter().map(|(e, at)| ((*e).clone(), *at)).collect();
         let sent = self.tx.send(Command::ApplyBatch {
-            events: owned,
+            events: events.to_vec(),
             reply,
         });
         match sent.await {

@@ -5,6 +5,7 @@
 //! shared by both implementations.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use ipnet::Ipv6Net;
@@ -142,7 +143,7 @@ pub trait LiveSessions: Send + Sync + 'static {
     /// other; one result per event. Stores that can commit a batch at once override it.
     async fn apply_batch(
         &self,
-        events: &[(&AccountingEvent, OffsetDateTime)],
+        events: &[(Arc<AccountingEvent>, OffsetDateTime)],
     ) -> Vec<Result<Applied, StoreError>> {
         let mut out = Vec::with_capacity(events.len());
         for (event, expires_at) in events {

@@ -54,7 +54,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
@@ -582,8 +582,11 @@ impl LiveSessions for RedisSessions {
 
     async fn apply_batch(
         &self,
-        events: &[(&AccountingEvent, OffsetDateTime)],
+        events: &[(Arc<AccountingEvent>, OffsetDateTime)],
     ) -> Vec<Result<Applied, StoreError>> {
+        let events: Vec<(&AccountingEvent, OffsetDateTime)> =
+            events.iter().map(|(e, at)| (&**e, *at)).collect();
+        let events = &events[..];
         let restarts = events.iter().any(|(e, _)| {
             matches!(
                 e.status,

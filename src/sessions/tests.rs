@@ -1288,7 +1288,7 @@ async fn randomized_streams(env: &mut Env, batched: bool) {
             while !rest.is_empty() {
                 let n = rng.gen_range(1..=rest.len().min(96));
                 let (run, tail) = rest.split_at(n);
-                let batch: Vec<_> = run.iter().map(|e| (e, later())).collect();
+                let batch: Vec<_> = run.iter().map(|e| (Arc::new(e.clone()), later())).collect();
                 let rs = s.apply_batch(&batch).await;
                 assert_eq!(rs.len(), run.len());
                 outcomes.extend(rs.into_iter().map(|r| r.expect("apply_batch")));
