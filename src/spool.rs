@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -144,10 +144,22 @@ enum Cmd {
 }
 
 /// Handle to the spool; cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Spool {
     tx: mpsc::Sender<Cmd>,
     depth: Arc<AtomicU64>,
+    /// The log, shared with the writer thread: commands from async callers go through that
+    /// thread (which batches their appends into one group commit), a blocking append takes
+    /// the lock and writes itself.
+    writer: Arc<Mutex<Writer>>,
+}
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spool")
+            .field("depth", &self.depth())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Spool {
@@ -201,10 +213,12 @@ impl Spool {
             peeked: std::collections::VecDeque::new(),
             memory: std::collections::VecDeque::new(),
         };
+        let writer = Arc::new(Mutex::new(writer));
+        let shared = writer.clone();
         std::thread::Builder::new()
             .name("ebok-spool".into())
-            .spawn(move || writer.run(rx))?;
-        Ok(Spool { tx, depth })
+            .spawn(move || Writer::run(&shared, rx))?;
+        Ok(Spool { tx, depth, writer })
     }
 
     /// Records waiting to be replayed.
@@ -239,17 +253,18 @@ impl Spool {
     }
 
     /// [`Spool::append_frames`] from a thread outside the tokio runtime, blocking it until
-    /// the frames are on disk.
+    /// the frames are on disk. The calling thread writes and syncs them itself (the radius
+    /// receive thread, whose turn is one batch anyway): handing them to the writer thread
+    /// and waiting for its answer cost two thread wake-ups per turn (perf: futex and
+    /// scheduler ~7 % of the accounting path's CPU).
     pub fn append_frames_blocking(&self, frames: Frames) -> io::Result<()> {
         if frames.is_empty() {
             return Ok(());
         }
-        let stopped = || io::Error::other("spool writer stopped");
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .blocking_send(Cmd::Append(frames, tx))
-            .map_err(|_| stopped())?;
-        rx.blocking_recv().map_err(|_| stopped())?
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append_batch(&mut [(frames, ())])
     }
 
     /// Up to `max` records from the replay position, each with the offset just after it.
@@ -298,7 +313,8 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+    fn run(this: &Mutex<Writer>, mut rx: mpsc::Receiver<Cmd>) {
+        let lock = || this.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(cmd) = rx.blocking_recv() {
             match cmd {
                 Cmd::Append(payload, reply) => {
@@ -315,7 +331,7 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    let result = self.append_batch(&mut batch);
+                    let result = lock().append_batch(&mut batch);
                     for (_, reply) in batch {
                         let _ = reply.send(match &result {
                             Ok(()) => Ok(()),
@@ -323,10 +339,10 @@ impl Writer {
                         });
                     }
                     if let Some(cmd) = other {
-                        self.other(cmd);
+                        lock().other(cmd);
                     }
                 }
-                cmd => self.other(cmd),
+                cmd => lock().other(cmd),
             }
         }
     }
@@ -1136,6 +1152,48 @@ mod tests {
         assert_eq!(log_len(), ROOM, "a zero tail is room, not a torn record");
         assert_eq!(spool.depth(), 1);
         assert_eq!(records(&spool.peek(10).await.unwrap()), vec![rec(50)]);
+    }
+
+    /// Blocking appends (written by the calling thread under the log's lock) and async ones
+    /// (group-committed by the writer thread) interleave without losing or tearing a record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_and_async_appends_interleave() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let threads: Vec<_> = [0u32, 1000]
+            .into_iter()
+            .map(|base| {
+                let s = spool.clone();
+                std::thread::spawn(move || {
+                    for i in base..base + 100 {
+                        s.append_frames_blocking(kept(i..i + 1)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for i in 2000..2100 {
+            spool.append(&rec(i)).await.unwrap();
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(spool.depth(), 300);
+        let check = |all: Vec<SpoolRecord>| {
+            assert_eq!(all.len(), 300);
+            for base in [0u32, 1000, 2000] {
+                let mine: Vec<_> = all
+                    .iter()
+                    .filter(|r| (base..base + 100).any(|i| **r == rec(i)))
+                    .cloned()
+                    .collect();
+                assert_eq!(mine, (base..base + 100).map(rec).collect::<Vec<_>>());
+            }
+        };
+        check(peek_all(&spool).await);
+        drop(spool);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let spool = Spool::open(dir.path()).unwrap();
+        check(peek_all(&spool).await);
     }
 
     #[tokio::test]
