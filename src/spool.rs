@@ -11,7 +11,7 @@
 //! offset up to which records were replayed. Records go into zeros written ahead of them
 //! (see [`Writer::reserve`]), so the log ends in zeros; a torn record at the tail (a crash
 //! mid-write, never answered) is cut off on open. A drained log is not truncated: the records
-//! go on after the replayed ones until compaction starts the next generation.
+//! go on after the replayed ones until they fill a room, then the next generation starts.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -548,10 +548,12 @@ impl Writer {
         {
             self.memory.pop_front();
         }
-        // A drained log is not truncated (that would give up the zeroed room): it goes on
-        // after the replayed records, and once their head is large enough, what is left (if
-        // anything) moves to a fresh generation.
-        if self.read_off >= COMPACT_AT {
+        // A drained log is not truncated at once (that would give up the zeroed room): it
+        // goes on after the replayed records until they fill a room, then a fresh generation
+        // starts (nothing to copy), so replayed records never pile up behind `spool.pos`.
+        // Under a backlog the unreplayed tail moves once the replayed head is large.
+        let drained = self.read_off == self.write_off;
+        if self.read_off >= COMPACT_AT || (drained && self.read_off >= ROOM) {
             self.compact()?;
         }
         write_pos(&self.pos_path, self.gen, self.read_off)?;
@@ -1194,6 +1196,30 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let spool = Spool::open(dir.path()).unwrap();
         check(peek_all(&spool).await);
+    }
+
+    /// Once the replayed records fill a room, a drained log starts the next generation, so
+    /// they do not pile up behind `spool.pos`.
+    #[tokio::test]
+    async fn a_drained_log_past_a_room_starts_a_new_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let n = 100_000;
+        for i in (0..n).step_by(1000) {
+            spool.append_frames(kept(i..i + 1000)).await.unwrap();
+        }
+        let end = spool.peek(n as usize).await.unwrap().last().unwrap().1;
+        assert!(end > ROOM, "{end} bytes do not fill a room");
+        spool.consumed(end).await.unwrap();
+        let i = n;
+        assert_eq!(spool.depth(), 0);
+        assert!(dir.path().join("spool.1.log").exists());
+        assert!(!dir.path().join("spool.0.log").exists());
+        spool.append(&rec(i)).await.unwrap();
+        drop(spool);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(records(&spool.peek(10).await.unwrap()), vec![rec(i)]);
     }
 
     #[tokio::test]
