@@ -47,7 +47,7 @@ mod sqlite_alloc {
         c_int::try_from(n).unwrap_or(c_int::MAX)
     }
     unsafe extern "C" fn roundup(n: c_int) -> c_int {
-        (n.max(0) + 7) & !7
+        n.max(0).saturating_add(7) & !7
     }
     unsafe extern "C" fn init(_: *mut c_void) -> c_int {
         ffi::SQLITE_OK

@@ -261,10 +261,7 @@ impl Spool {
         if frames.is_empty() {
             return Ok(());
         }
-        self.writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .append_batch(&mut [(frames, ())])
+        lock(&self.writer).append_batch(&mut [(frames, ())])
     }
 
     /// Up to `max` records from the replay position, each with the offset just after it.
@@ -314,7 +311,6 @@ struct Writer {
 
 impl Writer {
     fn run(this: &Mutex<Writer>, mut rx: mpsc::Receiver<Cmd>) {
-        let lock = || this.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(cmd) = rx.blocking_recv() {
             match cmd {
                 Cmd::Append(payload, reply) => {
@@ -331,7 +327,7 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    let result = lock().append_batch(&mut batch);
+                    let result = lock(this).append_batch(&mut batch);
                     for (_, reply) in batch {
                         let _ = reply.send(match &result {
                             Ok(()) => Ok(()),
@@ -339,10 +335,10 @@ impl Writer {
                         });
                     }
                     if let Some(cmd) = other {
-                        lock().other(cmd);
+                        lock(this).other(cmd);
                     }
                 }
-                cmd => lock().other(cmd),
+                cmd => lock(this).other(cmd),
             }
         }
     }
@@ -358,10 +354,7 @@ impl Writer {
             }
             #[cfg(test)]
             Cmd::CompactAfter(offset, reply) => {
-                let r = self.consumed(offset).and_then(|()| {
-                    self.compact()?;
-                    write_pos(&self.pos_path, self.gen, self.read_off)
-                });
+                let r = self.consumed(offset).and_then(|()| self.compact());
                 let _ = reply.send(r);
             }
         }
@@ -552,11 +545,13 @@ impl Writer {
         // goes on after the replayed records until they fill a room, then a fresh generation
         // starts (nothing to copy), so replayed records never pile up behind `spool.pos`.
         // Under a backlog the unreplayed tail moves once the replayed head is large.
+        // Compaction writes `spool.pos` itself.
         let drained = self.read_off == self.write_off;
         if self.read_off >= COMPACT_AT || (drained && self.read_off >= ROOM) {
             self.compact()?;
+        } else {
+            write_pos(&self.pos_path, self.gen, self.read_off)?;
         }
-        write_pos(&self.pos_path, self.gen, self.read_off)?;
         let depth = self.depth.fetch_sub(n, Ordering::AcqRel) - n;
         metrics::gauge!("ebok_spool_depth").set(depth as f64);
         metrics::counter!("ebok_spool_replayed_total").increment(n);
@@ -606,6 +601,12 @@ impl Writer {
         tracing::info!(generation = next, bytes = self.write_off, "spool compacted");
         Ok(())
     }
+}
+
+/// The log, whoever holds it (a panic while writing leaves nothing half-done that the next
+/// append would follow: a failed write cuts the file back).
+fn lock(writer: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
+    writer.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Replayed bytes at the head of the log after which the tail is moved to a new file.
@@ -1211,15 +1212,14 @@ mod tests {
         let end = spool.peek(n as usize).await.unwrap().last().unwrap().1;
         assert!(end > ROOM, "{end} bytes do not fill a room");
         spool.consumed(end).await.unwrap();
-        let i = n;
         assert_eq!(spool.depth(), 0);
         assert!(dir.path().join("spool.1.log").exists());
         assert!(!dir.path().join("spool.0.log").exists());
-        spool.append(&rec(i)).await.unwrap();
+        spool.append(&rec(n)).await.unwrap();
         drop(spool);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let spool = Spool::open(dir.path()).unwrap();
-        assert_eq!(records(&spool.peek(10).await.unwrap()), vec![rec(i)]);
+        assert_eq!(records(&spool.peek(10).await.unwrap()), vec![rec(n)]);
     }
 
     #[tokio::test]
@@ -1499,14 +1499,11 @@ mod tests {
         let path = dir.path().join("spool.0.log");
         // A crash mid-write: the start of a third record where the next append goes, the
         // rest of the room still zeros.
-        let mut torn = Vec::new();
-        if let SpoolRecord::Event { event, expires_at } = rec(3) {
-            let mut frames = Frames::new();
-            frames.push_event(&event, expires_at);
-            torn = frames.buf[..frames.buf.len() / 2].to_vec();
-        }
+        let mut frames = Frames::new();
+        frames.push(&rec(3)).unwrap();
         let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.write_all_at(&torn, end).unwrap();
+        f.write_all_at(&frames.buf[..frames.buf.len() / 2], end)
+            .unwrap();
         drop(f);
         let spool = Spool::open(dir.path()).unwrap();
         assert_eq!(spool.depth(), 2);

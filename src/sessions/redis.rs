@@ -750,7 +750,6 @@ fn check_key(r: &Record, nas: &str, session_id: &str) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Milliseconds a key must live for a record with this deadline.
 /// Seconds per TTL epoch: keys are given TTLs to the end of the epoch of the deadline written
 /// (plus [`TTL_MARGIN_MS`]), so the events of a session whose deadline stays within one epoch
 /// leave its keys' TTLs alone (an Interim-Update then needs no PTTL per key).
@@ -766,6 +765,7 @@ fn ttl_epoch_end(t: OffsetDateTime) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(end).unwrap_or(t)
 }
 
+/// Milliseconds a key must live for a record with this deadline.
 fn ttl_ms(deadline: OffsetDateTime) -> i64 {
     let left = (deadline - OffsetDateTime::now_utc()).whole_milliseconds();
     i64::try_from(left.max(0))
@@ -1549,10 +1549,9 @@ mod unit {
         store.apply(&e, d2).await.unwrap();
         let second = pttls(&keys).await;
         assert!(second[1] <= 3_600_000, "the same epoch touched {}", keys[1]);
-        let others = [0, 2, 3, 4].map(|i| second[i]);
-        for (i, t) in [0, 2, 3, 4].into_iter().zip(others) {
+        for i in [0, 2, 3, 4] {
             assert!(
-                t <= first[i],
+                second[i] <= first[i],
                 "a deadline in the same epoch extended {}",
                 keys[i]
             );
