@@ -113,49 +113,60 @@ pub fn decode_event(
         }
     };
 
-    let mut event = AccountingEvent::new(status, &nas, &session_id, event_time);
-    event.nas_client = nas_client.to_owned();
-    event.source = source;
-    event.user_name = string(&p, attr::USER_NAME);
-    event.nas_ip_address = nas_ip_address;
-    event.nas_ipv6_address = nas_ipv6_address;
-    event.nas_identifier = nas_identifier;
-    event.nas_port = integer(&p, attr::NAS_PORT)?;
-    event.nas_port_id = string(&p, attr::NAS_PORT_ID);
-    event.framed_ip = framed_ip;
-    event.framed_ipv6_prefixes = prefixes(&p, attr::FRAMED_IPV6_PREFIX)?;
-    event.delegated_ipv6_prefixes = prefixes(&p, attr::DELEGATED_IPV6_PREFIX)?;
-    event.framed_ipv6_addresses = p
-        .lookup_all(attr::FRAMED_IPV6_ADDRESS)
-        .map(ipv6)
-        .collect::<Result<_, _>>()?;
-    event.framed_interface_id = framed_interface_id;
-    event.calling_station_id = string(&p, attr::CALLING_STATION_ID);
-    event.called_station_id = string(&p, attr::CALLED_STATION_ID);
-    event.input_octets = octets(&p, attr::ACCT_INPUT_OCTETS, attr::ACCT_INPUT_GIGAWORDS)?;
-    event.output_octets = octets(&p, attr::ACCT_OUTPUT_OCTETS, attr::ACCT_OUTPUT_GIGAWORDS)?;
-    event.input_packets = integer(&p, attr::ACCT_INPUT_PACKETS)?.map_or(0, u64::from);
-    event.output_packets = integer(&p, attr::ACCT_OUTPUT_PACKETS)?.map_or(0, u64::from);
-    event.session_time = integer(&p, attr::ACCT_SESSION_TIME)?;
-    event.terminate_cause = integer(&p, attr::ACCT_TERMINATE_CAUSE)?;
-    event.class = p.lookup_all(attr::CLASS).map(<[u8]>::to_vec).collect();
-    event.delay_time = delay_time;
-    event.vendor_attributes = p
-        .lookup_all(attr::VENDOR_SPECIFIC)
-        .flat_map(|a| vendor_attributes(dict, a))
-        .collect();
-    Ok(event)
+    // Built in one go: the strings decoded above move in, none is copied again.
+    Ok(AccountingEvent {
+        status,
+        nas,
+        nas_client: nas_client.to_owned(),
+        source,
+        session_id,
+        user_name: string(&p, attr::USER_NAME),
+        nas_ip_address,
+        nas_ipv6_address,
+        nas_identifier,
+        nas_port: integer(&p, attr::NAS_PORT)?,
+        nas_port_id: string(&p, attr::NAS_PORT_ID),
+        framed_ip,
+        framed_ipv6_prefixes: prefixes(&p, attr::FRAMED_IPV6_PREFIX)?,
+        delegated_ipv6_prefixes: prefixes(&p, attr::DELEGATED_IPV6_PREFIX)?,
+        framed_ipv6_addresses: p
+            .lookup_all(attr::FRAMED_IPV6_ADDRESS)
+            .map(ipv6)
+            .collect::<Result<_, _>>()?,
+        framed_interface_id,
+        calling_station_id: string(&p, attr::CALLING_STATION_ID),
+        called_station_id: string(&p, attr::CALLED_STATION_ID),
+        input_octets: octets(&p, attr::ACCT_INPUT_OCTETS, attr::ACCT_INPUT_GIGAWORDS)?,
+        output_octets: octets(&p, attr::ACCT_OUTPUT_OCTETS, attr::ACCT_OUTPUT_GIGAWORDS)?,
+        input_packets: integer(&p, attr::ACCT_INPUT_PACKETS)?.map_or(0, u64::from),
+        output_packets: integer(&p, attr::ACCT_OUTPUT_PACKETS)?.map_or(0, u64::from),
+        session_time: integer(&p, attr::ACCT_SESSION_TIME)?,
+        terminate_cause: integer(&p, attr::ACCT_TERMINATE_CAUSE)?,
+        class: p.lookup_all(attr::CLASS).map(<[u8]>::to_vec).collect(),
+        event_time,
+        delay_time,
+        vendor_attributes: p
+            .lookup_all(attr::VENDOR_SPECIFIC)
+            .flat_map(|a| vendor_attributes(dict, a))
+            .collect(),
+    })
 }
 
-/// The attributes of a framed packet, as (type, value) slices in packet order.
-struct Attributes<'a>(Vec<(AVPType, &'a [u8])>);
+/// The attributes of a framed packet, as (type, value) slices in packet order, with the
+/// position of each type's first instance (an event reads some 30 types, most once).
+struct Attributes<'a> {
+    all: Vec<(AVPType, &'a [u8])>,
+    /// Index into `all` + 1 of the first instance of each type; 0 when absent.
+    first: [u8; 256],
+}
 
 impl<'a> Attributes<'a> {
     /// Split the attributes after the 20-octet header (`packet` is framed: its length is
     /// the Length field). Every attribute needs a length of 2..=255 that fits the packet.
     fn parse(packet: &'a [u8]) -> Result<Self, DropReason> {
         let mut rest = packet.get(20..).ok_or(DropReason::MalformedAttributes)?;
-        let mut out = Vec::with_capacity(32);
+        let mut all = Vec::with_capacity(32);
+        let mut first = [0u8; 256];
         while !rest.is_empty() {
             let [typ, len, ..] = *rest else {
                 return Err(DropReason::MalformedAttributes);
@@ -164,20 +175,34 @@ impl<'a> Attributes<'a> {
             if len < 2 || len > rest.len() {
                 return Err(DropReason::MalformedAttributes);
             }
-            out.push((typ, &rest[2..len]));
+            // At most 4095 / 2 attributes: past 254 the first-instance index stays unset
+            // for new types and lookups scan.
+            if first[usize::from(typ)] == 0 && all.len() < 255 {
+                first[usize::from(typ)] = (all.len() + 1) as u8;
+            }
+            all.push((typ, &rest[2..len]));
             rest = &rest[len..];
         }
-        Ok(Attributes(out))
+        Ok(Attributes { all, first })
     }
 
     /// The first instance of `typ`.
     fn lookup(&self, typ: AVPType) -> Option<&'a [u8]> {
-        self.0.iter().find(|(t, _)| *t == typ).map(|(_, v)| *v)
+        match self.first[usize::from(typ)] {
+            0 if self.all.len() > 255 => self.all.iter().find(|(t, _)| *t == typ).map(|(_, v)| *v),
+            0 => None,
+            i => Some(self.all[usize::from(i) - 1].1),
+        }
     }
 
     /// Every instance of `typ`, in order.
     fn lookup_all(&self, typ: AVPType) -> impl Iterator<Item = &'a [u8]> + '_ {
-        self.0
+        let from = match self.first[usize::from(typ)] {
+            0 if self.all.len() > 255 => 0,
+            0 => self.all.len(),
+            i => usize::from(i) - 1,
+        };
+        self.all[from..]
             .iter()
             .filter(move |(t, _)| *t == typ)
             .map(|(_, v)| *v)
@@ -318,6 +343,19 @@ mod tests {
     const INTERIM: &str = "280600000003"; // Acct-Status-Type = Interim-Update
     const SESSION: &str = "2c0a3831613030303033"; // Acct-Session-Id = "81a00003"
     const NAS_IP: &str = "04060a000001"; // NAS-IP-Address = 10.0.0.1
+
+    #[test]
+    fn attributes_past_the_255th_are_found() {
+        // 300 empty Class attributes first (a legal 620-octet packet), then the rest.
+        let classes = "1902".repeat(300);
+        let event = decode(&[&classes, NAS_IP, START, SESSION, "05060000000c"]).unwrap();
+        assert_eq!(event.status, StatusType::Start);
+        assert_eq!(event.session_id, "81a00003");
+        assert_eq!(event.nas, "10.0.0.1");
+        assert_eq!(event.nas_port, Some(12));
+        assert_eq!(event.class.len(), 300);
+        assert_eq!(event.user_name, None);
+    }
 
     #[test]
     fn mikrotik_start() {

@@ -85,12 +85,30 @@ const PIPELINE_EVENTS: usize = 1024;
 const SCRIPT_STEPS: usize = 128;
 /// Smallest `hash-max-listpack-value` that keeps session buckets compact.
 const MIN_LISTPACK_VALUE: i64 = 200;
+/// Session values [`Known`] holds at most (≈ 200 bytes each); past it, it starts empty again.
+const KNOWN_MAX: usize = 131_072;
+/// NAS restart times [`Known`] holds at most.
+const KNOWN_NAS_MAX: usize = 4096;
 
 /// The Redis live-session store.
 #[derive(Clone)]
 pub struct RedisSessions {
     conn: ConnectionManager,
     prefix: String,
+    known: Arc<std::sync::Mutex<Known>>,
+}
+
+/// What this instance last read or wrote for a session or a NAS restart time, so the batch
+/// apply plans on it without reading it from Redis first. Never trusted further than that:
+/// every step's compare-and-set still checks it against Redis, and a refused step drops the
+/// session's and its NAS's entries (another instance, an expiry sweep or a flush changed
+/// them), so the retry and later batches read afresh.
+#[derive(Default)]
+struct Known {
+    /// Session hash → its stored value (`None`: absent).
+    records: HashMap<u64, Option<Vec<u8>>>,
+    /// NAS → its stored restart time (`None`: absent).
+    resets: HashMap<String, Option<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for RedisSessions {
@@ -113,6 +131,7 @@ impl RedisSessions {
         let store = RedisSessions {
             conn,
             prefix: prefix.to_owned(),
+            known: Default::default(),
         };
         store.ping().await?;
         store.check_config().await;
@@ -298,41 +317,78 @@ impl RedisSessions {
         let mut sessions: Vec<Session> = Vec::new();
         let mut nas_index: HashMap<&str, usize> = HashMap::new();
         let mut of_event = Vec::with_capacity(events.len());
+        // What this instance knows is planned on without a read; a Start of a session it does
+        // not know is planned as new. Everything else is read in one pipeline.
         let mut read = redis::pipe();
-        for (e, _) in events {
-            let h = session_hash(&e.nas, &e.session_id);
-            let i = *index.entry(h).or_insert_with(|| {
-                read.cmd("HGET")
-                    .arg(self.session_key(h))
-                    .arg(&h.to_be_bytes()[..]);
-                sessions.push(Session {
-                    h,
-                    cur: None,
-                    prior: None,
+        let mut to_read = Vec::new();
+        let mut nas_known: Vec<Option<Option<Vec<u8>>>> = Vec::new();
+        {
+            let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            for (e, _) in events {
+                let h = session_hash(&e.nas, &e.session_id);
+                let i = *index.entry(h).or_insert_with(|| {
+                    let cur = match known.records.remove(&h) {
+                        Some(v) => v,
+                        None if e.status == StatusType::Start => None,
+                        None => {
+                            read.cmd("HGET")
+                                .arg(self.session_key(h))
+                                .arg(&h.to_be_bytes()[..]);
+                            to_read.push(sessions.len());
+                            None
+                        }
+                    };
+                    sessions.push(Session {
+                        h,
+                        cur,
+                        prior: None,
+                    });
+                    sessions.len() - 1
                 });
-                sessions.len() - 1
-            });
-            of_event.push(i);
-        }
-        for (e, _) in events {
-            let n = nas_index.len();
-            if let std::collections::hash_map::Entry::Vacant(v) = nas_index.entry(&e.nas) {
-                v.insert(n);
-                read.cmd("HGET")
-                    .arg(format!("{}nasreset", self.prefix))
-                    .arg(&e.nas);
+                of_event.push(i);
+            }
+            for (e, _) in events {
+                let n = nas_index.len();
+                if let std::collections::hash_map::Entry::Vacant(v) = nas_index.entry(&e.nas) {
+                    v.insert(n);
+                    let value = known.resets.get(&e.nas).cloned();
+                    if value.is_none() {
+                        read.cmd("HGET")
+                            .arg(format!("{}nasreset", self.prefix))
+                            .arg(&e.nas);
+                    }
+                    nas_known.push(value);
+                }
             }
         }
         let mut conn = self.conn.clone();
-        let mut values: Vec<Option<Vec<u8>>> = read.query_async(&mut conn).await?;
-        let resets: Vec<Option<Vec<u8>>> = values.split_off(sessions.len());
+        let values: Vec<Option<Vec<u8>>> = if read.cmd_iter().next().is_some() {
+            read.query_async(&mut conn).await?
+        } else {
+            Vec::new()
+        };
+        let mut values = values.into_iter();
+        let mut next_value = || {
+            values
+                .next()
+                .ok_or_else(|| StoreError::Corrupt("pipeline answered a different count".into()))
+        };
+        for &i in &to_read {
+            sessions[i].cur = next_value()?;
+        }
+        let resets = nas_known
+            .into_iter()
+            .map(|v| match v {
+                Some(v) => Ok(v),
+                None => next_value(),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let reset_times = resets
             .iter()
             .map(|r| r.as_deref().map(decode_time).transpose())
             .collect::<Result<Vec<_>, _>>()?;
-        for (s, v) in sessions.iter_mut().zip(values) {
-            s.prior = v.as_deref().map(decode_record).transpose()?;
-            s.cur = v;
+        for s in &mut sessions {
+            s.prior = s.cur.as_deref().map(decode_record).transpose()?;
         }
 
         // Plan in order. results[i]: what event i reports, `None` while its script has not
@@ -414,16 +470,38 @@ impl RedisSessions {
         // there: apply them again one by one, in order (except those whose script ran).
         let mut out = Vec::with_capacity(events.len());
         let mut refused = vec![false; sessions.len()];
+        let mut refused_nas = vec![false; nas_index.len()];
         for (i, (event, expires_at)) in events.iter().enumerate() {
             let si = of_event[i];
             let r = match results[i].take() {
                 Some(r) if !refused[si] || scripted_ok[i] => r,
                 _ => {
                     refused[si] = true;
+                    refused_nas[nas_index[event.nas.as_str()]] = true;
                     self.apply_session(event, *expires_at).await
                 }
             };
             out.push(r);
+        }
+        // Remember what Redis holds now, except what a refusal showed to be out of date.
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.records.len() + sessions.len() > KNOWN_MAX {
+            known.records.clear();
+        }
+        for (s, refused) in sessions.into_iter().zip(refused) {
+            if !refused {
+                known.records.insert(s.h, s.cur);
+            }
+        }
+        if known.resets.len() + nas_index.len() > KNOWN_NAS_MAX {
+            known.resets.clear();
+        }
+        for (nas, &n) in &nas_index {
+            if refused_nas[n] {
+                known.resets.remove(*nas);
+            } else if known.resets.get(*nas) != Some(&resets[n]) {
+                known.resets.insert((*nas).to_owned(), resets[n].clone());
+            }
         }
         Ok(out)
     }
@@ -477,6 +555,9 @@ impl RedisSessions {
                 ..Applied::default()
             });
         }
+        // It closes sessions of this NAS and moves its restart time: what this instance
+        // knows of either is out of date.
+        *self.known.lock().unwrap_or_else(|e| e.into_inner()) = Known::default();
         let _: i64 = SET_MAX
             .key(&key)
             .arg(&event.nas)

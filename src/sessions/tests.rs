@@ -200,6 +200,7 @@ both_stores!(
     expiry_closes_due_sessions,
     restart_keeps_everything,
     concurrent_applies_end_consistent,
+    batches_see_what_a_peer_changed,
     randomized_streams_match_model,
     randomized_streams_in_batches_match_model,
 );
@@ -909,6 +910,72 @@ async fn restart_keeps_everything(env: &mut Env) {
 /// Redis, through two separately connected instances). The result must be exactly what one
 /// ordered pass gives, every Stop must be reported once, and the traffic reported over all
 /// applies must add up to each session's final counters (no lost or doubled update).
+/// Batches of one instance interleaved with changes made through another (on Redis a
+/// separate connection, which plans without this one's knowledge): every batch plans on what
+/// the map holds, not on what its instance last wrote or read.
+async fn batches_see_what_a_peer_changed(env: &mut Env) {
+    let peer = env.peer().await;
+    let batch = |events: Vec<AccountingEvent>| {
+        events
+            .into_iter()
+            .map(|e| (Arc::new(e), later()))
+            .collect::<Vec<_>>()
+    };
+    let store = env.shared();
+    let rs = store
+        .apply_batch(&batch(vec![
+            with_ips(start("nas1", "p1", at(10)), Some("100.67.0.1"), &[]),
+            interim("nas1", "p1", at(20), 100, 10),
+        ]))
+        .await;
+    assert!(rs.iter().all(Result::is_ok), "{rs:?}");
+
+    // The peer moves p1 on and starts p2 (which this instance never saw).
+    assert_eq!(
+        traffic(&apply(&*peer, &interim("nas1", "p1", at(30), 300, 30)).await),
+        [(200, 20)]
+    );
+    apply(
+        &*peer,
+        &with_ips(start("nas1", "p2", at(31)), Some("100.67.0.2"), &[]),
+    )
+    .await;
+
+    // p1's next Interim counts from the peer's 300, not from this instance's 100; a repeated
+    // Start of p2 is stale, its Interim counts from zero.
+    let rs = store
+        .apply_batch(&batch(vec![
+            interim("nas1", "p1", at(40), 450, 45),
+            start("nas1", "p2", at(31)),
+            interim("nas1", "p2", at(41), 5, 1),
+        ]))
+        .await;
+    let rs: Vec<Applied> = rs.into_iter().map(|r| r.expect("apply")).collect();
+    assert_eq!(traffic(&rs[0]), [(150, 15)]);
+    assert!(rs[1].stale, "{:?}", rs[1]);
+    assert_eq!(traffic(&rs[2]), [(5, 1)]);
+    let p1 = store.get("nas1", "p1").await.unwrap().expect("p1 live");
+    assert_eq!((p1.input_octets, p1.output_octets), (450, 45));
+
+    // The peer restarts the NAS: this instance's next batch for both sessions is stale and
+    // brings neither back, nor their IPs.
+    let on = apply(&*peer, &nas_event(StatusType::AccountingOn, "nas1", at(50))).await;
+    assert_eq!(on.closed.len(), 2);
+    let rs = store
+        .apply_batch(&batch(vec![
+            interim("nas1", "p1", at(45), 500, 50),
+            interim("nas1", "p2", at(46), 6, 2),
+        ]))
+        .await;
+    for r in rs {
+        assert!(r.expect("apply").stale);
+    }
+    assert!(store.get("nas1", "p1").await.unwrap().is_none());
+    assert!(store.get("nas1", "p2").await.unwrap().is_none());
+    assert_eq!(holder(store.as_ref(), "100.67.0.1").await, None);
+    assert_eq!(holder(store.as_ref(), "100.67.0.2").await, None);
+}
+
 async fn concurrent_applies_end_consistent(env: &mut Env) {
     const GROUPS: usize = 12;
     const TASKS: u64 = 12;
