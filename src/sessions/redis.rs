@@ -96,6 +96,24 @@ pub struct RedisSessions {
     conn: ConnectionManager,
     prefix: String,
     known: Arc<std::sync::Mutex<Known>>,
+    names: Arc<BucketNames>,
+}
+
+/// The names of the session and IPv4 index buckets, made once (every step of a batch names
+/// a few of them).
+struct BucketNames {
+    sessions: Vec<String>,
+    v4: Vec<String>,
+}
+
+impl BucketNames {
+    fn new(prefix: &str) -> Self {
+        let family = |tag: &str| (0..BUCKETS).map(|b| format!("{prefix}{tag}:{b}")).collect();
+        BucketNames {
+            sessions: family("s"),
+            v4: family("4"),
+        }
+    }
 }
 
 /// What this instance last read or wrote for a session or a NAS restart time, so the batch
@@ -132,6 +150,7 @@ impl RedisSessions {
             conn,
             prefix: prefix.to_owned(),
             known: Default::default(),
+            names: Arc::new(BucketNames::new(prefix)),
         };
         store.ping().await?;
         store.check_config().await;
@@ -159,24 +178,22 @@ impl RedisSessions {
         }
     }
 
-    fn session_key(&self, h: u64) -> String {
-        format!("{}s:{}", self.prefix, h % BUCKETS)
+    fn session_key(&self, h: u64) -> &str {
+        &self.names.sessions[(h % BUCKETS) as usize]
     }
 
-    fn ip_key(&self, ip: &IpKey) -> (String, Vec<u8>) {
+    fn ip_key(&self, ip: &IpKey) -> (std::borrow::Cow<'_, str>, Vec<u8>) {
         match ip {
             IpKey::V4(a) => {
                 let o = a.octets();
-                (
-                    format!("{}4:{}", self.prefix, fnv1a64(&o) % BUCKETS),
-                    o.to_vec(),
-                )
+                let b = (fnv1a64(&o) % BUCKETS) as usize;
+                (self.names.v4[b].as_str().into(), o.to_vec())
             }
             IpKey::V6(net) => {
                 let len = net.prefix_len();
                 let field = net.trunc().network().octets()[..usize::from(len).div_ceil(8)].to_vec();
                 let b = fnv1a64(&field) % BUCKETS;
-                (format!("{}6:{}:{}", self.prefix, len, b), field)
+                (format!("{}6:{}:{}", self.prefix, len, b).into(), field)
             }
         }
     }
@@ -271,7 +288,7 @@ impl RedisSessions {
 
         inv.key(self.session_key(h));
         inv.arg(&h.to_be_bytes()[..]);
-        inv.arg(expected.map_or_else(Vec::new, |v| prefixed(b'=', v)));
+        inv.arg(expected.unwrap_or_default());
         match reset_check {
             None => inv.arg("").arg(""),
             Some((nas, None)) => inv.arg("-").arg(nas),
@@ -621,7 +638,7 @@ impl RedisSessions {
         while start < BUCKETS {
             let mut inv = SCAN.prepare_invoke();
             for b in start..(start + SCAN_BATCH).min(BUCKETS) {
-                inv.key(format!("{}s:{}", self.prefix, b));
+                inv.key(&self.names.sessions[b as usize]);
             }
             inv.arg(mode).arg(t).arg(nas_enc);
             let flat: Vec<Vec<u8>> = inv.invoke_async(&mut conn).await?;
@@ -711,7 +728,7 @@ impl LiveSessions for RedisSessions {
 
     async fn lookup(&self, ip: IpAddr) -> Result<Option<LiveSession>, StoreError> {
         let mut conn = self.conn.clone();
-        let candidates: Vec<(String, Vec<u8>)> = match ip {
+        let candidates: Vec<(std::borrow::Cow<'_, str>, Vec<u8>)> = match ip {
             IpAddr::V4(a) => vec![self.ip_key(&IpKey::V4(a))],
             IpAddr::V6(a) => {
                 let lens: Vec<String> = redis::cmd("SMEMBERS")
@@ -1292,7 +1309,7 @@ end
 /// nothing of that step was written). The NAS restart times are read once per call and the
 /// TTLs extended once per key, at the end.
 /// KEYS: counter, 6len, nasreset, then per step: its bucket, then its index keys.
-/// ARGV: session key prefix, then per step: field, '='..expected | '' (absent), reset check
+/// ARGV: session key prefix, then per step: field, expected value | '' (absent), reset check
 ///       ('' none, '-' absent, '='..v), nas, new value ('' delete), live-count delta, ttl ms,
 ///       '1' to touch the keys the step keeps (its deadline left the prior one's TTL epoch)
 ///       or '', number of index keys, then per index key: op ('r' release, 'c' claim,
@@ -1313,25 +1330,18 @@ local k, a = 4, 2
 while a <= #ARGV do
   local h, bk, nops = ARGV[a], KEYS[k], tonumber(ARGV[a + 8])
   local cur = redis.call('HGET', bk, h)
-  local ok = true
-  if ARGV[a + 1] == '' then
-    if cur then ok = false end
-  elseif (not cur) or ('=' .. cur) ~= ARGV[a + 1] then
-    ok = false
-  end
+  local ok
+  if ARGV[a + 1] == '' then ok = not cur else ok = cur == ARGV[a + 1] end
   local rc = ARGV[a + 2]
   if ok and rc ~= '' then
     local nas = ARGV[a + 3]
     local r = resets[nas]
     if r == nil then
       r = redis.call('HGET', KEYS[3], nas)
+      if r then r = '=' .. r else r = '-' end
       resets[nas] = r
     end
-    if rc == '-' then
-      if r then ok = false end
-    elseif (not r) or ('=' .. r) ~= rc then
-      ok = false
-    end
+    ok = r == rc
   end
   if ok then
     local new, d, ttl = ARGV[a + 4], tonumber(ARGV[a + 5]), ARGV[a + 6]
@@ -1583,9 +1593,12 @@ mod unit {
         let net: Ipv6Net = "2001:db8:9:1::/64".parse().unwrap();
         let h = session_hash("nas-ttl", "s1");
         let keys = [
-            store.session_key(h),
-            store.ip_key(&IpKey::V4(Ipv4Addr::new(10, 9, 0, 1))).0,
-            store.ip_key(&IpKey::V6(net)).0,
+            store.session_key(h).to_owned(),
+            store
+                .ip_key(&IpKey::V4(Ipv4Addr::new(10, 9, 0, 1)))
+                .0
+                .into_owned(),
+            store.ip_key(&IpKey::V6(net)).0.into_owned(),
             format!("{prefix}6len"),
             format!("{prefix}n"),
         ];
