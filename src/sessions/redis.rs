@@ -7,7 +7,10 @@
 //! the plan's IP index releases (only where the entry still points at this session) and
 //! claims (free, own, dangling, or held by a session the new one outranks: the script reads
 //! the holder's record to compare). Concurrent instances therefore never lose an update nor
-//! let an older session take an IP back.
+//! let an older session take an IP back. The batch apply of the replay skips the read where
+//! this instance already knows the value (it wrote or read it last; a Start of an unknown
+//! session is planned as new): the script's check is what makes that safe, and a refusal
+//! makes the instance forget and read again.
 //!
 //! # Key layout (`P` = the configured prefix)
 //! * `P s:{b}` HASH, b = FNV-1a-64(nas, session id) mod 16384: field = that 64-bit hash (8
