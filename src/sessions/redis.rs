@@ -181,6 +181,15 @@ impl RedisSessions {
         }
     }
 
+    /// Forget what this instance knew of a session it just changed outside the batch apply.
+    fn forget(&self, h: u64) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .records
+            .remove(&h);
+    }
+
     fn session_key(&self, h: u64) -> &str {
         &self.names.sessions[(h % BUCKETS) as usize]
     }
@@ -553,6 +562,7 @@ impl RedisSessions {
                 )
                 .await?
             {
+                self.forget(h);
                 return Ok(step.applied);
             }
         }
@@ -620,6 +630,7 @@ impl RedisSessions {
                 return Ok(Vec::new());
             };
             if self.cas(h, Some(&raw), None, Some(&record), &step).await? {
+                self.forget(h);
                 return Ok(step.applied.closed);
             }
             value = self.read_one(h).await?;
