@@ -254,14 +254,14 @@ impl RedisSessions {
         let mut inv = self.cas_invocation();
         self.push_step(&mut inv, h, expected, reset_check, prior, step, new_value);
         let mut conn = self.conn.clone();
-        let done: Vec<i64> = inv.invoke_async(&mut conn).await?;
-        Ok(done == [1])
+        let done: Vec<Vec<i64>> = run_apply(&mut conn, &[inv]).await?;
+        Ok(done == [[1]])
     }
 
     /// A call of the compare-and-set script, its steps still to be added with
     /// [`RedisSessions::push_step`].
-    fn cas_invocation(&self) -> redis::ScriptInvocation<'static> {
-        let mut inv = APPLY.prepare_invoke();
+    fn cas_invocation(&self) -> ApplyCall {
+        let mut inv = ApplyCall::default();
         inv.key(format!("{}n", self.prefix))
             .key(format!("{}6len", self.prefix))
             .key(format!("{}nasreset", self.prefix))
@@ -274,7 +274,7 @@ impl RedisSessions {
     #[allow(clippy::too_many_arguments)]
     fn push_step(
         &self,
-        inv: &mut redis::ScriptInvocation<'static>,
+        inv: &mut ApplyCall,
         h: u64,
         expected: Option<&[u8]>,
         reset_check: Option<(&str, Option<&[u8]>)>,
@@ -427,7 +427,7 @@ impl RedisSessions {
         let mut scripted_ok = vec![false; events.len()];
         let mut scripted: Vec<(usize, Applied)> = Vec::new();
         // The steps go into script calls of up to SCRIPT_STEPS each, all in one pipeline.
-        let mut calls: Vec<redis::ScriptInvocation<'static>> = Vec::new();
+        let mut calls: Vec<ApplyCall> = Vec::new();
         let mut in_call = SCRIPT_STEPS;
         for (i, (event, expires_at)) in events.iter().enumerate() {
             let s = &mut sessions[of_event[i]];
@@ -468,21 +468,11 @@ impl RedisSessions {
         let done: Vec<i64> = if calls.is_empty() {
             Vec::new()
         } else {
-            let mut write = redis::pipe();
-            for inv in &calls {
-                write.invoke_script(inv);
-            }
-            let answers: Vec<Vec<i64>> = match write.query_async(&mut conn).await {
-                Err(e)
-                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    // Not loaded yet (or flushed): nothing ran. Load it and send again.
-                    APPLY.load_async(&mut conn).await?;
-                    write.query_async(&mut conn).await?
-                }
-                r => r?,
-            };
-            answers.into_iter().flatten().collect()
+            run_apply(&mut conn, &calls)
+                .await?
+                .into_iter()
+                .flatten()
+                .collect()
         };
         if done.len() != scripted.len() {
             return Err(StoreError::Corrupt(
@@ -1288,6 +1278,60 @@ pub(crate) fn decode_record(buf: &[u8]) -> Result<Record, StoreError> {
     Ok(record)
 }
 
+/// One call of the [`APPLY`] script being built: its keys and its arguments, each packed in
+/// one buffer (a `ScriptInvocation` keeps a `Vec` per argument and copies them all again
+/// into the command; a step has 10–15 of them).
+#[derive(Default)]
+struct ApplyCall {
+    keys: redis::Cmd,
+    nkeys: usize,
+    args: redis::Cmd,
+}
+
+impl ApplyCall {
+    fn key<T: redis::ToRedisArgs>(&mut self, key: T) -> &mut Self {
+        self.keys.arg(key);
+        self.nkeys += 1;
+        self
+    }
+
+    fn arg<T: redis::ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.args.arg(arg);
+        self
+    }
+
+    /// `EVALSHA` of the script with these keys and arguments.
+    fn command(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(APPLY.get_hash()).arg(self.nkeys);
+        for part in self.keys.args_iter().chain(self.args.args_iter()) {
+            if let redis::Arg::Simple(bytes) = part {
+                cmd.arg(bytes);
+            }
+        }
+        cmd
+    }
+}
+
+/// Run script calls in one pipeline; one answer per call. When Redis does not have the
+/// script (first use, or after a flush or restart) nothing ran: load it and send again.
+async fn run_apply(
+    conn: &mut ConnectionManager,
+    calls: &[ApplyCall],
+) -> Result<Vec<Vec<i64>>, StoreError> {
+    let mut write = redis::pipe();
+    for call in calls {
+        write.add_command(call.command());
+    }
+    Ok(match write.query_async(conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            APPLY.load_async(conn).await?;
+            write.query_async(conn).await?
+        }
+        r => r?,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Lua scripts. Shared helpers: `cmp8(a, ao, b, bo)` compares 8 bytes bytewise (the locale-aware
 // `<` on strings is not safe for binary data); `bucket(h)` is the session bucket of an 8-byte
@@ -1591,6 +1635,52 @@ mod unit {
 
     /// Keys get TTLs to the end of the deadline's epoch plus the margin; events whose
     /// deadline stays in the epoch leave them, a deadline in a later epoch extends them all.
+    #[tokio::test]
+    async fn scripts_are_loaded_again_after_a_flush() {
+        let Some(url) = crate::testkit::redis("redis script flush").await else {
+            return;
+        };
+        let prefix = crate::testkit::redis_prefix();
+        let store = RedisSessions::connect(&url, &prefix).await.unwrap();
+        let flush = || async {
+            let _: () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(&mut store.conn.clone())
+                .await
+                .unwrap();
+        };
+        let now = OffsetDateTime::now_utc();
+        let deadline = now + time::Duration::hours(1);
+        let mut e = AccountingEvent::new(StatusType::Start, "nas-flush", "s1", now);
+        e.framed_ip = Some(Ipv4Addr::new(10, 9, 1, 1));
+        flush().await;
+        store.apply(&e, deadline).await.unwrap();
+
+        // A batch (one pipeline of script calls) after another flush.
+        flush().await;
+        e.status = StatusType::InterimUpdate;
+        e.event_time = now + time::Duration::seconds(1);
+        e.input_octets = 77;
+        let other = AccountingEvent::new(StatusType::Start, "nas-flush", "s2", now);
+        let rs = store
+            .apply_batch(&[(Arc::new(e), deadline), (Arc::new(other), deadline)])
+            .await;
+        assert!(rs.iter().all(Result::is_ok), "{rs:?}");
+        let s1 = store.get("nas-flush", "s1").await.unwrap().unwrap();
+        assert_eq!(s1.input_octets, 77);
+        assert!(store.get("nas-flush", "s2").await.unwrap().is_some());
+        assert_eq!(
+            store
+                .lookup("10.9.1.1".parse().unwrap())
+                .await
+                .unwrap()
+                .map(|s| s.session_id),
+            Some("s1".to_owned())
+        );
+
+        crate::testkit::redis_cleanup(&url, &prefix).await;
+    }
+
     #[tokio::test]
     async fn key_ttls_cover_the_deadline_epoch() {
         let Some(url) = crate::testkit::redis("redis key TTLs").await else {
