@@ -1633,8 +1633,8 @@ mod unit {
         assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
     }
 
-    /// Keys get TTLs to the end of the deadline's epoch plus the margin; events whose
-    /// deadline stays in the epoch leave them, a deadline in a later epoch extends them all.
+    /// Redis forgets scripts (`SCRIPT FLUSH`, a restart): the next call loads it again, for a
+    /// single apply and for a batch's pipeline.
     #[tokio::test]
     async fn scripts_are_loaded_again_after_a_flush() {
         let Some(url) = crate::testkit::redis("redis script flush").await else {
@@ -1681,6 +1681,8 @@ mod unit {
         crate::testkit::redis_cleanup(&url, &prefix).await;
     }
 
+    /// Keys get TTLs to the end of the deadline's epoch plus the margin; events whose
+    /// deadline stays in the epoch leave them, a deadline in a later epoch extends them all.
     #[tokio::test]
     async fn key_ttls_cover_the_deadline_epoch() {
         let Some(url) = crate::testkit::redis("redis key TTLs").await else {
