@@ -350,6 +350,7 @@ impl RedisSessions {
         // not know is planned as new. Everything else is read in one pipeline.
         let mut read = redis::pipe();
         let mut to_read = Vec::new();
+        // Per NAS of the batch: its known restart time, `None` while it is still to be read.
         let mut nas_known: Vec<Option<Option<Vec<u8>>>> = Vec::new();
         {
             let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
@@ -1633,15 +1634,22 @@ mod unit {
         assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
     }
 
+    /// A store on a prefix of its own in the test Redis, with the URL and prefix to clean
+    /// up; `None` when Redis is unreachable and not required (the skip is recorded).
+    async fn test_store(what: &str) -> Option<(String, String, RedisSessions)> {
+        let url = crate::testkit::redis(what).await?;
+        let prefix = crate::testkit::redis_prefix();
+        let store = RedisSessions::connect(&url, &prefix).await.unwrap();
+        Some((url, prefix, store))
+    }
+
     /// Redis forgets scripts (`SCRIPT FLUSH`, a restart): the next call loads it again, for a
     /// single apply and for a batch's pipeline.
     #[tokio::test]
     async fn scripts_are_loaded_again_after_a_flush() {
-        let Some(url) = crate::testkit::redis("redis script flush").await else {
+        let Some((url, prefix, store)) = test_store("redis script flush").await else {
             return;
         };
-        let prefix = crate::testkit::redis_prefix();
-        let store = RedisSessions::connect(&url, &prefix).await.unwrap();
         let flush = || async {
             let _: () = redis::cmd("SCRIPT")
                 .arg("FLUSH")
@@ -1685,11 +1693,9 @@ mod unit {
     /// deadline stays in the epoch leave them, a deadline in a later epoch extends them all.
     #[tokio::test]
     async fn key_ttls_cover_the_deadline_epoch() {
-        let Some(url) = crate::testkit::redis("redis key TTLs").await else {
+        let Some((url, prefix, store)) = test_store("redis key TTLs").await else {
             return;
         };
-        let prefix = crate::testkit::redis_prefix();
-        let store = RedisSessions::connect(&url, &prefix).await.unwrap();
         let mut conn = store.conn.clone();
         let now = OffsetDateTime::now_utc();
         // Deadlines just inside the next epoch, so two of them share it for sure.
