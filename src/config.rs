@@ -192,6 +192,12 @@ pub struct SessionsConfig {
     pub interim_interval: u64,
     pub grace: u64,
     pub expiry_sweep_interval: u64,
+    /// Shortest IPv6 prefix a session may hold as its line (ISPs delegate /48 to /64): a
+    /// shorter one would let one session claim other networks' visitors.
+    pub min_ipv6_prefix: u8,
+    /// Accept loopback addresses as lines: only for a panel tried on the same machine
+    /// (`ebok run --demo` sets it).
+    pub loopback_lines: bool,
 }
 
 impl std::fmt::Debug for SessionsConfig {
@@ -203,6 +209,8 @@ impl std::fmt::Debug for SessionsConfig {
             .field("interim_interval", &self.interim_interval)
             .field("grace", &self.grace)
             .field("expiry_sweep_interval", &self.expiry_sweep_interval)
+            .field("min_ipv6_prefix", &self.min_ipv6_prefix)
+            .field("loopback_lines", &self.loopback_lines)
             .finish()
     }
 }
@@ -216,6 +224,8 @@ impl Default for SessionsConfig {
             interim_interval: 300,
             grace: 60,
             expiry_sweep_interval: 30,
+            min_ipv6_prefix: 32,
+            loopback_lines: false,
         }
     }
 }
@@ -583,6 +593,12 @@ impl Config {
             return Err(err(
                 "sessions.expiry_sweep_interval".into(),
                 "must be at least 1".into(),
+            ));
+        }
+        if !(1..=128).contains(&self.sessions.min_ipv6_prefix) {
+            return Err(err(
+                "sessions.min_ipv6_prefix".into(),
+                format!("{} is outside 1..=128", self.sessions.min_ipv6_prefix),
             ));
         }
         if self.sessions.store == StoreKind::Redis

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use tokio::sync::{watch, Notify};
 
 use crate::config::AckAfter;
+use crate::dead_letter::DeadLetters;
 use crate::radius::event::AccountingEvent;
 use crate::sessions::{Applied, LiveSessions, StoreError};
 use crate::spool::{Frames, Spool, SpoolRecord};
@@ -29,6 +30,9 @@ const REPLAY_BATCH: usize = 32_768;
 const REPLAY_HISTORY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sessions replayed concurrently.
 const REPLAY_LANES: usize = 2048;
+/// Rounds in a row in which the same journal record was the first to fail, after which it
+/// is tried alone and, when the store takes other records but not this one, set aside.
+const POISON_AFTER: u32 = 5;
 
 /// Records replayed alone, in order: NAS-wide events and history records (whose daily
 /// traffic must be added exactly once).
@@ -41,6 +45,20 @@ fn is_barrier(record: &SpoolRecord) -> bool {
         ),
         SpoolRecord::History(_) => true,
     }
+}
+
+/// Where the run of records starting at `start` ends: a barrier alone, else up to the next
+/// barrier.
+fn run_end(batch: &[(Arc<SpoolRecord>, u64)], start: usize) -> usize {
+    if start >= batch.len() {
+        return start;
+    }
+    if is_barrier(&batch[start].0) {
+        return start + 1;
+    }
+    (start..batch.len())
+        .find(|&i| is_barrier(&batch[i].0))
+        .unwrap_or(batch.len())
 }
 
 /// Lane of a session key (FNV-1a).
@@ -105,6 +123,21 @@ pub struct Ingest {
     pub activity: crate::radius::nas::NasActivity,
     /// The low-priority runtime the replay and the history writer work on, if any.
     background: Option<crate::background::Background>,
+    /// Where records that can never be applied go.
+    dead_letters: DeadLetters,
+    /// The journal record (by the offset after it) that stopped the last replay rounds,
+    /// and in how many rounds in a row.
+    head_failures: std::sync::Mutex<(u64, u32)>,
+}
+
+/// What trying one stuck journal record alone showed.
+enum Alone {
+    /// It went through (or was set aside as never applicable).
+    Done,
+    /// It failed and its store does not answer either: wait.
+    StoreDown,
+    /// It failed while its store answers: set it aside if the store takes other records.
+    Failed(String),
 }
 
 /// Where an event ended up.
@@ -127,6 +160,7 @@ impl Ingest {
         ack_after: AckAfter,
         store_timeout: Duration,
         background: Option<crate::background::Background>,
+        dead_letters: DeadLetters,
     ) -> Self {
         let history = {
             let _on = background.as_ref().map(|bg| bg.handle().enter());
@@ -154,6 +188,8 @@ impl Ingest {
             wake: Notify::new(),
             activity: Default::default(),
             background,
+            dead_letters,
+            head_failures: std::sync::Mutex::new((0, 0)),
         }
     }
 
@@ -286,45 +322,36 @@ impl Ingest {
     /// Through the history writer (group commit; it spools by itself when the database
     /// fails).
     async fn store_history(&self, applied: Applied) -> io::Result<Written> {
-        let closed = applied.closed.len() as u64;
-        let started = Instant::now();
-        let result = self.history.write(applied).await;
-        metrics::histogram!("ebok_store_latency_seconds", "store" => "sql", "op" => "history")
-            .record(started.elapsed().as_secs_f64());
-        if result.is_ok() {
-            metrics::counter!("ebok_sessions_closed_total").increment(closed);
-        }
-        result
+        self.history.write(applied).await
     }
 
-    /// Directly, for replaying spooled history records (a failure leaves them spooled).
+    /// A spooled history record, through the same writer (history has one writer), without
+    /// spooling it again: a failure leaves it in the journal.
     async fn write_history(&self, applied: &Applied) -> Result<(), sqlx::Error> {
-        if applied.closed.is_empty() && applied.traffic.is_empty() {
-            return Ok(());
-        }
-        let started = Instant::now();
-        let result =
-            tokio::time::timeout(REPLAY_HISTORY_TIMEOUT, history::record(&self.db, applied))
-                .await
-                .unwrap_or(Err(sqlx::Error::PoolTimedOut));
-        metrics::histogram!("ebok_store_latency_seconds", "store" => "sql", "op" => "history")
-            .record(started.elapsed().as_secs_f64());
-        if result.is_err() {
-            metrics::counter!("ebok_store_errors_total", "store" => "sql").increment(1);
-        } else {
-            metrics::counter!("ebok_sessions_closed_total").increment(applied.closed.len() as u64);
-        }
-        result
+        self.history
+            .write_now(applied.clone(), REPLAY_HISTORY_TIMEOUT)
+            .await
+    }
+
+    /// Set a journal record aside for good (see [`crate::dead_letter`]).
+    fn set_aside(&self, record: &SpoolRecord, reason: &str) -> io::Result<()> {
+        self.dead_letters.set_aside(record, reason)
     }
 
     /// Replay spooled records until the spool is empty or a store fails. Returns the number
-    /// of records replayed.
+    /// of records replayed (set-aside ones included).
     ///
     /// Events of different sessions are independent, so a run of events is replayed in
     /// parallel lanes (one lane per session key, sequential within it) and the stores' group
     /// commit batches them. Accounting-On/Off and history records are barriers, replayed alone
     /// in spool order. The replay position only moves past a prefix of records that all
-    /// succeeded; an event replayed twice after a failure is recognised as stale.
+    /// succeeded or were set aside; an event replayed twice after a failure is recognised as
+    /// stale (and reports its history again, which history writes only once).
+    ///
+    /// No single record stops the replay: one a store refuses for good is set aside at once
+    /// ([`crate::dead_letter`]); one that is the first to fail [`POISON_AFTER`] rounds in a
+    /// row is tried alone, and set aside when it fails while its store takes the records
+    /// after it. Only a store that answers nothing makes the replay wait.
     pub async fn replay(&self) -> io::Result<usize> {
         let mut done = 0;
         loop {
@@ -335,22 +362,52 @@ impl Ingest {
             let mut ok_until = None;
             let mut start = 0;
             while start < batch.len() {
-                let end = if is_barrier(&batch[start].0) {
-                    start + 1
-                } else {
-                    (start..batch.len())
-                        .find(|&i| is_barrier(&batch[i].0))
-                        .unwrap_or(batch.len())
-                };
+                let end = run_end(&batch, start);
                 let ok = self.replay_run(&batch[start..end]).await?;
                 done += ok;
                 if ok > 0 {
                     ok_until = Some(batch[start + ok - 1].1);
                 }
-                if ok < end - start {
+                if ok == end - start {
+                    start = end;
+                    continue;
+                }
+                // The record at `head` stopped this round.
+                let head = start + ok;
+                if !self.keeps_failing(batch[head].1) {
                     break;
                 }
-                start = end;
+                let passed = match self.try_alone(&batch[head].0).await? {
+                    Alone::Done => 1,
+                    Alone::StoreDown => 0,
+                    Alone::Failed(why) => {
+                        // Proof that the store works: it takes the records after this one.
+                        let next_end = run_end(&batch, head + 1).max(head + 1);
+                        let others = if head + 1 < batch.len() {
+                            self.replay_run(&batch[head + 1..next_end]).await?
+                        } else {
+                            0
+                        };
+                        if others == 0 {
+                            0
+                        } else {
+                            self.set_aside(
+                                &batch[head].0,
+                                &format!(
+                                    "failed {POISON_AFTER} times while the store took other \
+                                     records: {why}"
+                                ),
+                            )?;
+                            1 + others
+                        }
+                    }
+                };
+                if passed == 0 {
+                    break;
+                }
+                done += passed;
+                ok_until = Some(batch[head + passed - 1].1);
+                start = head + passed;
             }
             let complete = start >= batch.len();
             if let Some(offset) = ok_until {
@@ -362,7 +419,53 @@ impl Ingest {
         }
     }
 
-    /// Replay a run of records; returns how many leading records all succeeded.
+    /// Count one more round stopped by the record ending at `offset`; true once it is
+    /// [`POISON_AFTER`] rounds in a row.
+    fn keeps_failing(&self, offset: u64) -> bool {
+        let mut head = self.head_failures.lock().unwrap_or_else(|e| e.into_inner());
+        if head.0 == offset {
+            head.1 += 1;
+        } else {
+            *head = (offset, 1);
+        }
+        head.1 >= POISON_AFTER
+    }
+
+    /// Try one stuck record alone (see [`Ingest::replay`]).
+    async fn try_alone(&self, record: &SpoolRecord) -> io::Result<Alone> {
+        match record {
+            SpoolRecord::Event { event, expires_at } => {
+                match self.apply(event, *expires_at).await {
+                    Ok(applied) => {
+                        self.store_history(applied).await?;
+                        Ok(Alone::Done)
+                    }
+                    Err(e) if e.is_permanent() => {
+                        self.set_aside(record, &e.to_string())?;
+                        Ok(Alone::Done)
+                    }
+                    Err(e) => Ok(match self.live.ping().await {
+                        Ok(()) => Alone::Failed(e.to_string()),
+                        Err(_) => Alone::StoreDown,
+                    }),
+                }
+            }
+            SpoolRecord::History(applied) => match self.write_history(applied).await {
+                Ok(()) => Ok(Alone::Done),
+                Err(e) if history::refused_for_good(&e) => {
+                    self.set_aside(record, &e.to_string())?;
+                    Ok(Alone::Done)
+                }
+                Err(e) => Ok(match self.db.ping().await {
+                    Ok(()) => Alone::Failed(e.to_string()),
+                    Err(_) => Alone::StoreDown,
+                }),
+            },
+        }
+    }
+
+    /// Replay a run of records; returns how many leading records all succeeded (or were set
+    /// aside for good).
     async fn replay_run(&self, run: &[(Arc<SpoolRecord>, u64)]) -> io::Result<usize> {
         if self.live.batches() {
             if let Some(events) = run
@@ -419,30 +522,50 @@ impl Ingest {
     }
 
     /// Replay a run of events through the store's batch apply (one commit, spool order).
+    /// An event the store refuses for good is set aside and the rest go on; the first one
+    /// refused because the store is unavailable ends the run there.
     async fn replay_batch(
         &self,
         events: &[(Arc<AccountingEvent>, OffsetDateTime)],
     ) -> io::Result<usize> {
-        let started = Instant::now();
-        let results = self.live.apply_batch(events).await;
-        metrics::histogram!("ebok_store_latency_seconds", "store" => "live", "op" => "apply_batch")
-            .record(started.elapsed().as_secs_f64());
         let mut history = Vec::new();
         let mut ok = 0;
-        for r in results {
-            match r {
-                Ok(applied) => {
-                    if applied.stale {
-                        metrics::counter!("ebok_radius_stale_events_total").increment(1);
+        while ok < events.len() {
+            let started = Instant::now();
+            let results = self.live.apply_batch(&events[ok..]).await;
+            metrics::histogram!("ebok_store_latency_seconds", "store" => "live", "op" => "apply_batch")
+                .record(started.elapsed().as_secs_f64());
+            let before = ok;
+            let mut unavailable = false;
+            for r in results {
+                match r {
+                    Ok(applied) => {
+                        if applied.stale {
+                            metrics::counter!("ebok_radius_stale_events_total").increment(1);
+                        }
+                        history.push(applied);
+                        ok += 1;
                     }
-                    history.push(applied);
-                    ok += 1;
+                    Err(e) if e.is_permanent() => {
+                        let (event, expires_at) = &events[ok];
+                        let record = SpoolRecord::Event {
+                            event: event.clone(),
+                            expires_at: *expires_at,
+                        };
+                        self.set_aside(&record, &e.to_string())?;
+                        ok += 1;
+                    }
+                    Err(e) => {
+                        metrics::counter!("ebok_store_errors_total", "store" => "live")
+                            .increment(1);
+                        tracing::warn!(error = %e, "replay: live store unavailable; retrying later");
+                        unavailable = true;
+                        break;
+                    }
                 }
-                Err(e) => {
-                    metrics::counter!("ebok_store_errors_total", "store" => "live").increment(1);
-                    tracing::warn!(error = %e, "replay: live store refused an event; retrying later");
-                    break;
-                }
+            }
+            if unavailable || ok == before {
+                break;
             }
         }
         self.store_history(history::merge(history)).await?;
@@ -455,11 +578,19 @@ impl Ingest {
             SpoolRecord::Event { event, expires_at } => {
                 match self.apply(event, *expires_at).await {
                     Ok(applied) => Replayed::Applied(applied),
+                    Err(e) if e.is_permanent() => {
+                        self.set_aside(record, &e.to_string())?;
+                        Replayed::Done
+                    }
                     Err(_) => Replayed::Unavailable,
                 }
             }
             SpoolRecord::History(applied) => match self.write_history(applied).await {
                 Ok(()) => Replayed::Done,
+                Err(e) if history::refused_for_good(&e) => {
+                    self.set_aside(record, &e.to_string())?;
+                    Replayed::Done
+                }
                 Err(_) => Replayed::Unavailable,
             },
         })
@@ -549,7 +680,7 @@ impl Ingest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sessions::TrafficDelta;
+    use crate::sessions::TrafficReading;
 
     #[tokio::test]
     async fn a_spooled_history_record_replays_even_when_its_commit_outlasts_the_store_timeout() {
@@ -561,7 +692,10 @@ mod tests {
         let spool = Spool::open(&dir.path().join("spool")).unwrap();
         let at = time::macros::datetime!(2026-07-01 10:00 UTC);
         let traffic = (0..5000)
-            .map(|i| TrafficDelta {
+            .map(|i| TrafficReading {
+                nas: "10.0.0.1".into(),
+                session_id: format!("s{i}"),
+                started_at: at,
                 user_name: format!("user{i}"),
                 at,
                 input_octets: 1,
@@ -584,6 +718,7 @@ mod tests {
             AckAfter::Store,
             Duration::from_micros(1),
             None,
+            DeadLetters::new(dir.path()),
         );
         assert_eq!(ingest.replay().await.unwrap(), 1);
         assert_eq!(spool.depth(), 0);

@@ -3,6 +3,7 @@
 
 pub mod background;
 pub mod config;
+pub mod dead_letter;
 pub mod demo;
 pub mod identify;
 pub mod ingest;

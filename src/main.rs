@@ -411,6 +411,10 @@ async fn run(
     if demo && config.isp.name.is_empty() {
         config.isp = ebok::demo::isp();
     }
+    if demo {
+        // The demo's line is the browser on this machine.
+        config.sessions.loopback_lines = true;
+    }
     let notifier = std::sync::Arc::new(ebok::systemd::Notifier::from_env());
     notifier.status("starting: binding listeners, opening the stores");
     let listeners = ebok::server::Listeners::bind(&config).await?;

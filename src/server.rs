@@ -188,6 +188,7 @@ pub async fn start(
         config.radius.ack_after,
         Duration::from_millis(config.radius.store_timeout_ms),
         replay_thread,
+        crate::dead_letter::DeadLetters::new(&config.state.dir),
     ));
     if let Ok(n) = ingest.live.count().await {
         metrics::gauge!("ebok_live_sessions").set(n as f64);
@@ -200,6 +201,10 @@ pub async fn start(
         dict: dictionary(&config)?,
         limit: Arc::new(Semaphore::new(config.radius.max_in_flight)),
         max_in_flight: config.radius.max_in_flight,
+        lines: crate::radius::line_address::LineAddresses {
+            min_ipv6_prefix: config.sessions.min_ipv6_prefix,
+            loopback: config.sessions.loopback_lines,
+        },
     });
 
     let radius_addrs = listeners

@@ -48,14 +48,53 @@ mod attr {
     pub const FRAMED_IPV6_ADDRESS: AVPType = 168;
 }
 
+/// Event-Timestamps before 2000-01-01 come from a NAS without a set clock, and no session
+/// starts before then.
+pub const PLAUSIBLE_SINCE: OffsetDateTime = time::macros::datetime!(2000-01-01 00:00 UTC);
+/// How far past the arrival an Event-Timestamp is believed (NAS clock skew). A time further
+/// ahead would make every later event of its session, or after an Accounting-On every event
+/// of its NAS, look older than it and be ignored until that time came.
+pub const MAX_CLOCK_AHEAD: Duration = Duration::minutes(10);
+/// The longest Acct-Delay-Time believed: a NAS retries for minutes, and one that buffered
+/// its accounting through an outage for hours; beyond a day the value says nothing true.
+pub const MAX_DELAY: Duration = Duration::hours(24);
+
+/// Times in a packet that could not be true and were bounded at the door (the event is
+/// still recorded, with the bounded times). Counted in
+/// `ebok_radius_times_corrected_total{attribute}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Corrected {
+    /// Event-Timestamp more than [`MAX_CLOCK_AHEAD`] past the arrival: the arrival (less
+    /// Acct-Delay-Time) was used instead.
+    pub event_timestamp: bool,
+    /// Acct-Delay-Time above [`MAX_DELAY`]: [`MAX_DELAY`] was used.
+    pub delay_time: bool,
+    /// Acct-Session-Time reaching back before [`PLAUSIBLE_SINCE`]: cut to reach back to it.
+    pub session_time: bool,
+}
+
+impl Corrected {
+    /// The attribute names of the corrections made.
+    pub fn attributes(self) -> impl Iterator<Item = &'static str> {
+        [
+            (self.event_timestamp, "Event-Timestamp"),
+            (self.delay_time, "Acct-Delay-Time"),
+            (self.session_time, "Acct-Session-Time"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+    }
+
+    pub fn any(self) -> bool {
+        self.event_timestamp || self.delay_time || self.session_time
+    }
+}
+
 /// Decodes an Accounting-Request whose authenticators were already checked.
 ///
 /// `packet` may be the datagram or the framed packet. Integer and address attributes of the
 /// wrong length and malformed IPv6 prefixes reject the whole packet (`MalformedAttributes`);
 /// Vendor-Specific attributes never do: what cannot be split or named is kept raw.
-/// Event-Timestamps before 2000-01-01 come from a NAS without a set clock.
-const PLAUSIBLE_SINCE: i64 = 946_684_800;
-
 pub fn decode_event(
     packet: &[u8],
     source: IpAddr,
@@ -63,6 +102,23 @@ pub fn decode_event(
     arrival: OffsetDateTime,
     dict: &Dictionary,
 ) -> Result<AccountingEvent, DropReason> {
+    decode_checked(packet, source, nas_client, arrival, dict).map(|(event, _)| event)
+}
+
+/// [`decode_event`], also saying which times were bounded (see [`Corrected`]).
+///
+/// The event time is the Event-Timestamp when it lies between [`PLAUSIBLE_SINCE`] and
+/// [`MAX_CLOCK_AHEAD`] past the arrival, else the arrival less Acct-Delay-Time (at most
+/// [`MAX_DELAY`]); Acct-Session-Time never reaches back before [`PLAUSIBLE_SINCE`]. Every
+/// time an event carries into the stores is thus within a day of the arrival or the
+/// NAS's own plausible clock, and a session never starts before 2000.
+pub fn decode_checked(
+    packet: &[u8],
+    source: IpAddr,
+    nas_client: &str,
+    arrival: OffsetDateTime,
+    dict: &Dictionary,
+) -> Result<(AccountingEvent, Corrected), DropReason> {
     let packet = frame(packet)?;
     if packet[0] != CODE_ACCOUNTING_REQUEST {
         return Err(DropReason::UnknownCode);
@@ -100,21 +156,24 @@ pub fn decode_event(
         .transpose()?;
 
     let delay_time = integer(&p, attr::ACCT_DELAY_TIME)?;
-    // A NAS whose clock was never set sends timestamps near 1970: such an Event-Timestamp
-    // says nothing, so the arrival time (less Acct-Delay-Time) is used instead.
-    let event_time = match integer(&p, attr::EVENT_TIMESTAMP)? {
-        Some(ts) if i64::from(ts) >= PLAUSIBLE_SINCE => {
-            OffsetDateTime::from_unix_timestamp(i64::from(ts))
-                .expect("every u32 is a valid Unix time")
+    let mut corrected = Corrected::default();
+    let event_time = event_time(
+        integer(&p, attr::EVENT_TIMESTAMP)?,
+        delay_time,
+        arrival,
+        &mut corrected,
+    );
+    let mut session_time = integer(&p, attr::ACCT_SESSION_TIME)?;
+    if let Some(secs) = session_time {
+        let reach = (event_time - PLAUSIBLE_SINCE).whole_seconds().max(0);
+        if i64::from(secs) > reach {
+            session_time = Some(u32::try_from(reach).unwrap_or(u32::MAX));
+            corrected.session_time = true;
         }
-        _ => {
-            let delay = Duration::seconds(i64::from(delay_time.unwrap_or(0)));
-            arrival.checked_sub(delay).unwrap_or(arrival)
-        }
-    };
+    }
 
     // Built in one go: the strings decoded above move in, none is copied again.
-    Ok(AccountingEvent {
+    let event = AccountingEvent {
         status,
         nas,
         nas_client: nas_client.to_owned(),
@@ -140,7 +199,7 @@ pub fn decode_event(
         output_octets: octets(&p, attr::ACCT_OUTPUT_OCTETS, attr::ACCT_OUTPUT_GIGAWORDS)?,
         input_packets: integer(&p, attr::ACCT_INPUT_PACKETS)?.map_or(0, u64::from),
         output_packets: integer(&p, attr::ACCT_OUTPUT_PACKETS)?.map_or(0, u64::from),
-        session_time: integer(&p, attr::ACCT_SESSION_TIME)?,
+        session_time,
         terminate_cause: integer(&p, attr::ACCT_TERMINATE_CAUSE)?,
         class: p.lookup_all(attr::CLASS).map(<[u8]>::to_vec).collect(),
         event_time,
@@ -149,7 +208,33 @@ pub fn decode_event(
             .lookup_all(attr::VENDOR_SPECIFIC)
             .flat_map(|a| vendor_attributes(dict, a))
             .collect(),
-    })
+    };
+    Ok((event, corrected))
+}
+
+/// When the event happened (see [`decode_checked`]).
+fn event_time(
+    timestamp: Option<u32>,
+    delay: Option<u32>,
+    arrival: OffsetDateTime,
+    corrected: &mut Corrected,
+) -> OffsetDateTime {
+    if let Some(ts) = timestamp {
+        let ts = OffsetDateTime::from_unix_timestamp(i64::from(ts))
+            .expect("every u32 is a valid Unix time");
+        // A NAS whose clock was never set sends timestamps near 1970: such an
+        // Event-Timestamp says nothing, and the arrival time is used instead.
+        if ts >= PLAUSIBLE_SINCE && ts <= arrival + MAX_CLOCK_AHEAD {
+            return ts;
+        }
+        corrected.event_timestamp |= ts > arrival;
+    }
+    let mut delay = Duration::seconds(i64::from(delay.unwrap_or(0)));
+    if delay > MAX_DELAY {
+        delay = MAX_DELAY;
+        corrected.delay_time = true;
+    }
+    arrival - delay
 }
 
 /// The attributes of a framed packet, as (type, value) slices in packet order, with the
@@ -461,6 +546,44 @@ mod tests {
         assert_eq!(event.event_time, ARRIVAL);
         // Neither: arrival.
         assert_eq!(decode(&[START, SESSION]).unwrap().event_time, ARRIVAL);
+    }
+
+    fn checked(attrs: &[&str]) -> (AccountingEvent, Corrected) {
+        decode_checked(
+            &packet(attrs),
+            SOURCE,
+            "bras",
+            ARRIVAL,
+            Dictionary::builtin(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn impossible_times_are_bounded_at_the_door() {
+        // Acct-Delay-Time = 2^31 − 1 (68 years before the arrival): a day at most.
+        let (event, c) = checked(&[START, SESSION, "29067fffffff"]);
+        assert_eq!(event.event_time, ARRIVAL - MAX_DELAY);
+        assert_eq!(event.delay_time, Some(i32::MAX as u32), "kept as sent");
+        assert!(c.delay_time && !c.event_timestamp && !c.session_time);
+
+        // Acct-Session-Time = 2^32 − 1 on an Interim (136 years): back to 2000 at most.
+        let (event, c) = checked(&[INTERIM, SESSION, "2e06ffffffff"]);
+        assert_eq!(
+            event.event_time - Duration::seconds(i64::from(event.session_time.unwrap())),
+            PLAUSIBLE_SINCE
+        );
+        assert_eq!(c.attributes().collect::<Vec<_>>(), ["Acct-Session-Time"]);
+
+        // Event-Timestamp = 2^32 − 1 (year 2106): the arrival instead.
+        let (event, c) = checked(&[START, SESSION, "3706ffffffff"]);
+        assert_eq!(event.event_time, ARRIVAL);
+        assert!(c.event_timestamp);
+        // Five minutes ahead is clock skew, believed.
+        let ahead = (ARRIVAL + Duration::minutes(5)).unix_timestamp() as u32;
+        let (event, c) = checked(&[START, SESSION, &format!("3706{ahead:08x}")]);
+        assert_eq!(event.event_time, ARRIVAL + Duration::minutes(5));
+        assert!(!c.any());
     }
 
     #[test]

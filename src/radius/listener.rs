@@ -25,13 +25,15 @@ use std::sync::{Arc, RwLock};
 use tokio::net::UdpSocket;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use super::decode::decode_event;
+use super::decode::decode_checked;
 use super::dedup::{DuplicateCache, Seen};
 use super::dict::Dictionary;
 use super::event::{AccountingEvent, StatusType};
+use super::line_address::LineAddresses;
 use super::mmsg;
 use super::nas::NasTable;
 use super::packet::{self, DropReason};
+use super::throttle::Throttle;
 use crate::ingest::{Ingest, Recorded};
 
 const CODE_ACCOUNTING_REQUEST: u8 = 4;
@@ -51,6 +53,8 @@ pub struct RadiusContext {
     /// Bounds the requests processed at once.
     pub limit: Arc<Semaphore>,
     pub max_in_flight: usize,
+    /// Which addresses may identify a subscriber's line.
+    pub lines: LineAddresses,
 }
 
 impl RadiusContext {
@@ -205,9 +209,48 @@ pub(crate) async fn serve_batches(
     }
 }
 
+/// Log lines about dropped datagrams and corrected events: one per this interval each.
+const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn dropped(reason: DropReason, source: SocketAddr) {
+    static LOG: Throttle = Throttle::new(LOG_EVERY);
     metrics::counter!("ebok_radius_dropped_total", "reason" => reason.label()).increment(1);
-    tracing::warn!(%source, reason = reason.label(), "radius: dropped packet: {reason}");
+    if let Some(held_back) = LOG.allow() {
+        tracing::warn!(%source, reason = reason.label(), held_back,
+            "radius: dropped packet: {reason} (held_back: dropped packets not logged since the last line)");
+    }
+}
+
+/// Bound what an event may claim (see [`decode_checked`] and [`LineAddresses`]), counting
+/// what was changed.
+fn make_plausible(
+    ctx: &RadiusContext,
+    event: &mut AccountingEvent,
+    corrected: super::decode::Corrected,
+    source: SocketAddr,
+) {
+    static LOG: Throttle = Throttle::new(LOG_EVERY);
+    let mut refused = Vec::new();
+    ctx.lines.filter(event, |r| {
+        metrics::counter!("ebok_radius_addresses_refused_total", "reason" => r.label())
+            .increment(1);
+        refused.push(r.label());
+    });
+    for attribute in corrected.attributes() {
+        metrics::counter!("ebok_radius_times_corrected_total", "attribute" => attribute)
+            .increment(1);
+    }
+    if !refused.is_empty() || corrected.any() {
+        if let Some(held_back) = LOG.allow() {
+            let times: Vec<_> = corrected.attributes().collect();
+            // Debug formatting: what a NAS sends reaches the log with control characters
+            // escaped.
+            tracing::warn!(%source, nas = ?event.nas, session = ?event.session_id,
+                addresses_refused = ?refused, times_bounded = ?times, held_back,
+                "radius: event recorded without addresses that cannot identify a line, \
+                 or with impossible times bounded");
+        }
+    }
 }
 
 /// What one datagram asks for once checked. Lives only until the caller's `match`: the
@@ -321,8 +364,11 @@ fn prepare(
             return Prepared::Reply(reply);
         }
     }
-    let event = match decode_event(packet, source.ip(), &nas.name, arrival, ctx.dict) {
-        Ok(e) => e,
+    let event = match decode_checked(packet, source.ip(), &nas.name, arrival, ctx.dict) {
+        Ok((mut e, corrected)) => {
+            make_plausible(ctx, &mut e, corrected, source);
+            e
+        }
         Err(r) => {
             ctx.dedup.forget(source, id, auth);
             dropped(r, source);

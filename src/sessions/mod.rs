@@ -96,23 +96,61 @@ pub struct ClosedSession {
     pub terminate_cause: Option<u32>,
 }
 
-/// Octets a PPPoE login moved since the previous event of its session, for daily traffic.
+/// A session's counters as one event reported them, for daily traffic.
+///
+/// Absolute, not a difference from the previous event: history keeps, per session and
+/// Europe/Warsaw day, the newest reading it was given and derives the day's octets from
+/// it (see `store::history`). Writing a reading twice, or an older one after a newer one,
+/// changes nothing, so an event applied again after a crash or a lost answer can hand its
+/// reading to history again without counting it twice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrafficDelta {
-    pub user_name: String,
+pub struct TrafficReading {
+    pub nas: String,
+    pub session_id: String,
+    /// The session's start: with `nas` and `session_id` it names the session.
     #[serde(with = "time::serde::timestamp")]
+    pub started_at: OffsetDateTime,
+    /// The PPPoE login the octets are counted for.
+    pub user_name: String,
+    /// When the counters were read (the event time).
+    #[serde(with = "time::serde::timestamp::nanoseconds")]
     pub at: OffsetDateTime,
+    /// Octets since the session started (Gigawords folded in).
     pub input_octets: u64,
     pub output_octets: u64,
 }
 
+#[cfg(test)]
+impl TrafficReading {
+    /// For tests: a reading of a session of its own (a fresh session id each call), so
+    /// that readings add up the way the deltas of separate sessions do.
+    pub fn sample(user_name: &str, at: OffsetDateTime, input: u64, output: u64) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        TrafficReading {
+            nas: "test-nas".into(),
+            session_id: format!("sample-{n}"),
+            started_at: at,
+            user_name: user_name.into(),
+            at,
+            input_octets: input,
+            output_octets: output,
+        }
+    }
+}
+
 /// What applying one event did, beyond the live map itself: what history must record.
+///
+/// An event that repeats the one the live map last took from its session (the same time
+/// and counters; a Stop's repeat finds the tombstone it left) is `stale` but still reports
+/// that event's closed session and reading: when the first apply's answer was lost, this
+/// is the only time its history is written, and history writes are idempotent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
     /// The event was older than the stored state (or a repeat) and changed nothing.
     pub stale: bool,
     pub closed: Vec<ClosedSession>,
-    pub traffic: Vec<TrafficDelta>,
+    pub traffic: Vec<TrafficReading>,
 }
 
 /// Errors of a live-session store. Every error means "not recorded": the caller spools.
@@ -124,8 +162,24 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("stored session could not be decoded: {0}")]
     Corrupt(String),
+    /// The event itself can never be applied (a time the store cannot encode, …): trying
+    /// again cannot help.
+    #[error("event cannot be applied: {0}")]
+    Invalid(String),
+    /// The store answered something that does not fit the request: a connection problem.
+    #[error("store protocol: {0}")]
+    Protocol(String),
     #[error("store timed out")]
     Timeout,
+}
+
+impl StoreError {
+    /// True when this event can never be applied (set it aside); false when the store is
+    /// unavailable (wait and try again). A session whose stored record cannot be decoded
+    /// refuses every event of its own for good, so that counts as permanent too.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, StoreError::Invalid(_) | StoreError::Corrupt(_))
+    }
 }
 
 /// The live IP → session map.

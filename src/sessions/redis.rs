@@ -67,7 +67,7 @@ use redis::Script;
 use time::OffsetDateTime;
 
 use super::rules::{self, IpKey, Record, Step, Tombstone};
-use super::{Applied, ClosedSession, LiveSession, LiveSessions, StoreError};
+use super::{Applied, CloseReason, ClosedSession, LiveSession, LiveSessions, StoreError};
 use crate::radius::event::{AccountingEvent, StatusType};
 
 /// Buckets per key family (a power of two: the Lua side takes the low 14 bits).
@@ -401,7 +401,7 @@ impl RedisSessions {
         let mut next_value = || {
             values
                 .next()
-                .ok_or_else(|| StoreError::Corrupt("pipeline answered a different count".into()))
+                .ok_or_else(|| StoreError::Protocol("pipeline answered a different count".into()))
         };
         for &i in &to_read {
             sessions[i].cur = next_value()?;
@@ -444,9 +444,14 @@ impl RedisSessions {
                 results[i] = Some(Ok(step.applied));
                 continue;
             }
-            let new_value = match &step.record {
-                Some(r) => encode_record(r)?,
-                None => Vec::new(),
+            // An event whose record cannot be encoded is refused alone; the session's later
+            // events are planned on the state before it.
+            let new_value = match step.record.as_ref().map(encode_record).transpose() {
+                Ok(v) => v.unwrap_or_default(),
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    continue;
+                }
             };
             if in_call == SCRIPT_STEPS {
                 calls.push(self.cas_invocation());
@@ -476,7 +481,7 @@ impl RedisSessions {
                 .collect()
         };
         if done.len() != scripted.len() {
-            return Err(StoreError::Corrupt(
+            return Err(StoreError::Protocol(
                 "pipeline answered a different count".into(),
             ));
         }
@@ -906,6 +911,8 @@ pub(crate) fn session_hash(nas: &str, session_id: &str) -> u64 {
 //   | v6 count varint, each: len u8 + ⌈len/8⌉ octets
 //   | input_octets, output_octets, input_packets, output_packets varints
 // Tombstone (kind 0x81): kind | until ord | closed_at ord | nas str | session_id str
+//   [ | 0x01 | cause flag u8 (1: varint Acct-Terminate-Cause follows) | the session its Stop
+//   closed: a live session's layout from its expires_at on ] (absent: closed by expiry)
 // str = varint length + bytes. ord = unix seconds << 30 | nanoseconds: big-endian ords
 // compare bytewise like the times, which the Lua scripts rely on (fixed offsets 2, 10, 18;
 // the NAS at offset 26).
@@ -928,7 +935,7 @@ pub(crate) fn time_ord(t: OffsetDateTime) -> Result<u64, StoreError> {
     let secs = ns.div_euclid(1_000_000_000);
     let nanos = ns.rem_euclid(1_000_000_000);
     if !(0..(1i128 << 34)).contains(&secs) {
-        return Err(StoreError::Corrupt(format!("time out of range: {t}")));
+        return Err(StoreError::Invalid(format!("time out of range: {t}")));
     }
     Ok(((secs as u64) << 30) | nanos as u64)
 }
@@ -1039,13 +1046,19 @@ pub(crate) fn check_record_times(r: &Record) -> Result<(), StoreError> {
         Record::Closed(t) => {
             time_ord(t.until)?;
             time_ord(t.closed_at)?;
+            if let Some(c) = &t.closed {
+                check_live_times(&c.session)?;
+            }
         }
-        Record::Live(s) => {
-            time_ord(s.expires_at)?;
-            time_ord(s.updated_at)?;
-            time_ord(s.started_at)?;
-        }
+        Record::Live(s) => check_live_times(s)?,
     }
+    Ok(())
+}
+
+fn check_live_times(s: &LiveSession) -> Result<(), StoreError> {
+    time_ord(s.expires_at)?;
+    time_ord(s.updated_at)?;
+    time_ord(s.started_at)?;
     Ok(())
 }
 
@@ -1059,78 +1072,93 @@ pub(crate) fn encode_record(r: &Record) -> Result<Vec<u8>, StoreError> {
             out.extend_from_slice(&time_ord(t.closed_at)?.to_be_bytes());
             put_str(&mut out, t.nas.as_bytes());
             put_str(&mut out, t.session_id.as_bytes());
+            if let Some(c) = &t.closed {
+                out.push(1);
+                match c.terminate_cause {
+                    None => out.push(0),
+                    Some(cause) => {
+                        out.push(1);
+                        put_varint(&mut out, u64::from(cause));
+                    }
+                }
+                encode_live(&mut out, &c.session)?;
+            }
         }
         Record::Live(s) => {
             out.push(KIND_LIVE);
-            out.extend_from_slice(&time_ord(s.expires_at)?.to_be_bytes());
-            out.extend_from_slice(&time_ord(s.updated_at)?.to_be_bytes());
-            out.extend_from_slice(&time_ord(s.started_at)?.to_be_bytes());
-            put_str(&mut out, s.nas.as_bytes());
-            put_str(&mut out, s.session_id.as_bytes());
-            let mut flags = 0u8;
-            for (set, f) in [
-                (s.user_name.is_some(), F_USER),
-                (s.framed_ip.is_some(), F_FRAMED_IP),
-                (s.calling_station_id.is_some(), F_CALLING),
-                (s.nas_port.is_some(), F_PORT),
-                (s.nas_port_id.is_some(), F_PORT_ID),
-                (s.session_time.is_some(), F_SESSION_TIME),
-                (s.nas_client != s.nas, F_NAS_CLIENT),
-            ] {
-                if set {
-                    flags |= f;
-                }
-            }
-            out.push(flags);
-            if s.nas_client != s.nas {
-                put_str(&mut out, s.nas_client.as_bytes());
-            }
-            if let Some(u) = &s.user_name {
-                put_str(&mut out, u.as_bytes());
-            }
-            if let Some(ip) = s.framed_ip {
-                out.extend_from_slice(&ip.octets());
-            }
-            if let Some(c) = &s.calling_station_id {
-                match pack_mac(c) {
-                    Some((layout, m)) => {
-                        out.push(layout);
-                        out.extend_from_slice(&m);
-                    }
-                    None => {
-                        out.push(0);
-                        put_str(&mut out, c.as_bytes());
-                    }
-                }
-            }
-            if let Some(p) = s.nas_port {
-                put_varint(&mut out, u64::from(p));
-            }
-            if let Some(p) = &s.nas_port_id {
-                put_str(&mut out, p.as_bytes());
-            }
-            if let Some(t) = s.session_time {
-                put_varint(&mut out, u64::from(t));
-            }
-            put_varint(&mut out, s.ipv6_prefixes.len() as u64);
-            for p in &s.ipv6_prefixes {
-                let len = p.prefix_len();
-                out.push(len);
-                out.extend_from_slice(
-                    &p.trunc().network().octets()[..usize::from(len).div_ceil(8)],
-                );
-            }
-            for c in [
-                s.input_octets,
-                s.output_octets,
-                s.input_packets,
-                s.output_packets,
-            ] {
-                put_varint(&mut out, c);
-            }
+            encode_live(&mut out, s)?;
         }
     }
     Ok(out)
+}
+
+/// A live session's layout after its kind octet.
+fn encode_live(out: &mut Vec<u8>, s: &LiveSession) -> Result<(), StoreError> {
+    out.extend_from_slice(&time_ord(s.expires_at)?.to_be_bytes());
+    out.extend_from_slice(&time_ord(s.updated_at)?.to_be_bytes());
+    out.extend_from_slice(&time_ord(s.started_at)?.to_be_bytes());
+    put_str(out, s.nas.as_bytes());
+    put_str(out, s.session_id.as_bytes());
+    let mut flags = 0u8;
+    for (set, f) in [
+        (s.user_name.is_some(), F_USER),
+        (s.framed_ip.is_some(), F_FRAMED_IP),
+        (s.calling_station_id.is_some(), F_CALLING),
+        (s.nas_port.is_some(), F_PORT),
+        (s.nas_port_id.is_some(), F_PORT_ID),
+        (s.session_time.is_some(), F_SESSION_TIME),
+        (s.nas_client != s.nas, F_NAS_CLIENT),
+    ] {
+        if set {
+            flags |= f;
+        }
+    }
+    out.push(flags);
+    if s.nas_client != s.nas {
+        put_str(out, s.nas_client.as_bytes());
+    }
+    if let Some(u) = &s.user_name {
+        put_str(out, u.as_bytes());
+    }
+    if let Some(ip) = s.framed_ip {
+        out.extend_from_slice(&ip.octets());
+    }
+    if let Some(c) = &s.calling_station_id {
+        match pack_mac(c) {
+            Some((layout, m)) => {
+                out.push(layout);
+                out.extend_from_slice(&m);
+            }
+            None => {
+                out.push(0);
+                put_str(out, c.as_bytes());
+            }
+        }
+    }
+    if let Some(p) = s.nas_port {
+        put_varint(out, u64::from(p));
+    }
+    if let Some(p) = &s.nas_port_id {
+        put_str(out, p.as_bytes());
+    }
+    if let Some(t) = s.session_time {
+        put_varint(out, u64::from(t));
+    }
+    put_varint(out, s.ipv6_prefixes.len() as u64);
+    for p in &s.ipv6_prefixes {
+        let len = p.prefix_len();
+        out.push(len);
+        out.extend_from_slice(&p.trunc().network().octets()[..usize::from(len).div_ceil(8)]);
+    }
+    for c in [
+        s.input_octets,
+        s.output_octets,
+        s.input_packets,
+        s.output_packets,
+    ] {
+        put_varint(out, c);
+    }
+    Ok(())
 }
 
 struct Reader<'a> {
@@ -1191,92 +1219,115 @@ pub(crate) fn decode_record(buf: &[u8]) -> Result<Record, StoreError> {
         KIND_TOMB => {
             let until = r.time()?;
             let closed_at = r.time()?;
-            Record::Closed(Tombstone {
-                nas: r.string()?,
-                session_id: r.string()?,
-                closed_at,
-                until,
-            })
-        }
-        KIND_LIVE => {
-            let expires_at = r.time()?;
-            let updated_at = r.time()?;
-            let started_at = r.time()?;
             let nas = r.string()?;
             let session_id = r.string()?;
-            let flags = r.u8()?;
-            let nas_client = if flags & F_NAS_CLIENT != 0 {
-                r.string()?
-            } else {
-                nas.clone()
-            };
-            let user_name = (flags & F_USER != 0).then(|| r.string()).transpose()?;
-            let framed_ip = (flags & F_FRAMED_IP != 0)
-                .then(|| -> Result<Ipv4Addr, StoreError> {
-                    let o: [u8; 4] = r.take(4)?.try_into().map_err(|_| corrupt("ipv4"))?;
-                    Ok(Ipv4Addr::from(o))
-                })
-                .transpose()?;
-            let calling_station_id = (flags & F_CALLING != 0)
-                .then(|| -> Result<String, StoreError> {
-                    match r.u8()? {
-                        0 => r.string(),
-                        layout => {
-                            let m: [u8; 6] = r.take(6)?.try_into().map_err(|_| corrupt("mac"))?;
-                            render_mac(layout, &m).ok_or_else(|| corrupt("MAC layout"))
-                        }
-                    }
-                })
-                .transpose()?;
-            let nas_port = (flags & F_PORT != 0).then(|| r.u32()).transpose()?;
-            let nas_port_id = (flags & F_PORT_ID != 0).then(|| r.string()).transpose()?;
-            let session_time = (flags & F_SESSION_TIME != 0).then(|| r.u32()).transpose()?;
-            let n = r.varint()?;
-            if n > 1024 {
-                return Err(corrupt("too many IPv6 prefixes"));
-            }
-            let mut ipv6_prefixes = Vec::with_capacity(n as usize);
-            for _ in 0..n {
-                let len = r.u8()?;
-                if len > 128 {
-                    return Err(corrupt("IPv6 prefix length"));
+            let closed = if r.pos < buf.len() {
+                if r.u8()? != 1 {
+                    return Err(corrupt("tombstone tail"));
                 }
-                let mut o = [0u8; 16];
-                let bytes = r.take(usize::from(len).div_ceil(8))?;
-                o[..bytes.len()].copy_from_slice(bytes);
-                let net = Ipv6Net::new(Ipv6Addr::from(o), len).map_err(|_| corrupt("prefix"))?;
-                ipv6_prefixes.push(net.trunc());
-            }
-            let input_octets = r.varint()?;
-            let output_octets = r.varint()?;
-            let input_packets = r.varint()?;
-            let output_packets = r.varint()?;
-            Record::Live(LiveSession {
+                let terminate_cause = match r.u8()? {
+                    0 => None,
+                    _ => Some(r.u32()?),
+                };
+                Some(Box::new(ClosedSession {
+                    session: decode_live(&mut r)?,
+                    stopped_at: closed_at,
+                    reason: CloseReason::Stop,
+                    terminate_cause,
+                }))
+            } else {
+                None
+            };
+            Record::Closed(Tombstone {
                 nas,
-                nas_client,
                 session_id,
-                user_name,
-                framed_ip,
-                ipv6_prefixes,
-                calling_station_id,
-                nas_port,
-                nas_port_id,
-                started_at,
-                updated_at,
-                expires_at,
-                input_octets,
-                output_octets,
-                input_packets,
-                output_packets,
-                session_time,
+                closed_at,
+                until,
+                closed,
             })
         }
+        KIND_LIVE => Record::Live(decode_live(&mut r)?),
         other => return Err(corrupt(&format!("unknown kind {other:#04x}"))),
     };
     if r.pos != buf.len() {
         return Err(corrupt("trailing bytes"));
     }
     Ok(record)
+}
+
+/// A live session's layout after its kind octet (see [`encode_live`]).
+fn decode_live(r: &mut Reader) -> Result<LiveSession, StoreError> {
+    let expires_at = r.time()?;
+    let updated_at = r.time()?;
+    let started_at = r.time()?;
+    let nas = r.string()?;
+    let session_id = r.string()?;
+    let flags = r.u8()?;
+    let nas_client = if flags & F_NAS_CLIENT != 0 {
+        r.string()?
+    } else {
+        nas.clone()
+    };
+    let user_name = (flags & F_USER != 0).then(|| r.string()).transpose()?;
+    let framed_ip = (flags & F_FRAMED_IP != 0)
+        .then(|| -> Result<Ipv4Addr, StoreError> {
+            let o: [u8; 4] = r.take(4)?.try_into().map_err(|_| corrupt("ipv4"))?;
+            Ok(Ipv4Addr::from(o))
+        })
+        .transpose()?;
+    let calling_station_id = (flags & F_CALLING != 0)
+        .then(|| -> Result<String, StoreError> {
+            match r.u8()? {
+                0 => r.string(),
+                layout => {
+                    let m: [u8; 6] = r.take(6)?.try_into().map_err(|_| corrupt("mac"))?;
+                    render_mac(layout, &m).ok_or_else(|| corrupt("MAC layout"))
+                }
+            }
+        })
+        .transpose()?;
+    let nas_port = (flags & F_PORT != 0).then(|| r.u32()).transpose()?;
+    let nas_port_id = (flags & F_PORT_ID != 0).then(|| r.string()).transpose()?;
+    let session_time = (flags & F_SESSION_TIME != 0).then(|| r.u32()).transpose()?;
+    let n = r.varint()?;
+    if n > 1024 {
+        return Err(corrupt("too many IPv6 prefixes"));
+    }
+    let mut ipv6_prefixes = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let len = r.u8()?;
+        if len > 128 {
+            return Err(corrupt("IPv6 prefix length"));
+        }
+        let mut o = [0u8; 16];
+        let bytes = r.take(usize::from(len).div_ceil(8))?;
+        o[..bytes.len()].copy_from_slice(bytes);
+        let net = Ipv6Net::new(Ipv6Addr::from(o), len).map_err(|_| corrupt("prefix"))?;
+        ipv6_prefixes.push(net.trunc());
+    }
+    let input_octets = r.varint()?;
+    let output_octets = r.varint()?;
+    let input_packets = r.varint()?;
+    let output_packets = r.varint()?;
+    Ok(LiveSession {
+        nas,
+        nas_client,
+        session_id,
+        user_name,
+        framed_ip,
+        ipv6_prefixes,
+        calling_station_id,
+        nas_port,
+        nas_port_id,
+        started_at,
+        updated_at,
+        expires_at,
+        input_octets,
+        output_octets,
+        input_packets,
+        output_packets,
+        session_time,
+    })
 }
 
 /// One call of the [`APPLY`] script being built: its keys and its arguments, each packed in
@@ -1584,7 +1635,23 @@ mod unit {
             session_id: "s".into(),
             closed_at: datetime!(2024-05-01 10:00 UTC),
             until: datetime!(2024-05-01 10:11 UTC),
+            closed: None,
         });
+        assert_eq!(decode_record(&encode_record(&tomb).unwrap()).unwrap(), tomb);
+        // A Stop's tombstone keeps the session it closed, cause included.
+        let Record::Closed(mut t) = tomb else {
+            unreachable!()
+        };
+        let mut session = sample();
+        session.nas = "n".into();
+        session.session_id = "s".into();
+        t.closed = Some(Box::new(ClosedSession {
+            session,
+            stopped_at: t.closed_at,
+            reason: CloseReason::Stop,
+            terminate_cause: Some(1),
+        }));
+        let tomb = Record::Closed(t);
         assert_eq!(decode_record(&encode_record(&tomb).unwrap()).unwrap(), tomb);
         assert!(decode_record(&enc[..enc.len() - 1]).is_err());
         assert!(decode_record(&[0x42]).is_err());

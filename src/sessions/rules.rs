@@ -23,38 +23,41 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv6Net;
 use time::{Duration, OffsetDateTime};
 
-use super::{Applied, CloseReason, ClosedSession, LiveSession, TrafficDelta};
+use super::{Applied, CloseReason, ClosedSession, LiveSession, TrafficReading};
 use crate::radius::event::{AccountingEvent, StatusType};
 
 /// What one Start/Interim/Stop does to the session it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Merge {
-    /// Older than the stored state, or a repeat of it: change nothing.
+    /// Older than the stored state: change nothing.
     Stale,
+    /// The very event the stored state last took (same time and counters): change nothing,
+    /// but report its reading again (see [`Applied`]).
+    Repeat { traffic: Option<TrafficReading> },
     /// Store this session (new, updated, or reset by a newer Start).
     Upsert {
         session: LiveSession,
-        traffic: Option<TrafficDelta>,
+        traffic: Option<TrafficReading>,
     },
     /// The session ends (Stop).
     Close {
         closed: ClosedSession,
-        traffic: Option<TrafficDelta>,
+        traffic: Option<TrafficReading>,
     },
 }
 
 /// Merge one Start, Interim-Update or Stop into the stored session of its key.
 ///
-/// * Stale when `event_time` is older than `existing.updated_at`, or equal with identical
-///   counters (a repeat). A Stop is never a repeat of a live state: its own repeats are caught
-///   by the [`Tombstone`] it leaves (see [`step_event`]).
+/// * Stale when `event_time` is older than `existing.updated_at`; a repeat when equal with
+///   identical counters. A Stop is never a repeat of a live state: its own repeats are
+///   caught by the [`Tombstone`] it leaves (see [`step_event`]).
 /// * A Start resets the session; an Interim or Stop without a known session is accepted, with
 ///   `started_at` = event time − Acct-Session-Time (or the event time).
 /// * Attributes an event does not carry are kept from the stored session (per family for IPs:
 ///   an Interim without Framed-IP-Address keeps the stored IPv4 address, one without IPv6
 ///   attributes keeps the stored prefixes).
-/// * Traffic: octets since the stored counters (the whole counters for an unknown session, the
-///   new counters when either counter went backwards); none without a User-Name or when zero.
+/// * Traffic: the session's counters as a [`TrafficReading`], when they changed (or, for a
+///   session not known before, are not zero); none without a User-Name.
 ///
 /// Accounting-On/Off are not session events: they return [`Merge::Stale`] here (see
 /// [`restart_closes`]).
@@ -77,7 +80,9 @@ pub fn merge(
             && event.status != StatusType::Stop
             && same_counters(s, event)
         {
-            return Merge::Stale;
+            return Merge::Repeat {
+                traffic: reading(None, s),
+            };
         }
     }
     let base = match event.status {
@@ -85,7 +90,7 @@ pub fn merge(
         _ => existing,
     };
     let session = build(base, event, expires_at);
-    let traffic = traffic_delta(existing, &session, event.event_time);
+    let traffic = reading(existing, &session);
     if event.status == StatusType::Stop {
         Merge::Close {
             closed: ClosedSession {
@@ -156,26 +161,23 @@ fn build(
     }
 }
 
-fn traffic_delta(
-    previous: Option<&LiveSession>,
-    now: &LiveSession,
-    at: OffsetDateTime,
-) -> Option<TrafficDelta> {
+/// The counters of `now` for history: none without a User-Name, none when they are what
+/// `previous` (the same session before this event) already reported, none when zero.
+fn reading(previous: Option<&LiveSession>, now: &LiveSession) -> Option<TrafficReading> {
     let user_name = now.user_name.clone()?;
-    let (pi, po) = previous.map_or((0, 0), |p| (p.input_octets, p.output_octets));
-    let (input_octets, output_octets) = if now.input_octets < pi || now.output_octets < po {
-        (now.input_octets, now.output_octets)
-    } else {
-        (now.input_octets - pi, now.output_octets - po)
-    };
-    if input_octets == 0 && output_octets == 0 {
+    let unchanged = previous.map_or((0, 0), |p| (p.input_octets, p.output_octets))
+        == (now.input_octets, now.output_octets);
+    if unchanged {
         return None;
     }
-    Some(TrafficDelta {
+    Some(TrafficReading {
+        nas: now.nas.clone(),
+        session_id: now.session_id.clone(),
+        started_at: now.started_at,
         user_name,
-        at,
-        input_octets,
-        output_octets,
+        at: now.updated_at,
+        input_octets: now.input_octets,
+        output_octets: now.output_octets,
     })
 }
 
@@ -188,6 +190,9 @@ pub struct Tombstone {
     pub closed_at: OffsetDateTime,
     /// Forgotten (by `expire`) at this time.
     pub until: OffsetDateTime,
+    /// The session as its Stop closed it, so that a repeat of that Stop reports it again
+    /// (see [`Applied`]); `None` for sessions closed by expiry.
+    pub closed: Option<Box<ClosedSession>>,
 }
 
 /// What a store keeps under one session key.
@@ -265,12 +270,33 @@ pub struct Step {
 
 impl Step {
     fn stale() -> Self {
+        Step::repeat(Vec::new(), None)
+    }
+
+    /// Nothing changes, but history is told again what the repeated event produced.
+    fn repeat(closed: Vec<ClosedSession>, traffic: Option<TrafficReading>) -> Self {
         Step {
             applied: Applied {
                 stale: true,
-                ..Applied::default()
+                closed,
+                traffic: traffic.into_iter().collect(),
             },
             ..Step::default()
+        }
+    }
+}
+
+/// Move a new session's start up to its NAS's last restart when it reaches back before it
+/// (an Interim or Stop without Start whose Acct-Session-Time spans the restart).
+fn floor_start(
+    session: &mut LiveSession,
+    traffic: Option<&mut TrafficReading>,
+    nas_reset: Option<OffsetDateTime>,
+) {
+    if let Some(r) = nas_reset.filter(|r| session.started_at < *r) {
+        session.started_at = r;
+        if let Some(t) = traffic {
+            t.started_at = r;
         }
     }
 }
@@ -300,7 +326,14 @@ pub fn step_event(
     let mut closed = Vec::new();
     let mut releases = Vec::new();
     let existing = match prior {
-        Some(Record::Closed(t)) if event.event_time <= t.closed_at => return Step::stale(),
+        Some(Record::Closed(t)) if event.event_time <= t.closed_at => {
+            return match &t.closed {
+                Some(c) if event.status == StatusType::Stop && event.event_time == t.closed_at => {
+                    Step::repeat(vec![(**c).clone()], reading(None, &c.session))
+                }
+                _ => Step::stale(),
+            };
+        }
         Some(Record::Closed(_)) | None => None,
         Some(Record::Live(s)) => match nas_reset {
             Some(r) if s.updated_at <= r => {
@@ -316,8 +349,28 @@ pub fn step_event(
             _ => Some(s),
         },
     };
-    match merge(existing, event, expires_at) {
+    let merged = match merge(existing, event, expires_at) {
+        // A session this event starts (or one it is the first news of) cannot have started
+        // before its NAS last restarted.
+        Merge::Upsert {
+            mut session,
+            mut traffic,
+        } if existing.is_none() => {
+            floor_start(&mut session, traffic.as_mut(), nas_reset);
+            Merge::Upsert { session, traffic }
+        }
+        Merge::Close {
+            mut closed,
+            mut traffic,
+        } if existing.is_none() => {
+            floor_start(&mut closed.session, traffic.as_mut(), nas_reset);
+            Merge::Close { closed, traffic }
+        }
+        m => m,
+    };
+    match merged {
         Merge::Stale => Step::stale(),
+        Merge::Repeat { traffic } => Step::repeat(Vec::new(), traffic),
         Merge::Upsert { session, traffic } => {
             let claims = ip_keys(&session);
             if let Some(old) = existing {
@@ -350,6 +403,7 @@ pub fn step_event(
                 session_id: c.session.session_id.clone(),
                 closed_at: c.stopped_at,
                 until: expires_at.max(c.stopped_at),
+                closed: Some(Box::new(c.clone())),
             };
             closed.push(c);
             Step {
@@ -392,7 +446,16 @@ pub fn step_restart(session: &LiveSession, at: OffsetDateTime) -> Step {
     )
 }
 
-/// Plan closing a session whose `expires_at` has passed (`stopped_at` = its last update).
+/// When a session that expired was last known to be up: its last update, or its start plus
+/// the Acct-Session-Time it last reported when that reaches further.
+pub fn last_seen(session: &LiveSession) -> OffsetDateTime {
+    let by_time = session
+        .session_time
+        .map(|secs| session.started_at + Duration::seconds(i64::from(secs)));
+    by_time.map_or(session.updated_at, |t| t.max(session.updated_at))
+}
+
+/// Plan closing a session whose `expires_at` has passed (`stopped_at`: [`last_seen`]).
 /// Its tombstone lasts one more expiry window from `now`.
 pub fn step_expire(session: &LiveSession, now: OffsetDateTime) -> Step {
     let window = (session.expires_at - session.updated_at).max(Duration::ZERO);
@@ -400,7 +463,7 @@ pub fn step_expire(session: &LiveSession, now: OffsetDateTime) -> Step {
         session,
         ClosedSession {
             session: session.clone(),
-            stopped_at: session.updated_at,
+            stopped_at: last_seen(session),
             reason: CloseReason::Expired,
             terminate_cause: None,
         },
@@ -409,6 +472,7 @@ pub fn step_expire(session: &LiveSession, now: OffsetDateTime) -> Step {
             session_id: session.session_id.clone(),
             closed_at: session.updated_at,
             until: now + window,
+            closed: None,
         }),
     )
 }
@@ -462,7 +526,7 @@ mod unit {
         };
         assert_eq!(
             merge(Some(&session), &ev(StatusType::InterimUpdate, t), t),
-            Merge::Stale
+            Merge::Repeat { traffic: None }
         );
         assert!(matches!(
             merge(Some(&session), &ev(StatusType::Stop, t), t),
@@ -470,8 +534,10 @@ mod unit {
         ));
     }
 
+    /// History gets the counters as reported (what they mean per day, counters that went
+    /// backwards included, is history's business).
     #[test]
-    fn counters_backwards_count_whole() {
+    fn readings_are_the_counters_as_reported() {
         let t = datetime!(2024-05-01 10:00 UTC);
         let mut e = ev(StatusType::InterimUpdate, t);
         e.input_octets = 100;

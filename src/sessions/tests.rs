@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::embedded::EmbeddedSessions;
 use super::redis::RedisSessions;
-use super::{Applied, CloseReason, LiveSession, LiveSessions};
+use super::{Applied, CloseReason, ClosedSession, LiveSession, LiveSessions};
 use crate::radius::event::{AccountingEvent, StatusType};
 
 // ---------------------------------------------------------------------------------------------
@@ -286,11 +286,83 @@ async fn holder(s: &dyn LiveSessions, addr: &str) -> Option<String> {
         .map(|x| x.session_id)
 }
 
+/// The counters each reading of `a` reports.
 fn traffic(a: &Applied) -> Vec<(u64, u64)> {
     a.traffic
         .iter()
         .map(|d| (d.input_octets, d.output_octets))
         .collect()
+}
+
+type SessionKey = (String, String, OffsetDateTime);
+/// Login, newest reading's time, its counters, and what was counted before a reset.
+type Newest = (String, OffsetDateTime, (u64, u64), (u64, u64));
+
+/// What history makes of the outcomes it is given, the way `store::history` counts them
+/// (here for events within one day): per session the newest reading, plus what was
+/// counted before its counters went backwards; each closed session once, however often it
+/// is reported (a repeated Stop reports it again, identical).
+#[derive(Default)]
+struct Counted {
+    readings: HashMap<SessionKey, Newest>,
+    closed: HashMap<SessionKey, ClosedSession>,
+}
+
+impl Counted {
+    fn add(&mut self, a: &Applied) {
+        for r in &a.traffic {
+            let key = (r.nas.clone(), r.session_id.clone(), r.started_at);
+            let now = (r.input_octets, r.output_octets);
+            match self.readings.get_mut(&key) {
+                None => {
+                    self.readings
+                        .insert(key, (r.user_name.clone(), r.at, now, (0, 0)));
+                }
+                Some((_, at, last, carry)) => {
+                    if r.at > *at || (r.at == *at && now != *last) {
+                        if now.0 < last.0 || now.1 < last.1 {
+                            carry.0 += last.0;
+                            carry.1 += last.1;
+                        }
+                        *at = r.at;
+                        *last = now;
+                    }
+                }
+            }
+        }
+        for c in &a.closed {
+            let key = (
+                c.session.nas.clone(),
+                c.session.session_id.clone(),
+                c.session.started_at,
+            );
+            match self.closed.get(&key) {
+                Some(first) => assert_eq!(first, c, "a closed session reported again differs"),
+                None => {
+                    self.closed.insert(key, c.clone());
+                }
+            }
+        }
+    }
+
+    /// Octets counted for a login.
+    fn of_user(&self, user: &str) -> (u64, u64) {
+        self.readings
+            .values()
+            .filter(|(u, ..)| u == user)
+            .fold((0, 0), |acc, (_, _, last, carry)| {
+                (acc.0 + last.0 + carry.0, acc.1 + last.1 + carry.1)
+            })
+    }
+
+    /// Closed sessions counted with this session id, by reason.
+    fn stops(&self, sid: &str) -> usize {
+        self.closed
+            .values()
+            .filter(|c| c.session.session_id == sid)
+            .inspect(|c| assert_eq!(c.reason, CloseReason::Stop))
+            .count()
+    }
 }
 
 fn sorted(mut v: Vec<LiveSession>) -> Vec<LiveSession> {
@@ -477,11 +549,15 @@ async fn interim_updates_counters_and_traffic(env: &mut Env) {
     assert_eq!(holder(s, "2001:db8:5:7::1").await.as_deref(), Some("a"));
 
     let a = apply(s, &interim("nas1", "a", at(600), 1500, 2600)).await;
-    assert_eq!(traffic(&a), vec![(500, 600)]);
+    assert_eq!(traffic(&a), vec![(1500, 2600)]);
 
-    // Counters went backwards (NAS counter reset): the new counters are the delta.
+    // Counters went backwards (NAS counter reset): reported as sent (history keeps what
+    // was counted before).
     let a = apply(s, &interim("nas1", "a", at(900), 100, 50)).await;
     assert_eq!(traffic(&a), vec![(100, 50)]);
+    // Unchanged counters: nothing new for history.
+    let a = apply(s, &interim("nas1", "a", at(950), 100, 50)).await;
+    assert!(!a.stale && a.traffic.is_empty());
 
     // An Interim that moves the IPv4 address moves the index entry; IPv6 stays.
     apply(
@@ -534,7 +610,7 @@ async fn stop_removes_and_reports(env: &mut Env) {
     );
     assert_eq!(c.session.started_at, at(0));
     assert_eq!(c.session.framed_ip, Some(v4("100.64.0.1")));
-    assert_eq!(traffic(&a), vec![(200, 500)]);
+    assert_eq!(traffic(&a), vec![(1200, 2500)]);
 
     assert_eq!(s.get("nas1", "a").await.unwrap(), None);
     assert_eq!(holder(s, "100.64.0.1").await, None);
@@ -542,10 +618,18 @@ async fn stop_removes_and_reports(env: &mut Env) {
     assert_eq!(s.count().await.unwrap(), 0);
     assert!(s.list(None).await.unwrap().is_empty());
 
-    // A retransmitted Stop (e.g. to a second instance) is recorded once only.
+    // A retransmitted Stop (e.g. to a second instance, or the same Stop replayed after its
+    // answer was lost) changes nothing, and reports the same closed session and reading
+    // again: history, which writes each once, gets them even if the first report was lost.
     let again = apply(s, &e).await;
     assert!(again.stale);
-    assert!(again.closed.is_empty() && again.traffic.is_empty());
+    assert_eq!(again.closed, a.closed);
+    assert_eq!(again.traffic, a.traffic);
+    // A Stop of the same session at another time is no repeat: nothing.
+    let mut other = e.clone();
+    other.event_time = at(590);
+    let a = apply(s, &other).await;
+    assert!(a.stale && a.closed.is_empty() && a.traffic.is_empty());
     // So is a late Interim of the stopped session.
     assert!(
         apply(s, &interim("nas1", "a", at(450), 1100, 2200))
@@ -573,15 +657,14 @@ async fn stale_events_are_ignored(env: &mut Env) {
         (500, 600, at(20))
     );
 
-    // A repeat (same time, same counters) is stale; same time with other counters is not.
-    assert!(
-        apply(s, &interim("nas1", "a", at(20), 500, 600))
-            .await
-            .stale
-    );
+    // A repeat (same time, same counters) is stale, and reports its reading again; same
+    // time with other counters is not stale.
+    let a = apply(s, &interim("nas1", "a", at(20), 500, 600)).await;
+    assert!(a.stale);
+    assert_eq!(traffic(&a), vec![(500, 600)]);
     let a = apply(s, &interim("nas1", "a", at(20), 510, 610)).await;
     assert!(!a.stale);
-    assert_eq!(traffic(&a), vec![(10, 10)]);
+    assert_eq!(traffic(&a), vec![(510, 610)]);
 
     // An old Start does not reset the session.
     assert!(apply(s, &start("nas1", "a", at(0))).await.stale);
@@ -903,7 +986,7 @@ async fn restart_keeps_everything(env: &mut Env) {
     assert_eq!(holder(s, "100.64.5.1").await.as_deref(), Some("new"));
     // And the store keeps working after the restart.
     let a = apply(s, &interim("nas2", "c", at(60), 2000, 6000)).await;
-    assert_eq!(traffic(&a), vec![(766, 322)]);
+    assert_eq!(traffic(&a), vec![(2000, 6000)]);
 }
 
 /// Sessions sharing IPs, each applied from many tasks at once in random orders (and, for
@@ -933,7 +1016,7 @@ async fn batches_see_what_a_peer_changed(env: &mut Env) {
     // The peer moves p1 on and starts p2 (which this instance never saw).
     assert_eq!(
         traffic(&apply(&*peer, &interim("nas1", "p1", at(30), 300, 30)).await),
-        [(200, 20)]
+        [(300, 30)]
     );
     apply(
         &*peer,
@@ -941,8 +1024,8 @@ async fn batches_see_what_a_peer_changed(env: &mut Env) {
     )
     .await;
 
-    // p1's next Interim counts from the peer's 300, not from this instance's 100; a repeated
-    // Start of p2 is stale, its Interim counts from zero.
+    // p1's next Interim follows the peer's, not this instance's; a repeated Start of p2 is
+    // stale, its Interim is new.
     let rs = store
         .apply_batch(&batch(vec![
             interim("nas1", "p1", at(40), 450, 45),
@@ -951,8 +1034,8 @@ async fn batches_see_what_a_peer_changed(env: &mut Env) {
         ]))
         .await;
     let rs: Vec<Applied> = rs.into_iter().map(|r| r.expect("apply")).collect();
-    assert_eq!(traffic(&rs[0]), [(150, 15)]);
-    assert!(rs[1].stale, "{:?}", rs[1]);
+    assert_eq!(traffic(&rs[0]), [(450, 45)]);
+    assert!(!rs[0].stale && rs[1].stale, "{:?}", rs[1]);
     assert_eq!(traffic(&rs[2]), [(5, 1)]);
     let p1 = store.get("nas1", "p1").await.unwrap().expect("p1 live");
     assert_eq!((p1.input_octets, p1.output_octets), (450, 45));
@@ -1038,35 +1121,19 @@ async fn concurrent_applies_end_consistent(env: &mut Env) {
         results.extend(t.await.expect("task"));
     }
 
-    let mut traffic_sum: HashMap<String, (u64, u64)> = HashMap::new();
-    let mut stops: HashMap<String, usize> = HashMap::new();
+    let mut counted = Counted::default();
     for a in &results {
-        for d in &a.traffic {
-            let e = traffic_sum.entry(d.user_name.clone()).or_default();
-            e.0 += d.input_octets;
-            e.1 += d.output_octets;
-        }
-        for c in &a.closed {
-            assert_eq!(c.reason, CloseReason::Stop);
-            *stops.entry(c.session.session_id.clone()).or_default() += 1;
-        }
+        counted.add(a);
     }
     let s = env.store();
     let mut live = 0;
     for (nas, sid, counters, stopped) in &sessions {
         assert_eq!(
-            traffic_sum
-                .get(&format!("user-{sid}"))
-                .copied()
-                .unwrap_or_default(),
+            counted.of_user(&format!("user-{sid}")),
             *counters,
             "traffic of {sid}"
         );
-        assert_eq!(
-            stops.get(sid).copied().unwrap_or(0),
-            usize::from(*stopped),
-            "stops of {sid}"
-        );
+        assert_eq!(counted.stops(sid), usize::from(*stopped), "stops of {sid}");
         let got = s.get(nas, sid).await.unwrap();
         if *stopped {
             assert_eq!(got, None, "{sid} must be closed");
@@ -1347,8 +1414,7 @@ async fn randomized_streams(env: &mut Env, batched: bool) {
 
         let s = env.store();
         let mut model = Model::default();
-        let mut traffic_sum: HashMap<String, (u64, u64)> = HashMap::new();
-        let mut stops: HashMap<String, usize> = HashMap::new();
+        let mut counted = Counted::default();
         let mut outcomes = Vec::with_capacity(stream.len());
         if batched {
             let mut rest = &stream[..];
@@ -1368,16 +1434,7 @@ async fn randomized_streams(env: &mut Env, batched: bool) {
         }
         for (e, a) in stream.iter().zip(&outcomes) {
             model.apply(e);
-            for d in &a.traffic {
-                let sid = d.user_name.trim_start_matches("user-").to_owned();
-                let x = traffic_sum.entry(sid).or_default();
-                x.0 += d.input_octets;
-                x.1 += d.output_octets;
-            }
-            for c in &a.closed {
-                assert_eq!(c.reason, CloseReason::Stop);
-                *stops.entry(c.session.session_id.clone()).or_default() += 1;
-            }
+            counted.add(a);
         }
 
         // Final live map.
@@ -1428,24 +1485,22 @@ async fn randomized_streams(env: &mut Env, batched: bool) {
             );
         }
 
-        // History invariants: each Stop reported once; traffic adds up to the last counters
-        // (in the seeds that drop the User-Name from a few events, it can only be less).
+        // History invariants: each stopped session counted once; traffic adds up to the
+        // last counters (in the seeds that drop the User-Name from a few events, it can
+        // only be less).
         for (sid, (counters, stopped)) in &generated.truth {
             assert_eq!(
-                stops.get(sid).copied().unwrap_or(0),
+                counted.stops(sid),
                 usize::from(*stopped),
                 "seed {seed}: Stops reported for {sid}"
             );
-            if let Some(sum) = traffic_sum.get(sid) {
-                assert!(
-                    sum.0 <= counters.0 && sum.1 <= counters.1,
-                    "seed {seed}: traffic of {sid} exceeds its counters"
-                );
-            }
-        }
-        if !drop_user_names {
-            for (sid, (counters, _)) in &generated.truth {
-                assert_eq!(traffic_sum.get(sid).copied().unwrap_or_default(), *counters);
+            let sum = counted.of_user(&format!("user-{sid}"));
+            assert!(
+                sum.0 <= counters.0 && sum.1 <= counters.1,
+                "seed {seed}: traffic of {sid} exceeds its counters"
+            );
+            if !drop_user_names {
+                assert_eq!(sum, *counters, "seed {seed}: traffic of {sid}");
             }
         }
     }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::repo::{Page, Paged};
 use super::Db;
 use crate::on_pool;
-use crate::sessions::Applied;
+use crate::sessions::{Applied, TrafficReading};
 
 /// One closed session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,35 +110,32 @@ fn distinct_chunks(
     out
 }
 
-/// Rows per daily-traffic upsert statement.
-const TRAFFIC_ROWS_PER_STATEMENT: usize = 256;
+/// Session readings per daily-traffic upsert statement (16 parameters each).
+const TRAFFIC_ROWS_PER_STATEMENT: usize = 128;
 
-/// Write what one applied event (or expiry sweep) produced, in one transaction.
-/// Idempotent: a session is unique by (nas, session_id, started_at) and a replayed record
-/// rewrites the same row.
+/// Write what one applied event (or expiry sweep, or replay round) produced, in one
+/// transaction. Idempotent: a session is unique by (nas, session_id, started_at) and a
+/// written again rewrites the same row; a traffic reading already written (or older than
+/// one written) changes nothing (see `session_traffic` in the migrations).
 pub async fn record(db: &Db, applied: &Applied) -> Result<(), sqlx::Error> {
-    // One row per (login, day) in each upsert: PostgreSQL refuses to update a row twice in
-    // one statement.
-    if applied.traffic.len() > 1 {
-        let traffic = merge_traffic(&applied.traffic);
-        write_merged(db, &applied.closed, &traffic).await
-    } else {
-        write_merged(db, &applied.closed, &applied.traffic).await
-    }
+    write_merged(db, &applied.closed, &applied.traffic).await
 }
 
-/// [`record`] for traffic already summed per (login, day), as [`merge`] leaves it.
+/// [`record`] for the parts of an [`Applied`].
 async fn write_merged(
     db: &Db,
     closed: &[crate::sessions::ClosedSession],
-    traffic: &[crate::sessions::TrafficDelta],
+    traffic: &[TrafficReading],
 ) -> Result<(), sqlx::Error> {
     if closed.is_empty() && traffic.is_empty() {
         return Ok(());
     }
     let pg = matches!(db, Db::Postgres(_));
-    on_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
+    // SQLite: BEGIN IMMEDIATE (db.begin), so that another writer waits under the busy
+    // timeout instead of failing with "database is locked" once this one has read.
+    let tx = db.begin().await?;
+    crate::on_tx!(tx, tx => {
+        let mut tx = tx;
         // Closed sessions in multi-row upserts; each statement returns the ids of its rows.
         // The IPv6 index rows of a row that existed already (a replayed record) are replaced;
         // a new row has none to delete. New rows are told apart by PostgreSQL's `xmax = 0`,
@@ -256,27 +253,156 @@ async fn write_merged(
                 q.execute(&mut *tx).await?;
             }
         }
-        // Daily traffic in multi-row upserts (one key per row: `merge` summed them).
-        for chunk in traffic.chunks(TRAFFIC_ROWS_PER_STATEMENT) {
-            let values = placeholders(pg, chunk.len(), 4);
-            let sql = format!(
-                "INSERT INTO traffic_daily (user_name, day, input_octets, output_octets) \
-                 VALUES {values} ON CONFLICT (user_name, day) DO UPDATE SET \
-                 input_octets = traffic_daily.input_octets + excluded.input_octets, \
-                 output_octets = traffic_daily.output_octets + excluded.output_octets"
-            );
+        for chunk in reading_chunks(traffic, TRAFFIC_ROWS_PER_STATEMENT) {
+            let sql = readings_sql(pg, chunk.len());
             let mut q = sqlx::query(&sql);
-            for t in chunk {
-                q = q
-                    .bind(&t.user_name)
-                    .bind(crate::tz::warsaw_date(t.at))
-                    .bind(t.input_octets as i64)
-                    .bind(t.output_octets as i64);
+            for b in chunk.iter().map(|r| reading_binds(r)) {
+                q = q.bind(b.nas).bind(b.session_id).bind(b.started_at).bind(b.day);
+                q = q.bind(b.user_name);
+                for _ in 0..2 {
+                    q = q.bind(b.nas).bind(b.session_id).bind(b.started_at).bind(b.day);
+                }
+                q = q.bind(b.input).bind(b.output).bind(b.at);
             }
             q.execute(&mut *tx).await?;
         }
         tx.commit().await
     })
+}
+
+/// Largest counter value history takes (2^53 octets, 9 PB): a session's octets and their
+/// sums per day stay far from the 64-bit limit whatever a NAS sends.
+const MAX_COUNTED_OCTETS: u64 = 1 << 53;
+
+/// One upsert of `session_traffic` for `rows` readings of distinct sessions (see the
+/// migration), 16 parameters each (see [`reading_binds`]): a new (session, day) row takes
+/// as base the session's newest counters of an earlier day; an existing row takes the
+/// reading only when it is newer than the row's, carrying what was counted when the
+/// counters went backwards.
+fn readings_sql(pg: bool, rows: usize) -> String {
+    let mut values = String::new();
+    let mut n = 0;
+    let mut p = || {
+        n += 1;
+        if pg {
+            format!("${n}")
+        } else {
+            "?".to_owned()
+        }
+    };
+    for i in 0..rows {
+        if i > 0 {
+            values.push(',');
+        }
+        let head: Vec<String> = (0..5).map(|_| p()).collect();
+        let mut base = |col: &str| {
+            format!(
+                "COALESCE((SELECT b.{col} FROM session_traffic b WHERE b.nas = {} AND \
+                 b.session_id = {} AND b.started_at = {} AND b.day < {} \
+                 ORDER BY b.day DESC LIMIT 1), 0)",
+                p(),
+                p(),
+                p(),
+                p()
+            )
+        };
+        let base_in = base("last_in");
+        let base_out = base("last_out");
+        let tail: Vec<String> = (0..3).map(|_| p()).collect();
+        values.push_str(&format!(
+            "({}, {base_in}, {base_out}, {})",
+            head.join(", "),
+            tail.join(", ")
+        ));
+    }
+    let back = "(excluded.last_in < session_traffic.last_in OR \
+                excluded.last_out < session_traffic.last_out)";
+    format!(
+        "INSERT INTO session_traffic (nas, session_id, started_at, day, user_name, base_in, \
+         base_out, last_in, last_out, last_at) VALUES {values} \
+         ON CONFLICT (nas, session_id, started_at, day) DO UPDATE SET \
+         carry_in = CASE WHEN {back} THEN session_traffic.carry_in + session_traffic.last_in \
+         - session_traffic.base_in ELSE session_traffic.carry_in END, \
+         carry_out = CASE WHEN {back} THEN session_traffic.carry_out + session_traffic.last_out \
+         - session_traffic.base_out ELSE session_traffic.carry_out END, \
+         base_in = CASE WHEN {back} THEN 0 ELSE session_traffic.base_in END, \
+         base_out = CASE WHEN {back} THEN 0 ELSE session_traffic.base_out END, \
+         last_in = excluded.last_in, last_out = excluded.last_out, last_at = excluded.last_at \
+         WHERE excluded.last_at > session_traffic.last_at OR \
+         (excluded.last_at = session_traffic.last_at AND \
+         (excluded.last_in <> session_traffic.last_in OR \
+         excluded.last_out <> session_traffic.last_out))"
+    )
+}
+
+/// The values [`readings_sql`] binds for one reading, in order: the row's key and login,
+/// the key again for each of the two base lookups, then the counters and their time.
+struct ReadingBinds<'a> {
+    nas: &'a str,
+    session_id: &'a str,
+    started_at: i64,
+    day: time::Date,
+    user_name: &'a str,
+    input: i64,
+    output: i64,
+    at: i64,
+}
+
+fn reading_binds(r: &TrafficReading) -> ReadingBinds<'_> {
+    ReadingBinds {
+        nas: &r.nas,
+        session_id: &r.session_id,
+        started_at: ts(r.started_at),
+        day: crate::tz::warsaw_date(r.at),
+        user_name: &r.user_name,
+        input: r.input_octets.min(MAX_COUNTED_OCTETS) as i64,
+        output: r.output_octets.min(MAX_COUNTED_OCTETS) as i64,
+        at: ts_nanos(r.at),
+    }
+}
+
+fn ts_nanos(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Readings in the order given, in statements of at most `max` in which no session repeats
+/// (a new day's base must see the row of the day before, written by an earlier statement).
+/// Consecutive readings of a session on one day whose counters only grew need only the
+/// newest: it is kept in place of the earlier one.
+fn reading_chunks(readings: &[TrafficReading], max: usize) -> Vec<Vec<&TrafficReading>> {
+    type SessionKey<'a> = (&'a str, &'a str, OffsetDateTime);
+    fn key(r: &TrafficReading) -> SessionKey<'_> {
+        (r.nas.as_str(), r.session_id.as_str(), r.started_at)
+    }
+    let mut kept: Vec<&TrafficReading> = Vec::with_capacity(readings.len());
+    let mut newest: std::collections::HashMap<SessionKey<'_>, usize, foldhash::fast::RandomState> =
+        Default::default();
+    for r in readings {
+        if let Some(&i) = newest.get(&key(r)) {
+            let k = kept[i];
+            if crate::tz::warsaw_date(k.at) == crate::tz::warsaw_date(r.at)
+                && r.at >= k.at
+                && r.input_octets >= k.input_octets
+                && r.output_octets >= k.output_octets
+            {
+                kept[i] = r;
+                continue;
+            }
+        }
+        newest.insert(key(r), kept.len());
+        kept.push(r);
+    }
+    let mut out: Vec<Vec<&TrafficReading>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in kept {
+        if out.is_empty() || out.last().is_some_and(|c| c.len() == max) || !seen.insert(key(r)) {
+            out.push(Vec::new());
+            seen.clear();
+            seen.insert(key(r));
+        }
+        out.last_mut().expect("pushed above").push(r);
+    }
+    out
 }
 
 fn row_to_history<R>(row: &R) -> Result<HistoryRow, sqlx::Error>
@@ -438,16 +564,27 @@ pub enum Written {
     Spooled,
 }
 
-type Pending = (
-    Applied,
-    tokio::sync::oneshot::Sender<std::io::Result<Written>>,
-);
+enum Pending {
+    /// Commit, or spool when the database fails.
+    Spool(
+        Applied,
+        tokio::sync::oneshot::Sender<std::io::Result<Written>>,
+    ),
+    /// Commit alone within its own time limit, or say why not (a spooled history record
+    /// being replayed).
+    Direct(
+        Applied,
+        std::time::Duration,
+        tokio::sync::oneshot::Sender<Result<(), sqlx::Error>>,
+    ),
+}
 
-/// Group commit for history: one task drains every pending write into one transaction
-/// (daily traffic summed per login and day first), so the database sees one commit per
-/// batch instead of one per RADIUS packet. When the database fails or does not commit within
-/// `timeout`, the batch goes to the spool, so a caller's write is durable either way and is
-/// never applied twice (the spool copy is written only when the commit did not happen).
+/// Group commit for history: one task drains every pending write into one transaction, so
+/// the database sees one commit per batch instead of one per RADIUS packet, and history has
+/// one writer (SQLite takes one at a time). When the database fails or does not commit
+/// within `timeout`, the batch goes to the spool, so a caller's write is durable either way
+/// and is never applied twice (the spool copy is written only when the commit did not
+/// happen). Closed sessions are counted in `ebok_sessions_closed_total` once committed.
 #[derive(Clone, Debug)]
 pub struct HistoryWriter {
     tx: tokio::sync::mpsc::Sender<Pending>,
@@ -462,28 +599,27 @@ impl HistoryWriter {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(HISTORY_BATCH);
             while rx.recv_many(&mut batch, HISTORY_BATCH).await > 0 {
-                let (mut applied, replies): (Vec<Applied>, Vec<_>) = batch.drain(..).unzip();
-                // One write (a replay round, already merged) needs no second merge.
-                let merged = if applied.len() == 1 {
-                    applied.remove(0)
-                } else {
-                    merge(applied)
-                };
-                let result = match tokio::time::timeout(
-                    timeout,
-                    write_merged(&db, &merged.closed, &merged.traffic),
-                )
-                .await
-                {
-                    Ok(Ok(())) => Ok(Written::Committed),
-                    failed => {
-                        match failed {
-                            Ok(Err(e)) => {
-                                tracing::warn!(error = %e, "history write failed; spooling it")
-                            }
-                            _ => tracing::warn!("history write timed out; spooling it"),
+                let mut applied = Vec::new();
+                let mut replies = Vec::new();
+                for p in batch.drain(..) {
+                    match p {
+                        Pending::Spool(a, reply) => {
+                            applied.push(a);
+                            replies.push(reply);
                         }
-                        metrics::counter!("ebok_store_errors_total", "store" => "sql").increment(1);
+                        Pending::Direct(a, limit, reply) => {
+                            let _ = reply.send(commit(&db, &a, limit).await);
+                        }
+                    }
+                }
+                if applied.is_empty() {
+                    continue;
+                }
+                let merged = merge(applied);
+                let result = match commit(&db, &merged, timeout).await {
+                    Ok(()) => Ok(Written::Committed),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "history write failed; spooling it");
                         spool
                             .append(&crate::spool::SpoolRecord::History(merged))
                             .await
@@ -501,27 +637,83 @@ impl HistoryWriter {
         HistoryWriter { tx }
     }
 
-    /// Make `applied` durable in history (or the spool). Its traffic must hold at most one
-    /// row per (login, Europe/Warsaw day), as [`merge`] leaves it and as one event or one
-    /// expiry sweep produces it (PostgreSQL refuses to upsert a row twice in one statement).
+    /// Make `applied` durable in history (or the spool).
     pub async fn write(&self, applied: Applied) -> std::io::Result<Written> {
-        debug_assert_eq!(
-            merge_traffic(&applied.traffic).len(),
-            applied.traffic.len(),
-            "history traffic not merged per login and day"
-        );
         if applied.closed.is_empty() && applied.traffic.is_empty() {
             return Ok(Written::Committed);
         }
         let stopped = || std::io::Error::other("history writer stopped");
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tx.send((applied, tx)).await.map_err(|_| stopped())?;
+        self.tx
+            .send(Pending::Spool(applied, tx))
+            .await
+            .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
+    }
+
+    /// Commit `applied` through the one writer within `limit`, or return the database's
+    /// error (nothing is spooled): for history records replayed from the spool.
+    pub async fn write_now(
+        &self,
+        applied: Applied,
+        limit: std::time::Duration,
+    ) -> Result<(), sqlx::Error> {
+        if applied.closed.is_empty() && applied.traffic.is_empty() {
+            return Ok(());
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Pending::Direct(applied, limit, tx))
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        rx.await.map_err(|_| sqlx::Error::PoolClosed)?
     }
 }
 
-/// Several outcomes as one: closed sessions side by side, traffic summed per login and
-/// Europe/Warsaw day.
+/// One history commit, bounded by `timeout`, with its metrics.
+async fn commit(
+    db: &Db,
+    applied: &Applied,
+    timeout: std::time::Duration,
+) -> Result<(), sqlx::Error> {
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(timeout, record(db, applied))
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+    metrics::histogram!("ebok_store_latency_seconds", "store" => "sql", "op" => "history")
+        .record(started.elapsed().as_secs_f64());
+    match &result {
+        Ok(()) => {
+            metrics::counter!("ebok_sessions_closed_total").increment(applied.closed.len() as u64)
+        }
+        Err(_) => metrics::counter!("ebok_store_errors_total", "store" => "sql").increment(1),
+    }
+    result
+}
+
+/// True when the database refused the data itself (a value out of range, a constraint):
+/// writing it again cannot succeed.
+pub fn refused_for_good(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            // PostgreSQL classes 22 (data exception) and 23 (integrity constraint); SQLite
+            // reports constraints and type mismatches with these kinds.
+            d.code()
+                .is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+                || matches!(
+                    d.kind(),
+                    sqlx::error::ErrorKind::UniqueViolation
+                        | sqlx::error::ErrorKind::ForeignKeyViolation
+                        | sqlx::error::ErrorKind::NotNullViolation
+                        | sqlx::error::ErrorKind::CheckViolation
+                )
+        }
+        sqlx::Error::Encode(_) | sqlx::Error::TypeNotFound { .. } => true,
+        _ => false,
+    }
+}
+
+/// Several outcomes as one: closed sessions and readings side by side, in order.
 pub fn merge(all: impl IntoIterator<Item = Applied>) -> Applied {
     let mut closed = Vec::new();
     let mut traffic = Vec::new();
@@ -532,42 +724,27 @@ pub fn merge(all: impl IntoIterator<Item = Applied>) -> Applied {
     Applied {
         stale: false,
         closed,
-        traffic: merge_traffic(&traffic),
+        traffic,
     }
-}
-
-/// Daily traffic summed per login and Europe/Warsaw day, in first-seen order.
-fn merge_traffic(all: &[crate::sessions::TrafficDelta]) -> Vec<crate::sessions::TrafficDelta> {
-    let mut out: Vec<crate::sessions::TrafficDelta> = Vec::new();
-    let mut index: std::collections::HashMap<
-        (&str, time::Date),
-        usize,
-        foldhash::fast::RandomState,
-    > = Default::default();
-    for t in all {
-        let key = (t.user_name.as_str(), crate::tz::warsaw_date(t.at));
-        match index.get(&key) {
-            Some(&i) => {
-                out[i].input_octets += t.input_octets;
-                out[i].output_octets += t.output_octets;
-            }
-            None => {
-                index.insert(key, out.len());
-                out.push(t.clone());
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sessions::TrafficDelta;
     use time::macros::datetime;
 
-    fn delta(user: &str, at: OffsetDateTime, i: u64, o: u64) -> TrafficDelta {
-        TrafficDelta {
+    /// A reading of session `sid` of login `user`, started at 08:00 UTC on 1 July 2026.
+    pub(crate) fn reading(
+        user: &str,
+        sid: &str,
+        at: OffsetDateTime,
+        i: u64,
+        o: u64,
+    ) -> TrafficReading {
+        TrafficReading {
+            nas: "10.0.0.1".into(),
+            session_id: sid.into(),
+            started_at: datetime!(2026-07-01 08:00 UTC),
             user_name: user.into(),
             at,
             input_octets: i,
@@ -576,36 +753,29 @@ mod tests {
     }
 
     #[test]
-    fn merge_sums_traffic_per_login_and_warsaw_day() {
-        let a = Applied {
-            traffic: vec![
-                delta("jan", datetime!(2026-07-01 10:00 UTC), 1, 2),
-                // 22:30 UTC on 1 July is 2 July in Warsaw: another day.
-                delta("jan", datetime!(2026-07-01 22:30 UTC), 100, 200),
-            ],
-            ..Applied::default()
-        };
-        let b = Applied {
-            traffic: vec![
-                delta("jan", datetime!(2026-07-01 12:00 UTC), 10, 20),
-                delta("ola", datetime!(2026-07-01 12:00 UTC), 5, 5),
-            ],
-            ..Applied::default()
-        };
-        let m = merge([a, b]);
-        let sums: Vec<(String, u64, u64)> = m
-            .traffic
+    fn readings_go_in_statements_of_distinct_sessions_the_grown_ones_collapsed() {
+        let t = |h: u8| datetime!(2026-07-01 10:00 UTC) + time::Duration::hours(h.into());
+        let all = [
+            reading("jan", "a", t(0), 10, 10),
+            reading("ola", "b", t(0), 1, 1),
+            reading("jan", "a", t(1), 20, 20), // grew: replaces the first
+            reading("jan", "a", t(2), 5, 5),   // went backwards: kept, next statement
+            reading("jan", "a", t(13), 50, 50), // 2 July in Warsaw: kept, next statement
+        ];
+        let chunks = reading_chunks(&all, 128);
+        let shape: Vec<Vec<(&str, u64)>> = chunks
             .iter()
-            .map(|t| (t.user_name.clone(), t.input_octets, t.output_octets))
+            .map(|c| {
+                c.iter()
+                    .map(|r| (r.session_id.as_str(), r.input_octets))
+                    .collect()
+            })
             .collect();
         assert_eq!(
-            sums,
-            vec![
-                ("jan".into(), 11, 22),
-                ("jan".into(), 100, 200),
-                ("ola".into(), 5, 5)
-            ]
+            shape,
+            vec![vec![("a", 20), ("b", 1)], vec![("a", 5)], vec![("a", 50)]]
         );
+        assert_eq!(reading_chunks(&all[..2], 1).len(), 2);
     }
 
     #[tokio::test]
@@ -615,11 +785,11 @@ mod tests {
         let spool = crate::spool::Spool::open(&dir.path().join("spool")).unwrap();
         let w = HistoryWriter::spawn(db.clone(), spool.clone(), std::time::Duration::from_secs(5));
         let at = datetime!(2026-07-01 10:00 UTC);
-        let writes = (0..200).map(|_| {
+        let writes = (0..200).map(|i| {
             let w = w.clone();
             async move {
                 w.write(Applied {
-                    traffic: vec![delta("jan", at, 1, 1)],
+                    traffic: vec![reading("jan", &format!("s{i}"), at, 1, 1)],
                     ..Applied::default()
                 })
                 .await
@@ -628,27 +798,38 @@ mod tests {
         for r in futures_util::future::join_all(writes).await {
             assert_eq!(r.unwrap(), Written::Committed);
         }
-        assert_eq!(
-            traffic_on(&db, "jan", crate::tz::warsaw_date(at))
-                .await
-                .unwrap(),
-            Some((200, 200))
-        );
-        // Database gone: the write is durable in the spool instead.
+        let day = crate::tz::warsaw_date(at);
+        assert_eq!(traffic_on(&db, "jan", day).await.unwrap(), Some((200, 200)));
+        // The same readings again (a replay): nothing more is counted.
+        let again = (0..200)
+            .map(|i| reading("jan", &format!("s{i}"), at, 1, 1))
+            .collect();
+        w.write_now(
+            Applied {
+                traffic: again,
+                ..Applied::default()
+            },
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(traffic_on(&db, "jan", day).await.unwrap(), Some((200, 200)));
+        // Database gone: the write is durable in the spool instead; a direct write says why.
         if let Db::Sqlite(p) = &db {
             sqlx::query("DROP TABLE traffic_daily")
                 .execute(p)
                 .await
                 .unwrap();
         }
-        let r = w
-            .write(Applied {
-                traffic: vec![delta("jan", at, 1, 1)],
-                ..Applied::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(r, Written::Spooled);
+        let one = || Applied {
+            traffic: vec![reading("jan", "late", at, 1, 1)],
+            ..Applied::default()
+        };
+        assert_eq!(w.write(one()).await.unwrap(), Written::Spooled);
         assert_eq!(spool.depth(), 1);
+        assert!(w
+            .write_now(one(), std::time::Duration::from_secs(5))
+            .await
+            .is_err());
     }
 }

@@ -95,7 +95,7 @@ pub async fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sessions::{Applied, CloseReason, ClosedSession, LiveSession, TrafficDelta};
+    use crate::sessions::{Applied, CloseReason, ClosedSession, LiveSession, TrafficReading};
     use time::macros::datetime;
 
     fn closed(id: &str, start: OffsetDateTime, stop: OffsetDateTime) -> ClosedSession {
@@ -136,18 +136,8 @@ mod tests {
                 closed("new", recent, recent + Duration::hours(1)),
             ],
             traffic: vec![
-                TrafficDelta {
-                    user_name: "jan".into(),
-                    at: old,
-                    input_octets: 1,
-                    output_octets: 1,
-                },
-                TrafficDelta {
-                    user_name: "jan".into(),
-                    at: recent,
-                    input_octets: 1,
-                    output_octets: 1,
-                },
+                TrafficReading::sample("jan", old, 1, 1),
+                TrafficReading::sample("jan", recent, 1, 1),
             ],
         };
         crate::store::history::record(db, &applied).await.unwrap();

@@ -114,6 +114,7 @@ macro_rules! both_backends {
 }
 
 both_backends!(
+    traffic_readings_count_once,
     subscriber_upsert_cycle,
     subscriber_validation,
     contract_upserts_and_reads,
@@ -1793,6 +1794,70 @@ async fn deletes_cascade_or_are_refused(db: &Db) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Daily traffic from session readings
+// ---------------------------------------------------------------------------------------------
+
+/// Readings written again, in any repetition, count once; a day's octets start from the
+/// counters the session had at the end of the day before; counters that went backwards
+/// keep what was counted.
+async fn traffic_readings_count_once(db: &Db) {
+    use crate::sessions::{Applied, TrafficReading};
+    use crate::store::history::{record, traffic_on};
+    let r = |sid: &str, at: time::OffsetDateTime, i: u64, o: u64| TrafficReading {
+        nas: "10.0.0.1".into(),
+        session_id: sid.into(),
+        started_at: datetime!(2026-07-01 08:00 UTC),
+        user_name: "jan".into(),
+        at,
+        input_octets: i,
+        output_octets: o,
+    };
+    let write = |readings: Vec<TrafficReading>| async move {
+        record(
+            db,
+            &Applied {
+                traffic: readings,
+                ..Applied::default()
+            },
+        )
+        .await
+        .unwrap()
+    };
+    let day1 = datetime!(2026-07-01 10:00 UTC);
+    let day2 = datetime!(2026-07-02 10:00 UTC);
+    let all = vec![
+        r("a", day1, 100, 1000),
+        r("a", day1 + time::Duration::hours(1), 300, 1500),
+        r("b", day1, 10, 10),
+        r("a", day2, 500, 2000),
+        // The NAS's counters went backwards (a reset): 50 and 60 more.
+        r("a", day2 + time::Duration::hours(1), 50, 60),
+    ];
+    for reading in &all {
+        write(vec![reading.clone()]).await;
+    }
+    let totals = || async {
+        (
+            traffic_on(db, "jan", crate::tz::warsaw_date(day1))
+                .await
+                .unwrap(),
+            traffic_on(db, "jan", crate::tz::warsaw_date(day2))
+                .await
+                .unwrap(),
+        )
+    };
+    let expected = (Some((310, 1510)), Some((250, 560)));
+    assert_eq!(totals().await, expected);
+    // Everything again: one by one, all at once, and an older reading after a newer one.
+    for reading in &all {
+        write(vec![reading.clone()]).await;
+    }
+    write(all.clone()).await;
+    write(vec![r("a", day1, 100, 1000)]).await;
+    assert_eq!(totals().await, expected);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Schema parity
 // ---------------------------------------------------------------------------------------------
 
@@ -1821,6 +1886,9 @@ async fn migrations_define_the_same_columns() {
         "news",
         "faq",
         "audit_log",
+        "session_history",
+        "traffic_daily",
+        "session_traffic",
     ];
     for table in tables {
         let Db::Sqlite(sp) = &lite.db else {

@@ -716,7 +716,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::radius::coa::{CoaError, SessionControl};
     use crate::radius::event::{AccountingEvent, StatusType};
-    use crate::sessions::{Applied, CloseReason, ClosedSession, TrafficDelta};
+    use crate::sessions::{Applied, CloseReason, ClosedSession, TrafficReading};
     use crate::store::subscribers::{upsert_pppoe_account, PppoeAccountRecord};
     use crate::web::tests::*;
 
@@ -758,7 +758,7 @@ pub(crate) mod tests {
     pub(crate) async fn record(
         h: &Harness,
         closed: Vec<ClosedSession>,
-        traffic: Vec<TrafficDelta>,
+        traffic: Vec<TrafficReading>,
     ) {
         history::record(
             &h.state.db,

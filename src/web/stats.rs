@@ -352,18 +352,13 @@ mod tests {
     use time::macros::date;
 
     use super::*;
-    use crate::sessions::TrafficDelta;
+    use crate::sessions::TrafficReading;
     use crate::web::i18n::Lang;
     use crate::web::line::tests::{closed, record};
     use crate::web::tests::*;
 
-    fn delta(login: &str, at: OffsetDateTime, up: u64, down: u64) -> TrafficDelta {
-        TrafficDelta {
-            user_name: login.into(),
-            at,
-            input_octets: up,
-            output_octets: down,
-        }
+    fn delta(login: &str, at: OffsetDateTime, up: u64, down: u64) -> TrafficReading {
+        TrafficReading::sample(login, at, up, down)
     }
 
     #[test]

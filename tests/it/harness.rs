@@ -54,6 +54,8 @@ pub fn config(dir: &Path, backend: &Backend, database_url: Option<&str>) -> Conf
     c.radius.recv_buffer = 1 << 20;
     // Test events carry fixed past timestamps: keep their history whatever today's date.
     c.retention.history_days = 365 * 100;
+    // Test lines are loopback addresses (the browser and radclient run here).
+    c.sessions.loopback_lines = true;
     if let Backend::Redis { url, prefix } = backend {
         c.sessions.store = StoreKind::Redis;
         c.sessions.redis_url = url.clone();
