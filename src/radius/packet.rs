@@ -251,6 +251,17 @@ pub fn build_accounting_request(
     bytes
 }
 
+/// Sign the Accounting-Request in `datagram` as a NAS would, whatever its attributes hold
+/// (for tests that need well-signed malformed packets): the Request Authenticator over the
+/// octets its Length field names. Does nothing to a datagram that [`frame`] refuses.
+pub fn sign_accounting_request(datagram: &mut [u8], secret: &[u8]) {
+    let Ok(len) = frame(datagram).map(<[u8]>::len) else {
+        return;
+    };
+    let auth = accounting_request_authenticator(&datagram[..len], secret);
+    datagram[4..HEADER_LEN].copy_from_slice(&auth);
+}
+
 /// A Status-Server carrying only a Message-Authenticator, for tests and the load generator.
 pub fn build_status_server(
     identifier: u8,
