@@ -105,7 +105,19 @@ fn describe() {
     );
     describe_counter!(
         "ebok_radius_stale_events_total",
-        "Events older than the stored state of their session, ignored"
+        "Events older than the stored state of their session, or repeating it, ignored"
+    );
+    describe_counter!(
+        "ebok_radius_times_corrected_total",
+        "Events recorded with an impossible time bounded at the door, by attribute (Event-Timestamp, Acct-Delay-Time, Acct-Session-Time)"
+    );
+    describe_counter!(
+        "ebok_radius_addresses_refused_total",
+        "Addresses taken out of events because they cannot identify a subscriber's line, by reason (multicast, broadcast, unspecified, loopback, link_local, reserved, short_prefix)"
+    );
+    describe_counter!(
+        "ebok_journal_set_aside_total",
+        "Journal records that can never be applied, set aside in dead-letter.jsonl so the replay goes on, by kind (event, history)"
     );
     describe_gauge!("ebok_live_sessions", "Live PPPoE sessions in the live map");
     describe_gauge!("ebok_radius_in_flight", "RADIUS requests being processed");

@@ -706,3 +706,48 @@ impl LiveSessions for EmbeddedSessions {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    /// Sessions that expire leave tombstones for one more window (their late Interims
+    /// must not bring them back); after it, nothing of them is left in memory or the file.
+    #[tokio::test]
+    async fn expired_sessions_leave_nothing_behind_after_their_tombstone_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.sqlite");
+        let store = EmbeddedSessions::open(&path).await.unwrap();
+        let t0 = datetime!(2026-07-01 10:00 UTC);
+        let window = time::Duration::minutes(11);
+        let events: Vec<_> = (0..2000)
+            .map(|i| {
+                let mut e = AccountingEvent::new(StatusType::Start, "nas1", &format!("s{i}"), t0);
+                e.framed_ip = Some(Ipv4Addr::from(0x0a00_0000 + i));
+                (Arc::new(e), t0 + window)
+            })
+            .collect();
+        assert!(store.apply_batch(&events).await.iter().all(Result::is_ok));
+        let closed = store.expire(t0 + window).await.unwrap();
+        assert_eq!(closed.len(), 2000);
+        assert_eq!(closed[0].stopped_at, t0, "the last sign of life");
+        let rows = |path: std::path::PathBuf| async move {
+            let mut conn = SqliteConnectOptions::new()
+                .filename(&path)
+                .connect()
+                .await
+                .unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM live_record")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            n
+        };
+        assert_eq!(rows(path.clone()).await, 2000, "tombstones for one window");
+        assert!(store.expire(t0 + window + window).await.unwrap().is_empty());
+        assert_eq!(rows(path.clone()).await, 0);
+        assert!(store.read().records.is_empty());
+        store.close().await;
+    }
+}
