@@ -80,6 +80,10 @@ fn describe() {
         "Panel registrations by result (ok, mismatch)."
     );
     describe_counter!(
+        "ebok_panel_password_checks_refused_total",
+        "Password checks refused with 503 because as many as the machine has cores were running and the queue behind them was full"
+    );
+    describe_counter!(
         "ebok_panel_csrf_refused_total",
         "Panel POSTs refused for a missing or forged CSRF token or a cross-site origin."
     );

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
 use super::auth::{check_second_factor, limited_message};
-use super::pages::{internal, render, Authed, Chrome, Ctx, FormErrors};
+use super::pages::{hash_failed, internal, render, Authed, Chrome, Ctx, FormErrors};
+use super::ratelimit::{self, Reservation};
 use super::register::valid_email;
 use super::request::{set_cookie, SESSION_COOKIE};
 use super::{limits, passwords, totp, AppState};
@@ -299,7 +300,7 @@ pub async fn reset(
     }
     let hash = match passwords::hash(&f.password).await {
         Ok(h) => h,
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return hash_failed(&state, &ctx, e).await,
     };
     let done = async {
         let mut tx = state.db.begin().await?;
@@ -556,33 +557,32 @@ async fn current_password_ok(
     given: &str,
 ) -> Result<Result<(), String>, Response> {
     let key = format!("settings:account:{}", a.account.id);
-    match state
-        .panel
-        .limiter
-        .check(&key, limits::SETTINGS_ACCOUNT)
-        .await
-    {
-        Ok(d) => {
-            if let Some(msg) = limited_message(ctx, &d) {
-                return Ok(Err(msg));
-            }
+    // Counted before argon2, given back when the password was right.
+    let keys = [(key.as_str(), limits::SETTINGS_ACCOUNT)];
+    let reserved = match ratelimit::reserve(&*state.panel.limiter, &keys).await {
+        Ok(Reservation::Granted(r)) => r,
+        Ok(Reservation::Limited(d)) => {
+            return Ok(Err(limited_message(ctx, &d).unwrap_or_default()))
         }
         Err(e) => return Err(internal(state, ctx, e).await),
-    }
+    };
     match passwords::verify(given, Some(&a.account.password_hash)).await {
-        Ok(true) => Ok(Ok(())),
+        Ok(true) => {
+            reserved.give_back().await;
+            Ok(Ok(()))
+        }
         Ok(false) => {
-            let _ = state
-                .panel
-                .limiter
-                .hit(&key, limits::SETTINGS_ACCOUNT)
-                .await;
+            drop(reserved);
             state
                 .audit(&ctx.actor(), "password_check_failed", Some(ctx.info.ip), "")
                 .await;
             Ok(Err(ctx.t.t("field.password_wrong").to_owned()))
         }
-        Err(e) => Err(internal(state, ctx, e).await),
+        Err(e) => {
+            // Not a guess that was checked.
+            reserved.give_back().await;
+            Err(hash_failed(state, ctx, e).await)
+        }
     }
 }
 
@@ -635,7 +635,7 @@ pub async fn change_password(
     }
     let hash = match passwords::hash(&f.password).await {
         Ok(h) => h,
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return hash_failed(&state, &ctx, e).await,
     };
     let done = in_tx!(state.db, |tx| {
         panel::set_password_hash(&mut tx, a.account.id, &hash).await?;

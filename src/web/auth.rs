@@ -8,8 +8,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
-use super::pages::{internal, render, Chrome, Ctx, FormErrors};
-use super::ratelimit::Decision;
+use super::pages::{hash_failed, internal, render, Chrome, Ctx, FormErrors};
+use super::ratelimit::{self, Decision, Reservation};
 use super::request::{set_cookie, SESSION_COOKIE};
 use super::{limits, passwords, totp, AppState};
 use crate::store::{auth as tokens, panel};
@@ -70,37 +70,35 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
     let ip_key = format!("login:ip:{}", super::request::limit_key(ctx.info.ip));
     let account_key = format!("login:account:{}", panel::login_key(&login));
     let limiter = &state.panel.limiter;
-    for (key, rule) in [
-        (&ip_key, limits::LOGIN_IP),
-        (&account_key, limits::LOGIN_ACCOUNT),
-    ] {
-        match limiter.check(key, rule).await {
-            Ok(d) => {
-                if let Some(msg) = limited_message(&ctx, &d) {
-                    metrics::counter!("ebok_panel_logins_total", "result" => "throttled")
-                        .increment(1);
-                    state
-                        .audit(
-                            &format!("panel:{login}"),
-                            "login_throttled",
-                            Some(ctx.info.ip),
-                            "",
-                        )
-                        .await;
-                    return again(
-                        FormErrors {
-                            form: Some(msg),
-                            ..Default::default()
-                        },
-                        StatusCode::TOO_MANY_REQUESTS,
-                    )
-                    .await;
-                }
-            }
-            Err(e) => return internal(&state, &ctx, e).await,
+    // Counted before argon2 runs, given back on success: simultaneous guesses cannot all
+    // pass a limit that is only recorded after the check.
+    let keys = [
+        (ip_key.as_str(), limits::LOGIN_IP),
+        (account_key.as_str(), limits::LOGIN_ACCOUNT),
+    ];
+    let reserved = match ratelimit::reserve(&**limiter, &keys).await {
+        Ok(Reservation::Granted(r)) => r,
+        Ok(Reservation::Limited(d)) => {
+            metrics::counter!("ebok_panel_logins_total", "result" => "throttled").increment(1);
+            state
+                .audit(
+                    &format!("panel:{login}"),
+                    "login_throttled",
+                    Some(ctx.info.ip),
+                    "",
+                )
+                .await;
+            let errors = FormErrors {
+                form: limited_message(&ctx, &d),
+                ..Default::default()
+            };
+            return again(errors, StatusCode::TOO_MANY_REQUESTS).await;
         }
-    }
+        Err(e) => return internal(&state, &ctx, e).await,
+    };
     if login.is_empty() || f.password.is_empty() {
+        // Not a guess.
+        reserved.give_back().await;
         let mut errors = FormErrors::default();
         if login.is_empty() {
             errors.add("login", ctx.t.t("field.required"));
@@ -121,17 +119,15 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
     .await
     {
         Ok(ok) => ok,
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => {
+            // Not a guess that was checked.
+            reserved.give_back().await;
+            return hash_failed(&state, &ctx, e).await;
+        }
     };
     let Some(account) = account.filter(|_| ok) else {
-        for (key, rule) in [
-            (&ip_key, limits::LOGIN_IP),
-            (&account_key, limits::LOGIN_ACCOUNT),
-        ] {
-            if let Err(e) = limiter.hit(key, rule).await {
-                tracing::warn!(error = %e, "rate limiter");
-            }
-        }
+        // The failure stays counted.
+        drop(reserved);
         metrics::counter!("ebok_panel_logins_total", "result" => "failed").increment(1);
         state
             .audit(
@@ -162,6 +158,7 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
         };
         return again(errors, StatusCode::FORBIDDEN).await;
     }
+    reserved.give_back().await;
     let _ = limiter.clear(&account_key).await;
     // A new session id every time: whatever session cookie the browser came with (perhaps
     // planted by someone else) is dropped.
@@ -255,20 +252,22 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
             )
         }
     };
-    match state.panel.limiter.check(&key, limits::CODE_ACCOUNT).await {
-        Ok(d) => {
-            if let Some(msg) = limited_message(&ctx, &d) {
-                return again(msg, StatusCode::TOO_MANY_REQUESTS).await;
-            }
+    // Counted before the check (see the login), given back on success.
+    let keys = [(key.as_str(), limits::CODE_ACCOUNT)];
+    let reserved = match ratelimit::reserve(&*state.panel.limiter, &keys).await {
+        Ok(Reservation::Granted(r)) => r,
+        Ok(Reservation::Limited(d)) => {
+            let msg = limited_message(&ctx, &d).unwrap_or_default();
+            return again(msg, StatusCode::TOO_MANY_REQUESTS).await;
         }
         Err(e) => return internal(&state, &ctx, e).await,
-    }
+    };
     let accepted = match check_second_factor(&state, account, &f.code).await {
         Ok(a) => a,
         Err(e) => return internal(&state, &ctx, e).await,
     };
     if !accepted {
-        let _ = state.panel.limiter.hit(&key, limits::CODE_ACCOUNT).await;
+        drop(reserved);
         state
             .audit(
                 &format!("panel:{}", account.login),
@@ -283,6 +282,7 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
         )
         .await;
     }
+    reserved.give_back().await;
     let _ = state.panel.limiter.clear(&key).await;
     let token = match state.panel.sessions.promote(&pending.token).await {
         Ok(Some(t)) => t,

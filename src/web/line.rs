@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 
 use super::auth::limited_message;
 use super::i18n::{Lang, Tr};
-use super::pages::{error_page, internal, render, Authed, Chrome, Ctx, FormErrors};
-use super::ratelimit::Rule;
+use super::pages::{error_page, hash_failed, internal, render, Authed, Chrome, Ctx, FormErrors};
+use super::ratelimit::{self, Reservation, Rule};
 use super::{passwords, AppState};
 use crate::radius::coa::ControlOutcome;
 use crate::sessions::LiveSession;
@@ -526,21 +526,21 @@ pub async fn reveal(
         status,
         ..Default::default()
     };
-    match limiter.check(&key, REVEAL_ACCOUNT).await {
-        Ok(d) => {
-            if let Some(msg) = limited_message(&ctx, &d) {
-                let o = refuse(msg, StatusCode::TOO_MANY_REQUESTS);
-                return pppoe_render(&state, &ctx, a, o).await;
-            }
+    // Counted before argon2, given back when the password was right.
+    let keys = [(key.as_str(), REVEAL_ACCOUNT)];
+    let reserved = match ratelimit::reserve(&**limiter, &keys).await {
+        Ok(Reservation::Granted(r)) => r,
+        Ok(Reservation::Limited(d)) => {
+            let msg = limited_message(&ctx, &d).unwrap_or_default();
+            let o = refuse(msg, StatusCode::TOO_MANY_REQUESTS);
+            return pppoe_render(&state, &ctx, a, o).await;
         }
         Err(e) => return internal(&state, &ctx, e).await,
-    }
+    };
     match passwords::verify(&f.current, Some(&a.account.password_hash)).await {
-        Ok(true) => {}
+        Ok(true) => reserved.give_back().await,
         Ok(false) => {
-            if let Err(e) = limiter.hit(&key, REVEAL_ACCOUNT).await {
-                return internal(&state, &ctx, e).await;
-            }
+            drop(reserved);
             state
                 .audit(
                     &ctx.actor(),
@@ -555,7 +555,11 @@ pub async fn reveal(
             );
             return pppoe_render(&state, &ctx, a, o).await;
         }
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => {
+            // Not a guess that was checked.
+            reserved.give_back().await;
+            return hash_failed(&state, &ctx, e).await;
+        }
     }
     state
         .audit(

@@ -392,6 +392,21 @@ pub async fn internal(state: &AppState, ctx: &Ctx, e: impl std::fmt::Display) ->
     error_page(state, &ctx.info, StatusCode::INTERNAL_SERVER_ERROR).await
 }
 
+/// A password check (argon2) that could not run: 503 with `Retry-After` when the machine is
+/// busy hashing (see [`super::passwords`]), else as [`internal`].
+pub async fn hash_failed(state: &AppState, ctx: &Ctx, e: super::passwords::HashError) -> Response {
+    if !matches!(e, super::passwords::HashError::Busy) {
+        return internal(state, ctx, e).await;
+    }
+    metrics::counter!("ebok_panel_password_checks_refused_total").increment(1);
+    let mut resp = error_page(state, &ctx.info, StatusCode::SERVICE_UNAVAILABLE).await;
+    resp.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("5"),
+    );
+    resp
+}
+
 pub async fn not_found(State(state): State<AppState>, ctx: Ctx) -> Response {
     error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await
 }

@@ -1,8 +1,18 @@
 //! Passwords: argon2id hashing off the async threads, and the rules a new password must meet
 //! (length, not the identifier or PESEL/NIP, not on the shipped common-password list).
+//!
+//! Each argon2id hash or verification takes 19 MiB and tens of milliseconds of one core, so
+//! how many run at once is bounded: as many as the machine has cores, with a short queue
+//! behind them. A caller that finds the queue full, or waits longer than [`MAX_WAIT`], gets
+//! [`HashError::Busy`] (the panel answers 503 with `Retry-After`): a burst of logins costs
+//! at most a few hundred MiB and leaves the other pages fast.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::LazyLock;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 
@@ -89,11 +99,55 @@ pub enum HashError {
     Argon(String),
     #[error("hashing task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// Too many password checks at once: answer "busy, try again shortly".
+    #[error("too many password checks at once")]
+    Busy,
+}
+
+/// Longest a password check waits for a free core before it is refused as busy.
+pub const MAX_WAIT: Duration = Duration::from_secs(2);
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// Password checks that may run at once: one per core.
+static RUNNING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(cores()));
+/// Checks waiting for a core; at most [`max_waiting`].
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Queue behind the running checks: four per core (a queue much longer than [`MAX_WAIT`]
+/// can serve only holds memory and requests that will time out anyway).
+fn max_waiting() -> usize {
+    4 * cores()
+}
+
+/// A core for one argon2 run, or [`HashError::Busy`].
+async fn slot() -> Result<SemaphorePermit<'static>, HashError> {
+    if let Ok(permit) = RUNNING.try_acquire() {
+        return Ok(permit);
+    }
+    if WAITING.fetch_add(1, Ordering::AcqRel) >= max_waiting() {
+        WAITING.fetch_sub(1, Ordering::AcqRel);
+        return Err(HashError::Busy);
+    }
+    let permit = tokio::time::timeout(MAX_WAIT, RUNNING.acquire()).await;
+    WAITING.fetch_sub(1, Ordering::AcqRel);
+    match permit {
+        Ok(Ok(p)) => Ok(p),
+        _ => Err(HashError::Busy),
+    }
+}
+
+/// Password checks running now (argon2 on a blocking thread).
+pub fn running() -> usize {
+    cores() - RUNNING.available_permits()
 }
 
 /// Hash with argon2id (m=19456 KiB, t=2, p=1: the OWASP minimum), on a blocking thread.
 pub async fn hash(password: &str) -> Result<String, HashError> {
     let password = password.to_owned();
+    let _slot = slot().await?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -118,6 +172,7 @@ pub async fn verify(password: &str, stored: Option<&str>) -> Result<bool, HashEr
     let password = password.to_owned();
     let real = stored.is_some();
     let stored = stored.map(str::to_owned);
+    let _slot = slot().await?;
     tokio::task::spawn_blocking(move || {
         let stored = stored.unwrap_or_else(|| DUMMY.clone());
         match Argon2::default().verify_password(password.as_bytes(), stored.as_str()) {
@@ -166,5 +221,38 @@ mod tests {
         assert!(verify("Wiosna nad Wisłą 7", Some(&h)).await.unwrap());
         assert!(!verify("wiosna nad wisłą 7", Some(&h)).await.unwrap());
         assert!(!verify("no account has this password", None).await.unwrap());
+    }
+
+    /// A burst far beyond the cores: never more checks at once than cores, the queue
+    /// bounded, the rest refused as busy at once, and every check after it works again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_checks_are_bounded() {
+        let h = hash("Wiosna nad Wisłą 7").await.unwrap();
+        let most = std::sync::Arc::new(AtomicUsize::new(0));
+        let watch = {
+            let most = most.clone();
+            tokio::spawn(async move {
+                loop {
+                    most.fetch_max(running(), Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        };
+        let burst = 20 * cores();
+        let results = futures_util::future::join_all(
+            (0..burst).map(|_| verify("Wiosna nad Wisłą 7", Some(&h))),
+        )
+        .await;
+        watch.abort();
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Err(HashError::Busy)))
+            .count();
+        let ok = results.iter().filter(|r| matches!(r, Ok(true))).count();
+        assert_eq!(busy + ok, burst, "{results:?}");
+        assert!(busy > 0, "a burst of {burst} must overflow the queue");
+        assert!(ok >= cores(), "{ok}");
+        assert!(most.load(Ordering::Relaxed) <= cores());
+        assert!(verify("Wiosna nad Wisłą 7", Some(&h)).await.unwrap());
     }
 }

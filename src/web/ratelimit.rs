@@ -10,6 +10,13 @@
 //!
 //! Keys are the caller's business (`login:ip:203.0.113.7`, `login:user:jan`, …). Key
 //! IPv6 callers by their /64, or one client can make itself any number of keys.
+//!
+//! # Reserve before the slow check
+//! A limit that is checked, then guards slow work (argon2, a TOTP check), and only then
+//! records a failure can be raced: simultaneous requests all pass the check. So there is no
+//! "check" here: [`reserve`] counts the attempt atomically before the slow work (one locked
+//! step in memory, one script in Redis), and the caller gives it back
+//! ([`Reserved::give_back`]) when the attempt turned out fine.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{LazyLock, Mutex};
@@ -57,9 +64,9 @@ pub trait RateLimiter: Send + Sync {
     /// Count one attempt under `key` and say whether it is allowed. Sliding log (see the
     /// module documentation): a refused attempt is not counted.
     async fn hit(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError>;
-    /// Whether the next attempt would be allowed, without counting one;
-    /// `remaining` is what [`RateLimiter::hit`] would report for that attempt.
-    async fn check(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError>;
+    /// Uncount the newest attempt under `key` (one [`RateLimiter::hit`] allowed that turned
+    /// out not to be a failure).
+    async fn give_back(&self, key: &str) -> Result<(), RateLimitError>;
     /// Forget every attempt under `key` (e.g. after a successful login).
     async fn clear(&self, key: &str) -> Result<(), RateLimitError>;
 }
@@ -82,6 +89,60 @@ fn decide(count: usize, rule: Rule, leaves_in: impl Fn(usize) -> Duration) -> De
             retry_after: leaves_in(count - limit).max(Duration::from_millis(1)),
         }
     }
+}
+
+/// Attempts counted under some keys before the slow work they guard.
+#[must_use = "give the attempts back when the attempt was fine; dropping keeps them counted"]
+pub struct Reserved<'a> {
+    limiter: &'a dyn RateLimiter,
+    keys: Vec<String>,
+}
+
+impl Reserved<'_> {
+    /// The attempt turned out fine: uncount it under every key.
+    pub async fn give_back(self) {
+        for key in &self.keys {
+            if let Err(e) = self.limiter.give_back(key).await {
+                tracing::warn!(error = %e, "rate limiter: giving an attempt back failed");
+            }
+        }
+    }
+}
+
+/// The outcome of [`reserve`].
+pub enum Reservation<'a> {
+    /// Counted under every key: go ahead with the slow check.
+    Granted(Reserved<'a>),
+    /// One key is at its limit: nothing stays counted.
+    Limited(Decision),
+}
+
+/// Count one attempt under every key, in order, before the slow work it guards (see the
+/// module documentation). When a key is at its limit, the attempts already counted under
+/// the keys before it are given back and the refusal returned.
+pub async fn reserve<'a>(
+    limiter: &'a dyn RateLimiter,
+    keys: &[(&str, Rule)],
+) -> Result<Reservation<'a>, RateLimitError> {
+    let mut reserved = Reserved {
+        limiter,
+        keys: Vec::with_capacity(keys.len()),
+    };
+    for (key, rule) in keys {
+        let decision = match limiter.hit(key, *rule).await {
+            Ok(d) => d,
+            Err(e) => {
+                reserved.give_back().await;
+                return Err(e);
+            }
+        };
+        if !decision.is_allowed() {
+            reserved.give_back().await;
+            return Ok(Reservation::Limited(decision));
+        }
+        reserved.keys.push((*key).to_owned());
+    }
+    Ok(Reservation::Granted(reserved))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -194,16 +255,15 @@ impl RateLimiter for MemoryLimiter {
         Ok(decision)
     }
 
-    async fn check(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError> {
-        let now = Instant::now();
+    async fn give_back(&self, key: &str) -> Result<(), RateLimitError> {
         let mut inner = self.lock();
-        Ok(match inner.keys.get_mut(key) {
-            Some(log) => {
-                log.prune(now, rule.window);
-                log.decide(now, rule)
+        if let Some(log) = inner.keys.get_mut(key) {
+            log.hits.pop_back();
+            if log.hits.is_empty() {
+                inner.keys.remove(key);
             }
-            None => decide(0, rule, |_| Duration::ZERO),
-        })
+        }
+        Ok(())
     }
 
     async fn clear(&self, key: &str) -> Result<(), RateLimitError> {
@@ -234,7 +294,7 @@ impl std::fmt::Debug for RedisLimiter {
     }
 }
 
-/// KEYS[1] the log; ARGV: window ms, limit, member for a counted attempt ("" = only check).
+/// KEYS[1] the log; ARGV: window ms, limit, member for the counted attempt.
 /// Returns {1, count before this attempt} or {0, ms until allowed again}.
 static SLIDING_LOG: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -246,10 +306,8 @@ local limit = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - window))
 local n = redis.call('ZCARD', KEYS[1])
 if n < limit then
-  if ARGV[3] ~= '' then
-    redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[3])
-    redis.call('PEXPIRE', KEYS[1], window)
-  end
+  redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
   return {1, n}
 end
 if limit == 0 then
@@ -288,16 +346,12 @@ impl RedisLimiter {
         format!("{}rl:{key}", self.prefix)
     }
 
-    async fn run(&self, key: &str, rule: Rule, count: bool) -> Result<Decision, RateLimitError> {
+    async fn run(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError> {
         // Whole milliseconds, at least one (PEXPIRE refuses 0).
         let window_ms = u64::try_from(rule.window.as_millis())
             .unwrap_or(u64::MAX / 2)
             .max(1);
-        let member = if count {
-            format!("{:032x}", rand::random::<u128>())
-        } else {
-            String::new()
-        };
+        let member = format!("{:032x}", rand::random::<u128>());
         let mut conn = self.conn.clone();
         let reply: Vec<i64> = SLIDING_LOG
             .key(self.key(key))
@@ -322,11 +376,16 @@ impl RedisLimiter {
 #[async_trait]
 impl RateLimiter for RedisLimiter {
     async fn hit(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError> {
-        self.run(key, rule, true).await
+        self.run(key, rule).await
     }
 
-    async fn check(&self, key: &str, rule: Rule) -> Result<Decision, RateLimitError> {
-        self.run(key, rule, false).await
+    async fn give_back(&self, key: &str) -> Result<(), RateLimitError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("ZPOPMAX")
+            .arg(self.key(key))
+            .query_async::<Vec<String>>(&mut conn)
+            .await?;
+        Ok(())
     }
 
     async fn clear(&self, key: &str) -> Result<(), RateLimitError> {
@@ -373,26 +432,21 @@ mod tests {
         let rule = Rule { limit: 3, window };
 
         // Limit reached → Limited, with a retry_after within the window.
-        assert_eq!(l.check("a", rule).await.unwrap(), allowed(2));
         assert_eq!(l.hit("a", rule).await.unwrap(), allowed(2));
         assert_eq!(l.hit("a", rule).await.unwrap(), allowed(1));
-        assert_eq!(
-            l.check("a", rule).await.unwrap(),
-            allowed(0),
-            "check counts nothing"
-        );
+        // An attempt given back counts no more.
         assert_eq!(l.hit("a", rule).await.unwrap(), allowed(0));
-        limited_within(&l.check("a", rule).await.unwrap(), window);
+        l.give_back("a").await.unwrap();
+        assert_eq!(l.hit("a", rule).await.unwrap(), allowed(0));
         let retry = limited_within(&l.hit("a", rule).await.unwrap(), window);
         limited_within(&l.hit("a", rule).await.unwrap(), window);
 
         // Keys are independent.
         assert_eq!(l.hit("b", rule).await.unwrap(), allowed(2));
-        limited_within(&l.check("a", rule).await.unwrap(), window);
+        l.give_back("never-used").await.unwrap();
 
         // After retry_after (refused attempts were not counted) it is allowed again.
         wait(retry + window / 10).await;
-        assert_eq!(l.check("a", rule).await.unwrap(), allowed(2));
         assert_eq!(l.hit("a", rule).await.unwrap(), allowed(2));
 
         // Clear resets.
@@ -407,7 +461,6 @@ mod tests {
         // Limit zero refuses everything.
         let closed = Rule { limit: 0, window };
         assert!(!l.hit("z", closed).await.unwrap().is_allowed());
-        assert!(!l.check("z", closed).await.unwrap().is_allowed());
 
         // Sliding, not fixed: attempts spread over the window leave it one by one.
         let rule = Rule { limit: 2, window };
@@ -444,7 +497,60 @@ mod tests {
             }
         }
         assert_eq!(allowed, 10);
-        assert!(!limiters[0].check("burst", rule).await.unwrap().is_allowed());
+        assert!(!limiters[0].hit("burst", rule).await.unwrap().is_allowed());
+        reservations_bound_the_slow_checks(limiters).await;
+    }
+
+    /// A burst of 40 simultaneous attempts, each a slow check (argon2's place) guarded by
+    /// two keys: at most the limit of them run, and the ones that succeed give their
+    /// attempts back.
+    async fn reservations_bound_the_slow_checks(limiters: Vec<Arc<dyn RateLimiter>>) {
+        let ip = Rule {
+            limit: 20,
+            window: Duration::from_secs(600),
+        };
+        let account = Rule {
+            limit: 5,
+            window: Duration::from_secs(600),
+        };
+        let checked = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let l = limiters[i % limiters.len()].clone();
+                let checked = checked.clone();
+                tokio::spawn(async move {
+                    let keys = [("ip", ip), ("account", account)];
+                    match reserve(&*l, &keys).await.unwrap() {
+                        Reservation::Granted(_kept) => {
+                            checked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Reservation::Limited(d) => assert!(!d.is_allowed()),
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(checked.load(std::sync::atomic::Ordering::SeqCst), 5);
+        // The refused ones gave back what they took under "ip": 5 counted there.
+        let l = &*limiters[0];
+        let more = Rule { limit: 6, ..ip };
+        assert_eq!(l.hit("ip", more).await.unwrap(), allowed(0));
+        // A success gives its attempts back.
+        let fresh = [("ip2", ip), ("account2", account)];
+        let Reservation::Granted(r) = reserve(l, &fresh).await.unwrap() else {
+            panic!("limited")
+        };
+        r.give_back().await;
+        for key in ["ip2", "account2"] {
+            assert_eq!(
+                l.hit(key, Rule { limit: 1, ..ip }).await.unwrap(),
+                allowed(0),
+                "{key} empty again"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
 use super::auth::{limited_message, with_session_cookie};
-use super::pages::{internal, render, Chrome, Ctx, FormErrors};
+use super::pages::{hash_failed, internal, render, Chrome, Ctx, FormErrors};
 use super::{limits, passwords, AppState};
 use crate::identify::{identify, Identified};
 use crate::store::auth::{self as tokens, TokenPurpose};
@@ -294,7 +294,7 @@ pub async fn submit(
 
     let hash = match passwords::hash(&f.password).await {
         Ok(h) => h,
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return hash_failed(&state, &ctx, e).await,
     };
     let created = async {
         let mut tx = state.db.begin().await?;

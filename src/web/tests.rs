@@ -778,6 +778,56 @@ async fn login_brute_force_is_throttled_per_account_and_per_ip() {
     h.finish().await;
 }
 
+/// 40 guesses sent at once, the right password among them (last): the limit is reserved
+/// before argon2 runs, so at most 5 of them are checked at all, on both limiter backends.
+async fn simultaneous_guesses_get_at_most_the_limit_checked(h: &Harness) {
+    drop(jan_registered(h).await);
+    let mut browsers = Vec::new();
+    for _ in 0..40 {
+        let mut b = h.browser(STRANGER_IP);
+        b.get("/logowanie").await;
+        browsers.push(b);
+    }
+    let guesses = browsers.iter_mut().enumerate().map(|(i, b)| async move {
+        let password = if i == 39 {
+            GOOD_PASSWORD.to_owned()
+        } else {
+            format!("wrong password {i}")
+        };
+        b.post(
+            "/logowanie",
+            &[("login", "jan.kowalski"), ("password", &password)],
+        )
+        .await
+        .status
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s != StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(checked <= 5, "{checked} guesses checked: {statuses:?}");
+    assert!(checked >= 1, "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_guesses_are_bounded_in_memory() {
+    let h = Harness::sqlite().await;
+    simultaneous_guesses_get_at_most_the_limit_checked(&h).await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_guesses_are_bounded_in_redis() {
+    let Some(h) =
+        Harness::postgres_redis("web::tests::simultaneous_guesses_are_bounded_in_redis").await
+    else {
+        return;
+    };
+    simultaneous_guesses_get_at_most_the_limit_checked(&h).await;
+    h.finish().await;
+}
+
 #[tokio::test]
 async fn csrf_missing_forged_or_cross_site_is_refused() {
     let h = Harness::sqlite().await;
