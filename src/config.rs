@@ -2,7 +2,7 @@
 //! `EBOK_*` environment variables, then by command-line flags. Every error names the file,
 //! the key and the reason.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
@@ -46,6 +46,9 @@ pub struct Config {
     pub ops: OpsConfig,
     pub retention: RetentionConfig,
     pub log: LogConfig,
+    /// `ebok run --demo`: loopback lines, and a panel without `public_url` on any address.
+    #[serde(skip)]
+    pub demo: bool,
 }
 
 /// `[radius]`: the accounting listener.
@@ -230,6 +233,16 @@ impl Default for SessionsConfig {
     }
 }
 
+/// A host name as compared: lower case, no trailing dot; an IP address in its canonical
+/// text.
+pub fn host_name(host: &str) -> String {
+    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => host,
+    }
+}
+
 /// `[database]`: SQL for history (and, later, subscriber data).
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -289,8 +302,11 @@ impl Default for MetricsConfig {
 pub struct WebConfig {
     pub listen: SocketAddr,
     /// The address subscribers reach the panel at (`https://ebok.example.pl`); links in
-    /// mails are built from it. Empty: taken from the request's Host.
+    /// mails are built from it, and the panel answers only to its host name (and
+    /// `host_aliases`). Required unless `listen` is a loopback address (or `run --demo`).
     pub public_url: String,
+    /// Other host names the panel answers to (the reverse proxy's, an operator's name).
+    pub host_aliases: Vec<String>,
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` is believed (prefixes or
     /// addresses). Everyone else is identified by the TCP peer address.
     pub trusted_proxies: Vec<String>,
@@ -308,8 +324,11 @@ pub struct WebConfig {
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
-            listen: "0.0.0.0:8080".parse().expect("valid"),
+            // Loopback: a panel on other addresses needs its public_url (see
+            // `validate_for_serving`), and belongs behind a TLS reverse proxy anyway.
+            listen: "127.0.0.1:8080".parse().expect("valid"),
             public_url: String::new(),
+            host_aliases: Vec::new(),
             trusted_proxies: Vec::new(),
             secure_cookies: None,
             session_idle_minutes: 30,
@@ -320,6 +339,25 @@ impl Default for WebConfig {
 }
 
 impl WebConfig {
+    /// The host of `public_url` (`http(s)://host[:port][/…]`) as [`host_name`] writes it;
+    /// `None` when unset or malformed (refused by [`Config::validate`]).
+    pub fn public_host(&self) -> Option<String> {
+        let url = &self.public_url;
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        if authority.contains('@') {
+            return None;
+        }
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => authority.split(':').next().unwrap_or(authority),
+        };
+        let host = host_name(host);
+        (!host.is_empty()).then_some(host)
+    }
+
     /// The trusted-proxy prefixes (checked by [`Config::validate`]).
     pub fn trusted_proxy_nets(&self) -> Vec<IpNet> {
         self.trusted_proxies
@@ -445,6 +483,24 @@ pub const NO_FILE: &str = "(defaults)";
 impl Config {
     /// Load: defaults, then the file (when given), then `EBOK_*` variables from `env`, then
     /// `cli`; finally validate.
+    /// What serving the panel needs beyond [`Config::validate`]: a `public_url` unless the
+    /// panel listens on loopback only or this is the demo (links in mails, and the host
+    /// names it answers to, come from it).
+    pub fn validate_for_serving(&self, file: &str) -> Result<(), ConfigError> {
+        if self.web.public_url.is_empty() && !self.web.listen.ip().is_loopback() && !self.demo {
+            return Err(ConfigError::new(
+                file,
+                "web.public_url",
+                format!(
+                    "must be set when web.listen ({}) is not a loopback address: mails link \
+                     to it, and the panel answers only to its host name",
+                    self.web.listen
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn load(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
@@ -629,15 +685,25 @@ impl Config {
         for (i, p) in self.web.trusted_proxies.iter().enumerate() {
             parse_prefix(p).map_err(|r| err(format!("web.trusted_proxies[{i}]"), r))?;
         }
-        let url = &self.web.public_url;
-        if !url.is_empty()
-            && !((url.starts_with("https://") || url.starts_with("http://"))
-                && url.len() > "https://".len())
-        {
+        if !self.web.public_url.is_empty() && self.web.public_host().is_none() {
             return Err(err(
                 "web.public_url".into(),
-                "must be empty or start with https:// (or http://)".into(),
+                "must be empty or an https:// (or http://) address with a host name".into(),
             ));
+        }
+        for (i, alias) in self.web.host_aliases.iter().enumerate() {
+            let name = host_name(alias);
+            let ok = !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b));
+            if !ok {
+                return Err(err(
+                    format!("web.host_aliases[{i}]"),
+                    format!("{alias:?} is not a host name or address (no scheme, port or path)"),
+                ));
+            }
         }
         if self.web.session_idle_minutes == 0 {
             return Err(err(

@@ -290,6 +290,26 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let file = cli
+        .global
+        .config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| ebok::config::NO_FILE.to_owned());
+    let mut config = config;
+    config.demo = matches!(command, Command::Run { demo: true });
+    if matches!(
+        command,
+        Command::Run { .. }
+            | Command::Config {
+                command: ConfigCommand::Check
+            }
+    ) {
+        if let Err(e) = config.validate_for_serving(&file) {
+            eprintln!("ebok: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if let Command::Config {
         command: ConfigCommand::Check,
     } = command

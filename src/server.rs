@@ -279,8 +279,9 @@ pub async fn start(
     let _ = state.panel.radius.set(ctx.clone());
     if config.web.public_url.is_empty() {
         tracing::warn!(
-            "web.public_url is not set: links in mails are built from the request's Host \
-             header; set it to the panel's https address in production"
+            "web.public_url is not set: links in mails point at {}, and the panel answers \
+             only to loopback names (any name in the demo)",
+            state.link("/")
         );
     }
     let mail_retry = state.panel.mailer.spawn_retry();

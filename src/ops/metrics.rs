@@ -84,6 +84,10 @@ fn describe() {
         "Password checks refused with 503 because as many as the machine has cores were running and the queue behind them was full"
     );
     describe_counter!(
+        "ebok_http_wrong_host_total",
+        "HTTP requests refused with 421 because their Host is not one of the panel's names (public_url, host_aliases)"
+    );
+    describe_counter!(
         "ebok_panel_csrf_refused_total",
         "Panel POSTs refused for a missing or forged CSRF token or a cross-site origin."
     );

@@ -1844,6 +1844,7 @@ mod tests {
             let mut req = Request::builder()
                 .method("PUT")
                 .uri("/api/v1/invoices")
+                .header(header::HOST, "ebok.example.pl")
                 .header(header::AUTHORIZATION, format!("Bearer {token}"))
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Body::from(body))

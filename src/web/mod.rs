@@ -23,6 +23,7 @@ macro_rules! in_tx {
 pub mod account;
 pub mod auth;
 pub mod billing;
+pub mod host;
 pub mod i18n;
 pub mod line;
 pub mod line_note;
@@ -82,6 +83,8 @@ pub struct Panel {
     /// The accounting listener's shared state (NAS table in force, per-NAS activity), for
     /// the ops API's NAS overview; set once at start-up. Unset in panel-only tests.
     pub radius: std::sync::OnceLock<Arc<crate::radius::listener::RadiusContext>>,
+    /// The host names the panel answers to.
+    pub hosts: Arc<host::AllowedHosts>,
 }
 
 /// Attempts allowed before "try again in …".
@@ -164,6 +167,7 @@ impl AppState {
             line_note: line_note::LineNoteCache::new(config.sessions.store == StoreKind::Redis),
             session_control: std::sync::OnceLock::new(),
             radius: std::sync::OnceLock::new(),
+            hosts: Arc::new(host::AllowedHosts::from_config(&config.web, config.demo)),
         };
         Ok(AppState {
             db,
@@ -276,6 +280,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             request::panel_layer,
         ));
+    let hosts = state.panel.hosts.clone();
     Router::new()
         .route("/static/ebok.css", get(pages::stylesheet))
         .nest("/api/v1", crate::ops::api::router())
@@ -284,5 +289,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::ops::metrics::track_unmatched,
         ))
+        // Outermost: a request for another host name reaches nothing (see `host`).
+        .layer(axum::middleware::from_fn_with_state(hosts, host::check))
         .with_state(state)
 }

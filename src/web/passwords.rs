@@ -104,8 +104,9 @@ pub enum HashError {
     Busy,
 }
 
-/// Longest a password check waits for a free core before it is refused as busy.
-pub const MAX_WAIT: Duration = Duration::from_secs(2);
+/// Longest a password check waits for a free core before it is refused as busy (the queue
+/// is short, so in practice the queue's length refuses first).
+pub const MAX_WAIT: Duration = Duration::from_secs(5);
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from)

@@ -160,6 +160,11 @@ async fn session_event(
 impl Harness {
     /// SQLite, embedded live map, memory rate limits.
     pub async fn sqlite() -> Harness {
+        Harness::with(|_| {}).await
+    }
+
+    /// [`Harness::sqlite`] with a configuration change.
+    pub async fn with(tweak: impl FnOnce(&mut Config)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ebok.sqlite").display());
         let db = Db::connect(&url).await.unwrap();
@@ -168,7 +173,7 @@ impl Harness {
                 .await
                 .unwrap(),
         );
-        Harness::build(db, live, dir, None, None, |_| {}).await
+        Harness::build(db, live, dir, None, None, tweak).await
     }
 
     /// PostgreSQL, Redis live map, Redis panel sessions and rate limits.
@@ -237,6 +242,7 @@ impl Harness {
         Browser {
             app: self.app.clone(),
             peer: SocketAddr::new(ip.parse().unwrap(), 40000),
+            host: "ebok.example.pl".into(),
             cookies: HashMap::new(),
             headers: Vec::new(),
             csrf: None,
@@ -329,6 +335,8 @@ impl Resp {
 pub struct Browser {
     app: Router,
     pub peer: SocketAddr,
+    /// The Host header sent.
+    pub host: String,
     pub cookies: HashMap<String, String>,
     pub headers: Vec<(String, String)>,
     pub csrf: Option<String>,
@@ -339,7 +347,7 @@ impl Browser {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header(header::HOST, "ebok.example.pl");
+            .header(header::HOST, self.host.as_str());
         if !self.cookies.is_empty() {
             let c: Vec<String> = self
                 .cookies
@@ -775,6 +783,51 @@ async fn login_brute_force_is_throttled_per_account_and_per_ip() {
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
     let log = crate::store::audit::recent(&h.state.db, 100).await.unwrap();
     assert!(log.iter().filter(|e| e.action == "login_failed").count() >= 5);
+    h.finish().await;
+}
+
+/// DNS rebinding: a page elsewhere whose name now points at the panel makes the victim's
+/// browser (on the victim's own line) send the registration under that other name. Nothing
+/// with another Host reaches a handler; the panel's own names and aliases work.
+#[tokio::test]
+async fn requests_for_another_host_name_are_refused_before_any_handler() {
+    let h = Harness::with(|c| c.web.host_aliases = vec!["panel.example.pl".into()]).await;
+    let mut victim = h.browser(JAN_IP);
+    victim.host = "rebound.evil.example".into();
+    let r = victim.get("/rejestracja").await;
+    assert_eq!(r.status, StatusCode::MISDIRECTED_REQUEST);
+    assert!(!r.body.contains("csrf"), "no form is served");
+    let r = victim
+        .post(
+            "/rejestracja",
+            &[
+                ("login", "attacker"),
+                ("password", GOOD_PASSWORD),
+                ("password2", GOOD_PASSWORD),
+                ("email", "a@evil.example"),
+                ("id", JAN_PESEL),
+                ("contract", "UM/2013/001"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::MISDIRECTED_REQUEST);
+    assert!(
+        crate::store::panel::panel_account_by_login(&h.state.db, "attacker")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for path in ["/", "/api/v1/nas", "/static/ebok.css", "/nie-ma"] {
+        assert_eq!(
+            victim.get(path).await.status,
+            StatusCode::MISDIRECTED_REQUEST,
+            "{path}"
+        );
+    }
+    for host in ["ebok.example.pl", "EBOK.example.pl:443", "panel.example.pl"] {
+        victim.host = host.into();
+        assert_eq!(victim.get("/").await.status, StatusCode::OK, "{host}");
+    }
     h.finish().await;
 }
 

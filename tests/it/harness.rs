@@ -155,7 +155,7 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> String {
 pub async fn http_get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, String) {
     use tokio::io::AsyncReadExt;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n{headers}\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}\r\n").as_bytes())
         .await
         .unwrap();
     let mut out = String::new();

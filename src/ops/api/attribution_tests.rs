@@ -77,7 +77,7 @@ impl Harness {
         path: &str,
         authorization: Option<&str>,
     ) -> (StatusCode, HeaderMap, String) {
-        let mut req = Request::get(path);
+        let mut req = Request::get(path).header(header::HOST, "localhost");
         if let Some(a) = authorization {
             req = req.header(header::AUTHORIZATION, a);
         }

@@ -101,7 +101,11 @@ impl Harness {
         authorization: Option<&str>,
         body: Option<String>,
     ) -> (StatusCode, axum::http::HeaderMap, Value) {
-        let mut req = Request::builder().method(method).uri(path);
+        let host = (self.state.config.web.public_host()).unwrap_or_else(|| "localhost".into());
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, host);
         if let Some(a) = authorization {
             req = req.header(header::AUTHORIZATION, a);
         }
