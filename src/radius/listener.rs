@@ -391,6 +391,7 @@ fn conclude(
 ) -> Vec<(Vec<u8>, SocketAddr)> {
     let mut replies = Vec::with_capacity(pending.len());
     let mut spooled = 0;
+    let mut journal_full = 0;
     for ((source, id, auth, reply), result) in pending.into_iter().zip(results) {
         match result {
             Ok(how) => {
@@ -399,6 +400,11 @@ fn conclude(
                 }
                 ctx.dedup.answered(source, id, auth, &reply);
                 replies.push((reply, source));
+            }
+            Err(e) if crate::spool::is_journal_full(&e) => {
+                // Refused by `radius.journal_max_bytes`: silent too, the NAS keeps the record.
+                ctx.dedup.forget(source, id, auth);
+                journal_full += 1;
             }
             Err(e) => {
                 // Neither the stores nor the spool took it: stay silent so the NAS retries.
@@ -412,7 +418,49 @@ fn conclude(
     if spooled > 0 {
         metrics::counter!("ebok_radius_spooled_total").increment(spooled);
     }
+    if journal_full > 0 {
+        metrics::counter!("ebok_radius_dropped_total", "reason" => "journal_full")
+            .increment(journal_full);
+        let refused = JOURNAL_FULL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .note(journal_full, std::time::Instant::now());
+        if let Some(refused) = refused {
+            tracing::warn!(
+                refused,
+                "radius: journal full (radius.journal_max_bytes); events not answered, the NAS retries"
+            );
+        }
+    }
     replies
+}
+
+/// Refusals because the journal is full, logged at most once per [`QuietLog::EVERY`]: in a
+/// flood every datagram is refused, and a line each would bury the log.
+static JOURNAL_FULL: std::sync::Mutex<QuietLog> = std::sync::Mutex::new(QuietLog {
+    last: None,
+    pending: 0,
+});
+
+/// A count to log now and then: what was noted since the last line.
+#[derive(Debug)]
+struct QuietLog {
+    last: Option<std::time::Instant>,
+    pending: u64,
+}
+
+impl QuietLog {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Note `n` more; returns the count to log when a line is due (the first at once).
+    fn note(&mut self, n: u64, now: std::time::Instant) -> Option<u64> {
+        self.pending += n;
+        if self.last.is_some_and(|last| now < last + Self::EVERY) {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.pending))
+    }
 }
 
 async fn handle_batch(
@@ -514,5 +562,26 @@ async fn send(socket: Option<&UdpSocket>, replies: &[(Vec<u8>, SocketAddr)]) -> 
     match socket {
         Some(socket) if !replies.is_empty() => mmsg::send_all(socket, replies).await as u64,
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::QuietLog;
+
+    #[test]
+    fn quiet_log_says_at_most_once_per_period_how_many_meanwhile() {
+        let mut log = QuietLog {
+            last: None,
+            pending: 0,
+        };
+        let t0 = Instant::now();
+        assert_eq!(log.note(3, t0), Some(3));
+        assert_eq!(log.note(5, t0 + Duration::from_secs(1)), None);
+        assert_eq!(log.note(2, t0 + Duration::from_secs(9)), None);
+        assert_eq!(log.note(1, t0 + QuietLog::EVERY), Some(8));
+        assert_eq!(log.note(4, t0 + QuietLog::EVERY * 3), Some(4));
     }
 }

@@ -748,8 +748,7 @@ impl Writer {
     }
 
     /// Let go of the segments the replay position has passed: `spool.pos` is moved past
-    /// them (durably, before any is deleted, so it never names a deleted segment), and they
-    /// are returned for deletion.
+    /// them, and they are returned for [`segments::remove`].
     fn release(&mut self) -> io::Result<Doomed> {
         let mut doomed = Vec::new();
         while let Some(s) = self.sealed.front().copied() {
@@ -765,9 +764,6 @@ impl Writer {
             .front()
             .map_or((self.seg, self.base), |s| (s.n, s.base));
         write_pos(&self.pos_path, n, self.read_off - base)?;
-        if !doomed.is_empty() {
-            sync_dir(&self.dir)?;
-        }
         Ok(doomed)
     }
 }

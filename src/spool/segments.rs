@@ -156,8 +156,18 @@ fn numbers(dir: &Path) -> io::Result<Vec<u64>> {
 
 /// Remove segment files whose records were all replayed, with the handles still open on
 /// them (closing the last one is what frees the blocks). Called without the writer's lock:
-/// freeing 64 MiB of extents must not hold up an append.
+/// syncing the directory and freeing 64 MiB of extents must not hold up an append.
 pub(super) fn remove(doomed: Vec<(PathBuf, Option<File>)>) {
+    let Some(dir) = doomed.first().and_then(|(path, _)| path.parent()) else {
+        return;
+    };
+    // `spool.pos`, renamed past these segments, must be on disk before they go: else a crash
+    // could leave it naming a deleted segment (harmless but for replaying the next one from
+    // its start).
+    if let Err(e) = sync_dir(dir) {
+        tracing::warn!(error = %e, "spool: cannot sync the state directory; replayed segments stay until the next start");
+        return;
+    }
     for (path, file) in doomed {
         match std::fs::remove_file(&path) {
             Ok(()) => metrics::counter!("ebok_spool_segments_removed_total").increment(1),
