@@ -1113,6 +1113,34 @@ mod tests {
         assert_eq!(segment_files(dir.path()).len(), 1);
     }
 
+    /// Only the newest segment can end in a torn record; bytes that are not a record after
+    /// the records of a complete segment are skipped at open, never cut, and the segments
+    /// after it replay as well.
+    #[tokio::test]
+    async fn damage_after_the_records_of_a_complete_segment_is_skipped_not_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let mut total = 0;
+        while segment_files(dir.path()).len() < 3 {
+            spool.append(&rec(total)).await.unwrap();
+            total += 1;
+        }
+        let end = lock(&spool.writer).sealed[0].end;
+        drop(spool);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let path = log_path(dir.path(), 0);
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(end < len, "the segment ends in zeros");
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&[MAGIC_EVENT, 1, 2, 3], end).unwrap();
+        drop(f);
+        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+        assert_eq!(spool.depth(), u64::from(total));
+        let all = records(&spool.peek(usize::MAX).await.unwrap());
+        assert_eq!(all, (0..total).map(rec).collect::<Vec<_>>());
+    }
+
     /// A spool as ebok wrote it before segments: one `spool.N.log` (records, then zeros) and
     /// `spool.pos` naming it. It is a journal of one segment: replay goes on from the
     /// position, appends follow the records.
