@@ -377,7 +377,9 @@ async fn history_database_down_is_spooled_and_replayed() {
 }
 
 /// Past `radius.journal_max_bytes` an event is not answered (the NAS keeps it and retries)
-/// and the drop is counted as `journal_full`; without the cap the retry is answered.
+/// and the drop is counted as `journal_full`; without the cap the retry is answered. (The
+/// metrics are the process's, shared with the tests running alongside: only counts this
+/// test alone makes are checked.)
 #[tokio::test]
 async fn a_full_journal_is_not_answered_and_counted() {
     let dir = tempfile::tempdir().unwrap();
@@ -398,12 +400,6 @@ async fn a_full_journal_is_not_answered_and_counted() {
         metric_value(&m, "ebok_radius_dropped_total{reason=\"journal_full\"}") >= 1.0,
         "{m}"
     );
-    assert_eq!(
-        metric_value(&m, "ebok_radius_dropped_total{reason=\"not_durable\"}"),
-        0.0,
-        "{m}"
-    );
-    assert_eq!(metric_value(&m, "ebok_spool_max_bytes"), 1.0, "{m}");
     ebok.running.ingest.spool.set_max_bytes(0);
     acct(&ebok, &a).await;
     assert!(ebok.lookup("10.9.0.1").await.is_some());
