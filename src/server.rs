@@ -181,6 +181,7 @@ pub async fn start(
             config.state.dir.display()
         )
     })?;
+    spool.set_max_bytes(config.radius.journal_max_bytes);
     let ingest = Arc::new(Ingest::new(
         live,
         db,

@@ -130,6 +130,18 @@ fn describe() {
     describe_gauge!("ebok_live_sessions", "Live PPPoE sessions in the live map");
     describe_gauge!("ebok_radius_in_flight", "RADIUS requests being processed");
     describe_gauge!("ebok_spool_depth", "Events waiting in the spool for replay");
+    describe_gauge!(
+        "ebok_spool_bytes",
+        "Bytes of spool records waiting for replay (what radius.journal_max_bytes caps)"
+    );
+    describe_gauge!(
+        "ebok_spool_max_bytes",
+        "The cap on ebok_spool_bytes past which events are refused (radius.journal_max_bytes; 0: none)"
+    );
+    describe_counter!(
+        "ebok_spool_segments_removed_total",
+        "Spool segment files deleted once replayed"
+    );
     describe_counter!("ebok_spool_appended_total", "Records appended to the spool");
     describe_counter!(
         "ebok_spool_replayed_total",

@@ -215,9 +215,9 @@ const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 fn dropped(reason: DropReason, source: SocketAddr) {
     static LOG: Throttle = Throttle::new(LOG_EVERY);
     metrics::counter!("ebok_radius_dropped_total", "reason" => reason.label()).increment(1);
-    if let Some(held_back) = LOG.allow() {
-        tracing::warn!(%source, reason = reason.label(), held_back,
-            "radius: dropped packet: {reason} (held_back: dropped packets not logged since the last line)");
+    if let Some(dropped) = LOG.note(1) {
+        tracing::warn!(%source, reason = reason.label(), dropped,
+            "radius: dropped packet: {reason} (dropped: packets dropped since the last such line)");
     }
 }
 
@@ -241,12 +241,12 @@ fn make_plausible(
             .increment(1);
     }
     if !refused.is_empty() || corrected.any() {
-        if let Some(held_back) = LOG.allow() {
+        if let Some(events) = LOG.note(1) {
             let times: Vec<_> = corrected.attributes().collect();
             // Debug formatting: what a NAS sends reaches the log with control characters
             // escaped.
             tracing::warn!(%source, nas = ?event.nas, session = ?event.session_id,
-                addresses_refused = ?refused, times_bounded = ?times, held_back,
+                addresses_refused = ?refused, times_bounded = ?times, events,
                 "radius: event recorded without addresses that cannot identify a line, \
                  or with impossible times bounded");
         }
@@ -437,6 +437,7 @@ fn conclude(
 ) -> Vec<(Vec<u8>, SocketAddr)> {
     let mut replies = Vec::with_capacity(pending.len());
     let mut spooled = 0;
+    let mut journal_full = 0;
     for ((source, id, auth, reply), result) in pending.into_iter().zip(results) {
         match result {
             Ok(how) => {
@@ -445,6 +446,11 @@ fn conclude(
                 }
                 ctx.dedup.answered(source, id, auth, &reply);
                 replies.push((reply, source));
+            }
+            Err(e) if crate::spool::is_journal_full(&e) => {
+                // Refused by `radius.journal_max_bytes`: silent too, the NAS keeps the record.
+                ctx.dedup.forget(source, id, auth);
+                journal_full += 1;
             }
             Err(e) => {
                 // Neither the stores nor the spool took it: stay silent so the NAS retries.
@@ -457,6 +463,17 @@ fn conclude(
     }
     if spooled > 0 {
         metrics::counter!("ebok_radius_spooled_total").increment(spooled);
+    }
+    if journal_full > 0 {
+        metrics::counter!("ebok_radius_dropped_total", "reason" => "journal_full")
+            .increment(journal_full);
+        static LOG: Throttle = Throttle::new(LOG_EVERY);
+        if let Some(refused) = LOG.note(journal_full) {
+            tracing::warn!(
+                refused,
+                "radius: journal full (radius.journal_max_bytes); events not answered, the NAS retries"
+            );
+        }
     }
     replies
 }

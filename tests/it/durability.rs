@@ -375,3 +375,33 @@ async fn history_database_down_is_spooled_and_replayed() {
     ebok.stop().await;
     pg.drop_db().await;
 }
+
+/// Past `radius.journal_max_bytes` an event is not answered (the NAS keeps it and retries)
+/// and the drop is counted as `journal_full`; without the cap the retry is answered. (The
+/// metrics are the process's, shared with the tests running alongside: only counts this
+/// test alone makes are checked.)
+#[tokio::test]
+async fn a_full_journal_is_not_answered_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let ebok = Ebok::start(config(dir.path(), &Backend::Embedded, None)).await;
+    // A cap below one event: every event is refused.
+    ebok.running.ingest.spool.set_max_bytes(1);
+    let a = attrs(
+        "Start",
+        "full-1",
+        "jan",
+        Some("10.9.0.1"),
+        1_700_000_000,
+        "",
+    );
+    assert!(!radclient(ebok.radius, "acct", SECRET, &a).await);
+    let m = ebok.metrics().await;
+    assert!(
+        metric_value(&m, "ebok_radius_dropped_total{reason=\"journal_full\"}") >= 1.0,
+        "{m}"
+    );
+    ebok.running.ingest.spool.set_max_bytes(0);
+    acct(&ebok, &a).await;
+    assert!(ebok.lookup("10.9.0.1").await.is_some());
+    ebok.stop().await;
+}

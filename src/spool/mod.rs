@@ -1,20 +1,31 @@
-//! The local durable spool: when the live-session store or the history database cannot take
-//! an event in time, the event is appended here (fsync, group commit), the NAS is answered,
-//! and the spool is replayed in order once the stores are back. `kill -9` at any moment loses
-//! nothing that was answered: a record is on disk before its append returns.
+//! The local durable journal ("spool"): in journal mode every accounting event is appended
+//! here (fsync, group commit) before the NAS is answered; in store mode only when the
+//! live-session store or the history database cannot take it in time. It is replayed in order
+//! into the stores. `kill -9` at any moment loses nothing that was answered: a record is on
+//! disk before its append returns.
 //!
-//! Layout in the state directory: `spool.N.log` (generation N) holds records: a magic octet,
-//! u32 payload length, u32 CRC-32 of the payload, the payload. Magic `0xEC`: an event in the
-//! compact binary encoding of [`codec`] (written since spool format 2); `0xEB`: a JSON
-//! [`SpoolRecord`] (format 1, still written for history records and read for both kinds, so
-//! a spool left by an older ebok replays as it is). `spool.pos` holds the generation and the
-//! offset up to which records were replayed. Records go into zeros written ahead of them
-//! (see [`Writer::reserve`]), so the log ends in zeros; a torn record at the tail (a crash
-//! mid-write, never answered) is cut off on open. A drained log is not truncated: the records
-//! go on after the replayed ones until they fill a room, then the next generation starts.
+//! Layout in the state directory: the journal is a sequence of segment files `spool.N.log`.
+//! Appends go to the newest; one that would take it past [`SEGMENT_BYTES`] starts segment
+//! N+1. A record is a magic octet, u32 payload length, u32 CRC-32 of the payload, the
+//! payload. Magic `0xEC`: an event in the compact binary encoding of [`codec`] (written since
+//! spool format 2); `0xEB`: a JSON [`SpoolRecord`] (format 1, still written for history
+//! records and read for both kinds, so a spool left by an older ebok replays as it is; its
+//! single `spool.N.log` is a journal of one segment). `spool.pos` holds the number of the
+//! segment the replay position is in and the offset in it. Once the replay has passed the
+//! end of a segment, the file is deleted: compaction is an unlink, and no record is ever
+//! copied. Records go into zeros written ahead of them (see [`Writer::reserve`]), so the
+//! newest segment ends in zeros; a torn record at its tail (a crash mid-write, never
+//! answered) is cut off on open. A drained journal is not truncated: records go on after the
+//! replayed ones until those fill a room, then the next segment starts and the drained one is
+//! deleted.
+//!
+//! The records waiting for replay are capped (`radius.journal_max_bytes`): past the cap an
+//! append of events fails with [`JournalFull`] and the NAS is not answered, so it keeps the
+//! record and retries, instead of the journal filling the disk.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +37,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::radius::event::AccountingEvent;
 use crate::sessions::Applied;
+
+use segments::{log_path, sync_dir, write_pos, Sealed};
+
+mod codec;
+mod segments;
 
 /// What the spool keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +68,11 @@ const MAX_BATCH: usize = 1024;
 const READ_CHUNK: usize = 1 << 20;
 /// Records kept decoded in memory for the replay at most (a few hundred bytes each).
 const MEMORY_RECORDS: usize = 1 << 16;
+/// Bytes of records in a segment, at most (unless one append is larger): the replayed
+/// records a backlog leaves on disk before a segment can go, and the unit of deletion.
+const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Zeros written ahead of the records at a time.
+const ROOM: u64 = 4 * 1024 * 1024;
 
 /// Framed records ready to append: the bytes as they go to the log, and how many records
 /// they hold. Encoding happens in the caller, so the writer thread only writes.
@@ -59,6 +80,8 @@ const MEMORY_RECORDS: usize = 1 << 16;
 pub struct Frames {
     buf: Vec<u8>,
     count: u64,
+    /// How many of the records are events: only those count against the cap.
+    events: u64,
     /// The records pushed with [`Frames::push_owned_event`], with the end of each one in
     /// `buf`. When that is every record (as many as `count`), the writer keeps them for the
     /// replay, which then need not read the log back.
@@ -84,13 +107,12 @@ impl Frames {
         let start = self.open(MAGIC_EVENT);
         codec::encode_event(&mut self.buf, event, expires_at);
         self.close(start);
+        self.events += 1;
     }
 
     /// Frame one event and keep it, so the replay can take it from memory.
     pub fn push_owned_event(&mut self, event: AccountingEvent, expires_at: OffsetDateTime) {
-        let start = self.open(MAGIC_EVENT);
-        codec::encode_event(&mut self.buf, &event, expires_at);
-        self.close(start);
+        self.push_event(&event, expires_at);
         let record = SpoolRecord::Event {
             event: Arc::new(event),
             expires_at,
@@ -131,16 +153,41 @@ impl Frames {
     }
 }
 
-/// Records handed to the replay, each with the log offset just after it.
+/// Records handed to the replay, each with the journal offset just after it (what
+/// [`Spool::consumed`] takes).
 pub type Peeked = Vec<(Arc<SpoolRecord>, u64)>;
+
+/// An append of events refused because the records waiting for replay reached
+/// `radius.journal_max_bytes`. It travels as an [`io::Error`] of kind
+/// [`io::ErrorKind::QuotaExceeded`]; the replies of a group commit and the ingest copy errors
+/// by kind and message, so callers recognise it with [`is_journal_full`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("journal full: {unreplayed} bytes wait for replay (radius.journal_max_bytes = {max})")]
+pub struct JournalFull {
+    /// Bytes of records waiting for replay when the append was refused.
+    pub unreplayed: u64,
+    pub max: u64,
+}
+
+impl From<JournalFull> for io::Error {
+    fn from(e: JournalFull) -> io::Error {
+        io::Error::new(io::ErrorKind::QuotaExceeded, e)
+    }
+}
+
+/// Whether an append failed because the journal is full: [`JournalFull`], or a filesystem
+/// quota on the state directory (for the NAS the same: retry later).
+pub fn is_journal_full(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::QuotaExceeded
+}
+
+/// Segment files to delete, with the handle still open on one, if any.
+type Doomed = Vec<(PathBuf, Option<File>)>;
 
 enum Cmd {
     Append(Frames, oneshot::Sender<io::Result<()>>),
     Read(usize, oneshot::Sender<io::Result<Peeked>>),
     Consumed(u64, oneshot::Sender<io::Result<()>>),
-    /// Tests: consume up to the offset, then compact whatever the head's size.
-    #[cfg(test)]
-    CompactAfter(u64, oneshot::Sender<io::Result<()>>),
 }
 
 /// Handle to the spool; cheap to clone.
@@ -163,56 +210,44 @@ impl std::fmt::Debug for Spool {
 }
 
 impl Spool {
-    /// Open (or create) the spool in `dir`, cutting off a torn tail. Starts the writer thread.
+    /// Open (or create) the spool in `dir`, cutting off a torn tail and deleting segments
+    /// already replayed. Starts the writer thread. No cap until [`Spool::set_max_bytes`].
     pub fn open(dir: &Path) -> io::Result<Spool> {
+        Spool::open_segmented(dir, SEGMENT_BYTES)
+    }
+
+    /// [`Spool::open`] with segments of `segment_bytes` (tests use small ones).
+    fn open_segmented(dir: &Path, segment_bytes: u64) -> io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
         let pos_path = dir.join("spool.pos");
-        let (gen, mut read_off) = read_pos(&pos_path)?;
-        let log_path = log_path(dir, gen);
-        remove_other_generations(dir, gen)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&log_path)?;
-        let mut len = file.metadata()?.len();
-        if read_off > len {
-            read_off = 0;
-        }
-        // Walk the records after the read offset, counting them and finding the end: zeros
-        // (the preallocated room, kept) or a torn record (never answered, cut off).
-        let mut end = read_off;
-        let mut count = 0u64;
-        while let Some(used) = record_len_at(&file, end, len)? {
-            end += used;
-            count += 1;
-        }
-        if end < len && !all_zero(&file, end, len)? {
-            tracing::warn!(
-                torn_bytes = len - end,
-                "spool: cutting off an incomplete record at the tail (never answered)"
-            );
-            file.set_len(end)?;
-            file.sync_all()?;
-            len = end;
-        }
-        let depth = Arc::new(AtomicU64::new(count));
-        metrics::gauge!("ebok_spool_depth").set(count as f64);
-        let (tx, rx) = mpsc::channel(4096);
-        let writer = Writer {
-            file,
+        let opened = segments::open(dir, &pos_path)?;
+        segments::remove(opened.leftovers.into_iter().map(|p| (p, None)).collect());
+        let depth = Arc::new(AtomicU64::new(opened.records));
+        let mut writer = Writer {
             dir: dir.to_path_buf(),
-            gen,
             pos_path,
-            write_off: end,
-            room_end: len,
-            read_off,
+            sealed: opened.sealed,
+            file: opened.file,
+            seg: opened.n,
+            base: opened.base,
+            write_off: opened.write_off,
+            room_end: opened.room_end,
+            read_off: opened.read_off,
+            reading: None,
+            segment_bytes,
+            max_bytes: 0,
             depth: depth.clone(),
             buf: Vec::new(),
-            peeked: std::collections::VecDeque::new(),
-            memory: std::collections::VecDeque::new(),
+            peeked: VecDeque::new(),
+            memory: VecDeque::new(),
         };
+        // The position may stand at the end of a segment: it goes now, not after the next
+        // replay.
+        segments::remove(writer.release()?);
+        metrics::gauge!("ebok_spool_depth").set(opened.records as f64);
+        metrics::gauge!("ebok_spool_max_bytes").set(0.0);
+        writer.gauge_bytes();
+        let (tx, rx) = mpsc::channel(4096);
         let writer = Arc::new(Mutex::new(writer));
         let shared = writer.clone();
         std::thread::Builder::new()
@@ -221,9 +256,22 @@ impl Spool {
         Ok(Spool { tx, depth, writer })
     }
 
+    /// Refuse appends of events with [`JournalFull`] while `max_bytes` or more bytes of
+    /// records wait for replay (0: no cap). History records are always taken: their events
+    /// are in the journal already.
+    pub fn set_max_bytes(&self, max_bytes: u64) {
+        lock(&self.writer).max_bytes = max_bytes;
+        metrics::gauge!("ebok_spool_max_bytes").set(max_bytes as f64);
+    }
+
     /// Records waiting to be replayed.
     pub fn depth(&self) -> u64 {
         self.depth.load(Ordering::Acquire)
+    }
+
+    /// Bytes of records waiting to be replayed (what the cap counts).
+    pub fn bytes(&self) -> u64 {
+        lock(&self.writer).unreplayed()
     }
 
     /// Append one record; returns once it is on disk.
@@ -261,7 +309,12 @@ impl Spool {
         if frames.is_empty() {
             return Ok(());
         }
-        lock(&self.writer).append_batch(&mut [(frames, ())])
+        let mut writer = lock(&self.writer);
+        let mut all = [(frames, ())];
+        if writer.refused_from(&all) == 0 {
+            return Err(writer.full().into());
+        }
+        writer.append_batch(&mut all, 1)
     }
 
     /// Up to `max` records from the replay position, each with the offset just after it.
@@ -270,6 +323,7 @@ impl Spool {
     }
 
     /// Mark everything before `offset` (an offset returned by [`Spool::peek`]) replayed.
+    /// Segments the position has passed are deleted before this returns.
     pub async fn consumed(&self, offset: u64) -> io::Result<()> {
         self.call(|tx| Cmd::Consumed(offset, tx)).await
     }
@@ -286,27 +340,47 @@ impl Spool {
     }
 }
 
+/// The journal's state. Offsets handed to the replay ([`Peeked`], [`Spool::consumed`]) and
+/// kept in `peeked`, `memory`, `read_off` and `write_off` are journal offsets: the records of
+/// all segments laid end to end, counted from the first byte of the segment the replay
+/// position was in when the spool was opened. A segment's records start where the previous
+/// one's end (the zeros after them are not counted), so the journal has no gaps, the bytes
+/// waiting for replay are `write_off - read_off`, and the memory and the peeked ends carry
+/// over from one segment to the next unchanged. A record's place in its file is its journal
+/// offset minus the segment's base. Journal offsets live as long as the process;
+/// `spool.pos` keeps the segment number and the offset in that file.
 struct Writer {
-    file: File,
     dir: PathBuf,
-    /// Generation of the log file; compaction moves to the next one.
-    gen: u64,
     pos_path: PathBuf,
+    /// Segments before the newest still holding records to replay, oldest first.
+    sealed: VecDeque<Sealed>,
+    /// The newest segment, where appends go, and its number.
+    file: File,
+    seg: u64,
+    /// Journal offset of the newest segment's first byte.
+    base: u64,
     write_off: u64,
-    /// End of the file: zeros from `write_off` to here, written ahead (see [`Writer::reserve`]).
+    /// End of the newest segment's file (an offset in it): zeros from the records' end to
+    /// here, written ahead (see [`Writer::reserve`]).
     room_end: u64,
     read_off: u64,
+    /// A sealed segment open for reading: the replay reads them one at a time, oldest first.
+    reading: Option<(u64, File)>,
+    /// Size past which an append starts a new segment.
+    segment_bytes: u64,
+    /// Cap on the bytes waiting for replay that event appends respect; 0: none.
+    max_bytes: u64,
     depth: Arc<AtomicU64>,
     /// Reused for the bytes of one group commit.
     buf: Vec<u8>,
     /// End offsets of the records handed out by the last reads, past `read_off`: `consumed`
     /// counts from them instead of walking the headers again.
-    peeked: std::collections::VecDeque<u64>,
+    peeked: VecDeque<u64>,
     /// The most recently appended records still to be replayed, decoded: (start, end, record)
     /// in log order, back to back. The replay takes them from here instead of reading and
     /// decoding the log again; what is not here (after a restart, or past [`MEMORY_RECORDS`]
     /// under a long backlog) is read from the file.
-    memory: std::collections::VecDeque<(u64, u64, Arc<SpoolRecord>)>,
+    memory: VecDeque<(u64, u64, Arc<SpoolRecord>)>,
 }
 
 impl Writer {
@@ -327,73 +401,165 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    let result = lock(this).append_batch(&mut batch);
-                    for (_, reply) in batch {
-                        let _ = reply.send(match &result {
-                            Ok(()) => Ok(()),
-                            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                    let (refused, result, full) = {
+                        let mut writer = lock(this);
+                        let refused = writer.refused_from(&batch);
+                        let result = writer.append_batch(&mut batch, refused);
+                        (refused, result, writer.full())
+                    };
+                    for (i, (frames, reply)) in batch.into_iter().enumerate() {
+                        let _ = reply.send(if i >= refused && frames.events > 0 {
+                            Err(full.clone().into())
+                        } else {
+                            match &result {
+                                Ok(()) => Ok(()),
+                                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                            }
                         });
                     }
                     if let Some(cmd) = other {
-                        lock(this).other(cmd);
+                        Writer::serve(this, cmd);
                     }
                 }
-                cmd => lock(this).other(cmd),
+                cmd => Writer::serve(this, cmd),
             }
         }
     }
 
-    fn other(&mut self, cmd: Cmd) {
+    /// A command other than an append. Segments that a `consumed` left behind are deleted
+    /// once the lock is released (appends go on meanwhile), before the answer.
+    fn serve(this: &Mutex<Writer>, cmd: Cmd) {
         match cmd {
             Cmd::Append(..) => unreachable!("appends are batched by run"),
             Cmd::Read(max, reply) => {
-                let _ = reply.send(self.read(max));
+                let result = lock(this).read(max);
+                let _ = reply.send(result);
             }
             Cmd::Consumed(offset, reply) => {
-                let _ = reply.send(self.consumed(offset));
-            }
-            #[cfg(test)]
-            Cmd::CompactAfter(offset, reply) => {
-                let r = self.consumed(offset).and_then(|()| self.compact());
-                let _ = reply.send(r);
+                let result = lock(this).consumed(offset);
+                let _ = reply.send(result.map(segments::remove));
             }
         }
     }
 
-    /// Write the frames of one group commit; on success their kept records move to
-    /// `memory`.
-    fn append_batch<R>(&mut self, all: &mut [(Frames, R)]) -> io::Result<()> {
+    fn unreplayed(&self) -> u64 {
+        self.write_off - self.read_off
+    }
+
+    fn full(&self) -> JournalFull {
+        JournalFull {
+            unreplayed: self.unreplayed(),
+            max: self.max_bytes,
+        }
+    }
+
+    fn gauge_bytes(&self) {
+        metrics::gauge!("ebok_spool_bytes").set(self.unreplayed() as f64);
+    }
+
+    /// Index of the first frame of a group commit the cap refuses (`all.len()`: none). The
+    /// frames before it are written, and history records after it (their events are in the
+    /// journal already); events after it are refused too, so that none is taken in after an
+    /// earlier one was turned away.
+    fn refused_from<R>(&self, all: &[(Frames, R)]) -> usize {
+        if self.max_bytes == 0 {
+            return all.len();
+        }
+        let mut total = self.unreplayed();
+        for (i, (f, _)) in all.iter().enumerate() {
+            total += f.buf.len() as u64;
+            if f.events > 0 && total > self.max_bytes {
+                return i;
+            }
+        }
+        all.len()
+    }
+
+    /// Write the frames of one group commit that the cap admits (see
+    /// [`Writer::refused_from`]); on success their kept records move to `memory`.
+    fn append_batch<R>(&mut self, all: &mut [(Frames, R)], refused: usize) -> io::Result<()> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         let mut n = 0u64;
-        for (f, _) in all.iter() {
+        for (f, _) in admitted(all, refused) {
             buf.extend_from_slice(&f.buf);
             n += f.count;
         }
         let len = buf.len() as u64;
-        let written = self
-            .reserve(self.write_off + len)
-            .and_then(|()| self.file.write_all_at(&buf, self.write_off))
-            .and_then(|()| self.file.sync_data());
+        let written = if len == 0 {
+            Ok(())
+        } else {
+            self.make_room(len).and_then(|at| {
+                self.file.write_all_at(&buf, at)?;
+                self.file.sync_data()
+            })
+        };
         if buf.capacity() <= 4 * READ_CHUNK {
             self.buf = buf;
         }
         if let Err(e) = written {
             // Leave no partial record behind for the next append to follow.
-            let _ = self.file.set_len(self.write_off);
-            self.room_end = self.write_off;
+            let at = self.write_off - self.base;
+            let _ = self.file.set_len(at);
+            self.room_end = at;
             return Err(e);
         }
-        self.remember(all);
+        self.remember(all, refused);
         self.write_off += len;
         let depth = self.depth.fetch_add(n, Ordering::AcqRel) + n;
         metrics::gauge!("ebok_spool_depth").set(depth as f64);
         metrics::counter!("ebok_spool_appended_total").increment(n);
+        self.gauge_bytes();
         Ok(())
     }
 
-    /// Make the file reach at least `end` with zeros written ahead of the records, a
-    /// [`ROOM`] at a time. A record then lands in blocks the file already has, and its
+    /// Where in the newest segment `len` bytes of records go, their room reserved: in a new
+    /// segment when they would take this one past its size (unless it is empty: an append
+    /// larger than a segment still goes in whole).
+    fn make_room(&mut self, len: u64) -> io::Result<u64> {
+        let at = self.write_off - self.base;
+        if at > 0 && at + len > self.segment_bytes {
+            self.roll()?;
+        }
+        let at = self.write_off - self.base;
+        self.reserve(at + len)?;
+        Ok(at)
+    }
+
+    /// Start the next segment: the newest one is sealed (its records stay where they are),
+    /// appends go to the new one.
+    fn roll(&mut self) -> io::Result<()> {
+        let n = self.seg + 1;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(log_path(&self.dir, n))?;
+        // Its name must be durable before a record in it is answered: syncing the file's
+        // data does not write the directory.
+        sync_dir(&self.dir)?;
+        self.sealed.push_back(Sealed {
+            n: self.seg,
+            base: self.base,
+            end: self.write_off,
+        });
+        self.file = file;
+        self.seg = n;
+        self.base = self.write_off;
+        self.room_end = 0;
+        Ok(())
+    }
+
+    /// Zeros written ahead at a time: a [`ROOM`], or a whole segment when segments are
+    /// smaller.
+    fn room(&self) -> u64 {
+        ROOM.min(self.segment_bytes)
+    }
+
+    /// Make the newest segment's file reach at least `end` with zeros written ahead of the
+    /// records, a [`ROOM`] at a time, and not past the segment's size (a new segment takes
+    /// what would not fit). A record then lands in blocks the file already has, and its
     /// `fdatasync` flushes only data: appending past the end made every group commit a
     /// journal commit of the new size and blocks too (on ext4 here, 8 KiB written and synced
     /// took 325 µs appended and 220 µs into a zeroed file). Zeros, not `fallocate`: allocated
@@ -403,7 +569,9 @@ impl Writer {
         if end <= self.room_end {
             return Ok(());
         }
-        let target = end.next_multiple_of(ROOM);
+        let target = end
+            .next_multiple_of(self.room())
+            .min(self.segment_bytes.max(end));
         let mut at = self.room_end;
         while at < target {
             let n = ((target - at) as usize).min(ZEROS.len());
@@ -414,11 +582,14 @@ impl Writer {
         Ok(())
     }
 
-    /// Keep the records of frames just written at `write_off` (not yet advanced) in memory,
-    /// as long as they continue the records kept there and the memory has room.
-    fn remember<R>(&mut self, all: &mut [(Frames, R)]) {
+    /// Keep the records of the frames just written at `write_off` (not yet advanced) in
+    /// memory, as long as they continue the records kept there and the memory has room.
+    fn remember<R>(&mut self, all: &mut [(Frames, R)], refused: usize) {
         let mut at = self.write_off;
-        for (f, _) in all.iter_mut() {
+        for (i, (f, _)) in all.iter_mut().enumerate() {
+            if i >= refused && f.events > 0 {
+                continue;
+            }
             let contiguous = self.memory.back().is_none_or(|(_, end, _)| *end == at);
             if f.records.len() as u64 == f.count
                 && contiguous
@@ -466,7 +637,21 @@ impl Writer {
         Ok(out)
     }
 
-    /// Records of the log between `off` and `until` (record boundaries), read in large
+    /// The file of the segment holding the journal offset `off` (before `write_off`), with
+    /// the journal offsets of its first byte and of the end of its records.
+    fn segment_at(&mut self, off: u64) -> io::Result<(&File, u64, u64)> {
+        let i = self.sealed.partition_point(|s| s.end <= off);
+        let Some(&Sealed { n, base, end }) = self.sealed.get(i) else {
+            return Ok((&self.file, self.base, self.write_off));
+        };
+        if self.reading.as_ref().is_none_or(|(m, _)| *m != n) {
+            self.reading = Some((n, File::open(log_path(&self.dir, n))?));
+        }
+        let (_, file) = self.reading.as_ref().expect("opened above");
+        Ok((file, base, end))
+    }
+
+    /// Records of the journal between `off` and `until` (record boundaries), read in large
     /// chunks, up to `max` in `out` in all. Returns where it stopped.
     fn read_file(
         &mut self,
@@ -477,14 +662,17 @@ impl Writer {
     ) -> io::Result<u64> {
         let mut chunk = Vec::new();
         while out.len() < max && off < until {
+            let (file, base, end) = self.segment_at(off)?;
+            // No record spans two segments.
+            let stop = until.min(end);
             // At least the next whole record, else as much as READ_CHUNK allows.
             let mut header = [0u8; HEADER];
-            self.file.read_exact_at(&mut header, off)?;
+            file.read_exact_at(&mut header, off - base)?;
             let first =
                 HEADER + u32::from_le_bytes(header[1..5].try_into().expect("4 bytes")) as usize;
-            let want = ((until - off) as usize).min(READ_CHUNK.max(first));
+            let want = ((stop - off) as usize).min(READ_CHUNK.max(first));
             chunk.resize(want, 0);
-            self.file.read_exact_at(&mut chunk, off)?;
+            file.read_exact_at(&mut chunk, off - base)?;
             let mut at = 0;
             while out.len() < max && at < chunk.len() {
                 let Some(len) = framed_len(&chunk[at..]) else {
@@ -506,9 +694,11 @@ impl Writer {
         Ok(off)
     }
 
-    fn consumed(&mut self, offset: u64) -> io::Result<()> {
+    /// Mark the records before `offset` replayed. Returns the segments the position has
+    /// passed, to be deleted once the lock is released.
+    fn consumed(&mut self, offset: u64) -> io::Result<Doomed> {
         if offset <= self.read_off || offset > self.write_off {
-            return Ok(());
+            return Ok(Vec::new());
         }
         // Count the records passed over: from the ends handed out by `read` when they reach
         // that far, else by walking the headers.
@@ -527,8 +717,9 @@ impl Writer {
             self.peeked.clear();
         }
         while off < offset {
+            let (file, base, _) = self.segment_at(off)?;
             let mut header = [0u8; HEADER];
-            self.file.read_exact_at(&mut header, off)?;
+            file.read_exact_at(&mut header, off - base)?;
             let len = u32::from_le_bytes(header[1..5].try_into().expect("4 bytes")) as u64;
             off += HEADER as u64 + len;
             n += 1;
@@ -541,128 +732,54 @@ impl Writer {
         {
             self.memory.pop_front();
         }
-        // A drained log is not truncated at once (that would give up the zeroed room): it
-        // goes on after the replayed records until they fill a room, then a fresh generation
-        // starts (nothing to copy), so replayed records never pile up behind `spool.pos`.
-        // Under a backlog the unreplayed tail moves once the replayed head is large.
-        // Compaction writes `spool.pos` itself.
-        let drained = self.read_off == self.write_off;
-        if self.read_off >= COMPACT_AT || (drained && self.read_off >= ROOM) {
-            self.compact()?;
-        } else {
-            write_pos(&self.pos_path, self.gen, self.read_off)?;
-        }
         let depth = self.depth.fetch_sub(n, Ordering::AcqRel) - n;
         metrics::gauge!("ebok_spool_depth").set(depth as f64);
         metrics::counter!("ebok_spool_replayed_total").increment(n);
-        Ok(())
+        self.gauge_bytes();
+        // A drained journal is not truncated at once (that would give up the zeroed room):
+        // records go on after the replayed ones until those fill a room, then a fresh
+        // segment starts and the drained one goes, so replayed records never pile up.
+        if self.read_off == self.write_off && self.write_off - self.base >= self.room() {
+            if let Err(e) = self.roll() {
+                tracing::warn!(error = %e, "spool: cannot start a new segment; the drained one stays for now");
+            }
+        }
+        self.release()
+    }
+
+    /// Let go of the segments the replay position has passed: `spool.pos` is moved past
+    /// them, and they are returned for [`segments::remove`].
+    fn release(&mut self) -> io::Result<Doomed> {
+        let mut doomed = Vec::new();
+        while let Some(s) = self.sealed.front().copied() {
+            if s.end > self.read_off {
+                break;
+            }
+            self.sealed.pop_front();
+            let file = self.reading.take_if(|(n, _)| *n == s.n).map(|(_, f)| f);
+            doomed.push((log_path(&self.dir, s.n), file));
+        }
+        let (n, base) = self
+            .sealed
+            .front()
+            .map_or((self.seg, self.base), |s| (s.n, s.base));
+        write_pos(&self.pos_path, n, self.read_off - base)?;
+        Ok(doomed)
     }
 }
 
-impl Writer {
-    /// Under a backlog that never drains, the replayed head of the file would grow forever:
-    /// copy the unreplayed tail into the next generation's file, make it durable, then point
-    /// `spool.pos` at it (atomic rename) and delete the old file. A crash before the pointer
-    /// moves leaves the old generation in force and the new file an orphan, removed at open.
-    fn compact(&mut self) -> io::Result<()> {
-        let next = self.gen + 1;
-        let path = log_path(&self.dir, next);
-        let out = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut off = self.read_off;
-        while off < self.write_off {
-            let n = ((self.write_off - off) as usize).min(buf.len());
-            self.file.read_exact_at(&mut buf[..n], off)?;
-            out.write_all_at(&buf[..n], off - self.read_off)?;
-            off += n as u64;
-        }
-        out.sync_all()?;
-        write_pos(&self.pos_path, next, 0)?;
-        let old = log_path(&self.dir, self.gen);
-        self.file = out;
-        self.gen = next;
-        let shift = self.read_off;
-        for end in self.peeked.iter_mut() {
-            *end -= shift;
-        }
-        for (start, end, _) in self.memory.iter_mut() {
-            *start -= shift;
-            *end -= shift;
-        }
-        self.write_off -= self.read_off;
-        self.room_end = self.write_off;
-        self.read_off = 0;
-        let _ = std::fs::remove_file(old);
-        tracing::info!(generation = next, bytes = self.write_off, "spool compacted");
-        Ok(())
-    }
+/// The frames of a group commit the cap admits: all before `refused`, history after it.
+fn admitted<R>(all: &[(Frames, R)], refused: usize) -> impl Iterator<Item = &(Frames, R)> {
+    all.iter()
+        .enumerate()
+        .filter(move |(i, (f, _))| *i < refused || f.events == 0)
+        .map(|(_, frame)| frame)
 }
 
 /// The log, whoever holds it (a panic while writing leaves nothing half-done that the next
 /// append would follow: a failed write cuts the file back).
 fn lock(writer: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
     writer.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Replayed bytes at the head of the log after which the tail is moved to a new file.
-const COMPACT_AT: u64 = 64 * 1024 * 1024;
-/// Zeros written ahead of the records at a time.
-const ROOM: u64 = 4 * 1024 * 1024;
-
-fn log_path(dir: &Path, gen: u64) -> PathBuf {
-    dir.join(format!("spool.{gen}.log"))
-}
-
-/// Delete log files of other generations (leftovers of an interrupted compaction).
-fn remove_other_generations(dir: &Path, keep: u64) -> io::Result<()> {
-    let keep = format!("spool.{keep}.log");
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("spool.") && name.ends_with(".log") && name != keep {
-            std::fs::remove_file(dir.join(&*name))?;
-        }
-    }
-    Ok(())
-}
-
-/// Length of the valid record at `off`, or `None` at the end or at a torn/corrupt record.
-fn record_len_at(file: &File, off: u64, len: u64) -> io::Result<Option<u64>> {
-    if off + HEADER as u64 > len {
-        return Ok(None);
-    }
-    let mut header = [0u8; HEADER];
-    file.read_exact_at(&mut header, off)?;
-    let plen = u32::from_le_bytes(header[1..5].try_into().expect("4 bytes")) as u64;
-    if !matches!(header[0], MAGIC | MAGIC_EVENT) || off + HEADER as u64 + plen > len {
-        return Ok(None);
-    }
-    let mut payload = vec![0u8; plen as usize];
-    file.read_exact_at(&mut payload, off + HEADER as u64)?;
-    let crc = u32::from_le_bytes(header[5..9].try_into().expect("4 bytes"));
-    if crc32(&payload) != crc || decode_payload(header[0], &payload).is_none() {
-        return Ok(None);
-    }
-    Ok(Some(HEADER as u64 + plen))
-}
-
-/// Whether the file holds only zero octets from `from` to `to`.
-fn all_zero(file: &File, mut from: u64, to: u64) -> io::Result<bool> {
-    let mut buf = vec![0u8; READ_CHUNK];
-    while from < to {
-        let n = ((to - from) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..n], from)?;
-        if buf[..n].iter().any(|b| *b != 0) {
-            return Ok(false);
-        }
-        from += n as u64;
-    }
-    Ok(true)
 }
 
 /// Length of the framed record at the start of `bytes`, when all of it is there.
@@ -699,30 +816,6 @@ fn decode_payload(magic: u8, payload: &[u8]) -> Option<SpoolRecord> {
     }
 }
 
-/// `spool.pos`: generation and replay offset (16 bytes).
-fn read_pos(path: &Path) -> io::Result<(u64, u64)> {
-    match std::fs::read(path) {
-        Ok(b) if b.len() == 16 => Ok((
-            u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
-            u64::from_le_bytes(b[8..].try_into().expect("8 bytes")),
-        )),
-        Ok(_) => Ok((0, 0)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((0, 0)),
-        Err(e) => Err(e),
-    }
-}
-
-fn write_pos(path: &Path, gen: u64, off: u64) -> io::Result<()> {
-    let tmp = path.with_extension("pos.tmp");
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&gen.to_le_bytes())?;
-        f.write_all(&off.to_le_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320).
 pub fn crc32(data: &[u8]) -> u32 {
     // crc32fast (already built for the PDF's deflate) uses the CPU's carry-less multiply
@@ -730,365 +823,11 @@ pub fn crc32(data: &[u8]) -> u32 {
     crc32fast::hash(data)
 }
 
-/// The binary encoding of event records (magic [`MAGIC_EVENT`]): a version octet, then every
-/// field of the event in declaration order. Integers are LEB128 varints, strings and byte
-/// strings a varint length and the bytes, options a presence octet (0 = none), times
-/// zig-zag seconds since the epoch and nanoseconds, IPv6 prefixes a length octet and the
-/// ⌈len/8⌉ significant octets. Several times smaller than the JSON and far cheaper to write
-/// and read; history records stay JSON (rare: only when the database fails).
-mod codec {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-    use ipnet::Ipv6Net;
-    use time::OffsetDateTime;
-
-    use crate::radius::event::{AccountingEvent, StatusType, VendorAttribute};
-
-    const VERSION: u8 = 1;
-
-    fn varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push(v as u8 | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-
-    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-        varint(out, b.len() as u64);
-        out.extend_from_slice(b);
-    }
-
-    fn opt_str(out: &mut Vec<u8>, s: &Option<String>) {
-        match s {
-            None => out.push(0),
-            Some(s) => {
-                out.push(1);
-                bytes(out, s.as_bytes());
-            }
-        }
-    }
-
-    fn opt_u32(out: &mut Vec<u8>, v: Option<u32>) {
-        match v {
-            None => out.push(0),
-            Some(v) => {
-                out.push(1);
-                varint(out, u64::from(v));
-            }
-        }
-    }
-
-    fn time(out: &mut Vec<u8>, t: OffsetDateTime) {
-        let secs = t.unix_timestamp();
-        varint(out, ((secs << 1) ^ (secs >> 63)) as u64);
-        varint(out, u64::from(t.nanosecond()));
-    }
-
-    fn prefix(out: &mut Vec<u8>, n: &Ipv6Net) {
-        let len = n.prefix_len();
-        out.push(len);
-        out.extend_from_slice(&n.addr().octets()[..usize::from(len).div_ceil(8)]);
-    }
-
-    /// Append the encoding of `e` (and the session deadline) to `out`.
-    pub(super) fn encode_event(out: &mut Vec<u8>, e: &AccountingEvent, expires_at: OffsetDateTime) {
-        out.push(VERSION);
-        out.push(e.status.code() as u8);
-        time(out, expires_at);
-        time(out, e.event_time);
-        bytes(out, e.nas.as_bytes());
-        bytes(out, e.nas_client.as_bytes());
-        match e.source {
-            IpAddr::V4(a) => {
-                out.push(4);
-                out.extend_from_slice(&a.octets());
-            }
-            IpAddr::V6(a) => {
-                out.push(6);
-                out.extend_from_slice(&a.octets());
-            }
-        }
-        bytes(out, e.session_id.as_bytes());
-        opt_str(out, &e.user_name);
-        match e.nas_ip_address {
-            None => out.push(0),
-            Some(a) => {
-                out.push(1);
-                out.extend_from_slice(&a.octets());
-            }
-        }
-        match e.nas_ipv6_address {
-            None => out.push(0),
-            Some(a) => {
-                out.push(1);
-                out.extend_from_slice(&a.octets());
-            }
-        }
-        opt_str(out, &e.nas_identifier);
-        opt_u32(out, e.nas_port);
-        opt_str(out, &e.nas_port_id);
-        match e.framed_ip {
-            None => out.push(0),
-            Some(a) => {
-                out.push(1);
-                out.extend_from_slice(&a.octets());
-            }
-        }
-        varint(out, e.framed_ipv6_prefixes.len() as u64);
-        for n in &e.framed_ipv6_prefixes {
-            prefix(out, n);
-        }
-        varint(out, e.delegated_ipv6_prefixes.len() as u64);
-        for n in &e.delegated_ipv6_prefixes {
-            prefix(out, n);
-        }
-        varint(out, e.framed_ipv6_addresses.len() as u64);
-        for a in &e.framed_ipv6_addresses {
-            out.extend_from_slice(&a.octets());
-        }
-        match e.framed_interface_id {
-            None => out.push(0),
-            Some(id) => {
-                out.push(1);
-                out.extend_from_slice(&id);
-            }
-        }
-        opt_str(out, &e.calling_station_id);
-        opt_str(out, &e.called_station_id);
-        varint(out, e.input_octets);
-        varint(out, e.output_octets);
-        varint(out, e.input_packets);
-        varint(out, e.output_packets);
-        opt_u32(out, e.session_time);
-        opt_u32(out, e.terminate_cause);
-        varint(out, e.class.len() as u64);
-        for c in &e.class {
-            bytes(out, c);
-        }
-        opt_u32(out, e.delay_time);
-        varint(out, e.vendor_attributes.len() as u64);
-        for v in &e.vendor_attributes {
-            varint(out, u64::from(v.vendor_id));
-            varint(out, u64::from(v.attr_type));
-            opt_str(out, &v.name);
-            opt_str(out, &v.text);
-            bytes(out, &v.raw);
-        }
-    }
-
-    struct Reader<'a>(&'a [u8]);
-
-    impl<'a> Reader<'a> {
-        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-            if self.0.len() < n {
-                return None;
-            }
-            let (head, rest) = self.0.split_at(n);
-            self.0 = rest;
-            Some(head)
-        }
-
-        fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-            self.take(N)?.try_into().ok()
-        }
-
-        fn u8(&mut self) -> Option<u8> {
-            Some(self.take(1)?[0])
-        }
-
-        fn varint(&mut self) -> Option<u64> {
-            let mut v = 0u64;
-            for shift in (0..64).step_by(7) {
-                let b = self.u8()?;
-                v |= u64::from(b & 0x7f).checked_shl(shift)?;
-                if b & 0x80 == 0 {
-                    return Some(v);
-                }
-            }
-            None
-        }
-
-        fn u32(&mut self) -> Option<u32> {
-            u32::try_from(self.varint()?).ok()
-        }
-
-        fn len(&mut self) -> Option<usize> {
-            let n = usize::try_from(self.varint()?).ok()?;
-            // Every element takes at least one octet: a larger count is corrupt.
-            (n <= self.0.len()).then_some(n)
-        }
-
-        fn bytes(&mut self) -> Option<&'a [u8]> {
-            let n = self.len()?;
-            self.take(n)
-        }
-
-        fn string(&mut self) -> Option<String> {
-            String::from_utf8(self.bytes()?.to_vec()).ok()
-        }
-
-        fn present(&mut self) -> Option<bool> {
-            match self.u8()? {
-                0 => Some(false),
-                1 => Some(true),
-                _ => None,
-            }
-        }
-
-        fn opt_str(&mut self) -> Option<Option<String>> {
-            Some(if self.present()? {
-                Some(self.string()?)
-            } else {
-                None
-            })
-        }
-
-        fn opt_u32(&mut self) -> Option<Option<u32>> {
-            Some(if self.present()? {
-                Some(self.u32()?)
-            } else {
-                None
-            })
-        }
-
-        fn opt_v4(&mut self) -> Option<Option<Ipv4Addr>> {
-            Some(if self.present()? {
-                Some(Ipv4Addr::from(self.array::<4>()?))
-            } else {
-                None
-            })
-        }
-
-        fn time(&mut self) -> Option<OffsetDateTime> {
-            let z = self.varint()?;
-            let secs = ((z >> 1) as i64) ^ -((z & 1) as i64);
-            let nanos = u32::try_from(self.varint()?).ok()?;
-            let t = OffsetDateTime::from_unix_timestamp(secs).ok()?;
-            t.replace_nanosecond(nanos).ok()
-        }
-
-        fn prefix(&mut self) -> Option<Ipv6Net> {
-            let len = self.u8()?;
-            if len > 128 {
-                return None;
-            }
-            let mut octets = [0u8; 16];
-            let n = usize::from(len).div_ceil(8);
-            octets[..n].copy_from_slice(self.take(n)?);
-            Ipv6Net::new(Ipv6Addr::from(octets), len).ok()
-        }
-
-        fn prefixes(&mut self) -> Option<Vec<Ipv6Net>> {
-            let n = self.len()?;
-            (0..n).map(|_| self.prefix()).collect()
-        }
-    }
-
-    /// The event and deadline encoded by [`encode_event`]; `None` when `buf` is not exactly
-    /// one such encoding.
-    pub(super) fn decode_event(buf: &[u8]) -> Option<(AccountingEvent, OffsetDateTime)> {
-        let mut r = Reader(buf);
-        if r.u8()? != VERSION {
-            return None;
-        }
-        let status = StatusType::from_code(u32::from(r.u8()?))?;
-        let expires_at = r.time()?;
-        let event_time = r.time()?;
-        let nas = r.string()?;
-        let nas_client = r.string()?;
-        let source = match r.u8()? {
-            4 => IpAddr::V4(Ipv4Addr::from(r.array::<4>()?)),
-            6 => IpAddr::V6(Ipv6Addr::from(r.array::<16>()?)),
-            _ => return None,
-        };
-        let session_id = r.string()?;
-        let user_name = r.opt_str()?;
-        let nas_ip_address = r.opt_v4()?;
-        let nas_ipv6_address = if r.present()? {
-            Some(Ipv6Addr::from(r.array::<16>()?))
-        } else {
-            None
-        };
-        let nas_identifier = r.opt_str()?;
-        let nas_port = r.opt_u32()?;
-        let nas_port_id = r.opt_str()?;
-        let framed_ip = r.opt_v4()?;
-        let framed_ipv6_prefixes = r.prefixes()?;
-        let delegated_ipv6_prefixes = r.prefixes()?;
-        let n = r.len()?;
-        let framed_ipv6_addresses = (0..n)
-            .map(|_| r.array::<16>().map(Ipv6Addr::from))
-            .collect::<Option<Vec<_>>>()?;
-        let framed_interface_id = if r.present()? {
-            Some(r.array::<8>()?)
-        } else {
-            None
-        };
-        let calling_station_id = r.opt_str()?;
-        let called_station_id = r.opt_str()?;
-        let input_octets = r.varint()?;
-        let output_octets = r.varint()?;
-        let input_packets = r.varint()?;
-        let output_packets = r.varint()?;
-        let session_time = r.opt_u32()?;
-        let terminate_cause = r.opt_u32()?;
-        let n = r.len()?;
-        let class = (0..n)
-            .map(|_| r.bytes().map(<[u8]>::to_vec))
-            .collect::<Option<Vec<_>>>()?;
-        let delay_time = r.opt_u32()?;
-        let n = r.len()?;
-        let vendor_attributes = (0..n)
-            .map(|_| {
-                Some(VendorAttribute {
-                    vendor_id: r.u32()?,
-                    attr_type: r.u32()?,
-                    name: r.opt_str()?,
-                    text: r.opt_str()?,
-                    raw: r.bytes()?.to_vec(),
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
-        if !r.0.is_empty() {
-            return None;
-        }
-        let event = AccountingEvent {
-            status,
-            nas,
-            nas_client,
-            source,
-            session_id,
-            user_name,
-            nas_ip_address,
-            nas_ipv6_address,
-            nas_identifier,
-            nas_port,
-            nas_port_id,
-            framed_ip,
-            framed_ipv6_prefixes,
-            delegated_ipv6_prefixes,
-            framed_ipv6_addresses,
-            framed_interface_id,
-            calling_station_id,
-            called_station_id,
-            input_octets,
-            output_octets,
-            input_packets,
-            output_packets,
-            session_time,
-            terminate_cause,
-            class,
-            event_time,
-            delay_time,
-            vendor_attributes,
-        };
-        Some((event, expires_at))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+
     use super::*;
     use crate::radius::event::{StatusType, VendorAttribute as VendorAttributeT};
 
@@ -1199,10 +938,10 @@ mod tests {
         check(peek_all(&spool).await);
     }
 
-    /// Once the replayed records fill a room, a drained log starts the next generation, so
-    /// they do not pile up behind `spool.pos`.
+    /// Once the replayed records fill a room, a drained journal starts the next segment and
+    /// deletes the drained one, so they do not pile up behind `spool.pos`.
     #[tokio::test]
-    async fn a_drained_log_past_a_room_starts_a_new_generation() {
+    async fn a_drained_journal_past_a_room_starts_a_new_segment() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         let n = 100_000;
@@ -1213,8 +952,8 @@ mod tests {
         assert!(end > ROOM, "{end} bytes do not fill a room");
         spool.consumed(end).await.unwrap();
         assert_eq!(spool.depth(), 0);
-        assert!(dir.path().join("spool.1.log").exists());
-        assert!(!dir.path().join("spool.0.log").exists());
+        assert_eq!(spool.bytes(), 0);
+        assert_eq!(segment_files(dir.path()), vec![1]);
         spool.append(&rec(n)).await.unwrap();
         drop(spool);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -1222,34 +961,297 @@ mod tests {
         assert_eq!(records(&spool.peek(10).await.unwrap()), vec![rec(n)]);
     }
 
+    /// Small segments for the tests: a few dozen records each.
+    const SMALL: u64 = 2048;
+
+    /// Numbers of the segment files in `dir`, ascending.
+    fn segment_files(dir: &Path) -> Vec<u64> {
+        let mut out: Vec<u64> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_prefix("spool.")?
+                    .strip_suffix(".log")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Inode and contents of every segment file.
+    fn snapshot(dir: &Path) -> std::collections::BTreeMap<u64, (u64, Vec<u8>)> {
+        use std::os::unix::fs::MetadataExt;
+        segment_files(dir)
+            .into_iter()
+            .map(|n| {
+                let path = log_path(dir, n);
+                let ino = std::fs::metadata(&path).unwrap().ino();
+                (n, (ino, std::fs::read(&path).unwrap()))
+            })
+            .collect()
+    }
+
+    /// Under a backlog of several segments, replaying part of it only deletes the segments
+    /// the position passed: every other segment file keeps its inode and every byte it had
+    /// (appends only add after them), so no unreplayed record is ever copied or rewritten.
     #[tokio::test]
-    async fn compaction_moves_the_tail_to_a_new_generation() {
+    async fn replaying_a_backlog_deletes_passed_segments_and_rewrites_nothing() {
         let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let mut next = 0;
+        while segment_files(dir.path()).len() < 4 {
+            spool.append_frames(kept(next..next + 7)).await.unwrap();
+            next += 7;
+        }
+        let total = next;
+        let mut replayed = 0;
+        let mut removed = 0;
+        while replayed < total {
+            let before = snapshot(dir.path());
+            let step = spool.peek(11).await.unwrap();
+            assert_eq!(records(&step)[0], rec(replayed));
+            spool.consumed(step.last().unwrap().1).await.unwrap();
+            replayed += step.len() as u32;
+            assert_eq!(spool.depth(), u64::from(total - replayed));
+            let after = snapshot(dir.path());
+            for (n, (ino, bytes)) in &after {
+                let (old_ino, old_bytes) = &before[n];
+                assert_eq!(ino, old_ino, "segment {n} was replaced");
+                assert_eq!(bytes, old_bytes, "segment {n} was rewritten");
+            }
+            let gone: Vec<_> = before.keys().filter(|n| !after.contains_key(n)).collect();
+            // Only the oldest segments go, and only once the position is past them.
+            for n in &gone {
+                assert!(**n < *after.keys().next().unwrap());
+            }
+            removed += gone.len();
+        }
+        assert!(removed >= 3, "{removed} segments removed");
+        assert_eq!(spool.bytes(), 0);
+        // An append only adds bytes after the records of the newest segment.
+        let (n, end) = {
+            let w = lock(&spool.writer);
+            (w.seg, (w.write_off - w.base) as usize)
+        };
+        let (ino, bytes) = snapshot(dir.path()).remove(&n).unwrap();
+        spool.append(&rec(total)).await.unwrap();
+        let (new_ino, new_bytes) = snapshot(dir.path()).remove(&n).unwrap();
+        assert_eq!(ino, new_ino);
+        assert_eq!(new_bytes[..end], bytes[..end]);
+    }
+
+    /// Reopening walks every segment from the position's to the newest: the records come
+    /// back in order with the right depth, a torn record at the tail of the newest segment is
+    /// cut off, segment files before the position's are deleted, and replay and appends go
+    /// on across segments.
+    #[tokio::test]
+    async fn reopen_walks_the_segments_cuts_a_torn_tail_and_removes_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let mut total = 0;
+        while segment_files(dir.path()).len() < 4 {
+            spool.append(&rec(total)).await.unwrap();
+            total += 1;
+        }
+        // Replay into the second segment.
+        let first_segment = {
+            let w = lock(&spool.writer);
+            w.sealed[0].end
+        };
+        let all = spool.peek(usize::MAX).await.unwrap();
+        let k = all
+            .iter()
+            .position(|(_, end)| *end > first_segment)
+            .unwrap()
+            + 2;
+        spool.consumed(all[k - 1].1).await.unwrap();
+        assert_eq!(segment_files(dir.path()), vec![1, 2, 3]);
+        let (newest, records_end) = {
+            let w = lock(&spool.writer);
+            (w.seg, w.write_off - w.base)
+        };
+        drop(spool);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // A leftover before the position, and a torn record after the zeros of the newest.
+        std::fs::write(dir.path().join("spool.0.log"), b"leftover").unwrap();
+        let path = log_path(dir.path(), newest);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(&[MAGIC_EVENT, 200, 0, 0, 0, 1, 2, 3]).unwrap();
+        drop(f);
+        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        assert_eq!(segment_files(dir.path()), vec![1, 2, 3]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), records_end);
+        assert_eq!(spool.depth(), u64::from(total) - k as u64);
+        let rest = spool.peek(usize::MAX).await.unwrap();
+        assert_eq!(
+            records(&rest),
+            (k as u32..total).map(rec).collect::<Vec<_>>()
+        );
+        // Consume across a segment boundary, append into new segments, reopen again.
+        spool.consumed(rest[rest.len() / 2].1).await.unwrap();
+        let from = k as u32 + rest.len() as u32 / 2 + 1;
+        for i in total..total + 100 {
+            spool.append(&rec(i)).await.unwrap();
+        }
+        assert!(segment_files(dir.path()).len() > 3);
+        drop(spool);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        assert_eq!(spool.depth(), u64::from(total + 100 - from));
+        let rest = spool.peek(usize::MAX).await.unwrap();
+        assert_eq!(
+            records(&rest),
+            (from..total + 100).map(rec).collect::<Vec<_>>()
+        );
+        spool.consumed(rest.last().unwrap().1).await.unwrap();
+        assert_eq!(spool.depth(), 0);
+        assert_eq!(segment_files(dir.path()).len(), 1);
+    }
+
+    /// Only the newest segment can end in a torn record; bytes that are not a record after
+    /// the records of a complete segment are skipped at open, never cut, and the segments
+    /// after it replay as well.
+    #[tokio::test]
+    async fn damage_after_the_records_of_a_complete_segment_is_skipped_not_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let mut total = 0;
+        while segment_files(dir.path()).len() < 3 {
+            spool.append(&rec(total)).await.unwrap();
+            total += 1;
+        }
+        let end = lock(&spool.writer).sealed[0].end;
+        drop(spool);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let path = log_path(dir.path(), 0);
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(end < len, "the segment ends in zeros");
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&[MAGIC_EVENT, 1, 2, 3], end).unwrap();
+        drop(f);
+        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+        assert_eq!(spool.depth(), u64::from(total));
+        let all = records(&spool.peek(usize::MAX).await.unwrap());
+        assert_eq!(all, (0..total).map(rec).collect::<Vec<_>>());
+    }
+
+    /// A spool as ebok wrote it before segments: one `spool.N.log` (records, then zeros) and
+    /// `spool.pos` naming it. It is a journal of one segment: replay goes on from the
+    /// position, appends follow the records.
+    #[tokio::test]
+    async fn a_spool_of_one_file_opens_and_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut frames = Frames::new();
+        for i in 0..5 {
+            frames.push(&rec(i)).unwrap();
+        }
+        let two = {
+            let mut f = Frames::new();
+            f.push(&rec(0)).unwrap();
+            f.push(&rec(1)).unwrap();
+            f.buf.len() as u64
+        };
+        let mut log = frames.buf.clone();
+        log.resize(log.len() + 4096, 0);
+        std::fs::write(dir.path().join("spool.7.log"), &log).unwrap();
+        segments::write_pos(&dir.path().join("spool.pos"), 7, two).unwrap();
+        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        assert_eq!(spool.depth(), 3);
+        assert_eq!(spool.bytes(), frames.buf.len() as u64 - two);
+        spool.append(&rec(5)).await.unwrap();
+        assert_eq!(segment_files(dir.path()), vec![7]);
+        let all = spool.peek(100).await.unwrap();
+        assert_eq!(records(&all), (2..6).map(rec).collect::<Vec<_>>());
+        spool.consumed(all[0].1).await.unwrap();
+        drop(spool);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        assert_eq!(peek_all(&spool).await, (3..6).map(rec).collect::<Vec<_>>());
+    }
+
+    /// When `spool.pos` names a segment that is not there, the oldest one left replays from
+    /// its start.
+    #[tokio::test]
+    async fn a_position_in_a_missing_segment_replays_the_next_one_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut frames = Frames::new();
+        for i in 0..3 {
+            frames.push(&rec(i)).unwrap();
+        }
+        std::fs::write(dir.path().join("spool.4.log"), &frames.buf).unwrap();
+        segments::write_pos(&dir.path().join("spool.pos"), 2, 100).unwrap();
         let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(peek_all(&spool).await, (0..3).map(rec).collect::<Vec<_>>());
+    }
+
+    /// Past the cap, appends of events are refused with the journal-full error, by the
+    /// writer thread and by a blocking append alike; history records are still taken; once
+    /// the replay consumed some, events are taken again.
+    #[tokio::test]
+    async fn past_the_cap_events_are_refused_and_history_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let one = {
+            let mut f = Frames::new();
+            f.push(&rec(0)).unwrap();
+            f.buf.len() as u64
+        };
+        spool.set_max_bytes(10 * one);
         for i in 0..10 {
             spool.append(&rec(i)).await.unwrap();
         }
-        let all = spool.peek(10).await.unwrap();
-        // Pretend the head is large: compact right after consuming four records.
-        compact_after(&spool, all[3].1).await;
-        assert_eq!(spool.depth(), 6);
-        assert!(dir.path().join("spool.1.log").exists());
-        assert!(!dir.path().join("spool.0.log").exists());
-        spool.append(&rec(10)).await.unwrap();
-        drop(spool);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        // An orphan of an interrupted compaction is removed at open.
-        std::fs::write(dir.path().join("spool.2.log"), b"partial").unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
-        assert!(!dir.path().join("spool.2.log").exists());
-        let rest: Vec<_> = spool
-            .peek(100)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| (*r.0).clone())
+        assert_eq!(spool.bytes(), 10 * one);
+        let full = |e: io::Error| {
+            assert!(is_journal_full(&e), "{e}");
+            let inner = e.get_ref().and_then(|e| e.downcast_ref::<JournalFull>());
+            assert_eq!(inner.unwrap().max, 10 * one, "{e}");
+        };
+        full(spool.append(&rec(10)).await.unwrap_err());
+        full(spool.append_frames_blocking(kept(10..11)).unwrap_err());
+        let history = SpoolRecord::History(crate::sessions::Applied::default());
+        spool.append(&history).await.unwrap();
+        assert_eq!(spool.depth(), 11);
+        // Once the replay consumed some, events fit again up to the cap; concurrent appends
+        // (one group commit or several) are taken while they fit, the others refused.
+        let all = spool.peek(8).await.unwrap();
+        spool.consumed(all[7].1).await.unwrap();
+        let size = {
+            let mut f = Frames::new();
+            f.push(&rec(100)).unwrap();
+            f.buf.len() as u64
+        };
+        let room = (10 * one - spool.bytes()) / size;
+        assert!(room > 0);
+        let appends: Vec<_> = (100..100 + room as u32 + 3)
+            .map(|i| {
+                let s = spool.clone();
+                tokio::spawn(async move { s.append(&rec(i)).await })
+            })
             .collect();
-        assert_eq!(rest, (4..11).map(rec).collect::<Vec<_>>());
+        let mut taken = 0;
+        for a in appends {
+            match a.await.unwrap() {
+                Ok(()) => taken += 1,
+                Err(e) => full(e),
+            }
+        }
+        assert_eq!(taken, room);
+        assert!(spool.bytes() <= 10 * one);
+        spool.append(&history).await.unwrap();
+        assert!(spool.bytes() > 10 * one);
+        assert_eq!(spool.depth(), 2 + 1 + taken + 1);
+        let rest = records(&spool.peek(100).await.unwrap());
+        assert_eq!(rest[..3], [rec(8), rec(9), history.clone()]);
+        assert_eq!(rest.last(), Some(&history));
+        // Without a cap, anything goes.
+        spool.set_max_bytes(0);
+        spool.append_frames_blocking(kept(20..30)).unwrap();
     }
 
     /// Frames of owned events (kept in memory by the writer).
@@ -1262,13 +1264,6 @@ mod tests {
             frames.push_owned_event((*event).clone(), expires_at);
         }
         frames
-    }
-
-    /// Consume up to `offset`, then compact whatever the head's size.
-    async fn compact_after(spool: &Spool, offset: u64) {
-        let (tx, rx) = oneshot::channel();
-        spool.tx.send(Cmd::CompactAfter(offset, tx)).await.unwrap();
-        rx.await.unwrap().unwrap();
     }
 
     fn records(peeked: &Peeked) -> Vec<SpoolRecord> {
@@ -1309,19 +1304,25 @@ mod tests {
         assert_eq!(peek_all(&spool).await, vec![rec(8)]);
     }
 
+    /// The memory of kept records and the ends handed out carry over from one segment to
+    /// the next; more than the memory holds is read from the files, in order.
     #[tokio::test]
-    async fn kept_records_survive_compaction_and_memory_overflow() {
+    async fn kept_records_survive_new_segments_and_memory_overflow() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
-        spool.append_frames(kept(0..10)).await.unwrap();
+        let spool = Spool::open_segmented(dir.path(), 256).unwrap();
+        for i in 0..10 {
+            spool.append_frames(kept(i..i + 1)).await.unwrap();
+        }
+        assert!(segment_files(dir.path()).len() > 2);
+        assert_eq!(lock(&spool.writer).memory.len(), 10);
         let all = spool.peek(10).await.unwrap();
-        compact_after(&spool, all[3].1).await;
-        // Offsets moved to the new generation; memory followed them.
+        spool.consumed(all[3].1).await.unwrap();
         let rest = spool.peek(100).await.unwrap();
         assert_eq!(records(&rest), (4..10).map(rec).collect::<Vec<_>>());
         spool.consumed(rest[1].1).await.unwrap();
         assert_eq!(peek_all(&spool).await, (6..10).map(rec).collect::<Vec<_>>());
-        // More than the memory holds: the overflow comes from the file, in order.
+        // More than the memory holds (and one append larger than a segment): the overflow
+        // comes from the file, in order.
         let n = MEMORY_RECORDS as u32 + 10;
         spool.append_frames(kept(10..10 + n)).await.unwrap();
         spool.append_frames(kept(10 + n..12 + n)).await.unwrap();
@@ -1330,6 +1331,9 @@ mod tests {
         for (k, (record, _)) in all.iter().enumerate() {
             assert_eq!(**record, rec(6 + k as u32));
         }
+        spool.consumed(all.last().unwrap().1).await.unwrap();
+        assert_eq!(spool.depth(), 0);
+        assert_eq!(segment_files(dir.path()).len(), 1);
     }
 
     fn full_event() -> AccountingEvent {
