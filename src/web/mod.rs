@@ -31,6 +31,7 @@ pub mod office;
 pub mod pages;
 pub mod passwords;
 pub mod ratelimit;
+pub mod redirect;
 pub mod register;
 pub mod request;
 pub mod session_store;

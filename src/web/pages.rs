@@ -533,15 +533,8 @@ pub struct Back {
 /// Switch language (a cookie for a year) and go back to a local page.
 pub async fn language(ctx: Ctx, Path(code): Path<String>, Query(back): Query<Back>) -> Response {
     let lang = Lang::from_code(&code).unwrap_or(Lang::Pl);
-    let target = if back.wroc.starts_with('/')
-        && !back.wroc.starts_with("//")
-        && !back.wroc.contains('\\')
-    {
-        back.wroc
-    } else {
-        "/".to_owned()
-    };
-    let mut resp = Redirect::to(&target).into_response();
+    let target = super::redirect::local_target(&back.wroc);
+    let mut resp = Redirect::to(target).into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(LANG_COOKIE, lang.code(), ctx.info.secure, Some(31_536_000)),

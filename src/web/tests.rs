@@ -1104,6 +1104,18 @@ async fn security_headers_and_languages() {
         r.body
     );
     assert_eq!(b.get("/jezyk/pl?wroc=//evil.example").await.location(), "/");
+    // A TAB, CR/LF or NUL after the slash: browsers would follow the first to another
+    // site, the others cannot go into a header; all go home, none is an error.
+    for evil in [
+        "/%09/evil.example",
+        "/%0a/evil.example",
+        "/%00",
+        "/%0d%0aSet-Cookie:x=1",
+    ] {
+        let r = b.get(&format!("/jezyk/pl?wroc={evil}")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{evil}");
+        assert_eq!(r.location(), "/", "{evil}");
+    }
     let mut e = h.browser(STRANGER_IP);
     e.headers
         .push(("accept-language".into(), "en-US,en;q=0.9".into()));
