@@ -15,6 +15,7 @@ pub mod sessions;
 pub mod spool;
 pub mod store;
 pub mod systemd;
+pub mod terminal;
 #[doc(hidden)]
 pub mod testkit;
 pub mod tz;

@@ -124,6 +124,9 @@ struct Global {
     /// Log filter; overrides log.level.
     #[arg(long = "log-level", global = true)]
     log_level: Option<String>,
+    /// Print times in UTC instead of Europe/Warsaw.
+    #[arg(long, global = true)]
+    utc: bool,
 }
 
 fn parse_store(s: &str) -> Result<StoreKind, String> {
@@ -386,7 +389,7 @@ fn main() -> ExitCode {
                 println!("demo ISP loaded: {summary}");
                 Ok(())
             }
-            Command::Sessions { command } => sessions(config, command).await,
+            Command::Sessions { command } => sessions(config, command, cli.global.utc).await,
             Command::Attribution {
                 ip,
                 time,
@@ -406,8 +409,15 @@ fn main() -> ExitCode {
                     .context("opening the database (database.url)")?;
                 let actor = format!("cli:{}", cli_user());
                 let mut out = std::io::stdout().lock();
-                ebok::ops::api::attribution::cli(live.as_ref(), &db, &actor, query, &mut out)
-                    .await?;
+                ebok::ops::api::attribution::cli(
+                    live.as_ref(),
+                    &db,
+                    &actor,
+                    query,
+                    cli.global.utc,
+                    &mut out,
+                )
+                .await?;
                 Ok(())
             }
             Command::Config { .. } | Command::Ops { .. } => unreachable!("handled above"),
@@ -452,7 +462,8 @@ async fn run(
     served
 }
 
-async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Result<()> {
+async fn sessions(config: Config, command: SessionsCommand, utc: bool) -> anyhow::Result<()> {
+    use ebok::terminal::{count, safe, time};
     let live = ebok::server::open_live(&config).await?;
     match command {
         SessionsCommand::Lookup { ip } => {
@@ -461,17 +472,19 @@ async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Result<()
                 .context("opening the database (database.url)")?;
             match ebok::identify::identify(live.as_ref(), &db, ip).await? {
                 Some(found) => {
-                    print_session(&found.session);
+                    print_session(&found.session, utc);
                     match &found.holder {
                         Some((subscriber, contract)) => {
                             println!(
                                 "subscriber   {} (billing id {})",
-                                subscriber.display_name(),
-                                subscriber.ext_id
+                                safe(&subscriber.display_name()),
+                                safe(&subscriber.ext_id)
                             );
                             println!(
                                 "contract     {} ({}, {})",
-                                contract.number, contract.tariff, contract.monthly_fee
+                                safe(&contract.number),
+                                safe(&contract.tariff),
+                                contract.monthly_fee
                             );
                         }
                         None => println!("subscriber   - (PPPoE login not in the subscriber data)"),
@@ -530,21 +543,26 @@ async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Result<()
             let now = time::OffsetDateTime::now_utc();
             let by_key = nas.as_deref().filter(|n| n.parse::<IpAddr>().is_ok());
             let all = filter.apply(live.list(by_key).await?, now);
+            if !all.is_empty() {
+                println!("NAS\tSESSION\tLOGIN\tIPV4\tIPV6\tSTARTED\tSTATE");
+            }
             for s in &all {
+                let v6 = s
+                    .ipv6_prefixes
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    s.nas,
-                    s.session_id,
-                    s.user_name.as_deref().unwrap_or("-"),
+                    safe(&s.nas),
+                    safe(&s.session_id),
+                    safe(s.user_name.as_deref().unwrap_or("-")),
                     s.framed_ip
                         .map(|i| i.to_string())
                         .unwrap_or_else(|| "-".into()),
-                    s.ipv6_prefixes
-                        .iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    s.started_at,
+                    if v6.is_empty() { "-".into() } else { v6 },
+                    time(s.started_at, utc),
                     if ebok::sessions::filter::is_stale(s, now) {
                         "stale"
                     } else {
@@ -552,7 +570,7 @@ async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Result<()
                     }
                 );
             }
-            println!("{} live sessions", all.len());
+            println!("{}", count(all.len(), "live session", "live sessions"));
         }
         SessionsCommand::Nas => {
             let now = time::OffsetDateTime::now_utc();
@@ -564,8 +582,9 @@ async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Result<()
                 let (sessions, stale, newest) =
                     c.map_or((0, 0, None), |c| (c.sessions, c.stale, c.newest_update));
                 println!(
-                    "{name}\t{sessions}\t{stale}\t{}",
-                    newest.map_or_else(|| "-".to_owned(), |t| t.to_string())
+                    "{}\t{sessions}\t{stale}\t{}",
+                    safe(name),
+                    newest.map_or_else(|| "-".to_owned(), |t| time(t, utc))
                 );
             };
             for (client, _) in table.clients() {
@@ -595,7 +614,11 @@ async fn control(
         Action::Change
     };
     let Some(session) = live.get(nas, session_id).await? else {
-        println!("{nas} {session_id}: no such live session");
+        println!(
+            "{} {}: no such live session",
+            ebok::terminal::safe(nas),
+            ebok::terminal::safe(session_id)
+        );
         std::process::exit(1);
     };
     let table = std::sync::Arc::new(
@@ -636,10 +659,15 @@ fn cli_user() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn print_session(s: &LiveSession) {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
-    println!("session      {}", s.session_id);
-    println!("nas          {} (client entry {})", s.nas, s.nas_client);
+fn print_session(s: &LiveSession, utc: bool) {
+    use ebok::terminal::{octets, safe, time};
+    let opt = |v: &Option<String>| v.as_deref().map_or("-".into(), |v| safe(v).into_owned());
+    println!("session      {}", safe(&s.session_id));
+    println!(
+        "nas          {} (client entry {})",
+        safe(&s.nas),
+        safe(&s.nas_client)
+    );
     println!("login        {}", opt(&s.user_name));
     println!(
         "ipv4         {}",
@@ -652,11 +680,12 @@ fn print_session(s: &LiveSession) {
     }
     println!("mac          {}", opt(&s.calling_station_id));
     println!("nas port     {}", opt(&s.nas_port_id));
-    println!("started      {}", s.started_at);
-    println!("updated      {}", s.updated_at);
-    println!("expires      {}", s.expires_at);
+    println!("started      {}", time(s.started_at, utc));
+    println!("updated      {}", time(s.updated_at, utc));
+    println!("expires      {}", time(s.expires_at, utc));
     println!(
-        "octets       in {} / out {}",
-        s.input_octets, s.output_octets
+        "traffic      in {} / out {} (subscriber's upload / download)",
+        octets(s.input_octets),
+        octets(s.output_octets)
     );
 }

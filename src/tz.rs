@@ -31,6 +31,21 @@ pub fn to_warsaw(t: OffsetDateTime) -> OffsetDateTime {
     t.to_offset(warsaw_offset(t))
 }
 
+/// The instant a Europe/Warsaw wall-clock time names. In the hour repeated when summer time
+/// ends the first (summer) one; a time skipped when it starts is read as winter time.
+pub fn from_warsaw(local: time::PrimitiveDateTime) -> OffsetDateTime {
+    for hours in [2, 1] {
+        let offset = UtcOffset::from_hms(hours, 0, 0).expect("valid offset");
+        let t = local.assume_offset(offset);
+        if warsaw_offset(t) == offset {
+            return t.to_offset(UtcOffset::UTC);
+        }
+    }
+    local
+        .assume_offset(UtcOffset::from_hms(1, 0, 0).expect("valid offset"))
+        .to_offset(UtcOffset::UTC)
+}
+
 /// The calendar day in Europe/Warsaw of instant `t`.
 pub fn warsaw_date(t: OffsetDateTime) -> Date {
     to_warsaw(t).date()
@@ -40,6 +55,28 @@ pub fn warsaw_date(t: OffsetDateTime) -> Date {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn wall_clock_times_to_instants() {
+        assert_eq!(
+            from_warsaw(datetime!(2026-12-01 14:00)),
+            datetime!(2026-12-01 13:00 UTC)
+        );
+        assert_eq!(
+            from_warsaw(datetime!(2026-07-01 14:00)),
+            datetime!(2026-07-01 12:00 UTC)
+        );
+        // 02:30 on 25 October 2026 happens twice: the summer one.
+        assert_eq!(
+            from_warsaw(datetime!(2026-10-25 02:30)),
+            datetime!(2026-10-25 00:30 UTC)
+        );
+        // 02:30 on 29 March 2026 does not happen: read as winter time.
+        assert_eq!(
+            from_warsaw(datetime!(2026-03-29 02:30)),
+            datetime!(2026-03-29 01:30 UTC)
+        );
+    }
 
     #[test]
     fn offsets_around_dst_changes() {

@@ -94,13 +94,23 @@ pub fn parse_instant(what: &str, text: &str) -> Result<OffsetDateTime, Attributi
             .ok()
             .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
     } else {
-        OffsetDateTime::parse(t, &Rfc3339).ok()
+        OffsetDateTime::parse(t, &Rfc3339).ok().or_else(|| {
+            // Europe/Warsaw wall-clock time, as an operator types it.
+            let minutes = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+            let seconds =
+                time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+            time::PrimitiveDateTime::parse(t, minutes)
+                .or_else(|_| time::PrimitiveDateTime::parse(t, seconds))
+                .ok()
+                .map(crate::tz::from_warsaw)
+        })
     };
     parsed
         .map(|at| at.to_offset(time::UtcOffset::UTC))
         .ok_or_else(|| {
             bad(format!(
-                "{what} {text:?} is neither an RFC 3339 time (2026-01-31T12:00:00Z) nor Unix seconds"
+                "{what} {text:?} is neither an RFC 3339 time (2026-01-31T12:00:00Z), a Warsaw \
+                 time (2026-01-31 13:00) nor Unix seconds"
             ))
         })
 }
@@ -276,26 +286,64 @@ pub fn csv_chunk(header: bool, rows: &[HeldBy]) -> std::io::Result<Bytes> {
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-/// The rows as an aligned table for the console.
-pub fn write_table(out: &mut dyn Write, rows: &[HeldBy]) -> std::io::Result<()> {
-    // source, start, stop, login, mac, ipv4, ipv6, nas, session, subscriber, contract, reason
-    const COLUMNS: [usize; 12] = [0, 8, 9, 4, 5, 6, 7, 1, 3, 13, 14, 11];
-    let cells: Vec<Vec<String>> = std::iter::once(CSV_HEADER.map(str::to_owned))
-        .chain(rows.iter().map(fields))
-        .map(|f| {
-            COLUMNS
-                .iter()
-                .map(|&i| {
-                    if f[i].is_empty() {
-                        "-".to_owned()
-                    } else {
-                        f[i].clone()
-                    }
-                })
-                .collect()
-        })
+/// The rows as an aligned table for the console: times in Europe/Warsaw (UTC with
+/// `utc`), terminate causes by name, and what NAS devices or billing files sent with its
+/// control characters escaped (see [`crate::terminal`]).
+pub fn write_table(out: &mut dyn Write, rows: &[HeldBy], utc: bool) -> std::io::Result<()> {
+    use crate::terminal::{safe, terminate_cause, time};
+    let header = [
+        "source",
+        "started",
+        "stopped",
+        "login",
+        "mac",
+        "ipv4",
+        "ipv6",
+        "nas",
+        "session",
+        "subscriber",
+        "contract",
+        "closed by",
+    ];
+    let dash = |v: String| if v.is_empty() { "-".to_owned() } else { v };
+    let text = |v: &str| dash(safe(v).into_owned());
+    let cells: Vec<Vec<String>> = std::iter::once(header.map(str::to_owned).to_vec())
+        .chain(rows.iter().map(|r| {
+            let (subscriber, contract) = match &r.holder {
+                Some((s, c)) => (
+                    format!("{} {}", s.ext_id, s.display_name()),
+                    c.number.clone(),
+                ),
+                None => Default::default(),
+            };
+            let closed = match (&r.close_reason, r.terminate_cause) {
+                (Some(reason), Some(cause)) => format!("{reason}: {}", terminate_cause(cause)),
+                (Some(reason), None) => reason.clone(),
+                (None, _) => String::new(),
+            };
+            vec![
+                r.source.label().to_owned(),
+                time(r.started_at, utc),
+                dash(r.stopped_at.map(|t| time(t, utc)).unwrap_or_default()),
+                text(r.user_name.as_deref().unwrap_or("")),
+                text(r.calling_station_id.as_deref().unwrap_or("")),
+                dash(r.framed_ip.map(|ip| ip.to_string()).unwrap_or_default()),
+                dash(
+                    r.ipv6_prefixes
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+                text(&r.nas),
+                text(&r.session_id),
+                text(&subscriber),
+                text(&contract),
+                text(&closed),
+            ]
+        }))
         .collect();
-    let widths: Vec<usize> = (0..COLUMNS.len())
+    let widths: Vec<usize> = (0..header.len())
         .map(|c| {
             cells
                 .iter()
@@ -332,12 +380,14 @@ pub enum CliQuery {
     },
 }
 
-/// Answer `query` on `out`, audited for `actor` (`cli:<user>`).
+/// Answer `query` on `out`, audited for `actor` (`cli:<user>`); table times in
+/// Europe/Warsaw, or UTC with `utc`.
 pub async fn cli(
     live: &dyn LiveSessions,
     db: &Db,
     actor: &str,
     query: CliQuery,
+    utc: bool,
     out: &mut dyn Write,
 ) -> Result<(), AttributionError> {
     match query {
@@ -348,9 +398,13 @@ pub async fn cli(
             };
             let rows = lookup_audited(live, db, (actor, None), ip.to_canonical(), at).await?;
             if rows.is_empty() {
-                writeln!(out, "no session held {ip} at {}", rfc3339(at))?;
+                writeln!(
+                    out,
+                    "no session held {ip} at {}",
+                    crate::terminal::time(at, utc)
+                )?;
             } else {
-                write_table(out, &rows)?;
+                write_table(out, &rows, utc)?;
             }
         }
         CliQuery::Period { ip, from, to, csv } => {
@@ -372,7 +426,7 @@ pub async fn cli(
                 }
             }
             if !csv {
-                write_table(out, &table)?;
+                write_table(out, &table, utc)?;
             }
         }
     }

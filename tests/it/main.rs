@@ -5,6 +5,7 @@
 
 mod browser;
 mod capture;
+mod cli;
 mod demo;
 mod durability;
 mod fuzz;
