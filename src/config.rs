@@ -326,6 +326,14 @@ pub struct WebConfig {
     pub session_absolute_hours: u64,
     /// Panel accounts one subscriber may register.
     pub accounts_per_subscriber: u32,
+    /// Seconds a connection may take to send a request head, and may stay idle between
+    /// requests.
+    pub header_timeout_secs: u64,
+    /// Seconds from a request's head to the answer (the body included): a request sent a
+    /// byte a second gets 408.
+    pub request_timeout_secs: u64,
+    /// Connections open at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
 }
 
 impl Default for WebConfig {
@@ -341,6 +349,9 @@ impl Default for WebConfig {
             session_idle_minutes: 30,
             session_absolute_hours: 12,
             accounts_per_subscriber: 1,
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_connections: 1024,
         }
     }
 }
@@ -717,6 +728,15 @@ impl Config {
                     format!("web.host_aliases[{i}]"),
                     format!("{alias:?} is not a host name or address (no scheme, port or path)"),
                 ));
+            }
+        }
+        for (key, v) in [
+            ("web.header_timeout_secs", self.web.header_timeout_secs),
+            ("web.request_timeout_secs", self.web.request_timeout_secs),
+            ("web.max_connections", self.web.max_connections as u64),
+        ] {
+            if v == 0 {
+                return Err(err(key.into(), "must be at least 1".into()));
             }
         }
         if self.web.session_idle_minutes == 0 {

@@ -292,17 +292,12 @@ pub async fn start(
         shutdown.clone(),
     ));
     let app = crate::web::router(state);
-    let mut web_shutdown = shutdown.clone();
-    let web_task = tokio::spawn(async move {
-        let _ = axum::serve(
-            listeners.web,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = web_shutdown.changed().await;
-        })
-        .await;
-    });
+    let web_task = tokio::spawn(crate::web::serve::serve(
+        listeners.web,
+        app,
+        crate::web::serve::Limits::from_config(&config.web),
+        shutdown.clone(),
+    ));
     let mut metrics_shutdown = shutdown.clone();
     // Histogram samples wait in the recorder until an upkeep folds them into the buckets;
     // without a Prometheus scraping us they would pile up, so fold them every 5 s.

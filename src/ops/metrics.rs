@@ -83,6 +83,14 @@ fn describe() {
         "ebok_panel_password_checks_refused_total",
         "Password checks refused with 503 because as many as the machine has cores were running and the queue behind them was full"
     );
+    describe_gauge!(
+        "ebok_http_connections",
+        "Panel and ops API connections open now (at most [web] max_connections)"
+    );
+    describe_counter!(
+        "ebok_http_timeouts_total",
+        "Requests answered 408 because they were not complete within [web] request_timeout_secs"
+    );
     describe_counter!(
         "ebok_http_wrong_host_total",
         "HTTP requests refused with 421 because their Host is not one of the panel's names (public_url, host_aliases)"

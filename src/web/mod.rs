@@ -34,6 +34,7 @@ pub mod ratelimit;
 pub mod redirect;
 pub mod register;
 pub mod request;
+pub mod serve;
 pub mod session_store;
 pub mod stats;
 pub mod totp;

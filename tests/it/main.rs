@@ -10,6 +10,7 @@ mod demo;
 mod durability;
 mod fuzz;
 mod harness;
+mod http;
 mod ops;
 mod poison;
 mod radius;
