@@ -262,19 +262,33 @@ fn fields(r: &HeldBy) -> [String; 15] {
     ]
 }
 
-/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first: a PPPoE
-/// login or NAS-sent text like `=HYPERLINK(…)`) gets a leading `'`, so the abuse desk that
-/// opens the export sees text (OWASP "CSV injection").
+/// A cell a spreadsheet could run as a formula gets a leading `'`, so the abuse desk that
+/// opens the export sees text (OWASP "CSV injection"): one that starts with `=`, `+`, `-`,
+/// `@`, a tab, CR or LF (after spaces), or has such a start after a `;`, `,`, tab or `|`
+/// (a Polish spreadsheet splits on `;`: a PPPoE login `;=1+1` would become a formula
+/// cell). Every cell is also quoted (see [`csv_chunk`]), so no separator inside one splits
+/// it in a spreadsheet that honours quotes.
 fn spreadsheet_safe(cell: String) -> String {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
-        _ => cell,
+    let formula = |piece: &str| {
+        matches!(
+            piece.trim_start_matches(' ').chars().next(),
+            Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\n')
+        )
+    };
+    let dangerous = formula(&cell) || cell.split([';', ',', '\t', '|']).skip(1).any(formula);
+    if dangerous {
+        format!("'{cell}")
+    } else {
+        cell
     }
 }
 
-/// CSV (RFC 4180: comma, quotes doubled) of `rows`, after the header row when `header`.
+/// CSV (RFC 4180: comma, every cell quoted, quotes doubled) of `rows`, after the header row
+/// when `header`.
 pub fn csv_chunk(header: bool, rows: &[HeldBy]) -> std::io::Result<Bytes> {
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 160 + 200));
+    let mut w = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .from_writer(Vec::with_capacity(rows.len() * 180 + 200));
     if header {
         w.write_record(CSV_HEADER)?;
     }
@@ -626,5 +640,22 @@ mod csv_tests {
             "jan.kowalski"
         );
         assert_eq!(super::spreadsheet_safe(String::new()), "");
+        // Polish spreadsheets split on ';': a formula after one is defused too.
+        for cell in [
+            ";=1+1",
+            "a;=1+1",
+            "a, @SUM(A1)",
+            "x|-2",
+            "a\t=1",
+            "  =1",
+            "\n=1",
+        ] {
+            assert_eq!(
+                super::spreadsheet_safe(cell.into()),
+                format!("'{cell}"),
+                "{cell:?}"
+            );
+        }
+        assert_eq!(super::spreadsheet_safe("a;b,c".into()), "a;b,c");
     }
 }
