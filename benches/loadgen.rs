@@ -1908,7 +1908,7 @@ async fn seed_billing(args: SeedBillingArgs) -> anyhow::Result<()> {
         });
     }
     let mut tx = db.begin().await?;
-    upsert_invoices(&mut tx, &invoices)
+    upsert_invoices(&mut tx, &invoices, &[])
         .await
         .map_err(|(i, e)| anyhow::anyhow!("invoice {i}: {e}"))?;
     upsert_payments(&mut tx, &payments)

@@ -31,20 +31,21 @@ use time::{Date, OffsetDateTime};
 
 use crate::config::OpsToken;
 use crate::sessions::LiveSession;
-use crate::store::billing::{upsert_invoice, upsert_payment, InvoiceRecord, PaymentRecord};
+use crate::store::billing::{upsert_invoice_keeping, upsert_payment, InvoiceRecord, PaymentRecord};
 use crate::store::content::{
     self, upsert_faq, upsert_news, upsert_service, FaqRecord, NewsRecord, OrderStatus,
     ServiceOrder, ServiceRecord,
 };
 use crate::store::money::Money;
 use crate::store::panel::{self, Author, Ticket, TicketMessage, TicketStatus};
+use crate::store::repo::Absent;
 use crate::store::repo::{
     iso_date, Entity, Page, Paged, StoreError, UniqueField, UpsertSummary, Upserted,
 };
 use crate::store::subscribers::{
-    upsert_contract, upsert_ip_assignment, upsert_pppoe_account, upsert_subscriber, Address,
-    Contract, ContractRecord, ContractStatus, IpAssignmentRecord, PppoeAccountRecord, Subscriber,
-    SubscriberKind, SubscriberRecord,
+    upsert_contract_keeping, upsert_ip_assignment_keeping, upsert_pppoe_account_keeping,
+    upsert_subscriber_keeping, Address, Contract, ContractRecord, ContractStatus,
+    IpAssignmentRecord, PppoeAccountRecord, Subscriber, SubscriberKind, SubscriberRecord,
 };
 use crate::store::{audit, Db, DbTx};
 use crate::web::i18n::{Lang, Tr};
@@ -341,7 +342,13 @@ trait Upsert: DeserializeOwned + Send + Sync + 'static {
     /// The path under `/api/v1`, also the word used in logs and the audit log.
     const KIND: &'static str;
 
-    fn upsert<'a>(tx: &'a mut DbTx, rec: &'a Self) -> BoxFuture<'a, Result<Upserted, StoreError>>;
+    /// Store `rec`; the optional fields `absent` names (keys the object did not carry)
+    /// keep their stored values.
+    fn upsert<'a>(
+        tx: &'a mut DbTx,
+        rec: &'a Self,
+        absent: &'a Absent,
+    ) -> BoxFuture<'a, Result<Upserted, StoreError>>;
 
     /// Work to start once the records are committed, given each record's outcome (new
     /// invoices: the mail to subscribers who accepted e-invoices).
@@ -349,7 +356,7 @@ trait Upsert: DeserializeOwned + Send + Sync + 'static {
 }
 
 macro_rules! upsertable {
-    ($($rec:ty => $kind:literal, $upsert:path $(, then $after:path)?;)+) => {
+    ($($rec:ty => $kind:literal, $upsert:path $([$keeping:ident])? $(, then $after:path)?;)+) => {
         $(
             impl Upsert for $rec {
                 const KIND: &'static str = $kind;
@@ -357,8 +364,9 @@ macro_rules! upsertable {
                 fn upsert<'a>(
                     tx: &'a mut DbTx,
                     rec: &'a Self,
+                    absent: &'a Absent,
                 ) -> BoxFuture<'a, Result<Upserted, StoreError>> {
-                    Box::pin($upsert(tx, rec))
+                    upsertable!(@call $($keeping)? $upsert, tx, rec, absent)
                 }
 
                 $(
@@ -369,14 +377,23 @@ macro_rules! upsertable {
             }
         )+
     };
+    // Kinds with optional fields keep the absent ones; the others have none to keep.
+    (@call keeping $upsert:path, $tx:ident, $rec:ident, $absent:ident) => {
+        Box::pin($upsert($tx, $rec, $absent))
+    };
+    (@call $upsert:path, $tx:ident, $rec:ident, $absent:ident) => {{
+        let _ = $absent;
+        Box::pin($upsert($tx, $rec))
+    }};
 }
 
 upsertable! {
-    SubscriberRecord => "subscribers", upsert_subscriber;
-    ContractRecord => "contracts", upsert_contract;
-    PppoeAccountRecord => "pppoe-accounts", upsert_pppoe_account;
-    IpAssignmentRecord => "ips", upsert_ip_assignment;
-    InvoiceRecord => "invoices", upsert_invoice, then crate::web::billing::invoices_stored;
+    SubscriberRecord => "subscribers", upsert_subscriber_keeping [keeping];
+    ContractRecord => "contracts", upsert_contract_keeping [keeping];
+    PppoeAccountRecord => "pppoe-accounts", upsert_pppoe_account_keeping [keeping];
+    IpAssignmentRecord => "ips", upsert_ip_assignment_keeping [keeping];
+    InvoiceRecord => "invoices", upsert_invoice_keeping [keeping],
+        then crate::web::billing::invoices_stored;
     PaymentRecord => "payments", upsert_payment;
     ServiceRecord => "services", upsert_service;
     NewsRecord => "news", upsert_news;
@@ -414,8 +431,9 @@ async fn upsert<R: Upsert>(
             ApiError::new(e.status(), "the request body could not be read")
         }
     })?;
-    let records: Vec<R> = parse_records(&body)?;
-    let (summary, outcomes) = store_records(&state.db, &caller, &records).await?;
+    let parsed: Vec<(R, Absent)> = parse_records(&body, R::KIND)?;
+    let (records, absents): (Vec<R>, Vec<Absent>) = parsed.into_iter().unzip();
+    let (summary, outcomes) = store_records(&state.db, &caller, &records, &absents).await?;
     R::after_commit(&state, &records, &outcomes);
     tracing::info!(
         token = %caller.name,
@@ -442,6 +460,7 @@ async fn store_records<R: Upsert>(
     db: &Db,
     caller: &OpsCaller,
     records: &[R],
+    absents: &[Absent],
 ) -> Result<(UpsertSummary, Vec<Upserted>), ApiError> {
     let mut tx = db
         .begin()
@@ -449,8 +468,8 @@ async fn store_records<R: Upsert>(
         .map_err(|e| ApiError::internal("cannot begin a transaction", &e))?;
     let mut summary = UpsertSummary::default();
     let mut outcomes = Vec::with_capacity(records.len());
-    for (index, rec) in records.iter().enumerate() {
-        match R::upsert(&mut tx, rec).await {
+    for (index, (rec, absent)) in records.iter().zip(absents).enumerate() {
+        match R::upsert(&mut tx, rec, absent).await {
             Ok(outcome) => {
                 summary.add(outcome);
                 outcomes.push(outcome);
@@ -515,7 +534,16 @@ fn store_error(index: usize, e: StoreError) -> ApiError {
 
 /// The body as records: one JSON object, or an array of objects. Every record is decoded
 /// before anything is written.
-fn parse_records<R: DeserializeOwned>(body: &[u8]) -> Result<Vec<R>, ApiError> {
+/// The records of a body, each with the optional fields its object did not carry (see
+/// [`crate::ops::import::absent_columns`]; `kind` names the columns).
+fn parse_records<R: DeserializeOwned>(
+    body: &[u8],
+    kind: &str,
+) -> Result<Vec<(R, Absent)>, ApiError> {
+    let columns = crate::ops::import::ImportKind::ALL
+        .iter()
+        .find(|k| k.as_str() == kind)
+        .map_or(&[][..], |k| k.csv_columns());
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     let items = match value {
@@ -538,13 +566,21 @@ fn parse_records<R: DeserializeOwned>(body: &[u8]) -> Result<Vec<R>, ApiError> {
                     "a record must be a JSON object",
                 ));
             }
-            decode_record(item).map_err(|(field, message)| {
-                let message = match &field {
-                    Some(f) => format!("{f}: {message}"),
-                    None => message,
-                };
-                ApiError::record(index, field, message)
-            })
+            let absent = match &item {
+                Value::Object(map) => {
+                    crate::ops::import::absent_columns(columns, map.keys().map(String::as_str))
+                }
+                _ => Absent::default(),
+            };
+            decode_record(item)
+                .map(|rec| (rec, absent))
+                .map_err(|(field, message)| {
+                    let message = match &field {
+                        Some(f) => format!("{f}: {message}"),
+                        None => message,
+                    };
+                    ApiError::record(index, field, message)
+                })
         })
         .collect()
 }

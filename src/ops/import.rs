@@ -80,6 +80,30 @@ impl ImportKind {
     }
 }
 
+/// The optional columns of `columns` that a JSON object with `keys` does not carry: a column
+/// is carried by a key of its own name, or by the object its name starts with
+/// (`correspondence` holds `correspondence_street`, …). Their stored values stay.
+pub fn absent_columns<'k>(
+    columns: &'static [(&'static str, bool)],
+    keys: impl Iterator<Item = &'k str> + Clone,
+) -> crate::store::repo::Absent {
+    let carried = |column: &str| {
+        keys.clone().any(|k| {
+            column == k
+                || column
+                    .strip_prefix(k)
+                    .is_some_and(|rest| rest.starts_with('_'))
+        })
+    };
+    crate::store::repo::Absent::new(
+        columns
+            .iter()
+            .filter(|(c, required)| !required && !carried(c))
+            .map(|(c, _)| *c)
+            .collect(),
+    )
+}
+
 impl fmt::Display for ImportKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -335,6 +359,8 @@ async fn run<K: Kind>(
 /// Records read but not yet written, and the outcomes of the last [`flush`].
 struct Pending<R> {
     recs: Vec<R>,
+    /// What each record came without (kept as stored).
+    absents: Vec<crate::store::repo::Absent>,
     /// (line, row_lines, bytes) of each record, for [`Kind::locate`].
     places: Vec<(u64, Vec<u64>, u64)>,
     written: Vec<crate::store::repo::Upserted>,
@@ -344,6 +370,7 @@ impl<R> Default for Pending<R> {
     fn default() -> Self {
         Pending {
             recs: Vec::new(),
+            absents: Vec::new(),
             places: Vec::new(),
             written: Vec::new(),
         }
@@ -353,6 +380,7 @@ impl<R> Default for Pending<R> {
 impl<R> Pending<R> {
     fn push(&mut self, item: read::Item<R>) {
         self.recs.push(item.rec);
+        self.absents.push(item.absent);
         self.places.push((item.line, item.row_lines, item.bytes));
     }
 }
@@ -368,18 +396,21 @@ async fn flush<K: Kind>(
     if pending.recs.is_empty() {
         return Ok(());
     }
-    match K::upsert_batch(tx, &pending.recs).await {
+    match K::upsert_batch(tx, &pending.recs, &pending.absents).await {
         Ok(outcomes) => {
             pending.written.extend(outcomes);
             pending.recs.clear();
+            pending.absents.clear();
             pending.places.clear();
             Ok(())
         }
         Err((i, e)) => {
             let rec = pending.recs.swap_remove(i);
+            let absent = pending.absents.swap_remove(i);
             let (line, row_lines, bytes) = pending.places.swap_remove(i);
             let item = read::Item {
                 rec,
+                absent,
                 line,
                 row_lines,
                 bytes,

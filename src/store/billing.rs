@@ -8,7 +8,7 @@ use time::{Date, OffsetDateTime};
 use super::money::{Money, Quantity, VatRate};
 use super::repo::{
     has_duplicates, ids_by, insert_rows, insert_sql, iso_date, now, paged_by, parent_id,
-    select_list, text_enum, upsert_steps, Cols, Entity, Page, Paged, RowGet, StoreError,
+    select_list, text_enum, upsert_steps, Absent, Cols, Entity, Page, Paged, RowGet, StoreError,
     UniqueField, Upserted, Val,
 };
 use super::{Db, DbTx};
@@ -339,6 +339,7 @@ pub async fn upsert_invoice(tx: &mut DbTx, rec: &InvoiceRecord) -> Result<Upsert
 pub async fn upsert_invoices(
     tx: &mut DbTx,
     recs: &[InvoiceRecord],
+    absents: &[Absent],
 ) -> Result<Vec<Upserted>, (usize, StoreError)> {
     match insert_new_invoices(tx, recs).await {
         Ok(true) => return Ok(vec![Upserted::Inserted; recs.len()]),
@@ -347,9 +348,36 @@ pub async fn upsert_invoices(
     }
     let mut out = Vec::with_capacity(recs.len());
     for (i, rec) in recs.iter().enumerate() {
-        out.push(upsert_invoice(tx, rec).await.map_err(|e| (i, e))?);
+        let absent = absents.get(i).unwrap_or(Absent::NONE);
+        out.push(
+            upsert_invoice_keeping(tx, rec, absent)
+                .await
+                .map_err(|e| (i, e))?,
+        );
     }
     Ok(out)
+}
+
+/// [`upsert_invoice`], the KSeF number kept as stored when `absent` names `ksef_number`.
+pub async fn upsert_invoice_keeping(
+    tx: &mut DbTx,
+    rec: &InvoiceRecord,
+    absent: &Absent,
+) -> Result<Upserted, StoreError> {
+    if !absent.has("ksef_number") {
+        return upsert_invoice(tx, rec).await;
+    }
+    let stored: Option<Option<String>> = on_tx!(tx, conn => sqlx::query_scalar(
+        "SELECT ksef_number FROM invoices WHERE ext_id = $1",
+    )
+    .bind(&rec.ext_id)
+    .fetch_optional(&mut **conn)
+    .await?);
+    let mut rec = rec.clone();
+    if let Some(number) = stored {
+        rec.ksef_number = number;
+    }
+    upsert_invoice(tx, &rec).await
 }
 
 /// Insert `recs` when all of them are valid, new, free of unique conflicts and their

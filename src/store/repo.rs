@@ -182,6 +182,34 @@ pub(crate) fn unique_error(e: sqlx::Error, candidates: &[(UniqueField, &str)]) -
     StoreError::Database(e)
 }
 
+/// The optional fields a record was given without: CSV columns the file does not have, or
+/// JSON keys the object does not carry (named as the CSV columns). An upsert leaves their
+/// stored values as they are, so that an import never erases what it was not given; a
+/// field given empty (or `null`) is cleared.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Absent(Vec<&'static str>);
+
+impl Absent {
+    pub const NONE: &'static Absent = &Absent(Vec::new());
+
+    pub fn new(fields: Vec<&'static str>) -> Self {
+        Absent(fields)
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.0.contains(&field)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The fields, for messages.
+    pub fn fields(&self) -> &[&'static str] {
+        &self.0
+    }
+}
+
 /// What an upsert by the billing system's id did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Upserted {

@@ -13,9 +13,9 @@ use time::{Date, OffsetDateTime};
 use super::money::Money;
 use super::repo::{
     has_duplicates, ids_by, insert_rows, iso_date, now, parent_id, select_list, text_enum,
-    upsert_steps, Cols, Entity, RowGet, StoreError, UniqueField, Upserted, Val,
+    upsert_steps, Absent, Cols, Entity, RowGet, StoreError, UniqueField, Upserted, Val,
 };
-use super::validate::{Nip, Nrb, Pesel};
+use super::validate::{valid_email, valid_phone, valid_postcode, Nip, Nrb, Pesel};
 use super::{Db, DbTx};
 use crate::{on_pool, on_tx};
 
@@ -43,6 +43,18 @@ pub struct Address {
     pub street: String,
     pub postcode: String,
     pub city: String,
+}
+
+/// A postcode field of an address: `NN-NNN`.
+fn check_postcode(field: &'static str, code: &str) -> Result<(), StoreError> {
+    if valid_postcode(code) {
+        Ok(())
+    } else {
+        Err(StoreError::invalid(
+            field,
+            format!("{code:?} is not a postcode (NN-NNN, e.g. 30-001)"),
+        ))
+    }
 }
 
 impl fmt::Display for Address {
@@ -155,6 +167,29 @@ impl SubscriberRecord {
                         "a company needs a name",
                     ));
                 }
+            }
+        }
+        check_postcode("home_postcode", &self.home.postcode)?;
+        if let Some(c) = &self.correspondence {
+            check_postcode("correspondence_postcode", &c.postcode)?;
+        }
+        if let Some(email) = self.email.as_deref().filter(|e| !e.is_empty()) {
+            if !valid_email(email) {
+                return Err(StoreError::invalid(
+                    "email",
+                    format!("{email:?} is not an e-mail address (name@domain.pl)"),
+                ));
+            }
+        }
+        if let Some(phone) = self.phone.as_deref().filter(|p| !p.is_empty()) {
+            if !valid_phone(phone) {
+                return Err(StoreError::invalid(
+                    "phone",
+                    format!(
+                        "{phone:?} is not a phone number (9 to 15 digits, e.g. 12 345 67 89 \
+                         or +48 12 345 67 89)"
+                    ),
+                ));
             }
         }
         Ok(())
@@ -279,16 +314,78 @@ pub(crate) fn read_subscriber<R: RowGet>(c: &Cols<'_, R>) -> Result<Subscriber, 
     })
 }
 
+impl SubscriberRecord {
+    /// `self` with the fields `absent` names taken from `stored` (see [`Absent`]).
+    pub fn kept(&self, stored: &SubscriberRecord, absent: &Absent) -> SubscriberRecord {
+        let mut r = self.clone();
+        let keep = |field: &str| absent.has(field);
+        if keep("first_name") {
+            r.first_name = stored.first_name.clone();
+        }
+        if keep("last_name") {
+            r.last_name = stored.last_name.clone();
+        }
+        if keep("company_name") {
+            r.company_name = stored.company_name.clone();
+        }
+        if keep("pesel") {
+            r.pesel = stored.pesel.clone();
+        }
+        if keep("nip") {
+            r.nip = stored.nip.clone();
+        }
+        if keep("correspondence_street") {
+            r.correspondence = stored.correspondence.clone();
+        }
+        if keep("phone") {
+            r.phone = stored.phone.clone();
+        }
+        if keep("email") {
+            r.email = stored.email.clone();
+        }
+        if keep("bank_account") {
+            r.bank_account = stored.bank_account.clone();
+        }
+        r
+    }
+}
+
+fn subscriber_select() -> String {
+    format!(
+        "SELECT {} FROM subscribers s WHERE s.ext_id = $1",
+        select_list("s", "", SUBSCRIBER_COLS)
+    )
+}
+
+/// [`upsert_subscriber`], the fields `absent` names kept as stored.
+pub async fn upsert_subscriber_keeping(
+    tx: &mut DbTx,
+    rec: &SubscriberRecord,
+    absent: &Absent,
+) -> Result<Upserted, StoreError> {
+    if absent.is_empty() {
+        return upsert_subscriber(tx, rec).await;
+    }
+    let select = subscriber_select();
+    let stored = on_tx!(tx, conn => sqlx::query(&select)
+        .bind(&rec.ext_id)
+        .fetch_optional(&mut **conn)
+        .await?
+        .map(|r| read_subscriber(&Cols::new(&r)))
+        .transpose()?);
+    match stored {
+        Some(s) => upsert_subscriber(tx, &rec.kept(&s.to_record(), absent)).await,
+        None => upsert_subscriber(tx, rec).await,
+    }
+}
+
 /// Insert or update a subscriber by `ext_id`.
 pub async fn upsert_subscriber(
     tx: &mut DbTx,
     rec: &SubscriberRecord,
 ) -> Result<Upserted, StoreError> {
     rec.check()?;
-    let select = format!(
-        "SELECT {} FROM subscribers s WHERE s.ext_id = $1",
-        select_list("s", "", SUBSCRIBER_COLS)
-    );
+    let select = subscriber_select();
     let vals = rec.vals(now());
     let uniques = [(UniqueField::ExtId(Entity::Subscriber), rec.ext_id.as_str())];
     let (outcome, _) = on_tx!(tx, conn => upsert_steps!(conn, "subscribers", rec, vals, &uniques, {
@@ -366,7 +463,7 @@ impl ContractRecord {
                 ));
             }
         }
-        Ok(())
+        check_postcode("installation_postcode", &self.installation.postcode)
     }
 
     fn vals(&self, subscriber_id: i64, updated_at: OffsetDateTime) -> Vec<(&'static str, Val)> {
@@ -462,15 +559,42 @@ pub(crate) fn read_contract<R: RowGet>(c: &Cols<'_, R>) -> Result<Contract, sqlx
     })
 }
 
+fn contract_select() -> String {
+    format!(
+        "SELECT {}, p.ext_id AS parent_ext_id FROM contracts c \
+         JOIN subscribers p ON p.id = c.subscriber_id WHERE c.ext_id = $1",
+        select_list("c", "", CONTRACT_COLS)
+    )
+}
+
+/// [`upsert_contract`], the fields `absent` names (`ends_on`) kept as stored.
+pub async fn upsert_contract_keeping(
+    tx: &mut DbTx,
+    rec: &ContractRecord,
+    absent: &Absent,
+) -> Result<Upserted, StoreError> {
+    if !absent.has("ends_on") {
+        return upsert_contract(tx, rec).await;
+    }
+    let select = contract_select();
+    let stored = on_tx!(tx, conn => sqlx::query(&select)
+        .bind(&rec.ext_id)
+        .fetch_optional(&mut **conn)
+        .await?
+        .map(|r| read_contract(&Cols::new(&r)))
+        .transpose()?);
+    let mut rec = rec.clone();
+    if let Some(c) = stored {
+        rec.ends_on = c.ends_on;
+    }
+    upsert_contract(tx, &rec).await
+}
+
 /// Insert or update a contract by `ext_id`; its subscriber is named by the subscriber's
 /// `ext_id` ([`StoreError::UnknownReference`] when not stored).
 pub async fn upsert_contract(tx: &mut DbTx, rec: &ContractRecord) -> Result<Upserted, StoreError> {
     rec.check()?;
-    let select = format!(
-        "SELECT {}, p.ext_id AS parent_ext_id FROM contracts c \
-         JOIN subscribers p ON p.id = c.subscriber_id WHERE c.ext_id = $1",
-        select_list("c", "", CONTRACT_COLS)
-    );
+    let select = contract_select();
     let uniques = [
         (UniqueField::ContractNumber, rec.number.as_str()),
         (UniqueField::ExtId(Entity::Contract), rec.ext_id.as_str()),
@@ -619,11 +743,7 @@ pub async fn upsert_pppoe_account(
 ) -> Result<Upserted, StoreError> {
     not_blank("ext_id", &rec.ext_id)?;
     not_blank("login", &rec.login)?;
-    let select = format!(
-        "SELECT {}, p.ext_id AS parent_ext_id FROM pppoe_accounts a \
-         JOIN contracts p ON p.id = a.contract_id WHERE a.ext_id = $1",
-        select_list("a", "", PPPOE_COLS)
-    );
+    let select = pppoe_select();
     let uniques = [
         (UniqueField::PppoeLogin, rec.login.as_str()),
         (
@@ -652,6 +772,37 @@ pub async fn upsert_pppoe_account(
         })
     });
     Ok(outcome)
+}
+
+fn pppoe_select() -> String {
+    format!(
+        "SELECT {}, p.ext_id AS parent_ext_id FROM pppoe_accounts a \
+         JOIN contracts p ON p.id = a.contract_id WHERE a.ext_id = $1",
+        select_list("a", "", PPPOE_COLS)
+    )
+}
+
+/// [`upsert_pppoe_account`], the fields `absent` names (`password`) kept as stored.
+pub async fn upsert_pppoe_account_keeping(
+    tx: &mut DbTx,
+    rec: &PppoeAccountRecord,
+    absent: &Absent,
+) -> Result<Upserted, StoreError> {
+    if !absent.has("password") {
+        return upsert_pppoe_account(tx, rec).await;
+    }
+    let select = pppoe_select();
+    let stored = on_tx!(tx, conn => sqlx::query(&select)
+        .bind(&rec.ext_id)
+        .fetch_optional(&mut **conn)
+        .await?
+        .map(|r| read_pppoe(&Cols::new(&r)))
+        .transpose()?);
+    let mut rec = rec.clone();
+    if let Some(a) = stored {
+        rec.password = a.password;
+    }
+    upsert_pppoe_account(tx, &rec).await
 }
 
 /// The PPPoE accounts of a contract, by login.
@@ -804,11 +955,10 @@ pub async fn upsert_ip_assignment(
     rec: &IpAssignmentRecord,
 ) -> Result<Upserted, StoreError> {
     not_blank("ext_id", &rec.ext_id)?;
-    let select = format!(
-        "SELECT {}, p.ext_id AS parent_ext_id FROM ip_assignments i \
-         JOIN contracts p ON p.id = i.contract_id WHERE i.ext_id = $1",
-        select_list("i", "", IP_COLS)
-    );
+    if let Some(a) = &rec.installation {
+        check_postcode("installation_postcode", &a.postcode)?;
+    }
+    let select = ip_select();
     let uniques = [(
         UniqueField::ExtId(Entity::IpAssignment),
         rec.ext_id.as_str(),
@@ -836,6 +986,43 @@ pub async fn upsert_ip_assignment(
         })
     });
     Ok(outcome)
+}
+
+fn ip_select() -> String {
+    format!(
+        "SELECT {}, p.ext_id AS parent_ext_id FROM ip_assignments i \
+         JOIN contracts p ON p.id = i.contract_id WHERE i.ext_id = $1",
+        select_list("i", "", IP_COLS)
+    )
+}
+
+/// [`upsert_ip_assignment`], the fields `absent` names (`activated_on`, the installation
+/// address) kept as stored.
+pub async fn upsert_ip_assignment_keeping(
+    tx: &mut DbTx,
+    rec: &IpAssignmentRecord,
+    absent: &Absent,
+) -> Result<Upserted, StoreError> {
+    if absent.is_empty() {
+        return upsert_ip_assignment(tx, rec).await;
+    }
+    let select = ip_select();
+    let stored = on_tx!(tx, conn => sqlx::query(&select)
+        .bind(&rec.ext_id)
+        .fetch_optional(&mut **conn)
+        .await?
+        .map(|r| read_ip(&Cols::new(&r)))
+        .transpose()?);
+    let mut rec = rec.clone();
+    if let Some(i) = stored {
+        if absent.has("activated_on") {
+            rec.activated_on = i.activated_on;
+        }
+        if absent.has("installation_street") {
+            rec.installation = i.installation;
+        }
+    }
+    upsert_ip_assignment(tx, &rec).await
 }
 
 /// The IPs of a contract, by activation date then address.
@@ -1016,7 +1203,7 @@ async fn holder_of_contract(
 /// The fast path `$fast` (`Result<bool, StoreError>`: `true` when it wrote every record as
 /// new), else `$one` on each record in turn; evaluates to the batch function's result.
 macro_rules! batch_or_each {
-    ($tx:ident, $recs:ident, $fast:expr, $one:path) => {{
+    ($tx:ident, $recs:ident, $absents:ident, $fast:expr, $one:path) => {{
         match $fast {
             Ok(true) => return Ok(vec![Upserted::Inserted; $recs.len()]),
             Ok(false) => {}
@@ -1024,7 +1211,8 @@ macro_rules! batch_or_each {
         }
         let mut out = Vec::with_capacity($recs.len());
         for (i, rec) in $recs.iter().enumerate() {
-            out.push($one($tx, rec).await.map_err(|e| (i, e))?);
+            let absent = $absents.get(i).unwrap_or(Absent::NONE);
+            out.push($one($tx, rec, absent).await.map_err(|e| (i, e))?);
         }
         Ok(out)
     }};
@@ -1038,18 +1226,21 @@ fn distinct<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     v
 }
 
-/// [`upsert_subscriber`] for consecutive records of one file, with the same outcome and the
+/// [`upsert_subscriber_keeping`] for consecutive records of one file (each with what it lacks
+/// in `absents`, none when shorter), with the same outcome and the
 /// same first error (by index into `recs`). A batch of valid new subscribers is written with
 /// multi-row statements; any other batch (an update, a refused record) goes record by record.
 pub async fn upsert_subscribers(
     tx: &mut DbTx,
     recs: &[SubscriberRecord],
+    absents: &[Absent],
 ) -> Result<Vec<Upserted>, (usize, StoreError)> {
     batch_or_each!(
         tx,
         recs,
+        absents,
         insert_new_subscribers(tx, recs).await,
-        upsert_subscriber
+        upsert_subscriber_keeping
     )
 }
 
@@ -1085,12 +1276,14 @@ async fn insert_new_subscribers(
 pub async fn upsert_contracts(
     tx: &mut DbTx,
     recs: &[ContractRecord],
+    absents: &[Absent],
 ) -> Result<Vec<Upserted>, (usize, StoreError)> {
     batch_or_each!(
         tx,
         recs,
+        absents,
         insert_new_contracts(tx, recs).await,
-        upsert_contract
+        upsert_contract_keeping
     )
 }
 
@@ -1131,12 +1324,14 @@ async fn insert_new_contracts(tx: &mut DbTx, recs: &[ContractRecord]) -> Result<
 pub async fn upsert_pppoe_accounts(
     tx: &mut DbTx,
     recs: &[PppoeAccountRecord],
+    absents: &[Absent],
 ) -> Result<Vec<Upserted>, (usize, StoreError)> {
     batch_or_each!(
         tx,
         recs,
+        absents,
         insert_new_pppoe_accounts(tx, recs).await,
-        upsert_pppoe_account
+        upsert_pppoe_account_keeping
     )
 }
 
@@ -1192,12 +1387,14 @@ async fn insert_new_pppoe_accounts(
 pub async fn upsert_ip_assignments(
     tx: &mut DbTx,
     recs: &[IpAssignmentRecord],
+    absents: &[Absent],
 ) -> Result<Vec<Upserted>, (usize, StoreError)> {
     batch_or_each!(
         tx,
         recs,
+        absents,
         insert_new_ip_assignments(tx, recs).await,
-        upsert_ip_assignment
+        upsert_ip_assignment_keeping
     )
 }
 

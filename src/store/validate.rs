@@ -365,9 +365,87 @@ impl TryFrom<String> for Nrb {
     }
 }
 
+/// An e-mail address as the panel and the imports take it: one `@` with something before
+/// it, a domain with a dot inside; no spaces, control characters or `<>,;"` (which would
+/// let one field carry several addresses or headers).
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && email.len() <= 254
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
+        })
+}
+
+/// A Polish postcode: `NN-NNN`.
+pub fn valid_postcode(code: &str) -> bool {
+    let b = code.as_bytes();
+    b.len() == 6
+        && b[2] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 2 || c.is_ascii_digit())
+}
+
+/// A phone number: 9 to 15 digits (Polish numbers have 9; with a country code up to the
+/// E.164 maximum), an optional leading `+`, and spaces, dashes, dots or parentheses between.
+pub fn valid_phone(phone: &str) -> bool {
+    let body = phone.strip_prefix('+').unwrap_or(phone);
+    let digits = body.bytes().filter(u8::is_ascii_digit).count();
+    (9..=15).contains(&digits)
+        && body
+            .bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit() || c == b'(')
+        && body
+            .bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b' ' | b'-' | b'.' | b'(' | b')'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emails_postcodes_phones() {
+        assert!(valid_email("agata@poczta.pl"));
+        assert!(!valid_email("agata@poczta"));
+        assert!(!valid_email("a b@poczta.pl"));
+        assert!(!valid_email("a@b.pl>"));
+        assert!(!valid_email("a@b@c.pl"));
+        assert!(!valid_email("@b.pl"));
+        for ok in ["30-001", "00-950"] {
+            assert!(valid_postcode(ok), "{ok}");
+        }
+        for bad in ["30001", "3-0001", "30-00a", "30-0011", ""] {
+            assert!(!valid_postcode(bad), "{bad}");
+        }
+        for ok in [
+            "12 345 67 89",
+            "+48 12 345 67 89",
+            "601-234-567",
+            "(12) 345 67 89",
+            "+420601234567",
+        ] {
+            assert!(valid_phone(ok), "{ok}");
+        }
+        for bad in [
+            "123",
+            "12 34a 67 89",
+            "++48123456789",
+            "601234567 wew. 12",
+            "+",
+            "1234567890123456",
+        ] {
+            assert!(!valid_phone(bad), "{bad}");
+        }
+    }
     use time::macros::date;
 
     // Extra valid numbers below were computed independently of this code with a few lines

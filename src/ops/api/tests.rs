@@ -377,6 +377,29 @@ async fn upsert_scenario(h: &Harness) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, counts(0, 0, 1));
 
+    // Keys left out keep what is stored; a bad e-mail is refused, naming the field.
+    let mut bare = kowalski();
+    for key in ["pesel", "phone", "email", "bank_account"] {
+        bare.as_object_mut().unwrap().remove(key);
+    }
+    let (status, body) = h.put("subscribers", bare).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, counts(0, 0, 1));
+    let jan = subscriber_by_ext_id(&h.state.db, "S1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        jan.pesel.map(|p| p.as_str().to_owned()).as_deref(),
+        Some("44051401359")
+    );
+    assert_eq!(jan.email.as_deref(), Some("jan.kowalski@example.pl"));
+    let mut bad = kowalski();
+    bad["email"] = json!("jan.kowalski.example.pl");
+    let (status, body) = h.put("subscribers", bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["field"], "email");
+
     // A new subscriber followed by one the store refuses: nothing of the request is kept.
     let mut s3 = nowak();
     s3["ext_id"] = json!("S3");
@@ -410,12 +433,12 @@ async fn upsert_scenario(h: &Harness) {
     assert_eq!(body["field"], "subscriber_ext_id");
     assert_eq!(h.count("payments").await, 0);
 
-    // Two subscribers, 4 successful calls, no audit entry from the refused ones.
+    // Two subscribers, 5 successful calls, no audit entry from the refused ones.
     assert_eq!(h.count("subscribers").await, 2);
     let audit = audit::recent_by_actor(&h.state.db, "ops:billing", 100)
         .await
         .unwrap();
-    assert_eq!(audit.len(), 4, "{audit:?}");
+    assert_eq!(audit.len(), 5, "{audit:?}");
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use crate::store::content::{
     upsert_faq, upsert_news, upsert_service, FaqRecord, NewsRecord, ServiceRecord,
 };
 use crate::store::money::{Money, Quantity, VatRate};
-use crate::store::repo::{iso_date, Entity, StoreError, UniqueField, Upserted};
+use crate::store::repo::{iso_date, Absent, Entity, StoreError, UniqueField, Upserted};
 use crate::store::subscribers::{
     parse_ip_or_net, upsert_contract, upsert_contracts, upsert_ip_assignment,
     upsert_ip_assignments, upsert_pppoe_account, upsert_pppoe_accounts, upsert_subscriber,
@@ -64,9 +64,12 @@ pub(super) trait Kind: 'static {
 
     /// Write consecutive records with the outcome of [`Kind::upsert`] on each in turn; on
     /// failure the index of the refused record (nothing after it is written).
+    /// `absents[i]`: the optional fields record `i` came without, kept as stored (see
+    /// [`Absent`]); kinds without optional fields ignore it.
     fn upsert_batch<'a>(
         tx: &'a mut DbTx,
         recs: &'a [Self::Rec],
+        _absents: &'a [Absent],
     ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
         async move {
             let mut out = Vec::with_capacity(recs.len());
@@ -245,8 +248,9 @@ impl Kind for Subscribers {
     fn upsert_batch<'a>(
         tx: &'a mut DbTx,
         recs: &'a [SubscriberRecord],
+        absents: &'a [Absent],
     ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
-        upsert_subscribers(tx, recs)
+        upsert_subscribers(tx, recs, absents)
     }
 }
 
@@ -327,8 +331,9 @@ impl Kind for Contracts {
     fn upsert_batch<'a>(
         tx: &'a mut DbTx,
         recs: &'a [ContractRecord],
+        absents: &'a [Absent],
     ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
-        upsert_contracts(tx, recs)
+        upsert_contracts(tx, recs, absents)
     }
 }
 
@@ -365,8 +370,9 @@ impl Kind for PppoeAccounts {
     fn upsert_batch<'a>(
         tx: &'a mut DbTx,
         recs: &'a [PppoeAccountRecord],
+        absents: &'a [Absent],
     ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
-        upsert_pppoe_accounts(tx, recs)
+        upsert_pppoe_accounts(tx, recs, absents)
     }
 }
 
@@ -439,8 +445,9 @@ impl Kind for Ips {
     fn upsert_batch<'a>(
         tx: &'a mut DbTx,
         recs: &'a [IpAssignmentRecord],
+        absents: &'a [Absent],
     ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
-        upsert_ip_assignments(tx, recs)
+        upsert_ip_assignments(tx, recs, absents)
     }
 }
 
@@ -588,8 +595,9 @@ impl Kind for Invoices {
     fn upsert_batch<'a>(
         tx: &'a mut DbTx,
         recs: &'a [InvoiceRecord],
+        absents: &'a [Absent],
     ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
-        upsert_invoices(tx, recs)
+        upsert_invoices(tx, recs, absents)
     }
 
     /// Totals and positions point at the invoice line (its CSV row, or `lines[i]` in JSON).
@@ -686,6 +694,7 @@ impl Kind for Payments {
     fn upsert_batch<'a>(
         tx: &'a mut DbTx,
         recs: &'a [PaymentRecord],
+        _absents: &'a [Absent],
     ) -> impl Future<Output = Result<Vec<Upserted>, (usize, StoreError)>> + Send + 'a {
         upsert_payments(tx, recs)
     }

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use super::csv_row::from_row;
 use super::kinds::{FieldError, Kind};
 use super::{FileFormat, ImportError};
+use crate::store::repo::Absent;
 
 /// Records in flight between the reader and the writer.
 const CHANNEL: usize = 256;
@@ -23,6 +24,8 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// One record, where it came from, and how far into the file the reader was.
 pub(super) struct Item<R> {
     pub rec: R,
+    /// The optional columns (JSON keys) it came without: their stored values stay.
+    pub absent: Absent,
     /// The line the record starts on.
     pub line: u64,
     /// CSV invoices: the line of each entry of `rec.lines`, in order. Empty otherwise.
@@ -75,9 +78,15 @@ struct Emitter<'a, K: Kind> {
 
 impl<K: Kind> Emitter<'_, K> {
     /// A record read from a CSV row: merged into the pending one or queued behind it.
-    fn row(&mut self, rec: K::Rec, line: u64, bytes: u64) -> Result<bool, ImportError> {
+    fn row(
+        &mut self,
+        rec: K::Rec,
+        absent: &Absent,
+        line: u64,
+        bytes: u64,
+    ) -> Result<bool, ImportError> {
         if !K::GROUPS_ROWS {
-            return self.record(rec, line, bytes);
+            return self.record(rec, absent.clone(), line, bytes);
         }
         let next = match self.pending.as_mut() {
             Some(p) => match K::absorb(&mut p.rec, rec) {
@@ -100,6 +109,7 @@ impl<K: Kind> Emitter<'_, K> {
         };
         let item = Item {
             rec: next,
+            absent: absent.clone(),
             line,
             row_lines: vec![line],
             bytes,
@@ -111,9 +121,16 @@ impl<K: Kind> Emitter<'_, K> {
     }
 
     /// A whole record.
-    fn record(&mut self, rec: K::Rec, line: u64, bytes: u64) -> Result<bool, ImportError> {
+    fn record(
+        &mut self,
+        rec: K::Rec,
+        absent: Absent,
+        line: u64,
+        bytes: u64,
+    ) -> Result<bool, ImportError> {
         self.send(Item {
             rec,
+            absent,
             line,
             row_lines: Vec::new(),
             bytes,
@@ -288,6 +305,14 @@ fn read_csv<K: Kind>(
         .map_err(|e| csv_error(path, &empty, e))?
         .clone();
     check_header(path, &headers, K::COLUMNS)?;
+    // Optional columns the file does not have: the stored values stay.
+    let absent = Absent::new(
+        K::COLUMNS
+            .iter()
+            .filter(|(c, required)| !required && !headers.iter().any(|h| h == *c))
+            .map(|(c, _)| *c)
+            .collect(),
+    );
     let mut row = csv::StringRecord::new();
     loop {
         match csv.read_record(&mut row) {
@@ -305,7 +330,7 @@ fn read_csv<K: Kind>(
             ImportError::row(path, line, Some(column.into()), reason)
         })?;
         let bytes = bom + csv.position().byte();
-        if !out.row(rec, line, bytes)? {
+        if !out.row(rec, &absent, line, bytes)? {
             return Ok(());
         }
     }
@@ -347,10 +372,18 @@ fn read_jsonl<K: Kind>(
             let reason = with_hint(reason, column.as_deref());
             ImportError::row(path, line, column, reason)
         })?;
-        if !out.record(rec, line, bytes)? {
+        if !out.record(rec, absent_keys::<K>(text), line, bytes)? {
             return Ok(());
         }
     }
+}
+
+/// The optional columns a JSON line's object does not carry (see
+/// [`super::absent_columns`]). Called on a line that already parsed as a record.
+fn absent_keys<K: Kind>(text: &str) -> Absent {
+    let keys: std::collections::HashMap<String, serde::de::IgnoredAny> =
+        serde_json::from_str(text).unwrap_or_default();
+    super::absent_columns(K::COLUMNS, keys.keys().map(String::as_str))
 }
 
 /// A parse error's reason, with the expected form added where the message of the value's

@@ -91,6 +91,8 @@ both_backends!(
     examples_csv_then_jsonl,
     examples_jsonl_then_csv,
     changed_rows_are_updated,
+    absent_columns_never_erase,
+    contact_fields_are_checked,
     bad_pesel_on_line_4_imports_nothing,
     bad_money_names_its_column,
     missing_and_unknown_columns,
@@ -356,6 +358,103 @@ async fn changed_rows_are_updated(db: &Db, dir: &Path) {
     assert_eq!((s.inserted, s.updated, s.unchanged), (1, 0, 5));
     let jan = subscriber_by_ext_id(db, "K-1001").await.unwrap().unwrap();
     assert_eq!(balance(db, jan.id).await.unwrap(), Money::ZERO);
+}
+
+/// A file without an optional column (or a JSON line without the key) leaves what is
+/// stored in it as it is; a field given empty (or `null`) clears it.
+async fn absent_columns_never_erase(db: &Db, dir: &Path) {
+    import_all(db, "csv").await;
+    let jan = || async { subscriber_by_ext_id(db, "K-1001").await.unwrap().unwrap() };
+    let before = jan().await;
+    assert!(before.pesel.is_some() && before.email.is_some() && before.phone.is_some());
+    // Only the required columns and the names: nothing else of Jan's may go.
+    let path = write(
+        dir,
+        "subscribers.csv",
+        "ext_id;kind;first_name;last_name;home_street;home_postcode;home_city\n\
+         K-1001;person;Jan;Kowalski;ul. Internetowa 1;30-001;Kraków\n",
+    );
+    assert_eq!(
+        import_ok(db, ImportKind::Subscribers, &path).await,
+        unchanged(1)
+    );
+    assert_eq!(jan().await, before);
+    // The same as a JSON line without the keys; a new phone is taken.
+    let path = write(
+        dir,
+        "subscribers.jsonl",
+        r#"{"ext_id": "K-1001", "kind": "person", "first_name": "Jan", "last_name": "Kowalski", "home": {"street": "ul. Internetowa 1", "postcode": "30-001", "city": "Kraków"}, "phone": "+48 12 000 00 00"}
+"#,
+    );
+    let s = import_ok(db, ImportKind::Subscribers, &path).await;
+    assert_eq!((s.inserted, s.updated, s.unchanged), (0, 1, 0));
+    let after = jan().await;
+    assert_eq!(after.phone.as_deref(), Some("+48 12 000 00 00"));
+    assert_eq!(
+        (after.pesel, after.email.clone()),
+        (before.pesel.clone(), before.email.clone())
+    );
+    // Given empty: cleared.
+    let path = write(
+        dir,
+        "subscribers.jsonl",
+        r#"{"ext_id": "K-1001", "kind": "person", "first_name": "Jan", "last_name": "Kowalski", "home": {"street": "ul. Internetowa 1", "postcode": "30-001", "city": "Kraków"}, "email": null}
+"#,
+    );
+    import_ok(db, ImportKind::Subscribers, &path).await;
+    let cleared = jan().await;
+    assert_eq!(cleared.email, None);
+    assert_eq!(cleared.pesel, before.pesel);
+    // A contract file without ends_on keeps the stored end.
+    let contracts = example_text(ImportKind::Contracts, "csv");
+    let with_end = contracts
+        .lines()
+        .skip(1)
+        .find(|l| l.split(';').nth(4).is_some_and(|e| !e.is_empty()))
+        .expect("an example contract with an end date")
+        .to_owned();
+    let header: Vec<&str> = contracts.lines().next().unwrap().split(';').collect();
+    let keep = |line: &str| -> String {
+        line.split(';')
+            .enumerate()
+            .filter(|(i, _)| header[*i] != "ends_on")
+            .map(|(_, v)| v)
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    let path = write(
+        dir,
+        "contracts.csv",
+        format!(
+            "{}\n{}\n",
+            keep(contracts.lines().next().unwrap()),
+            keep(&with_end)
+        ),
+    );
+    assert_eq!(
+        import_ok(db, ImportKind::Contracts, &path).await,
+        unchanged(1)
+    );
+}
+
+/// E-mail addresses, postcodes and phone numbers are checked at import, naming the column.
+async fn contact_fields_are_checked(db: &Db, dir: &Path) {
+    let text = example_text(ImportKind::Subscribers, "csv");
+    for (from, to, column, reason) in [
+        (
+            "jan.kowalski@example.pl",
+            "jan.kowalski.example.pl",
+            "email",
+            "not an e-mail",
+        ),
+        ("+48 12 345 67 89", "12 34", "phone", "not a phone number"),
+        (";30-001;", ";30001;", "home_postcode", "not a postcode"),
+    ] {
+        let path = write(dir, "subscribers.csv", text.replacen(from, to, 1));
+        let e = import_err(db, ImportKind::Subscribers, &path).await;
+        assert_row_error(&e, &path, 2, Some(column), reason);
+    }
+    assert_eq!(count(db, "subscribers").await, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
