@@ -561,6 +561,24 @@ mod unit {
         );
     }
 
+    /// An expired session stopped when it was last known up: its last update, or its start
+    /// plus the Acct-Session-Time it last reported when that reaches further.
+    #[test]
+    fn expired_sessions_stop_at_their_last_sign_of_life() {
+        let t = datetime!(2024-05-01 10:00 UTC);
+        let Merge::Upsert { mut session, .. } = merge(None, &ev(StatusType::Start, t), t) else {
+            panic!()
+        };
+        session.expires_at = t + Duration::minutes(11);
+        let closed =
+            |s: &LiveSession| step_expire(s, t + Duration::hours(1)).applied.closed[0].stopped_at;
+        assert_eq!(closed(&session), t, "only a Start: its time");
+        session.updated_at = t + Duration::minutes(5);
+        assert_eq!(closed(&session), t + Duration::minutes(5));
+        session.session_time = Some(420);
+        assert_eq!(closed(&session), t + Duration::minutes(7));
+    }
+
     #[test]
     fn interim_without_start_backdates_start() {
         let t = datetime!(2024-05-01 10:00 UTC);
