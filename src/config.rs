@@ -11,13 +11,16 @@ use serde::Deserialize;
 /// The commented example configuration shipped in the repository.
 pub const EXAMPLE: &str = include_str!("../systemd/ebok.example.toml");
 
-/// A configuration problem: where and why.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {key}: {reason}")]
+/// What is wrong with a configuration: where (file and full key path, with the environment
+/// variable when the value came from one) and why; the first problem, and every other one
+/// found in the same pass in `more`.
+#[derive(Debug)]
 pub struct ConfigError {
     pub file: String,
     pub key: String,
     pub reason: String,
+    /// Further problems: (key, reason).
+    pub more: Vec<(String, String)>,
 }
 
 impl ConfigError {
@@ -26,9 +29,31 @@ impl ConfigError {
             file: file.to_owned(),
             key: key.into(),
             reason: reason.into(),
+            more: Vec::new(),
         }
     }
+
+    /// Every problem: (key, reason).
+    pub fn all(&self) -> impl Iterator<Item = (&str, &str)> {
+        std::iter::once((self.key.as_str(), self.reason.as_str()))
+            .chain(self.more.iter().map(|(k, r)| (k.as_str(), r.as_str())))
+    }
 }
+
+impl std::fmt::Display for ConfigError {
+    /// One line per problem: `FILE: KEY: REASON`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (key, reason)) in self.all().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}: {key}: {reason}", self.file)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -499,8 +524,6 @@ pub struct CliOverrides {
 pub const NO_FILE: &str = "(defaults)";
 
 impl Config {
-    /// Load: defaults, then the file (when given), then `EBOK_*` variables from `env`, then
-    /// `cli`; finally validate.
     /// What serving the panel needs beyond [`Config::validate`]: a `public_url` unless the
     /// panel listens on loopback only or this is the demo (links in mails, and the host
     /// names it answers to, come from it).
@@ -519,6 +542,38 @@ impl Config {
         Ok(())
     }
 
+    /// What is allowed but most likely not meant: (key, why). `config check` prints them,
+    /// `run` logs them.
+    pub fn warnings(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.isp.name.trim().is_empty() && !self.demo {
+            out.push((
+                "isp.name",
+                "is empty: the page header, mails and invoices show no provider name".to_owned(),
+            ));
+        }
+        if self.isp.nip.trim().is_empty() && !self.demo {
+            out.push((
+                "isp.nip",
+                "is empty: invoices carry no seller's NIP and transfer QR codes no recipient's"
+                    .to_owned(),
+            ));
+        }
+        if self.web.public_url.is_empty() {
+            out.push((
+                "web.public_url",
+                format!(
+                    "is not set: mails link to http://{}/ and the panel answers only to \
+                     loopback names; set it to the address subscribers use",
+                    self.web.listen
+                ),
+            ));
+        }
+        out
+    }
+
+    /// Load: defaults, then the file (when given), then `EBOK_*` variables from `env`, then
+    /// `cli`; finally validate.
     pub fn load(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
@@ -536,11 +591,10 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        apply_env(&mut doc, env).map_err(|(key, reason)| {
+        let from_env = apply_env(&mut doc, env).map_err(|(key, reason)| {
             ConfigError::new(&file, key, format!("{reason} (from the environment)"))
         })?;
-        let mut config: Config = Config::deserialize(toml::Value::Table(doc.clone()))
-            .map_err(|e| ConfigError::new(&file, guess_key(&e.to_string()), e.message()))?;
+        let mut config = deserialize_all(&file, doc, &from_env)?;
         config.apply_cli(cli);
         config.validate(&file)?;
         Ok(config)
@@ -576,32 +630,34 @@ impl Config {
     /// Check what serde cannot: prefixes, secrets, ranges, URLs.
     pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
         let err = |key: String, reason: String| ConfigError::new(file, key, reason);
+        // Every problem is reported, not only the first.
+        let mut problems: Vec<ConfigError> = Vec::new();
         if self.radius.listen.is_empty() {
-            return Err(err(
+            problems.push(err(
                 "radius.listen".into(),
                 "no address to listen on".into(),
             ));
         }
         if !(0..=19).contains(&self.radius.replay_nice) {
-            return Err(err(
+            problems.push(err(
                 "radius.replay_nice".into(),
                 format!("{} is outside 0..=19", self.radius.replay_nice),
             ));
         }
         if self.radius.max_in_flight == 0 {
-            return Err(err(
+            problems.push(err(
                 "radius.max_in_flight".into(),
                 "must be at least 1".into(),
             ));
         }
         if self.radius.store_timeout_ms == 0 || self.radius.store_timeout_ms > 2500 {
-            return Err(err(
+            problems.push(err(
                 "radius.store_timeout_ms".into(),
                 "must be 1..=2500: a NAS gives up after about 3 s".into(),
             ));
         }
         if self.radius.journal_max_bytes != 0 && self.radius.journal_max_bytes < 1 << 20 {
-            return Err(err(
+            problems.push(err(
                 "radius.journal_max_bytes".into(),
                 "must be 0 (no cap) or at least 1048576 (1 MiB): one batch of a burst must fit"
                     .into(),
@@ -609,50 +665,62 @@ impl Config {
         }
         if !self.capture.interface.is_empty() {
             if self.capture.ports.is_empty() || self.capture.ports.contains(&0) {
-                return Err(err(
+                problems.push(err(
                     "capture.ports".into(),
                     "give at least one UDP port, none of them 0".into(),
                 ));
             }
-            crate::radius::capture::find_interface(&self.capture.interface)
-                .map_err(|e| err("capture.interface".into(), e.to_string()))?;
+            if let Err(e) = crate::radius::capture::find_interface(&self.capture.interface)
+                .map_err(|e| err("capture.interface".into(), e.to_string()))
+            {
+                problems.push(e);
+            }
         }
         let mut names = std::collections::HashSet::new();
         for (i, nas) in self.nas.iter().enumerate() {
             let key = |k: &str| format!("nas[{i}].{k}");
             if nas.name.trim().is_empty() {
-                return Err(err(key("name"), "must not be empty".into()));
+                problems.push(err(key("name"), "must not be empty".into()));
             }
             if !names.insert(nas.name.clone()) {
-                return Err(err(key("name"), format!("'{}' appears twice", nas.name)));
+                problems.push(err(key("name"), format!("'{}' appears twice", nas.name)));
             }
             if nas.prefixes.is_empty() {
-                return Err(err(key("prefixes"), "at least one prefix is needed".into()));
+                problems.push(err(key("prefixes"), "at least one prefix is needed".into()));
             }
             for (j, p) in nas.prefixes.iter().enumerate() {
-                parse_prefix(p).map_err(|r| err(format!("nas[{i}].prefixes[{j}]"), r))?;
+                if let Err(e) =
+                    parse_prefix(p).map_err(|r| err(format!("nas[{i}].prefixes[{j}]"), r))
+                {
+                    problems.push(e);
+                }
             }
             match (&nas.secret, &nas.secret_file) {
                 (Some(_), Some(_)) => {
-                    return Err(err(
+                    problems.push(err(
                         key("secret"),
                         "give either secret or secret_file, not both".into(),
-                    ))
+                    ));
                 }
                 (None, None) => {
-                    return Err(err(
+                    problems.push(err(
                         key("secret"),
                         "secret or secret_file is required".into(),
-                    ))
+                    ));
                 }
                 _ => {}
             }
-            let secret = nas.read_secret().map_err(|r| err(key("secret_file"), r))?;
-            if secret.is_empty() {
-                return Err(err(key("secret"), "must not be empty".into()));
+            match nas.read_secret() {
+                // Neither or both given: said above.
+                _ if nas.secret.is_some() == nas.secret_file.is_some() => {}
+                Ok(secret) if secret.is_empty() => {
+                    problems.push(err(key("secret"), "must not be empty".into()));
+                }
+                Ok(_) => {}
+                Err(r) => problems.push(err(key("secret_file"), r)),
             }
             if !VENDORS.contains(&nas.vendor.as_str()) {
-                return Err(err(
+                problems.push(err(
                     key("vendor"),
                     format!(
                         "unknown vendor '{}', expected one of {VENDORS:?}",
@@ -661,23 +729,23 @@ impl Config {
                 ));
             }
             if nas.interim_interval == Some(0) {
-                return Err(err(key("interim_interval"), "must be at least 1".into()));
+                problems.push(err(key("interim_interval"), "must be at least 1".into()));
             }
         }
         if self.sessions.interim_interval == 0 {
-            return Err(err(
+            problems.push(err(
                 "sessions.interim_interval".into(),
                 "must be at least 1".into(),
             ));
         }
         if self.sessions.expiry_sweep_interval == 0 {
-            return Err(err(
+            problems.push(err(
                 "sessions.expiry_sweep_interval".into(),
                 "must be at least 1".into(),
             ));
         }
         if !(1..=128).contains(&self.sessions.min_ipv6_prefix) {
-            return Err(err(
+            problems.push(err(
                 "sessions.min_ipv6_prefix".into(),
                 format!("{} is outside 1..=128", self.sessions.min_ipv6_prefix),
             ));
@@ -687,7 +755,7 @@ impl Config {
                 || self.sessions.redis_url.starts_with("rediss://")
                 || self.sessions.redis_url.starts_with("redis+unix://"))
         {
-            return Err(err(
+            problems.push(err(
                 "sessions.redis_url".into(),
                 "must start with redis://, rediss:// or redis+unix://".into(),
             ));
@@ -696,22 +764,29 @@ impl Config {
             || self.database.url.starts_with("postgres://")
             || self.database.url.starts_with("postgresql://"))
         {
-            return Err(err(
+            problems.push(err(
                 "database.url".into(),
                 "must start with sqlite: or postgres://".into(),
             ));
         }
         if !self.isp.nip.is_empty() {
-            self.isp
+            if let Err(e) = self
+                .isp
                 .nip
                 .parse::<crate::store::validate::Nip>()
-                .map_err(|e| err("isp.nip".into(), e.to_string()))?;
+                .map_err(|e| err("isp.nip".into(), e.to_string()))
+            {
+                problems.push(e);
+            }
         }
         for (i, p) in self.web.trusted_proxies.iter().enumerate() {
-            parse_prefix(p).map_err(|r| err(format!("web.trusted_proxies[{i}]"), r))?;
+            if let Err(e) = parse_prefix(p).map_err(|r| err(format!("web.trusted_proxies[{i}]"), r))
+            {
+                problems.push(e);
+            }
         }
         if !self.web.public_url.is_empty() && self.web.public_host().is_none() {
-            return Err(err(
+            problems.push(err(
                 "web.public_url".into(),
                 "must be empty or an https:// (or http://) address with a host name".into(),
             ));
@@ -724,7 +799,7 @@ impl Config {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b));
             if !ok {
-                return Err(err(
+                problems.push(err(
                     format!("web.host_aliases[{i}]"),
                     format!("{alias:?} is not a host name or address (no scheme, port or path)"),
                 ));
@@ -736,11 +811,11 @@ impl Config {
             ("web.max_connections", self.web.max_connections as u64),
         ] {
             if v == 0 {
-                return Err(err(key.into(), "must be at least 1".into()));
+                problems.push(err(key.into(), "must be at least 1".into()));
             }
         }
         if self.web.session_idle_minutes == 0 {
-            return Err(err(
+            problems.push(err(
                 "web.session_idle_minutes".into(),
                 "must be at least 1".into(),
             ));
@@ -748,47 +823,58 @@ impl Config {
         if self.web.session_absolute_hours == 0
             || self.web.session_absolute_hours * 60 < self.web.session_idle_minutes
         {
-            return Err(err(
+            problems.push(err(
                 "web.session_absolute_hours".into(),
                 "must be at least 1 and not shorter than session_idle_minutes".into(),
             ));
         }
         if self.web.accounts_per_subscriber == 0 {
-            return Err(err(
+            problems.push(err(
                 "web.accounts_per_subscriber".into(),
                 "must be at least 1".into(),
             ));
         }
-        self.mail
+        if let Err(e) = self
+            .mail
             .check()
-            .map_err(|e| err(e.key.to_owned(), e.reason.clone()))?;
+            .map_err(|e| err(e.key.to_owned(), e.reason.clone()))
+        {
+            problems.push(e);
+        }
         for (i, t) in self.ops.tokens.iter().enumerate() {
             if t.name.trim().is_empty() {
-                return Err(err(
+                problems.push(err(
                     format!("ops.tokens[{i}].name"),
                     "must not be empty".into(),
                 ));
             }
             if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(err(
+                problems.push(err(
                     format!("ops.tokens[{i}].sha256"),
                     "must be 64 hex digits (make one with `ebok ops token NAME`)".into(),
                 ));
             }
         }
         if self.retention.history_days == 0 || self.retention.interval_hours == 0 {
-            return Err(err(
+            problems.push(err(
                 "retention".into(),
                 "history_days and interval_hours must be at least 1".into(),
             ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(err(
+            problems.push(err(
                 "log.level".into(),
                 format!("'{}' is not a log filter", self.log.level),
             ));
         }
-        Ok(())
+        match problems.len() {
+            0 => Ok(()),
+            _ => {
+                let mut first = problems.remove(0);
+                first.more = problems.into_iter().map(|p| (p.key, p.reason)).collect();
+                Err(first)
+            }
+        }
     }
 
     /// NAS entries in force: the configured ones, or the loopback default when none is set.
@@ -840,10 +926,13 @@ pub fn parse_prefix(s: &str) -> Result<IpNet, String> {
 
 /// Apply `EBOK_SECTION__KEY=value` variables onto the TOML document. A value is read as a
 /// TOML value when it parses as one (numbers, booleans, arrays), else as a string.
+/// Put the `EBOK_SECTION__KEY` variables of `env` into `doc`; returns which key each one set
+/// (`radius.listen` → `EBOK_RADIUS__LISTEN`), for error messages.
 fn apply_env(
     doc: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), (String, String)> {
+) -> Result<std::collections::HashMap<String, String>, (String, String)> {
+    let mut set = std::collections::HashMap::new();
     let mut vars: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with("EBOK_") && k.contains("__"))
@@ -873,8 +962,188 @@ fn apply_env(
                 .ok_or_else(|| (key.clone(), format!("{section} is not a section")))?;
         }
         table.insert(path[path.len() - 1].clone(), value);
+        set.insert(key, name);
     }
-    Ok(())
+    Ok(set)
+}
+
+/// Deserialize `doc` into a [`Config`], reporting every key serde refuses, not only the
+/// first: each refused key is taken out (its default applies) and the rest read again.
+fn deserialize_all(
+    file: &str,
+    mut doc: toml::Table,
+    from_env: &std::collections::HashMap<String, String>,
+) -> Result<Config, ConfigError> {
+    let mut problems: Vec<(String, String)> = Vec::new();
+    loop {
+        match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(doc.clone())) {
+            Ok(config) if problems.is_empty() => return Ok(config),
+            Ok(_) => break,
+            Err(e) => {
+                let mut segments: Vec<String> = e
+                    .path()
+                    .iter()
+                    .filter_map(|s| match s {
+                        serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                        serde_path_to_error::Segment::Seq { index } => Some(format!("[{index}]")),
+                        _ => None,
+                    })
+                    .collect();
+                let message = e.into_inner().message().to_owned();
+                // An unknown key is reported at its section: name the key itself.
+                if let Some(unknown) =
+                    backquoted(&message).filter(|_| message.starts_with("unknown field"))
+                {
+                    if segments.last() != Some(&unknown) {
+                        segments.push(unknown);
+                    }
+                }
+                let key = key_path(&segments);
+                let mut reason = plain(&message);
+                if let Some(var) = from_env.get(&key) {
+                    reason.push_str(&format!(" (from the environment variable {var})"));
+                }
+                let repeated = problems.iter().any(|(k, _)| *k == key);
+                problems.push((key, reason));
+                if repeated || problems.len() > 64 || !remove_path(&mut doc, &segments) {
+                    break;
+                }
+            }
+        }
+    }
+    let (key, reason) = problems.remove(0);
+    let mut e = ConfigError::new(file, key, reason);
+    e.more = problems;
+    Err(e)
+}
+
+/// `["nas", "[0]", "secret"]` → `nas[0].secret`.
+fn key_path(segments: &[String]) -> String {
+    let mut out = String::new();
+    for s in segments {
+        if !s.starts_with('[') && !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(s);
+    }
+    if out.is_empty() {
+        "-".to_owned()
+    } else {
+        out
+    }
+}
+
+/// Take the value at `segments` out of `doc`; false when there is nothing there.
+fn remove_path(doc: &mut toml::Table, segments: &[String]) -> bool {
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut value: &mut toml::Value = match parents.first() {
+        Some(first) => match doc.get_mut(first) {
+            Some(v) => v,
+            None => return false,
+        },
+        None => return doc.remove(last).is_some(),
+    };
+    for s in &parents[1..] {
+        let next = match (s.strip_prefix('[').and_then(|i| i.strip_suffix(']')), value) {
+            (Some(i), toml::Value::Array(a)) => i.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+            (None, toml::Value::Table(t)) => t.get_mut(s),
+            _ => None,
+        };
+        match next {
+            Some(v) => value = v,
+            None => return false,
+        }
+    }
+    match (
+        last.strip_prefix('[').and_then(|i| i.strip_suffix(']')),
+        value,
+    ) {
+        (Some(i), toml::Value::Array(a)) => match i.parse::<usize>() {
+            Ok(i) if i < a.len() => {
+                a.remove(i);
+                true
+            }
+            _ => false,
+        },
+        (None, toml::Value::Table(t)) => t.remove(last).is_some(),
+        _ => false,
+    }
+}
+
+/// The first `backquoted` word of a serde message.
+fn backquoted(message: &str) -> Option<String> {
+    message.split('`').nth(1).map(str::to_owned)
+}
+
+/// A serde message in the words of the configuration: kinds of values instead of Rust type
+/// names, "key" instead of "field".
+fn plain(message: &str) -> String {
+    let kind = |t: &str| -> String {
+        let t = t.trim().trim_end_matches('.');
+        match t {
+            "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number of 0 or more".into(),
+            "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+            "f32" | "f64" => "a number".into(),
+            "a boolean" => "true or false".into(),
+            "a string" => "text in quotes".into(),
+            "a sequence" => "a list in square brackets".into(),
+            "a map" => "a section".into(),
+            "socket address" => "an address and port (127.0.0.1:1813 or [::]:1813)".into(),
+            t if t.starts_with("struct ") => "a section".into(),
+            t => t.replace('`', "").to_owned(),
+        }
+    };
+    let found = |what: &str| -> String {
+        let what = what.trim();
+        if let Some(v) = what.strip_prefix("string ") {
+            format!("the text {v}")
+        } else if let Some(v) = what.strip_prefix("integer ") {
+            format!("the number {}", v.trim_matches('`'))
+        } else if let Some(v) = what.strip_prefix("floating point ") {
+            format!("the number {}", v.trim_matches('`'))
+        } else if let Some(v) = what.strip_prefix("boolean ") {
+            v.trim_matches('`').to_string()
+        } else if what == "sequence" {
+            "a list".into()
+        } else if what == "map" {
+            "a section".into()
+        } else {
+            what.replace('`', "")
+        }
+    };
+    if let Some(rest) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+    {
+        if let Some((what, expected)) = rest.split_once(", expected ") {
+            return format!("expected {}, found {}", kind(expected), found(what));
+        }
+    }
+    if message.starts_with("unknown field") {
+        let known: Vec<&str> = message
+            .split_once("expected ")
+            .map(|(_, k)| k.split('`').skip(1).step_by(2).collect())
+            .unwrap_or_default();
+        return if known.is_empty() {
+            "unknown key".into()
+        } else {
+            format!("unknown key (known here: {})", known.join(", "))
+        };
+    }
+    if message.starts_with("unknown variant") {
+        let value = backquoted(message).unwrap_or_default();
+        let known: Vec<&str> = message
+            .split_once("expected ")
+            .map(|(_, k)| k.split('`').skip(1).step_by(2).collect())
+            .unwrap_or_default();
+        return format!("unknown value {value:?} (expected {})", known.join(" or "));
+    }
+    if let Some(field) = message.strip_prefix("missing field ") {
+        return format!("missing key {}", field.replace('`', ""));
+    }
+    message.to_owned()
 }
 
 /// A TOML syntax error with its line.
@@ -887,15 +1156,6 @@ fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
         None => "-".to_owned(),
     };
     ConfigError::new(file, key, e.message().trim().to_owned())
-}
-
-/// serde's messages name the offending field in backquotes; use it as the key when present.
-fn guess_key(message: &str) -> String {
-    message
-        .split('`')
-        .nth(1)
-        .map(str::to_owned)
-        .unwrap_or_else(|| "-".to_owned())
 }
 
 #[cfg(test)]
@@ -968,13 +1228,18 @@ mod tests {
         assert!(e.reason.contains("10.0.0.0/33"), "{e}");
 
         let e = load_text("[radius]\nlisten = [\"x\"]\n", vec![]).unwrap_err();
-        assert!(e.to_string().contains("invalid socket address"), "{e}");
+        assert_eq!(e.key, "radius.listen[0]", "{e}");
+        assert!(e.reason.contains("address"), "{e}");
 
         let e = load_text("[radius]\nlisten = \n", vec![]).unwrap_err();
         assert_eq!(e.key, "line 2", "{e}");
 
         let e = load_text("[radius]\nlisen = []\n", vec![]).unwrap_err();
-        assert_eq!(e.key, "lisen", "{e}");
+        assert_eq!(e.key, "radius.lisen", "{e}");
+        assert!(
+            e.reason.starts_with("unknown key (known here: listen, "),
+            "{e}"
+        );
         let e = load_text("[radius]\nreplay_nice = 20\n", vec![]).unwrap_err();
         assert_eq!(e.key, "radius.replay_nice", "{e}");
         assert!(e.reason.contains("0..=19"), "{e}");
@@ -1000,6 +1265,52 @@ mod tests {
 
         let e = load_text("[database]\nurl = \"mysql://x\"\n", vec![]).unwrap_err();
         assert_eq!(e.key, "database.url");
+    }
+
+    /// Every problem at once, each with its full key, in plain words, naming the
+    /// environment variable a value came from.
+    #[test]
+    fn every_problem_at_once_in_plain_words() {
+        let e = load_text(
+            "[radius]\nlistn = 1\nmax_in_flight = \"many\"\n[sessions]\nstore = \"mongo\"\n\
+             [[nas]]\nname = \"a\"\nprefixes = [\"10.0.0.1\"]\nsecret = \"s\"\nunknown = 1\n",
+            vec![("EBOK_WEB__MAX_CONNECTIONS", "-5")],
+        )
+        .unwrap_err();
+        let all: std::collections::BTreeMap<&str, &str> = e.all().collect();
+        assert_eq!(
+            all.keys().copied().collect::<Vec<_>>(),
+            [
+                "nas[0].unknown",
+                "radius.listn",
+                "radius.max_in_flight",
+                "sessions.store",
+                "web.max_connections"
+            ],
+            "{e}"
+        );
+        assert_eq!(
+            all["radius.max_in_flight"],
+            "expected a whole number of 0 or more, found the text \"many\""
+        );
+        assert_eq!(
+            all["sessions.store"],
+            "unknown value \"mongo\" (expected embedded or redis)"
+        );
+        assert!(
+            all["web.max_connections"]
+                .ends_with("(from the environment variable EBOK_WEB__MAX_CONNECTIONS)"),
+            "{e}"
+        );
+        assert_eq!(e.to_string().lines().count(), 5, "one line each: {e}");
+        // Checks after reading report together too.
+        let e = load_text(
+            "[radius]\nreplay_nice = 20\n[database]\nurl = \"mysql://x\"\n",
+            vec![],
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.all().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["radius.replay_nice", "database.url"]);
     }
 
     #[test]

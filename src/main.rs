@@ -265,6 +265,23 @@ impl Global {
     }
 }
 
+/// Every configuration problem, one per line; exit status 2.
+fn config_errors(e: &ebok::config::ConfigError) -> ExitCode {
+    let n = e.all().count();
+    eprintln!(
+        "ebok: {}:",
+        if n == 1 {
+            "configuration error".to_owned()
+        } else {
+            format!("{n} configuration errors")
+        }
+    );
+    for line in e.to_string().lines() {
+        eprintln!("  {}", ebok::terminal::safe(line));
+    }
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     sqlite_alloc::install();
     let cli = Cli::parse();
@@ -288,10 +305,7 @@ fn main() -> ExitCode {
     }
     let config = match cli.global.load() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("ebok: configuration error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return config_errors(&e),
     };
     let file = cli
         .global
@@ -309,23 +323,23 @@ fn main() -> ExitCode {
             }
     ) {
         if let Err(e) = config.validate_for_serving(&file) {
-            eprintln!("ebok: configuration error: {e}");
-            return ExitCode::from(2);
+            return config_errors(&e);
         }
     }
     if let Command::Config {
         command: ConfigCommand::Check,
     } = command
     {
+        for (key, why) in config.warnings() {
+            eprintln!("warning: {file}: {key} {why}");
+        }
         println!(
-            "{}: configuration is valid ({} NAS entries, store {:?}, database {})",
-            cli.global
-                .config
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| ebok::config::NO_FILE.to_owned()),
-            config.nas_entries().len(),
-            config.sessions.store,
+            "{file}: configuration is valid ({}, store {}, database {})",
+            ebok::terminal::count(config.nas_entries().len(), "NAS entry", "NAS entries"),
+            match config.sessions.store {
+                StoreKind::Embedded => "embedded",
+                StoreKind::Redis => "redis",
+            },
             ebok::config::redact_url(&config.database.url)
         );
         return ExitCode::SUCCESS;

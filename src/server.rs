@@ -278,12 +278,8 @@ pub async fn start(
             move || coa_ctx.nas_table(),
         ))));
     let _ = state.panel.radius.set(ctx.clone());
-    if config.web.public_url.is_empty() {
-        tracing::warn!(
-            "web.public_url is not set: links in mails point at {}, and the panel answers \
-             only to loopback names (any name in the demo)",
-            state.link("/")
-        );
+    for (key, why) in config.warnings() {
+        tracing::warn!("configuration: {key} {why}");
     }
     let mail_retry = state.panel.mailer.spawn_retry();
     let panel_purge = tokio::spawn(purge_panel(state.clone(), shutdown.clone()));

@@ -28,9 +28,92 @@ pub fn install() -> PrometheusHandle {
             // A second install in the same process (tests) keeps the first recorder.
             let _ = metrics::set_global_recorder(recorder);
             describe();
+            register_families();
             handle
         })
         .clone()
+}
+
+/// Every counter and gauge family with each of its label sets, at zero: a dashboard or an
+/// alert finds the series from the start, not only after the first event of its kind.
+fn register_families() {
+    use crate::radius::event::StatusType;
+    use crate::radius::line_address::Refused;
+    use crate::radius::packet::DropReason;
+    for status in [
+        StatusType::Start,
+        StatusType::Stop,
+        StatusType::InterimUpdate,
+        StatusType::AccountingOn,
+        StatusType::AccountingOff,
+    ] {
+        metrics::counter!("ebok_radius_packets_total", "type" => status.label()).absolute(0);
+    }
+    metrics::counter!("ebok_radius_packets_total", "type" => "status_server").absolute(0);
+    for reason in DropReason::ALL
+        .iter()
+        .map(DropReason::label)
+        .chain(["not_durable", "journal_full"])
+    {
+        metrics::counter!("ebok_radius_dropped_total", "reason" => reason).absolute(0);
+    }
+    for action in ["resent", "in_progress"] {
+        metrics::counter!("ebok_radius_duplicates_total", "action" => action).absolute(0);
+    }
+    for attribute in ["Event-Timestamp", "Acct-Delay-Time", "Acct-Session-Time"] {
+        metrics::counter!("ebok_radius_times_corrected_total", "attribute" => attribute)
+            .absolute(0);
+    }
+    for reason in [
+        Refused::Unspecified,
+        Refused::Broadcast,
+        Refused::Multicast,
+        Refused::Loopback,
+        Refused::LinkLocal,
+        Refused::Reserved,
+        Refused::ShortPrefix,
+    ] {
+        metrics::counter!("ebok_radius_addresses_refused_total", "reason" => reason.label())
+            .absolute(0);
+    }
+    for kind in ["event", "history"] {
+        metrics::counter!("ebok_journal_set_aside_total", "kind" => kind).absolute(0);
+    }
+    for store in ["live", "sql"] {
+        metrics::counter!("ebok_store_errors_total", "store" => store).absolute(0);
+    }
+    for result in ["ok", "failed", "throttled"] {
+        metrics::counter!("ebok_panel_logins_total", "result" => result).absolute(0);
+    }
+    for result in ["ok", "mismatch"] {
+        metrics::counter!("ebok_panel_registrations_total", "result" => result).absolute(0);
+    }
+    for name in [
+        "ebok_radius_replies_total",
+        "ebok_radius_spooled_total",
+        "ebok_radius_stale_events_total",
+        "ebok_sessions_closed_total",
+        "ebok_sessions_expired_total",
+        "ebok_spool_appended_total",
+        "ebok_spool_replayed_total",
+        "ebok_spool_segments_removed_total",
+        "ebok_panel_csrf_refused_total",
+        "ebok_panel_password_checks_refused_total",
+        "ebok_http_wrong_host_total",
+        "ebok_http_timeouts_total",
+    ] {
+        metrics::counter!(name).absolute(0);
+    }
+    for name in [
+        "ebok_live_sessions",
+        "ebok_radius_in_flight",
+        "ebok_spool_depth",
+        "ebok_spool_bytes",
+        "ebok_spool_max_bytes",
+        "ebok_http_connections",
+    ] {
+        metrics::gauge!(name).increment(0.0);
+    }
 }
 
 fn describe() {
