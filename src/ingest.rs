@@ -30,6 +30,8 @@ const REPLAY_BATCH: usize = 32_768;
 const REPLAY_HISTORY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sessions replayed concurrently.
 const REPLAY_LANES: usize = 2048;
+/// How long a graceful stop goes on applying the journal.
+const FINAL_REPLAY: Duration = Duration::from_secs(5);
 /// Rounds in a row in which the same journal record was the first to fail, after which it
 /// is tried alone and, when the store takes other records but not this one, set aside.
 const POISON_AFTER: u32 = 5;
@@ -617,7 +619,7 @@ impl Ingest {
                 // again at the next start and recognised as stale where already applied.
                 let replayed = tokio::select! {
                     r = self.replay() => r,
-                    _ = shutdown.changed() => return,
+                    _ = shutdown.changed() => return self.final_replay().await,
                 };
                 match replayed {
                     Ok(n) if n > 0 => {
@@ -631,8 +633,32 @@ impl Ingest {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => return self.final_replay().await,
             }
+        }
+    }
+
+    /// On a graceful stop, apply what the journal still holds (the requests in flight
+    /// finish meanwhile) for at most [`FINAL_REPLAY`], so that the stores are current when
+    /// ebok has stopped; what is left is replayed at the next start.
+    async fn final_replay(&self) {
+        let deadline = tokio::time::Instant::now() + FINAL_REPLAY;
+        while self.spool.depth() > 0 && tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline, self.replay()).await {
+                Ok(Ok(0)) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "stopping: journal replay failed");
+                    return;
+                }
+                Err(_) => break,
+            }
+        }
+        if self.spool.depth() > 0 {
+            tracing::info!(
+                left = self.spool.depth(),
+                "stopping: journal records left for the next start"
+            );
         }
     }
 

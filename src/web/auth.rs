@@ -3,14 +3,14 @@
 //! subscriber turned it on; logout.
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
 use super::pages::{hash_failed, internal, render, Chrome, Ctx, FormErrors};
 use super::ratelimit::{self, Decision, Reservation};
-use super::request::{set_cookie, SESSION_COOKIE};
+use super::request::{set_cookie, urlencode, SESSION_COOKIE};
 use super::{limits, passwords, totp, AppState};
 use crate::store::{auth as tokens, panel};
 
@@ -20,11 +20,34 @@ struct LoginPage {
     c: Chrome,
     login: String,
     errors: FormErrors,
+    /// The page to come back to after logging in; empty for the panel.
+    back: String,
 }
 
-pub async fn login_form(State(state): State<AppState>, ctx: Ctx) -> Response {
+/// `?wroc=`: the page a visitor asked for before being sent to log in.
+#[derive(serde::Deserialize, Default)]
+pub struct Back {
+    #[serde(default)]
+    wroc: String,
+}
+
+/// Where to go after logging in: the page asked for when it is one of the panel's (see
+/// [`super::redirect`]), else empty (the panel).
+fn back_to(wroc: &str) -> String {
+    match super::redirect::local_target(wroc) {
+        "/" => String::new(),
+        path => path.to_owned(),
+    }
+}
+
+pub async fn login_form(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(back): Query<Back>,
+) -> Response {
+    let back = back_to(&back.wroc);
     if ctx.auth.is_some() {
-        return Redirect::to("/panel").into_response();
+        return Redirect::to(if back.is_empty() { "/panel" } else { &back }).into_response();
     }
     let c = Chrome::new(&state, &ctx, "/logowanie").await;
     render(
@@ -33,6 +56,7 @@ pub async fn login_form(State(state): State<AppState>, ctx: Ctx) -> Response {
             c,
             login: String::new(),
             errors: FormErrors::default(),
+            back,
         },
     )
 }
@@ -43,6 +67,8 @@ pub struct LoginForm {
     login: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    wroc: String,
 }
 
 /// "Try again in N min" for a limited decision.
@@ -58,13 +84,23 @@ pub fn limited_message(ctx: &Ctx, d: &Decision) -> Option<String> {
 
 pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginForm>) -> Response {
     let login = f.login.trim().to_owned();
+    let back = back_to(&f.wroc);
     let again = |errors: FormErrors, status: StatusCode| {
         let state = state.clone();
         let login = login.clone();
+        let back = back.clone();
         let ctx = &ctx;
         async move {
             let c = Chrome::new(&state, ctx, "/logowanie").await;
-            render(status, &LoginPage { c, login, errors })
+            render(
+                status,
+                &LoginPage {
+                    c,
+                    login,
+                    errors,
+                    back,
+                },
+            )
         }
     };
     let ip_key = format!("login:ip:{}", super::request::limit_key(ctx.info.ip));
@@ -176,10 +212,19 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
         Err(e) => return internal(&state, &ctx, e).await,
     };
     let (action, target) = if pending {
-        ("login_password_ok", "/logowanie/kod")
+        let target = match back.as_str() {
+            "" => "/logowanie/kod".to_owned(),
+            b => format!("/logowanie/kod?wroc={}", urlencode(b)),
+        };
+        ("login_password_ok", target)
     } else {
         metrics::counter!("ebok_panel_logins_total", "result" => "ok").increment(1);
-        ("login", "/panel")
+        let target = if back.is_empty() {
+            "/panel".to_owned()
+        } else {
+            back.clone()
+        };
+        ("login", target)
     };
     state
         .audit(
@@ -189,7 +234,7 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
             "",
         )
         .await;
-    with_session_cookie(Redirect::to(target).into_response(), &ctx, &token)
+    with_session_cookie(Redirect::to(&target).into_response(), &ctx, &token)
 }
 
 /// Put the session cookie on an answer.
@@ -206,9 +251,15 @@ pub fn with_session_cookie(mut resp: Response, ctx: &Ctx, token: &str) -> Respon
 struct CodePage {
     c: Chrome,
     errors: FormErrors,
+    /// See [`LoginPage::back`].
+    back: String,
 }
 
-pub async fn code_form(State(state): State<AppState>, ctx: Ctx) -> Response {
+pub async fn code_form(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(back): Query<Back>,
+) -> Response {
     if ctx.pending.is_none() {
         return Redirect::to("/logowanie").into_response();
     }
@@ -218,6 +269,7 @@ pub async fn code_form(State(state): State<AppState>, ctx: Ctx) -> Response {
         &CodePage {
             c,
             errors: FormErrors::default(),
+            back: back_to(&back.wroc),
         },
     )
 }
@@ -226,6 +278,8 @@ pub async fn code_form(State(state): State<AppState>, ctx: Ctx) -> Response {
 pub struct CodeForm {
     #[serde(default)]
     code: String,
+    #[serde(default)]
+    wroc: String,
 }
 
 /// The second factor: a TOTP code (each time step once) or an unused recovery code.
@@ -235,8 +289,10 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
     };
     let account = &pending.account;
     let key = format!("code:account:{}", account.id);
+    let back = back_to(&f.wroc);
     let again = |msg: String, status: StatusCode| {
         let state = state.clone();
+        let back = back.clone();
         let ctx = &ctx;
         async move {
             let c = Chrome::new(&state, ctx, "/logowanie/kod").await;
@@ -248,6 +304,7 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
                         form: Some(msg),
                         ..Default::default()
                     },
+                    back,
                 },
             )
         }
@@ -298,7 +355,8 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
             "second factor",
         )
         .await;
-    with_session_cookie(Redirect::to("/panel").into_response(), &ctx, &token)
+    let target = if back.is_empty() { "/panel" } else { &back };
+    with_session_cookie(Redirect::to(target).into_response(), &ctx, &token)
 }
 
 /// Whether `code` is the account's current TOTP code (claimed so it cannot be replayed) or

@@ -23,6 +23,7 @@ macro_rules! in_tx {
 pub mod account;
 pub mod auth;
 pub mod billing;
+pub mod dashboard;
 pub mod host;
 pub mod i18n;
 pub mod line;
@@ -243,7 +244,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let panel = Router::new()
         .route("/", get(pages::home))
-        .route("/panel", get(pages::panel))
+        .route("/panel", get(dashboard::panel))
         .route("/jezyk/{code}", get(pages::language))
         .route("/logowanie", get(auth::login_form).post(auth::login))
         .route("/logowanie/kod", get(auth::code_form).post(auth::code))

@@ -17,7 +17,7 @@ use super::session_store::WebSession;
 use super::AppState;
 use crate::config::Config;
 use crate::store::panel::{self, PanelAccount};
-use crate::store::subscribers::{Contract, Overview};
+use crate::store::subscribers::Overview;
 
 /// A logged-in subscriber: the session (token and record), the account, whether the
 /// caller's line is his, and on "Twój panel" his overview (all read with the session, in
@@ -316,6 +316,51 @@ impl Chrome {
     pub fn has_contact(&self) -> bool {
         self.contact().next().is_some()
     }
+
+    /// The menu: (path, label, whether it is this page or one under it). Logged in, the
+    /// pages everyone sees (orders, news, FAQ) stay in it: a maintenance notice or a new
+    /// service must be reachable from the panel too.
+    pub fn menu(&self) -> Vec<(&'static str, &'static str, bool)> {
+        const PANEL: &[(&str, &str)] = &[
+            ("/panel", "menu.your_data"),
+            ("/adres-ip", "menu.ip"),
+            ("/pppoe", "menu.pppoe"),
+            ("/platnosci", "menu.payments"),
+            ("/e-faktury", "menu.invoices"),
+            ("/statystyki", "menu.stats"),
+            ("/kontakt", "menu.contact"),
+            ("/zamawianie", "menu.orders"),
+            ("/aktualnosci", "menu.news"),
+            ("/faq", "menu.faq"),
+            ("/ustawienia", "menu.settings"),
+        ];
+        const VISITOR: &[(&str, &str)] = &[
+            ("/", "menu.ebok"),
+            ("/logowanie", "menu.login"),
+            ("/aktualnosci", "menu.news"),
+            ("/zamawianie", "menu.orders"),
+            ("/kontakt", "menu.contact"),
+            ("/faq", "menu.faq"),
+            ("/przywracanie", "menu.recover"),
+            ("/rejestracja", "menu.register"),
+        ];
+        let items = if self.logged_in { PANEL } else { VISITOR };
+        items
+            .iter()
+            .map(|(href, key)| (*href, self.t.t(key), self.is_current(href)))
+            .collect()
+    }
+
+    /// Whether `href` is this page or a page under it (`/e-faktury/12` is under
+    /// `/e-faktury`).
+    fn is_current(&self, href: &str) -> bool {
+        self.path == href
+            || (href != "/"
+                && self
+                    .path
+                    .strip_prefix(href)
+                    .is_some_and(|rest| rest.starts_with('/')))
+    }
 }
 
 /// Render a template into an HTML answer; a template error is logged and becomes a 500.
@@ -428,100 +473,6 @@ pub async fn home(State(state): State<AppState>, ctx: Ctx) -> Response {
         None => c,
     };
     render(StatusCode::OK, &HomePage { c })
-}
-
-/// One contract as "Twoje dane" shows it.
-pub struct ContractView {
-    pub number: String,
-    pub period: String,
-    pub fee: String,
-    pub tariff: String,
-    pub installation: String,
-    /// "Informacje dla poszczególnych IP".
-    pub ips: Vec<IpView>,
-}
-
-/// One IP (or prefix) assigned to a contract.
-pub struct IpView {
-    pub holder: String,
-    pub address: String,
-    pub activated: String,
-    pub installation: String,
-}
-
-fn address_line(a: &crate::store::subscribers::Address) -> String {
-    format!("{}, {} {}", a.street, a.postcode, a.city)
-}
-
-#[derive(Template)]
-#[template(path = "panel.html")]
-struct PanelPage {
-    c: Chrome,
-    name: String,
-    street: String,
-    postcode_city: String,
-    email: String,
-    contracts: Vec<ContractView>,
-}
-
-pub fn contract_view(t: Tr, c: &Contract) -> ContractView {
-    let end = c
-        .ends_on
-        .map(|d| d.to_string())
-        .unwrap_or_else(|| t.t("panel.indefinite").to_owned());
-    ContractView {
-        number: c.number.clone(),
-        period: format!("{} – {}", c.starts_on, end),
-        fee: c.monthly_fee.to_string(),
-        tariff: c.tariff.clone(),
-        installation: address_line(&c.installation),
-        ips: Vec::new(),
-    }
-}
-
-/// "Twój panel": the subscriber's general data and contracts.
-pub async fn panel(State(state): State<AppState>, WithOverview(ctx): WithOverview) -> Response {
-    let Some(auth) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
-    };
-    // Subscriber, contracts and their IPs came with the session (no query of its own).
-    let Some(Overview {
-        subscriber: sub,
-        contracts,
-    }) = &auth.overview
-    else {
-        return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await;
-    };
-    let holder = sub.display_name();
-    let views = contracts
-        .iter()
-        .map(|(k, ips)| {
-            let mut v = contract_view(ctx.t, k);
-            v.ips = ips
-                .iter()
-                .map(|ip| IpView {
-                    holder: holder.clone(),
-                    address: ip.address_text(),
-                    activated: ip.activated_on.map(|d| d.to_string()).unwrap_or_default(),
-                    installation: address_line(ip.installation.as_ref().unwrap_or(&k.installation)),
-                })
-                .collect();
-            v
-        })
-        .collect();
-    let mut c = Chrome::new(&state, &ctx, "/panel").await;
-    if let Some(key) = ctx.flash {
-        c.notice = Some(ctx.t.f(key, &[("email", &auth.account.email)]));
-    }
-    let page = PanelPage {
-        name: sub.display_name(),
-        street: sub.home.street.clone(),
-        postcode_city: format!("{} {}", sub.home.postcode, sub.home.city),
-        email: auth.account.email.clone(),
-        contracts: views,
-        c,
-    };
-    render(StatusCode::OK, &page)
 }
 
 #[derive(serde::Deserialize)]

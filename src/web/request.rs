@@ -304,6 +304,10 @@ pub async fn panel_layer(State(state): State<AppState>, req: Request, next: Next
         session_cookie,
     };
 
+    // Where to come back to after logging in, should this page need it (see below).
+    let asked_for = (req.method() == axum::http::Method::GET)
+        .then(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()))
+        .flatten();
     let mut resp = match refuse_forged_post(&state, &info, req).await {
         Ok(mut req) => {
             req.extensions_mut().insert(info.clone());
@@ -311,6 +315,12 @@ pub async fn panel_layer(State(state): State<AppState>, req: Request, next: Next
         }
         Err(refused) => refused,
     };
+    // A personal page asked for by a visitor who is not logged in answers by sending the
+    // browser to the login; it comes back to the page asked for (a link from a mail to a
+    // ticket or an invoice), through `?wroc=`, which only ever names a path of the panel.
+    if let Some(asked_for) = asked_for {
+        remember_where_to_return(&mut resp, &asked_for);
+    }
     if let Some(seed) = info.seed.made.get() {
         resp.headers_mut().append(
             header::SET_COOKIE,
@@ -319,6 +329,37 @@ pub async fn panel_layer(State(state): State<AppState>, req: Request, next: Next
     }
     security_headers(resp.headers_mut(), info.secure);
     resp
+}
+
+/// Turn a redirect to `/logowanie` into one to `/logowanie?wroc=<asked_for>`.
+fn remember_where_to_return(resp: &mut Response, asked_for: &str) {
+    let to_login = resp.status().is_redirection()
+        && resp
+            .headers()
+            .get(header::LOCATION)
+            .is_some_and(|l| l == "/logowanie");
+    let target = super::redirect::local_target(asked_for);
+    // The panel is where a login leads anyway.
+    if !to_login || matches!(target, "/" | "/panel") || target.starts_with("/logowanie") {
+        return;
+    }
+    let location = format!("/logowanie?wroc={}", urlencode(target));
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+}
+
+/// Percent-encode everything but unreserved characters and `/` (RFC 3986).
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// A GET as it came; a POST with its body read, when it carries this caller's CSRF token and
