@@ -18,8 +18,11 @@
 //!   `scripts/bench-capture.sh` (passive capture beside the UDP listener, issue 6).
 //! * `attribution`: "who held this IP at T" on a large session history (issue 6; module
 //!   `attribution.rs`).
+//! * `login-burst`: many panel logins at once; peak memory and `/faq` latency meanwhile
+//!   (module `login_burst.rs`).
 
 mod attribution;
+mod login_burst;
 
 /// The same allocator as `ebok` itself, so the hello-world reference of the panel benchmark
 /// and the load generator run on it too.
@@ -83,6 +86,9 @@ enum Command {
     /// Send signed Start/Interim/Stop requests at a fixed rate without waiting for answers
     /// (passive capture never answers) and report how many left.
     Capture(CaptureArgs),
+    /// Many panel logins at once (each reaching argon2): their answers, the server's peak
+    /// memory and `/faq` latency meanwhile (module `login_burst.rs`).
+    LoginBurst(login_burst::LoginBurstArgs),
 }
 
 #[derive(Args)]
@@ -278,6 +284,10 @@ fn main() -> anyhow::Result<()> {
             .build()?
             .block_on(pdf_cost(args)),
         Command::Capture(args) => send_paced(args),
+        Command::LoginBurst(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(login_burst::login_burst(args)),
         Command::Attribution(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
