@@ -501,6 +501,20 @@ async fn scenario() {
         .await;
     tab.expect_text("Twoje dane").await;
     tab.expect_text("Jan Kowalski").await;
+    // The dashboard: what is due, the live line (this browser's 127.0.0.1), the menu
+    // marking the page.
+    for part in [
+        "Do zapłaty",
+        "Twoje połączenie",
+        "Połączenie trwa od",
+        "127.0.0.1",
+    ] {
+        tab.expect_text(part).await;
+    }
+    assert_eq!(
+        tab.text_of("nav.menu a[aria-current='page']").await,
+        "Twoje dane"
+    );
 
     // A message to the office through the contact form, for a ticket thread to show.
     tab.open("/kontakt").await;
@@ -592,6 +606,22 @@ async fn scenario() {
         "{text}"
     );
     tab.tour("en", &panel).await;
+    tab.log_out("You have been logged out.").await;
+
+    // A deep link (a mail's link to the ticket) opened logged out: the login, then the
+    // ticket itself.
+    tab.open(&ticket).await;
+    assert!(
+        tab.path().await.starts_with("/logowanie?wroc="),
+        "{}",
+        tab.path().await
+    );
+    tab.fill("login", LOGIN).await;
+    tab.fill("password", PASSWORD).await;
+    tab.click("form[action='/logowanie'] button[type=submit]")
+        .await;
+    tab.expect_text("Wolny internet wieczorem").await;
+    assert_eq!(tab.path().await, ticket);
     tab.log_out("You have been logged out.").await;
 
     let Tab {
