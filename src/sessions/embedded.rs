@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::redis::{check_record_times as check_times, decode_record, encode_record};
+use super::record::{check_record_times as check_times, decode_record, encode_record, time_ord};
 use super::rules::{self, IpKey, Record, Step, Tombstone};
 use super::{Applied, ClosedSession, LiveSession, LiveSessions, StoreError};
 use crate::radius::event::{AccountingEvent, StatusType};
@@ -269,7 +269,7 @@ impl Txn<'_> {
             });
         }
         // Validate the time before recording it (it is stored as nanoseconds).
-        super::redis::time_ord(at)?;
+        time_ord(at)?;
         self.ch.resets.insert(event.nas.clone(), at);
         let victims = self.select(|s| rules::restart_closes(s, &event.nas, at), |_| false);
         let mut applied = Applied::default();
