@@ -1,9 +1,10 @@
-//! `ebok-bench login-burst`: many logins at once against a running panel, to see what
-//! argon2's bound costs and protects. Each login comes from a loopback address of its own
-//! range (127.66.x.y, 20 logins per address: the per-IP limit) with a login of its own (the
-//! per-account limit), so that every one of them reaches the password check; meanwhile one
-//! client reads `/faq` in a loop. Reported: the logins' answers by status, the panel's peak
-//! memory (VmHWM of the server process), and `/faq` latency before and during the burst.
+//! `ebok-bench login-burst`: many logins at once against a running panel, for some
+//! seconds, to see what argon2's bound costs and protects. `--logins` clients each send one
+//! login after another; every login comes from a loopback address and with a login name of
+//! its own (127.66.x.y: the per-IP and per-account limits never stop it), so each reaches
+//! the password check; meanwhile one client reads `/faq` in a loop. Reported: the logins'
+//! answers by status, the panel's peak memory (VmHWM of the server process), and `/faq`
+//! latency alone (the reference) and during the burst.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,9 @@ pub struct LoginBurstArgs {
     /// PID of the server, for its peak memory (VmHWM).
     #[arg(long)]
     pub server_pid: u32,
+    /// How long the burst lasts.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
 }
 
 /// One HTTP/1.1 exchange from `from` (a loopback address), `Connection: close`: status,
@@ -161,7 +165,7 @@ pub async fn login_burst(args: LoginBurstArgs) -> anyhow::Result<()> {
     during.sort_unstable();
     let rss_peak = peak_rss_kib(args.server_pid)?;
     println!(
-        "RESULT name=login-burst logins={} seconds={burst_s:.1} answers={by_status:?} \
+        "RESULT name=login-burst clients={} seconds={burst_s:.1} answers={by_status:?} \
          peak_rss_mib_before={:.0} peak_rss_mib={:.0} faq_idle_p50_ms={:.1} \
          faq_idle_p99_ms={:.1} faq_burst_p50_ms={:.1} faq_burst_p99_ms={:.1} faq_burst_max_ms={:.1} \
          faq_burst_answers={} cores={}",
