@@ -18,6 +18,7 @@ use super::AppState;
 use crate::config::Config;
 use crate::store::panel::{self, PanelAccount};
 use crate::store::subscribers::{Contract, Overview};
+use crate::tz::format_date;
 
 /// A logged-in subscriber: the session (token and record), the account, whether the
 /// caller's line is his, and on "Twój panel" his overview (all read with the session, in
@@ -467,11 +468,11 @@ struct PanelPage {
 pub fn contract_view(t: Tr, c: &Contract) -> ContractView {
     let end = c
         .ends_on
-        .map(|d| d.to_string())
+        .map(format_date)
         .unwrap_or_else(|| t.t("panel.indefinite").to_owned());
     ContractView {
         number: c.number.clone(),
-        period: format!("{} – {}", c.starts_on, end),
+        period: format!("{} – {end}", format_date(c.starts_on)),
         fee: c.monthly_fee.to_string(),
         tariff: c.tariff.clone(),
         installation: address_line(&c.installation),
@@ -502,7 +503,7 @@ pub async fn panel(State(state): State<AppState>, WithOverview(ctx): WithOvervie
                 .map(|ip| IpView {
                     holder: holder.clone(),
                     address: ip.address_text(),
-                    activated: ip.activated_on.map(|d| d.to_string()).unwrap_or_default(),
+                    activated: ip.activated_on.map(format_date).unwrap_or_default(),
                     installation: address_line(ip.installation.as_ref().unwrap_or(&k.installation)),
                 })
                 .collect();
