@@ -29,7 +29,7 @@ const ERROR_HEADINGS: [&str; 2] = ["Coś poszło nie tak", "Something went wrong
 type Stop<'a> = (&'a str, &'a str, &'a str, &'a str);
 
 /// A table that turns into cards on a phone: the page (screenshot name), the table, and
-/// within its first row a date and an IP address that must each stay on one line.
+/// within a row a date and an IP address that must each stay on one line.
 struct Cards {
     page: &'static str,
     table: &'static str,
@@ -66,49 +66,55 @@ const CARDS: [Cards; 4] = [
 
 /// The script that checks a [`Cards`] table in the page at the current width: a list of
 /// what is wrong, empty when nothing is. `arguments` are the table's selector, the date's
-/// and the address's (or null) and whether the window is a phone's.
+/// and the address's (or null) and whether the window is a phone's. There must be a data
+/// row; every row is checked, the first as the task asks and the rest because a longer
+/// value further down (a session of over a day) can crowd its card where the first fits.
 const CARDS_JS: &str = r#"
 const [table, dateSel, ipSel, phone] = arguments;
 const t = document.querySelector(table);
-const row = t && t.querySelector(':scope > tbody > tr');
-if (!row) return ['no data row in ' + table];
+const rows = t ? [...t.querySelectorAll(':scope > tbody > tr')] : [];
+if (!rows.length) return ['no data row in ' + table];
 const bad = [];
 if (!phone) {
-  const d = getComputedStyle(row).display;
+  const d = getComputedStyle(rows[0]).display;
   if (d !== 'table-row') bad.push(`${table}: a row is displayed as ${d}, not as a table row`);
   return bad;
 }
 const vw = document.documentElement.clientWidth;
-for (const c of row.children) {
-  // An empty cell (no charge on a payment) shows nothing.
-  if (!c.textContent.trim()) continue;
-  const what = `${table} cell "${c.dataset.label || c.textContent.trim()}"`;
-  const r = c.getBoundingClientRect();
-  if (r.width < 1 || r.height < 1) { bad.push(`${what} is not shown`); continue; }
-  if (r.left < -0.5 || r.right > vw + 0.5) bad.push(`${what} spans ${r.left}..${r.right} px, the window 0..${vw}`);
-  if (c.scrollWidth > c.clientWidth + 1) bad.push(`${what}: its content is wider than the cell`);
-  for (let a = c.parentElement; a; a = a.parentElement) {
-    const s = getComputedStyle(a);
-    if (s.overflowX === 'visible' && s.overflowY === 'visible') continue;
-    const o = a.getBoundingClientRect();
-    if (r.left < o.left - 0.5 || r.right > o.right + 0.5 || r.top < o.top - 0.5 || r.bottom > o.bottom + 0.5)
-      bad.push(`${what} is clipped by <${a.tagName.toLowerCase()} class="${a.className}">`);
-  }
-}
 // One line: the text's own box (not the label before it) is less than 1.5 lines high.
-const oneLine = (sel, kind) => {
-  if (!sel) return;
-  const el = row.querySelector(sel);
-  if (!el) { bad.push(`no ${kind} (${sel}) in the first row of ${table}`); return; }
+const oneLine = (el, what) => {
   const range = document.createRange();
   range.selectNodeContents(el);
   const h = range.getBoundingClientRect().height;
   const line = parseFloat(getComputedStyle(el).lineHeight);
   if (!(h > 0 && h < 1.5 * line))
-    bad.push(`${kind} "${el.textContent}" in ${table} is ${h} px high, its line ${line} px`);
+    bad.push(`${what} "${el.textContent}" is ${h} px high, its line ${line} px`);
 };
-oneLine(dateSel, 'date');
-oneLine(ipSel, 'IP address');
+rows.forEach((row, n) => {
+  const where = `${table} row ${n + 1}`;
+  for (const c of row.children) {
+    // An empty cell (no charge on a payment) shows nothing.
+    if (!c.textContent.trim()) continue;
+    const what = `${where} cell "${c.dataset.label || c.textContent.trim()}"`;
+    const r = c.getBoundingClientRect();
+    if (r.width < 1 || r.height < 1) { bad.push(`${what} is not shown`); continue; }
+    if (r.left < -0.5 || r.right > vw + 0.5) bad.push(`${what} spans ${r.left}..${r.right} px, the window 0..${vw}`);
+    if (c.scrollWidth > c.clientWidth + 1) bad.push(`${what}: its content is wider than the cell`);
+    for (let a = c.parentElement; a; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      if (s.overflowX === 'visible' && s.overflowY === 'visible') continue;
+      const o = a.getBoundingClientRect();
+      if (r.left < o.left - 0.5 || r.right > o.right + 0.5 || r.top < o.top - 0.5 || r.bottom > o.bottom + 0.5)
+        bad.push(`${what} is clipped by <${a.tagName.toLowerCase()} class="${a.className}">`);
+    }
+  }
+  for (const [sel, kind] of [[dateSel, 'date'], [ipSel, 'IP address']]) {
+    if (!sel) continue;
+    const el = row.querySelector(sel);
+    if (el) oneLine(el, `${kind} in ${where}`);
+    else bad.push(`no ${kind} (${sel}) in ${where}`);
+  }
+});
 return bad;
 "#;
 
