@@ -743,44 +743,11 @@ pub(crate) mod tests {
     use super::*;
     use crate::radius::coa::{CoaError, SessionControl};
     use crate::radius::event::{AccountingEvent, StatusType};
-    use crate::sessions::{Applied, CloseReason, ClosedSession, TrafficReading};
+    use crate::sessions::{Applied, ClosedSession, TrafficReading};
     use crate::store::subscribers::{upsert_pppoe_account, PppoeAccountRecord};
     use crate::web::tests::*;
 
-    /// A closed session of `login` for the history.
-    pub(crate) fn closed(
-        login: &str,
-        sid: &str,
-        ip: &str,
-        started: OffsetDateTime,
-        secs: i64,
-        cause: Option<u32>,
-    ) -> ClosedSession {
-        ClosedSession {
-            session: LiveSession {
-                nas: "nas1".into(),
-                nas_client: "nas1".into(),
-                session_id: sid.into(),
-                user_name: Some(login.into()),
-                framed_ip: Some(ip.parse().unwrap()),
-                ipv6_prefixes: Vec::new(),
-                calling_station_id: None,
-                nas_port: None,
-                nas_port_id: None,
-                started_at: started,
-                updated_at: started,
-                expires_at: started,
-                input_octets: 1_000,
-                output_octets: 3_000_000,
-                input_packets: 0,
-                output_packets: 0,
-                session_time: None,
-            },
-            stopped_at: started + time::Duration::seconds(secs),
-            reason: CloseReason::Stop,
-            terminate_cause: cause,
-        }
-    }
+    pub(crate) use crate::testkit::closed_session as closed;
 
     pub(crate) async fn record(
         h: &Harness,

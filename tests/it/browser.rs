@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 use crate::webdriver::{which, Driver, Session};
+use ebok::demo::DEMO_LOGIN;
 
 const TEST: &str = "panel_in_chromium_registers_logs_in_and_out";
 const JAN_PESEL: &str = "44051401359";
@@ -434,48 +435,23 @@ fn is_pl_date(s: &str) -> bool {
 }
 
 /// Closed sessions of Jan's demo line for the history table on PPPoE (the demo has none):
-/// the newest with an IPv4 address and an IPv6 prefix.
+/// the newest with an IPv4 address and an IPv6 prefix, the other over a day long.
 async fn jan_history(db: &ebok::store::Db) {
-    use ebok::sessions::{Applied, CloseReason, ClosedSession, LiveSession};
     let now = time::OffsetDateTime::now_utc();
-    let closed = |sid: &str, ip: &str, v6: Option<&str>, hours_ago: i64, secs: i64| {
+    let closed = |sid: &str, ip: &str, hours_ago: i64, secs: i64| {
         let started = now - time::Duration::hours(hours_ago);
-        ClosedSession {
-            session: LiveSession {
-                nas: "127.0.0.1".into(),
-                nas_client: "demo".into(),
-                session_id: sid.into(),
-                user_name: Some(ebok::demo::DEMO_LOGIN.into()),
-                framed_ip: Some(ip.parse().unwrap()),
-                ipv6_prefixes: v6.iter().map(|p| p.parse().unwrap()).collect(),
-                calling_station_id: None,
-                nas_port: None,
-                nas_port_id: None,
-                started_at: started,
-                updated_at: started,
-                expires_at: started,
-                input_octets: 52_000_000,
-                output_octets: 1_700_000_000,
-                input_packets: 0,
-                output_packets: 0,
-                session_time: None,
-            },
-            stopped_at: started + time::Duration::seconds(secs),
-            reason: CloseReason::Stop,
-            terminate_cause: Some(2),
-        }
+        let mut c = ebok::testkit::closed_session(DEMO_LOGIN, sid, ip, started, secs, Some(2));
+        c.session.output_octets = 1_700_000_000;
+        c.session.input_octets = 52_000_000;
+        c
     };
-    let applied = Applied {
+    let mut newest = closed("hist-2", "198.51.100.147", 30, 5 * 3600 + 7 * 60);
+    newest.session.ipv6_prefixes = vec!["2001:db8:1000:100::/56".parse().unwrap()];
+    let applied = ebok::sessions::Applied {
         stale: false,
         closed: vec![
-            closed("hist-1", "198.51.100.23", None, 80, 26 * 3600 + 65),
-            closed(
-                "hist-2",
-                "198.51.100.147",
-                Some("2001:db8:1000:100::/56"),
-                30,
-                5 * 3600 + 7 * 60,
-            ),
+            closed("hist-1", "198.51.100.23", 80, 26 * 3600 + 65),
+            newest,
         ],
         traffic: Vec::new(),
     };
