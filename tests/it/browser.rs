@@ -236,6 +236,17 @@ impl Tab {
         }
     }
 
+    /// Open each page and find on it an element matching its selector.
+    async fn expect_each(&self, pages: &[(&str, &str)]) {
+        for &(path, css) in pages {
+            self.open(path).await;
+            assert!(
+                !self.s.find_all(css).await.unwrap().is_empty(),
+                "{path} has no {css}"
+            );
+        }
+    }
+
     /// Switch the panel to `lang` ("pl" or "en"), then visit each page of `stops`: check its
     /// heading and save `<name>-<lang>-<width>.png` at both widths.
     async fn tour(&mut self, lang: &str, stops: &[Stop<'_>]) {
@@ -585,17 +596,12 @@ async fn scenario() {
     tab.tour("pl", &public).await;
     tab.tour("en", &public).await;
     // On English pages the texts kept only in Polish say so.
-    for (path, css) in [
+    tab.expect_each(&[
         ("/aktualnosci", "article.office-news[lang='pl']"),
         ("/faq", "section.office-faq[lang='pl']"),
         ("/zamawianie", "main tbody th[lang='pl']"),
-    ] {
-        tab.open(path).await;
-        assert!(
-            !tab.s.find_all(css).await.unwrap().is_empty(),
-            "{path} in English has no {css}"
-        );
-    }
+    ])
+    .await;
     tab.open("/jezyk/pl?wroc=/").await;
     tab.expect_text("Łączysz się z adresu 127.0.0.1").await;
 
@@ -782,6 +788,11 @@ async fn scenario() {
         "{text}"
     );
     tab.tour("en", &panel).await;
+    tab.expect_each(&[
+        ("/panel", "main dd[lang='pl']"),
+        (&invoice, "table.inv-lines tbody th[lang='pl']"),
+    ])
+    .await;
     tab.log_out("You have been logged out.").await;
 
     let Tab {
