@@ -1007,10 +1007,6 @@ fn services() -> Vec<ServiceRecord> {
     ]
 }
 
-fn pl_date(d: Date) -> String {
-    format!("{:02}.{:02}.{}", d.day(), u8::from(d.month()), d.year())
-}
-
 /// Published at 08:00 UTC `days_ago` days before `today`.
 fn news(today: Date) -> Vec<NewsRecord> {
     let at = |days_ago: i64| {
@@ -1051,8 +1047,8 @@ fn news(today: Date) -> Vec<NewsRecord> {
                  modernizacyjne sieci szkieletowej na Krowodrzy i w Bronowicach. W tym \
                  czasie możliwe są krótkie, kilkuminutowe przerwy w dostępie do \
                  Internetu.\n\nZa utrudnienia przepraszamy.",
-                pl_date(works),
-                pl_date(works_end)
+                crate::tz::format_date(works),
+                crate::tz::format_date(works_end)
             ),
         ),
         n(

@@ -151,3 +151,40 @@ pub async fn sqlite_in(dir: &std::path::Path, name: &str) -> crate::store::Db {
     let url = format!("sqlite://{}", dir.join(name).display());
     crate::store::Db::connect(&url).await.expect("SQLite opens")
 }
+
+/// A closed PPPoE session of `login` on NAS `nas1` with the IPv4 address `ip`, from
+/// `started` for `secs` seconds (3 MB down, 1 kB up), for history in tests; change its
+/// fields for more.
+pub fn closed_session(
+    login: &str,
+    sid: &str,
+    ip: &str,
+    started: time::OffsetDateTime,
+    secs: i64,
+    cause: Option<u32>,
+) -> crate::sessions::ClosedSession {
+    crate::sessions::ClosedSession {
+        session: crate::sessions::LiveSession {
+            nas: "nas1".into(),
+            nas_client: "nas1".into(),
+            session_id: sid.into(),
+            user_name: Some(login.into()),
+            framed_ip: Some(ip.parse().expect("an IPv4 address")),
+            ipv6_prefixes: Vec::new(),
+            calling_station_id: None,
+            nas_port: None,
+            nas_port_id: None,
+            started_at: started,
+            updated_at: started,
+            expires_at: started,
+            input_octets: 1_000,
+            output_octets: 3_000_000,
+            input_packets: 0,
+            output_packets: 0,
+            session_time: None,
+        },
+        stopped_at: started + time::Duration::seconds(secs),
+        reason: crate::sessions::CloseReason::Stop,
+        terminate_cause: cause,
+    }
+}

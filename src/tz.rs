@@ -1,6 +1,8 @@
 //! Europe/Warsaw local time without a time-zone database: CET (UTC+1) in winter, CEST
 //! (UTC+2) from the last Sunday of March 01:00 UTC to the last Sunday of October 01:00 UTC,
-//! the EU rule in force since 1996. Data is stored in UTC; days and displays use this.
+//! the EU rule in force since 1996. Data is stored in UTC; days and displays use this, and
+//! every date and time the panel, its mails and its PDFs show is written by the `format_*`
+//! functions here (`15.01.2026`, `15.01.2026 14:05`), in both languages.
 
 use time::{Date, Month, OffsetDateTime, UtcOffset};
 
@@ -49,6 +51,27 @@ pub fn from_warsaw(local: time::PrimitiveDateTime) -> OffsetDateTime {
 /// The calendar day in Europe/Warsaw of instant `t`.
 pub fn warsaw_date(t: OffsetDateTime) -> Date {
     to_warsaw(t).date()
+}
+
+/// A calendar day as subscribers read it: `15.01.2026` (DD.MM.RRRR).
+pub fn format_date(d: Date) -> String {
+    format!("{:02}.{:02}.{}", d.day(), u8::from(d.month()), d.year())
+}
+
+/// An instant as subscribers read it, in Europe/Warsaw to the minute: `15.01.2026 14:05`.
+pub fn format_datetime(t: OffsetDateTime) -> String {
+    let w = to_warsaw(t);
+    format!(
+        "{} {:02}:{:02}",
+        format_date(w.date()),
+        w.hour(),
+        w.minute()
+    )
+}
+
+/// The month of `d`: `01.2026`.
+pub fn format_month(d: Date) -> String {
+    format!("{:02}.{}", u8::from(d.month()), d.year())
 }
 
 #[cfg(test)]
@@ -113,6 +136,27 @@ mod tests {
                 assert!(d.day() + 7 > month.length(year), "{d}");
             }
         }
+    }
+
+    #[test]
+    fn dates_and_times_as_subscribers_read_them() {
+        use time::macros::date;
+        assert_eq!(format_date(date!(2026 - 01 - 15)), "15.01.2026");
+        assert_eq!(format_date(date!(2026 - 12 - 01)), "01.12.2026");
+        assert_eq!(format_month(date!(2026 - 03 - 31)), "03.2026");
+        // Winter (UTC+1), summer (UTC+2), and a UTC evening that is already the next day.
+        assert_eq!(
+            format_datetime(datetime!(2026-01-15 13:05:59 UTC)),
+            "15.01.2026 14:05"
+        );
+        assert_eq!(
+            format_datetime(datetime!(2026-07-01 07:00 UTC)),
+            "01.07.2026 09:00"
+        );
+        assert_eq!(
+            format_datetime(datetime!(2026-07-31 23:30 UTC)),
+            "01.08.2026 01:30"
+        );
     }
 
     #[test]

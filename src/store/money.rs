@@ -11,9 +11,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An amount of Polish złoty, held exactly as grosze (1 zł = 100 gr).
 ///
-/// Parses `50`, `50,00`, `50.00`, `1 234,56`, `1234.5`, `-12,30` and an optional trailing
-/// `zł`/`PLN`; displays as `1 234,56 zł` (U+00A0 between thousands, comma for decimals;
-/// `{:#}` leaves out the currency). Serde uses a decimal string with a dot: `"1234.56"`.
+/// Parses `50`, `50,00`, `50.00`, `1 234,56`, `1234.5`, `-12,30` (or `−12,30`, as it is
+/// displayed) and an optional trailing `zł`/`PLN`; displays as `1 234,56 zł` and
+/// `−12,30 zł` (U+00A0 between thousands, comma for decimals, U+2212 minus sign; `{:#}`
+/// leaves out the currency). Serde and CSV use a decimal string with a dot and a hyphen:
+/// `"-1234.56"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Money(i64);
 
@@ -31,6 +33,8 @@ pub enum MoneyError {
 }
 
 const NBSP: char = '\u{a0}';
+/// The typographic minus sign of displayed amounts; a hyphen is what machines write.
+const MINUS: char = '\u{2212}';
 
 fn is_group_space(c: char) -> bool {
     matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '\u{2009}')
@@ -60,10 +64,10 @@ fn parse_scaled(input: &str, max_decimals: u32) -> Result<i64, MoneyError> {
         return Err(MoneyError::Empty);
     }
     let invalid = || MoneyError::Invalid(input.to_owned());
-    let (negative, s) = match s.as_bytes()[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
+    let (negative, s) = if let Some(rest) = s.strip_prefix(['-', MINUS]) {
+        (true, rest)
+    } else {
+        (false, s.strip_prefix('+').unwrap_or(s))
     };
     let mut seps = s.match_indices([',', '.']);
     let (int_part, frac_part) = match (seps.next(), seps.next()) {
@@ -97,6 +101,15 @@ fn parse_scaled(input: &str, max_decimals: u32) -> Result<i64, MoneyError> {
         .and_then(|v| v.checked_add(frac))
         .ok_or(MoneyError::Overflow)?;
     Ok(if negative { -value } else { value })
+}
+
+/// The sign a displayed number starts with: a minus sign or nothing.
+fn sign(n: i64) -> &'static str {
+    if n < 0 {
+        "\u{2212}"
+    } else {
+        ""
+    }
 }
 
 /// `1234567` → `1 234 567` with `sep` between groups of three.
@@ -174,9 +187,8 @@ impl FromStr for Money {
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let abs = self.0.unsigned_abs();
-        let sign = if self.0 < 0 { "-" } else { "" };
         let whole = group_thousands(&(abs / 100).to_string(), NBSP);
-        write!(f, "{sign}{whole},{:02}", abs % 100)?;
+        write!(f, "{}{whole},{:02}", sign(self.0), abs % 100)?;
         if !f.alternate() {
             write!(f, "{NBSP}zł")?;
         }
@@ -279,11 +291,10 @@ impl FromStr for Quantity {
 }
 
 impl fmt::Display for Quantity {
-    /// Polish form without trailing zeros: `1`, `1,5`, `0,001`.
+    /// Polish form without trailing zeros: `1`, `1,5`, `0,001`, `−2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
         let abs = self.0.unsigned_abs();
-        write!(f, "{sign}{}", abs / 1000)?;
+        write!(f, "{}{}", sign(self.0), abs / 1000)?;
         let frac = abs % 1000;
         if frac != 0 {
             let digits = format!("{frac:03}");
@@ -464,6 +475,7 @@ mod tests {
         assert_eq!(m("1\u{202f}234\u{202f}567,8").grosze(), 123456780);
         assert_eq!(m("1234.5").grosze(), 123450);
         assert_eq!(m("-12,30").grosze(), -1230);
+        assert_eq!(m("\u{2212}12,30\u{a0}zł").grosze(), -1230);
         assert_eq!(m("+0,01").grosze(), 1);
         assert_eq!(m("  7,5  ").grosze(), 750);
         assert_eq!(m("0,05").grosze(), 5);
@@ -518,8 +530,18 @@ mod tests {
         );
         assert_eq!(Money::from_zloty(50).to_string(), "50,00\u{a0}zł");
         assert_eq!(Money::from_grosze(5).to_string(), "0,05\u{a0}zł");
-        assert_eq!(Money::from_grosze(-1230).to_string(), "-12,30\u{a0}zł");
-        assert_eq!(Money::from_grosze(-5).to_string(), "-0,05\u{a0}zł");
+        // A minus sign (U+2212), not a hyphen.
+        assert_eq!(
+            Money::from_grosze(-1230).to_string(),
+            "\u{2212}12,30\u{a0}zł"
+        );
+        assert_eq!(Money::from_grosze(-5).to_string(), "\u{2212}0,05\u{a0}zł");
+        assert_eq!(
+            format!("{:#}", Money::from_grosze(-123456)),
+            "\u{2212}1\u{a0}234,56"
+        );
+        // The machine forms keep the hyphen.
+        assert_eq!(Money::from_grosze(-1230).to_decimal_string(), "-12.30");
         assert_eq!(
             Money::from_grosze(123456789012).to_string(),
             "1\u{a0}234\u{a0}567\u{a0}890,12\u{a0}zł"
@@ -579,6 +601,7 @@ mod tests {
         assert_eq!(Quantity::from_milli(1500).to_string(), "1,5");
         assert_eq!(Quantity::from_milli(1).to_string(), "0,001");
         assert_eq!(Quantity::from_milli(12000).to_string(), "12");
+        assert_eq!(Quantity::from_milli(-2000).to_string(), "\u{2212}2");
         assert_eq!(serde_json::to_string(&Quantity::ONE).unwrap(), "\"1.000\"");
     }
 

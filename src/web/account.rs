@@ -533,7 +533,7 @@ async fn settings_page(
 
 pub async fn settings(State(state): State<AppState>, ctx: Ctx) -> Response {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     let notice = ctx.flash.map(|k| ctx.t.t(k).to_owned());
     settings_page(
@@ -603,7 +603,7 @@ pub async fn change_password(
     Form(f): Form<ChangePasswordForm>,
 ) -> Response {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     let t = ctx.t;
     let mut errors = FormErrors::default();
@@ -677,7 +677,7 @@ pub async fn change_email(
     Form(f): Form<ChangeEmailForm>,
 ) -> Response {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     let t = ctx.t;
     let email = f.email.trim().to_owned();
@@ -752,7 +752,7 @@ pub async fn change_email(
 /// End every session of the account, this one included.
 pub async fn logout_everywhere(State(state): State<AppState>, ctx: Ctx) -> Response {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     if let Err(e) = state.panel.sessions.delete_all(a.account.id, None).await {
         return internal(&state, &ctx, e).await;
@@ -787,7 +787,7 @@ struct TotpCodesPage {
 /// Enrolment: a new secret kept as pending until a code from the app confirms it.
 pub async fn totp_setup(State(state): State<AppState>, ctx: Ctx) -> Response {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     if a.account.totp_enabled() {
         return Redirect::to("/ustawienia").into_response();
@@ -856,7 +856,7 @@ pub async fn totp_enable(
     Form(f): Form<TotpForm>,
 ) -> Response {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     let Some(secret) = a
         .account
@@ -911,7 +911,7 @@ pub async fn totp_disable(
     Form(f): Form<TotpForm>,
 ) -> Response {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     let mut errors = FormErrors::default();
     match current_password_ok(&state, &ctx, a, &f.current).await {

@@ -261,7 +261,7 @@ pub async fn code_form(
     Query(back): Query<Back>,
 ) -> Response {
     if ctx.pending.is_none() {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     }
     let c = Chrome::new(&state, &ctx, "/logowanie/kod").await;
     render(
@@ -285,7 +285,7 @@ pub struct CodeForm {
 /// The second factor: a TOTP code (each time step once) or an unused recovery code.
 pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeForm>) -> Response {
     let Some(pending) = &ctx.pending else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     let account = &pending.account;
     let key = format!("code:account:{}", account.id);
@@ -343,7 +343,7 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
     let _ = state.panel.limiter.clear(&key).await;
     let token = match state.panel.sessions.promote(&pending.token).await {
         Ok(Some(t)) => t,
-        Ok(None) => return Redirect::to("/logowanie").into_response(),
+        Ok(None) => return super::pages::to_login(),
         Err(e) => return internal(&state, &ctx, e).await,
     };
     metrics::counter!("ebok_panel_logins_total", "result" => "ok").increment(1);

@@ -14,6 +14,7 @@ use axum::{Form, Router};
 use time::{Date, OffsetDateTime};
 
 use super::i18n::{Lang, Tr};
+use super::line::Addr;
 use super::pages::{error_page, internal, render, Chrome, Ctx};
 use super::AppState;
 use crate::store::billing::{self, Invoice, InvoiceLine, InvoiceStatus, LedgerItem, VatTotal};
@@ -21,6 +22,7 @@ use crate::store::money::Money;
 use crate::store::panel;
 use crate::store::repo::Page;
 use crate::store::subscribers::{self, Subscriber};
+use crate::tz::{format_date, format_datetime};
 
 /// Rows per page of the ledger and of the invoice list.
 pub const PAGE_SIZE: u32 = 20;
@@ -78,7 +80,7 @@ fn today() -> Date {
 /// The logged-in subscriber, or the answer to give instead (login page, 404, 500).
 async fn subscriber_of(state: &AppState, ctx: &Ctx) -> Result<Subscriber, Response> {
     let Some(auth) = &ctx.auth else {
-        return Err(Redirect::to("/logowanie").into_response());
+        return Err(super::pages::to_login());
     };
     match subscribers::subscriber(&state.db, auth.account.subscriber_id).await {
         Ok(Some(s)) => Ok(s),
@@ -193,7 +195,7 @@ pub async fn payments(
                     LedgerItem::Invoice { id, number, due_on } => (
                         t.f(
                             "payments.invoice_line",
-                            &[("number", number), ("due", &due_on.to_string())],
+                            &[("number", number), ("due", &format_date(*due_on))],
                         ),
                         Some(format!("/e-faktury/{id}")),
                     ),
@@ -212,7 +214,7 @@ pub async fn payments(
                     (String::new(), e.amount.to_string())
                 };
                 LedgerRow {
-                    date: e.date.to_string(),
+                    date: format_date(e.date),
                     what,
                     link,
                     charge,
@@ -282,16 +284,6 @@ fn status_class(key: &str) -> &'static str {
     }
 }
 
-fn when(at: OffsetDateTime) -> String {
-    let w = crate::tz::to_warsaw(at);
-    format!(
-        "{} {:02}:{:02}",
-        w.date(),
-        w.time().hour(),
-        w.time().minute()
-    )
-}
-
 pub struct InvoiceRow {
     pub id: i64,
     pub number: String,
@@ -307,7 +299,7 @@ pub struct InvoiceRow {
 pub struct ConsentRow {
     pub given: bool,
     pub at: String,
-    pub ip: String,
+    pub ip: Addr,
     pub version: String,
 }
 
@@ -325,8 +317,8 @@ struct InvoicesPage {
 fn consent_row(c: &panel::Consent) -> ConsentRow {
     ConsentRow {
         given: c.given,
-        at: when(c.at),
-        ip: c.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        at: format_datetime(c.at),
+        ip: Addr(c.ip.map(|ip| ip.to_string()).unwrap_or_default()),
         version: c.text_version.clone(),
     }
 }
@@ -361,9 +353,9 @@ pub async fn invoices(
             InvoiceRow {
                 id: i.id,
                 number: i.number.clone(),
-                issued_on: i.issued_on.to_string(),
-                sold_on: i.sold_on.to_string(),
-                due_on: i.due_on.to_string(),
+                issued_on: format_date(i.issued_on),
+                sold_on: format_date(i.sold_on),
+                due_on: format_date(i.due_on),
                 gross: i.gross.to_string(),
                 status: t.t(key).to_owned(),
                 status_class: status_class(key),
@@ -526,9 +518,9 @@ pub fn invoice_doc(
     Ok(InvoiceDoc {
         id: inv.id,
         number: inv.number.clone(),
-        issued_on: inv.issued_on.to_string(),
-        sold_on: inv.sold_on.to_string(),
-        due_on: inv.due_on.to_string(),
+        issued_on: format_date(inv.issued_on),
+        sold_on: format_date(inv.sold_on),
+        due_on: format_date(inv.due_on),
         seller_name: config.name.clone(),
         seller_address: config.address.clone(),
         seller_nip: config
@@ -1118,7 +1110,7 @@ pub async fn notify_new_invoices(state: &AppState, invoice_ids: &[i64]) -> usize
                 &[
                     ("number", &inv.number),
                     ("gross", &inv.gross.to_string()),
-                    ("due", &inv.due_on.to_string()),
+                    ("due", &format_date(inv.due_on)),
                     ("link", &link),
                 ],
             );
@@ -1457,8 +1449,8 @@ mod tests {
         let i23 = body.find("Faktura FV/2025/11/023 (").unwrap();
         assert!(i25 < i24 && i24 < i23);
         let row25 = &body[i25..i24];
-        assert!(row25.contains("-150,00 zł"), "{row25}");
-        assert!(body[i24..i23].contains("-100,00 zł"));
+        assert!(row25.contains("\u{2212}150,00 zł"), "{row25}");
+        assert!(body[i24..i23].contains("\u{2212}100,00 zł"));
         assert!(body.contains(&format!("href=\"/e-faktury/{}\"", ids[24])));
         assert!(body.contains("Wpłata: Przelew za FV/2025/10/022"));
         assert!(body.contains("Strona 1 z 3"));
@@ -1488,7 +1480,10 @@ mod tests {
         ] {
             let r = visitor.get(path).await;
             assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
-            assert_eq!(r.location(), "/logowanie");
+            assert_eq!(
+                r.location(),
+                format!("/logowanie?wroc={}", path.replace('?', "%3F"))
+            );
         }
         // Jan pays everything: settled, no code.
         let mut tx = h.state.db.begin().await.unwrap();
@@ -1528,7 +1523,7 @@ mod tests {
         assert!(body.contains("5260250274-20260101-0A1B2C3D4E5F-01"));
         assert!(body.contains("po terminie"), "issued and past due");
         assert!(body.contains("zapłacona"));
-        assert!(body.contains("2026-01-15"));
+        assert!(body.contains("15.01.2026"));
         assert!(body.contains(&format!("/e-faktury/{}.pdf", ids[24])));
         assert!(body.contains("Strona 1 z 2"));
         assert!(!body.contains("FV/2024/01/001"));
@@ -1612,7 +1607,7 @@ mod tests {
         for needle in [
             "Faktura VAT nr FV/2026/01/025",
             "Data wystawienia",
-            "2026-01-01",
+            "01.01.2026",
             "Data sprzedaży",
             "Testnet",
             &format!("Jan {JAN_LAST}"),
@@ -1725,7 +1720,7 @@ mod tests {
             "23,80",  // VAT total
             "Do zapłaty: 133,80 zł",
             "61 1090 1014 0000 0712 1981 2874",
-            "2026-02-15",
+            "15.02.2026",
         ] {
             assert!(
                 text.contains(needle),

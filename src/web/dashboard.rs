@@ -7,8 +7,8 @@
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
-use time::{Date, OffsetDateTime};
+use axum::response::Response;
+use time::OffsetDateTime;
 
 use super::i18n::Tr;
 use super::pages::{error_page, internal, render, Chrome, WithOverview};
@@ -18,6 +18,7 @@ use crate::store::panel::TicketStatus;
 use crate::store::repo::Page;
 use crate::store::subscribers::{Address, Contract, Overview, Subscriber};
 use crate::store::{billing, content, panel, subscribers};
+use crate::tz::{format_date as day, format_datetime as moment};
 
 /// One contract as Twoje dane shows it.
 pub struct ContractView {
@@ -33,7 +34,7 @@ pub struct ContractView {
 /// One IP (or prefix) assigned to a contract.
 pub struct IpView {
     pub holder: String,
-    pub address: String,
+    pub address: super::line::Addr,
     pub activated: String,
     pub installation: String,
 }
@@ -85,17 +86,6 @@ struct PanelPage {
     open_tickets: usize,
     notices: Vec<NoticeView>,
     contracts: Vec<ContractView>,
-}
-
-/// `15.01.2026`.
-fn day(d: Date) -> String {
-    format!("{:02}.{:02}.{}", d.day(), u8::from(d.month()), d.year())
-}
-
-/// `15.01.2026 14:05`, in Europe/Warsaw.
-fn moment(t: OffsetDateTime) -> String {
-    let l = crate::tz::to_warsaw(t);
-    format!("{} {:02}:{:02}", day(l.date()), l.hour(), l.minute())
 }
 
 fn address_line(a: &Address) -> String {
@@ -201,7 +191,7 @@ async fn figures(state: &AppState, sub: &Subscriber) -> anyhow::Result<Figures> 
 /// Twoje dane.
 pub async fn panel(State(state): State<AppState>, WithOverview(ctx): WithOverview) -> Response {
     let Some(auth) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     // Subscriber, contracts and their IPs came with the session (no query of its own).
     let Some(Overview {
@@ -224,7 +214,7 @@ pub async fn panel(State(state): State<AppState>, WithOverview(ctx): WithOvervie
                 .iter()
                 .map(|ip| IpView {
                     holder: holder.clone(),
-                    address: ip.address_text(),
+                    address: super::line::Addr(ip.address_text()),
                     activated: ip.activated_on.map(day).unwrap_or_default(),
                     installation: address_line(ip.installation.as_ref().unwrap_or(&k.installation)),
                 })

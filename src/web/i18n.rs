@@ -158,6 +158,13 @@ impl Tr {
     pub fn code(&self) -> &'static str {
         self.lang.code()
     }
+
+    /// Whether text the database holds only in Polish (news, FAQ, services, tariffs, invoice
+    /// lines) needs `lang="pl"` on its element: on a page in another language, so that a
+    /// screen reader pronounces it as Polish.
+    pub fn marks_polish(&self) -> bool {
+        self.lang != Lang::Pl
+    }
 }
 
 #[cfg(test)]

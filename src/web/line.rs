@@ -1,7 +1,7 @@
 //! Adres IP and PPPoE: the caller's address and the subscriber's live sessions, the PPPoE
 //! login and the password reveal (panel password re-entered), restart of the connection
 //! (an RFC 5176 Disconnect through [`crate::radius::coa::SessionControl`]). Also the
-//! formatting shared with the statistics: byte counts, durations, Warsaw times, history rows.
+//! formatting shared with the statistics: byte counts, durations, addresses, history rows.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use time::OffsetDateTime;
@@ -24,6 +24,7 @@ use crate::sessions::LiveSession;
 use crate::store::history::{self, HistoryRow};
 use crate::store::repo::{Page, Paged};
 use crate::store::subscribers::{self, PppoeAccount};
+use crate::tz::format_datetime;
 
 /// Wrong panel passwords at the PPPoE password reveal, per account.
 pub const REVEAL_ACCOUNT: Rule = Rule {
@@ -73,18 +74,6 @@ pub(crate) fn decimal(t: Tr, number: &str, unit: &str) -> String {
         Lang::En => number.to_owned(),
     };
     format!("{n}\u{a0}{unit}")
-}
-
-/// `2026-07-01 14:05:09`, Europe/Warsaw.
-pub(crate) fn warsaw_time(at: OffsetDateTime) -> String {
-    let w = crate::tz::to_warsaw(at);
-    format!(
-        "{} {:02}:{:02}:{:02}",
-        w.date(),
-        w.hour(),
-        w.minute(),
-        w.second()
-    )
 }
 
 /// `3 d 4 h 05 min` / `4 h 05 min` / `5 min 07 s`.
@@ -186,9 +175,41 @@ impl IpClass {
     }
 }
 
+/// An IP address or prefix as the pages write it.
+pub struct Addr(pub String);
+
+impl Addr {
+    /// An IPv6 address or prefix: long enough to need wrapping on a phone.
+    pub fn is_v6(&self) -> bool {
+        self.0.contains(':')
+    }
+
+    /// The text cut after each colon that a group follows (not inside `::` or before `/`):
+    /// the pages put `<wbr>` between the pieces, so a long IPv6 prefix wraps only there.
+    pub fn pieces(&self) -> Vec<&str> {
+        let s = self.0.as_str();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (i, pair) in s.as_bytes().windows(2).enumerate() {
+            if pair[0] == b':' && pair[1].is_ascii_hexdigit() {
+                out.push(&s[start..=i]);
+                start = i + 1;
+            }
+        }
+        out.push(&s[start..]);
+        out
+    }
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An address or prefix with its kind.
 pub struct AddrView {
-    pub addr: String,
+    pub addr: Addr,
     pub class: &'static str,
     pub label: String,
 }
@@ -196,7 +217,7 @@ pub struct AddrView {
 fn addr_view(t: Tr, text: String, ip: IpAddr) -> AddrView {
     let class = IpClass::of(ip);
     AddrView {
-        addr: text,
+        addr: Addr(text),
         class: class.key(),
         label: class.label(t),
     }
@@ -223,7 +244,7 @@ fn session_view(t: Tr, s: &LiveSession, now: OffsetDateTime) -> SessionView {
         session_id: s.session_id.clone(),
         login: s.user_name.clone().unwrap_or_default(),
         mac: s.calling_station_id.clone().unwrap_or_else(|| "—".into()),
-        started: warsaw_time(s.started_at),
+        started: format_datetime(s.started_at),
         uptime: human_duration(t, up_secs),
         // Acct-Output-Octets went to the subscriber, Acct-Input-Octets came from them.
         down: human_bytes(t, s.output_octets),
@@ -244,7 +265,8 @@ pub struct HistoryView {
     pub started: String,
     pub stopped: String,
     pub duration: String,
-    pub ip: String,
+    /// IPv4 address first, then the IPv6 prefixes.
+    pub ips: Vec<Addr>,
     pub down: String,
     pub up: String,
     pub cause: String,
@@ -265,17 +287,17 @@ fn cause_text(t: Tr, row: &HistoryRow) -> String {
 
 pub(crate) fn history_view(t: Tr, row: &HistoryRow) -> HistoryView {
     let secs = (row.stopped_at - row.started_at).whole_seconds().max(0) as u64;
-    let mut ips: Vec<String> = row.framed_ip.iter().map(|ip| ip.to_string()).collect();
-    ips.extend(row.ipv6_prefixes.iter().map(|p| p.to_string()));
+    let mut ips: Vec<Addr> = row
+        .framed_ip
+        .iter()
+        .map(|ip| Addr(ip.to_string()))
+        .collect();
+    ips.extend(row.ipv6_prefixes.iter().map(|p| Addr(p.to_string())));
     HistoryView {
-        started: warsaw_time(row.started_at),
-        stopped: warsaw_time(row.stopped_at),
+        started: format_datetime(row.started_at),
+        stopped: format_datetime(row.stopped_at),
         duration: human_duration(t, secs),
-        ip: if ips.is_empty() {
-            "—".into()
-        } else {
-            ips.join(", ")
-        },
+        ips,
         down: human_bytes(t, row.output_octets),
         up: human_bytes(t, row.input_octets),
         cause: cause_text(t, row),
@@ -349,7 +371,8 @@ async fn live_of(
 #[template(path = "ip.html")]
 struct IpPage {
     c: Chrome,
-    caller: AddrView,
+    /// The address the browser comes from.
+    visitor: AddrView,
     own_line: bool,
     line_note: String,
     sessions: Vec<SessionView>,
@@ -359,7 +382,7 @@ struct IpPage {
 /// addresses of each of the subscriber's live sessions.
 pub async fn ip_page(State(state): State<AppState>, ctx: Ctx) -> Response {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     let t = ctx.t;
     let ip = ctx.info.ip;
@@ -384,7 +407,7 @@ pub async fn ip_page(State(state): State<AppState>, ctx: Ctx) -> Response {
     };
     let now = OffsetDateTime::now_utc();
     let page = IpPage {
-        caller: addr_view(t, ip.to_string(), ip),
+        visitor: addr_view(t, ip.to_string(), ip),
         own_line,
         line_note,
         sessions: live.iter().map(|s| session_view(t, s, now)).collect(),
@@ -491,7 +514,7 @@ pub async fn pppoe_page(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     let o = PppoeOptions {
         page: q.number(),
@@ -514,7 +537,7 @@ pub async fn reveal(
     Form(f): Form<RevealForm>,
 ) -> Response {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     let key = format!("pppoe_reveal:account:{}", a.account.id);
     let limiter = &state.panel.limiter;
@@ -608,7 +631,7 @@ pub async fn restart_confirm(
     Query(r): Query<SessionRef>,
 ) -> Response {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     let s = match own_session(&state, a, &r).await {
         Ok(Some(s)) => s,
@@ -642,7 +665,7 @@ pub async fn restart(
     Form(r): Form<SessionRef>,
 ) -> Response {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     let t = ctx.t;
     let s = match own_session(&state, a, &r).await {
@@ -720,44 +743,11 @@ pub(crate) mod tests {
     use super::*;
     use crate::radius::coa::{CoaError, SessionControl};
     use crate::radius::event::{AccountingEvent, StatusType};
-    use crate::sessions::{Applied, CloseReason, ClosedSession, TrafficReading};
+    use crate::sessions::{Applied, ClosedSession, TrafficReading};
     use crate::store::subscribers::{upsert_pppoe_account, PppoeAccountRecord};
     use crate::web::tests::*;
 
-    /// A closed session of `login` for the history.
-    pub(crate) fn closed(
-        login: &str,
-        sid: &str,
-        ip: &str,
-        started: OffsetDateTime,
-        secs: i64,
-        cause: Option<u32>,
-    ) -> ClosedSession {
-        ClosedSession {
-            session: LiveSession {
-                nas: "nas1".into(),
-                nas_client: "nas1".into(),
-                session_id: sid.into(),
-                user_name: Some(login.into()),
-                framed_ip: Some(ip.parse().unwrap()),
-                ipv6_prefixes: Vec::new(),
-                calling_station_id: None,
-                nas_port: None,
-                nas_port_id: None,
-                started_at: started,
-                updated_at: started,
-                expires_at: started,
-                input_octets: 1_000,
-                output_octets: 3_000_000,
-                input_packets: 0,
-                output_packets: 0,
-                session_time: None,
-            },
-            stopped_at: started + time::Duration::seconds(secs),
-            reason: CloseReason::Stop,
-            terminate_cause: cause,
-        }
-    }
+    pub(crate) use crate::testkit::closed_session as closed;
 
     pub(crate) async fn record(
         h: &Harness,
@@ -830,7 +820,7 @@ pub(crate) mod tests {
             "{}",
             r.body
         );
-        assert!(r.body.contains("2a01:110:8012::/56"));
+        assert!(r.body.contains("2a01:<wbr>110:<wbr>8012::/56"));
         assert!(r.body.contains("ipclass-public\">adres publiczny"));
         assert!(!r.body.contains(ANNA_IP) && !r.body.contains("anna@isp"));
 
@@ -856,10 +846,10 @@ pub(crate) mod tests {
             "AA-BB-CC-00-11-22",
             "2,5\u{a0}GB",
             "1,2\u{a0}MB",
-            "2a01:110:8012::/56",
+            "2a01:<wbr>110:<wbr>8012::/56",
             // History in Warsaw time (CET in January), duration, cause in words.
-            "2026-01-10 11:00:00",
-            "2026-01-10 14:05:00",
+            "10.01.2026 11:00",
+            "10.01.2026 14:05",
             "3 godz. 05 min",
             "utrata nośnej (zanik łącza)",
             "83.1.9.9",
@@ -879,7 +869,7 @@ pub(crate) mod tests {
 
         // Not logged in: to the login page.
         let r = h.browser(JAN_IP).get("/pppoe").await;
-        assert_eq!(r.location(), "/logowanie");
+        assert_eq!(r.location(), "/logowanie?wroc=/pppoe");
         h.finish().await;
     }
 
@@ -1040,11 +1030,15 @@ pub(crate) mod tests {
             human_duration(en, 2 * 86_400 + 3 * 3600 + 60),
             "2 d 3 h 01 min"
         );
-        // 1 July 2026 10:00 UTC is 12:00 in Warsaw (CEST).
+        let pieces = |s: &str| Addr(s.into()).pieces().join("|");
+        assert_eq!(pieces("83.1.9.9"), "83.1.9.9");
         assert_eq!(
-            warsaw_time(datetime!(2026-07-01 10:00 UTC)),
-            "2026-07-01 12:00:00"
+            pieces("2001:db8:1000:100::/56"),
+            "2001:|db8:|1000:|100::/56"
         );
+        assert_eq!(pieces("::1"), "::|1");
+        assert_eq!(pieces("fe80::1:2"), "fe80::|1:|2");
+        assert!(Addr("::1".into()).is_v6() && !Addr("10.0.0.1".into()).is_v6());
         let kind = |s: &str| IpClass::of(s.parse().unwrap());
         assert_eq!(kind("83.1.2.3"), IpClass::Public);
         assert_eq!(kind("10.1.2.3"), IpClass::Private);

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
 use pulldown_cmark::{Alignment, CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
-use time::OffsetDateTime;
 
 use super::auth::limited_message;
 use super::i18n::{Lang, Tr};
@@ -23,6 +22,7 @@ use super::AppState;
 use crate::store::content::{self, NewServiceOrder, OrderStatus};
 use crate::store::panel::{self, Author, TicketStatus};
 use crate::store::repo::{Page, Paged, StoreError};
+use crate::tz::{format_date, format_datetime, warsaw_date};
 
 /// Enquiries (orders without an account) from one IP.
 pub const ENQUIRY_IP: Rule = Rule {
@@ -101,23 +101,6 @@ impl Pager {
     pub fn shown(&self) -> bool {
         self.pages > 1 || self.number > 1
     }
-}
-
-/// A moment as the subscriber reads it: Europe/Warsaw, `2026-05-14 09:30`.
-fn when(t: OffsetDateTime) -> String {
-    let l = crate::tz::to_warsaw(t);
-    format!(
-        "{}-{:02}-{:02} {:02}:{:02}",
-        l.year(),
-        u8::from(l.month()),
-        l.day(),
-        l.hour(),
-        l.minute()
-    )
-}
-
-fn day(t: OffsetDateTime) -> String {
-    crate::tz::warsaw_date(t).to_string()
 }
 
 /// A required text of at most `max` characters, or the message for the field.
@@ -372,8 +355,8 @@ async fn contact_page(
                         id: k.id,
                         subject: k.subject.clone(),
                         status: ticket_status(ctx.t, k.status),
-                        created: when(k.created_at),
-                        updated: when(k.updated_at),
+                        created: format_datetime(k.created_at),
+                        updated: format_datetime(k.updated_at),
                     })
                     .collect(),
                 Pager::of(&p, "/kontakt"),
@@ -431,7 +414,7 @@ pub async fn contact(
 /// in it), mailed to the office.
 pub async fn write(State(state): State<AppState>, ctx: Ctx, Form(f): Form<TicketForm>) -> Response {
     let Some(a) = ctx.auth.clone() else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     let t = ctx.t;
     let mut errors = FormErrors::default();
@@ -537,7 +520,7 @@ async fn own_ticket(
     id: &str,
 ) -> Result<(Authed, panel::Ticket), Response> {
     let Some(a) = ctx.auth.clone() else {
-        return Err(Redirect::to("/logowanie").into_response());
+        return Err(super::pages::to_login());
     };
     let Ok(id) = id.parse::<i64>() else {
         return Err(error_page(state, &ctx.info, StatusCode::NOT_FOUND).await);
@@ -573,7 +556,7 @@ async fn ticket_page(
             subject: k.subject.clone(),
             status: ticket_status(t, k.status),
             closed: k.status == TicketStatus::Closed,
-            created: when(k.created_at),
+            created: format_datetime(k.created_at),
             messages: messages
                 .into_iter()
                 .map(|m| MessageView {
@@ -584,7 +567,7 @@ async fn ticket_page(
                             Author::Subscriber => "office.author_you",
                         })
                         .to_owned(),
-                    at: when(m.created_at),
+                    at: format_datetime(m.created_at),
                     body: m.body,
                 })
                 .collect(),
@@ -784,7 +767,7 @@ async fn orders_page(
                             service: name,
                             note: o.note.clone(),
                             status: order_status(t, o.status),
-                            created: when(o.created_at),
+                            created: format_datetime(o.created_at),
                         });
                     }
                     (rows, Pager::of(&p, "/zamawianie"))
@@ -991,7 +974,10 @@ pub async fn order(State(state): State<AppState>, ctx: Ctx, Form(f): Form<OrderF
 pub struct NewsView {
     pub id: i64,
     pub title: String,
+    /// `15.01.2026`, in Europe/Warsaw.
     pub date: String,
+    /// `2026-01-15`, for `<time datetime>`.
+    pub iso_date: String,
     /// Sanitised by [`markdown_html`].
     pub html: String,
 }
@@ -1006,10 +992,12 @@ struct NewsPage {
 }
 
 fn news_view(n: crate::store::content::NewsItem) -> NewsView {
+    let day = warsaw_date(n.published_at);
     NewsView {
         id: n.id,
         title: n.title,
-        date: day(n.published_at),
+        date: format_date(day),
+        iso_date: day.to_string(),
         html: markdown_html(&n.body_md),
     }
 }
@@ -1735,7 +1723,7 @@ mod tests {
     // -----------------------------------------------------------------------------------------
 
     async fn news_flow(h: &Harness) {
-        let now = OffsetDateTime::now_utc();
+        let now = time::OffsetDateTime::now_utc();
         let mut tx = h.state.db.begin().await.unwrap();
         for i in 1..=12i64 {
             upsert_news(

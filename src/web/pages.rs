@@ -452,6 +452,18 @@ pub async fn hash_failed(state: &AppState, ctx: &Ctx, e: super::passwords::HashE
     resp
 }
 
+/// Marks an answer that sends a visitor to the login because the page asked for needs one
+/// (see [`super::request::panel_layer`], which adds where to come back to).
+#[derive(Clone, Copy, Debug)]
+pub struct NeedsLogin;
+
+/// The answer of a page that needs a logged-in subscriber, to a visitor who is not one.
+pub fn to_login() -> Response {
+    let mut resp = Redirect::to("/logowanie").into_response();
+    resp.extensions_mut().insert(NeedsLogin);
+    resp
+}
+
 pub async fn not_found(State(state): State<AppState>, ctx: Ctx) -> Response {
     error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await
 }

@@ -331,13 +331,13 @@ pub async fn panel_layer(State(state): State<AppState>, req: Request, next: Next
     resp
 }
 
-/// Turn a redirect to `/logowanie` into one to `/logowanie?wroc=<asked_for>`.
+/// Turn a page's [`super::pages::to_login`] answer into a redirect to
+/// `/logowanie?wroc=<asked_for>`.
 fn remember_where_to_return(resp: &mut Response, asked_for: &str) {
-    let to_login = resp.status().is_redirection()
-        && resp
-            .headers()
-            .get(header::LOCATION)
-            .is_some_and(|l| l == "/logowanie");
+    let to_login = resp
+        .extensions()
+        .get::<super::pages::NeedsLogin>()
+        .is_some();
     let target = super::redirect::local_target(asked_for);
     // The panel is where a login leads anyway.
     if !to_login || matches!(target, "/" | "/panel") || target.starts_with("/logowanie") {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use time::{Date, OffsetDateTime};
@@ -49,7 +49,7 @@ const MAX_X_LABELS: usize = 10;
 pub struct Bucket {
     /// Short label under the axis (`01.07`).
     pub short: String,
-    /// Full label for the table and the bar's tooltip (`2026-07-01`).
+    /// Full label for the table and the bar's tooltip (`01.07.2026`, `07.2026`).
     pub full: String,
     pub down: u64,
     pub up: u64,
@@ -197,7 +197,7 @@ pub fn buckets(today: Date, rows: &[DayTraffic]) -> (Vec<Bucket>, Vec<Bucket>) {
             let r = by_day.get(&d);
             Bucket {
                 short: format!("{:02}.{:02}", d.day(), d.month() as u8),
-                full: d.to_string(),
+                full: crate::tz::format_date(d),
                 // Output octets went to the subscriber: download.
                 down: r.map_or(0, |r| r.output_octets),
                 up: r.map_or(0, |r| r.input_octets),
@@ -219,7 +219,7 @@ pub fn buckets(today: Date, rows: &[DayTraffic]) -> (Vec<Bucket>, Vec<Bucket>) {
                 });
             Bucket {
                 short: format!("{:02}.{}", m.month() as u8, m.year() % 100),
-                full: format!("{}-{:02}", m.year(), m.month() as u8),
+                full: crate::tz::format_month(m),
                 down,
                 up,
             }
@@ -283,7 +283,7 @@ pub async fn stats_page(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return super::pages::to_login();
     };
     let t = ctx.t;
     let logins: Vec<String> = match logins_of(&state, a).await {
@@ -394,15 +394,15 @@ mod tests {
         ];
         let (days, months) = buckets(today, &rows);
         assert_eq!(days.len(), 30);
-        assert_eq!(days[0].full, "2026-02-01");
+        assert_eq!(days[0].full, "01.02.2026");
         assert_eq!(days[29].short, "02.03");
         assert_eq!((days[29].down, days[29].up), (2_000_000_000, 500_000_000));
-        assert_eq!(days[26].full, "2026-02-27");
+        assert_eq!(days[26].full, "27.02.2026");
         assert_eq!(days[26].down, 1_000_000_000);
         assert_eq!(months.len(), 12);
-        assert_eq!(months[0].full, "2025-04");
+        assert_eq!(months[0].full, "04.2025");
         assert_eq!((months[0].down, months[0].up), (8, 7));
-        assert_eq!(months[10].full, "2026-02");
+        assert_eq!(months[10].full, "02.2026");
         assert_eq!(months[10].down, 1_000_000_000);
         assert_eq!(months[11].down, 2_000_000_000);
 
@@ -419,7 +419,7 @@ mod tests {
         assert_eq!(today_up.h, format!("{:.1}", PLOT_HEIGHT / 4.0));
         assert_eq!(c.bars[52].h, format!("{:.1}", PLOT_HEIGHT / 2.0));
         assert_eq!(c.bars[0].h, "0.0");
-        assert_eq!(today_down.title, "2026-03-02: pobrano 2,0\u{a0}GB");
+        assert_eq!(today_down.title, "02.03.2026: pobrano 2,0\u{a0}GB");
         let ticks: Vec<&str> = c.ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(
             ticks,
@@ -472,7 +472,7 @@ mod tests {
         assert!(body.contains("role=\"img\""));
         assert!(body.contains("<title id=\"daily-title\">Transfer w ostatnich 30 dniach</title>"));
         assert!(!body.contains("style="), "no inline styles under the CSP");
-        let today = crate::tz::warsaw_date(now);
+        let today = crate::tz::format_date(crate::tz::warsaw_date(now));
         let full = format!("{PLOT_HEIGHT:.1}");
         assert!(
             body.contains(&format!(
@@ -495,17 +495,17 @@ mod tests {
         // History: 25 sessions, 20 on the first page, newest first.
         assert_eq!(body.matches("rozłączenie przez użytkownika").count(), 20);
         assert!(
-            body.contains("2026-01-11 11:00:00"),
+            body.contains("11.01.2026 11:00"),
             "newest: 10 Jan 10:00 UTC + 24 h"
         );
         assert!(body.contains("href=\"/statystyki?strona=2\""));
         let r = b.get("/statystyki?strona=2").await;
         assert_eq!(r.body.matches("rozłączenie przez użytkownika").count(), 5);
-        assert!(r.body.contains("2026-01-10 11:00:00"));
+        assert!(r.body.contains("10.01.2026 11:00"));
         assert!(r.body.contains("href=\"/statystyki?strona=1\""));
 
         let r = h.browser(JAN_IP).get("/statystyki").await;
-        assert_eq!(r.location(), "/logowanie");
+        assert_eq!(r.location(), "/logowanie?wroc=/statystyki");
         h.finish().await;
     }
 

@@ -3,12 +3,16 @@
 //! screenshots of every page in both languages at desktop and phone widths kept as test
 //! artifacts (`<page>-<lang>-<width>.png`), and the transfer QR code on Płatności decoded
 //! with zbarimg and checked against the payload, account and amount the page shows.
+//! The tables of Płatności, e-Faktury, PPPoE and Adres IP are checked at both widths: at
+//! 1280 px they are tables; at 390 px every cell of the first row is in sight, and a date
+//! and an IP address each stay on one line.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
 use crate::webdriver::{which, Driver, Session};
+use ebok::demo::DEMO_LOGIN;
 
 const TEST: &str = "panel_in_chromium_registers_logs_in_and_out";
 const JAN_PESEL: &str = "44051401359";
@@ -24,6 +28,96 @@ const ERROR_HEADINGS: [&str; 2] = ["Coś poszło nie tak", "Something went wrong
 
 /// A page of the tour: screenshot name, path, and its heading (`h1`) in Polish and English.
 type Stop<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+/// A table that turns into cards on a phone: the page (screenshot name), the table, and
+/// within a row a date and an IP address that must each stay on one line.
+struct Cards {
+    page: &'static str,
+    table: &'static str,
+    date: Option<&'static str>,
+    ip: Option<&'static str>,
+}
+
+const CARDS: [Cards; 4] = [
+    Cards {
+        page: "payments",
+        table: "table.ledger",
+        date: Some("td.nowrap"),
+        ip: None,
+    },
+    Cards {
+        page: "invoices",
+        table: "table.invoices",
+        date: Some("td.nowrap"),
+        ip: None,
+    },
+    Cards {
+        page: "pppoe",
+        table: "table.history",
+        date: Some("th.c-title"),
+        ip: Some(".ip"),
+    },
+    Cards {
+        page: "ip",
+        table: "main table",
+        date: None,
+        ip: Some(".ip"),
+    },
+];
+
+/// The script that checks a [`Cards`] table in the page at the current width: a list of
+/// what is wrong, empty when nothing is. `arguments` are the table's selector, the date's
+/// and the address's (or null) and whether the window is a phone's. There must be a data
+/// row; every row is checked, the first as the task asks and the rest because a longer
+/// value further down (a session of over a day) can crowd its card where the first fits.
+const CARDS_JS: &str = r#"
+const [table, dateSel, ipSel, phone] = arguments;
+const t = document.querySelector(table);
+const rows = t ? [...t.querySelectorAll(':scope > tbody > tr')] : [];
+if (!rows.length) return ['no data row in ' + table];
+const bad = [];
+if (!phone) {
+  const d = getComputedStyle(rows[0]).display;
+  if (d !== 'table-row') bad.push(`${table}: a row is displayed as ${d}, not as a table row`);
+  return bad;
+}
+const vw = document.documentElement.clientWidth;
+// One line: the text's own box (not the label before it) is less than 1.5 lines high.
+const oneLine = (el, what) => {
+  const range = document.createRange();
+  range.selectNodeContents(el);
+  const h = range.getBoundingClientRect().height;
+  const line = parseFloat(getComputedStyle(el).lineHeight);
+  if (!(h > 0 && h < 1.5 * line))
+    bad.push(`${what} "${el.textContent}" is ${h} px high, its line ${line} px`);
+};
+rows.forEach((row, n) => {
+  const where = `${table} row ${n + 1}`;
+  for (const c of row.children) {
+    // An empty cell (no charge on a payment) shows nothing.
+    if (!c.textContent.trim()) continue;
+    const what = `${where} cell "${c.dataset.label || c.textContent.trim()}"`;
+    const r = c.getBoundingClientRect();
+    if (r.width < 1 || r.height < 1) { bad.push(`${what} is not shown`); continue; }
+    if (r.left < -0.5 || r.right > vw + 0.5) bad.push(`${what} spans ${r.left}..${r.right} px, the window 0..${vw}`);
+    if (c.scrollWidth > c.clientWidth + 1) bad.push(`${what}: its content is wider than the cell`);
+    for (let a = c.parentElement; a; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      if (s.overflowX === 'visible' && s.overflowY === 'visible') continue;
+      const o = a.getBoundingClientRect();
+      if (r.left < o.left - 0.5 || r.right > o.right + 0.5 || r.top < o.top - 0.5 || r.bottom > o.bottom + 0.5)
+        bad.push(`${what} is clipped by <${a.tagName.toLowerCase()} class="${a.className}">`);
+    }
+  }
+  for (const [sel, kind] of [[dateSel, 'date'], [ipSel, 'IP address']]) {
+    if (!sel) continue;
+    const el = row.querySelector(sel);
+    if (el) oneLine(el, `${kind} in ${where}`);
+    else bad.push(`no ${kind} (${sel}) in ${where}`);
+  }
+});
+return bad;
+"#;
 
 /// `<target>/ebok-artifacts/screenshots`, created empty of old PNGs.
 fn screenshot_dir() -> PathBuf {
@@ -48,6 +142,8 @@ struct Tab {
     taken: Vec<String>,
     /// Pages wider than the window (horizontal scrolling), by screenshot name.
     overflow: Vec<String>,
+    /// What the [`Cards`] checks found wrong, with the screenshot's name.
+    layout: Vec<String>,
 }
 
 impl Tab {
@@ -140,6 +236,17 @@ impl Tab {
         }
     }
 
+    /// Open each page and find on it an element matching its selector.
+    async fn expect_each(&self, pages: &[(&str, &str)]) {
+        for &(path, css) in pages {
+            self.open(path).await;
+            assert!(
+                !self.s.find_all(css).await.unwrap().is_empty(),
+                "{path} has no {css}"
+            );
+        }
+    }
+
     /// Switch the panel to `lang` ("pl" or "en"), then visit each page of `stops`: check its
     /// heading and save `<name>-<lang>-<width>.png` at both widths.
     async fn tour(&mut self, lang: &str, stops: &[Stop<'_>]) {
@@ -148,7 +255,9 @@ impl Tab {
             self.open(path).await;
             self.expect_heading(if lang == "en" { en } else { pl })
                 .await;
-            self.shoot(&format!("{name}-{lang}"), &BOTH).await;
+            let cards = CARDS.iter().find(|c| c.page == name);
+            self.shoot_checked(&format!("{name}-{lang}"), &BOTH, cards)
+                .await;
         }
     }
 
@@ -177,11 +286,31 @@ impl Tab {
 
     /// Save `<name>-<size>.png` for each size, then return to the desktop size.
     async fn shoot(&mut self, name: &str, sizes: &[(&str, u32, u32)]) {
+        self.shoot_checked(name, sizes, None).await;
+    }
+
+    /// [`Tab::shoot`], checking the page's `cards` table at each size.
+    async fn shoot_checked(
+        &mut self,
+        name: &str,
+        sizes: &[(&str, u32, u32)],
+        cards: Option<&Cards>,
+    ) {
         for &(label, w, h) in sizes {
             self.s.set_window_size(w, h).await.unwrap();
             // Let the layout settle at the new width before measuring and capturing.
             tokio::time::sleep(Duration::from_millis(150)).await;
             let file = format!("{name}-{label}.png");
+            if let Some(c) = cards {
+                let args = serde_json::json!([c.table, c.date, c.ip, w < 600]);
+                let found = self.s.script_with(CARDS_JS, args).await.unwrap();
+                let found = found.as_array().cloned().unwrap_or_default();
+                self.layout.extend(
+                    found
+                        .iter()
+                        .map(|p| format!("{file}: {}", p.as_str().unwrap_or("?"))),
+                );
+            }
             let wide = self
                 .s
                 .script("return document.documentElement.scrollWidth > window.innerWidth;")
@@ -305,6 +434,41 @@ async fn check_transfer_qr(tab: &Tab, png: &Path, due: ebok::store::money::Money
     assert_eq!(decoded.trim_end_matches('\n'), payload, "decoded QR code");
 }
 
+/// `15.01.2026`: how the panel writes a day.
+fn is_pl_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[2] == b'.'
+        && b[5] == b'.'
+        && [0, 1, 3, 4, 6, 7, 8, 9]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit())
+}
+
+/// Closed sessions of Jan's demo line for the history table on PPPoE (the demo has none):
+/// the newest with an IPv4 address and an IPv6 prefix, the other over a day long.
+async fn jan_history(db: &ebok::store::Db) {
+    let now = time::OffsetDateTime::now_utc();
+    let closed = |sid: &str, ip: &str, hours_ago: i64, secs: i64| {
+        let started = now - time::Duration::hours(hours_ago);
+        let mut c = ebok::testkit::closed_session(DEMO_LOGIN, sid, ip, started, secs, Some(2));
+        c.session.output_octets = 1_700_000_000;
+        c.session.input_octets = 52_000_000;
+        c
+    };
+    let mut newest = closed("hist-2", "198.51.100.147", 30, 5 * 3600 + 7 * 60);
+    newest.session.ipv6_prefixes = vec!["2001:db8:1000:100::/56".parse().unwrap()];
+    let applied = ebok::sessions::Applied {
+        stale: false,
+        closed: vec![
+            closed("hist-1", "198.51.100.23", 80, 26 * 3600 + 65),
+            newest,
+        ],
+        traffic: Vec::new(),
+    };
+    ebok::store::history::record(db, &applied).await.unwrap();
+}
+
 #[tokio::test]
 async fn panel_in_chromium_registers_logs_in_and_out() {
     // A long scenario makes a large future: on the heap, not the test thread's stack.
@@ -343,6 +507,7 @@ async fn scenario() {
     .unwrap()
     .expect("127.0.0.1 is Jan's live line");
     let (jan, line_contract) = found.holder.expect("the line has a holder");
+    jan_history(db).await;
     let contracts = ebok::store::subscribers::contracts_of(db, jan.id)
         .await
         .unwrap();
@@ -371,6 +536,7 @@ async fn scenario() {
         shots: screenshot_dir(),
         taken: Vec::new(),
         overflow: Vec::new(),
+        layout: Vec::new(),
     };
     // Home: the panel recognises the line before anyone logs in.
     tab.open("/").await;
@@ -382,6 +548,15 @@ async fn scenario() {
     tab.open("/aktualnosci").await;
     let news_item = tab.href("main a[href^='/aktualnosci/']").await;
     let news_title = tab.text_of(&format!("main a[href='{news_item}']")).await;
+    let news_date = tab.text_of("main .office-date time").await;
+    assert!(
+        is_pl_date(&news_date),
+        "news dated {news_date:?}, not DD.MM.RRRR"
+    );
+    assert!(
+        tab.s.find_all("main [lang]").await.unwrap().is_empty(),
+        "no lang attributes inside a Polish page"
+    );
     let public: [Stop; 9] = [
         (
             "home",
@@ -420,6 +595,13 @@ async fn scenario() {
     ];
     tab.tour("pl", &public).await;
     tab.tour("en", &public).await;
+    // On English pages the texts kept only in Polish say so.
+    tab.expect_each(&[
+        ("/aktualnosci", "article.office-news[lang='pl']"),
+        ("/faq", "section.office-faq[lang='pl']"),
+        ("/zamawianie", "main tbody th[lang='pl']"),
+    ])
+    .await;
     tab.open("/jezyk/pl?wroc=/").await;
     tab.expect_text("Łączysz się z adresu 127.0.0.1").await;
 
@@ -585,6 +767,20 @@ async fn scenario() {
     assert!(due.grosze() > 0, "demo Jan has an amount due: {due}");
     tab.open("/platnosci").await;
     check_transfer_qr(&tab, &tab.shots.join("payments-pl-1280.png"), due).await;
+    // Days as DD.MM.RRRR, and what Jan owes with a minus sign, never a hyphen.
+    let day = tab.text_of("table.ledger tbody td.nowrap").await;
+    assert!(is_pl_date(&day), "ledger dated {day:?}, not DD.MM.RRRR");
+    let ledger = tab.text_of("table.ledger tbody").await;
+    assert!(
+        ledger.contains('\u{2212}'),
+        "a negative balance in {ledger}"
+    );
+    assert!(
+        !ledger
+            .split_whitespace()
+            .any(|w| w.len() > 1 && w.starts_with('-') && w.as_bytes()[1].is_ascii_digit()),
+        "a hyphen for a minus in {ledger}"
+    );
 
     // English through the header link, on the same page.
     tab.open("/panel").await;
@@ -606,6 +802,11 @@ async fn scenario() {
         "{text}"
     );
     tab.tour("en", &panel).await;
+    tab.expect_each(&[
+        ("/panel", "main dd[lang='pl']"),
+        (&invoice, "table.inv-lines tbody th[lang='pl']"),
+    ])
+    .await;
     tab.log_out("You have been logged out.").await;
 
     // A deep link (a mail's link to the ticket) opened logged out: the login, then the
@@ -629,6 +830,7 @@ async fn scenario() {
         shots,
         taken,
         overflow,
+        layout,
         ..
     } = tab;
     s.quit().await.unwrap();
@@ -644,5 +846,10 @@ async fn scenario() {
     assert!(
         overflow.is_empty(),
         "pages wider than the window (horizontal scrolling): {overflow:?}"
+    );
+    assert!(
+        layout.is_empty(),
+        "tables not readable as cards on a phone (or not tables on a desktop):\n{}",
+        layout.join("\n")
     );
 }

@@ -258,10 +258,16 @@ impl Session {
 
     /// Run a script in the page; its return value.
     pub async fn script(&self, js: &str) -> Result<Value, WdError> {
+        self.script_with(js, json!([])).await
+    }
+
+    /// Run a script in the page with `args` (a JSON array, the script's `arguments`); its
+    /// return value.
+    pub async fn script_with(&self, js: &str, args: Value) -> Result<Value, WdError> {
         self.cmd(
             "POST",
             "/execute/sync",
-            Some(json!({ "script": js, "args": [] })),
+            Some(json!({ "script": js, "args": args })),
         )
         .await
     }
