@@ -1955,10 +1955,11 @@ async fn pdf_cost(args: PdfArgs) -> anyhow::Result<()> {
         name: ebok::demo::ISP_NAME.into(),
         ..Default::default()
     };
+    let contracts = ebok::store::subscribers::contracts_of(&db, jan.id).await?;
     let today = OffsetDateTime::now_utc().date();
     let one = || -> anyhow::Result<usize> {
-        let doc = invoice_doc(t, &isp, &jan, &inv, &lines, today)?;
-        Ok(invoice_pdf(t, &doc)?.len())
+        let doc = invoice_doc(t, &isp, &jan, &contracts, &inv, &lines, today)?;
+        Ok(invoice_pdf(t, &doc, None)?.len())
     };
     let bytes = one()?; // warm-up: font parsing and the like happen once
     let n = args.n.max(1);

@@ -429,6 +429,8 @@ pub struct IspConfig {
     pub address: String,
     /// Customer office e-mail.
     pub email: String,
+    /// A PNG image printed at the top of invoice PDFs; checked by [`Config::validate`].
+    pub logo: Option<PathBuf>,
 }
 
 /// `[ops]`: the operators' JSON API.
@@ -777,6 +779,11 @@ impl Config {
                 .map_err(|e| err("isp.nip".into(), e.to_string()))
             {
                 problems.push(e);
+            }
+        }
+        if let Some(path) = &self.isp.logo {
+            if let Err(reason) = crate::web::billing::check_logo(path) {
+                problems.push(err("isp.logo".into(), reason));
             }
         }
         for (i, p) in self.web.trusted_proxies.iter().enumerate() {

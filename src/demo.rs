@@ -44,6 +44,14 @@ pub const DEMO_LOGIN: &str = "jan.kowalski";
 pub const ISP_NAME: &str = "DemoNet sp. z o.o.";
 /// The demo ISP's NIP (valid check digit; a Kraków tax-office prefix).
 pub const ISP_NIP: &str = "6772445515";
+/// The demo customer office, one set of details for the footer, the contact page and the
+/// FAQ (not the street of any demo subscriber).
+const OFFICE_ADDRESS: &str = "ul. Internetowa 10, 30-001 Kraków";
+const OFFICE_HOURS: &str = "pon.–pt. 8:00–16:00, sob. 9:00–13:00";
+const OFFICE_PHONE: &str = "12 345 67 89";
+const OFFICE_EMAIL: &str = "bok@demonet.example";
+const TECHNICAL_PHONE: &str = "12 345 67 90";
+const TECHNICAL_HOURS: &str = "codziennie 8:00–22:00";
 
 const SEED: u64 = 0x0e60_4b00_2013_0101;
 
@@ -1107,9 +1115,10 @@ fn faq() -> Vec<FaqRecord> {
         q(
             2,
             "Nie pamiętam hasła ani identyfikatora. Co zrobić?",
-            "Wybierz **Przywrócenie hasła dostępu** i wpisz adres e-mail podany przy \
-             rejestracji — wyślemy na niego potrzebne dane. Jeśli nie masz już dostępu do \
-             tej skrzynki, skontaktuj się z Biurem Obsługi Klienta.",
+            "Wybierz **Przywracanie dostępu** i wpisz adres e-mail podany przy \
+             rejestracji — wyślemy na niego Twój identyfikator i link do ustawienia nowego \
+             hasła. Jeśli nie masz już dostępu do tej skrzynki, skontaktuj się z Biurem \
+             Obsługi Klienta.",
         ),
         q(
             3,
@@ -1157,10 +1166,13 @@ fn faq() -> Vec<FaqRecord> {
         q(
             8,
             "Jak skontaktować się z Biurem Obsługi Klienta?",
-            "**Biuro Obsługi Klienta** — ul. Internetowa 10, 30-001 Kraków, \
-             pon.–pt. 9.00–17.00, e-mail bok@example.pl.\n\n\
-             **Serwis / dział techniczny** — pon.–pt. 9.00–19.00, sob. 9.00–14.00.\n\n\
-             Po zalogowaniu możesz też napisać do nas z zakładki **Kontakt** w panelu.",
+            // The same details as the footer and the contact page (`isp()`).
+            &format!(
+                "**Biuro Obsługi Klienta** — {OFFICE_ADDRESS}, {OFFICE_HOURS}, \
+                 tel. {OFFICE_PHONE}, e-mail {OFFICE_EMAIL}.\n\n\
+                 **Serwis techniczny** — tel. {TECHNICAL_PHONE}, {TECHNICAL_HOURS}.\n\n\
+                 Po zalogowaniu możesz też napisać do nas z zakładki **Kontakt** w panelu."
+            ),
         ),
     ]
 }
@@ -1516,11 +1528,12 @@ pub fn isp() -> crate::config::IspConfig {
     crate::config::IspConfig {
         name: ISP_NAME.into(),
         nip: ISP_NIP.into(),
-        office_phone: "12 345 67 89 (pon.–pt. 8:00–16:00)".into(),
-        technical_phone: "12 345 67 90 (codziennie 8:00–22:00)".into(),
-        hours: "pon.–pt. 8:00–16:00, sob. 9:00–13:00".into(),
-        address: "ul. Internetowa 1, 30-001 Kraków".into(),
-        email: "bok@demonet.example".into(),
+        office_phone: OFFICE_PHONE.into(),
+        technical_phone: format!("{TECHNICAL_PHONE} ({TECHNICAL_HOURS})"),
+        hours: OFFICE_HOURS.into(),
+        address: OFFICE_ADDRESS.into(),
+        email: OFFICE_EMAIL.into(),
+        logo: None,
     }
 }
 
@@ -1543,6 +1556,33 @@ mod tests {
     };
 
     const TODAY: Date = date!(2026 - 11 - 25);
+
+    /// The FAQ's contact answer gives the office the footer and the contact page give.
+    #[test]
+    fn faq_and_footer_give_the_same_office() {
+        let isp = isp();
+        let data = dataset(TODAY);
+        let answer = &data
+            .faq
+            .iter()
+            .find(|f| f.question.contains("Biurem Obsługi Klienta"))
+            .expect("a contact question")
+            .answer_md;
+        for detail in [
+            &isp.address,
+            &isp.hours,
+            &isp.email,
+            &isp.office_phone,
+            &isp.technical_phone.replace(" (", ", ").replace(')', ""),
+        ] {
+            assert!(answer.contains(detail.as_str()), "{detail} not in {answer}");
+        }
+        // No demo subscriber lives at the office.
+        assert!(data
+            .subscribers
+            .iter()
+            .all(|s| !isp.address.starts_with(&format!("{},", s.home.street))));
+    }
 
     #[test]
     fn the_data_set_is_fixed_and_consistent() {

@@ -141,6 +141,70 @@ pub async fn take_token(
     }))
 }
 
+/// The address the account's latest confirmation link waits for, while that link works.
+pub async fn pending_email(db: &Db, account_id: i64) -> Result<Option<String>, StoreError> {
+    let sql = "SELECT email FROM account_tokens \
+               WHERE account_id = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 \
+               ORDER BY created_at DESC LIMIT 1";
+    let at = now().unix_timestamp();
+    Ok(on_pool!(db, pool => match sqlx::query(sql)
+        .bind(account_id)
+        .bind(TokenPurpose::ConfirmEmail.as_str())
+        .bind(at)
+        .fetch_optional(pool)
+        .await?
+    {
+        Some(r) => Cols::new(&r).opt_text("email")?,
+        None => None,
+    }))
+}
+
+/// Accounts for which `email` still waits to be confirmed: an unconfirmed address of the
+/// account, or the address of its latest confirmation link not yet used (working or
+/// expired: asking again is what an expired link is for). Blocked accounts are left out.
+pub async fn awaiting_confirmation(db: &Db, email: &str) -> Result<Vec<i64>, StoreError> {
+    let key = super::panel::email_key(email);
+    let sql = "SELECT id AS account_id FROM panel_accounts \
+               WHERE email_key = $1 AND email_confirmed_at IS NULL AND disabled = $2 \
+               UNION \
+               SELECT t.account_id FROM account_tokens t \
+               JOIN panel_accounts a ON a.id = t.account_id \
+               WHERE t.purpose = $3 AND t.used_at IS NULL AND LOWER(t.email) = $1 \
+               AND a.disabled = $2 \
+               ORDER BY account_id";
+    Ok(on_pool!(db, pool => sqlx::query(sql)
+        .bind(&key)
+        .bind(false)
+        .bind(TokenPurpose::ConfirmEmail.as_str())
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| Cols::new(r).i64("account_id"))
+        .collect::<Result<Vec<_>, _>>()?))
+}
+
+/// Replace the account's recovery codes (stored as hashes; the old ones stop working).
+pub async fn replace_recovery_codes(
+    tx: &mut DbTx,
+    account_id: i64,
+    code_hashes: &[String],
+) -> Result<(), StoreError> {
+    on_tx!(tx, conn => {
+        sqlx::query("DELETE FROM totp_recovery_codes WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&mut **conn)
+            .await?;
+        for h in code_hashes {
+            sqlx::query("INSERT INTO totp_recovery_codes (account_id, code_hash) VALUES ($1, $2)")
+                .bind(account_id)
+                .bind(h)
+                .execute(&mut **conn)
+                .await?;
+        }
+    });
+    Ok(())
+}
+
 /// Drop tokens that expired more than a day ago.
 pub async fn purge_tokens(db: &Db) -> Result<u64, StoreError> {
     let sql = "DELETE FROM account_tokens WHERE expires_at < $1";
@@ -185,19 +249,8 @@ pub async fn enable_totp(
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound { kind: Entity::PanelAccount, id: account_id });
         }
-        sqlx::query("DELETE FROM totp_recovery_codes WHERE account_id = $1")
-            .bind(account_id)
-            .execute(&mut **conn)
-            .await?;
-        for h in recovery_code_hashes {
-            sqlx::query("INSERT INTO totp_recovery_codes (account_id, code_hash) VALUES ($1, $2)")
-                .bind(account_id)
-                .bind(h)
-                .execute(&mut **conn)
-                .await?;
-        }
     });
-    Ok(())
+    replace_recovery_codes(tx, account_id, recovery_code_hashes).await
 }
 
 /// Turn the second factor off and forget its recovery codes.

@@ -131,7 +131,7 @@ pub fn login_key(login: &str) -> String {
     login.trim().to_lowercase()
 }
 
-fn email_key(email: &str) -> String {
+pub(crate) fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 

@@ -124,10 +124,7 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
                     "",
                 )
                 .await;
-            let errors = FormErrors {
-                form: limited_message(&ctx, &d),
-                ..Default::default()
-            };
+            let errors = FormErrors::whole(limited_message(&ctx, &d).unwrap_or_default());
             return again(errors, StatusCode::TOO_MANY_REQUESTS).await;
         }
         Err(e) => return internal(&state, &ctx, e).await,
@@ -136,12 +133,8 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
         // Not a guess.
         reserved.give_back().await;
         let mut errors = FormErrors::default();
-        if login.is_empty() {
-            errors.add("login", ctx.t.t("field.required"));
-        }
-        if f.password.is_empty() {
-            errors.add("password", ctx.t.t("field.required"));
-        }
+        errors.require(ctx.t, "login", &login, "required.login");
+        errors.require(ctx.t, "password", &f.password, "required.password");
         return again(errors, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     let account = match panel::panel_account_by_login(&state.db, &login).await {
@@ -173,10 +166,7 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
                 "",
             )
             .await;
-        let errors = FormErrors {
-            form: Some(ctx.t.t("login.failed").to_owned()),
-            ..Default::default()
-        };
+        let errors = FormErrors::whole(ctx.t.t("login.failed"));
         return again(errors, StatusCode::UNAUTHORIZED).await;
     };
     if account.disabled {
@@ -188,10 +178,7 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
                 "",
             )
             .await;
-        let errors = FormErrors {
-            form: Some(ctx.t.t("login.disabled").to_owned()),
-            ..Default::default()
-        };
+        let errors = FormErrors::whole(ctx.t.t("login.disabled"));
         return again(errors, StatusCode::FORBIDDEN).await;
     }
     reserved.give_back().await;
@@ -274,12 +261,26 @@ pub async fn code_form(
     )
 }
 
+/// A second factor as the forms ask for it: the app's code (digits, a numeric keyboard on
+/// phones) or, in a field of its own, a recovery code (letters too).
 #[derive(serde::Deserialize)]
 pub struct CodeForm {
     #[serde(default)]
-    code: String,
+    pub code: String,
+    #[serde(default)]
+    pub recovery: String,
     #[serde(default)]
     wroc: String,
+}
+
+impl CodeForm {
+    /// The code to check: the app's when given, else the recovery code.
+    pub fn given(&self) -> &str {
+        match self.code.trim() {
+            "" => self.recovery.trim(),
+            code => code,
+        }
+    }
 }
 
 /// The second factor: a TOTP code (each time step once) or an unused recovery code.
@@ -290,36 +291,30 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
     let account = &pending.account;
     let key = format!("code:account:{}", account.id);
     let back = back_to(&f.wroc);
-    let again = |msg: String, status: StatusCode| {
+    let again = |errors: FormErrors, status: StatusCode| {
         let state = state.clone();
         let back = back.clone();
         let ctx = &ctx;
         async move {
             let c = Chrome::new(&state, ctx, "/logowanie/kod").await;
-            render(
-                status,
-                &CodePage {
-                    c,
-                    errors: FormErrors {
-                        form: Some(msg),
-                        ..Default::default()
-                    },
-                    back,
-                },
-            )
+            render(status, &CodePage { c, errors, back })
         }
     };
+    let mut errors = FormErrors::default();
+    if !errors.require(ctx.t, "code", f.given(), "required.code") {
+        return again(errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
     // Counted before the check (see the login), given back on success.
     let keys = [(key.as_str(), limits::CODE_ACCOUNT)];
     let reserved = match ratelimit::reserve(&*state.panel.limiter, &keys).await {
         Ok(Reservation::Granted(r)) => r,
         Ok(Reservation::Limited(d)) => {
             let msg = limited_message(&ctx, &d).unwrap_or_default();
-            return again(msg, StatusCode::TOO_MANY_REQUESTS).await;
+            return again(FormErrors::whole(msg), StatusCode::TOO_MANY_REQUESTS).await;
         }
         Err(e) => return internal(&state, &ctx, e).await,
     };
-    let accepted = match check_second_factor(&state, account, &f.code).await {
+    let accepted = match check_second_factor(&state, account, f.given()).await {
         Ok(a) => a,
         Err(e) => return internal(&state, &ctx, e).await,
     };
@@ -333,11 +328,8 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
                 "",
             )
             .await;
-        return again(
-            ctx.t.t("login.code_failed").to_owned(),
-            StatusCode::UNAUTHORIZED,
-        )
-        .await;
+        errors.add("code", ctx.t.t("login.code_failed"));
+        return again(errors, StatusCode::UNAUTHORIZED).await;
     }
     reserved.give_back().await;
     let _ = state.panel.limiter.clear(&key).await;

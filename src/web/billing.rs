@@ -16,11 +16,11 @@ use time::{Date, OffsetDateTime};
 use super::i18n::{Lang, Tr};
 use super::line::Addr;
 use super::pages::{error_page, internal, render, Chrome, Ctx};
+use super::paging::{clamped, PageQuery, Pager};
 use super::AppState;
 use crate::store::billing::{self, Invoice, InvoiceLine, InvoiceStatus, LedgerItem, VatTotal};
 use crate::store::money::Money;
 use crate::store::panel;
-use crate::store::repo::Page;
 use crate::store::subscribers::{self, Subscriber};
 use crate::tz::{format_date, format_datetime};
 
@@ -34,43 +34,6 @@ pub fn routes() -> Router<AppState> {
         .route("/e-faktury", get(invoices))
         .route("/e-faktury/zgoda", post(consent))
         .route("/e-faktury/{id}", get(invoice))
-}
-
-#[derive(serde::Deserialize)]
-pub struct PageQuery {
-    #[serde(default)]
-    strona: Option<String>,
-}
-
-impl PageQuery {
-    fn page(&self) -> Page {
-        let n = self
-            .strona
-            .as_deref()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .unwrap_or(1);
-        Page::new(n, PAGE_SIZE)
-    }
-}
-
-/// Links to the neighbouring pages of a list.
-pub struct Pager {
-    pub number: u32,
-    pub pages: u32,
-    pub prev: Option<String>,
-    pub next: Option<String>,
-}
-
-impl Pager {
-    fn new<T>(base: &str, p: &crate::store::repo::Paged<T>) -> Pager {
-        let link = |n: u32| format!("{base}?strona={n}");
-        Pager {
-            number: p.page.number,
-            pages: p.pages(),
-            prev: p.has_prev().then(|| link(p.page.number - 1)),
-            next: p.has_next().then(|| link(p.page.number + 1)),
-        }
-    }
 }
 
 fn today() -> Date {
@@ -158,7 +121,10 @@ pub async fn payments(
     let t = ctx.t;
     let page = async {
         let balance = billing::balance(&state.db, sub.id).await?;
-        let ledger = billing::ledger_page(&state.db, sub.id, q.page()).await?;
+        let ledger = clamped(q.page(PAGE_SIZE), |p| {
+            billing::ledger_page(&state.db, sub.id, p)
+        })
+        .await?;
         let qr = match (&sub.bank_account, balance.is_negative()) {
             (Some(nrb), true) => {
                 let due = -balance;
@@ -249,7 +215,7 @@ pub async fn payments(
             qr,
             rows,
             total: ledger.total,
-            pager: Pager::new("/platnosci", &ledger),
+            pager: Pager::of(&ledger, "/platnosci"),
         },
     )
 }
@@ -259,7 +225,7 @@ pub async fn payments(
 // ---------------------------------------------------------------------------------------------
 
 /// The consent wording's version as recorded: the catalogue's version id and the language
-/// the wording was shown in (`2026-1/pl`).
+/// the wording was shown in (`2026-2/pl`).
 pub fn consent_version(t: Tr) -> String {
     format!("{}/{}", t.t("einvoice.consent_version"), t.code())
 }
@@ -336,7 +302,10 @@ pub async fn invoices(
     let t = ctx.t;
     let data = async {
         let history = panel::consent_history(&state.db, sub.id).await?;
-        let list = billing::invoices_of(&state.db, sub.id, q.page()).await?;
+        let list = clamped(q.page(PAGE_SIZE), |p| {
+            billing::invoices_of(&state.db, sub.id, p)
+        })
+        .await?;
         Ok::<_, anyhow::Error>((history, list))
     }
     .await;
@@ -372,7 +341,7 @@ pub async fn invoices(
             history: history.iter().take(10).map(consent_row).collect(),
             rows,
             total: list.total,
-            pager: Pager::new("/e-faktury", &list),
+            pager: Pager::of(&list, "/e-faktury"),
         },
     )
 }
@@ -464,6 +433,10 @@ pub struct InvoiceDoc {
     pub buyer_name: String,
     pub buyer_street: String,
     pub buyer_city: String,
+    /// The buyer's number in the billing system (the subscriber's `ext_id`).
+    pub customer_number: String,
+    /// The buyer's contract numbers (usually one).
+    pub contracts: String,
     pub buyer_nip: Option<String>,
     pub lines: Vec<LineView>,
     pub rates: Vec<RateView>,
@@ -490,10 +463,12 @@ pub struct TotalsMismatch {
 
 /// Check the stored totals against the lines (each line net + VAT = gross; the sums per
 /// VAT rate add up to the invoice's net, VAT and gross) and format the invoice.
+#[allow(clippy::too_many_arguments)] // the parts of one document
 pub fn invoice_doc(
     t: Tr,
     config: &crate::config::IspConfig,
     sub: &Subscriber,
+    contracts: &[subscribers::Contract],
     inv: &Invoice,
     lines: &[InvoiceLine],
     today: Date,
@@ -532,6 +507,12 @@ pub fn invoice_doc(
         buyer_street: sub.home.street.clone(),
         buyer_city: format!("{} {}", sub.home.postcode, sub.home.city),
         buyer_nip: sub.nip.as_ref().map(|n| n.to_string()),
+        customer_number: sub.ext_id.clone(),
+        contracts: contracts
+            .iter()
+            .map(|c| c.number.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         lines: lines
             .iter()
             .map(|l| LineView {
@@ -600,8 +581,13 @@ pub async fn invoice(State(state): State<AppState>, ctx: Ctx, Path(raw): Path<St
         Ok(None) => return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await,
         Err(e) => return internal(&state, &ctx, e).await,
     };
+    let contracts = match subscribers::contracts_of(&state.db, sub.id).await {
+        Ok(c) => c,
+        Err(e) => return internal(&state, &ctx, e).await,
+    };
     let t = ctx.t;
-    let doc = match invoice_doc(t, &state.config.isp, &sub, &inv, &lines, today()) {
+    let isp = &state.config.isp;
+    let doc = match invoice_doc(t, isp, &sub, &contracts, &inv, &lines, today()) {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "invoice totals do not match its lines; not shown");
@@ -621,7 +607,18 @@ pub async fn invoice(State(state): State<AppState>, ctx: Ctx, Path(raw): Path<St
     }
     let number = doc.number.clone();
     let started = std::time::Instant::now();
-    let bytes = match tokio::task::spawn_blocking(move || invoice_pdf(t, &doc)).await {
+    let logo_path = isp.logo.clone();
+    let bytes = match tokio::task::spawn_blocking(move || {
+        // Checked at start-up; a file gone since then costs the logo, not the invoice.
+        let logo = logo_path.and_then(|p| {
+            load_logo(&p)
+                .map_err(|e| tracing::warn!(path = %p.display(), error = %e, "isp.logo"))
+                .ok()
+        });
+        invoice_pdf(t, &doc, logo.as_ref())
+    })
+    .await
+    {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => return internal(&state, &ctx, e).await,
         Err(e) => return internal(&state, &ctx, e).await,
@@ -660,6 +657,76 @@ static FONT: LazyLock<Option<krilla::text::Font>> =
 
 static FACE: LazyLock<Option<ttf_parser::Face<'static>>> =
     LazyLock::new(|| ttf_parser::Face::parse(FONT_BYTES, 0).ok());
+
+/// The largest side of the logo on the invoice, in points (about 2.5 cm).
+const LOGO_BOX: f32 = 72.0;
+/// The largest logo file accepted.
+const LOGO_MAX_BYTES: u64 = 1 << 20;
+
+/// The ISP's logo (`[isp] logo`), read and checked.
+#[derive(Clone)]
+pub struct Logo {
+    image: krilla::image::Image,
+    width: u32,
+    height: u32,
+}
+
+impl Logo {
+    /// Width and height in points of the logo scaled to fit a `side` × `side` box.
+    fn fit(&self, side: f32) -> (f32, f32) {
+        let (w, h) = (self.width as f32, self.height as f32);
+        let scale = side / w.max(h);
+        (w * scale, h * scale)
+    }
+}
+
+/// Read the logo file: a PNG of at most 1 MiB that decodes. The error says why not, for the
+/// start-up check of `isp.logo`.
+pub fn load_logo(path: &std::path::Path) -> Result<Logo, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if size > LOGO_MAX_BYTES {
+        return Err(format!(
+            "{}: {size} bytes; a logo may have at most {LOGO_MAX_BYTES}",
+            path.display()
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Err(format!("{}: not a PNG file", path.display()));
+    }
+    let image = krilla::image::Image::from_png(bytes.into(), true)
+        .map_err(|e| format!("{}: not a readable PNG ({e})", path.display()))?;
+    let (width, height) = image.size();
+    if width == 0 || height == 0 {
+        return Err(format!("{}: the image is empty", path.display()));
+    }
+    Ok(Logo {
+        image,
+        width,
+        height,
+    })
+}
+
+/// [`load_logo`], and the logo drawn into a throw-away PDF: a file whose header reads but
+/// whose pixels do not decode is refused at start-up, not on the first invoice.
+pub fn check_logo(path: &std::path::Path) -> Result<(), String> {
+    let logo = load_logo(path)?;
+    let mut doc = krilla::Document::new();
+    let settings = krilla::page::PageSettings::from_wh(A4_W, A4_H).ok_or("page size")?;
+    let mut page = doc.start_page_with(settings);
+    let mut surface = page.surface();
+    let (w, h) = logo.fit(LOGO_BOX);
+    if let Some(size) = krilla::geom::Size::from_wh(w, h) {
+        surface.draw_image(logo.image, size);
+    }
+    surface.finish();
+    page.finish();
+    doc.finish()
+        .map(|_| ())
+        .map_err(|e| format!("{}: the image does not decode ({e:?})", path.display()))
+}
 
 /// Why a PDF could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -725,6 +792,13 @@ enum Op {
         x1: f32,
         x2: f32,
         y: f32,
+    },
+    /// The ISP's logo, its top left corner at (`x`, `y`).
+    Image {
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
     },
 }
 
@@ -829,11 +903,23 @@ fn head_row(l: &mut Layout, t: Tr, cols: &[Col], size: f32) {
 
 /// The invoice as an A4 PDF with the bundled font embedded (subset): the same content as the
 /// print page, in the caller's language.
-pub fn invoice_pdf(t: Tr, d: &InvoiceDoc) -> Result<Vec<u8>, PdfError> {
+/// An invoice is a document: what it says holds whenever it is read. Whether it has been
+/// paid belongs to the page (`/e-faktury`), not to the PDF.
+pub fn invoice_pdf(t: Tr, d: &InvoiceDoc, logo: Option<&Logo>) -> Result<Vec<u8>, PdfError> {
     let font = FONT.clone().ok_or(PdfError::Font)?;
     let mut l = Layout::new();
     let (body, small, head) = (9.0_f32, 8.0_f32, 7.0_f32);
     let right_edge = A4_W - MARGIN;
+    if let Some(logo) = logo {
+        // Top right, at most LOGO_BOX points in either direction, proportions kept.
+        let (w, h) = logo.fit(LOGO_BOX);
+        l.ops().push(Op::Image {
+            x: right_edge - w,
+            y: MARGIN,
+            w,
+            h,
+        });
+    }
 
     l.text(
         MARGIN,
@@ -853,7 +939,20 @@ pub fn invoice_pdf(t: Tr, d: &InvoiceDoc) -> Result<Vec<u8>, PdfError> {
         l.text(MARGIN, body, &format!("{}: {k}", t.t("invoice.ksef")));
         l.down(13.0);
     }
+    for (key, value) in [
+        ("invoice.customer_number", &d.customer_number),
+        ("invoice.contract", &d.contracts),
+    ] {
+        if !value.is_empty() {
+            l.text(MARGIN, body, &format!("{}: {value}", t.t(key)));
+            l.down(13.0);
+        }
+    }
     l.down(8.0);
+    if let Some(logo) = logo {
+        // Below the logo, whatever the header's height.
+        l.y = l.y.max(MARGIN + logo.fit(LOGO_BOX).1 + 8.0);
+    }
 
     // Seller and buyer side by side.
     let half = MARGIN + (A4_W - 2.0 * MARGIN) / 2.0;
@@ -982,11 +1081,6 @@ pub fn invoice_pdf(t: Tr, d: &InvoiceDoc) -> Result<Vec<u8>, PdfError> {
         l.text(MARGIN, body, &format!("{}: {acc}", t.t("invoice.account")));
         l.down(13.0);
     }
-    l.text(
-        MARGIN,
-        body,
-        &format!("{}: {}", t.t("invoice.status"), d.status),
-    );
 
     let mut doc = krilla::Document::new();
     doc.set_metadata(
@@ -1033,6 +1127,13 @@ pub fn invoice_pdf(t: Tr, d: &InvoiceDoc) -> Result<Vec<u8>, PdfError> {
                         false,
                         krilla::text::TextDirection::Auto,
                     );
+                }
+                Op::Image { x, y, w, h } => {
+                    if let (Some(logo), Some(size)) = (logo, krilla::geom::Size::from_wh(*w, *h)) {
+                        surface.push_transform(&krilla::geom::Transform::from_translate(*x, *y));
+                        surface.draw_image(logo.image.clone(), size);
+                        surface.pop();
+                    }
                 }
                 Op::Rule { x1, x2, y } => {
                     let mut pb = krilla::geom::PathBuilder::new();
@@ -1518,7 +1619,7 @@ mod tests {
         assert_eq!(r.status, StatusCode::OK);
         artifact("invoices.html", r.body.as_bytes());
         let body = plain(&r.body);
-        assert!(body.contains("Nie udzieliłeś jeszcze zgody"));
+        assert!(body.contains("Zgoda nie została udzielona"));
         assert!(body.contains("FV/2026/01/025"));
         assert!(body.contains("5260250274-20260101-0A1B2C3D4E5F-01"));
         assert!(body.contains("po terminie"), "issued and past due");
@@ -1546,10 +1647,10 @@ mod tests {
             .unwrap();
         assert!(c.given);
         assert_eq!(c.ip.unwrap().to_string(), JAN_IP);
-        assert_eq!(c.text_version, "2026-1/pl");
+        assert_eq!(c.text_version, "2026-2/pl");
         let body = plain(&b.get("/e-faktury").await.body);
         assert!(body.contains("Zgoda udzielona"), "{body}");
-        assert!(body.contains(JAN_IP) && body.contains("2026-1/pl"));
+        assert!(body.contains(JAN_IP) && body.contains("2026-2/pl"));
         assert!(body.contains("value=\"revoke\""));
         // Giving it again with the same wording records nothing new.
         b.submit("/e-faktury", "/e-faktury/zgoda", &[("decision", "give")])
@@ -1580,7 +1681,7 @@ mod tests {
             .find(|a| a.action == "einvoice_consent_given")
             .unwrap();
         assert_eq!(given.ip.unwrap().to_string(), JAN_IP);
-        assert!(given.detail.contains("2026-1/pl"));
+        assert!(given.detail.contains("2026-2/pl"));
         // A post without the CSRF token is refused by the panel layer.
         let mut fresh = b;
         fresh.csrf = None;
@@ -1731,6 +1832,121 @@ mod tests {
         let raw = String::from_utf8_lossy(&pdf);
         assert!(raw.contains("/FontFile2") || raw.contains("/FontFile3"));
         h.finish().await;
+    }
+
+    /// A grey `w` × `h` PNG (8-bit greyscale, one stored deflate block), made here so the
+    /// test needs no image file.
+    fn tiny_png(w: u32, h: u32) -> Vec<u8> {
+        fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let start = out.len();
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            let crc = crc32fast::hash(&out[start..]);
+            out.extend_from_slice(&crc.to_be_bytes());
+        }
+        let mut raw = Vec::new();
+        for _ in 0..h {
+            raw.push(0); // no filter
+            raw.extend(std::iter::repeat_n(0x80u8, w as usize));
+        }
+        let (mut a, mut b) = (1u32, 0u32);
+        for &byte in &raw {
+            a = (a + u32::from(byte)) % 65521;
+            b = (b + a) % 65521;
+        }
+        let mut z = vec![0x78, 0x01, 1];
+        z.extend_from_slice(&(raw.len() as u16).to_le_bytes());
+        z.extend_from_slice(&(!(raw.len() as u16)).to_le_bytes());
+        z.extend_from_slice(&raw);
+        z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut out, b"IHDR", &ihdr);
+        chunk(&mut out, b"IDAT", &z);
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
+    async fn pdf_text(pdf: &[u8]) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.pdf");
+        std::fs::write(&file, pdf).unwrap();
+        match tokio::process::Command::new("pdftotext")
+            .arg("-layout")
+            .arg(&file)
+            .arg("-")
+            .output()
+            .await
+        {
+            Ok(o) if o.status.success() => Some(plain(&String::from_utf8(o.stdout).unwrap())),
+            Ok(o) => panic!("pdftotext failed: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => {
+                crate::testkit::skip("invoice PDF text", "pdftotext", &e.to_string());
+                None
+            }
+        }
+    }
+
+    /// The PDF names the customer and the contract, carries the configured logo, and says
+    /// nothing about being paid or not (that changes; the document does not).
+    #[tokio::test]
+    async fn invoice_pdf_has_customer_contract_and_logo_but_no_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let logo = dir.path().join("logo.png");
+        std::fs::write(&logo, tiny_png(40, 20)).unwrap();
+        let path = logo.clone();
+        let h = Harness::with(move |c| c.isp.logo = Some(path)).await;
+        let (ids, _) = seed_billing(&h).await;
+        let b = jan_registered(&h).await;
+        let (status, _, pdf) = get_bytes(&h, &b, &format!("/e-faktury/{}.pdf", ids[0])).await;
+        assert_eq!(status, StatusCode::OK);
+        artifact("invoice-logo.pdf", &pdf);
+        let raw = String::from_utf8_lossy(&pdf);
+        assert!(raw.contains("/Image"), "the logo is drawn");
+        let Some(text) = pdf_text(&pdf).await else {
+            return;
+        };
+        for needle in ["Numer klienta: s1", "Numer umowy: UM/2013/001"] {
+            assert!(text.contains(needle), "{needle} missing in:\n{text}");
+        }
+        assert!(!text.contains("Status"), "status in the PDF:\n{text}");
+        for word in ["zapłacona", "po terminie"] {
+            assert!(!text.contains(word), "{word} in the PDF:\n{text}");
+        }
+        // The print page keeps the status, and shows the same numbers.
+        let mut b = b;
+        let page = b.get(&format!("/e-faktury/{}", ids[0])).await;
+        assert!(page.body.contains("Numer klienta") && page.body.contains("UM/2013/001"));
+        assert!(page.body.contains("Status"));
+        h.finish().await;
+    }
+
+    /// `[isp] logo` is checked at start-up, and the problem names the key.
+    #[test]
+    fn a_logo_that_is_not_a_png_is_refused_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = |path: std::path::PathBuf| {
+            let mut c = crate::config::Config::default();
+            c.isp.logo = Some(path);
+            c.validate("ebok.toml").err().map(|e| e.to_string())
+        };
+        let text = dir.path().join("logo.png");
+        std::fs::write(&text, "not an image").unwrap();
+        for path in [text, dir.path().join("missing.png")] {
+            let e = check(path.clone()).unwrap_or_else(|| panic!("{} accepted", path.display()));
+            assert!(e.contains("isp.logo"), "{e}");
+        }
+        let good = dir.path().join("good.png");
+        std::fs::write(&good, tiny_png(3, 2)).unwrap();
+        let e = check(good);
+        assert!(
+            e.as_deref().is_none_or(|e| !e.contains("isp.logo")),
+            "{e:?}"
+        );
     }
 
     #[tokio::test]

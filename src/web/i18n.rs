@@ -207,9 +207,15 @@ mod tests {
         }
         let mut checked = 0;
         for (path, text) in &sources {
-            for pat in [".t(\"", ".f(\""] {
+            // Keys given as arguments (`errors.require(.., "required.login")`) too.
+            for pat in [".t(\"", ".f(\"", "\"required."] {
                 for piece in text.split(pat).skip(1) {
                     let key = piece.split('"').next().unwrap();
+                    let key = match pat {
+                        "\"required." => format!("required.{key}"),
+                        _ => key.to_owned(),
+                    };
+                    let key = key.as_str();
                     if key.contains('{') || key.is_empty() {
                         continue;
                     }
@@ -236,6 +242,50 @@ mod tests {
             }
         }
         out
+    }
+
+    /// One voice in Polish: no form that addresses only men or only women ("dostałeś",
+    /// "prosiłaś", "zostanę powiadomiony"), no network jargon, one spelling of each name.
+    #[test]
+    fn polish_speaks_to_everyone_in_one_voice() {
+        // Word endings of the past tense in the 2nd and 1st person ("dostałeś", "byłam").
+        let gendered = [
+            "łeś",
+            "łaś",
+            "iłem",
+            "iłam",
+            "ałem",
+            "ałam",
+            "yłem",
+            "yłam",
+            "powiadomiony",
+            "powiadomiona",
+        ];
+        let jargon = ["koncentrator", "nas)", "acct-"];
+        let spelling = [
+            "E-BOK",
+            "e-faktur ",
+            "e-faktury ",
+            "Przywrócenie hasła",
+            "Nr umowy",
+        ];
+        for (key, text) in PL.iter() {
+            let lower = text.to_lowercase();
+            for word in lower.split(|c: char| !c.is_alphabetic()) {
+                for w in gendered {
+                    assert!(!word.ends_with(w), "{key}: {word:?} in {text:?}");
+                }
+            }
+            for w in jargon {
+                assert!(!lower.contains(w), "{key}: {w:?} in {text:?}");
+            }
+            for w in spelling {
+                assert!(!text.contains(w), "{key}: {w:?} in {text:?}");
+            }
+        }
+        for (key, text) in EN.iter() {
+            assert!(!text.contains("E-BOK"), "{key}: {text:?}");
+        }
     }
 
     #[test]

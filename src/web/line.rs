@@ -17,12 +17,13 @@ use time::OffsetDateTime;
 use super::auth::limited_message;
 use super::i18n::{Lang, Tr};
 use super::pages::{error_page, hash_failed, internal, render, Authed, Chrome, Ctx, FormErrors};
+use super::paging::{clamped, PageQuery, Pager};
 use super::ratelimit::{self, Reservation, Rule};
 use super::{passwords, AppState};
 use crate::radius::coa::ControlOutcome;
 use crate::sessions::LiveSession;
 use crate::store::history::{self, HistoryRow};
-use crate::store::repo::{Page, Paged};
+use crate::store::repo::Page;
 use crate::store::subscribers::{self, PppoeAccount};
 use crate::tz::format_datetime;
 
@@ -304,42 +305,6 @@ pub(crate) fn history_view(t: Tr, row: &HistoryRow) -> HistoryView {
     }
 }
 
-/// Links to the neighbouring pages of a list.
-pub struct Pager {
-    pub number: u32,
-    pub pages: u32,
-    pub prev: Option<String>,
-    pub next: Option<String>,
-}
-
-pub(crate) fn pager<T>(path: &str, p: &Paged<T>) -> Pager {
-    Pager {
-        number: p.page.number,
-        pages: p.pages(),
-        prev: p
-            .has_prev()
-            .then(|| format!("{path}?strona={}", p.page.number - 1)),
-        next: p
-            .has_next()
-            .then(|| format!("{path}?strona={}", p.page.number + 1)),
-    }
-}
-
-#[derive(serde::Deserialize)]
-pub struct PageQuery {
-    #[serde(default)]
-    strona: Option<String>,
-}
-
-impl PageQuery {
-    pub fn number(&self) -> u32 {
-        self.strona
-            .as_deref()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1)
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The subscriber's lines
 // ---------------------------------------------------------------------------------------------
@@ -473,12 +438,14 @@ async fn pppoe_render(state: &AppState, ctx: &Ctx, a: &Authed, o: PppoeOptions) 
         Err(e) => return internal(state, ctx, e).await,
     };
     let logins: Vec<String> = accounts.iter().map(|a| a.login.clone()).collect();
-    let history =
-        match history::sessions_of(&state.db, &logins, Page::new(o.page, PPPOE_HISTORY_PAGE)).await
-        {
-            Ok(x) => x,
-            Err(e) => return internal(state, ctx, e).await,
-        };
+    let history = match clamped(Page::new(o.page, PPPOE_HISTORY_PAGE), |p| {
+        history::sessions_of(&state.db, &logins, p)
+    })
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => return internal(state, ctx, e).await,
+    };
     let now = OffsetDateTime::now_utc();
     let mut c = Chrome::new(state, ctx, "/pppoe").await;
     c.notice = o.notice;
@@ -500,7 +467,7 @@ async fn pppoe_render(state: &AppState, ctx: &Ctx, a: &Authed, o: PppoeOptions) 
         reveal_errors: o.reveal_errors,
         sessions: live.iter().map(|s| session_view(t, s, now)).collect(),
         history: history.items.iter().map(|r| history_view(t, r)).collect(),
-        pager: pager("/pppoe", &history),
+        pager: Pager::of(&history, "/pppoe"),
         confirm: None,
         c,
     };
@@ -645,12 +612,7 @@ pub async fn restart_confirm(
         reveal_errors: FormErrors::default(),
         sessions: Vec::new(),
         history: Vec::new(),
-        pager: Pager {
-            number: 1,
-            pages: 1,
-            prev: None,
-            next: None,
-        },
+        pager: Pager::single(),
         confirm: Some(session_view(ctx.t, &s, OffsetDateTime::now_utc())),
         c: Chrome::new(&state, &ctx, "/pppoe").await,
     };
@@ -987,16 +949,26 @@ pub(crate) mod tests {
             .post("/pppoe/restart", &[("nas", "nas1"), ("sesja", "s-jan")])
             .await;
         assert_eq!(r.status, StatusCode::BAD_GATEWAY);
-        assert!(r.body.contains("nie zna już tej sesji"), "{}", r.body);
+        assert!(
+            r.body.contains("To połączenie już się zakończyło"),
+            "{}",
+            r.body
+        );
         let r = b
             .post("/pppoe/restart", &[("nas", "nas1"), ("sesja", "s-jan")])
             .await;
-        assert!(r.body.contains("nie odpowiedział"));
+        assert!(r.body.contains("nie potwierdziła przerwania"));
         let r = b
             .post("/pppoe/restart", &[("nas", "nas1"), ("sesja", "s-jan")])
             .await;
         assert_eq!(r.status, StatusCode::OK);
-        assert!(r.body.contains("Koncentrator zakończył sesję"));
+        assert!(r.body.contains("Połączenie zostało przerwane"));
+        // Plain words for subscribers: no "koncentrator", no "NAS".
+        assert!(
+            !r.body.to_lowercase().contains("koncentrator"),
+            "{}",
+            r.body
+        );
         let r = b
             .post("/pppoe/restart", &[("nas", "nas1"), ("sesja", "s-jan")])
             .await;

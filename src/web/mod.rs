@@ -3,7 +3,8 @@
 //!
 //! Panel rooms: [`pages`] (layout, home, errors, language), [`auth`] (login, second
 //! factor, logout), [`register`] (registration from one's own line), [`account`]
-//! (recovery, e-mail confirmation, settings, TOTP). Every panel request passes
+//! (recovery, e-mail confirmation, settings, TOTP); [`paging`] (lists a page at a time).
+//! Every panel request passes
 //! [`request::panel_layer`]: caller IP, language, CSRF check on POST, security headers.
 
 /// Run `$body` inside a write transaction on `$db`, committed when the body finishes; a
@@ -30,6 +31,7 @@ pub mod line;
 pub mod line_note;
 pub mod office;
 pub mod pages;
+pub mod paging;
 pub mod passwords;
 pub mod ratelimit;
 pub mod redirect;
@@ -112,6 +114,9 @@ pub mod limits {
     /// Recovery requests from one IP / for one e-mail address.
     pub const RECOVER_IP: Rule = rule(5, 60);
     pub const RECOVER_EMAIL: Rule = rule(3, 60);
+    /// Requests for a new e-mail confirmation link from one IP / for one address.
+    pub const CONFIRM_IP: Rule = rule(5, 60);
+    pub const CONFIRM_EMAIL: Rule = rule(3, 60);
     /// Wrong current passwords in the settings.
     pub const SETTINGS_ACCOUNT: Rule = rule(5, 15);
 }
@@ -259,6 +264,10 @@ pub fn router(state: AppState) -> Router {
             get(account::reset_form).post(account::reset),
         )
         .route(
+            "/email/ponownie",
+            get(account::resend_form).post(account::resend),
+        )
+        .route(
             "/email/{token}",
             get(account::confirm_form).post(account::confirm),
         )
@@ -274,6 +283,8 @@ pub fn router(state: AppState) -> Router {
             get(account::totp_setup).post(account::totp_enable),
         )
         .route("/ustawienia/2fa/wylacz", post(account::totp_disable))
+        .route("/ustawienia/2fa/kody", post(account::new_recovery_codes))
+        .route("/ustawienia/sesje/zakoncz", post(account::end_session))
         .merge(billing::routes())
         .merge(line::routes())
         .merge(stats::routes())

@@ -9,19 +9,20 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Form, Router};
 use pulldown_cmark::{Alignment, CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use super::auth::limited_message;
 use super::i18n::{Lang, Tr};
 use super::pages::{error_page, internal, render, Authed, Chrome, Ctx, FormErrors};
+use super::paging::{clamped, PageQuery, Pager};
 use super::ratelimit::Rule;
 use super::register::valid_email;
 use super::AppState;
 use crate::store::content::{self, NewServiceOrder, OrderStatus};
 use crate::store::panel::{self, Author, TicketStatus};
-use crate::store::repo::{Page, Paged, StoreError};
+use crate::store::repo::{Page, StoreError};
 use crate::tz::{format_date, format_datetime, warsaw_date};
 
 /// Enquiries (orders without an account) from one IP.
@@ -50,6 +51,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/kontakt", get(contact).post(write))
         .route("/kontakt/{id}", get(ticket).post(reply))
+        .route("/kontakt/{id}/zamknij", post(close_ticket))
         .route("/zamawianie", get(orders).post(order))
         .route("/aktualnosci", get(news))
         .route("/aktualnosci/{id}", get(news_item))
@@ -63,15 +65,18 @@ pub fn routes() -> Router<AppState> {
 /// `?strona=N` (page number) and `?wyslano=1` (the notice after a form was sent).
 #[derive(serde::Deserialize, Default)]
 pub struct ListQuery {
-    #[serde(default)]
-    strona: String,
+    #[serde(flatten)]
+    page: PageQuery,
     #[serde(default)]
     wyslano: String,
+    /// `?zamkniete=1`: the notice after a ticket was closed.
+    #[serde(default)]
+    zamkniete: String,
 }
 
 impl ListQuery {
     fn page(&self, size: u32) -> Page {
-        Page::new(self.strona.trim().parse().unwrap_or(1), size)
+        self.page.page(size)
     }
 
     fn sent(&self) -> bool {
@@ -79,35 +84,12 @@ impl ListQuery {
     }
 }
 
-/// Links to the previous and next page of a list.
-pub struct Pager {
-    pub number: u32,
-    pub pages: u32,
-    pub prev: Option<String>,
-    pub next: Option<String>,
-}
-
-impl Pager {
-    fn of<T>(p: &Paged<T>, base: &str) -> Pager {
-        let link = |n: u32| format!("{base}?strona={n}");
-        Pager {
-            number: p.page.number,
-            pages: p.pages(),
-            prev: p.has_prev().then(|| link(p.page.number - 1)),
-            next: p.has_next().then(|| link(p.page.number + 1)),
-        }
-    }
-
-    pub fn shown(&self) -> bool {
-        self.pages > 1 || self.number > 1
-    }
-}
-
-/// A required text of at most `max` characters, or the message for the field.
-fn check_text(t: Tr, value: &str, max: usize, required: bool) -> Option<String> {
+/// A text of at most `max` characters, or the message for the field; `required` names the
+/// message for an empty one (none: the field may stay empty).
+fn check_text(t: Tr, value: &str, max: usize, required: Option<&str>) -> Option<String> {
     let n = value.trim().chars().count();
-    if required && n == 0 {
-        Some(t.t("field.required").to_owned())
+    if let (Some(key), 0) = (required, n) {
+        Some(t.t(key).to_owned())
     } else if n > max {
         Some(t.f("office.too_long", &[("max", &max.to_string())]))
     } else {
@@ -143,6 +125,21 @@ fn mail_office(state: &AppState, subject_key: &str, body_key: &str, args: &[(&st
     let to = state.config.isp.email.trim();
     if !to.is_empty() {
         state.mail(Tr::new(Lang::Pl), to, subject_key, body_key, args);
+    }
+}
+
+/// Mail the subscriber (in the language of the page they used) at their account's address,
+/// when that address is confirmed: an unconfirmed one may be a typo, someone else's.
+fn mail_subscriber(
+    state: &AppState,
+    t: Tr,
+    a: &Authed,
+    subject_key: &str,
+    body_key: &str,
+    args: &[(&str, &str)],
+) {
+    if a.account.email_confirmed_at.is_some() {
+        state.mail(t, &a.account.email, subject_key, body_key, args);
     }
 }
 
@@ -347,7 +344,11 @@ async fn contact_page(
     status: StatusCode,
 ) -> Response {
     let (tickets, pager) = match &ctx.auth {
-        Some(a) => match panel::tickets_page(&state.db, a.account.subscriber_id, page).await {
+        Some(a) => match clamped(page, |p| {
+            panel::tickets_page(&state.db, a.account.subscriber_id, p)
+        })
+        .await
+        {
             Ok(p) => (
                 p.items
                     .iter()
@@ -363,15 +364,7 @@ async fn contact_page(
             ),
             Err(e) => return internal(state, ctx, e).await,
         },
-        None => (
-            Vec::new(),
-            Pager {
-                number: 1,
-                pages: 1,
-                prev: None,
-                next: None,
-            },
-        ),
+        None => (Vec::new(), Pager::single()),
     };
     let c = Chrome::new(state, ctx, "/kontakt").await;
     render(
@@ -418,10 +411,10 @@ pub async fn write(State(state): State<AppState>, ctx: Ctx, Form(f): Form<Ticket
     };
     let t = ctx.t;
     let mut errors = FormErrors::default();
-    if let Some(m) = check_text(t, &f.subject, MAX_SUBJECT, true) {
+    if let Some(m) = check_text(t, &f.subject, MAX_SUBJECT, Some("required.subject")) {
         errors.add("subject", m);
     }
-    if let Some(m) = check_text(t, &f.message, MAX_MESSAGE, true) {
+    if let Some(m) = check_text(t, &f.message, MAX_MESSAGE, Some("required.message")) {
         errors.add("message", m);
     }
     if errors.is_empty() {
@@ -487,6 +480,18 @@ pub async fn write(State(state): State<AppState>, ctx: Ctx, Form(f): Form<Ticket
             ("from", &from),
             ("subject", &subject),
             ("message", &message),
+        ],
+    );
+    mail_subscriber(
+        &state,
+        t,
+        &a,
+        "office.mail_ticket_confirm_subject",
+        "office.mail_ticket_confirm_body",
+        &[
+            ("id", &id.to_string()),
+            ("subject", &subject),
+            ("link", &state.link(&format!("/kontakt/{id}"))),
         ],
     );
     Redirect::to(&format!("/kontakt/{id}?wyslano=1")).into_response()
@@ -588,7 +593,11 @@ pub async fn ticket(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let notice = q.sent().then(|| ctx.t.t("office.sent").to_owned());
+    let notice = if !q.zamkniete.is_empty() {
+        Some(ctx.t.t("office.ticket_closed").to_owned())
+    } else {
+        q.sent().then(|| ctx.t.t("office.sent").to_owned())
+    };
     ticket_page(
         &state,
         &ctx,
@@ -620,7 +629,7 @@ pub async fn reply(
     };
     let t = ctx.t;
     let mut errors = FormErrors::default();
-    if let Some(m) = check_text(t, &f.message, MAX_MESSAGE, true) {
+    if let Some(m) = check_text(t, &f.message, MAX_MESSAGE, Some("required.message")) {
         errors.add("message", m);
         return ticket_page(
             &state,
@@ -679,6 +688,29 @@ pub async fn reply(
     Redirect::to(&format!("/kontakt/{}?wyslano=1", k.id)).into_response()
 }
 
+/// The subscriber closes their own ticket (the matter is settled); a reply opens it again.
+pub async fn close_ticket(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Response {
+    let (_, k) = match own_ticket(&state, &ctx, &id).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if k.status != TicketStatus::Closed {
+        let done = in_tx!(state.db, |tx| {
+            panel::set_ticket_status(&mut tx, k.id, TicketStatus::Closed).await?;
+            ctx.audit(&mut tx, "ticket_closed", &format!("ticket {}", k.id))
+                .await?;
+        });
+        if let Err(e) = done {
+            return internal(&state, &ctx, e).await;
+        }
+    }
+    Redirect::to(&format!("/kontakt/{}?zamkniete=1", k.id)).into_response()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Zamawianie usług
 // ---------------------------------------------------------------------------------------------
@@ -710,6 +742,17 @@ pub struct OrderForm {
     email: String,
     #[serde(default)]
     phone: String,
+    /// Sent by the confirmation step's button: the subscriber has seen the price and terms.
+    #[serde(default)]
+    confirmed: String,
+}
+
+#[derive(Template)]
+#[template(path = "order_confirm.html")]
+struct OrderConfirmPage {
+    c: Chrome,
+    service: ServiceRow,
+    form: OrderForm,
 }
 
 #[derive(Template)]
@@ -721,6 +764,16 @@ struct OrdersPage {
     errors: FormErrors,
     orders: Vec<OrderRow>,
     pager: Pager,
+}
+
+/// A service as the catalogue shows it: the price is monthly.
+fn service_row(t: Tr, s: content::Service) -> ServiceRow {
+    ServiceRow {
+        id: s.id,
+        name: s.name,
+        description: s.description,
+        price: t.f("office.monthly", &[("price", &s.price.to_string())]),
+    }
 }
 
 fn order_status(t: Tr, s: OrderStatus) -> String {
@@ -750,7 +803,11 @@ async fn orders_page(
     };
     let (orders, pager) = match &ctx.auth {
         Some(a) => {
-            match content::service_orders_page(&state.db, a.account.subscriber_id, page).await {
+            match clamped(page, |p| {
+                content::service_orders_page(&state.db, a.account.subscriber_id, p)
+            })
+            .await
+            {
                 Ok(p) => {
                     let mut rows = Vec::with_capacity(p.items.len());
                     for o in &p.items {
@@ -775,15 +832,7 @@ async fn orders_page(
                 Err(e) => return internal(state, ctx, e).await,
             }
         }
-        None => (
-            Vec::new(),
-            Pager {
-                number: 1,
-                pages: 1,
-                prev: None,
-                next: None,
-            },
-        ),
+        None => (Vec::new(), Pager::single()),
     };
     let mut c = Chrome::new(state, ctx, "/zamawianie").await;
     c.notice = notice;
@@ -791,15 +840,7 @@ async fn orders_page(
         status,
         &OrdersPage {
             c,
-            services: services
-                .into_iter()
-                .map(|s| ServiceRow {
-                    id: s.id,
-                    name: s.name,
-                    description: s.description,
-                    price: s.price.to_string(),
-                })
-                .collect(),
+            services: services.into_iter().map(|s| service_row(t, s)).collect(),
             form,
             errors,
             orders,
@@ -851,13 +892,13 @@ pub async fn order(State(state): State<AppState>, ctx: Ctx, Form(f): Form<OrderF
     if service.is_none() {
         errors.add("service", t.t("office.choose_service"));
     }
-    if let Some(m) = check_text(t, &f.note, MAX_NOTE, false) {
+    if let Some(m) = check_text(t, &f.note, MAX_NOTE, None) {
         errors.add("note", m);
     }
     let visitor = ctx.auth.is_none();
     let (email, phone) = (f.email.trim().to_owned(), f.phone.trim().to_owned());
     if visitor {
-        if let Some(m) = check_text(t, &f.name, MAX_CONTACT, true) {
+        if let Some(m) = check_text(t, &f.name, MAX_CONTACT, Some("required.name")) {
             errors.add("name", m);
         }
         if email.is_empty() && phone.is_empty() {
@@ -899,6 +940,17 @@ pub async fn order(State(state): State<AppState>, ctx: Ctx, Form(f): Form<OrderF
         )
         .await;
     };
+    // A paid service is ordered only after its price and terms were shown (the visitor's
+    // enquiry orders nothing).
+    if !visitor && service.price.grosze() > 0 && f.confirmed.is_empty() {
+        let c = Chrome::new(&state, &ctx, "/zamawianie").await;
+        let page = OrderConfirmPage {
+            c,
+            service: service_row(t, service),
+            form: f,
+        };
+        return render(StatusCode::OK, &page);
+    }
     let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
     let new = NewServiceOrder {
         subscriber_id: ctx.auth.as_ref().map(|a| a.account.subscriber_id),
@@ -964,6 +1016,22 @@ pub async fn order(State(state): State<AppState>, ctx: Ctx, Form(f): Form<OrderF
             ("note", &new.note),
         ],
     );
+    if let Some(a) = &ctx.auth {
+        let price = t.f("office.monthly", &[("price", &service.price.to_string())]);
+        mail_subscriber(
+            &state,
+            t,
+            a,
+            "office.mail_order_confirm_subject",
+            "office.mail_order_confirm_body",
+            &[
+                ("id", &id.to_string()),
+                ("service", &service.name),
+                ("price", &price),
+                ("link", &state.link("/zamawianie")),
+            ],
+        );
+    }
     Redirect::to("/zamawianie?wyslano=1").into_response()
 }
 
@@ -1004,7 +1072,11 @@ fn news_view(n: crate::store::content::NewsItem) -> NewsView {
 
 /// Aktualności: published news, newest first.
 pub async fn news(State(state): State<AppState>, ctx: Ctx, Query(q): Query<ListQuery>) -> Response {
-    let p = match content::published_news(&state.db, q.page(NEWS_PER_PAGE)).await {
+    let p = match clamped(q.page(NEWS_PER_PAGE), |p| {
+        content::published_news(&state.db, p)
+    })
+    .await
+    {
         Ok(p) => p,
         Err(e) => return internal(&state, &ctx, e).await,
     };
@@ -1042,12 +1114,7 @@ pub async fn news_item(
             c,
             items: vec![news_view(item)],
             single: true,
-            pager: Pager {
-                number: 1,
-                pages: 1,
-                prev: None,
-                next: None,
-            },
+            pager: Pager::single(),
         },
     )
 }
@@ -1069,7 +1136,7 @@ struct FaqPage {
 
 /// FAQ: the questions in their display order.
 pub async fn faq(State(state): State<AppState>, ctx: Ctx, Query(q): Query<ListQuery>) -> Response {
-    let p = match content::faq_page(&state.db, q.page(FAQ_PER_PAGE)).await {
+    let p = match clamped(q.page(FAQ_PER_PAGE), |p| content::faq_page(&state.db, p)).await {
         Ok(p) => p,
         Err(e) => return internal(&state, &ctx, e).await,
     };
@@ -1101,7 +1168,6 @@ mod tests {
     use axum::extract::ConnectInfo;
     use axum::http::{header, Method, Request};
     use http_body_util::BodyExt;
-    use time::macros::date;
     use tower::ServiceExt;
 
     use super::*;
@@ -1121,6 +1187,7 @@ mod tests {
             hours: "pon–pt 9.00–17.00".into(),
             address: "ul. Wrocławska 48-50, 30-011 Kraków".into(),
             email: "bok@testnet.example".into(),
+            logo: None,
         }
     }
 
@@ -1197,30 +1264,6 @@ mod tests {
     }
 
     /// A logged-in browser of `login` on `ip`: registered the first time, else logged in.
-    async fn logged_in(h: &Harness, login: &str, ip: &str) -> Browser {
-        let known = panel::panel_account_by_login(&h.state.db, login)
-            .await
-            .unwrap()
-            .is_some();
-        if known {
-            let mut b = h.browser(ip);
-            let r = b.login(login, GOOD_PASSWORD).await;
-            assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-            return b;
-        }
-        if login == "jan.kowalski" {
-            return jan_registered(h).await;
-        }
-        let pesel =
-            crate::store::validate::Pesel::from_parts(date!(1990 - 03 - 15), 123, true).unwrap();
-        let mut b = h.browser(ip);
-        let r = b
-            .register(login, "anna@example.pl", pesel.as_str(), "UM/2014/002")
-            .await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-        b
-    }
-
     /// The first mail to `to` containing `needle` (waits up to 5 s).
     async fn mail_with(h: &Harness, to: &str, needle: &str) -> String {
         for _ in 0..100 {
@@ -1544,9 +1587,66 @@ mod tests {
         assert_eq!(second.body.matches("<th scope=\"row\">").count(), 2);
         assert!(second.body.contains("href=\"/kontakt?strona=1\""));
         assert!(!second.body.contains("strona=3"));
-        // Nonsense page numbers are the first page.
+        // Nonsense page numbers are the first page; past the end, the last.
         let odd = jan.get("/kontakt?strona=zero").await;
         assert!(odd.body.contains("Strona 1 z 2"));
+        let past = jan.get("/kontakt?strona=99").await;
+        assert!(past.body.contains("Strona 2 z 2"), "{}", past.body);
+        assert_eq!(past.body.matches("<th scope=\"row\">").count(), 2);
+        assert!(!past.body.contains("strona=98") && !past.body.contains("strona=100"));
+        h.finish().await;
+    }
+
+    /// A new ticket is confirmed to its author by mail (in the page's language); the
+    /// author can close it (audited), nobody else can.
+    #[tokio::test]
+    async fn ticket_confirmed_by_mail_and_closed_by_its_author() {
+        let h = Harness::sqlite().await;
+        let mut jan = jan(&h).await;
+        jan.cookies.insert("ebok_lang".into(), "en".into());
+        let r = jan
+            .submit(
+                "/kontakt",
+                "/kontakt",
+                &[("subject", "Slow line"), ("message", "Since Monday.")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let jan_id = subscriber_of(&h, "jan.kowalski").await;
+        let id = panel::tickets_of(&h.state.db, jan_id).await.unwrap()[0].id;
+        let mail = mail_with(&h, "jan@example.pl", "We have received your request").await;
+        assert!(
+            mail.contains(&format!("no. {id}")) && mail.contains("Slow line"),
+            "{mail}"
+        );
+        assert!(mail.contains(&format!("https://ebok.example.pl/kontakt/{id}")));
+
+        let path = format!("/kontakt/{id}");
+        let close = format!("/kontakt/{id}/zamknij");
+        let mut anna = anna(&h).await;
+        anna.get("/kontakt").await;
+        assert_eq!(anna.post(&close, &[]).await.status, StatusCode::NOT_FOUND);
+        let still = panel::ticket(&h.state.db, id).await.unwrap().unwrap();
+        assert_eq!(still.status, TicketStatus::Open);
+
+        jan.cookies.remove("ebok_lang");
+        let page = jan.get(&path).await;
+        assert!(page.body.contains(&format!("action=\"{close}\"")));
+        let r = jan.post(&close, &[]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let page = jan.get(r.location()).await;
+        assert!(page.body.contains("Zgłoszenie zamknięte"), "{}", page.body);
+        assert!(page.body.contains("zamknięte"));
+        assert!(!page.body.contains(&format!("action=\"{close}\"")));
+        let closed = panel::ticket(&h.state.db, id).await.unwrap().unwrap();
+        assert_eq!(closed.status, TicketStatus::Closed);
+        let log = crate::store::audit::recent_by_actor(&h.state.db, "panel:jan.kowalski", 10)
+            .await
+            .unwrap();
+        assert!(log.iter().any(|e| e.action == "ticket_closed"));
+        // Without a CSRF token nothing happens.
+        let r = jan.post_raw(&close, &[]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
         h.finish().await;
     }
 
@@ -1582,6 +1682,7 @@ mod tests {
         .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.body.contains("Wybierz usługę z listy"));
+        // A paid service: first its monthly price and the terms, nothing ordered yet.
         let r = via(
             &app,
             &mut jan,
@@ -1589,12 +1690,37 @@ mod tests {
             Some(&[("service", &tv.to_string()), ("note", "Po 17:00")]),
         )
         .await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains("Potwierdź zamówienie"), "{}", r.body);
+        assert!(r.body.contains("zł/mies."), "{}", r.body);
+        assert!(r.body.contains("Warunki"));
+        assert!(r.body.contains("name=\"confirmed\" value=\"1\""));
+        assert!(r.body.contains("value=\"Po 17:00\""), "the note goes along");
         let jan_id = subscriber_of(h, "jan.kowalski").await;
+        let none = content::service_orders_of(&h.state.db, jan_id).await;
+        assert!(none.unwrap().is_empty(), "not ordered before confirming");
+        let r = via(
+            &app,
+            &mut jan,
+            "/zamawianie",
+            Some(&[
+                ("service", &tv.to_string()),
+                ("note", "Po 17:00"),
+                ("confirmed", "1"),
+            ]),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         let orders = content::service_orders_of(&h.state.db, jan_id)
             .await
             .unwrap();
         assert_eq!(orders.len(), 1);
+        // Jan is told, in his language, with the price.
+        let mail = mail_with(h, "jan@example.pl", "Przyjęliśmy Twoje zamówienie").await;
+        assert!(
+            mail.contains("Telewizja") && mail.contains("zł/mies."),
+            "{mail}"
+        );
         let page = jan.get("/zamawianie?wyslano=1").await;
         assert!(page.body.contains("Zamówienie przyjęte"));
         assert!(page.body.contains("Po 17:00"));
@@ -1627,8 +1753,12 @@ mod tests {
             )
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.body.contains("Podaj e-mail lub numer telefonu"));
-        assert!(r.body.contains("To pole jest wymagane") || r.body.contains("aria-invalid"));
+        // Summary and field, each once; the help does not say the same again.
+        let either = "Podaj e-mail lub numer telefonu";
+        assert_eq!(r.body.matches(either).count(), 2, "{}", r.body);
+        assert!(r.body.contains(&format!("<a href=\"#email\">{either}")));
+        assert!(r.body.contains("<a href=\"#name\">Wpisz imię i nazwisko"));
+        assert!(r.body.contains("role=\"alert\""));
         let r = visitor
             .post(
                 "/zamawianie",

@@ -56,6 +56,7 @@ const FLASHES: &[(&str, &str)] = &[
     ("registered", "register.done"),
     ("password_changed", "settings.password_changed"),
     ("totp_disabled", "settings.totp_disabled"),
+    ("session_ended", "settings.session_ended"),
 ];
 
 fn flash_of(query: Option<&str>) -> Option<&'static str> {
@@ -374,27 +375,74 @@ pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
     }
 }
 
-/// Form-level and per-field messages, already translated.
+/// Form-level and per-field messages, already translated. `templates/macros.html` shows
+/// them twice on purpose: a summary at the top of the form (`role="alert"`, one link per
+/// field in error, so a screen reader hears them at once and a keyboard reaches each field)
+/// and each field's own message beside it.
 #[derive(Debug, Default, Clone)]
 pub struct FormErrors {
     pub form: Option<String>,
     pub fields: Vec<(&'static str, String)>,
+    /// Put before every element id of the form: a page with several forms whose fields
+    /// share names (settings: `current` in three of them) still has unique ids.
+    pub scope: &'static str,
 }
 
 impl FormErrors {
+    /// Messages of a form whose ids start with `scope` (see [`FormErrors::scope`]).
+    pub fn scoped(scope: &'static str) -> FormErrors {
+        FormErrors {
+            scope,
+            ..Default::default()
+        }
+    }
+
+    /// Only a message for the whole form (a refusal, a rate limit).
+    pub fn whole(msg: impl Into<String>) -> FormErrors {
+        FormErrors {
+            form: Some(msg.into()),
+            ..Default::default()
+        }
+    }
+
     pub fn get(&self, field: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(f, _)| *f == field)
             .map(|(_, m)| m.as_str())
     }
+
+    /// The first message of a field wins: an empty field is told it is empty, not also that
+    /// its (empty) value has the wrong format.
     pub fn add(&mut self, field: &'static str, msg: impl Into<String>) {
         if self.get(field).is_none() {
             self.fields.push((field, msg.into()));
         }
     }
+
+    /// Whether `value` was given; if not, the field gets the catalogue message `key`, which
+    /// names what is missing ("Wpisz numer umowy.", not "This field is required.").
+    pub fn require(&mut self, t: Tr, field: &'static str, value: &str, key: &str) -> bool {
+        let given = !value.trim().is_empty();
+        if !given {
+            self.add(field, t.t(key));
+        }
+        given
+    }
+
     pub fn is_empty(&self) -> bool {
         self.form.is_none() && self.fields.is_empty()
+    }
+
+    /// The element id of `field` in this form.
+    pub fn id(&self, field: &str) -> String {
+        format!("{}{field}", self.scope)
+    }
+
+    /// Whether a field's help is shown: not when empty, nor when it says what the field's
+    /// message already says.
+    pub fn shows_help(&self, field: &str, help: &str) -> bool {
+        !help.is_empty() && self.get(field) != Some(help)
     }
 }
 

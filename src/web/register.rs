@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
 use super::auth::{limited_message, with_session_cookie};
+use super::i18n::Tr;
 use super::pages::{hash_failed, internal, render, Chrome, Ctx, FormErrors};
 use super::{limits, passwords, AppState};
 use crate::identify::{identify, Identified};
@@ -37,6 +38,8 @@ struct RegisterPage {
     line: Line,
     v: RegisterForm,
     errors: FormErrors,
+    /// After an error the PESEL/NIP field is empty (see [`page`]): its help says why.
+    id_help: &'static str,
 }
 
 #[derive(serde::Deserialize, Default, Clone)]
@@ -77,14 +80,28 @@ async fn page(
     status: StatusCode,
 ) -> Response {
     let c = Chrome::new(state, ctx, "/rejestracja").await;
-    // Passwords and the PESEL/NIP are never sent back.
+    // Passwords are secrets, and a PESEL is never shown back in full: neither is sent back.
     let v = RegisterForm {
         password: String::new(),
         password2: String::new(),
         id: String::new(),
         ..v
     };
-    render(status, &RegisterPage { c, line, v, errors })
+    let id_help = if errors.is_empty() {
+        ctx.t.t("register.id_help")
+    } else {
+        ctx.t.t("register.id_again")
+    };
+    render(
+        status,
+        &RegisterPage {
+            c,
+            line,
+            v,
+            errors,
+            id_help,
+        },
+    )
 }
 
 pub async fn form(State(state): State<AppState>, ctx: Ctx) -> Response {
@@ -151,6 +168,30 @@ pub fn valid_login(login: &str) -> bool {
 
 pub use crate::store::validate::valid_email;
 
+/// A new password typed twice (registration, reset, settings): each empty field is named,
+/// then the two must match and the password must pass [`passwords::check_new`] (not the
+/// identifier, not one of `ids`, not a common one).
+pub fn new_password_rules(
+    t: Tr,
+    errors: &mut FormErrors,
+    password: &str,
+    password2: &str,
+    login: &str,
+    ids: &[&str],
+) {
+    // In the order of the fields: the summary lists them so.
+    let given = errors.require(t, "password", password, "required.new_password");
+    if given {
+        if let Err(weak) = passwords::check_new(password, login, ids) {
+            errors.add("password", t.t(weak.key()));
+        }
+    }
+    let repeated = errors.require(t, "password2", password2, "required.password2");
+    if given && repeated && password != password2 {
+        errors.add("password2", t.t("field.password_mismatch"));
+    }
+}
+
 pub async fn submit(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -167,10 +208,7 @@ pub async fn submit(
     match state.panel.limiter.hit(&ip_key, limits::REGISTER_IP).await {
         Ok(d) => {
             if let Some(msg) = limited_message(&ctx, &d) {
-                let errors = FormErrors {
-                    form: Some(msg),
-                    ..Default::default()
-                };
+                let errors = FormErrors::whole(msg);
                 return page(
                     &state,
                     &ctx,
@@ -210,27 +248,35 @@ pub async fn submit(
 
     // The form's own rules first: they can be told field by field.
     let mut errors = FormErrors::default();
-    if !valid_login(&f.login) {
+    if errors.require(t, "login", &f.login, "required.login") && !valid_login(&f.login) {
         errors.add("login", t.t("field.login_format"));
     }
-    if !valid_email(&f.email) {
+    new_password_rules(
+        t,
+        &mut errors,
+        &f.password,
+        &f.password2,
+        &f.login,
+        &[f.id.as_str()],
+    );
+    if errors.require(t, "email", &f.email, "required.email") && !valid_email(&f.email) {
         errors.add("email", t.t("field.email_format"));
     }
-    let id = match parse_id(&f.id) {
-        Ok(id) => Some(id),
-        Err(key) => {
-            errors.add("id", t.t(key));
-            None
+    let id = if errors.require(t, "id", &f.id, "required.id") {
+        match parse_id(&f.id) {
+            Ok(id) => Some(id),
+            Err(key) => {
+                errors.add("id", t.t(key));
+                None
+            }
         }
+    } else {
+        None
     };
-    if f.contract.is_empty() || f.contract.chars().count() > 64 {
+    if errors.require(t, "contract", &f.contract, "required.contract")
+        && f.contract.chars().count() > 64
+    {
         errors.add("contract", t.t("field.contract_format"));
-    }
-    if f.password != f.password2 {
-        errors.add("password2", t.t("field.password_mismatch"));
-    }
-    if let Err(weak) = passwords::check_new(&f.password, &f.login, &[f.id.as_str()]) {
-        errors.add("password", t.t(weak.key()));
     }
     if !errors.is_empty() {
         return page(
@@ -271,10 +317,7 @@ pub async fn submit(
                 ),
             )
             .await;
-        let errors = FormErrors {
-            form: Some(t.t("register.mismatch").to_owned()),
-            ..Default::default()
-        };
+        let errors = FormErrors::whole(t.t("register.mismatch"));
         return page(&state, &ctx, line, f, errors, StatusCode::FORBIDDEN).await;
     };
 
@@ -305,7 +348,7 @@ pub async fn submit(
             id,
             TokenPurpose::ConfirmEmail,
             Some(&f.email),
-            time::Duration::hours(24),
+            super::account::CONFIRM_TTL,
         )
         .await?;
         crate::store::audit::append(
@@ -334,24 +377,14 @@ pub async fn submit(
             field: UniqueField::PanelAccountOfSubscriber,
             ..
         })) => {
-            let errors = FormErrors {
-                form: Some(t.t("register.limit_reached").to_owned()),
-                ..Default::default()
-            };
+            let errors = FormErrors::whole(t.t("register.limit_reached"));
             return page(&state, &ctx, line, f, errors, StatusCode::CONFLICT).await;
         }
         Ok(Err(e)) => return internal(&state, &ctx, e).await,
         Err(e) => return internal(&state, &ctx, e).await,
     };
     metrics::counter!("ebok_panel_registrations_total", "result" => "ok").increment(1);
-    let link = state.link(&format!("/email/{token}"));
-    state.mail(
-        t,
-        &f.email,
-        "mail.confirm_subject",
-        "mail.confirm_body",
-        &[("login", &f.login), ("link", &link)],
-    );
+    super::account::mail_confirmation(&state, t, &f.email, &f.login, &token);
 
     // Logged in straight away, on a brand-new session id.
     if let Some(old) = &ctx.info.session_cookie {

@@ -86,6 +86,20 @@ pub struct WebSession {
     pub ip: Option<IpAddr>,
 }
 
+/// One session of an account, for the list in "Ustawienia konta".
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListedSession {
+    /// The name the session is stored under (the SHA-256 of its token, never the token):
+    /// what the "end this session" button sends back.
+    pub id: String,
+    pub session: WebSession,
+}
+
+/// The stored name of the session whose cookie carries `token` (see [`ListedSession::id`]).
+pub fn session_id(token: &str) -> Option<String> {
+    token_hash(token)
+}
+
 /// A session store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WebSessionError {
@@ -126,6 +140,11 @@ pub trait WebSessionStore: Send + Sync {
     /// Gives how many sessions were ended.
     async fn delete_all(&self, account_id: i64, keep: Option<&str>)
         -> Result<u64, WebSessionError>;
+    /// The account's sessions that have not ended, the most recently active first.
+    async fn list(&self, account_id: i64) -> Result<Vec<ListedSession>, WebSessionError>;
+    /// End the session stored as `id` ([`ListedSession::id`]) if it is one of the account's;
+    /// gives whether it was. Another account's session is never touched.
+    async fn end(&self, account_id: i64, id: &str) -> Result<bool, WebSessionError>;
     /// Delete sessions past their idle or absolute limit; gives how many. Call periodically
     /// (SQL). In Redis keys expire by themselves; this removes what the stored times say has
     /// ended before the TTL did, and cleans the per-account sets.
@@ -178,6 +197,24 @@ fn base64url(data: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The listed sessions that have not ended, most recently active first.
+fn listed(
+    policy: &SessionPolicy,
+    now: i64,
+    found: impl IntoIterator<Item = (String, Stored)>,
+) -> Vec<ListedSession> {
+    let mut out: Vec<(i64, ListedSession)> = found
+        .into_iter()
+        .filter(|(_, s)| !policy.expired(s, now))
+        .map(|(id, s)| {
+            let session = s.public();
+            (s.last_seen, ListedSession { id, session })
+        })
+        .collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    out.into_iter().map(|(_, l)| l).collect()
 }
 
 /// A session as stored (times in unix seconds).
@@ -444,6 +481,30 @@ impl WebSessionStore for SqlWebSessions {
             .execute(pool)
             .await?
             .rows_affected()))
+    }
+
+    async fn list(&self, account_id: i64) -> Result<Vec<ListedSession>, WebSessionError> {
+        let sql = format!("SELECT id_hash, {SESSION_COLS} FROM web_sessions WHERE account_id = $1");
+        let found = on_pool!(&self.db, pool => {
+            let mut found = Vec::new();
+            for r in sqlx::query(&sql).bind(account_id).fetch_all(pool).await? {
+                let c = Cols::new(&r);
+                found.push((c.text("id_hash")?, read_stored(&c)?));
+            }
+            found
+        });
+        Ok(listed(&self.policy, self.now(), found))
+    }
+
+    async fn end(&self, account_id: i64, id: &str) -> Result<bool, WebSessionError> {
+        let sql = "DELETE FROM web_sessions WHERE account_id = $1 AND id_hash = $2";
+        Ok(on_pool!(&self.db, pool => sqlx::query(sql)
+            .bind(account_id)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected())
+            > 0)
     }
 
     async fn purge_expired(&self) -> Result<u64, WebSessionError> {
@@ -775,6 +836,35 @@ impl WebSessionStore for RedisWebSessions {
             .invoke_async(&mut conn)
             .await?;
         Ok(n)
+    }
+
+    async fn list(&self, account_id: i64) -> Result<Vec<ListedSession>, WebSessionError> {
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.account_key(account_id))
+            .query_async(&mut conn)
+            .await?;
+        let mut found = Vec::with_capacity(members.len());
+        for hash in members {
+            // A member whose key expired is left for `purge_expired` to drop.
+            if let Some(s) = self.load(&hash).await? {
+                if s.account_id == account_id {
+                    found.push((hash, s));
+                }
+            }
+        }
+        Ok(listed(&self.policy, self.now(), found))
+    }
+
+    async fn end(&self, account_id: i64, id: &str) -> Result<bool, WebSessionError> {
+        // Only a well-formed hash names a key (no other key can be reached through `id`).
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(false);
+        }
+        match self.load(id).await? {
+            Some(s) if s.account_id == account_id => Ok(self.remove(id, account_id).await? > 0),
+            _ => Ok(false),
+        }
     }
 
     async fn purge_expired(&self) -> Result<u64, WebSessionError> {
@@ -1116,7 +1206,43 @@ mod tests {
         purge_expired_removes_ended,
         token_stored_only_hashed,
         joined_get_matches_get,
+        list_and_end_one_of_the_account,
     );
+
+    /// An account lists its own live sessions, newest activity first, and ends one by its
+    /// listed id; another account's id ends nothing.
+    async fn list_and_end_one_of_the_account(h: &Harness) {
+        let [a, b] = h.accounts;
+        let old = h.store.create(a, false, ip()).await.unwrap();
+        h.clock.advance(2 * MIN);
+        let new = h.store.create(a, false, None).await.unwrap();
+        let other = h.store.create(b, false, None).await.unwrap();
+        let stale = h.store.create(a, false, None).await.unwrap();
+        let listed = h.store.list(a).await.unwrap();
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        let ids: Vec<&str> = listed.iter().map(|l| l.id.as_str()).collect();
+        let id = |t: &str| session_id(t).unwrap();
+        assert_eq!(ids[2], id(&old), "least recently active last");
+        assert_eq!(listed[2].session.ip, ip());
+        assert!(!ids.contains(&id(&other).as_str()));
+        assert!(
+            !ids.iter().any(|i| i.contains(old.as_str())),
+            "no token listed"
+        );
+        // Ending another account's session through this account does nothing.
+        assert!(!h.store.end(a, &id(&other)).await.unwrap());
+        assert!(h.store.get(&other).await.unwrap().is_some());
+        assert!(!h.store.end(a, "../../etc").await.unwrap());
+        assert!(h.store.end(a, &id(&new)).await.unwrap());
+        assert_eq!(h.store.get(&new).await.unwrap(), None);
+        assert!(!h.store.end(a, &id(&new)).await.unwrap(), "already ended");
+        assert_eq!(h.store.list(a).await.unwrap().len(), 2);
+        // An expired session is not listed.
+        h.clock.advance(31 * MIN);
+        assert!(h.store.get(&stale).await.unwrap().is_none());
+        assert!(h.store.list(a).await.unwrap().is_empty());
+        h.store.delete_all(b, None).await.unwrap();
+    }
 
     /// The SQL store's session + account query answers as `get` then the account would.
     async fn joined_get_matches_get(h: &Harness) {

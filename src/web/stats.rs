@@ -12,11 +12,11 @@ use axum::Router;
 use time::{Date, OffsetDateTime};
 
 use super::i18n::Tr;
-use super::line::{history_view, human_bytes, logins_of, pager, HistoryView, PageQuery, Pager};
+use super::line::{history_view, human_bytes, logins_of, HistoryView};
 use super::pages::{internal, render, Chrome, Ctx};
+use super::paging::{clamped, PageQuery, Pager};
 use super::AppState;
 use crate::store::history::{self, DayTraffic};
-use crate::store::repo::Page;
 
 /// Closed sessions per page.
 const HISTORY_PAGE: u32 = 20;
@@ -270,7 +270,7 @@ pub struct Section {
 #[template(path = "stats.html")]
 struct StatsPage {
     c: Chrome,
-    /// Per day, then per month.
+    /// Per day, then per month; none when no traffic was recorded in the last 12 months.
     sections: Vec<Section>,
     history: Vec<HistoryView>,
     pager: Pager,
@@ -296,11 +296,18 @@ pub async fn stats_page(
         Ok(x) => x,
         Err(e) => return internal(&state, &ctx, e).await,
     };
-    let sessions =
-        match history::sessions_of(&state.db, &logins, Page::new(q.number(), HISTORY_PAGE)).await {
-            Ok(x) => x,
-            Err(e) => return internal(&state, &ctx, e).await,
-        };
+    let sessions = match clamped(q.page(HISTORY_PAGE), |p| {
+        history::sessions_of(&state.db, &logins, p)
+    })
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => return internal(&state, &ctx, e).await,
+    };
+    // Nothing recorded in the whole window: a sentence, not empty charts and rows of "0 B".
+    let recorded = traffic
+        .iter()
+        .any(|d| d.input_octets > 0 || d.output_octets > 0);
     let (days, months) = buckets(today, &traffic);
     let (daily_rows, daily_total) = rows(t, &days);
     let (monthly_rows, monthly_total) = rows(t, &months);
@@ -326,8 +333,8 @@ pub async fn stats_page(
         t.t("stats.month").to_owned(),
         &months,
     );
-    let page = StatsPage {
-        sections: vec![
+    let sections = if recorded {
+        vec![
             Section {
                 chart: daily,
                 rows: daily_rows,
@@ -338,9 +345,14 @@ pub async fn stats_page(
                 rows: monthly_rows,
                 total: monthly_total,
             },
-        ],
+        ]
+    } else {
+        Vec::new()
+    };
+    let page = StatsPage {
+        sections,
         history: sessions.items.iter().map(|r| history_view(t, r)).collect(),
-        pager: pager("/statystyki", &sessions),
+        pager: Pager::of(&sessions, "/statystyki"),
         c: Chrome::new(&state, &ctx, "/statystyki").await,
     };
     render(StatusCode::OK, &page)
@@ -506,6 +518,55 @@ mod tests {
 
         let r = h.browser(JAN_IP).get("/statystyki").await;
         assert_eq!(r.location(), "/logowanie?wroc=/statystyki");
+        h.finish().await;
+    }
+
+    /// No traffic yet: one sentence instead of two empty charts and 42 rows of "0 B".
+    #[tokio::test]
+    async fn statistics_without_traffic_say_so() {
+        let h = Harness::sqlite().await;
+        let mut b = jan_registered(&h).await;
+        let r = b.get("/statystyki").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(
+            r.body
+                .contains("Nie zarejestrowaliśmy jeszcze żadnego ruchu"),
+            "{}",
+            r.body
+        );
+        assert!(!r.body.contains("<svg"), "no empty chart");
+        assert!(!r.body.contains("0 B"), "no rows of zeros");
+        b.cookies.insert("ebok_lang".into(), "en".into());
+        let r = b.get("/statystyki").await;
+        assert!(r.body.contains("No traffic has been recorded"));
+        h.finish().await;
+    }
+
+    /// A page number past the end shows the last page ("Strona 2 z 2"), never "Strona 99
+    /// z 2" with nothing on it.
+    #[tokio::test]
+    async fn history_page_past_the_end_is_the_last_page() {
+        let h = Harness::sqlite().await;
+        let mut b = jan_registered(&h).await;
+        let started = datetime_utc(2026, 1, 10);
+        let sessions = (0..25)
+            .map(|i| {
+                let at = started + time::Duration::hours(i);
+                closed("jan@isp", &format!("j{i:02}"), "83.1.9.9", at, 600, Some(1))
+            })
+            .collect();
+        record(&h, sessions, Vec::new()).await;
+        let r = b.get("/statystyki?strona=99").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(
+            !r.body.contains("z 99") && !r.body.contains("99 z"),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains("strona 2 z 2") || r.body.contains("Strona 2 z 2"));
+        assert_eq!(r.body.matches("rozłączenie przez użytkownika").count(), 5);
+        assert!(r.body.contains("href=\"/statystyki?strona=1\""));
+        assert!(!r.body.contains("strona=3") && !r.body.contains("strona=100"));
         h.finish().await;
     }
 

@@ -479,6 +479,37 @@ pub(crate) async fn jan_registered(h: &Harness) -> Browser {
     b
 }
 
+/// A logged-in browser of `login` from `ip`: registered first when the account does not
+/// exist yet (Jan with his confirmed address, anyone else as Anna's contract holder).
+pub(crate) async fn logged_in(h: &Harness, login: &str, ip: &str) -> Browser {
+    let known = crate::store::panel::panel_account_by_login(&h.state.db, login)
+        .await
+        .unwrap()
+        .is_some();
+    if known {
+        let mut b = h.browser(ip);
+        let r = b.login(login, GOOD_PASSWORD).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        return b;
+    }
+    if login == "jan.kowalski" {
+        return jan_registered(h).await;
+    }
+    let pesel =
+        crate::store::validate::Pesel::from_parts(date!(1990 - 03 - 15), 123, true).unwrap();
+    let mut b = h.browser(ip);
+    let r = b
+        .register(login, "anna@example.pl", pesel.as_str(), "UM/2014/002")
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    b
+}
+
+/// Anna, registered from her line and logged in.
+pub(crate) async fn anna_registered(h: &Harness) -> Browser {
+    logged_in(h, "anna.nowak", ANNA_IP).await
+}
+
 // ---------------------------------------------------------------------------------------------
 // Registration
 // ---------------------------------------------------------------------------------------------
@@ -1157,7 +1188,7 @@ async fn recovery_is_indistinguishable_and_its_link_works_once() {
     let mails = h.mails_to("jan@example.pl", 2).await;
     let reset = mails
         .iter()
-        .find(|m| m.contains("Przywrócenie dostępu"))
+        .find(|m| m.contains("Przywracanie dostępu"))
         .expect("reset mail");
     assert!(reset.contains("jan.kowalski"), "reminds the identifier");
     assert!(!reset.contains(GOOD_PASSWORD));
@@ -1231,7 +1262,10 @@ async fn recovery_link_expires_after_30_minutes_and_needs_a_confirmed_address() 
     .await;
     let mails = h.mails_to("jan@example.pl", 2).await;
     let link = link_in(
-        mails.iter().find(|m| m.contains("Przywrócenie")).unwrap(),
+        mails
+            .iter()
+            .find(|m| m.contains("Przywracanie dostępu"))
+            .unwrap(),
         "https://ebok.example.pl/przywracanie/",
     );
     let path = link

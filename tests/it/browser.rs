@@ -574,7 +574,7 @@ async fn scenario() {
         (
             "recover",
             "/przywracanie",
-            "Przywrócenie hasła dostępu",
+            "Przywracanie dostępu",
             "Recover access",
         ),
         ("news", "/aktualnosci", "Aktualności", "News"),
