@@ -1,7 +1,7 @@
 //! `ebok-bench login-burst`: many logins at once against a running panel, for some
 //! seconds, to see what argon2's bound costs and protects. `--logins` clients each send one
 //! login after another; every login comes from a loopback address and with a login name of
-//! its own (127.66.x.y: the per-IP and per-account limits never stop it), so each reaches
+//! its own (127.66.0.1 upward: the per-IP and per-account limits never stop it), so each reaches
 //! the password check; meanwhile one client reads `/faq` in a loop. Reported: the logins'
 //! answers by status, the panel's peak memory (VmHWM of the server process), and `/faq`
 //! latency alone (the reference) and during the burst.
@@ -140,24 +140,40 @@ pub async fn login_burst(args: LoginBurstArgs) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let during = tokio::spawn(faq_reader(web, stop.clone()));
     let started = Instant::now();
+    // Every login from an address and with a login name never used before in this run, so no
+    // per-IP or per-account limit stops it before the password check.
+    let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let tasks: Vec<_> = (0..args.logins)
-        .map(|i| {
-            let from = IpAddr::V4(Ipv4Addr::new(
-                127,
-                66,
-                (i / 20 / 250) as u8,
-                (i / 20 % 250 + 1) as u8,
-            ));
-            tokio::spawn(async move { login(from, web, &format!("burst{i}")).await })
+        .map(|_| {
+            let next = next.clone();
+            let until = started + Duration::from_secs(args.seconds);
+            tokio::spawn(async move {
+                // One login after another from this client until the burst's time is up.
+                let mut answers = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let from = IpAddr::V4(Ipv4Addr::new(
+                        127,
+                        (66 + n / 62_500) as u8,
+                        (n / 250 % 250) as u8,
+                        (n % 250 + 1) as u8,
+                    ));
+                    answers.push(match login(from, web, &format!("burst{n}")).await {
+                        Ok(s) => s.to_string(),
+                        Err(e) => format!("error ({e})"),
+                    });
+                    if Instant::now() >= until {
+                        break answers;
+                    }
+                }
+            })
         })
         .collect();
     let mut by_status = std::collections::BTreeMap::<String, usize>::new();
     for t in tasks {
-        let key = match t.await? {
-            Ok(s) => s.to_string(),
-            Err(e) => format!("error ({e})"),
-        };
-        *by_status.entry(key).or_default() += 1;
+        for key in t.await? {
+            *by_status.entry(key).or_default() += 1;
+        }
     }
     let burst_s = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
