@@ -126,27 +126,7 @@ impl Default for RadiusConfig {
     }
 }
 
-/// `[capture]`: passive capture of accounting a NAS sends to another server.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CaptureConfig {
-    /// Interface to read from (a mirror port, or the link to the other server); empty: off.
-    pub interface: String,
-    /// UDP destination ports whose datagrams are Accounting-Requests.
-    pub ports: Vec<u16>,
-    /// Receive frames addressed to other hosts too (needed on a mirror/SPAN port).
-    pub promiscuous: bool,
-}
-
-impl Default for CaptureConfig {
-    fn default() -> Self {
-        CaptureConfig {
-            interface: String::new(),
-            ports: vec![1813],
-            promiscuous: false,
-        }
-    }
-}
+pub use crate::radius::capture::CaptureConfig;
 
 /// When an Accounting-Response is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -902,6 +882,32 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The NAS client table in force (the configuration already validated): each entry's
+    /// secret read, its expiry `2 × interim + grace` with the `[sessions]` fallbacks.
+    pub fn nas_table(&self) -> Result<crate::radius::nas::NasTable, String> {
+        let mut clients = Vec::new();
+        for nas in self.nas_entries() {
+            let interim = nas.interim_interval.unwrap_or(self.sessions.interim_interval);
+            let grace = nas.grace.unwrap_or(self.sessions.grace);
+            let client = crate::radius::nas::NasClient {
+                name: nas.name.clone(),
+                secret: nas.read_secret()?.into(),
+                vendor: nas.vendor.clone(),
+                expiry: std::time::Duration::from_secs(2 * interim + grace),
+                coa_port: nas.coa_port,
+            };
+            let prefixes = nas
+                .prefixes
+                .iter()
+                .map(|p| parse_prefix(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            clients.push((client, prefixes));
+        }
+        Ok(crate::radius::nas::NasTable::new(clients))
+    }
+}
+
 impl NasConfig {
     /// The shared secret, from `secret` or the first line of `secret_file`.
     pub fn read_secret(&self) -> Result<Vec<u8>, String> {
@@ -1374,5 +1380,37 @@ mod tests {
             .prefixes
             .iter()
             .all(|p| parse_prefix(p).unwrap().addr().is_loopback()));
+    }
+
+    #[test]
+    fn nas_table_most_specific_prefix_wins_and_mapped_v4_matches() {
+        let config: Config = toml::from_str(
+            r#"
+            [[nas]]
+            name = "group"
+            prefixes = ["10.0.0.0/24"]
+            secret = "group-secret"
+            interim_interval = 60
+            grace = 30
+            [[nas]]
+            name = "special"
+            prefixes = ["10.0.0.7", "2001:db8::/32"]
+            secret = "special-secret"
+            "#,
+        )
+        .unwrap();
+        let t = config.nas_table().unwrap();
+        let c = t.find("10.0.0.7".parse().unwrap()).unwrap();
+        assert_eq!(c.name, "special");
+        assert_eq!(&*c.secret, b"special-secret");
+        assert_eq!(c.expiry, std::time::Duration::from_secs(2 * 300 + 60));
+        let g = t.find("::ffff:10.0.0.8".parse().unwrap()).unwrap();
+        assert_eq!(g.name, "group");
+        assert_eq!(g.expiry, std::time::Duration::from_secs(150));
+        assert_eq!(
+            t.find("2001:db8::1".parse().unwrap()).unwrap().name,
+            "special"
+        );
+        assert!(t.find("10.0.1.1".parse().unwrap()).is_none());
     }
 }

@@ -12,6 +12,8 @@ use tokio::sync::{watch, Notify};
 use crate::config::AckAfter;
 use crate::dead_letter::DeadLetters;
 use crate::radius::event::AccountingEvent;
+pub use crate::radius::journal::Recorded;
+use crate::radius::journal::Journal;
 use crate::sessions::{Applied, LiveSessions, StoreError};
 use crate::spool::{Frames, Spool, SpoolRecord};
 use crate::store::history::{self, HistoryWriter, Written};
@@ -121,8 +123,6 @@ pub struct Ingest {
     ack_after: AckAfter,
     store_timeout: Duration,
     wake: Notify,
-    /// Last event per NAS client entry, as received by this instance.
-    pub activity: crate::radius::nas::NasActivity,
     /// The low-priority runtime the replay and the history writer work on, if any.
     background: Option<crate::background::Background>,
     /// Where records that can never be applied go.
@@ -142,14 +142,6 @@ enum Alone {
     Failed(String),
 }
 
-/// Where an event ended up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    /// Applied to the live map and history.
-    Stored,
-    /// Written to the local spool for later replay.
-    Spooled,
-}
 
 impl Ingest {
     /// Must be called inside a tokio runtime (it starts the history writer). With
@@ -188,7 +180,6 @@ impl Ingest {
             ack_after,
             store_timeout,
             wake: Notify::new(),
-            activity: Default::default(),
             background,
             dead_letters,
             head_failures: std::sync::Mutex::new((0, 0)),
@@ -220,10 +211,6 @@ impl Ingest {
             let result = self.spool.append_frames(frames).await;
             return self.journaled(n, result);
         }
-        self.activity.saw(
-            events.iter().map(|(e, _)| e.nas_client.as_str()),
-            self.clock.now(),
-        );
         futures_util::future::join_all(events.iter().map(|(e, at)| self.record(e, *at))).await
     }
 
@@ -245,10 +232,6 @@ impl Ingest {
     }
 
     fn journal_frames(&self, events: Vec<(AccountingEvent, OffsetDateTime)>) -> Frames {
-        self.activity.saw(
-            events.iter().map(|(e, _)| e.nas_client.as_str()),
-            self.clock.now(),
-        );
         let mut frames = Frames::new();
         for (event, expires_at) in events {
             frames.push_owned_event(event, expires_at);
@@ -263,7 +246,7 @@ impl Ingest {
         }
         (0..n)
             .map(|_| match &result {
-                Ok(()) => Ok(Recorded::Spooled),
+                Ok(()) => Ok(Recorded::Journaled),
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             })
             .collect()
@@ -284,7 +267,7 @@ impl Ingest {
                         Written::Committed => Recorded::Stored,
                         Written::Spooled => {
                             self.wake.notify_one();
-                            Recorded::Spooled
+                            Recorded::Journaled
                         }
                     })
                 }
@@ -296,7 +279,7 @@ impl Ingest {
         }
         self.spool.append_event(event, expires_at).await?;
         self.wake.notify_one();
-        Ok(Recorded::Spooled)
+        Ok(Recorded::Journaled)
     }
 
     async fn apply(
@@ -700,6 +683,28 @@ impl Ingest {
                 metrics::gauge!("ebok_live_sessions").set(n as f64);
             }
         }
+    }
+}
+
+/// The listener's seam: accepted events go through [`Ingest`].
+#[async_trait::async_trait]
+impl Journal for Ingest {
+    fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    async fn record_batch(
+        &self,
+        events: Vec<(AccountingEvent, OffsetDateTime)>,
+    ) -> Vec<io::Result<Recorded>> {
+        Ingest::record_batch(self, events).await
+    }
+
+    fn record_blocking(
+        &self,
+        events: Vec<(AccountingEvent, OffsetDateTime)>,
+    ) -> Vec<io::Result<Recorded>> {
+        self.journal_blocking(events)
     }
 }
 

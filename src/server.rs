@@ -7,7 +7,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{watch, Semaphore};
 
@@ -16,7 +15,6 @@ use crate::ingest::Ingest;
 use crate::radius::dedup::DuplicateCache;
 use crate::radius::dict::Dictionary;
 use crate::radius::listener::{self, RadiusContext};
-use crate::radius::nas::NasTable;
 use crate::sessions::embedded::EmbeddedSessions;
 use crate::sessions::redis::RedisSessions;
 use crate::sessions::LiveSessions;
@@ -59,33 +57,7 @@ impl Listeners {
     }
 }
 
-/// A UDP socket with SO_RCVBUF raised, registered with tokio.
-pub fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    set_recv_buffer(&socket, recv_buffer);
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
-}
-
-/// Raise SO_RCVBUF (the UDP listener's, the capture socket's), warning when the kernel
-/// grants less.
-pub fn set_recv_buffer(socket: &Socket, recv_buffer: usize) {
-    if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
-        tracing::warn!(error = %e, "could not set SO_RCVBUF");
-    }
-    let got = socket.recv_buffer_size().unwrap_or(0);
-    if got < recv_buffer {
-        tracing::warn!(
-            requested = recv_buffer,
-            granted = got,
-            "SO_RCVBUF smaller than asked; raise net.core.rmem_max"
-        );
-    }
-}
+pub use crate::radius::listener::bind_udp;
 
 /// The running parts, for callers (tests, the CLI) that want to look inside.
 pub struct Running {
@@ -194,11 +166,12 @@ pub async fn start(
     if let Ok(n) = ingest.live.count().await {
         metrics::gauge!("ebok_live_sessions").set(n as f64);
     }
-    let nas = NasTable::from_config(&config).map_err(anyhow::Error::msg)?;
+    let nas = config.nas_table().map_err(anyhow::Error::msg)?;
     let ctx = Arc::new(RadiusContext {
         nas: RwLock::new(Arc::new(nas)),
         dedup: DuplicateCache::new(Duration::from_secs(config.radius.duplicate_window)),
-        ingest: ingest.clone(),
+        journal: ingest.clone(),
+        activity: Default::default(),
         dict: dictionary(&config)?,
         limit: Arc::new(Semaphore::new(config.radius.max_in_flight)),
         max_in_flight: config.radius.max_in_flight,
@@ -364,7 +337,7 @@ pub fn reload(
     overrides: &crate::config::CliOverrides,
 ) -> anyhow::Result<usize> {
     let config = Config::load(config_path, std::env::vars(), overrides)?;
-    let table = NasTable::from_config(&config).map_err(anyhow::Error::msg)?;
+    let table = config.nas_table().map_err(anyhow::Error::msg)?;
     let prefixes = table.len();
     running.radius.replace_nas_table(table);
     Ok(prefixes)

@@ -22,7 +22,28 @@ use tokio::sync::{mpsc, watch};
 use self::frame::Frame;
 use self::reassembly::{Added, FragmentDrop, Reassembly};
 use super::listener::{self, Datagrams, Intake, RadiusContext};
-use crate::config::CaptureConfig;
+
+/// `[capture]`: passive capture of accounting a NAS sends to another server.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Interface to read from (a mirror port, or the link to the other server); empty: off.
+    pub interface: String,
+    /// UDP destination ports whose datagrams are Accounting-Requests.
+    pub ports: Vec<u16>,
+    /// Receive frames addressed to other hosts too (needed on a mirror/SPAN port).
+    pub promiscuous: bool,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interface: String::new(),
+            ports: vec![1813],
+            promiscuous: false,
+        }
+    }
+}
 
 /// Datagrams reassembled at once at most (each at most [`reassembly::MAX_PAYLOAD`] octets).
 pub const MAX_REASSEMBLING: usize = 1024;
@@ -48,7 +69,7 @@ pub enum CaptureError {
     },
 }
 
-/// Capture in force, as [`crate::server::Running`] shows it.
+/// Capture in force: its interface, ports and mode.
 #[derive(Debug, Clone)]
 pub struct CaptureHandle {
     pub interface: String,
@@ -93,7 +114,7 @@ fn open(
         Type::from(3),
         Some(Protocol::from(i32::from(0x0003u16.to_be()))),
     )?;
-    crate::server::set_recv_buffer(&socket, recv_buffer);
+    listener::set_recv_buffer(&socket, recv_buffer);
     let config = pnet_datalink::Config {
         read_buffer_size: READ_BUFFER,
         write_buffer_size: 0,

@@ -17,7 +17,6 @@ use tokio::net::UdpSocket;
 
 use super::nas::NasTable;
 use super::packet::{frame, HEADER_LEN, MAX_LEN};
-use crate::sessions::LiveSession;
 
 pub const CODE_DISCONNECT_REQUEST: u8 = 40;
 pub const CODE_DISCONNECT_ACK: u8 = 41;
@@ -114,16 +113,27 @@ pub enum CoaError {
     TooLong,
 }
 
+/// The live session a request is for: what its NAS needs to find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The NAS key of the session (its address as text: where the request goes).
+    pub nas: String,
+    /// The name of the NAS entry that took the session (when the key is no known source).
+    pub nas_client: String,
+    pub session_id: String,
+    pub user_name: Option<String>,
+}
+
 /// Ends or changes live sessions on their NAS.
 #[async_trait]
 pub trait SessionControl: Send + Sync + 'static {
     /// Disconnect-Request for the session.
-    async fn disconnect(&self, session: &LiveSession) -> Result<ControlOutcome, CoaError>;
+    async fn disconnect(&self, session: &Target) -> Result<ControlOutcome, CoaError>;
     /// CoA-Request for the session carrying `attributes` (each one complete wire attribute:
     /// type, length, value — see [`crate::radius::dict::Dictionary::encode_attribute`]).
     async fn change(
         &self,
-        session: &LiveSession,
+        session: &Target,
         attributes: &[Vec<u8>],
     ) -> Result<ControlOutcome, CoaError>;
 }
@@ -312,7 +322,7 @@ impl CoaClient {
     pub async fn send(
         &self,
         action: Action,
-        session: &LiveSession,
+        session: &Target,
         attributes: &[Vec<u8>],
     ) -> Result<ControlOutcome, CoaError> {
         let ip: IpAddr = session
@@ -384,13 +394,13 @@ impl CoaClient {
 
 #[async_trait]
 impl SessionControl for CoaClient {
-    async fn disconnect(&self, session: &LiveSession) -> Result<ControlOutcome, CoaError> {
+    async fn disconnect(&self, session: &Target) -> Result<ControlOutcome, CoaError> {
         self.send(Action::Disconnect, session, &[]).await
     }
 
     async fn change(
         &self,
-        session: &LiveSession,
+        session: &Target,
         attributes: &[Vec<u8>],
     ) -> Result<ControlOutcome, CoaError> {
         self.send(Action::Change, session, attributes).await
@@ -400,6 +410,7 @@ impl SessionControl for CoaClient {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::radius::nas::NasClient;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use time::OffsetDateTime;
 
@@ -466,26 +477,12 @@ pub(crate) mod tests {
         p
     }
 
-    fn session(nas: &str) -> LiveSession {
-        let now = OffsetDateTime::now_utc();
-        LiveSession {
+    fn session(nas: &str) -> Target {
+        Target {
             nas: nas.into(),
             nas_client: "test-nas".into(),
             session_id: "81a0002f".into(),
             user_name: Some("jan@isp".into()),
-            framed_ip: Some("83.1.2.3".parse().unwrap()),
-            ipv6_prefixes: Vec::new(),
-            calling_station_id: None,
-            nas_port: None,
-            nas_port_id: None,
-            started_at: now,
-            updated_at: now,
-            expires_at: now,
-            input_octets: 0,
-            output_octets: 0,
-            input_packets: 0,
-            output_packets: 0,
-            session_time: None,
         }
     }
 
@@ -540,17 +537,14 @@ pub(crate) mod tests {
     }
 
     fn client(port: u16) -> CoaClient {
-        let config: crate::config::Config = toml::from_str(&format!(
-            r#"
-            [[nas]]
-            name = "test-nas"
-            prefixes = ["127.0.0.1"]
-            secret = "coa-secret"
-            coa_port = {port}
-            "#
-        ))
-        .unwrap();
-        let table = Arc::new(NasTable::from_config(&config).unwrap());
+        let nas = NasClient {
+            name: "test-nas".into(),
+            secret: b"coa-secret".as_slice().into(),
+            vendor: "rfc".into(),
+            expiry: Duration::from_secs(600),
+            coa_port: port,
+        };
+        let table = Arc::new(NasTable::new([(nas, vec!["127.0.0.1/32".parse().unwrap()])]));
         CoaClient::new(Arc::new(move || table.clone())).with_retries(3, Duration::from_millis(200))
     }
 

@@ -1,6 +1,6 @@
 //! The UDP accounting listener: our own tokio loop. It only moves bytes: receive, pick the
 //! NAS by source address, call the pure checks in [`super::packet`] and [`super::decode`],
-//! hand the events to [`Ingest`], reply once they are durable. Concurrency is bounded by a
+//! hand the events to the [`Journal`], reply once they are durable. Concurrency is bounded by a
 //! semaphore (one permit per request); when it is exhausted the loop stops reading and the
 //! socket buffer queues.
 //!
@@ -34,7 +34,36 @@ use super::mmsg;
 use super::nas::NasTable;
 use super::packet::{self, DropReason};
 use super::throttle::Throttle;
-use crate::ingest::{Ingest, Recorded};
+use super::journal::{is_journal_full, Journal, Recorded};
+use super::nas::NasActivity;
+
+/// A UDP socket with SO_RCVBUF raised, registered with tokio.
+pub fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    set_recv_buffer(&socket, recv_buffer);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Raise SO_RCVBUF (the UDP listener's, the capture socket's), warning when the kernel
+/// grants less.
+pub fn set_recv_buffer(socket: &socket2::Socket, recv_buffer: usize) {
+    if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
+        tracing::warn!(error = %e, "could not set SO_RCVBUF");
+    }
+    let got = socket.recv_buffer_size().unwrap_or(0);
+    if got < recv_buffer {
+        tracing::warn!(
+            requested = recv_buffer,
+            granted = got,
+            "SO_RCVBUF smaller than asked; raise net.core.rmem_max"
+        );
+    }
+}
 
 const CODE_ACCOUNTING_REQUEST: u8 = 4;
 const CODE_STATUS_SERVER: u8 = 12;
@@ -48,7 +77,10 @@ pub struct RadiusContext {
     /// The NAS table; replaced as a whole on reload.
     pub nas: RwLock<Arc<NasTable>>,
     pub dedup: DuplicateCache,
-    pub ingest: Arc<Ingest>,
+    /// Where accepted events go.
+    pub journal: Arc<dyn Journal>,
+    /// Last event per NAS client entry, as received by this instance.
+    pub activity: NasActivity,
     pub dict: &'static Dictionary,
     /// Bounds the requests processed at once.
     pub limit: Arc<Semaphore>,
@@ -399,7 +431,7 @@ fn check_batch<'a>(
     ctx: &RadiusContext,
     datagrams: impl Iterator<Item = (&'a [u8], SocketAddr)>,
 ) -> Checked {
-    let arrival = ctx.ingest.clock.now();
+    let arrival = ctx.journal.now();
     let nas_table = ctx.nas_table();
     let n = datagrams.size_hint().1.unwrap_or(0);
     let mut checked = Checked {
@@ -441,13 +473,13 @@ fn conclude(
     for ((source, id, auth, reply), result) in pending.into_iter().zip(results) {
         match result {
             Ok(how) => {
-                if how == Recorded::Spooled {
+                if how == Recorded::Journaled {
                     spooled += 1;
                 }
                 ctx.dedup.answered(source, id, auth, &reply);
                 replies.push((reply, source));
             }
-            Err(e) if crate::spool::is_journal_full(&e) => {
+            Err(e) if is_journal_full(&e) => {
                 // Refused by `radius.journal_max_bytes`: silent too, the NAS keeps the record.
                 ctx.dedup.forget(source, id, auth);
                 journal_full += 1;
@@ -487,7 +519,11 @@ async fn handle_batch(
     let mut checked = check_batch(ctx, batch.iter());
     checked.counts.replies += send(socket, &checked.replies).await;
     if !checked.events.is_empty() {
-        let results = ctx.ingest.record_batch(checked.events).await;
+        ctx.activity.saw(
+            checked.events.iter().map(|(e, _)| e.nas_client.as_str()),
+            ctx.journal.now(),
+        );
+        let results = ctx.journal.record_batch(checked.events).await;
         let replies = conclude(ctx, checked.pending, results);
         checked.counts.replies += send(socket, &replies).await;
     }
@@ -564,7 +600,11 @@ fn receive_loop(
         let mut counts = c.counts;
         counts.replies += mmsg::send_all_wait(socket, &c.replies) as u64;
         if !c.events.is_empty() {
-            let answered = conclude(ctx, c.pending, ctx.ingest.journal_blocking(c.events));
+            ctx.activity.saw(
+                c.events.iter().map(|(e, _)| e.nas_client.as_str()),
+                ctx.journal.now(),
+            );
+            let answered = conclude(ctx, c.pending, ctx.journal.record_blocking(c.events));
             counts.replies += mmsg::send_all_wait(socket, &answered) as u64;
         }
         counts.publish();

@@ -8,6 +8,7 @@ pub mod decode;
 pub mod dedup;
 pub mod dict;
 pub mod event;
+pub mod journal;
 pub mod line_address;
 pub mod listener;
 mod mmsg;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::config::{parse_prefix, Config, NasConfig};
 
 /// One NAS entry in force.
 #[derive(Clone)]
@@ -37,17 +36,17 @@ pub struct NasTable {
 }
 
 impl NasTable {
-    /// Build the table from the configuration (already validated).
-    pub fn from_config(config: &Config) -> Result<NasTable, String> {
+    /// The table of `clients`, each with the source prefixes it answers for.
+    pub fn new(clients: impl IntoIterator<Item = (NasClient, Vec<IpNet>)>) -> NasTable {
         let mut entries = Vec::new();
-        for nas in config.nas_entries() {
-            let client = Arc::new(client_of(config, &nas)?);
-            for p in &nas.prefixes {
-                entries.push((parse_prefix(p)?, client.clone()));
+        for (client, prefixes) in clients {
+            let client = Arc::new(client);
+            for p in prefixes {
+                entries.push((p, client.clone()));
             }
         }
         entries.sort_by_key(|e| std::cmp::Reverse(e.0.prefix_len()));
-        Ok(NasTable { entries })
+        NasTable { entries }
     }
 
     /// The entry for a source address. IPv4-mapped IPv6 sources match IPv4 prefixes.
@@ -147,53 +146,40 @@ impl NasActivity {
     }
 }
 
-fn client_of(config: &Config, nas: &NasConfig) -> Result<NasClient, String> {
-    let interim = nas
-        .interim_interval
-        .unwrap_or(config.sessions.interim_interval);
-    let grace = nas.grace.unwrap_or(config.sessions.grace);
-    Ok(NasClient {
-        name: nas.name.clone(),
-        secret: nas.read_secret()?.into(),
-        vendor: nas.vendor.clone(),
-        expiry: Duration::from_secs(2 * interim + grace),
-        coa_port: nas.coa_port,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn client(name: &str, secret: &str, expiry: u64) -> NasClient {
+        NasClient {
+            name: name.to_owned(),
+            secret: secret.as_bytes().into(),
+            vendor: "rfc".to_owned(),
+            expiry: Duration::from_secs(expiry),
+            coa_port: 3799,
+        }
+    }
+
     #[test]
     fn most_specific_prefix_wins_and_mapped_v4_matches() {
-        let config: Config = toml::from_str(
-            r#"
-            [[nas]]
-            name = "group"
-            prefixes = ["10.0.0.0/24"]
-            secret = "group-secret"
-            interim_interval = 60
-            grace = 30
-            [[nas]]
-            name = "special"
-            prefixes = ["10.0.0.7", "2001:db8::/32"]
-            secret = "special-secret"
-            "#,
-        )
-        .unwrap();
-        let t = NasTable::from_config(&config).unwrap();
+        let t = NasTable::new([
+            (client("group", "group-secret", 150), vec!["10.0.0.0/24".parse().unwrap()]),
+            (
+                client("special", "special-secret", 660),
+                vec!["10.0.0.7/32".parse().unwrap(), "2001:db8::/32".parse().unwrap()],
+            ),
+        ]);
         let c = t.find("10.0.0.7".parse().unwrap()).unwrap();
         assert_eq!(c.name, "special");
         assert_eq!(&*c.secret, b"special-secret");
-        assert_eq!(c.expiry, Duration::from_secs(2 * 300 + 60));
         let g = t.find("::ffff:10.0.0.8".parse().unwrap()).unwrap();
         assert_eq!(g.name, "group");
-        assert_eq!(g.expiry, Duration::from_secs(150));
         assert_eq!(
             t.find("2001:db8::1".parse().unwrap()).unwrap().name,
             "special"
         );
         assert!(t.find("10.0.1.1".parse().unwrap()).is_none());
+        assert_eq!(t.by_name("group").unwrap().expiry, Duration::from_secs(150));
+        assert_eq!(t.clients().len(), 2);
     }
 }

@@ -56,6 +56,18 @@ pub struct LiveSession {
 }
 
 impl LiveSession {
+    /// What a Disconnect- or CoA-Request for this session names.
+    pub fn control_target(&self) -> crate::radius::coa::Target {
+        crate::radius::coa::Target {
+            nas: self.nas.clone(),
+            nas_client: self.nas_client.clone(),
+            session_id: self.session_id.clone(),
+            user_name: self.user_name.clone(),
+        }
+    }
+}
+
+impl LiveSession {
     /// True when `ip` is this session's IPv4 address or falls inside one of its IPv6 prefixes.
     pub fn holds(&self, ip: IpAddr) -> bool {
         match ip {

@@ -175,11 +175,7 @@ impl From<JournalFull> for io::Error {
     }
 }
 
-/// Whether an append failed because the journal is full: [`JournalFull`], or a filesystem
-/// quota on the state directory (for the NAS the same: retry later).
-pub fn is_journal_full(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::QuotaExceeded
-}
+pub use crate::radius::journal::is_journal_full;
 
 /// Segment files to delete, with the handle still open on one, if any.
 type Doomed = Vec<(PathBuf, Option<File>)>;

@@ -657,7 +657,7 @@ pub async fn restart(
         }
         Err(e) => return internal(&state, &ctx, e).await,
     }
-    let result = control.disconnect(&s).await;
+    let result = control.disconnect(&s.control_target()).await;
     let (said, text) = match &result {
         Ok(ControlOutcome::Ack) => ("ack".to_owned(), t.t("line.restart_ack").to_owned()),
         Ok(ControlOutcome::Nak { error_cause }) => {
@@ -703,7 +703,7 @@ pub(crate) mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::radius::coa::{CoaError, SessionControl};
+    use crate::radius::coa::{CoaError, SessionControl, Target};
     use crate::radius::event::{AccountingEvent, StatusType};
     use crate::sessions::{Applied, ClosedSession, TrafficReading};
     use crate::store::subscribers::{upsert_pppoe_account, PppoeAccountRecord};
@@ -892,12 +892,12 @@ pub(crate) mod tests {
 
     #[async_trait]
     impl SessionControl for Recorder {
-        async fn disconnect(&self, s: &LiveSession) -> Result<ControlOutcome, CoaError> {
+        async fn disconnect(&self, s: &Target) -> Result<ControlOutcome, CoaError> {
             self.calls.lock().unwrap().push(s.session_id.clone());
             self.answers.lock().unwrap().remove(0)
         }
 
-        async fn change(&self, _: &LiveSession, _: &[Vec<u8>]) -> Result<ControlOutcome, CoaError> {
+        async fn change(&self, _: &Target, _: &[Vec<u8>]) -> Result<ControlOutcome, CoaError> {
             unreachable!("the panel only disconnects")
         }
     }

@@ -190,7 +190,7 @@ async fn nas_overview(
                 stale: 0,
                 newest_update: None,
             }),
-            received: radius.ingest.activity.get(&client.name),
+            received: radius.activity.get(&client.name),
             name: client.name.clone(),
             vendor: client.vendor.clone(),
             prefixes,
@@ -300,8 +300,12 @@ async fn control(
             )
         })?;
     let result = match action {
-        Action::Disconnect => control.disconnect(&session).await,
-        Action::Change => control.change(&session, &attributes).await,
+        Action::Disconnect => control.disconnect(&session.control_target()).await,
+        Action::Change => {
+            control
+                .change(&session.control_target(), &attributes)
+                .await
+        }
     };
     let summary = match &result {
         Ok(ControlOutcome::Ack) => "ack".to_owned(),

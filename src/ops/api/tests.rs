@@ -1277,7 +1277,7 @@ fn wire_coa(h: &Harness, port: u16) {
         "[[nas]]\nname = \"test-nas\"\nprefixes = [\"127.0.0.1\"]\nsecret = \"coa-secret\"\ncoa_port = {port}\n"
     ))
     .unwrap();
-    let table = Arc::new(crate::radius::nas::NasTable::from_config(&config).unwrap());
+    let table = Arc::new(config.nas_table().unwrap());
     let client = crate::radius::coa::CoaClient::new(Arc::new(move || table.clone()))
         .with_retries(2, std::time::Duration::from_millis(300));
     assert!(h.state.panel.session_control.set(Arc::new(client)).is_ok());
