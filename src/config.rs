@@ -888,7 +888,9 @@ impl Config {
     pub fn nas_table(&self) -> Result<crate::radius::nas::NasTable, String> {
         let mut clients = Vec::new();
         for nas in self.nas_entries() {
-            let interim = nas.interim_interval.unwrap_or(self.sessions.interim_interval);
+            let interim = nas
+                .interim_interval
+                .unwrap_or(self.sessions.interim_interval);
             let grace = nas.grace.unwrap_or(self.sessions.grace);
             let client = crate::radius::nas::NasClient {
                 name: nas.name.clone(),

@@ -12,8 +12,8 @@ use tokio::sync::{watch, Notify};
 use crate::config::AckAfter;
 use crate::dead_letter::DeadLetters;
 use crate::radius::event::AccountingEvent;
-pub use crate::radius::journal::Recorded;
 use crate::radius::journal::Journal;
+pub use crate::radius::journal::Recorded;
 use crate::sessions::{Applied, LiveSessions, StoreError};
 use crate::spool::{Frames, Spool, SpoolRecord};
 use crate::store::history::{self, HistoryWriter, Written};
@@ -141,7 +141,6 @@ enum Alone {
     /// It failed while its store answers: set it aside if the store takes other records.
     Failed(String),
 }
-
 
 impl Ingest {
     /// Must be called inside a tokio runtime (it starts the history writer). With

@@ -9,7 +9,7 @@ pub mod identify;
 pub mod ingest;
 pub mod mail;
 pub mod ops;
-pub mod radius;
+pub use ebok_radius as radius;
 pub mod server;
 pub mod sessions;
 pub mod spool;

@@ -589,8 +589,7 @@ async fn sessions(config: Config, command: SessionsCommand, utc: bool) -> anyhow
         SessionsCommand::Nas => {
             let now = time::OffsetDateTime::now_utc();
             let mut counts = ebok::sessions::filter::per_nas(&live.list(None).await?, now);
-            let table =
-                config.nas_table().map_err(anyhow::Error::msg)?;
+            let table = config.nas_table().map_err(anyhow::Error::msg)?;
             println!("NAS\tSESSIONS\tSTALE\tNEWEST UPDATE");
             let show = |name: &str, c: Option<ebok::sessions::filter::NasSessions>| {
                 let (sessions, stale, newest) =
@@ -635,11 +634,12 @@ async fn control(
         );
         std::process::exit(1);
     };
-    let table = std::sync::Arc::new(
-        config.nas_table().map_err(anyhow::Error::msg)?,
-    );
+    let table = std::sync::Arc::new(config.nas_table().map_err(anyhow::Error::msg)?);
     let client = CoaClient::new(std::sync::Arc::new(move || table.clone()));
-    match client.send(action, &session.control_target(), attributes).await {
+    match client
+        .send(action, &session.control_target(), attributes)
+        .await
+    {
         Ok(ControlOutcome::Ack) => println!("{}-ACK", action.name()),
         Ok(ControlOutcome::Nak { error_cause }) => {
             println!(

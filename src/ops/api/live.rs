@@ -301,11 +301,7 @@ async fn control(
         })?;
     let result = match action {
         Action::Disconnect => control.disconnect(&session.control_target()).await,
-        Action::Change => {
-            control
-                .change(&session.control_target(), &attributes)
-                .await
-        }
+        Action::Change => control.change(&session.control_target(), &attributes).await,
     };
     let summary = match &result {
         Ok(ControlOutcome::Ack) => "ack".to_owned(),

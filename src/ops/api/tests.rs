@@ -1294,8 +1294,8 @@ async fn post_json(h: &Harness, path: &str, body: Value) -> (StatusCode, Value) 
 
 #[tokio::test]
 async fn disconnect_and_coa_through_the_api_report_ack_nak_and_timeout() {
-    use crate::radius::coa::tests::{fake_nas, SECRET};
     use crate::radius::coa::{CODE_COA_NAK, CODE_DISCONNECT_ACK};
+    use crate::radius::fake_nas::{fake_nas, SECRET};
     let session = json!({"nas": "127.0.0.1", "session_id": "81a0002f"});
     let change = json!({"nas": "127.0.0.1", "session_id": "81a0002f",
         "attributes": {"Filter-Id": "gold", "Mikrotik-Rate-Limit": "10M/20M"}});

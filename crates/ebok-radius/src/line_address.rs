@@ -134,7 +134,7 @@ impl LineAddresses {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::radius::event::StatusType;
+    use crate::event::StatusType;
 
     fn v6(s: &str) -> Ipv6Net {
         s.parse().unwrap()

@@ -29,17 +29,21 @@ use super::decode::decode_checked;
 use super::dedup::{DuplicateCache, Seen};
 use super::dict::Dictionary;
 use super::event::{AccountingEvent, StatusType};
+use super::journal::{is_journal_full, Journal, Recorded};
 use super::line_address::LineAddresses;
 use super::mmsg;
+use super::nas::NasActivity;
 use super::nas::NasTable;
 use super::packet::{self, DropReason};
 use super::throttle::Throttle;
-use super::journal::{is_journal_full, Journal, Recorded};
-use super::nas::NasActivity;
 
 /// A UDP socket with SO_RCVBUF raised, registered with tokio.
 pub fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSocket> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }

@@ -122,66 +122,69 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 /// The dictionaries of `radius-dict/`, embedded so the binary needs no data folder.
 /// `dictionary` is the top level; the others are reached through its `$INCLUDE` lines.
 const BUILTIN_FILES: &[(&str, &str)] = &[
-    ("dictionary", include_str!("../../radius-dict/dictionary")),
+    (
+        "dictionary",
+        include_str!("../../../radius-dict/dictionary"),
+    ),
     (
         "dictionary.rfc2865",
-        include_str!("../../radius-dict/dictionary.rfc2865"),
+        include_str!("../../../radius-dict/dictionary.rfc2865"),
     ),
     (
         "dictionary.rfc2866",
-        include_str!("../../radius-dict/dictionary.rfc2866"),
+        include_str!("../../../radius-dict/dictionary.rfc2866"),
     ),
     (
         "dictionary.rfc2867",
-        include_str!("../../radius-dict/dictionary.rfc2867"),
+        include_str!("../../../radius-dict/dictionary.rfc2867"),
     ),
     (
         "dictionary.rfc2868",
-        include_str!("../../radius-dict/dictionary.rfc2868"),
+        include_str!("../../../radius-dict/dictionary.rfc2868"),
     ),
     (
         "dictionary.rfc2869",
-        include_str!("../../radius-dict/dictionary.rfc2869"),
+        include_str!("../../../radius-dict/dictionary.rfc2869"),
     ),
     (
         "dictionary.rfc3162",
-        include_str!("../../radius-dict/dictionary.rfc3162"),
+        include_str!("../../../radius-dict/dictionary.rfc3162"),
     ),
     (
         "dictionary.rfc4818",
-        include_str!("../../radius-dict/dictionary.rfc4818"),
+        include_str!("../../../radius-dict/dictionary.rfc4818"),
     ),
     (
         "dictionary.rfc5176",
-        include_str!("../../radius-dict/dictionary.rfc5176"),
+        include_str!("../../../radius-dict/dictionary.rfc5176"),
     ),
     (
         "dictionary.rfc6911",
-        include_str!("../../radius-dict/dictionary.rfc6911"),
+        include_str!("../../../radius-dict/dictionary.rfc6911"),
     ),
     (
         "dictionary.dslforum",
-        include_str!("../../radius-dict/dictionary.dslforum"),
+        include_str!("../../../radius-dict/dictionary.dslforum"),
     ),
     (
         "dictionary.cisco",
-        include_str!("../../radius-dict/dictionary.cisco"),
+        include_str!("../../../radius-dict/dictionary.cisco"),
     ),
     (
         "dictionary.erx",
-        include_str!("../../radius-dict/dictionary.erx"),
+        include_str!("../../../radius-dict/dictionary.erx"),
     ),
     (
         "dictionary.huawei",
-        include_str!("../../radius-dict/dictionary.huawei"),
+        include_str!("../../../radius-dict/dictionary.huawei"),
     ),
     (
         "dictionary.juniper",
-        include_str!("../../radius-dict/dictionary.juniper"),
+        include_str!("../../../radius-dict/dictionary.juniper"),
     ),
     (
         "dictionary.mikrotik",
-        include_str!("../../radius-dict/dictionary.mikrotik"),
+        include_str!("../../../radius-dict/dictionary.mikrotik"),
     ),
 ];
 

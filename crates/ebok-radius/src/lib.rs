@@ -8,6 +8,8 @@ pub mod decode;
 pub mod dedup;
 pub mod dict;
 pub mod event;
+#[cfg(any(test, feature = "fake-nas"))]
+pub mod fake_nas;
 pub mod journal;
 pub mod line_address;
 pub mod listener;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-
 /// One NAS entry in force.
 #[derive(Clone)]
 pub struct NasClient {
@@ -163,10 +162,16 @@ mod tests {
     #[test]
     fn most_specific_prefix_wins_and_mapped_v4_matches() {
         let t = NasTable::new([
-            (client("group", "group-secret", 150), vec!["10.0.0.0/24".parse().unwrap()]),
+            (
+                client("group", "group-secret", 150),
+                vec!["10.0.0.0/24".parse().unwrap()],
+            ),
             (
                 client("special", "special-secret", 660),
-                vec!["10.0.0.7/32".parse().unwrap(), "2001:db8::/32".parse().unwrap()],
+                vec![
+                    "10.0.0.7/32".parse().unwrap(),
+                    "2001:db8::/32".parse().unwrap(),
+                ],
             ),
         ]);
         let c = t.find("10.0.0.7".parse().unwrap()).unwrap();
