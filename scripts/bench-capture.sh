@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of passive capture (issue 6), beside the UDP listener, in one run: a network
+# Benchmark of passive capture beside the UDP listener (not a timed test), in one run: a network
 # namespace plays the NAS at the far end of a veth pair; `ebok-bench capture` inside it offers
 # signed Accounting-Requests at increasing rates (answers never read), and ebok's
 # `ebok_radius_packets_total` says how many were accepted. Two phases, one ebok each:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of issue 3 ("Benchmark", not a timed test): import of N subscribers with one
+# Benchmark of the billing import (not a timed test): import of N subscribers with one
 # contract, PPPoE account and IP each and MONTHS monthly invoices and payments, through
 # `ebok import KIND FILE` (one process and one transaction per file), on SQLite (a fresh
 # file) and PostgreSQL (a fresh database, dropped afterwards). Prints elapsed time and peak

@@ -5,7 +5,7 @@
 #   b) GET /logowanie (the login page, anonymous), c) GET /panel (the home page of a
 #   logged-in subscriber, identified from his own line), d) GET / (anonymous) — each with
 #   wrk for DURATION seconds against `ebok run --demo` on SQLite, then b)–d) again on
-#   PostgreSQL and with the Redis store; e) issue 5: Jan gets ten years of monthly invoices
+#   PostgreSQL and with the Redis store; e) Jan gets ten years of monthly invoices
 #   and payments (`ebok-bench seed-billing`, through ebok::store::billing), then wrk on
 #   GET /platnosci (Płatności: his whole ledger, 240 entries, paged) and GET /statystyki as
 #   the logged-in Jan on every backend; f) the argon2id cost of one login

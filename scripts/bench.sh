@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of issue 2 (not a timed test), in one go:
+# Benchmark of RADIUS accounting against FreeRADIUS (not a timed test), in one go:
 #   a) ebok with the embedded store, b) ebok with Redis, c) FreeRADIUS 3.2 (Debian package,
 #   accounting to its detail file only) — each under the same `ebok-bench load`, with the
 #   server's CPU time read from /proc; d) Redis memory per live session and embedded lookup
@@ -283,8 +283,8 @@ compare() { # freeradius-run ebok-runs…
     fr_cpu=$(field "$fr" cpu_us_per_pkt)
     for n in "$@"; do
         grep -q "^RESULT name=$n " "$results" || continue
-        line="$n vs $fr: packets/s ebok/FR $(ratio "$(field $n pps)" "$fr_pps") (target ≥ 3),"
-        line+=" CPU per packet FR/ebok $(ratio "$fr_cpu" "$(field $n cpu_us_per_pkt)") (target ≥ 5)"
+        line="$n vs $fr: packets/s ebok/FR $(ratio "$(field $n pps)" "$fr_pps"),"
+        line+=" CPU per packet FR/ebok $(ratio "$fr_cpu" "$(field $n cpu_us_per_pkt)")"
         replay_cpu=$(field $n cpu_us_per_pkt_incl_replay)
         if [ -n "$replay_cpu" ]; then line+=", counting spool replay ≤ $(ratio "$fr_cpu" "$replay_cpu")"; fi
         echo "$line"
@@ -294,9 +294,9 @@ compare() { # freeradius-run ebok-runs…
 compare freeradius $runs
 if [ -n "$wide" ]; then compare "freeradius$wide" "ebok-embedded$wide" "ebok-redis$wide"; fi
 if grep -q "^RESULT name=redis-memory " "$results"; then
-    echo "redis: $(field redis-memory bytes_per_session) bytes per live session at $(field redis-memory sessions) sessions (target ≤ 250; hash-max-listpack-value $(field redis-memory listpack_value))"
+    echo "redis: $(field redis-memory bytes_per_session) bytes per live session at $(field redis-memory sessions) sessions (hash-max-listpack-value $(field redis-memory listpack_value))"
 fi
 if grep -q "^RESULT name=embedded-lookup " "$results"; then
-    echo "embedded lookup at $(field embedded-lookup sessions) sessions: p50 $(field embedded-lookup p50_us) µs, p99 $(field embedded-lookup p99_us) µs, max $(field embedded-lookup max_us) µs (target p99 ≤ 50)"
+    echo "embedded lookup at $(field embedded-lookup sessions) sessions: p50 $(field embedded-lookup p50_us) µs, p99 $(field embedded-lookup p99_us) µs, max $(field embedded-lookup max_us) µs"
 fi
 echo "nproc: $(nproc); total $(($(date +%s) - started)) s after the build"

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 /// mimalloc instead of glibc's malloc: the accounting path allocates and frees across
 /// threads (listener, journal, store writer), where glibc spent about a quarter of the
-/// server's CPU (`perf`, README Performance).
+/// server's CPU (`perf`, docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -622,7 +622,7 @@ mod tests {
 
     #[test]
     fn vat_rounding_half_away_from_zero() {
-        // 40,65 × 23% = 9,3495 → 9,35 (gross 50,00: the seed's fee).
+        // 40,65 × 23% = 9,3495 → 9,35 (gross 50,00: the demo's monthly fee).
         let l = LineAmounts::from_net(Quantity::ONE, m("40,65"), VatRate::R23);
         assert_eq!((l.net, l.vat, l.gross), (m("40,65"), m("9,35"), m("50,00")));
         // 0,50 × 23% = 0,115 → 0,12 (exact half rounds up).

@@ -279,7 +279,7 @@ fn invoice(
     }
 }
 
-/// The seed's fee: 40,65 net + 23% = 50,00 gross.
+/// The demo's monthly fee (Abonament): 40,65 net + 23% = 50,00 gross.
 fn monthly_invoice(ext_id: &str, subscriber_ext_id: &str, issued_on: Date) -> InvoiceRecord {
     invoice(
         ext_id,

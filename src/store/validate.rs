@@ -485,7 +485,7 @@ mod tests {
 
     #[test]
     fn pesel_invalid() {
-        // The seed's example: check digit should be 3.
+        // A common made-up PESEL: its check digit should be 3.
         assert_eq!(pesel("12345678901"), Err(PeselError::Checksum));
         assert!(pesel("12345678903").is_err()); // checksum fine, month 34 → 2014-14: no
         assert_eq!(pesel("12345678903"), Err(PeselError::Date));

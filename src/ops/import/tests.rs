@@ -242,7 +242,7 @@ async fn check_example_data(db: &Db) {
     }
     assert_eq!(count(db, "invoice_lines").await, 11);
 
-    // The seed's subscriber, found from the PPPoE login as a live session would.
+    // The demo's subscriber Jan Kowalski, found from the PPPoE login as a live session would.
     let (jan, contract) = subscriber_by_login(db, "jan.kowalski")
         .await
         .unwrap()
