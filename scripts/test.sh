@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -f target/ebok-skipped.txt
 status=0
-cargo test --lib --test it "$@" || status=$?
+cargo test --workspace --lib --test it "$@" || status=$?
 if [ -s target/ebok-skipped.txt ]; then
   echo
   echo "Skipped service tests (start Redis/PostgreSQL to run them):"

@@ -1464,7 +1464,7 @@ mod tests {
 
     #[test]
     fn the_shipped_folder_loads_like_the_embedded_copy() {
-        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("radius-dict/dictionary");
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../radius-dict/dictionary");
         let loaded = Dictionary::load(&folder).unwrap();
         let builtin = Dictionary::builtin();
         assert_eq!(loaded.attributes, builtin.attributes);
