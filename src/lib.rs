@@ -16,7 +16,7 @@ pub mod spool;
 pub mod store;
 pub mod systemd;
 pub mod terminal;
-#[doc(hidden)]
-pub mod testkit;
+#[cfg(test)]
+mod testkit;
 pub mod tz;
 pub mod web;

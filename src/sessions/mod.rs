@@ -56,6 +56,30 @@ pub struct LiveSession {
 }
 
 impl LiveSession {
+    /// A session of `nas` (matched to the NAS entry `nas_client`) started at `started`, with
+    /// no addresses, login or counters yet; it expires when it starts until an update says more.
+    pub fn new(nas: &str, nas_client: &str, session_id: &str, started: OffsetDateTime) -> Self {
+        LiveSession {
+            nas: nas.into(),
+            nas_client: nas_client.into(),
+            session_id: session_id.into(),
+            user_name: None,
+            framed_ip: None,
+            ipv6_prefixes: Vec::new(),
+            calling_station_id: None,
+            nas_port: None,
+            nas_port_id: None,
+            started_at: started,
+            updated_at: started,
+            expires_at: started,
+            input_octets: 0,
+            output_octets: 0,
+            input_packets: 0,
+            output_packets: 0,
+            session_time: None,
+        }
+    }
+
     /// What a Disconnect- or CoA-Request for this session names.
     pub fn control_target(&self) -> crate::radius::coa::Target {
         crate::radius::coa::Target {
@@ -65,9 +89,7 @@ impl LiveSession {
             user_name: self.user_name.clone(),
         }
     }
-}
 
-impl LiveSession {
     /// True when `ip` is this session's IPv4 address or falls inside one of its IPv6 prefixes.
     pub fn holds(&self, ip: IpAddr) -> bool {
         match ip {

@@ -405,7 +405,7 @@ async fn check_transfer_qr(tab: &Tab, png: &Path, due: ebok::store::money::Money
     );
 
     let Some(zbarimg) = which("zbarimg") else {
-        ebok::testkit::skip(
+        ebok_testkit::skip(
             TEST,
             "zbarimg",
             "zbarimg not on PATH (Debian: zbar-tools); the QR code is not decoded",
@@ -451,7 +451,7 @@ async fn jan_history(db: &ebok::store::Db) {
     let now = time::OffsetDateTime::now_utc();
     let closed = |sid: &str, ip: &str, hours_ago: i64, secs: i64| {
         let started = now - time::Duration::hours(hours_ago);
-        let mut c = ebok::testkit::closed_session(DEMO_LOGIN, sid, ip, started, secs, Some(2));
+        let mut c = crate::harness::closed_session(DEMO_LOGIN, sid, ip, started, secs, Some(2));
         c.session.output_octets = 1_700_000_000;
         c.session.input_octets = 52_000_000;
         c
@@ -477,7 +477,7 @@ async fn panel_in_chromium_registers_logs_in_and_out() {
 
 async fn scenario() {
     let (Some(chromium), Some(chromedriver)) = (which("chromium"), which("chromedriver")) else {
-        ebok::testkit::skip(
+        ebok_testkit::skip(
             TEST,
             "chromium",
             "chromium or chromedriver not on PATH (Debian: chromium chromium-driver)",
@@ -521,7 +521,7 @@ async fn scenario() {
     let driver = match Driver::start(&chromedriver).await {
         Ok(d) => d,
         Err(e) => {
-            ebok::testkit::skip(TEST, "chromium", &format!("chromedriver: {e}"));
+            ebok_testkit::skip(TEST, "chromium", &format!("chromedriver: {e}"));
             return;
         }
     };

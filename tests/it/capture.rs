@@ -101,7 +101,7 @@ fn veth_or_skip(test: &str, netns: bool) -> Option<Veth> {
     match Veth::create(netns) {
         Ok(v) => Some(v),
         Err(why) => {
-            ebok::testkit::skip(test, "network namespaces (CAP_NET_ADMIN)", &why);
+            ebok_testkit::skip(test, "network namespaces (CAP_NET_ADMIN)", &why);
             None
         }
     }

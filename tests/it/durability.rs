@@ -87,7 +87,7 @@ impl OwnRedis {
             .output()
             .is_err()
         {
-            ebok::testkit::skip(test, "redis-server binary", "not installed");
+            ebok_testkit::skip(test, "redis-server binary", "not installed");
             return None;
         }
         Some(OwnRedis::start(free_tcp_port()).unwrap())
@@ -322,7 +322,7 @@ async fn kill_9_loses_nothing_that_was_answered() {
 #[tokio::test]
 async fn history_database_down_is_spooled_and_replayed() {
     // Embedded live map, PostgreSQL history; the history table goes away for a while.
-    let Some(pg) = ebok::testkit::FreshPg::create("history_database_down").await else {
+    let Some(pg) = ebok_testkit::FreshPg::create("history_database_down").await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

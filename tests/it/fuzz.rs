@@ -277,7 +277,7 @@ async fn fuzz_accounting_path() {
 
     // Phase 2: the whole path, on both stores.
     let mut paths = vec![Path::embedded(dir.path()).await];
-    if let Some(url) = ebok::testkit::redis("it::fuzz::fuzz_accounting_path").await {
+    if let Some(url) = ebok_testkit::redis("it::fuzz::fuzz_accounting_path").await {
         paths.push(Path::redis(dir.path(), &url).await);
     }
     let started = Instant::now();
@@ -389,7 +389,7 @@ impl Path {
     }
 
     async fn redis(base: &std::path::Path, url: &str) -> Path {
-        let prefix = ebok::testkit::redis_prefix();
+        let prefix = ebok_testkit::redis_prefix();
         let live = RedisSessions::connect(url, &prefix).await.expect("redis");
         let dir = base.join("redis");
         Path::with("redis", dir, Arc::new(live), Some((url.to_owned(), prefix))).await
@@ -402,7 +402,7 @@ impl Path {
         redis: Option<(String, String)>,
     ) -> Path {
         std::fs::create_dir_all(&dir).unwrap();
-        let db = ebok::testkit::sqlite_in(&dir, "history.sqlite").await;
+        let db = crate::harness::sqlite_in(&dir, "history.sqlite").await;
         let spool = Spool::open(&dir.join("journal")).unwrap();
         let ingest = Ingest::new(
             live,
@@ -476,7 +476,7 @@ impl Path {
 
     async fn finish(self) {
         if let Some((url, prefix)) = &self.redis {
-            ebok::testkit::redis_cleanup(url, prefix).await;
+            ebok_testkit::redis_cleanup(url, prefix).await;
         }
     }
 }

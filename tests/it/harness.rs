@@ -25,10 +25,10 @@ impl Backend {
     /// The embedded store, and Redis when it is reachable (or required).
     pub async fn all(test: &str) -> Vec<Backend> {
         let mut v = vec![Backend::Embedded];
-        if let Some(url) = ebok::testkit::redis(test).await {
+        if let Some(url) = ebok_testkit::redis(test).await {
             v.push(Backend::Redis {
                 url,
-                prefix: ebok::testkit::redis_prefix(),
+                prefix: ebok_testkit::redis_prefix(),
             });
         }
         v
@@ -36,7 +36,7 @@ impl Backend {
 
     pub async fn cleanup(&self) {
         if let Backend::Redis { url, prefix } = self {
-            ebok::testkit::redis_cleanup(url, prefix).await;
+            ebok_testkit::redis_cleanup(url, prefix).await;
         }
     }
 }
@@ -252,17 +252,34 @@ impl RawClient {
     }
 }
 
-/// Wait until `check` holds, polling (for background replay).
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+pub use ebok_testkit::eventually;
+
+/// A SQLite history database (migrated) in the file `name` of `dir`.
+pub async fn sqlite_in(dir: &Path, name: &str) -> ebok::store::Db {
+    ebok::store::Db::connect(&ebok_testkit::sqlite_url(dir, name))
+        .await
+        .expect("SQLite opens")
+}
+
+/// A closed PPPoE session of `login` on NAS `nas1` with the IPv4 address `ip`, from
+/// `started` for `secs` seconds (3 MB down, 1 kB up), for history in tests.
+pub fn closed_session(
+    login: &str,
+    sid: &str,
+    ip: &str,
+    started: time::OffsetDateTime,
+    secs: i64,
+    cause: Option<u32>,
+) -> ebok::sessions::ClosedSession {
+    let mut live = ebok::sessions::LiveSession::new("nas1", "nas1", sid, started);
+    live.user_name = Some(login.into());
+    live.framed_ip = Some(ip.parse().expect("an IPv4 address"));
+    live.input_octets = 1_000;
+    live.output_octets = 3_000_000;
+    ebok::sessions::ClosedSession {
+        session: live,
+        stopped_at: started + time::Duration::seconds(secs),
+        reason: ebok::sessions::CloseReason::Stop,
+        terminate_cause: cause,
     }
-    panic!("timed out waiting for: {what}");
 }

@@ -165,7 +165,7 @@ async fn operators_see_nas_activity_sessions_and_parseable_metrics() {
 
     let text = ebok.metrics().await;
     let Some(families) = parse_exposition(&text).await else {
-        ebok::testkit::skip(
+        ebok_testkit::skip(
             "operators_see_nas_activity_sessions_and_parseable_metrics",
             "python3 prometheus_client",
             "not installed (pip install prometheus_client)",

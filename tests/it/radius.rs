@@ -122,7 +122,7 @@ async fn start_interim_stop_through_radclient() {
 
 #[tokio::test]
 async fn history_on_postgresql() {
-    let Some(pg) = ebok::testkit::FreshPg::create("history_on_postgresql").await else {
+    let Some(pg) = ebok_testkit::FreshPg::create("history_on_postgresql").await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
