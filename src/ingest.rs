@@ -11,13 +11,12 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::AckAfter;
 use crate::dead_letter::DeadLetters;
+use crate::history_writer::{self, HistoryError, HistoryStore, HistoryWriter, Written};
 use crate::radius::event::AccountingEvent;
 use crate::radius::journal::Journal;
 pub use crate::radius::journal::Recorded;
 use crate::sessions::{Applied, LiveSessions, StoreError};
 use crate::spool::{Frames, Spool, SpoolRecord};
-use crate::store::history::{self, HistoryWriter, Written};
-use crate::store::Db;
 
 /// Records read from the spool per replay round. Under a backlog a round is one transaction
 /// in each store: the history's indexes and daily traffic are updated all over their trees,
@@ -117,7 +116,8 @@ impl Default for Clock {
 pub struct Ingest {
     pub clock: Clock,
     pub live: Arc<dyn LiveSessions>,
-    pub db: Db,
+    /// Where the history writer commits (the SQL history).
+    history_store: Arc<dyn HistoryStore>,
     pub spool: Spool,
     history: HistoryWriter,
     ack_after: AckAfter,
@@ -144,11 +144,12 @@ enum Alone {
 
 impl Ingest {
     /// Must be called inside a tokio runtime (it starts the history writer). With
-    /// `background`, the history writer works there, on a connection of its own, and
+    /// `background`, the history writer works there (give it a store with a connection of
+    /// its own), and
     /// [`Ingest::run_replayer`] should be spawned there too ([`Ingest::spawn_replayer`]).
     pub fn new(
         live: Arc<dyn LiveSessions>,
-        db: Db,
+        history_store: Arc<dyn HistoryStore>,
         spool: Spool,
         ack_after: AckAfter,
         store_timeout: Duration,
@@ -157,10 +158,6 @@ impl Ingest {
     ) -> Self {
         let history = {
             let _on = background.as_ref().map(|bg| bg.handle().enter());
-            let history_db = match &background {
-                Some(_) => db.dedicated_writer(),
-                None => db.clone(),
-            };
             // In journal mode only the replay writes history; in store mode the answers wait
             // for it, and it gets twice the live store's patience (a commit carries many
             // events).
@@ -168,12 +165,12 @@ impl Ingest {
                 AckAfter::Journal => REPLAY_HISTORY_TIMEOUT,
                 AckAfter::Store => store_timeout * 2,
             };
-            HistoryWriter::spawn(history_db, spool.clone(), timeout)
+            HistoryWriter::spawn(history_store.clone(), spool.clone(), timeout)
         };
         Ingest {
             clock: Clock::new(),
             live,
-            db,
+            history_store,
             spool,
             history,
             ack_after,
@@ -311,7 +308,7 @@ impl Ingest {
 
     /// A spooled history record, through the same writer (history has one writer), without
     /// spooling it again: a failure leaves it in the journal.
-    async fn write_history(&self, applied: &Applied) -> Result<(), sqlx::Error> {
+    async fn write_history(&self, applied: &Applied) -> Result<(), HistoryError> {
         self.history
             .write_now(applied.clone(), REPLAY_HISTORY_TIMEOUT)
             .await
@@ -436,11 +433,11 @@ impl Ingest {
             }
             SpoolRecord::History(applied) => match self.write_history(applied).await {
                 Ok(()) => Ok(Alone::Done),
-                Err(e) if history::refused_for_good(&e) => {
+                Err(e) if e.refused_for_good => {
                     self.set_aside(record, &e.to_string())?;
                     Ok(Alone::Done)
                 }
-                Err(e) => Ok(match self.db.ping().await {
+                Err(e) => Ok(match self.history_store.ping().await {
                     Ok(()) => Alone::Failed(e.to_string()),
                     Err(_) => Alone::StoreDown,
                 }),
@@ -500,7 +497,7 @@ impl Ingest {
         }
         // What the events produced for history, as one group commit (the writer spools it
         // itself when the database fails) before the run counts as replayed.
-        let merged = history::merge(history);
+        let merged = history_writer::merge(history);
         self.store_history(merged).await?;
         Ok(ok.iter().take_while(|v| **v).count())
     }
@@ -552,7 +549,7 @@ impl Ingest {
                 break;
             }
         }
-        self.store_history(history::merge(history)).await?;
+        self.store_history(history_writer::merge(history)).await?;
         Ok(ok)
     }
 
@@ -571,7 +568,7 @@ impl Ingest {
             }
             SpoolRecord::History(applied) => match self.write_history(applied).await {
                 Ok(()) => Replayed::Done,
-                Err(e) if history::refused_for_good(&e) => {
+                Err(e) if e.refused_for_good => {
                     self.set_aside(record, &e.to_string())?;
                     Replayed::Done
                 }
@@ -743,7 +740,7 @@ mod tests {
         // (it did, and retried the record forever).
         let ingest = Ingest::new(
             Arc::new(live),
-            db.clone(),
+            Arc::new(db.clone()),
             spool.clone(),
             AckAfter::Store,
             Duration::from_micros(1),
@@ -755,7 +752,9 @@ mod tests {
         let day = crate::tz::warsaw_date(at);
         for user in ["user0", "user4999"] {
             assert_eq!(
-                history::traffic_on(&db, user, day).await.unwrap(),
+                crate::store::history::traffic_on(&db, user, day)
+                    .await
+                    .unwrap(),
                 Some((1, 2))
             );
         }

@@ -5,6 +5,7 @@ pub mod background;
 pub mod config;
 pub mod dead_letter;
 pub mod demo;
+pub mod history_writer;
 pub mod identify;
 pub mod ingest;
 pub mod mail;

@@ -62,6 +62,8 @@ pub use crate::radius::listener::bind_udp;
 /// The running parts, for callers (tests, the CLI) that want to look inside.
 pub struct Running {
     pub ingest: Arc<Ingest>,
+    /// The SQL database: subscribers, billing, history.
+    pub db: Db,
     pub radius: Arc<RadiusContext>,
     pub radius_addrs: Vec<SocketAddr>,
     /// Passive capture, when `[capture] interface` is set.
@@ -154,9 +156,17 @@ pub async fn start(
         )
     })?;
     spool.set_max_bytes(config.radius.journal_max_bytes);
+    // With a background runtime the history writer works there, on a connection of its own.
+    let history_store: Arc<dyn crate::history_writer::HistoryStore> = {
+        let _on = replay_thread.as_ref().map(|bg| bg.handle().enter());
+        match &replay_thread {
+            Some(_) => Arc::new(db.dedicated_writer()),
+            None => Arc::new(db.clone()),
+        }
+    };
     let ingest = Arc::new(Ingest::new(
         live,
-        db,
+        history_store,
         spool,
         config.radius.ack_after,
         Duration::from_millis(config.radius.store_timeout_ms),
@@ -230,17 +240,14 @@ pub async fn start(
         )),
         tokio::spawn(purge_duplicates(ctx.clone(), shutdown.clone())),
         tokio::spawn(retention(
-            ingest.db.clone(),
+            db.clone(),
             config.retention.clone(),
             shutdown.clone(),
         )),
     ];
-    let state = crate::web::AppState::new(
-        ingest.db.clone(),
-        ingest.live.clone(),
-        Arc::new(config.clone()),
-    )
-    .await?;
+    let state =
+        crate::web::AppState::new(db.clone(), ingest.live.clone(), Arc::new(config.clone()))
+            .await?;
     // The panel's "restart my connection" asks the NAS through RFC 5176; it reads the NAS
     // table through the listener's context, so a SIGHUP reload reaches it too.
     let coa_ctx = ctx.clone();
@@ -290,7 +297,7 @@ pub async fn start(
             .await;
     });
     tracing::info!(radius = ?radius_addrs, metrics = %metrics_addr, web = %web_addr, store = ?config.sessions.store,
-        database = ingest.db.backend(), "ebok started");
+        database = db.backend(), "ebok started");
 
     let drain_ctx = ctx.clone();
     let done = tokio::spawn(async move {
@@ -318,6 +325,7 @@ pub async fn start(
     Ok((
         Running {
             ingest,
+            db,
             radius: ctx,
             radius_addrs,
             capture,
@@ -381,7 +389,7 @@ async fn retention(
 /// 127.0.0.1 through the real accounting path (a signed Start to our own listener, with the
 /// secret the NAS table gives loopback) and keep it alive with Interim-Updates.
 pub async fn start_demo(running: &Running, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let summary = crate::demo::load(&running.ingest.db, crate::demo::warsaw_today())
+    let summary = crate::demo::load(&running.db, crate::demo::warsaw_today())
         .await
         .context("loading the demo data set")?;
     tracing::info!("demo data loaded: {summary}");
@@ -415,14 +423,13 @@ pub async fn start_demo(running: &Running, shutdown: watch::Receiver<bool>) -> a
         )
         .await
     });
-    let contract =
-        crate::identify::identify(running.ingest.live.as_ref(), &running.ingest.db, ip.into())
-            .await
-            .ok()
-            .flatten()
-            .and_then(|found| found.holder)
-            .map(|(_, c)| c.number)
-            .unwrap_or_default();
+    let contract = crate::identify::identify(running.ingest.live.as_ref(), &running.db, ip.into())
+        .await
+        .ok()
+        .flatten()
+        .and_then(|found| found.holder)
+        .map(|(_, c)| c.number)
+        .unwrap_or_default();
     tracing::info!(
         "demo: 127.0.0.1 is Jan Kowalski's line (PPPoE login {}); register him at the panel \
          with PESEL 44051401359 and contract number {contract}",

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::ingest::Ingest;
 use crate::server::Running;
+use crate::store::Db;
 
 /// A bad notification environment (systemd sets it; a hand-made one may be wrong).
 #[derive(Debug, thiserror::Error)]
@@ -194,10 +195,10 @@ pub struct StoreHealth {
 
 impl StoreHealth {
     /// Ask both stores, each within `limit`.
-    pub async fn check(ingest: &Ingest, limit: Duration) -> StoreHealth {
+    pub async fn check(ingest: &Ingest, db: &Db, limit: Duration) -> StoreHealth {
         let (live, database) = tokio::join!(
             tokio::time::timeout(limit, ingest.live.ping()),
-            tokio::time::timeout(limit, ingest.db.ping()),
+            tokio::time::timeout(limit, db.ping()),
         );
         StoreHealth {
             live: matches!(live, Ok(Ok(()))),
@@ -253,7 +254,7 @@ where
     let mut int = signal(SignalKind::interrupt())?;
 
     let check = Duration::from_secs(2);
-    let mut health = StoreHealth::check(&running.ingest, check).await;
+    let mut health = StoreHealth::check(&running.ingest, &running.db, check).await;
     while !health.ok() {
         let status = format!("waiting for the stores: {}", health.describe());
         tracing::warn!("{status}");
@@ -264,7 +265,7 @@ where
             _ = int.recv() => return stopping(&notifier),
             _ = hup.recv() => tracing::info!("SIGHUP before ready: the configuration is read at start"),
         }
-        health = StoreHealth::check(&running.ingest, check).await;
+        health = StoreHealth::check(&running.ingest, &running.db, check).await;
     }
     let serving = listening(running);
     let status = format!("{serving}; {}", health.describe());
@@ -274,6 +275,7 @@ where
     let watchdog = tokio::spawn(run_watchdog(
         notifier.clone(),
         running.ingest.clone(),
+        running.db.clone(),
         serving.clone(),
         shutdown,
     ));
@@ -294,7 +296,7 @@ where
                         format!("reload refused, old NAS table kept: {e:#}")
                     }
                 };
-                let health = StoreHealth::check(&running.ingest, check).await;
+                let health = StoreHealth::check(&running.ingest, &running.db, check).await;
                 notifier.ready(&format!("{serving}; {}; {outcome}", health.describe()));
             }
         }
@@ -316,6 +318,7 @@ fn stopping(notifier: &Notifier) -> anyhow::Result<()> {
 pub async fn run_watchdog(
     notifier: Arc<Notifier>,
     ingest: Arc<Ingest>,
+    db: Db,
     serving: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -344,7 +347,7 @@ pub async fn run_watchdog(
         notifier.watchdog(None);
         // The store check may take up to its limit; the keep-alive is already out.
         // Only a change of the stores' state updates STATUS=, not every journal count.
-        let health = StoreHealth::check(&ingest, every / 4).await;
+        let health = StoreHealth::check(&ingest, &db, every / 4).await;
         if (health.live, health.database) != last {
             if !health.ok() {
                 tracing::warn!("{}", health.describe());

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::repo::{Page, Paged};
 use super::Db;
+use crate::history_writer::{HistoryError, HistoryStore};
 use crate::on_pool;
 use crate::sessions::{Applied, TrafficReading};
 
@@ -555,118 +556,28 @@ pub async fn traffic_between(
         .collect())
 }
 
-/// Where a history write ended up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    /// Committed to the database.
-    Committed,
-    /// The database failed or was too slow: appended to the spool for replay.
-    Spooled,
-}
-
-enum Pending {
-    /// Commit, or spool when the database fails.
-    Spool(
-        Applied,
-        tokio::sync::oneshot::Sender<std::io::Result<Written>>,
-    ),
-    /// Commit alone within its own time limit, or say why not (a spooled history record
-    /// being replayed).
-    Direct(
-        Applied,
-        std::time::Duration,
-        tokio::sync::oneshot::Sender<Result<(), sqlx::Error>>,
-    ),
-}
-
-/// Group commit for history: one task drains every pending write into one transaction, so
-/// the database sees one commit per batch instead of one per RADIUS packet, and history has
-/// one writer (SQLite takes one at a time). When the database fails or does not commit
-/// within `timeout`, the batch goes to the spool, so a caller's write is durable either way
-/// and is never applied twice (the spool copy is written only when the commit did not
-/// happen). Closed sessions are counted in `ebok_sessions_closed_total` once committed.
-#[derive(Clone, Debug)]
-pub struct HistoryWriter {
-    tx: tokio::sync::mpsc::Sender<Pending>,
-}
-
-/// Writes merged into one transaction at most.
-const HISTORY_BATCH: usize = 4096;
-
-impl HistoryWriter {
-    pub fn spawn(db: Db, spool: crate::spool::Spool, timeout: std::time::Duration) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(HISTORY_BATCH);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(HISTORY_BATCH);
-            while rx.recv_many(&mut batch, HISTORY_BATCH).await > 0 {
-                let mut applied = Vec::new();
-                let mut replies = Vec::new();
-                for p in batch.drain(..) {
-                    match p {
-                        Pending::Spool(a, reply) => {
-                            applied.push(a);
-                            replies.push(reply);
-                        }
-                        Pending::Direct(a, limit, reply) => {
-                            let _ = reply.send(commit(&db, &a, limit).await);
-                        }
-                    }
-                }
-                if applied.is_empty() {
-                    continue;
-                }
-                let merged = merge(applied);
-                let result = match commit(&db, &merged, timeout).await {
-                    Ok(()) => Ok(Written::Committed),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "history write failed; spooling it");
-                        spool
-                            .append(&crate::spool::SpoolRecord::History(merged))
-                            .await
-                            .map(|()| Written::Spooled)
-                    }
-                };
-                for reply in replies {
-                    let _ = reply.send(match &result {
-                        Ok(w) => Ok(*w),
-                        Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-                    });
-                }
-            }
-        });
-        HistoryWriter { tx }
-    }
-
-    /// Make `applied` durable in history (or the spool).
-    pub async fn write(&self, applied: Applied) -> std::io::Result<Written> {
-        if applied.closed.is_empty() && applied.traffic.is_empty() {
-            return Ok(Written::Committed);
-        }
-        let stopped = || std::io::Error::other("history writer stopped");
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .send(Pending::Spool(applied, tx))
-            .await
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
-    }
-
-    /// Commit `applied` through the one writer within `limit`, or return the database's
-    /// error (nothing is spooled): for history records replayed from the spool.
-    pub async fn write_now(
+/// The SQL history as the history writer's store: one commit, bounded by its time limit,
+/// with its metrics.
+#[async_trait::async_trait]
+impl HistoryStore for Db {
+    async fn commit(
         &self,
-        applied: Applied,
+        applied: &Applied,
         limit: std::time::Duration,
-    ) -> Result<(), sqlx::Error> {
-        if applied.closed.is_empty() && applied.traffic.is_empty() {
-            return Ok(());
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .send(Pending::Direct(applied, limit, tx))
+    ) -> Result<(), HistoryError> {
+        commit(self, applied, limit)
             .await
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        rx.await.map_err(|_| sqlx::Error::PoolClosed)?
+            .map_err(|e| HistoryError {
+                refused_for_good: refused_for_good(&e),
+                message: e.to_string(),
+            })
+    }
+
+    async fn ping(&self) -> Result<(), HistoryError> {
+        Db::ping(self).await.map_err(|e| HistoryError {
+            refused_for_good: false,
+            message: e.to_string(),
+        })
     }
 }
 
@@ -713,24 +624,10 @@ pub fn refused_for_good(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Several outcomes as one: closed sessions and readings side by side, in order.
-pub fn merge(all: impl IntoIterator<Item = Applied>) -> Applied {
-    let mut closed = Vec::new();
-    let mut traffic = Vec::new();
-    for a in all {
-        closed.extend(a.closed);
-        traffic.extend(a.traffic);
-    }
-    Applied {
-        stale: false,
-        closed,
-        traffic,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history_writer::{HistoryWriter, Written};
     use time::macros::datetime;
 
     /// A reading of session `sid` of login `user`, started at 08:00 UTC on 1 July 2026.
@@ -783,7 +680,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::testkit::sqlite_in(dir.path(), "h.sqlite").await;
         let spool = crate::spool::Spool::open(&dir.path().join("spool")).unwrap();
-        let w = HistoryWriter::spawn(db.clone(), spool.clone(), std::time::Duration::from_secs(5));
+        let w = HistoryWriter::spawn(
+            std::sync::Arc::new(db.clone()),
+            spool.clone(),
+            std::time::Duration::from_secs(5),
+        );
         let at = datetime!(2026-07-01 10:00 UTC);
         let writes = (0..200).map(|i| {
             let w = w.clone();

@@ -497,7 +497,7 @@ async fn scenario() {
     ebok.settle().await;
 
     // Jan's contract number, as the database has it.
-    let db = &ebok.running.ingest.db;
+    let db = &ebok.running.db;
     let found = ebok::identify::identify(
         ebok.running.ingest.live.as_ref(),
         db,

@@ -11,7 +11,7 @@ async fn demo_makes_loopback_jan_kowalskis_line() {
     ebok::server::start_demo(&ebok.running, rx).await.unwrap();
     let found = ebok::identify::identify(
         ebok.running.ingest.live.as_ref(),
-        &ebok.running.ingest.db,
+        &ebok.running.db,
         "127.0.0.1".parse().unwrap(),
     )
     .await

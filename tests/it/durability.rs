@@ -332,7 +332,7 @@ async fn history_database_down_is_spooled_and_replayed() {
         &attrs("Start", "h-1", "hanna", Some("10.7.0.1"), 1_764_000_000, ""),
     )
     .await;
-    let admin = match &ebok.running.ingest.db {
+    let admin = match &ebok.running.db {
         ebok::store::Db::Postgres(p) => p.clone(),
         _ => unreachable!(),
     };
@@ -364,7 +364,7 @@ async fn history_database_down_is_spooled_and_replayed() {
     })
     .await;
     let rows = ebok::store::attribution::held_at(
-        &ebok.running.ingest.db,
+        &ebok.running.db,
         "10.7.0.1".parse().unwrap(),
         time::OffsetDateTime::from_unix_timestamp(1_764_000_100).unwrap(),
     )

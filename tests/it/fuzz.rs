@@ -371,6 +371,7 @@ struct Path {
     name: &'static str,
     dir: std::path::PathBuf,
     ingest: Arc<Ingest>,
+    db: Db,
     redis: Option<(String, String)>,
 }
 
@@ -406,7 +407,7 @@ impl Path {
         let spool = Spool::open(&dir.join("journal")).unwrap();
         let ingest = Ingest::new(
             live,
-            db,
+            Arc::new(db.clone()),
             spool,
             AckAfter::Journal,
             Duration::from_secs(5),
@@ -417,6 +418,7 @@ impl Path {
             name,
             dir,
             ingest: Arc::new(ingest),
+            db,
             redis,
         }
     }
@@ -459,7 +461,7 @@ impl Path {
     /// Closed sessions, and octets in and out over all days.
     async fn history(&self) -> (i64, i64, i64) {
         // The history writer commits before the replay returns.
-        let Db::Sqlite(pool) = &self.ingest.db else {
+        let Db::Sqlite(pool) = &self.db else {
             unreachable!("fuzz history is SQLite")
         };
         let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM session_history")

@@ -121,10 +121,9 @@ async fn impossible_times_are_bounded_and_never_stop_the_replay() {
             ),
         )
         .await;
-        let rows =
-            attribution::held_at(&ebok.running.ingest.db, "10.9.0.2".parse().unwrap(), at(T0))
-                .await
-                .unwrap();
+        let rows = attribution::held_at(&ebok.running.db, "10.9.0.2".parse().unwrap(), at(T0))
+            .await
+            .unwrap();
         assert_eq!(rows.len(), 1, "{rows:?}");
         assert!(
             rows[0].started_at >= at(946_684_800),
@@ -223,7 +222,9 @@ async fn replaying_an_applied_stop_writes_its_history_once() {
         let ingest = &ebok.running.ingest;
         let day = ebok::tz::warsaw_date(at(T0));
         assert_eq!(
-            history::traffic_on(&ingest.db, "jan", day).await.unwrap(),
+            history::traffic_on(&ebok.running.db, "jan", day)
+                .await
+                .unwrap(),
             Some((1000, 2000))
         );
 
@@ -245,7 +246,7 @@ async fn replaying_an_applied_stop_writes_its_history_once() {
         assert!(ingest.settled(Duration::from_secs(20)).await);
 
         let rows = || async {
-            attribution::held_at(&ingest.db, "10.7.0.1".parse().unwrap(), at(T0 + 100))
+            attribution::held_at(&ebok.running.db, "10.7.0.1".parse().unwrap(), at(T0 + 100))
                 .await
                 .unwrap()
         };
@@ -255,7 +256,9 @@ async fn replaying_an_applied_stop_writes_its_history_once() {
         assert_eq!((got[0].input_octets, got[0].output_octets), (7000, 9000));
         assert_eq!(got[0].terminate_cause, Some(1));
         assert_eq!(
-            history::traffic_on(&ingest.db, "jan", day).await.unwrap(),
+            history::traffic_on(&ebok.running.db, "jan", day)
+                .await
+                .unwrap(),
             Some((7000, 9000))
         );
 
@@ -267,7 +270,9 @@ async fn replaying_an_applied_stop_writes_its_history_once() {
         .await;
         assert_eq!(rows().await.len(), 1);
         assert_eq!(
-            history::traffic_on(&ingest.db, "jan", day).await.unwrap(),
+            history::traffic_on(&ebok.running.db, "jan", day)
+                .await
+                .unwrap(),
             Some((7000, 9000))
         );
         ebok.stop().await;

@@ -85,7 +85,7 @@ async fn start_interim_stop_through_radclient() {
         assert!(ebok.lookup("2001:db8:100::1").await.is_none());
 
         // History: the closed session, findable by IPv4 and IPv6 at a time inside it.
-        let db = &ebok.running.ingest.db;
+        let db = &ebok.running.db;
         let rows = attribution::held_at(db, "10.0.0.7".parse().unwrap(), at(T0 + 100))
             .await
             .unwrap();
@@ -127,7 +127,7 @@ async fn history_on_postgresql() {
     };
     let dir = tempfile::tempdir().unwrap();
     let ebok = Ebok::start(config(dir.path(), &Backend::Embedded, Some(&pg.url))).await;
-    assert_eq!(ebok.running.ingest.db.backend(), "postgres");
+    assert_eq!(ebok.running.db.backend(), "postgres");
     acct(
         &ebok,
         &attrs(
@@ -152,7 +152,7 @@ async fn history_on_postgresql() {
         ),
     )
     .await;
-    let db = &ebok.running.ingest.db;
+    let db = &ebok.running.db;
     let rows = attribution::held_at(db, "10.1.0.1".parse().unwrap(), at(T0))
         .await
         .unwrap();
@@ -315,7 +315,7 @@ async fn duplicates_are_answered_from_cache_without_reprocessing() {
         assert_eq!(s.input_octets, 500);
         // Processed once: the interim's 500 octets were counted once in daily traffic.
         let day = ebok::tz::warsaw_date(at(T0 + 60));
-        let db = &ebok.running.ingest.db;
+        let db = &ebok.running.db;
         assert_eq!(
             history::traffic_on(db, "raw-user", day).await.unwrap(),
             Some((500, 0))
@@ -414,13 +414,10 @@ async fn reordering_and_late_stop_after_ip_reuse() {
         )
         .await;
         assert!(ebok.lookup("10.0.0.31").await.is_none());
-        let rows = attribution::held_at(
-            &ebok.running.ingest.db,
-            "10.0.0.31".parse().unwrap(),
-            at(T0 + 450),
-        )
-        .await
-        .unwrap();
+        let rows =
+            attribution::held_at(&ebok.running.db, "10.0.0.31".parse().unwrap(), at(T0 + 450))
+                .await
+                .unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].started_at, at(T0 + 400));
         ebok.stop().await;
@@ -455,13 +452,9 @@ async fn accounting_on_and_off_close_that_nas_only() {
         );
         acct(&ebok, &format!("Acct-Status-Type = Accounting-Off\nNAS-IP-Address = 192.0.2.2\nEvent-Timestamp = {}\n", T0 + 20)).await;
         assert!(ebok.lookup("10.0.2.1").await.is_none());
-        let rows = attribution::held_at(
-            &ebok.running.ingest.db,
-            "10.0.1.1".parse().unwrap(),
-            at(T0 + 5),
-        )
-        .await
-        .unwrap();
+        let rows = attribution::held_at(&ebok.running.db, "10.0.1.1".parse().unwrap(), at(T0 + 5))
+            .await
+            .unwrap();
         assert_eq!(rows[0].close_reason.as_deref(), Some("nas_restart"));
         ebok.stop().await;
         backend.cleanup().await;
@@ -530,23 +523,15 @@ async fn sessions_without_updates_expire_in_paused_time() {
         .await;
         // The live map is committed first; the closed session reaches history right after.
         eventually("expired session in history", || async {
-            !attribution::held_at(
-                &ebok.running.ingest.db,
-                "10.0.3.1".parse().unwrap(),
-                at(now),
-            )
-            .await
-            .unwrap()
-            .is_empty()
+            !attribution::held_at(&ebok.running.db, "10.0.3.1".parse().unwrap(), at(now))
+                .await
+                .unwrap()
+                .is_empty()
         })
         .await;
-        let rows = attribution::held_at(
-            &ebok.running.ingest.db,
-            "10.0.3.1".parse().unwrap(),
-            at(now),
-        )
-        .await
-        .unwrap();
+        let rows = attribution::held_at(&ebok.running.db, "10.0.3.1".parse().unwrap(), at(now))
+            .await
+            .unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].close_reason.as_deref(), Some("expired"));
         ebok.stop().await;

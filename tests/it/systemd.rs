@@ -579,6 +579,7 @@ async fn watchdog_is_fed_while_the_live_store_is_down() {
     let watchdog = tokio::spawn(ebok::systemd::run_watchdog(
         notifier,
         ebok.running.ingest.clone(),
+        ebok.running.db.clone(),
         "serving".into(),
         stop_rx,
     ));
