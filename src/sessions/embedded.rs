@@ -448,12 +448,11 @@ fn parse_ip_key(s: &str) -> Result<IpKey, StoreError> {
 /// trip to sqlx's SQLite worker thread), well under SQLite's variable limit.
 const ROWS_PER_STATEMENT: usize = 400;
 
-/// `INSERT OR REPLACE INTO {table} ({cols}) VALUES (…), (…)` for `rows` rows of `width`.
+/// `INSERT OR REPLACE INTO {table} ({cols}) VALUES (?,?), (?,?)` for `rows` rows of `width`
+/// anonymous parameters.
 fn multi_row_sql(head: &str, rows: usize, width: usize) -> String {
-    format!(
-        "{head} VALUES {}",
-        crate::store::history::placeholders(false, rows, width)
-    )
+    let row = format!("({})", vec!["?"; width].join(","));
+    format!("{head} VALUES {}", vec![row; rows].join(","))
 }
 
 async fn persist(conn: &mut SqliteConnection, ch: &Changes) -> Result<(), sqlx::Error> {
