@@ -733,4 +733,52 @@ mod tests {
             .await
             .is_err());
     }
+
+    /// The replay writes history records through the writer with its own patience, not the
+    /// live store's timeout.
+    #[tokio::test]
+    async fn a_spooled_history_record_replays_even_when_its_commit_outlasts_the_store_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::testkit::sqlite_in(dir.path(), "h.sqlite").await;
+        let live = crate::sessions::embedded::EmbeddedSessions::open(&dir.path().join("live"))
+            .await
+            .unwrap();
+        let spool = crate::spool::Spool::open(&dir.path().join("spool")).unwrap();
+        let at = time::macros::datetime!(2026-07-01 10:00 UTC);
+        let traffic = (0..5000)
+            .map(|i| TrafficReading {
+                nas: "10.0.0.1".into(),
+                session_id: format!("s{i}"),
+                started_at: at,
+                user_name: format!("user{i}"),
+                at,
+                input_octets: 1,
+                output_octets: 2,
+            })
+            .collect();
+        spool
+            .append(&crate::spool::SpoolRecord::History(Applied {
+                traffic,
+                ..Applied::default()
+            }))
+            .await
+            .unwrap();
+        // A store timeout no commit of 5,000 rows can meet: the replay must not use it
+        // (it did, and retried the record forever).
+        let ingest = crate::ingest::Ingest::new(
+            std::sync::Arc::new(live),
+            std::sync::Arc::new(db.clone()),
+            spool.clone(),
+            crate::config::AckAfter::Store,
+            std::time::Duration::from_micros(1),
+            None,
+            crate::dead_letter::DeadLetters::new(dir.path()),
+        );
+        assert_eq!(ingest.replay().await.unwrap(), 1);
+        assert_eq!(spool.depth(), 0);
+        let day = crate::tz::warsaw_date(at);
+        for user in ["user0", "user4999"] {
+            assert_eq!(traffic_on(&db, user, day).await.unwrap(), Some((1, 2)));
+        }
+    }
 }
