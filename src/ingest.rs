@@ -12,8 +12,8 @@ use tokio::sync::{watch, Notify};
 use crate::config::AckAfter;
 use crate::dead_letter::DeadLetters;
 use crate::radius::event::AccountingEvent;
-pub use crate::radius::journal::Recorded;
 use crate::radius::journal::Journal;
+pub use crate::radius::journal::Recorded;
 use crate::sessions::{Applied, LiveSessions, StoreError};
 use crate::spool::{Frames, Spool, SpoolRecord};
 use crate::store::history::{self, HistoryWriter, Written};
@@ -67,12 +67,11 @@ fn run_end(batch: &[(Arc<SpoolRecord>, u64)], start: usize) -> usize {
 
 /// Lane of a session key (FNV-1a).
 fn lane_of(nas: &str, session_id: &str) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in nas.bytes().chain([0]).chain(session_id.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h as usize
+    crate::sessions::hash::Fnv1a::new()
+        .write(nas.as_bytes())
+        .write(&[0])
+        .write(session_id.as_bytes())
+        .finish() as usize
 }
 
 /// What replaying one record did.
@@ -141,7 +140,6 @@ enum Alone {
     /// It failed while its store answers: set it aside if the store takes other records.
     Failed(String),
 }
-
 
 impl Ingest {
     /// Must be called inside a tokio runtime (it starts the history writer). With
