@@ -66,12 +66,11 @@ fn run_end(batch: &[(Arc<SpoolRecord>, u64)], start: usize) -> usize {
 
 /// Lane of a session key (FNV-1a).
 fn lane_of(nas: &str, session_id: &str) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in nas.bytes().chain([0]).chain(session_id.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h as usize
+    crate::sessions::hash::Fnv1a::new()
+        .write(nas.as_bytes())
+        .write(&[0])
+        .write(session_id.as_bytes())
+        .finish() as usize
 }
 
 /// What replaying one record did.

@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn the_dashboard_queries_only_described_metrics() {
         let dashboard = include_str!("../../docs/grafana/ebok.json");
-        let described = [include_str!("metrics.rs"), include_str!("../mail.rs")].concat();
+        let described = [include_str!("metrics.rs"), include_str!("../mail/mod.rs")].concat();
         let mut names: Vec<&str> = dashboard
             .match_indices("ebok_")
             .map(|(i, _)| {

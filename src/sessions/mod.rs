@@ -16,6 +16,7 @@ use crate::radius::event::AccountingEvent;
 
 pub mod embedded;
 pub mod filter;
+pub(crate) mod hash;
 pub(crate) mod record;
 pub mod redis;
 pub mod rules;

@@ -1,4 +1,4 @@
-//! `ebok-bench attribution`: IP attribution on a large session history (issue 6). Fills
+//! `ebok-bench attribution`: IP attribution on a large session history. Fills
 //! `session_history` and `session_history_ipv6` fast (SQLite: one transaction of prepared
 //! multi-row inserts with `synchronous=OFF`; PostgreSQL: `COPY … FROM STDIN`; secondary
 //! indexes dropped for the fill and rebuilt after, as the migrations define them), then runs
