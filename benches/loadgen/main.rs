@@ -224,7 +224,7 @@ struct RedisMemoryArgs {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// `hash-max-listpack-value` / `-entries` to set for the run (restored afterwards), as
-    /// recommended in src/sessions/redis.rs; 0 keeps the server's settings.
+    /// recommended in src/sessions/redis/mod.rs; 0 keeps the server's settings.
     #[arg(long, default_value_t = 256)]
     listpack_value: u64,
     #[arg(long, default_value_t = 512)]

@@ -1,6 +1,7 @@
 //! Key names and layout of the Redis live-session store (`P` = the configured prefix):
 //! * `P s:{b}` HASH, b = FNV-1a-64(nas, session id) mod 16384: field = that 64-bit hash (8
-//!   bytes, big-endian), value = the session record (compact binary, see [`encode_record`]) or a
+//!   bytes, big-endian), value = the session record (compact binary, see
+//!   [`encode_record`](crate::sessions::record::encode_record)) or a
 //!   tombstone of a recently closed session. The hash also names the session in the IP index,
 //!   so index entries stay 8 bytes; the record carries NAS and session id, checked on read
 //!   (a 64-bit collision is reported as [`StoreError::Corrupt`], never merged).
