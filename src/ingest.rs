@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{watch, Notify};
 
-use crate::config::AckAfter;
 use crate::dead_letter::DeadLetters;
 use crate::history_writer::{self, HistoryError, HistoryStore, HistoryWriter, Written};
 use crate::radius::event::AccountingEvent;
@@ -109,6 +108,16 @@ impl Default for Clock {
     fn default() -> Self {
         Clock::new()
     }
+}
+
+/// When an Accounting-Response is sent (`radius.ack_after`): once the event is in the
+/// journal (fsync'd, applied to the stores right after), or once the stores took it (the
+/// journal used only when they fail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckAfter {
+    Journal,
+    Store,
 }
 
 /// Shared state of the accounting pipeline.

@@ -55,13 +55,7 @@ impl Default for RadiusConfig {
 
 pub use crate::radius::capture::CaptureConfig;
 
-/// When an Accounting-Response is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AckAfter {
-    Journal,
-    Store,
-}
+pub use crate::ingest::AckAfter;
 
 /// `[[nas]]`: one NAS client entry.
 #[derive(Clone, Deserialize)]
