@@ -33,3 +33,24 @@ pub fn closed_session(
         terminate_cause: cause,
     }
 }
+
+/// A traffic reading of `user_name` from a session of its own (a fresh session id each
+/// call), so that readings add up the way the deltas of separate sessions do.
+pub fn traffic_sample(
+    user_name: &str,
+    at: time::OffsetDateTime,
+    input: u64,
+    output: u64,
+) -> crate::sessions::TrafficReading {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::sessions::TrafficReading {
+        nas: "test-nas".into(),
+        session_id: format!("sample-{n}"),
+        started_at: at,
+        user_name: user_name.into(),
+        at,
+        input_octets: input,
+        output_octets: output,
+    }
+}

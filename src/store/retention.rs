@@ -95,7 +95,7 @@ pub async fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sessions::{Applied, CloseReason, ClosedSession, LiveSession, TrafficReading};
+    use crate::sessions::{Applied, CloseReason, ClosedSession, LiveSession};
     use time::macros::datetime;
 
     fn closed(id: &str, start: OffsetDateTime, stop: OffsetDateTime) -> ClosedSession {
@@ -136,8 +136,8 @@ mod tests {
                 closed("new", recent, recent + Duration::hours(1)),
             ],
             traffic: vec![
-                TrafficReading::sample("jan", old, 1, 1),
-                TrafficReading::sample("jan", recent, 1, 1),
+                crate::testkit::traffic_sample("jan", old, 1, 1),
+                crate::testkit::traffic_sample("jan", recent, 1, 1),
             ],
         };
         crate::store::history::record(db, &applied).await.unwrap();

@@ -370,7 +370,7 @@ mod tests {
     use crate::web::tests::*;
 
     fn delta(login: &str, at: OffsetDateTime, up: u64, down: u64) -> TrafficReading {
-        TrafficReading::sample(login, at, up, down)
+        crate::testkit::traffic_sample(login, at, up, down)
     }
 
     #[test]

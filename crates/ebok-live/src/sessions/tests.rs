@@ -2,7 +2,7 @@
 //! [`LiveSessions`] and run for the embedded store (temp SQLite file) and for real Redis
 //! (`EBOK_TEST_REDIS`, default `redis://127.0.0.1:6379/`, a random key prefix per test, its
 //! keys deleted afterwards). Redis unreachable skips the Redis half (recorded by
-//! [`crate::testkit::skip`]), or fails it under `EBOK_REQUIRE_SERVICES=1` (CI).
+//! [`ebok_testkit::skip`]), or fails it under `EBOK_REQUIRE_SERVICES=1` (CI).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -19,7 +19,7 @@ use time::{Duration, OffsetDateTime};
 use super::embedded::EmbeddedSessions;
 use super::redis::RedisSessions;
 use super::{Applied, CloseReason, ClosedSession, LiveSession, LiveSessions};
-use crate::radius::event::{AccountingEvent, StatusType};
+use ebok_radius::event::{AccountingEvent, StatusType};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -47,7 +47,7 @@ struct Env {
 }
 
 fn redis_url() -> String {
-    crate::testkit::redis_url()
+    ebok_testkit::redis_url()
 }
 
 impl Env {
@@ -73,7 +73,7 @@ impl Env {
                 handle: Handle::Redis(Arc::new(store)),
             }),
             Err(e) => {
-                crate::testkit::skip("sessions store suite", "redis", &format!("{url}: {e}"));
+                ebok_testkit::skip("sessions store suite", "redis", &format!("{url}: {e}"));
                 None
             }
         }

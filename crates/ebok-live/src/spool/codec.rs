@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::Ipv6Net;
 use time::OffsetDateTime;
 
-use crate::radius::event::{AccountingEvent, StatusType, VendorAttribute};
+use ebok_radius::event::{AccountingEvent, StatusType, VendorAttribute};
 
 const VERSION: u8 = 1;
 

@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 use super::record::{check_record_times as check_times, decode_record, encode_record, time_ord};
 use super::rules::{self, IpKey, Record, Step, Tombstone};
 use super::{Applied, ClosedSession, LiveSession, LiveSessions, StoreError};
-use crate::radius::event::{AccountingEvent, StatusType};
+use ebok_radius::event::{AccountingEvent, StatusType};
 
 /// Requests drained into one transaction at most.
 const MAX_BATCH: usize = 2048;

@@ -55,7 +55,7 @@ use self::scripts::{run_apply, LOOKUP, SCAN, SET_MAX, UNLOCK};
 use super::record::{decode_record, decode_time, encode_record, encode_str_bytes, time_ord};
 use super::rules::{self, IpKey, Record, Step};
 use super::{Applied, ClosedSession, LiveSession, LiveSessions, StoreError};
-use crate::radius::event::{AccountingEvent, StatusType};
+use ebok_radius::event::{AccountingEvent, StatusType};
 
 /// Buckets per key family (a power of two: the Lua side takes the low 14 bits).
 const BUCKETS: u64 = 16384;
@@ -531,8 +531,8 @@ mod unit {
     /// A store on a prefix of its own in the test Redis, with the URL and prefix to clean
     /// up; `None` when Redis is unreachable and not required (the skip is recorded).
     async fn test_store(what: &str) -> Option<(String, String, RedisSessions)> {
-        let url = crate::testkit::redis(what).await?;
-        let prefix = crate::testkit::redis_prefix();
+        let url = ebok_testkit::redis(what).await?;
+        let prefix = ebok_testkit::redis_prefix();
         let store = RedisSessions::connect(&url, &prefix).await.unwrap();
         Some((url, prefix, store))
     }
@@ -580,7 +580,7 @@ mod unit {
             Some("s1".to_owned())
         );
 
-        crate::testkit::redis_cleanup(&url, &prefix).await;
+        ebok_testkit::redis_cleanup(&url, &prefix).await;
     }
 
     /// Keys get TTLs to the end of the deadline's epoch plus the margin; events whose
@@ -661,6 +661,6 @@ mod unit {
         store.apply(&e, d3).await.unwrap();
         check(&pttls(&keys).await, d3);
 
-        crate::testkit::redis_cleanup(&url, &prefix).await;
+        ebok_testkit::redis_cleanup(&url, &prefix).await;
     }
 }

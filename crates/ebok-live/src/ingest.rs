@@ -11,11 +11,11 @@ use tokio::sync::{watch, Notify};
 
 use crate::dead_letter::DeadLetters;
 use crate::history_writer::{self, HistoryError, HistoryStore, HistoryWriter, Written};
-use crate::radius::event::AccountingEvent;
-use crate::radius::journal::Journal;
-pub use crate::radius::journal::Recorded;
 use crate::sessions::{Applied, LiveSessions, StoreError};
 use crate::spool::{Frames, Spool, SpoolRecord};
+use ebok_radius::event::AccountingEvent;
+use ebok_radius::journal::Journal;
+pub use ebok_radius::journal::Recorded;
 
 /// Records read from the spool per replay round. Under a backlog a round is one transaction
 /// in each store: the history's indexes and daily traffic are updated all over their trees,
@@ -42,8 +42,8 @@ fn is_barrier(record: &SpoolRecord) -> bool {
     match record {
         SpoolRecord::Event { event, .. } => matches!(
             event.status,
-            crate::radius::event::StatusType::AccountingOn
-                | crate::radius::event::StatusType::AccountingOff
+            ebok_radius::event::StatusType::AccountingOn
+                | ebok_radius::event::StatusType::AccountingOff
         ),
         SpoolRecord::History(_) => true,
     }

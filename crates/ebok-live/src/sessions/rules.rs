@@ -24,7 +24,7 @@ use ipnet::Ipv6Net;
 use time::{Duration, OffsetDateTime};
 
 use super::{Applied, CloseReason, ClosedSession, LiveSession, TrafficReading};
-use crate::radius::event::{AccountingEvent, StatusType};
+use ebok_radius::event::{AccountingEvent, StatusType};
 
 /// What one Start/Interim/Stop does to the session it names.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,10 +8,10 @@ use time::OffsetDateTime;
 use super::keys::session_hash;
 use super::scripts::{run_apply, ApplyCall};
 use super::{check_key, RedisSessions, KNOWN_MAX, KNOWN_NAS_MAX, SCRIPT_STEPS};
-use crate::radius::event::{AccountingEvent, StatusType};
 use crate::sessions::record::{decode_record, decode_time, encode_record};
 use crate::sessions::rules::{self, Record};
 use crate::sessions::{Applied, StoreError};
+use ebok_radius::event::{AccountingEvent, StatusType};
 
 impl RedisSessions {
     /// [`LiveSessions::apply_batch`] for Start/Interim/Stop events: one pipeline reads every

@@ -12,7 +12,7 @@ use ipnet::Ipv6Net;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::radius::event::AccountingEvent;
+use ebok_radius::event::AccountingEvent;
 
 pub mod embedded;
 pub mod filter;
@@ -82,8 +82,8 @@ impl LiveSession {
     }
 
     /// What a Disconnect- or CoA-Request for this session names.
-    pub fn control_target(&self) -> crate::radius::coa::Target {
-        crate::radius::coa::Target {
+    pub fn control_target(&self) -> ebok_radius::coa::Target {
+        ebok_radius::coa::Target {
             nas: self.nas.clone(),
             nas_client: self.nas_client.clone(),
             session_id: self.session_id.clone(),
@@ -154,25 +154,6 @@ pub struct TrafficReading {
     /// Octets since the session started (Gigawords folded in).
     pub input_octets: u64,
     pub output_octets: u64,
-}
-
-#[cfg(test)]
-impl TrafficReading {
-    /// For tests: a reading of a session of its own (a fresh session id each call), so
-    /// that readings add up the way the deltas of separate sessions do.
-    pub fn sample(user_name: &str, at: OffsetDateTime, input: u64, output: u64) -> Self {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        TrafficReading {
-            nas: "test-nas".into(),
-            session_id: format!("sample-{n}"),
-            started_at: at,
-            user_name: user_name.into(),
-            at,
-            input_octets: input,
-            output_octets: output,
-        }
-    }
 }
 
 /// What applying one event did, beyond the live map itself: what history must record.

@@ -35,8 +35,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::radius::event::AccountingEvent;
 use crate::sessions::Applied;
+use ebok_radius::event::AccountingEvent;
 
 use segments::{log_path, sync_dir, write_pos, Sealed};
 
@@ -97,7 +97,7 @@ impl From<JournalFull> for io::Error {
     }
 }
 
-pub use crate::radius::journal::is_journal_full;
+pub use ebok_radius::journal::is_journal_full;
 
 /// Segment files to delete, with the handle still open on one, if any.
 type Doomed = Vec<(PathBuf, Option<File>)>;
@@ -264,7 +264,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::radius::event::{StatusType, VendorAttribute as VendorAttributeT};
+    use ebok_radius::event::{StatusType, VendorAttribute as VendorAttributeT};
 
     fn rec(i: u32) -> SpoolRecord {
         let t = OffsetDateTime::from_unix_timestamp(1_700_000_000 + i as i64).unwrap();

@@ -113,7 +113,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::radius::event::{AccountingEvent, StatusType};
+    use ebok_radius::event::{AccountingEvent, StatusType};
 
     #[test]
     fn records_are_appended_as_json_lines() {
