@@ -1,5 +1,5 @@
 //! Operations: the JSON ops API, import from the billing system, Prometheus metrics.
 
 pub mod api;
-pub mod import;
+pub use ebok_store::import;
 pub mod metrics;

@@ -254,32 +254,4 @@ impl RawClient {
 
 pub use ebok_testkit::eventually;
 
-/// A SQLite history database (migrated) in the file `name` of `dir`.
-pub async fn sqlite_in(dir: &Path, name: &str) -> ebok::store::Db {
-    ebok::store::Db::connect(&ebok_testkit::sqlite_url(dir, name))
-        .await
-        .expect("SQLite opens")
-}
-
-/// A closed PPPoE session of `login` on NAS `nas1` with the IPv4 address `ip`, from
-/// `started` for `secs` seconds (3 MB down, 1 kB up), for history in tests.
-pub fn closed_session(
-    login: &str,
-    sid: &str,
-    ip: &str,
-    started: time::OffsetDateTime,
-    secs: i64,
-    cause: Option<u32>,
-) -> ebok::sessions::ClosedSession {
-    let mut live = ebok::sessions::LiveSession::new("nas1", "nas1", sid, started);
-    live.user_name = Some(login.into());
-    live.framed_ip = Some(ip.parse().expect("an IPv4 address"));
-    live.input_octets = 1_000;
-    live.output_octets = 3_000_000;
-    ebok::sessions::ClosedSession {
-        session: live,
-        stopped_at: started + time::Duration::seconds(secs),
-        reason: ebok::sessions::CloseReason::Stop,
-        terminate_cause: cause,
-    }
-}
+pub use ebok_store::testkit::{closed_session, sqlite_in};

@@ -17,7 +17,7 @@ use super::*;
 use crate::config::{Config, OpsToken};
 use crate::radius::event::{AccountingEvent, StatusType};
 use crate::sessions::embedded::EmbeddedSessions;
-use crate::store::attribution::tests::{closed_session, subscriber_with_login};
+use crate::testkit::{stored_closed_session as closed_session, subscriber_with_login};
 
 const TOKEN: &str = "test-token-of-the-abuse-desk";
 const CALLER: &str = "203.0.113.9:40000";

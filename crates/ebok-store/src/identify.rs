@@ -4,9 +4,9 @@
 
 use std::net::IpAddr;
 
-use crate::sessions::{LiveSession, LiveSessions};
-use crate::store::subscribers::{self, Contract, Subscriber};
-use crate::store::Db;
+use crate::subscribers::{self, Contract, Subscriber};
+use crate::Db;
+use ebok_live::sessions::{LiveSession, LiveSessions};
 
 /// A live session and, when its PPPoE login is known, the contract and subscriber it
 /// belongs to.
@@ -19,9 +19,9 @@ pub struct Identified {
 #[derive(Debug, thiserror::Error)]
 pub enum IdentifyError {
     #[error("live sessions: {0}")]
-    Live(#[from] crate::sessions::StoreError),
+    Live(#[from] ebok_live::sessions::StoreError),
     #[error("database: {0}")]
-    Db(#[from] crate::store::repo::StoreError),
+    Db(#[from] crate::repo::StoreError),
 }
 
 /// The live session holding `ip`, joined to its subscriber.

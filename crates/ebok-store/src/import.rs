@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::store::repo::{StoreError, UpsertSummary};
-use crate::store::Db;
+use crate::repo::{StoreError, UpsertSummary};
+use crate::Db;
 
 mod csv_row;
 mod kinds;
@@ -86,7 +86,7 @@ impl ImportKind {
 pub fn absent_columns<'k>(
     columns: &'static [(&'static str, bool)],
     keys: impl Iterator<Item = &'k str> + Clone,
-) -> crate::store::repo::Absent {
+) -> crate::repo::Absent {
     let carried = |column: &str| {
         keys.clone().any(|k| {
             column == k
@@ -95,7 +95,7 @@ pub fn absent_columns<'k>(
                     .is_some_and(|rest| rest.starts_with('_'))
         })
     };
-    crate::store::repo::Absent::new(
+    crate::repo::Absent::new(
         columns
             .iter()
             .filter(|(c, required)| !required && !carried(c))
@@ -360,10 +360,10 @@ async fn run<K: Kind>(
 struct Pending<R> {
     recs: Vec<R>,
     /// What each record came without (kept as stored).
-    absents: Vec<crate::store::repo::Absent>,
+    absents: Vec<crate::repo::Absent>,
     /// (line, row_lines, bytes) of each record, for [`Kind::locate`].
     places: Vec<(u64, Vec<u64>, u64)>,
-    written: Vec<crate::store::repo::Upserted>,
+    written: Vec<crate::repo::Upserted>,
 }
 
 impl<R> Default for Pending<R> {
@@ -388,7 +388,7 @@ impl<R> Pending<R> {
 /// Write the pending records ([`Kind::upsert_batch`]); a refused one becomes the file's
 /// error, named by its line and column.
 async fn flush<K: Kind>(
-    tx: &mut crate::store::DbTx,
+    tx: &mut crate::DbTx,
     path: &Path,
     format: FileFormat,
     pending: &mut Pending<K::Rec>,

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use super::csv_row::from_row;
 use super::kinds::{FieldError, Kind};
 use super::{FileFormat, ImportError};
-use crate::store::repo::Absent;
+use crate::repo::Absent;
 
 /// Records in flight between the reader and the writer.
 const CHANNEL: usize = 256;

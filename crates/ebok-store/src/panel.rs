@@ -364,7 +364,7 @@ pub struct AccountView {
 /// comma, or nothing), the account `a` under `a_`, `line_contract` for the PPPoE login bound
 /// as `$2` (NULL: no live line), and with `overview` the subscriber's; `from` ends with
 /// `panel_accounts a` (or a join to it), `filter` is the WHERE condition.
-pub(crate) fn account_view_sql(head: &str, from: &str, filter: &str, overview: bool) -> String {
+pub fn account_view_sql(head: &str, from: &str, filter: &str, overview: bool) -> String {
     let account = account_select_list("a", "a_");
     let line = "(SELECT c2.number FROM pppoe_accounts p2 \
                 JOIN contracts c2 ON c2.id = p2.contract_id \
@@ -382,7 +382,7 @@ pub(crate) fn account_view_sql(head: &str, from: &str, filter: &str, overview: b
 }
 
 /// The [`AccountView`] in rows of [`account_view_sql`]; `None` when there is no account.
-pub(crate) fn read_account_view<R: RowGet>(
+pub fn read_account_view<R: RowGet>(
     rows: &[R],
     overview: bool,
 ) -> Result<Option<AccountView>, sqlx::Error> {

@@ -10,23 +10,23 @@ use time::Date;
 
 use super::read::Item;
 use super::FileFormat;
-use crate::store::billing::{
+use crate::billing::{
     upsert_invoice, upsert_invoices, upsert_payment, upsert_payments, InvoiceLine, InvoiceRecord,
     InvoiceStatus, PaymentRecord,
 };
-use crate::store::content::{
+use crate::content::{
     upsert_faq, upsert_news, upsert_service, FaqRecord, NewsRecord, ServiceRecord,
 };
-use crate::store::money::{Money, Quantity, VatRate};
-use crate::store::repo::{iso_date, Absent, Entity, StoreError, UniqueField, Upserted};
-use crate::store::subscribers::{
+use crate::money::{Money, Quantity, VatRate};
+use crate::repo::{iso_date, Absent, Entity, StoreError, UniqueField, Upserted};
+use crate::subscribers::{
     parse_ip_or_net, upsert_contract, upsert_contracts, upsert_ip_assignment,
     upsert_ip_assignments, upsert_pppoe_account, upsert_pppoe_accounts, upsert_subscriber,
     upsert_subscribers, Address, ContractRecord, ContractStatus, IpAssignmentRecord, IpKind,
     PppoeAccountRecord, SubscriberKind, SubscriberRecord,
 };
-use crate::store::validate::{Nip, Nrb, Pesel};
-use crate::store::DbTx;
+use crate::validate::{Nip, Nrb, Pesel};
+use crate::DbTx;
 
 /// A value of a CSV row that parsed but does not make a record.
 pub(super) struct FieldError {

@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 
 use super::read::{detect_delimiter, json_path_at};
 use super::{import_file, render_bar, FileFormat, ImportError, ImportKind, Progress};
+use crate::billing::{balance, invoice_for, invoices_of};
+use crate::money::Money;
 use crate::on_pool;
-use crate::store::billing::{balance, invoice_for, invoices_of};
-use crate::store::money::Money;
-use crate::store::repo::{Page, UpsertSummary};
-use crate::store::subscribers::{
+use crate::repo::{Page, UpsertSummary};
+use crate::subscribers::{
     ip_assignments_of, subscriber_by_ext_id, subscriber_by_login, ContractStatus,
 };
-use crate::store::Db;
+use crate::Db;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -108,7 +108,7 @@ both_backends!(
 
 fn example(kind: ImportKind, ext: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/import")
+        .join("../../examples/import")
         .join(format!("{}.{ext}", kind.as_str()))
 }
 
@@ -1075,8 +1075,9 @@ fn bar() {
 /// The example CSV files carry every documented column, in the documented order.
 #[test]
 fn example_headers_are_the_documented_columns() {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/import.md"))
-        .expect("docs/import.md");
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/import.md"))
+            .expect("docs/import.md");
     for kind in ImportKind::ALL {
         let names: Vec<&str> = kind.csv_columns().iter().map(|(c, _)| *c).collect();
         let text = example_text(kind, "csv");

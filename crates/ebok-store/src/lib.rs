@@ -1,6 +1,21 @@
-//! SQL storage (sqlx) on SQLite, the embedded default, or PostgreSQL, chosen by the URL
-//! scheme. One vocabulary for both: runtime queries with `$n` placeholders, which SQLite
-//! accepts too; a migrations folder per backend.
+//! ebok's SQL model (sqlx) on SQLite, the embedded default, or PostgreSQL, chosen by the
+//! URL scheme. One vocabulary for both: runtime queries with `$n` placeholders, which SQLite
+//! accepts too; a migrations folder per backend (`migrations/` at the workspace root).
+//!
+//! Modules:
+//! - the model: [`subscribers`] (subscriber, contract, PPPoE account, IP assignment),
+//!   [`billing`], [`money`], [`content`] (news, FAQ, tickets, orders), [`panel`] and
+//!   [`auth`] (panel accounts, sessions, tokens), [`audit`], with [`repo`]'s shared row
+//!   reading and paging and [`validate`]'s checks (PESEL, NIP, postcodes…);
+//! - [`history`]: closed sessions and daily traffic, the [`ebok_live::history_writer::HistoryStore`]
+//!   the live side writes through; [`retention`] prunes it;
+//! - [`identify`]: who is on a line now (live map → PPPoE login → subscriber), and
+//!   [`attribution`]: who held an address at an instant or over a period (history + live);
+//! - [`import`]: files from the billing system, never erasing what they do not carry;
+//! - [`tz`]: Europe/Warsaw dates and times.
+//!
+//! A closed session's path: `ebok_live`'s history writer → [`history`]'s `HistoryStore`
+//! impl → `session_history`, `session_history_ipv6`, `traffic_daily` tables.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,13 +30,18 @@ pub mod auth;
 pub mod billing;
 pub mod content;
 pub mod history;
+pub mod identify;
+pub mod import;
 pub mod money;
 pub mod panel;
 pub mod repo;
 pub mod retention;
 pub mod subscribers;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 #[cfg(test)]
 mod tests;
+pub mod tz;
 pub mod validate;
 
 /// Run the same body on whichever pool a [`Db`] holds: `on_pool!(db, pool => body)`. The body
@@ -31,8 +51,8 @@ pub mod validate;
 macro_rules! on_pool {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite($pool) => $body,
-            $crate::store::Db::Postgres($pool) => $body,
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Postgres($pool) => $body,
         }
     };
 }
@@ -44,8 +64,8 @@ macro_rules! on_pool {
 macro_rules! on_tx {
     ($tx:expr, $conn:ident => $body:expr) => {
         match $tx {
-            $crate::store::DbTx::Sqlite($conn) => $body,
-            $crate::store::DbTx::Postgres($conn) => $body,
+            $crate::DbTx::Sqlite($conn) => $body,
+            $crate::DbTx::Postgres($conn) => $body,
         }
     };
 }
@@ -110,7 +130,7 @@ impl Db {
                 .test_before_acquire(false)
                 .connect_with(opts)
                 .await?;
-            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
             Ok(Db::Sqlite(pool))
         } else {
             let opts = PgConnectOptions::from_str(url)?;
@@ -131,7 +151,9 @@ impl Db {
                 })
                 .connect_with(opts)
                 .await?;
-            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            sqlx::migrate!("../../migrations/postgres")
+                .run(&pool)
+                .await?;
             Ok(Db::Postgres(pool))
         }
     }

@@ -20,7 +20,7 @@ use super::subscribers::{
 use super::Db;
 use crate::identify::{identify, IdentifyError};
 use crate::on_pool;
-use crate::sessions::{LiveSession, LiveSessions};
+use ebok_live::sessions::{LiveSession, LiveSessions};
 
 #[cfg(test)]
 #[path = "attribution_tests.rs"]

@@ -1801,8 +1801,8 @@ async fn deletes_cascade_or_are_refused(db: &Db) {
 /// counters the session had at the end of the day before; counters that went backwards
 /// keep what was counted.
 async fn traffic_readings_count_once(db: &Db) {
-    use crate::sessions::{Applied, TrafficReading};
-    use crate::store::history::{record, traffic_on};
+    use crate::history::{record, traffic_on};
+    use ebok_live::sessions::{Applied, TrafficReading};
     let r = |sid: &str, at: time::OffsetDateTime, i: u64, o: u64| TrafficReading {
         nas: "10.0.0.1".into(),
         session_id: sid.into(),

@@ -95,7 +95,7 @@ pub async fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sessions::{Applied, CloseReason, ClosedSession, LiveSession};
+    use ebok_live::sessions::{Applied, CloseReason, ClosedSession, LiveSession};
     use time::macros::datetime;
 
     fn closed(id: &str, start: OffsetDateTime, stop: OffsetDateTime) -> ClosedSession {
@@ -140,9 +140,9 @@ mod tests {
                 crate::testkit::traffic_sample("jan", recent, 1, 1),
             ],
         };
-        crate::store::history::record(db, &applied).await.unwrap();
+        crate::history::record(db, &applied).await.unwrap();
         let mut tx = db.begin().await.unwrap();
-        crate::store::audit::append(&mut tx, "test", "login", None, "x")
+        crate::audit::append(&mut tx, "test", "login", None, "x")
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -152,7 +152,7 @@ mod tests {
         assert_eq!(p.traffic_days, 1);
         assert_eq!(p.audit, 0, "today's audit entry stays");
         let ip = "10.0.0.7".parse().unwrap();
-        let history = crate::store::attribution::held_at;
+        let history = crate::attribution::held_at;
         assert!(history(db, ip, old).await.unwrap().is_empty());
         assert_eq!(history(db, ip, recent).await.unwrap().len(), 1);
         let v6 = "2001:db8::1".parse().unwrap();
@@ -225,7 +225,7 @@ mod tests {
         let p = prune(db, now, 365, 730, 730).await.unwrap();
         assert_eq!(p.former_subscribers, 1);
         let get = |id: i64| async move {
-            crate::store::subscribers::subscriber(db, id)
+            crate::subscribers::subscriber(db, id)
                 .await
                 .unwrap()
                 .unwrap()

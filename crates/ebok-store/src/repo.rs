@@ -267,7 +267,7 @@ impl Page {
         i64::from(self.size)
     }
 
-    pub(crate) fn offset(&self) -> i64 {
+    pub fn offset(&self) -> i64 {
         i64::from(self.number.max(1) - 1) * i64::from(self.size)
     }
 }
@@ -334,13 +334,13 @@ macro_rules! text_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = $crate::store::repo::UnknownValue;
+            type Err = $crate::repo::UnknownValue;
             fn from_str(s: &str) -> Result<$name, Self::Err> {
                 let t = s.trim();
                 $(if t.eq_ignore_ascii_case($s) {
                     return Ok($name::$var);
                 })+
-                Err($crate::store::repo::UnknownValue {
+                Err($crate::repo::UnknownValue {
                     kind: stringify!($name),
                     value: s.to_owned(),
                 })
@@ -350,12 +350,12 @@ macro_rules! text_enum {
 }
 pub(crate) use text_enum;
 
-pub(crate) fn now() -> OffsetDateTime {
+pub fn now() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
     from_ts(t.unix_timestamp())
 }
 
-pub(crate) fn from_ts(v: i64) -> OffsetDateTime {
+pub fn from_ts(v: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(v).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
@@ -501,7 +501,7 @@ pub(crate) fn select_list(alias: &str, prefix: &str, cols: &[&str]) -> String {
 }
 
 /// Typed column access implemented for the rows of both backends.
-pub(crate) trait RowGet {
+pub trait RowGet {
     fn get_i64(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
     fn get_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
     fn get_date(&self, col: &str) -> Result<Option<Date>, sqlx::Error>;
@@ -530,7 +530,7 @@ impl_row_get!(sqlx::sqlite::SqliteRow);
 impl_row_get!(sqlx::postgres::PgRow);
 
 /// The columns of one row, optionally under a prefix (`s_id`, `s_ext_id`, … in joins).
-pub(crate) struct Cols<'r, R> {
+pub struct Cols<'r, R> {
     row: &'r R,
     prefix: &'static str,
 }
@@ -647,35 +647,33 @@ impl<'r, R: RowGet> Cols<'r, R> {
 /// twice. `$uniques` lists the unique values a write may collide on.
 macro_rules! upsert_steps {
     ($conn:ident, $table:expr, $rec:expr, $vals:expr, $uniques:expr, $load:expr) => {{
-        let vals: Vec<(&'static str, $crate::store::repo::Val)> = $vals;
-        let uniques: &[($crate::store::repo::UniqueField, &str)] = $uniques;
+        let vals: Vec<(&'static str, $crate::repo::Val)> = $vals;
+        let uniques: &[($crate::repo::UniqueField, &str)] = $uniques;
         let mut stored = $load;
         let mut inserted = None;
         if stored.is_none() {
-            let sql = $crate::store::repo::insert_by_ext_id_sql($table, &vals);
-            let row = $crate::store::repo::bind_vals(sqlx::query(&sql), &vals)
+            let sql = $crate::repo::insert_by_ext_id_sql($table, &vals);
+            let row = $crate::repo::bind_vals(sqlx::query(&sql), &vals)
                 .fetch_optional(&mut **$conn)
                 .await
-                .map_err(|e| $crate::store::repo::unique_error(e, uniques))?;
+                .map_err(|e| $crate::repo::unique_error(e, uniques))?;
             match row {
-                Some(row) => inserted = Some($crate::store::repo::Cols::new(&row).i64("id")?),
+                Some(row) => inserted = Some($crate::repo::Cols::new(&row).i64("id")?),
                 None => stored = $load,
             }
         }
         match (inserted, stored) {
-            (Some(id), _) => ($crate::store::repo::Upserted::Inserted, id),
-            (None, Some((id, old))) if old == *$rec => {
-                ($crate::store::repo::Upserted::Unchanged, id)
-            }
+            (Some(id), _) => ($crate::repo::Upserted::Inserted, id),
+            (None, Some((id, old))) if old == *$rec => ($crate::repo::Upserted::Unchanged, id),
             (None, _) => {
-                let sql = $crate::store::repo::update_by_ext_id_sql($table, &vals);
-                let row = $crate::store::repo::bind_vals(sqlx::query(&sql), &vals)
+                let sql = $crate::repo::update_by_ext_id_sql($table, &vals);
+                let row = $crate::repo::bind_vals(sqlx::query(&sql), &vals)
                     .fetch_one(&mut **$conn)
                     .await
-                    .map_err(|e| $crate::store::repo::unique_error(e, uniques))?;
+                    .map_err(|e| $crate::repo::unique_error(e, uniques))?;
                 (
-                    $crate::store::repo::Upserted::Updated,
-                    $crate::store::repo::Cols::new(&row).i64("id")?,
+                    $crate::repo::Upserted::Updated,
+                    $crate::repo::Cols::new(&row).i64("id")?,
                 )
             }
         }
@@ -687,7 +685,7 @@ pub(crate) use upsert_steps;
 /// [`StoreError::UnknownReference`].
 macro_rules! parent_id {
     ($conn:ident, $kind:expr, $ext_id:expr) => {{
-        let kind: $crate::store::repo::Entity = $kind;
+        let kind: $crate::repo::Entity = $kind;
         let ext_id: &str = $ext_id;
         let sql = format!("SELECT id FROM {} WHERE ext_id = $1", kind.table());
         let row = sqlx::query(&sql)
@@ -695,9 +693,9 @@ macro_rules! parent_id {
             .fetch_optional(&mut **$conn)
             .await?;
         match row {
-            Some(row) => $crate::store::repo::Cols::new(&row).i64("id")?,
+            Some(row) => $crate::repo::Cols::new(&row).i64("id")?,
             None => {
-                return Err($crate::store::repo::StoreError::UnknownReference {
+                return Err($crate::repo::StoreError::UnknownReference {
                     kind,
                     ext_id: ext_id.to_owned(),
                 })
@@ -729,7 +727,7 @@ macro_rules! ids_by {
             }
             qb.push(")");
             for row in qb.build().fetch_all(&mut **$conn).await? {
-                let c = $crate::store::repo::Cols::new(&row);
+                let c = $crate::repo::Cols::new(&row);
                 found.insert(c.text("k")?, c.i64("id")?);
             }
         }
@@ -743,32 +741,32 @@ pub(crate) use ids_by;
 /// new rows, else to `()`; `?` on errors.
 macro_rules! insert_rows {
     (@stmt $table:expr, $chunk:expr) => {{
-        let chunk: &[Vec<(&'static str, $crate::store::repo::Val)>] = $chunk;
+        let chunk: &[Vec<(&'static str, $crate::repo::Val)>] = $chunk;
         let cols: Vec<&str> = chunk[0].iter().map(|(c, _)| *c).collect();
         let mut qb =
             sqlx::QueryBuilder::new(format!("INSERT INTO {} ({}) ", $table, cols.join(", ")));
         qb.push_values(chunk, |mut b, row| {
             for (_, v) in row {
                 match v {
-                    $crate::store::repo::Val::Int(x) => b.push_bind(*x),
-                    $crate::store::repo::Val::Text(x) => b.push_bind(x.clone()),
-                    $crate::store::repo::Val::Date(x) => b.push_bind(*x),
-                    $crate::store::repo::Val::Bool(x) => b.push_bind(*x),
+                    $crate::repo::Val::Int(x) => b.push_bind(*x),
+                    $crate::repo::Val::Text(x) => b.push_bind(x.clone()),
+                    $crate::repo::Val::Date(x) => b.push_bind(*x),
+                    $crate::repo::Val::Bool(x) => b.push_bind(*x),
                 };
             }
         });
         qb
     }};
     ($conn:ident, $table:expr, $rows:expr, returning ext_id) => {{
-        let rows: &[Vec<(&'static str, $crate::store::repo::Val)>] = $rows;
+        let rows: &[Vec<(&'static str, $crate::repo::Val)>] = $rows;
         let mut ids = std::collections::HashMap::<String, i64>::with_capacity(rows.len());
         if let Some(first) = rows.first() {
-            let per = ($crate::store::repo::BATCH_PARAMS / first.len().max(1)).max(1);
+            let per = ($crate::repo::BATCH_PARAMS / first.len().max(1)).max(1);
             for chunk in rows.chunks(per) {
-                let mut qb = $crate::store::repo::insert_rows!(@stmt $table, chunk);
+                let mut qb = $crate::repo::insert_rows!(@stmt $table, chunk);
                 qb.push(" RETURNING id, ext_id");
                 for row in qb.build().fetch_all(&mut **$conn).await? {
-                    let c = $crate::store::repo::Cols::new(&row);
+                    let c = $crate::repo::Cols::new(&row);
                     ids.insert(c.text("ext_id")?, c.i64("id")?);
                 }
             }
@@ -776,11 +774,11 @@ macro_rules! insert_rows {
         ids
     }};
     ($conn:ident, $table:expr, $rows:expr) => {{
-        let rows: &[Vec<(&'static str, $crate::store::repo::Val)>] = $rows;
+        let rows: &[Vec<(&'static str, $crate::repo::Val)>] = $rows;
         if let Some(first) = rows.first() {
-            let per = ($crate::store::repo::BATCH_PARAMS / first.len().max(1)).max(1);
+            let per = ($crate::repo::BATCH_PARAMS / first.len().max(1)).max(1);
             for chunk in rows.chunks(per) {
-                let mut qb = $crate::store::repo::insert_rows!(@stmt $table, chunk);
+                let mut qb = $crate::repo::insert_rows!(@stmt $table, chunk);
                 qb.build().execute(&mut **$conn).await?;
             }
         }
@@ -800,9 +798,9 @@ pub(crate) fn has_duplicates<'a>(keys: impl IntoIterator<Item = &'a str>) -> boo
 /// `$read`. Evaluates to `Result<Paged<_>, StoreError>`.
 macro_rules! paged_by {
     ($db:expr, $count:expr, $sql:expr, $key:expr, $page:expr, $read:expr) => {{
-        let page: $crate::store::repo::Page = $page;
+        let page: $crate::repo::Page = $page;
         let (total, items) = $crate::on_pool!($db, pool => {
-            let total = $crate::store::repo::Cols::new(
+            let total = $crate::repo::Cols::new(
                 &sqlx::query($count).bind($key).fetch_one(pool).await?,
             )
             .i64("n")?;
@@ -813,11 +811,11 @@ macro_rules! paged_by {
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(|r| $read(&$crate::store::repo::Cols::new(r)))
+                .map(|r| $read(&$crate::repo::Cols::new(r)))
                 .collect::<Result<Vec<_>, _>>()?;
             (total, items)
         });
-        Ok::<_, $crate::store::repo::StoreError>($crate::store::repo::Paged {
+        Ok::<_, $crate::repo::StoreError>($crate::repo::Paged {
             items,
             total: total as u64,
             page,
@@ -828,7 +826,7 @@ pub(crate) use paged_by;
 
 macro_rules! ensure_exists {
     ($conn:ident, $kind:expr, $id:expr) => {{
-        let kind: $crate::store::repo::Entity = $kind;
+        let kind: $crate::repo::Entity = $kind;
         let id: i64 = $id;
         let sql = format!("SELECT id FROM {} WHERE id = $1", kind.table());
         if sqlx::query(&sql)
@@ -837,7 +835,7 @@ macro_rules! ensure_exists {
             .await?
             .is_none()
         {
-            return Err($crate::store::repo::StoreError::NotFound { kind, id });
+            return Err($crate::repo::StoreError::NotFound { kind, id });
         }
     }};
 }

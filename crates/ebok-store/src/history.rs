@@ -7,9 +7,9 @@ use time::OffsetDateTime;
 
 use super::repo::{Page, Paged};
 use super::Db;
-use crate::history_writer::{HistoryError, HistoryStore};
 use crate::on_pool;
-use crate::sessions::{Applied, TrafficReading};
+use ebok_live::history_writer::{HistoryError, HistoryStore};
+use ebok_live::sessions::{Applied, TrafficReading};
 
 /// One closed session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,9 +86,9 @@ pub(crate) fn placeholders(pg: bool, rows: usize, width: usize) -> String {
 /// id, start) repeats: one upsert statement may not touch a row twice (PostgreSQL refuses;
 /// and a repeat must see the row its predecessor wrote). Order is kept.
 fn distinct_chunks(
-    closed: &[crate::sessions::ClosedSession],
+    closed: &[ebok_live::sessions::ClosedSession],
     max: usize,
-) -> Vec<&[crate::sessions::ClosedSession]> {
+) -> Vec<&[ebok_live::sessions::ClosedSession]> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut seen = std::collections::HashSet::new();
@@ -125,7 +125,7 @@ pub async fn record(db: &Db, applied: &Applied) -> Result<(), sqlx::Error> {
 /// [`record`] for the parts of an [`Applied`].
 async fn write_merged(
     db: &Db,
-    closed: &[crate::sessions::ClosedSession],
+    closed: &[ebok_live::sessions::ClosedSession],
     traffic: &[TrafficReading],
 ) -> Result<(), sqlx::Error> {
     if closed.is_empty() && traffic.is_empty() {
@@ -627,7 +627,7 @@ pub fn refused_for_good(e: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history_writer::{HistoryWriter, Written};
+    use ebok_live::history_writer::{HistoryWriter, Written};
     use time::macros::datetime;
 
     /// A reading of session `sid` of login `user`, started at 08:00 UTC on 1 July 2026.
@@ -679,7 +679,7 @@ mod tests {
     async fn writer_commits_many_writes_and_spools_when_the_database_fails() {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::testkit::sqlite_in(dir.path(), "h.sqlite").await;
-        let spool = crate::spool::Spool::open(&dir.path().join("spool")).unwrap();
+        let spool = ebok_live::spool::Spool::open(&dir.path().join("spool")).unwrap();
         let w = HistoryWriter::spawn(
             std::sync::Arc::new(db.clone()),
             spool.clone(),
@@ -740,10 +740,10 @@ mod tests {
     async fn a_spooled_history_record_replays_even_when_its_commit_outlasts_the_store_timeout() {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::testkit::sqlite_in(dir.path(), "h.sqlite").await;
-        let live = crate::sessions::embedded::EmbeddedSessions::open(&dir.path().join("live"))
+        let live = ebok_live::sessions::embedded::EmbeddedSessions::open(&dir.path().join("live"))
             .await
             .unwrap();
-        let spool = crate::spool::Spool::open(&dir.path().join("spool")).unwrap();
+        let spool = ebok_live::spool::Spool::open(&dir.path().join("spool")).unwrap();
         let at = time::macros::datetime!(2026-07-01 10:00 UTC);
         let traffic = (0..5000)
             .map(|i| TrafficReading {
@@ -757,7 +757,7 @@ mod tests {
             })
             .collect();
         spool
-            .append(&crate::spool::SpoolRecord::History(Applied {
+            .append(&ebok_live::spool::SpoolRecord::History(Applied {
                 traffic,
                 ..Applied::default()
             }))
@@ -765,14 +765,14 @@ mod tests {
             .unwrap();
         // A store timeout no commit of 5,000 rows can meet: the replay must not use it
         // (it did, and retried the record forever).
-        let ingest = crate::ingest::Ingest::new(
+        let ingest = ebok_live::ingest::Ingest::new(
             std::sync::Arc::new(live),
             std::sync::Arc::new(db.clone()),
             spool.clone(),
-            crate::config::AckAfter::Store,
+            ebok_live::ingest::AckAfter::Store,
             std::time::Duration::from_micros(1),
             None,
-            crate::dead_letter::DeadLetters::new(dir.path()),
+            ebok_live::dead_letter::DeadLetters::new(dir.path()),
         );
         assert_eq!(ingest.replay().await.unwrap(), 1);
         assert_eq!(spool.depth(), 0);
