@@ -335,6 +335,14 @@ mod tests {
     const NAS: [u8; 4] = [192, 0, 2, 1];
     const SRV: [u8; 4] = [192, 0, 2, 9];
 
+    /// Capture's start looks the interface up; a missing one is named with those present.
+    #[test]
+    fn a_missing_interface_is_named_with_those_present() {
+        assert_eq!(find_interface("lo").unwrap().name, "lo");
+        let e = find_interface("ebok-none0").unwrap_err().to_string();
+        assert!(e.contains("ebok-none0") && e.contains("lo"), "{e}");
+    }
+
     /// `datagram` split into IPv4 fragments of `size` octets (a multiple of 8), in order.
     fn v4_fragments(datagram: &[u8], size: usize, id: u16) -> Vec<Vec<u8>> {
         datagram
