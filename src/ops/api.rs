@@ -31,6 +31,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::config::OpsToken;
 use crate::sessions::LiveSession;
+use crate::store::auth::{base64url, token_hash};
 use crate::store::billing::{upsert_invoice_keeping, upsert_payment, InvoiceRecord, PaymentRecord};
 use crate::store::content::{
     self, upsert_faq, upsert_news, upsert_service, FaqRecord, NewsRecord, OrderStatus,
@@ -108,31 +109,8 @@ pub fn new_token() -> (String, String) {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let token = format!("{TOKEN_PREFIX}{}", base64url(&bytes));
-    let digest = token_digest(&token);
+    let digest = token_hash(&token);
     (token, digest)
-}
-
-/// The SHA-256 hex digest of a token, as configured in `[ops] tokens`.
-pub fn token_digest(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Base64 with the URL-safe alphabet, no padding (RFC 4648 §5).
-fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
 }
 
 /// 64 hex digits (either case) as 32 bytes.

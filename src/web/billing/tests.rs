@@ -752,7 +752,7 @@ async fn invoices_put_through_the_ops_api_mail_consenting_subscribers() {
     let mut config = (*h.state.config).clone();
     config.ops.tokens.push(crate::config::OpsToken {
         name: "billing".into(),
-        sha256: crate::ops::api::token_digest(token),
+        sha256: crate::store::auth::token_hash(token),
     });
     let state = AppState {
         config: std::sync::Arc::new(config),
