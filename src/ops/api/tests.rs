@@ -12,13 +12,19 @@ use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
 
+use super::auth::*;
 use super::*;
+
 use crate::config::{Config, OpsToken};
 use crate::radius::event::{AccountingEvent, StatusType};
 use crate::sessions::embedded::EmbeddedSessions;
 use crate::sessions::LiveSessions;
 use crate::store::auth::hex;
+use crate::store::auth::{base64url, token_hash};
+use crate::store::content::{self};
 use crate::store::subscribers::subscriber_by_ext_id;
+use crate::store::{audit, Db};
+use crate::web::AppState;
 
 const TOKEN: &str = "test-token-of-the-billing-system";
 const OTHER_TOKEN: &str = "test-token-of-the-noc";
