@@ -113,7 +113,7 @@ async fn operators_see_nas_activity_sessions_and_parseable_metrics() {
     let mut config = config(dir.path(), &Backend::Embedded, None);
     config.ops.tokens = vec![OpsToken {
         name: "noc".into(),
-        sha256: ebok::ops::api::token_digest(TOKEN),
+        sha256: ebok::store::auth::token_hash(TOKEN),
     }];
     let ebok = Ebok::start(config).await;
     let now = OffsetDateTime::now_utc().unix_timestamp();

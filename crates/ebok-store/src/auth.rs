@@ -46,6 +46,21 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// RFC 4648 §5 base64url without padding: the text of random tokens in cookies and of the
+/// ops API's generated tokens.
+pub fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
 /// A valid (unused, unexpired) token's contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenGrant {

@@ -12,12 +12,19 @@ use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
 
+use super::auth::*;
 use super::*;
+
 use crate::config::{Config, OpsToken};
 use crate::radius::event::{AccountingEvent, StatusType};
 use crate::sessions::embedded::EmbeddedSessions;
 use crate::sessions::LiveSessions;
+use crate::store::auth::hex;
+use crate::store::auth::{base64url, token_hash};
+use crate::store::content::{self};
 use crate::store::subscribers::subscriber_by_ext_id;
+use crate::store::{audit, Db};
+use crate::web::AppState;
 
 const TOKEN: &str = "test-token-of-the-billing-system";
 const OTHER_TOKEN: &str = "test-token-of-the-noc";
@@ -39,11 +46,11 @@ fn billing_tokens() -> Vec<OpsToken> {
     vec![
         OpsToken {
             name: "noc".into(),
-            sha256: token_digest(OTHER_TOKEN).to_uppercase(),
+            sha256: token_hash(OTHER_TOKEN).to_uppercase(),
         },
         OpsToken {
             name: "billing".into(),
-            sha256: token_digest(TOKEN),
+            sha256: token_hash(TOKEN),
         },
     ]
 }
@@ -204,7 +211,7 @@ async fn missing_and_wrong_tokens_get_the_same_401() {
         "Bearer ",
         "Basic dXNlcjpwYXNz",
         TOKEN,
-        &format!("Bearer {}", token_digest(TOKEN)),
+        &format!("Bearer {}", token_hash(TOKEN)),
     ] {
         let (status, headers, body) = h.call(Method::GET, path, Some(auth), None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth}");
@@ -301,7 +308,7 @@ async fn generated_tokens_work() {
     assert!(token
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-    assert_eq!(digest, token_digest(&token));
+    assert_eq!(digest, token_hash(&token));
     assert_eq!(digest.len(), 64);
     assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()));
 
@@ -338,11 +345,11 @@ fn encodings() {
     }
     // SHA-256("abc"), FIPS 180-2.
     assert_eq!(
-        token_digest("abc"),
+        token_hash("abc"),
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
-    let d = decode_digest(&token_digest("abc").to_uppercase()).unwrap();
-    assert_eq!(hex(&d), token_digest("abc"));
+    let d = decode_digest(&token_hash("abc").to_uppercase()).unwrap();
+    assert_eq!(hex(&d), token_hash("abc"));
     assert!(decode_digest("zz").is_none());
     assert!(decode_digest(&"g".repeat(64)).is_none());
 }

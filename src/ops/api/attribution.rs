@@ -27,7 +27,6 @@ use crate::store::{audit, Db};
 use crate::web::AppState;
 
 #[cfg(test)]
-#[path = "api/attribution_tests.rs"]
 mod tests;
 
 /// The longest period one export may cover.

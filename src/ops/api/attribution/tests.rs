@@ -36,7 +36,7 @@ impl Harness {
         let mut config = Config::default();
         config.ops.tokens = vec![OpsToken {
             name: "abuse".into(),
-            sha256: super::super::token_digest(TOKEN),
+            sha256: crate::store::auth::token_hash(TOKEN),
         }];
         config.state.dir = dir.path().to_owned();
         let state = AppState::new(db, Arc::new(live), Arc::new(config))
