@@ -246,7 +246,7 @@ pub async fn start(
         )),
     ];
     let state =
-        crate::web::AppState::new(db.clone(), ingest.live.clone(), Arc::new(config.clone()))
+        crate::web::AppState::new(db.clone(), ingest.live.clone(), Arc::new(config.panel()))
             .await?;
     // The panel's "restart my connection" asks the NAS through RFC 5176; it reads the NAS
     // table through the listener's context, so a SIGHUP reload reaches it too.

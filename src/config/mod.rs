@@ -2,10 +2,9 @@
 //! `EBOK_*` environment variables, then by command-line flags. Every error names the file,
 //! the key and the reason.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use ipnet::IpNet;
 use serde::Deserialize;
 
 mod ops;
@@ -106,6 +105,23 @@ pub struct CliOverrides {
 pub const NO_FILE: &str = "(defaults)";
 
 impl Config {
+    /// What the panel and the ops API are built from.
+    pub fn panel(&self) -> crate::web::settings::PanelConfig {
+        crate::web::settings::PanelConfig {
+            web: self.web.clone(),
+            isp: self.isp.clone(),
+            ops: self.ops.clone(),
+            mail: self.mail.clone(),
+            state_dir: self.state.dir.clone(),
+            shared: (self.sessions.store == StoreKind::Redis).then(|| {
+                crate::web::settings::SharedRedis {
+                    url: self.sessions.redis_url.clone(),
+                    prefix: self.sessions.redis_prefix.clone(),
+                }
+            }),
+            demo: self.demo,
+        }
+    }
     /// What serving the panel needs beyond [`Config::validate`]: a `public_url` unless the
     /// panel listens on loopback only or this is the demo (links in mails, and the host
     /// names it answers to, come from it).

@@ -17,22 +17,6 @@ impl Default for MetricsConfig {
     }
 }
 
-/// `[ops]`: the operators' JSON API.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OpsConfig {
-    /// Bearer tokens accepted by `/api/v1/…`, stored as SHA-256 digests.
-    pub tokens: Vec<OpsToken>,
-}
-
-/// One ops API token: who holds it and the SHA-256 (hex) of the token.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OpsToken {
-    pub name: String,
-    pub sha256: String,
-}
-
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -176,12 +176,4 @@ impl NasConfig {
     }
 }
 
-/// A prefix, or a bare address as a host prefix.
-pub fn parse_prefix(s: &str) -> Result<IpNet, String> {
-    if let Ok(n) = s.parse::<IpNet>() {
-        return Ok(n);
-    }
-    s.parse::<std::net::IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| format!("'{s}' is not an IP address or prefix"))
-}
+pub use crate::radius::nas::parse_prefix;

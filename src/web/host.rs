@@ -15,7 +15,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::config::{host_name as normalise, WebConfig};
+use crate::web::settings::{host_name as normalise, WebConfig};
 
 /// The host names the panel answers to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -39,6 +39,7 @@ pub mod register;
 pub mod request;
 pub mod serve;
 pub mod session_store;
+pub mod settings;
 pub mod stats;
 pub mod totp;
 
@@ -54,20 +55,20 @@ use axum::routing::{get, post};
 use axum::Router;
 use ipnet::IpNet;
 
-use crate::config::{Config, StoreKind};
 use crate::mail::{Mailer, OutgoingMail};
 use crate::sessions::LiveSessions;
 use crate::store::Db;
 use i18n::Tr;
 use ratelimit::{MemoryLimiter, RateLimiter, RedisLimiter, Rule};
 use session_store::{RedisWebSessions, SessionPolicy, SqlWebSessions, WebSessionStore};
+use settings::PanelConfig;
 
 /// State shared by every handler; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub live: Arc<dyn LiveSessions>,
-    pub config: Arc<Config>,
+    pub config: Arc<PanelConfig>,
     pub panel: Arc<Panel>,
 }
 
@@ -123,22 +124,22 @@ pub mod limits {
 
 impl AppState {
     /// Build the state from the configuration: panel sessions and rate limits in Redis
-    /// when `[sessions] store = "redis"`, else in SQL and in memory; the CSRF key shared
-    /// through the database.
+    /// when they are shared, else in SQL and in memory; the CSRF key shared through the
+    /// database.
     pub async fn new(
         db: Db,
         live: Arc<dyn LiveSessions>,
-        config: Arc<Config>,
+        config: Arc<PanelConfig>,
     ) -> anyhow::Result<AppState> {
         let policy = SessionPolicy {
             idle: Duration::from_secs(config.web.session_idle_minutes * 60),
             absolute: Duration::from_secs(config.web.session_absolute_hours * 3600),
         };
         let (sessions, limiter): (Arc<dyn WebSessionStore>, Arc<dyn RateLimiter>) =
-            match config.sessions.store {
-                StoreKind::Redis => {
-                    let url = &config.sessions.redis_url;
-                    let prefix = format!("{}web:", config.sessions.redis_prefix);
+            match &config.shared {
+                Some(redis) => {
+                    let url = &redis.url;
+                    let prefix = format!("{}web:", redis.prefix);
                     (
                         Arc::new(
                             RedisWebSessions::connect(url, &prefix, policy)
@@ -152,12 +153,12 @@ impl AppState {
                         ),
                     )
                 }
-                StoreKind::Embedded => (
+                None => (
                     Arc::new(SqlWebSessions::new(db.clone(), policy)),
                     Arc::new(MemoryLimiter::new()),
                 ),
             };
-        let mailer = Mailer::new(&config.mail, &config.state.dir).context("mail ([mail])")?;
+        let mailer = Mailer::new(&config.mail, &config.state_dir).context("mail ([mail])")?;
         billing::init_invoice_mail(&db)
             .await
             .context("starting the new-invoice mail watermark")?;
@@ -172,7 +173,7 @@ impl AppState {
             csrf_key,
             trusted: config.web.trusted_proxy_nets(),
             // Remembered only where asking costs a round trip.
-            line_note: line_note::LineNoteCache::new(config.sessions.store == StoreKind::Redis),
+            line_note: line_note::LineNoteCache::new(config.shared.is_some()),
             session_control: std::sync::OnceLock::new(),
             radius: std::sync::OnceLock::new(),
             hosts: Arc::new(host::AllowedHosts::from_config(&config.web, config.demo)),

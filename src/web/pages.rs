@@ -15,7 +15,7 @@ use super::i18n::{Lang, Tr};
 use super::request::{set_cookie, CsrfKey, RequestInfo, Seed, LANG_COOKIE};
 use super::session_store::WebSession;
 use super::AppState;
-use crate::config::Config;
+use crate::web::settings::PanelConfig;
 use crate::store::panel::{self, PanelAccount};
 use crate::store::subscribers::Overview;
 
@@ -179,7 +179,7 @@ pub struct Chrome {
     pub t: Tr,
     /// The token of the page's forms, `{{ c.csrf }}`.
     pub csrf: CsrfField,
-    config: Arc<Config>,
+    config: Arc<PanelConfig>,
     pub conn_note: String,
     pub logged_in: bool,
     pub user: String,

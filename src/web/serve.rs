@@ -28,7 +28,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn from_config(web: &crate::config::WebConfig) -> Self {
+    pub fn from_config(web: &crate::web::settings::WebConfig) -> Self {
         Limits {
             header_timeout: Duration::from_secs(web.header_timeout_secs),
             request_timeout: Duration::from_secs(web.request_timeout_secs),

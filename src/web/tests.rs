@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use tower::ServiceExt;
 
 use super::{router, AppState};
-use crate::config::{Config, StoreKind};
+use crate::web::settings::{PanelConfig, SharedRedis};
 use crate::radius::event::{AccountingEvent, StatusType};
 use crate::sessions::embedded::EmbeddedSessions;
 use crate::sessions::redis::RedisSessions;
@@ -164,7 +164,7 @@ impl Harness {
     }
 
     /// [`Harness::sqlite`] with a configuration change.
-    pub async fn with(tweak: impl FnOnce(&mut Config)) -> Harness {
+    pub async fn with(tweak: impl FnOnce(&mut PanelConfig)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ebok.sqlite").display());
         let db = Db::connect(&url).await.unwrap();
@@ -188,9 +188,10 @@ impl Harness {
         let (u, p) = (url.clone(), prefix.clone());
         Some(
             Harness::build(db, live, dir, Some(pg), Some((url, prefix)), move |c| {
-                c.sessions.store = StoreKind::Redis;
-                c.sessions.redis_url = u.clone();
-                c.sessions.redis_prefix = p.clone();
+                c.shared = Some(SharedRedis {
+                    url: u.clone(),
+                    prefix: p.clone(),
+                });
             })
             .await,
         )
@@ -202,14 +203,14 @@ impl Harness {
         dir: tempfile::TempDir,
         pg: Option<crate::testkit::FreshPg>,
         redis: Option<(String, String)>,
-        tweak: impl FnOnce(&mut Config),
+        tweak: impl FnOnce(&mut PanelConfig),
     ) -> Harness {
         seed(&db).await;
         start_session(live.as_ref(), "s-jan", "jan@isp", JAN_IP).await;
         start_session(live.as_ref(), "s-anna", "anna@isp", ANNA_IP).await;
         start_session(live.as_ref(), "s-firm", "firma@isp", FIRM_IP).await;
-        let mut config = Config::default();
-        config.state.dir = dir.path().to_owned();
+        let mut config = PanelConfig::default();
+        config.state_dir = dir.path().to_owned();
         config.web.trusted_proxies = vec![PROXY_IP.into()];
         config.web.public_url = "https://ebok.example.pl".into();
         config.isp.name = "Testnet".into();
@@ -1511,7 +1512,7 @@ async fn your_data_shows_each_contract_with_its_ips_and_nothing_of_others() {
 
 #[tokio::test]
 async fn mail_links_never_come_from_the_host_header() {
-    let mut config = Config::default();
+    let mut config = PanelConfig::default();
     config.web.listen = "0.0.0.0:8080".parse().unwrap();
     let h = Harness::sqlite().await;
     let state = AppState {

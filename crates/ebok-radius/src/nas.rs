@@ -145,6 +145,16 @@ impl NasActivity {
     }
 }
 
+/// A prefix, or a bare address as a host prefix.
+pub fn parse_prefix(s: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(n) = s.parse::<ipnet::IpNet>() {
+        return Ok(n);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("'{s}' is not an IP address or prefix"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

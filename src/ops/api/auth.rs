@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::ApiError;
-use crate::config::OpsToken;
+use crate::web::settings::OpsToken;
 use crate::store::auth::{base64url, token_hash};
 use crate::web::AppState;
 

@@ -15,7 +15,7 @@ use tower::ServiceExt;
 use super::auth::*;
 use super::*;
 
-use crate::config::{Config, OpsToken};
+use crate::web::settings::{OpsToken, PanelConfig};
 use crate::radius::event::{AccountingEvent, StatusType};
 use crate::sessions::embedded::EmbeddedSessions;
 use crate::sessions::LiveSessions;
@@ -36,8 +36,8 @@ struct Harness {
     pg: Option<crate::testkit::FreshPg>,
 }
 
-fn config_with(tokens: Vec<OpsToken>) -> Arc<Config> {
-    let mut config = Config::default();
+fn config_with(tokens: Vec<OpsToken>) -> Arc<PanelConfig> {
+    let mut config = PanelConfig::default();
     config.ops.tokens = tokens;
     Arc::new(config)
 }
@@ -80,7 +80,7 @@ impl Harness {
             .await
             .unwrap();
         let mut config = (*config_with(tokens)).clone();
-        config.state.dir = dir.path().to_owned();
+        config.state_dir = dir.path().to_owned();
         let state = AppState::new(db, Arc::new(live), Arc::new(config))
             .await
             .expect("app state");
@@ -1280,11 +1280,17 @@ async fn live_sessions_are_listed_filtered_and_audited() {
 
 /// The RFC 5176 client wired as at start-up, towards the in-test NAS on `port`.
 fn wire_coa(h: &Harness, port: u16) {
-    let config: Config = toml::from_str(&format!(
-        "[[nas]]\nname = \"test-nas\"\nprefixes = [\"127.0.0.1\"]\nsecret = \"coa-secret\"\ncoa_port = {port}\n"
-    ))
-    .unwrap();
-    let table = Arc::new(config.nas_table().unwrap());
+    let nas = crate::radius::nas::NasClient {
+        name: "test-nas".into(),
+        secret: b"coa-secret".as_slice().into(),
+        vendor: "rfc".into(),
+        expiry: std::time::Duration::from_secs(600),
+        coa_port: port,
+    };
+    let table = Arc::new(crate::radius::nas::NasTable::new([(
+        nas,
+        vec!["127.0.0.1/32".parse().unwrap()],
+    )]));
     let client = crate::radius::coa::CoaClient::new(Arc::new(move || table.clone()))
         .with_retries(2, std::time::Duration::from_millis(300));
     assert!(h.state.panel.session_control.set(Arc::new(client)).is_ok());

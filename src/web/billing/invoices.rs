@@ -267,7 +267,7 @@ pub struct TotalsMismatch {
 #[allow(clippy::too_many_arguments)] // the parts of one document
 pub fn invoice_doc(
     t: Tr,
-    config: &crate::config::IspConfig,
+    config: &crate::web::settings::IspConfig,
     sub: &Subscriber,
     contracts: &[subscribers::Contract],
     inv: &Invoice,

@@ -14,7 +14,7 @@ use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
 
 use super::*;
-use crate::config::{Config, OpsToken};
+use crate::web::settings::{OpsToken, PanelConfig};
 use crate::radius::event::{AccountingEvent, StatusType};
 use crate::sessions::embedded::EmbeddedSessions;
 use crate::testkit::{stored_closed_session as closed_session, subscriber_with_login};
@@ -33,12 +33,12 @@ impl Harness {
         let live = EmbeddedSessions::open(&dir.path().join("live.sqlite"))
             .await
             .unwrap();
-        let mut config = Config::default();
+        let mut config = PanelConfig::default();
         config.ops.tokens = vec![OpsToken {
             name: "abuse".into(),
             sha256: crate::store::auth::token_hash(TOKEN),
         }];
-        config.state.dir = dir.path().to_owned();
+        config.state_dir = dir.path().to_owned();
         let state = AppState::new(db, Arc::new(live), Arc::new(config))
             .await
             .unwrap();
