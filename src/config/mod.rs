@@ -641,6 +641,21 @@ mod tests {
         );
     }
 
+    /// `[isp] logo` is checked at start-up, and the problem names the key.
+    #[test]
+    fn a_logo_that_is_not_a_png_is_refused_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("logo.png");
+        std::fs::write(&text, "not an image").unwrap();
+        for path in [text, dir.path().join("missing.png")] {
+            let mut c = Config::default();
+            c.isp.logo = Some(path.clone());
+            let e = c.validate("ebok.toml").err().map(|e| e.to_string());
+            let e = e.unwrap_or_else(|| panic!("{} accepted", path.display()));
+            assert!(e.contains("isp.logo"), "{e}");
+        }
+    }
+
     #[test]
     fn capture_ports_must_be_given() {
         // The interface is looked up when capture starts (its test is in ebok-radius).

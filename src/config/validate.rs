@@ -39,13 +39,13 @@ impl Config {
                     .into(),
             ));
         }
-        if !self.capture.interface.is_empty() {
-            if self.capture.ports.is_empty() || self.capture.ports.contains(&0) {
-                problems.push(err(
-                    "capture.ports".into(),
-                    "give at least one UDP port, none of them 0".into(),
-                ));
-            }
+        if !self.capture.interface.is_empty()
+            && (self.capture.ports.is_empty() || self.capture.ports.contains(&0))
+        {
+            problems.push(err(
+                "capture.ports".into(),
+                "give at least one UDP port, none of them 0".into(),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for (i, nas) in self.nas.iter().enumerate() {

@@ -1,0 +1,57 @@
+//! Płatności (balance, charges and payments with the running balance, the subscriber's own
+//! bank account and a transfer QR code for what is due) and e-Faktury (the consent to
+//! electronic invoices, the invoice list, each invoice as a print page and as a PDF made
+//! here with an embedded font), plus the mail to consenting subscribers about a new invoice.
+//!
+//! Rooms: [`payments`], [`invoices`] (consent, list, print page), [`invoice_pdf`] (the PDF
+//! layout engine), [`invoice_mail`] (the mail about a new invoice).
+
+mod invoice_mail;
+mod invoice_pdf;
+mod invoices;
+mod payments;
+#[cfg(test)]
+mod tests;
+
+pub use invoice_mail::*;
+pub use invoice_pdf::*;
+pub use invoices::*;
+pub use payments::*;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use time::{Date, OffsetDateTime};
+
+use super::pages::{error_page, internal, Ctx};
+use super::AppState;
+use ebok_store::subscribers::{self, Subscriber};
+
+/// Rows per page of the ledger and of the invoice list.
+pub const PAGE_SIZE: u32 = 20;
+
+/// The routes of this page group.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/platnosci", get(payments))
+        .route("/e-faktury", get(invoices))
+        .route("/e-faktury/zgoda", post(consent))
+        .route("/e-faktury/{id}", get(invoice))
+}
+
+fn today() -> Date {
+    ebok_store::tz::warsaw_date(OffsetDateTime::now_utc())
+}
+
+/// The logged-in subscriber, or the answer to give instead (login page, 404, 500).
+async fn subscriber_of(state: &AppState, ctx: &Ctx) -> Result<Subscriber, Response> {
+    let Some(auth) = &ctx.auth else {
+        return Err(super::pages::to_login());
+    };
+    match subscribers::subscriber(&state.db, auth.account.subscriber_id).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(error_page(state, &ctx.info, StatusCode::NOT_FOUND).await),
+        Err(e) => Err(internal(state, ctx, e).await),
+    }
+}

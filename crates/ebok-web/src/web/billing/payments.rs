@@ -1,0 +1,180 @@
+//! Płatności: balance, charges and payments with the running balance, the subscriber's own
+//! bank account and a transfer QR code for what is due.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::{subscriber_of, PAGE_SIZE};
+use crate::web::i18n::Tr;
+use crate::web::pages::{internal, render, Chrome, Ctx};
+use crate::web::paging::{clamped, PageQuery, Pager};
+use crate::web::AppState;
+use ebok_store::billing::{self, LedgerItem};
+use ebok_store::subscribers::{self, Subscriber};
+use ebok_store::tz::format_date;
+
+/// One line of the ledger as the page shows it.
+pub struct LedgerRow {
+    pub date: String,
+    pub what: String,
+    pub link: Option<String>,
+    pub charge: String,
+    pub payment: String,
+    pub balance: String,
+    pub owing: bool,
+}
+
+/// The transfer QR code and what it says.
+pub struct TransferQr {
+    pub svg: String,
+    pub payload: String,
+    pub recipient: String,
+    pub title: String,
+    pub amount: String,
+}
+
+#[derive(Template)]
+#[template(path = "payments.html")]
+struct PaymentsPage {
+    c: Chrome,
+    /// `due`, `overpaid` or `settled`.
+    balance_state: &'static str,
+    balance: String,
+    account: Option<String>,
+    qr: Option<TransferQr>,
+    rows: Vec<LedgerRow>,
+    total: u64,
+    pager: Pager,
+}
+
+/// The transfer title: the oldest unpaid invoice's number, else the first contract's.
+async fn transfer_title(state: &AppState, t: Tr, sub: &Subscriber) -> anyhow::Result<String> {
+    if let Some(inv) = billing::oldest_unpaid_invoice(&state.db, sub.id).await? {
+        let title = t.f("payments.qr_title_invoice", &[("number", &inv.number)]);
+        return Ok(if title.chars().count() <= billing::QR_TITLE_MAX {
+            title
+        } else {
+            inv.number
+        });
+    }
+    let contracts = subscribers::contracts_of(&state.db, sub.id).await?;
+    Ok(match contracts.first() {
+        Some(c) => t.f("payments.qr_title_contract", &[("contract", &c.number)]),
+        None => sub.display_name(),
+    })
+}
+
+/// Płatności: the balance, the account to pay to with a QR code for the amount due, and the
+/// ledger newest first with the balance after each line.
+pub async fn payments(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let sub = match subscriber_of(&state, &ctx).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let t = ctx.t;
+    let page = async {
+        let balance = billing::balance(&state.db, sub.id).await?;
+        let ledger = clamped(q.page(PAGE_SIZE), |p| {
+            billing::ledger_page(&state.db, sub.id, p)
+        })
+        .await?;
+        let qr = match (&sub.bank_account, balance.is_negative()) {
+            (Some(nrb), true) => {
+                let due = -balance;
+                let title = transfer_title(&state, t, &sub).await?;
+                let recipient = billing::qr_text(&state.config.isp.name, billing::QR_RECIPIENT_MAX);
+                let nip = state
+                    .config
+                    .isp
+                    .nip
+                    .parse::<ebok_store::validate::Nip>()
+                    .ok();
+                let payload = billing::transfer_qr_payload(
+                    nip.as_ref().map(|n| n.as_str()),
+                    nrb,
+                    due,
+                    &recipient,
+                    &title,
+                );
+                Some(TransferQr {
+                    svg: crate::web::totp::qr_svg(&payload, t.t("payments.qr_label")),
+                    recipient,
+                    title: billing::qr_text(&title, billing::QR_TITLE_MAX),
+                    amount: due.to_string(),
+                    payload,
+                })
+            }
+            _ => None,
+        };
+        let rows = ledger
+            .items
+            .iter()
+            .map(|e| {
+                let (what, link) = match &e.item {
+                    LedgerItem::Invoice { id, number, due_on } => (
+                        t.f(
+                            "payments.invoice_line",
+                            &[("number", number), ("due", &format_date(*due_on))],
+                        ),
+                        Some(format!("/e-faktury/{id}")),
+                    ),
+                    LedgerItem::Payment { title, .. } => (
+                        if title.trim().is_empty() {
+                            t.t("payments.payment_line").to_owned()
+                        } else {
+                            t.f("payments.payment_titled", &[("title", title)])
+                        },
+                        None,
+                    ),
+                };
+                let (charge, payment) = if e.amount.is_negative() {
+                    ((-e.amount).to_string(), String::new())
+                } else {
+                    (String::new(), e.amount.to_string())
+                };
+                LedgerRow {
+                    date: format_date(e.date),
+                    what,
+                    link,
+                    charge,
+                    payment,
+                    balance: e.balance.to_string(),
+                    owing: e.balance.is_negative(),
+                }
+            })
+            .collect();
+        let balance_state = if balance.is_negative() {
+            "due"
+        } else if balance.is_zero() {
+            "settled"
+        } else {
+            "overpaid"
+        };
+        Ok::<_, anyhow::Error>((balance_state, balance.abs(), qr, rows, ledger))
+    }
+    .await;
+    let (balance_state, balance, qr, rows, ledger) = match page {
+        Ok(p) => p,
+        Err(e) => return internal(&state, &ctx, e).await,
+    };
+    let c = Chrome::new(&state, &ctx, "/platnosci").await;
+    render(
+        StatusCode::OK,
+        &PaymentsPage {
+            c,
+            balance_state,
+            balance: balance.to_string(),
+            account: sub.bank_account.as_ref().map(|n| n.grouped()),
+            qr,
+            rows,
+            total: ledger.total,
+            pager: Pager::of(&ledger, "/platnosci"),
+        },
+    )
+}
