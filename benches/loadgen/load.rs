@@ -236,7 +236,7 @@ pub(super) async fn load(args: LoadArgs) -> anyhow::Result<()> {
     if let (Some(url), Some(m0)) = (&args.metrics, &metrics0) {
         let m1 = scrape(url).await?;
         let spooled =
-            metric(&m1, "ebok_radius_spooled_total") - metric(m0, "ebok_radius_spooled_total");
+            metric(&m1, "ebok_radius_journaled_total") - metric(m0, "ebok_radius_journaled_total");
         let depth = metric(&m1, "ebok_spool_depth");
         let share = if all.answered > 0 {
             spooled * 100.0 / all.answered as f64
@@ -244,7 +244,7 @@ pub(super) async fn load(args: LoadArgs) -> anyhow::Result<()> {
             0.0
         };
         println!(
-            "  ebok: {spooled:.0} answers ({share:.1}%) came after a spool append instead of the stores; spool depth at the end {depth:.0}"
+            "  ebok: {spooled:.0} answers ({share:.1}%) were given from the journal before the stores took the event; journal depth at the end {depth:.0}"
         );
         cpu_fields.push_str(&format!(
             " spooled={spooled:.0} spooled_pct={share:.1} spool_depth={depth:.0}"

@@ -177,7 +177,7 @@ async fn redis_down_events_are_spooled_answered_and_replayed() {
     )
     .await;
     assert!(ebok.running.ingest.spool.depth() >= 17);
-    assert!(ebok.metric("ebok_radius_spooled_total").await >= 11.0);
+    assert!(ebok.metric("ebok_radius_journaled_total").await >= 11.0);
 
     let _redis = OwnRedis::start(port).unwrap();
     eventually("spool replayed", || async {

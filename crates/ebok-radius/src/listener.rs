@@ -472,13 +472,13 @@ fn conclude(
     results: Vec<io::Result<Recorded>>,
 ) -> Vec<(Vec<u8>, SocketAddr)> {
     let mut replies = Vec::with_capacity(pending.len());
-    let mut spooled = 0;
+    let mut journaled = 0;
     let mut journal_full = 0;
     for ((source, id, auth, reply), result) in pending.into_iter().zip(results) {
         match result {
             Ok(how) => {
                 if how == Recorded::Journaled {
-                    spooled += 1;
+                    journaled += 1;
                 }
                 ctx.dedup.answered(source, id, auth, &reply);
                 replies.push((reply, source));
@@ -489,7 +489,7 @@ fn conclude(
                 journal_full += 1;
             }
             Err(e) => {
-                // Neither the stores nor the spool took it: stay silent so the NAS retries.
+                // Neither the stores nor the journal took it: stay silent so the NAS retries.
                 ctx.dedup.forget(source, id, auth);
                 metrics::counter!("ebok_radius_dropped_total", "reason" => "not_durable")
                     .increment(1);
@@ -497,8 +497,8 @@ fn conclude(
             }
         }
     }
-    if spooled > 0 {
-        metrics::counter!("ebok_radius_spooled_total").increment(spooled);
+    if journaled > 0 {
+        metrics::counter!("ebok_radius_journaled_total").increment(journaled);
     }
     if journal_full > 0 {
         metrics::counter!("ebok_radius_dropped_total", "reason" => "journal_full")

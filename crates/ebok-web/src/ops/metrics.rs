@@ -90,7 +90,7 @@ fn register_families() {
     }
     for name in [
         "ebok_radius_replies_total",
-        "ebok_radius_spooled_total",
+        "ebok_radius_journaled_total",
         "ebok_radius_stale_events_total",
         "ebok_sessions_closed_total",
         "ebok_sessions_expired_total",
@@ -199,8 +199,8 @@ fn describe() {
         "Accounting-Response packets sent (including resent duplicates)"
     );
     describe_counter!(
-        "ebok_radius_spooled_total",
-        "Accounting events answered after being written to the local spool instead of the stores"
+        "ebok_radius_journaled_total",
+        "Accounting events answered once in the local journal, before the stores took them: every event with ack_after = journal; with ack_after = store, those the stores did not take in time"
     );
     describe_counter!(
         "ebok_radius_stale_events_total",
