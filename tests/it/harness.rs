@@ -252,7 +252,7 @@ impl RawClient {
     }
 }
 
-pub use ebok_testkit::eventually;
+pub use ebok_testkit::{eventually, eventually_within};
 
 /// A SQLite history database (migrated) in the file `name` of `dir`.
 pub async fn sqlite_in(dir: &Path, name: &str) -> ebok::store::Db {
