@@ -51,7 +51,7 @@ pub struct OwnRedis {
 }
 
 impl OwnRedis {
-    pub fn start(port: u16) -> std::io::Result<OwnRedis> {
+    pub async fn start(port: u16) -> std::io::Result<OwnRedis> {
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -66,22 +66,23 @@ impl OwnRedis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        // Wait until it answers.
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(OwnRedis {
+        // Killed on drop, also when it never answers.
+        let redis = OwnRedis {
             port,
             child: Some(child),
+        };
+        eventually("the test's redis-server accepts connections", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
         })
+        .await;
+        Ok(redis)
     }
 
     /// On a free port; `None` (the test recorded as skipped) without the redis-server binary
     /// (the machine's Redis package — the running server is not used).
-    pub fn start_on_free_port(test: &str) -> Option<OwnRedis> {
+    pub async fn start_on_free_port(test: &str) -> Option<OwnRedis> {
         if std::process::Command::new("redis-server")
             .arg("--version")
             .output()
@@ -90,7 +91,7 @@ impl OwnRedis {
             ebok_testkit::skip(test, "redis-server binary", "not installed");
             return None;
         }
-        Some(OwnRedis::start(free_tcp_port()).unwrap())
+        Some(OwnRedis::start(free_tcp_port()).await.unwrap())
     }
 
     pub fn stop(&mut self) {
@@ -113,7 +114,7 @@ impl Drop for OwnRedis {
 
 #[tokio::test]
 async fn redis_down_events_are_spooled_answered_and_replayed() {
-    let Some(mut redis) = OwnRedis::start_on_free_port("redis_down_events_are_spooled") else {
+    let Some(mut redis) = OwnRedis::start_on_free_port("redis_down_events_are_spooled").await else {
         return;
     };
     let port = redis.port;
@@ -179,7 +180,7 @@ async fn redis_down_events_are_spooled_answered_and_replayed() {
     assert!(ebok.running.ingest.spool.depth() >= 17);
     assert!(ebok.metric("ebok_radius_journaled_total").await >= 11.0);
 
-    let _redis = OwnRedis::start(port).unwrap();
+    let _redis = OwnRedis::start(port).await.unwrap();
     eventually("spool replayed", || async {
         ebok.running.ingest.spool.depth() == 0
     })
@@ -232,18 +233,13 @@ async fn kill_9_loses_nothing_that_was_answered() {
     let mut child = spawn();
     let raw = RawClient::new(to).await;
     // Wait for the listener.
-    let mut up = false;
-    for _ in 0..100 {
-        if raw
-            .exchange(&start_event(0, 1_764_000_000), Duration::from_millis(100))
+    let raw = &raw;
+    eventually("ebok binary answered", || async move {
+        raw.exchange(&start_event(0, 1_764_000_000), Duration::from_millis(100))
             .await
             .is_some()
-        {
-            up = true;
-            break;
-        }
-    }
-    assert!(up, "ebok binary answered");
+    })
+    .await;
 
     // A window of outstanding requests; kill -9 while some are in flight.
     let sock = std::sync::Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
@@ -285,22 +281,15 @@ async fn kill_9_loses_nothing_that_was_answered() {
     // again, let it replay, stop it gracefully, then read the store on disk.
     let mut child = spawn();
     let metrics = format!("127.0.0.1:{metrics_port}").parse().unwrap();
-    let mut replayed = false;
-    for _ in 0..200 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Ok(Ok(text)) = tokio::time::timeout(
-            Duration::from_secs(1),
-            tokio::spawn(async move { http_get(metrics, "/metrics").await }),
+    eventually("the restarted binary replayed its journal", || async move {
+        // In a task: the GET panics while the binary is not listening yet.
+        let scrape = tokio::spawn(async move { http_get(metrics, "/metrics").await });
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), scrape).await,
+            Ok(Ok(text)) if text.contains("ebok_spool_depth 0")
         )
-        .await
-        {
-            if text.contains("ebok_spool_depth 0") {
-                replayed = true;
-                break;
-            }
-        }
-    }
-    assert!(replayed, "the restarted binary replayed its journal");
+    })
+    .await;
     // SIGTERM: graceful stop.
     let _ = std::process::Command::new("kill")
         .arg(child.id().to_string())

@@ -252,6 +252,6 @@ impl RawClient {
     }
 }
 
-pub use ebok_testkit::eventually;
+pub use ebok_testkit::{eventually, eventually_within};
 
 pub use ebok_store::testkit::{closed_session, sqlite_in};

@@ -285,13 +285,12 @@ impl Load {
     /// Wait until `more` further requests were answered, so a reload falls inside the load.
     async fn progress(&self, more: usize) {
         let target = self.answered.load(Ordering::SeqCst) + more;
-        for _ in 0..600 {
-            if self.answered.load(Ordering::SeqCst) >= target {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the load stalled below {target} answers");
+        let answered = &self.answered;
+        let moved = crate::harness::eventually_within(Duration::from_secs(30), || async move {
+            answered.load(Ordering::SeqCst) >= target
+        })
+        .await;
+        assert!(moved, "the load stalled below {target} answers");
     }
 
     async fn finish(self) -> LoadResult {
@@ -557,7 +556,7 @@ fn glob_count(root: &Path, pattern: &str) -> usize {
 async fn watchdog_is_fed_while_the_live_store_is_down() {
     use crate::durability::OwnRedis;
     let Some(mut redis) =
-        OwnRedis::start_on_free_port("watchdog_is_fed_while_the_live_store_is_down")
+        OwnRedis::start_on_free_port("watchdog_is_fed_while_the_live_store_is_down").await
     else {
         return;
     };
@@ -597,7 +596,7 @@ async fn watchdog_is_fed_while_the_live_store_is_down() {
     let fed = notes.keep_alives_for(Duration::from_millis(1500)).await;
     assert!(fed >= 4, "only {fed} WATCHDOG=1 while the store was down");
 
-    let _redis = OwnRedis::start(port).unwrap();
+    let _redis = OwnRedis::start(port).await.unwrap();
     notes
         .until("STATUS=serving; live store ok, database ok")
         .await;

@@ -155,18 +155,30 @@ pub fn sqlite_url(dir: &std::path::Path, name: &str) -> String {
 
 /// Wait until `check` holds, polling every 20 ms; panics naming `what` after 10 s. For
 /// background work a test cannot join (replay, mail queue, another process).
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    if !eventually_within(Duration::from_secs(10), check).await {
+        panic!("timed out waiting for: {what}");
+    }
+}
+
+/// [`eventually`] with its own limit, for a caller that says itself what failed (with the
+/// state it saw last) or waits on something slower: whether `check` held within `limit`.
+pub async fn eventually_within<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if check().await {
-            return;
+            return true;
         }
         if tokio::time::Instant::now() >= deadline {
-            panic!("timed out waiting for: {what}");
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -106,6 +106,8 @@ enum Cmd {
     Append(Frames, oneshot::Sender<io::Result<()>>),
     Read(usize, oneshot::Sender<io::Result<Peeked>>),
     Consumed(u64, oneshot::Sender<io::Result<()>>),
+    /// Stop the writer thread; answered once it has let go of the log.
+    Close(oneshot::Sender<io::Result<()>>),
 }
 
 /// Handle to the spool; cheap to clone.
@@ -170,7 +172,14 @@ impl Spool {
         let shared = writer.clone();
         std::thread::Builder::new()
             .name("ebok-spool".into())
-            .spawn(move || Writer::run(&shared, rx))?;
+            .spawn(move || {
+                let closed = Writer::run(&shared, rx);
+                // The thread's hold on the log goes before the closer hears back.
+                drop(shared);
+                if let Some(reply) = closed {
+                    let _ = reply.send(Ok(()));
+                }
+            })?;
         Ok(Spool { tx, depth, writer })
     }
 
@@ -246,6 +255,21 @@ impl Spool {
         self.call(|tx| Cmd::Consumed(offset, tx)).await
     }
 
+    /// Stop the writer thread and wait until it has finished: the commands sent before this
+    /// one are answered, later ones from other handles fail. The segment files are closed
+    /// when the last handle goes, so closing the last one releases them before this
+    /// returns (a restart in-process, or a test reopening the directory, sees only what is
+    /// on disk).
+    pub async fn close(self) -> io::Result<()> {
+        let Spool { tx, writer, .. } = self;
+        let (reply, closed) = oneshot::channel();
+        let stopped = || io::Error::other("spool writer stopped");
+        tx.send(Cmd::Close(reply)).await.map_err(|_| stopped())?;
+        closed.await.map_err(|_| stopped())??;
+        drop(writer);
+        Ok(())
+    }
+
     /// Send one command to the writer thread and wait for its answer.
     async fn call<T>(
         &self,
@@ -303,8 +327,7 @@ mod tests {
         assert_eq!(*first[0].0, rec(0));
         spool.consumed(first[9].1).await.unwrap();
         assert_eq!(spool.depth(), 40);
-        drop(spool);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        spool.close().await.unwrap();
 
         let spool = Spool::open(dir.path()).unwrap();
         assert_eq!(spool.depth(), 40);
@@ -323,12 +346,51 @@ mod tests {
         };
         assert_eq!(log_len(), ROOM);
         spool.append(&rec(50)).await.unwrap();
-        drop(spool);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        spool.close().await.unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         assert_eq!(log_len(), ROOM, "a zero tail is room, not a torn record");
         assert_eq!(spool.depth(), 1);
         assert_eq!(records(&spool.peek(10).await.unwrap()), vec![rec(50)]);
+    }
+
+    /// Files of this process open under `dir`.
+    fn open_files_under(dir: &Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.starts_with(dir))
+            .count()
+    }
+
+    /// Closing the last handle stops the writer thread and closes the segment files before
+    /// it returns; the commands sent before it are answered.
+    #[tokio::test]
+    async fn close_answers_what_came_before_and_releases_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir_path = dir.path().canonicalize().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        spool.append(&rec(1)).await.unwrap();
+        assert!(open_files_under(&dir_path) > 0);
+        // An append sent just before the close (they reach the writer in one batch).
+        let other = spool.clone();
+        let two = rec(2);
+        let (appended, closed) = tokio::join!(other.append(&two), spool.close());
+        appended.unwrap();
+        closed.unwrap();
+        drop(other);
+        assert_eq!(open_files_under(&dir_path), 0);
+        // Closing the last handle releases the files itself.
+        let spool = Spool::open(dir.path()).unwrap();
+        assert!(open_files_under(&dir_path) > 0);
+        spool.close().await.unwrap();
+        assert_eq!(open_files_under(&dir_path), 0);
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(peek_all(&spool).await, vec![rec(1), rec(2)]);
+        // A handle left over after a close finds the writer stopped.
+        let other = spool.clone();
+        spool.close().await.unwrap();
+        let err = other.peek(1).await.unwrap_err();
+        assert_eq!(err.to_string(), "spool writer stopped");
     }
 
     /// Blocking appends (written by the calling thread under the log's lock) and async ones
@@ -367,8 +429,7 @@ mod tests {
             }
         };
         check(peek_all(&spool).await);
-        drop(spool);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        spool.close().await.unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         check(peek_all(&spool).await);
     }
@@ -390,8 +451,7 @@ mod tests {
         assert_eq!(spool.bytes(), 0);
         assert_eq!(segment_files(dir.path()), vec![1]);
         spool.append(&rec(n)).await.unwrap();
-        drop(spool);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        spool.close().await.unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         assert_eq!(records(&spool.peek(10).await.unwrap()), vec![rec(n)]);
     }
@@ -507,8 +567,7 @@ mod tests {
             let w = lock(&spool.writer);
             (w.seg, w.write_off - w.base)
         };
-        drop(spool);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        spool.close().await.unwrap();
         // A leftover before the position, and a torn record after the zeros of the newest.
         std::fs::write(dir.path().join("spool.0.log"), b"leftover").unwrap();
         let path = log_path(dir.path(), newest);
@@ -534,8 +593,7 @@ mod tests {
             spool.append(&rec(i)).await.unwrap();
         }
         assert!(segment_files(dir.path()).len() > 3);
-        drop(spool);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        spool.close().await.unwrap();
         let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
         assert_eq!(spool.depth(), u64::from(total + 100 - from));
         let rest = spool.peek(usize::MAX).await.unwrap();
@@ -561,8 +619,7 @@ mod tests {
             total += 1;
         }
         let end = lock(&spool.writer).sealed[0].end;
-        drop(spool);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        spool.close().await.unwrap();
         let path = log_path(dir.path(), 0);
         let len = std::fs::metadata(&path).unwrap().len();
         assert!(end < len, "the segment ends in zeros");
@@ -604,8 +661,7 @@ mod tests {
         let all = spool.peek(100).await.unwrap();
         assert_eq!(records(&all), (2..6).map(rec).collect::<Vec<_>>());
         spool.consumed(all[0].1).await.unwrap();
-        drop(spool);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        spool.close().await.unwrap();
         let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
         assert_eq!(peek_all(&spool).await, (3..6).map(rec).collect::<Vec<_>>());
     }
@@ -731,8 +787,7 @@ mod tests {
         assert_eq!(peek_all(&spool).await, (6..9).map(rec).collect::<Vec<_>>());
         let peeked = spool.peek(2).await.unwrap();
         spool.consumed(peeked[1].1).await.unwrap();
-        drop(spool);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        spool.close().await.unwrap();
         // After a restart only the file is left, and it holds the same records.
         let spool = Spool::open(dir.path()).unwrap();
         assert_eq!(spool.depth(), 1);
@@ -890,8 +945,7 @@ mod tests {
         // Consume in two steps; the depth follows.
         spool.consumed(all[1].1).await.unwrap();
         assert_eq!(spool.depth(), 5);
-        drop(spool);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        spool.close().await.unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         assert_eq!(spool.depth(), 5);
         let rest = spool.peek(2).await.unwrap();
@@ -909,8 +963,8 @@ mod tests {
             let spool = Spool::open(dir.path()).unwrap();
             spool.append(&rec(1)).await.unwrap();
             spool.append(&rec(2)).await.unwrap();
+            spool.close().await.unwrap();
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let path = dir.path().join("spool.0.log");
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[MAGIC, 200, 0, 0, 0, 1, 2, 3]).unwrap();
@@ -932,9 +986,10 @@ mod tests {
             let spool = Spool::open(dir.path()).unwrap();
             spool.append(&rec(1)).await.unwrap();
             spool.append(&rec(2)).await.unwrap();
-            spool.peek(10).await.unwrap()[1].1
+            let end = spool.peek(10).await.unwrap()[1].1;
+            spool.close().await.unwrap();
+            end
         };
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let path = dir.path().join("spool.0.log");
         // A crash mid-write: the start of a third record where the next append goes, the
         // rest of the room still zeros.
@@ -948,8 +1003,7 @@ mod tests {
         assert_eq!(spool.depth(), 2);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), end);
         spool.append(&rec(4)).await.unwrap();
-        drop(spool);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        spool.close().await.unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         assert_eq!(
             records(&spool.peek(10).await.unwrap()),

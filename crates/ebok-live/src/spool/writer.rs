@@ -47,9 +47,14 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn run(this: &Mutex<Writer>, mut rx: mpsc::Receiver<Cmd>) {
+    /// Serve commands until every handle is gone (`None`) or one closes the spool: then the
+    /// reply its closer waits for, to be sent once the thread has let go of the log.
+    pub(super) fn run(
+        this: &Mutex<Writer>,
+        mut rx: mpsc::Receiver<Cmd>,
+    ) -> Option<oneshot::Sender<io::Result<()>>> {
         while let Some(cmd) = rx.blocking_recv() {
-            match cmd {
+            let other = match cmd {
                 Cmd::Append(payload, reply) => {
                     // Group commit: take every append already waiting, one fsync for all.
                     let mut batch = vec![(payload, reply)];
@@ -80,13 +85,17 @@ impl Writer {
                             }
                         });
                     }
-                    if let Some(cmd) = other {
-                        Writer::serve(this, cmd);
-                    }
+                    other
                 }
-                cmd => Writer::serve(this, cmd),
+                cmd => Some(cmd),
+            };
+            match other {
+                Some(Cmd::Close(reply)) => return Some(reply),
+                Some(cmd) => Writer::serve(this, cmd),
+                None => {}
             }
         }
+        None
     }
 
     /// A command other than an append. Segments that a `consumed` left behind are deleted
@@ -94,6 +103,7 @@ impl Writer {
     pub(super) fn serve(this: &Mutex<Writer>, cmd: Cmd) {
         match cmd {
             Cmd::Append(..) => unreachable!("appends are batched by run"),
+            Cmd::Close(..) => unreachable!("run stops at a close"),
             Cmd::Read(max, reply) => {
                 let result = lock(this).read(max);
                 let _ = reply.send(result);

@@ -56,15 +56,14 @@ fn queue_files(mailer: &Mailer) -> Vec<PathBuf> {
     files
 }
 
-/// Poll until `cond` holds; panics after 10 s.
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
+/// Wait until `cond` holds (through [`ebok_testkit::eventually`]: 10 s at most).
+async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    ebok_testkit::eventually(what, || std::future::ready(cond())).await;
+}
+
+/// Failed attempts recorded in the queue file `path` (0 while it cannot be read).
+async fn attempts(path: &Path) -> u32 {
+    read_queue_file(path).await.map_or(0, |(meta, _)| meta.attempts)
 }
 
 /// Checks the headers and body of a message as a mail reader would decode them.
@@ -259,8 +258,15 @@ async fn refused_connection_queues_then_retry_delivers_after_restart() {
     drop(mailer);
     let mailer = Mailer::with_backoff(&smtp_config(addr), state.path(), fast()).unwrap();
     assert_eq!(mailer.queue_depth(), 1);
+    let queued = queue_files(&mailer).remove(0);
+    assert_eq!(attempts(&queued).await, 1, "the direct attempt");
     let retry = mailer.spawn_retry();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The retry task has tried once more (and recorded it) with nobody listening yet.
+    let queued = &queued;
+    ebok_testkit::eventually("a failed retry recorded", || async move {
+        attempts(queued).await >= 2
+    })
+    .await;
     assert_eq!(queue_files(&mailer).len(), 1, "nothing to deliver to yet");
 
     let listener = TcpListener::bind(addr).await.unwrap();
