@@ -4,7 +4,7 @@
 # and Stop per session, WINDOW requests outstanding, as fast as ebok answers) for DURATION
 # seconds, then SETTLE seconds for the replay to catch up. Reported, per run:
 #   - answers: packets/s, reply latency p50/p99/max, requests never answered (RESULT line);
-#   - the backlog: largest ebok_spool_depth (events) and ebok_spool_bytes seen (sampled every
+#   - the backlog: largest ebok_journal_depth (events) and ebok_journal_bytes seen (sampled every
 #     second), journal segments removed, events refused because the journal was full;
 #   - what the journal cost the disk: bytes ebok wrote (/proc/PID/io write_bytes: journal,
 #     live store and history) against the journal records appended (their count, and their
@@ -104,8 +104,8 @@ EOF
     (
         max_depth=0 max_bytes=0
         while kill -0 "$server_pid" 2>/dev/null; do
-            d=$(metric "$url" ebok_spool_depth)
-            b=$(metric "$url" ebok_spool_bytes)
+            d=$(metric "$url" ebok_journal_depth)
+            b=$(metric "$url" ebok_journal_bytes)
             [ "${d:-0}" -gt "$max_depth" ] && max_depth=$d
             [ "${b:-0}" -gt "$max_bytes" ] && max_bytes=$b
             echo "$max_depth $max_bytes" >"$dir/max"
@@ -123,7 +123,7 @@ EOF
     # The replay catches up.
     local drained=""
     for _ in $(seq "$SETTLE"); do
-        if [ "$(metric "$url" ebok_spool_depth)" = 0 ]; then
+        if [ "$(metric "$url" ebok_journal_depth)" = 0 ]; then
             drained=$(awk -v a="$(date +%s.%N)" -v b="$load_end" 'BEGIN { printf "%.0f", a - b }')
             break
         fi
@@ -134,8 +134,8 @@ EOF
     sampler_pid=""
     local written appended records removed refused
     written=$(( $(write_bytes "$server_pid") - written0 ))
-    records=$(metric "$url" ebok_spool_appended_total)
-    removed=$(metric "$url" ebok_spool_segments_removed_total)
+    records=$(metric "$url" ebok_journal_appended_total)
+    removed=$(metric "$url" ebok_journal_segments_removed_total)
     refused=$(curl -s "$url" | awk '/^ebok_radius_dropped_total\{reason="journal_full"\}/ { print $2 }')
     appended=$(du -sb "$dir/state" | cut -f1)
     read -r max_depth max_bytes <"$dir/max"

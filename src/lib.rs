@@ -3,7 +3,7 @@
 
 pub mod config;
 pub mod demo;
-pub use ebok_live::{background, dead_letter, history_writer, ingest, sessions, spool};
+pub use ebok_live::{background, dead_letter, history_writer, ingest, journal, sessions};
 pub use ebok_radius as radius;
 pub use ebok_store as store;
 #[cfg(test)]

@@ -12,13 +12,13 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::config::{AckAfter, Config, StoreKind};
 use crate::ingest::Ingest;
+use crate::journal::JournalLog;
 use crate::radius::dedup::DuplicateCache;
 use crate::radius::dict::Dictionary;
 use crate::radius::listener::{self, RadiusContext};
 use crate::sessions::embedded::EmbeddedSessions;
 use crate::sessions::redis::RedisSessions;
 use crate::sessions::LiveSessions;
-use crate::spool::Spool;
 use crate::store::Db;
 
 /// Sockets ebok serves on.
@@ -149,7 +149,7 @@ pub async fn start(
         }
         _ => open_live(&config).await?,
     };
-    let spool = Spool::open(&config.state.dir).with_context(|| {
+    let spool = JournalLog::open(&config.state.dir).with_context(|| {
         format!(
             "opening spool in {} (state.dir)",
             config.state.dir.display()

@@ -237,7 +237,7 @@ pub(super) async fn load(args: LoadArgs) -> anyhow::Result<()> {
         let m1 = scrape(url).await?;
         let spooled =
             metric(&m1, "ebok_radius_journaled_total") - metric(m0, "ebok_radius_journaled_total");
-        let depth = metric(&m1, "ebok_spool_depth");
+        let depth = metric(&m1, "ebok_journal_depth");
         let share = if all.answered > 0 {
             spooled * 100.0 / all.answered as f64
         } else {
@@ -255,7 +255,7 @@ pub(super) async fn load(args: LoadArgs) -> anyhow::Result<()> {
             let mut left = depth;
             while left > 0.0 && Instant::now() < until {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                left = metric(&scrape(url).await?, "ebok_spool_depth");
+                left = metric(&scrape(url).await?, "ebok_journal_depth");
             }
             let waited = settle_start.elapsed().as_secs_f64();
             let replayed = depth - left;

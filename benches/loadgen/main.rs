@@ -202,11 +202,11 @@ struct LoadArgs {
     #[arg(long)]
     message_authenticator: bool,
     /// ebok's Prometheus endpoint (http://127.0.0.1:PORT/metrics): report how many answers
-    /// came from the spool and how deep it is.
+    /// came from the journal and how deep it is.
     #[arg(long)]
     metrics: Option<String>,
-    /// With --metrics: after the run, wait up to this many seconds for the spool to drain,
-    /// and count the server's CPU until then too (the deferred work of spooled events).
+    /// With --metrics: after the run, wait up to this many seconds for the journal to drain,
+    /// and count the server's CPU until then too (the deferred work of journaled events).
     #[arg(long, default_value_t = 0)]
     settle: u64,
     /// How long to wait for the server to answer a first probe request.

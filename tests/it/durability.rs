@@ -1,4 +1,4 @@
-//! Nothing answered is lost: spooling while Redis is down with replay when it returns, and
+//! Nothing answered is lost: journaled while Redis is down with replay when it returns, and
 //! `kill -9` of the ebok binary in the middle of a stream.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -114,7 +114,8 @@ impl Drop for OwnRedis {
 
 #[tokio::test]
 async fn redis_down_events_are_spooled_answered_and_replayed() {
-    let Some(mut redis) = OwnRedis::start_on_free_port("redis_down_events_are_spooled").await else {
+    let Some(mut redis) = OwnRedis::start_on_free_port("redis_down_events_are_spooled").await
+    else {
         return;
     };
     let port = redis.port;
@@ -134,7 +135,7 @@ async fn redis_down_events_are_spooled_answered_and_replayed() {
     assert!(ebok.lookup("10.6.0.1").await.is_some());
 
     redis.stop();
-    // Store down: every event is still answered quickly, from the spool.
+    // Store down: every event is still answered quickly, from the journal.
     for i in 2..12 {
         let started = std::time::Instant::now();
         acct_unsettled(
@@ -159,7 +160,7 @@ async fn redis_down_events_are_spooled_answered_and_replayed() {
         &attrs("Stop", "before", "u0", Some("10.6.0.1"), 1_764_000_200, ""),
     )
     .await;
-    // Several events of one session while spooled: replayed in their order.
+    // Several events of one session while journaled: replayed in their order.
     for k in 1..=5u32 {
         let extra = format!("Acct-Output-Octets = {}\n", k * 100);
         let a = attrs(
@@ -286,7 +287,7 @@ async fn kill_9_loses_nothing_that_was_answered() {
         let scrape = tokio::spawn(async move { http_get(metrics, "/metrics").await });
         matches!(
             tokio::time::timeout(Duration::from_secs(1), scrape).await,
-            Ok(Ok(text)) if text.contains("ebok_spool_depth 0")
+            Ok(Ok(text)) if text.contains("ebok_journal_depth 0")
         )
     })
     .await;
@@ -329,7 +330,7 @@ async fn history_database_down_is_spooled_and_replayed() {
         .execute(&admin)
         .await
         .unwrap();
-    // The Stop is answered: the live map took it, its history record went to the spool.
+    // The Stop is answered: the live map took it, its history record went to the journal.
     acct(
         &ebok,
         &attrs(

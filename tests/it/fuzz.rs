@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use ebok::config::AckAfter;
 use ebok::dead_letter::DeadLetters;
 use ebok::ingest::Ingest;
+use ebok::journal::{JournalLog, JournalRecord};
 use ebok::radius::decode::decode_checked;
 use ebok::radius::dict::Dictionary;
 use ebok::radius::event::AccountingEvent;
@@ -36,7 +37,6 @@ use ebok::radius::packet;
 use ebok::sessions::embedded::EmbeddedSessions;
 use ebok::sessions::redis::RedisSessions;
 use ebok::sessions::{LiveSession, LiveSessions};
-use ebok::spool::{Spool, SpoolRecord};
 use ebok::store::Db;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -350,17 +350,17 @@ async fn fuzz_accounting_path() {
 async fn journal_round_trip(dir: &std::path::Path, events: &[AccountingEvent]) {
     let at = OffsetDateTime::now_utc();
     {
-        let spool = Spool::open(dir).unwrap();
+        let spool = JournalLog::open(dir).unwrap();
         for e in events {
             spool.append_event(e, at).await.unwrap();
         }
     }
-    let spool = Spool::open(dir).unwrap();
+    let spool = JournalLog::open(dir).unwrap();
     let read = spool.peek(events.len() + 1).await.unwrap();
     assert_eq!(read.len(), events.len());
     for ((record, _), e) in read.iter().zip(events) {
         match &**record {
-            SpoolRecord::Event { event, .. } => assert_eq!(&**event, e),
+            JournalRecord::Event { event, .. } => assert_eq!(&**event, e),
             other => panic!("read back {other:?}"),
         }
     }
@@ -404,7 +404,7 @@ impl Path {
     ) -> Path {
         std::fs::create_dir_all(&dir).unwrap();
         let db = crate::harness::sqlite_in(&dir, "history.sqlite").await;
-        let spool = Spool::open(&dir.join("journal")).unwrap();
+        let spool = JournalLog::open(&dir.join("journal")).unwrap();
         let ingest = Ingest::new(
             live,
             Arc::new(db.clone()),

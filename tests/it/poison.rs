@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ebok::dead_letter::DeadLetters;
+use ebok::journal::{JournalLog, JournalRecord};
 use ebok::radius::event::{AccountingEvent, StatusType};
-use ebok::spool::{Spool, SpoolRecord};
 use ebok::store::{attribution, history};
 use time::OffsetDateTime;
 
@@ -146,7 +146,7 @@ async fn a_record_that_can_never_be_applied_is_set_aside() {
     for backend in Backend::all("a_record_that_can_never_be_applied_is_set_aside").await {
         let dir = tempfile::tempdir().unwrap();
         {
-            let spool = Spool::open(dir.path()).unwrap();
+            let spool = JournalLog::open(dir.path()).unwrap();
             let mut poison =
                 AccountingEvent::new(StatusType::InterimUpdate, "192.0.2.1", "old", at(T0));
             poison.session_time = Some(u32::MAX);
@@ -156,7 +156,7 @@ async fn a_record_that_can_never_be_applied_is_set_aside() {
             good.framed_ip = Some("10.8.0.2".parse().unwrap());
             for e in [poison, good] {
                 spool
-                    .append(&SpoolRecord::Event {
+                    .append(&JournalRecord::Event {
                         event: Arc::new(e),
                         expires_at: at(T0) + time::Duration::days(3650),
                     })

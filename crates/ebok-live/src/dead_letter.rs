@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::spool::SpoolRecord;
+use crate::journal::JournalRecord;
 
 /// The file name in the state directory.
 pub const FILE_NAME: &str = "dead-letter.jsonl";
@@ -35,7 +35,7 @@ struct Line<'a> {
     #[serde(with = "time::serde::rfc3339")]
     set_aside_at: OffsetDateTime,
     reason: &'a str,
-    record: &'a SpoolRecord,
+    record: &'a JournalRecord,
 }
 
 impl DeadLetters {
@@ -52,7 +52,7 @@ impl DeadLetters {
     }
 
     /// Append `record` with `reason` and sync it; only then may the replay pass over it.
-    pub fn set_aside(&self, record: &SpoolRecord, reason: &str) -> io::Result<()> {
+    pub fn set_aside(&self, record: &JournalRecord, reason: &str) -> io::Result<()> {
         let mut line = serde_json::to_vec(&Line {
             set_aside_at: OffsetDateTime::now_utc(),
             reason,
@@ -75,18 +75,18 @@ impl DeadLetters {
             f.sync_data()?;
         }
         let kind = match record {
-            SpoolRecord::Event { .. } => "event",
-            SpoolRecord::History(_) => "history",
+            JournalRecord::Event { .. } => "event",
+            JournalRecord::History(_) => "history",
         };
         metrics::counter!("ebok_journal_set_aside_total", "kind" => kind).increment(1);
         match record {
-            SpoolRecord::Event { event, .. } => tracing::error!(
+            JournalRecord::Event { event, .. } => tracing::error!(
                 file = %self.path.display(), reason, status = event.status.label(),
                 nas = ?event.nas, session = ?event.session_id, user = ?event.user_name,
                 event_time = %event.event_time,
                 "journal: an event that can never be applied was set aside; the replay goes on"
             ),
-            SpoolRecord::History(a) => tracing::error!(
+            JournalRecord::History(a) => tracing::error!(
                 file = %self.path.display(), reason, closed = a.closed.len(),
                 readings = a.traffic.len(),
                 "journal: history that can never be written was set aside; the replay goes on"
@@ -122,7 +122,7 @@ mod tests {
         assert!(DeadLetters::read(dl.path()).unwrap().is_empty());
         let at = time::macros::datetime!(2026-07-01 10:00 UTC);
         for sid in ["a", "b"] {
-            let record = SpoolRecord::Event {
+            let record = JournalRecord::Event {
                 event: Arc::new(AccountingEvent::new(StatusType::Start, "nas1", sid, at)),
                 expires_at: at,
             };

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::journal::{JournalLog, JournalRecord};
 use crate::sessions::Applied;
-use crate::spool::{Spool, SpoolRecord};
 
 /// Why a history commit did not happen.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,17 +35,17 @@ pub trait HistoryStore: Send + Sync + 'static {
 pub enum Written {
     /// Committed to the database.
     Committed,
-    /// The database failed or was too slow: appended to the spool for replay.
-    Spooled,
+    /// The database failed or was too slow: appended to the journal for replay.
+    Journaled,
 }
 
 enum Pending {
-    /// Commit, or spool when the database fails.
-    Spool(
+    /// Commit, or journal when the database fails.
+    JournalLog(
         Applied,
         tokio::sync::oneshot::Sender<std::io::Result<Written>>,
     ),
-    /// Commit alone within its own time limit, or say why not (a spooled history record
+    /// Commit alone within its own time limit, or say why not (a journaled history record
     /// being replayed).
     Direct(
         Applied,
@@ -57,8 +57,8 @@ enum Pending {
 /// Group commit for history: one task drains every pending write into one transaction, so
 /// the database sees one commit per batch instead of one per RADIUS packet, and history has
 /// one writer (SQLite takes one at a time). When the database fails or does not commit
-/// within `timeout`, the batch goes to the spool, so a caller's write is durable either way
-/// and is never applied twice (the spool copy is written only when the commit did not
+/// within `timeout`, the batch goes to the journal, so a caller's write is durable either way
+/// and is never applied twice (the journal copy is written only when the commit did not
 /// happen). Closed sessions are counted in `ebok_sessions_closed_total` once committed.
 #[derive(Clone, Debug)]
 pub struct HistoryWriter {
@@ -69,7 +69,7 @@ pub struct HistoryWriter {
 const HISTORY_BATCH: usize = 4096;
 
 impl HistoryWriter {
-    pub fn spawn(store: Arc<dyn HistoryStore>, spool: Spool, timeout: Duration) -> Self {
+    pub fn spawn(store: Arc<dyn HistoryStore>, spool: JournalLog, timeout: Duration) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(HISTORY_BATCH);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(HISTORY_BATCH);
@@ -78,7 +78,7 @@ impl HistoryWriter {
                 let mut replies = Vec::new();
                 for p in batch.drain(..) {
                     match p {
-                        Pending::Spool(a, reply) => {
+                        Pending::JournalLog(a, reply) => {
                             applied.push(a);
                             replies.push(reply);
                         }
@@ -96,9 +96,9 @@ impl HistoryWriter {
                     Err(e) => {
                         tracing::warn!(error = %e, "history write failed; spooling it");
                         spool
-                            .append(&SpoolRecord::History(merged))
+                            .append(&JournalRecord::History(merged))
                             .await
-                            .map(|()| Written::Spooled)
+                            .map(|()| Written::Journaled)
                     }
                 };
                 for reply in replies {
@@ -112,7 +112,7 @@ impl HistoryWriter {
         HistoryWriter { tx }
     }
 
-    /// Make `applied` durable in history (or the spool).
+    /// Make `applied` durable in history (or the journal).
     pub async fn write(&self, applied: Applied) -> std::io::Result<Written> {
         if applied.closed.is_empty() && applied.traffic.is_empty() {
             return Ok(Written::Committed);
@@ -120,14 +120,14 @@ impl HistoryWriter {
         let stopped = || std::io::Error::other("history writer stopped");
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx
-            .send(Pending::Spool(applied, tx))
+            .send(Pending::JournalLog(applied, tx))
             .await
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
 
     /// Commit `applied` through the one writer within `limit`, or return the database's
-    /// error (nothing is spooled): for history records replayed from the spool.
+    /// error (nothing is journaled): for history records replayed from the journal.
     pub async fn write_now(&self, applied: Applied, limit: Duration) -> Result<(), HistoryError> {
         if applied.closed.is_empty() && applied.traffic.is_empty() {
             return Ok(());

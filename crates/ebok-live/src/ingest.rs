@@ -1,6 +1,6 @@
 //! The accounting handler: takes a decoded event, makes it durable (live map + history, or
-//! the spool when those cannot answer in time) and only then lets the listener reply.
-//! Also replays the spool in order and closes expired sessions.
+//! the journal when those cannot answer in time) and only then lets the listener reply.
+//! Also replays the journal in order and closes expired sessions.
 
 use std::io;
 use std::sync::Arc;
@@ -11,13 +11,13 @@ use tokio::sync::{watch, Notify};
 
 use crate::dead_letter::DeadLetters;
 use crate::history_writer::{self, HistoryError, HistoryStore, HistoryWriter, Written};
+use crate::journal::{Frames, JournalLog, JournalRecord};
 use crate::sessions::{Applied, LiveSessions, StoreError};
-use crate::spool::{Frames, Spool, SpoolRecord};
 use ebok_radius::event::AccountingEvent;
 use ebok_radius::journal::Journal;
 pub use ebok_radius::journal::Recorded;
 
-/// Records read from the spool per replay round. Under a backlog a round is one transaction
+/// Records read from the journal per replay round. Under a backlog a round is one transaction
 /// in each store: the history's indexes and daily traffic are updated all over their trees,
 /// so each commit rewrites most of their pages whatever its size, and larger rounds cost
 /// less per event (measured at 1,024 outstanding: 8,192 → 32,768 took the replay from
@@ -25,7 +25,7 @@ pub use ebok_radius::journal::Recorded;
 const REPLAY_BATCH: usize = 32_768;
 /// How long the replay waits for a history commit. Nothing answers a NAS on this path, so
 /// it only guards against a database that hangs; a round large enough to need longer than
-/// `radius.store_timeout_ms` must still go through, or its spooled copy would be retried
+/// `radius.store_timeout_ms` must still go through, or its journaled copy would be retried
 /// (and time out) forever.
 const REPLAY_HISTORY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sessions replayed concurrently.
@@ -38,20 +38,20 @@ const POISON_AFTER: u32 = 5;
 
 /// Records replayed alone, in order: NAS-wide events and history records (whose daily
 /// traffic must be added exactly once).
-fn is_barrier(record: &SpoolRecord) -> bool {
+fn is_barrier(record: &JournalRecord) -> bool {
     match record {
-        SpoolRecord::Event { event, .. } => matches!(
+        JournalRecord::Event { event, .. } => matches!(
             event.status,
             ebok_radius::event::StatusType::AccountingOn
                 | ebok_radius::event::StatusType::AccountingOff
         ),
-        SpoolRecord::History(_) => true,
+        JournalRecord::History(_) => true,
     }
 }
 
 /// Where the run of records starting at `start` ends: a barrier alone, else up to the next
 /// barrier.
-fn run_end(batch: &[(Arc<SpoolRecord>, u64)], start: usize) -> usize {
+fn run_end(batch: &[(Arc<JournalRecord>, u64)], start: usize) -> usize {
     if start >= batch.len() {
         return start;
     }
@@ -126,7 +126,7 @@ pub struct Ingest {
     pub live: Arc<dyn LiveSessions>,
     /// Where the history writer commits (the SQL history).
     history_store: Arc<dyn HistoryStore>,
-    pub spool: Spool,
+    pub spool: JournalLog,
     history: HistoryWriter,
     ack_after: AckAfter,
     store_timeout: Duration,
@@ -158,7 +158,7 @@ impl Ingest {
     pub fn new(
         live: Arc<dyn LiveSessions>,
         history_store: Arc<dyn HistoryStore>,
-        spool: Spool,
+        spool: JournalLog,
         ack_after: AckAfter,
         store_timeout: Duration,
         background: Option<crate::background::Background>,
@@ -262,14 +262,14 @@ impl Ingest {
         event: &AccountingEvent,
         expires_at: OffsetDateTime,
     ) -> io::Result<Recorded> {
-        // In journal mode every event goes through the spool; in store mode only while older
+        // In journal mode every event goes through the journal; in store mode only while older
         // events wait there (newer ones queue behind them) or when the stores fail.
         if self.ack_after == AckAfter::Store && self.spool.depth() == 0 {
             match self.apply(event, expires_at).await {
                 Ok(applied) => {
                     return Ok(match self.store_history(applied).await? {
                         Written::Committed => Recorded::Stored,
-                        Written::Spooled => {
+                        Written::Journaled => {
                             self.wake.notify_one();
                             Recorded::Journaled
                         }
@@ -308,14 +308,14 @@ impl Ingest {
         result
     }
 
-    /// Through the history writer (group commit; it spools by itself when the database
+    /// Through the history writer (group commit; it journals by itself when the database
     /// fails).
     async fn store_history(&self, applied: Applied) -> io::Result<Written> {
         self.history.write(applied).await
     }
 
-    /// A spooled history record, through the same writer (history has one writer), without
-    /// spooling it again: a failure leaves it in the journal.
+    /// A journaled history record, through the same writer (history has one writer), without
+    /// journaled it again: a failure leaves it in the journal.
     async fn write_history(&self, applied: &Applied) -> Result<(), HistoryError> {
         self.history
             .write_now(applied.clone(), REPLAY_HISTORY_TIMEOUT)
@@ -323,17 +323,17 @@ impl Ingest {
     }
 
     /// Set a journal record aside for good (see [`crate::dead_letter`]).
-    fn set_aside(&self, record: &SpoolRecord, reason: &str) -> io::Result<()> {
+    fn set_aside(&self, record: &JournalRecord, reason: &str) -> io::Result<()> {
         self.dead_letters.set_aside(record, reason)
     }
 
-    /// Replay spooled records until the spool is empty or a store fails. Returns the number
+    /// Replay journaled records until the journal is empty or a store fails. Returns the number
     /// of records replayed (set-aside ones included).
     ///
     /// Events of different sessions are independent, so a run of events is replayed in
     /// parallel lanes (one lane per session key, sequential within it) and the stores' group
     /// commit batches them. Accounting-On/Off and history records are barriers, replayed alone
-    /// in spool order. The replay position only moves past a prefix of records that all
+    /// in journal order. The replay position only moves past a prefix of records that all
     /// succeeded or were set aside; an event replayed twice after a failure is recognised as
     /// stale (and reports its history again, which history writes only once).
     ///
@@ -421,9 +421,9 @@ impl Ingest {
     }
 
     /// Try one stuck record alone (see [`Ingest::replay`]).
-    async fn try_alone(&self, record: &SpoolRecord) -> io::Result<Alone> {
+    async fn try_alone(&self, record: &JournalRecord) -> io::Result<Alone> {
         match record {
-            SpoolRecord::Event { event, expires_at } => {
+            JournalRecord::Event { event, expires_at } => {
                 match self.apply(event, *expires_at).await {
                     Ok(applied) => {
                         self.store_history(applied).await?;
@@ -439,7 +439,7 @@ impl Ingest {
                     }),
                 }
             }
-            SpoolRecord::History(applied) => match self.write_history(applied).await {
+            JournalRecord::History(applied) => match self.write_history(applied).await {
                 Ok(()) => Ok(Alone::Done),
                 Err(e) if e.refused_for_good => {
                     self.set_aside(record, &e.to_string())?;
@@ -455,13 +455,15 @@ impl Ingest {
 
     /// Replay a run of records; returns how many leading records all succeeded (or were set
     /// aside for good).
-    async fn replay_run(&self, run: &[(Arc<SpoolRecord>, u64)]) -> io::Result<usize> {
+    async fn replay_run(&self, run: &[(Arc<JournalRecord>, u64)]) -> io::Result<usize> {
         if self.live.batches() {
             if let Some(events) = run
                 .iter()
                 .map(|(r, _)| match &**r {
-                    SpoolRecord::Event { event, expires_at } => Some((event.clone(), *expires_at)),
-                    SpoolRecord::History(_) => None,
+                    JournalRecord::Event { event, expires_at } => {
+                        Some((event.clone(), *expires_at))
+                    }
+                    JournalRecord::History(_) => None,
                 })
                 .collect::<Option<Vec<_>>>()
             {
@@ -471,10 +473,10 @@ impl Ingest {
         let mut lanes: Vec<Vec<usize>> = vec![Vec::new(); REPLAY_LANES.min(run.len())];
         for (i, (record, _)) in run.iter().enumerate() {
             let lane = match &**record {
-                SpoolRecord::Event { event, .. } => {
+                JournalRecord::Event { event, .. } => {
                     lane_of(&event.nas, &event.session_id) % lanes.len()
                 }
-                SpoolRecord::History(_) => 0,
+                JournalRecord::History(_) => 0,
             };
             lanes[lane].push(i);
         }
@@ -503,14 +505,14 @@ impl Ingest {
                 Replayed::Unavailable => {}
             }
         }
-        // What the events produced for history, as one group commit (the writer spools it
+        // What the events produced for history, as one group commit (the writer journals it
         // itself when the database fails) before the run counts as replayed.
         let merged = history_writer::merge(history);
         self.store_history(merged).await?;
         Ok(ok.iter().take_while(|v| **v).count())
     }
 
-    /// Replay a run of events through the store's batch apply (one commit, spool order).
+    /// Replay a run of events through the store's batch apply (one commit, journal order).
     /// An event the store refuses for good is set aside and the rest go on; the first one
     /// refused because the store is unavailable ends the run there.
     async fn replay_batch(
@@ -537,7 +539,7 @@ impl Ingest {
                     }
                     Err(e) if e.is_permanent() => {
                         let (event, expires_at) = &events[ok];
-                        let record = SpoolRecord::Event {
+                        let record = JournalRecord::Event {
                             event: event.clone(),
                             expires_at: *expires_at,
                         };
@@ -562,9 +564,9 @@ impl Ingest {
     }
 
     /// Replay one record.
-    async fn replay_one(&self, record: &SpoolRecord) -> io::Result<Replayed> {
+    async fn replay_one(&self, record: &JournalRecord) -> io::Result<Replayed> {
         Ok(match record {
-            SpoolRecord::Event { event, expires_at } => {
+            JournalRecord::Event { event, expires_at } => {
                 match self.apply(event, *expires_at).await {
                     Ok(applied) => Replayed::Applied(applied),
                     Err(e) if e.is_permanent() => {
@@ -574,7 +576,7 @@ impl Ingest {
                     Err(_) => Replayed::Unavailable,
                 }
             }
-            SpoolRecord::History(applied) => match self.write_history(applied).await {
+            JournalRecord::History(applied) => match self.write_history(applied).await {
                 Ok(()) => Replayed::Done,
                 Err(e) if e.refused_for_good => {
                     self.set_aside(record, &e.to_string())?;
@@ -585,7 +587,7 @@ impl Ingest {
         })
     }
 
-    /// Wait until everything answered so far is applied to the stores (the spool is empty),
+    /// Wait until everything answered so far is applied to the stores (the journal is empty),
     /// at most `limit`. True when it is.
     pub async fn settled(&self, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
@@ -598,7 +600,7 @@ impl Ingest {
         true
     }
 
-    /// Background task: replay whenever something is spooled, retrying every second.
+    /// Background task: replay whenever something is journaled, retrying every second.
     pub async fn run_replayer(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             if self.spool.depth() > 0 {

@@ -5,7 +5,7 @@
 //!   what an apply changed ([`sessions::Applied`]) — the rules every store applies
 //!   (`sessions/rules.rs`), and the two live-map stores: embedded (`sessions/embedded.rs`,
 //!   one machine) and Redis (`sessions/redis/`, shared by instances).
-//! - [`spool`]: the journal on disk — events fsync'd before a NAS is answered, replayed into
+//! - [`journal`]: the journal on disk — events fsync'd before a NAS is answered, replayed into
 //!   the stores; history records the SQL database could not take.
 //! - [`ingest`]: the accounting handler behind the RADIUS listener's journal seam: decides
 //!   when a NAS is answered ([`ingest::AckAfter`]), replays the journal, sweeps expiry.
@@ -16,13 +16,13 @@
 //!
 //! The path of an accounting packet: bytes → checks and event (ebok-radius: `listener.rs`,
 //! `packet.rs`, `decode.rs`, `dedup.rs`) → journal (`ingest.rs` through the `Journal` seam,
-//! `spool/writer.rs`) → reply (`listener.rs`); then journal → stores (`ingest.rs`,
-//! `spool/replay.rs`, `sessions/rules.rs`, `sessions/embedded.rs` or `sessions/redis/`) →
+//! `journal/writer.rs`) → reply (`listener.rs`); then journal → stores (`ingest.rs`,
+//! `journal/replay.rs`, `sessions/rules.rs`, `sessions/embedded.rs` or `sessions/redis/`) →
 //! history (`history_writer.rs`, then ebok-store's `store/history.rs`).
 
 pub mod background;
 pub mod dead_letter;
 pub mod history_writer;
 pub mod ingest;
+pub mod journal;
 pub mod sessions;
-pub mod spool;

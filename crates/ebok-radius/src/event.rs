@@ -1,5 +1,5 @@
 //! The plain accounting event: what one verified Accounting-Request says, free of wire format.
-//! Everything downstream (live map, spool, history) works on this type only.
+//! Everything downstream (live map, journal, history) works on this type only.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -679,7 +679,7 @@ mod tests {
     async fn writer_commits_many_writes_and_spools_when_the_database_fails() {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::testkit::sqlite_in(dir.path(), "h.sqlite").await;
-        let spool = ebok_live::spool::Spool::open(&dir.path().join("spool")).unwrap();
+        let spool = ebok_live::journal::JournalLog::open(&dir.path().join("spool")).unwrap();
         let w = HistoryWriter::spawn(
             std::sync::Arc::new(db.clone()),
             spool.clone(),
@@ -715,7 +715,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(traffic_on(&db, "jan", day).await.unwrap(), Some((200, 200)));
-        // Database gone: the write is durable in the spool instead; a direct write says why.
+        // Database gone: the write is durable in the journal instead; a direct write says why.
         if let Db::Sqlite(p) = &db {
             sqlx::query("DROP TABLE traffic_daily")
                 .execute(p)
@@ -726,7 +726,7 @@ mod tests {
             traffic: vec![reading("jan", "late", at, 1, 1)],
             ..Applied::default()
         };
-        assert_eq!(w.write(one()).await.unwrap(), Written::Spooled);
+        assert_eq!(w.write(one()).await.unwrap(), Written::Journaled);
         assert_eq!(spool.depth(), 1);
         assert!(w
             .write_now(one(), std::time::Duration::from_secs(5))
@@ -743,7 +743,7 @@ mod tests {
         let live = ebok_live::sessions::embedded::EmbeddedSessions::open(&dir.path().join("live"))
             .await
             .unwrap();
-        let spool = ebok_live::spool::Spool::open(&dir.path().join("spool")).unwrap();
+        let spool = ebok_live::journal::JournalLog::open(&dir.path().join("spool")).unwrap();
         let at = time::macros::datetime!(2026-07-01 10:00 UTC);
         let traffic = (0..5000)
             .map(|i| TrafficReading {
@@ -757,7 +757,7 @@ mod tests {
             })
             .collect();
         spool
-            .append(&ebok_live::spool::SpoolRecord::History(Applied {
+            .append(&ebok_live::journal::JournalRecord::History(Applied {
                 traffic,
                 ..Applied::default()
             }))

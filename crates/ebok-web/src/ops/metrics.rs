@@ -94,9 +94,9 @@ fn register_families() {
         "ebok_radius_stale_events_total",
         "ebok_sessions_closed_total",
         "ebok_sessions_expired_total",
-        "ebok_spool_appended_total",
-        "ebok_spool_replayed_total",
-        "ebok_spool_segments_removed_total",
+        "ebok_journal_appended_total",
+        "ebok_journal_replayed_total",
+        "ebok_journal_segments_removed_total",
         "ebok_panel_csrf_refused_total",
         "ebok_panel_password_checks_refused_total",
         "ebok_http_wrong_host_total",
@@ -107,9 +107,9 @@ fn register_families() {
     for name in [
         "ebok_live_sessions",
         "ebok_radius_in_flight",
-        "ebok_spool_depth",
-        "ebok_spool_bytes",
-        "ebok_spool_max_bytes",
+        "ebok_journal_depth",
+        "ebok_journal_bytes",
+        "ebok_journal_max_bytes",
         "ebok_http_connections",
     ] {
         metrics::gauge!(name).increment(0.0);
@@ -220,23 +220,29 @@ fn describe() {
     );
     describe_gauge!("ebok_live_sessions", "Live PPPoE sessions in the live map");
     describe_gauge!("ebok_radius_in_flight", "RADIUS requests being processed");
-    describe_gauge!("ebok_spool_depth", "Events waiting in the spool for replay");
     describe_gauge!(
-        "ebok_spool_bytes",
+        "ebok_journal_depth",
+        "Events waiting in the spool for replay"
+    );
+    describe_gauge!(
+        "ebok_journal_bytes",
         "Bytes of spool records waiting for replay (what radius.journal_max_bytes caps)"
     );
     describe_gauge!(
-        "ebok_spool_max_bytes",
-        "The cap on ebok_spool_bytes past which events are refused (radius.journal_max_bytes; 0: none)"
+        "ebok_journal_max_bytes",
+        "The cap on ebok_journal_bytes past which events are refused (radius.journal_max_bytes; 0: none)"
     );
     describe_counter!(
-        "ebok_spool_segments_removed_total",
-        "Spool segment files deleted once replayed"
+        "ebok_journal_segments_removed_total",
+        "JournalLog segment files deleted once replayed"
     );
-    describe_counter!("ebok_spool_appended_total", "Records appended to the spool");
     describe_counter!(
-        "ebok_spool_replayed_total",
-        "Spool records replayed into the stores"
+        "ebok_journal_appended_total",
+        "Records appended to the spool"
+    );
+    describe_counter!(
+        "ebok_journal_replayed_total",
+        "JournalLog records replayed into the stores"
     );
     describe_histogram!(
         "ebok_store_latency_seconds",

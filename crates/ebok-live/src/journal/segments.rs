@@ -1,6 +1,6 @@
 //! The journal's files: segment files `spool.N.log` (records back to back, then zeros written
 //! ahead), the position file `spool.pos`, and the walk that finds a segment's records when
-//! the spool is opened.
+//! the journal is opened.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -46,7 +46,7 @@ pub(super) struct Opened {
     pub leftovers: Vec<PathBuf>,
 }
 
-/// Find the segments of the spool in `dir`: from the one `spool.pos` names to the newest,
+/// Find the segments of the journal in `dir`: from the one `spool.pos` names to the newest,
 /// counting their records after the replay position. A torn record at the tail of the
 /// newest one (a crash mid-write, never answered) is cut off; the newest file is created when
 /// there is none. Journal offsets start at zero at the first byte of the position's segment.
@@ -170,7 +170,7 @@ pub(super) fn remove(doomed: Vec<(PathBuf, Option<File>)>) {
     }
     for (path, file) in doomed {
         match std::fs::remove_file(&path) {
-            Ok(()) => metrics::counter!("ebok_spool_segments_removed_total").increment(1),
+            Ok(()) => metrics::counter!("ebok_journal_segments_removed_total").increment(1),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             // Left behind the position, it is removed at the next open.
             Err(e) => {

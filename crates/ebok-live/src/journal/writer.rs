@@ -3,10 +3,10 @@
 
 use super::*;
 
-/// The journal's state. Offsets handed to the replay ([`Peeked`], [`Spool::consumed`]) and
+/// The journal's state. Offsets handed to the replay ([`Peeked`], [`JournalLog::consumed`]) and
 /// kept in `peeked`, `memory`, `read_off` and `write_off` are journal offsets: the records of
 /// all segments laid end to end, counted from the first byte of the segment the replay
-/// position was in when the spool was opened. A segment's records start where the previous
+/// position was in when the journal was opened. A segment's records start where the previous
 /// one's end (the zeros after them are not counted), so the journal has no gaps, the bytes
 /// waiting for replay are `write_off - read_off`, and the memory and the peeked ends carry
 /// over from one segment to the next unchanged. A record's place in its file is its journal
@@ -43,11 +43,11 @@ pub(super) struct Writer {
     /// in log order, back to back. The replay takes them from here instead of reading and
     /// decoding the log again; what is not here (after a restart, or past [`MEMORY_RECORDS`]
     /// under a long backlog) is read from the file.
-    pub(super) memory: VecDeque<(u64, u64, Arc<SpoolRecord>)>,
+    pub(super) memory: VecDeque<(u64, u64, Arc<JournalRecord>)>,
 }
 
 impl Writer {
-    /// Serve commands until every handle is gone (`None`) or one closes the spool: then the
+    /// Serve commands until every handle is gone (`None`) or one closes the journal: then the
     /// reply its closer waits for, to be sent once the thread has let go of the log.
     pub(super) fn run(
         this: &Mutex<Writer>,
@@ -127,7 +127,7 @@ impl Writer {
     }
 
     pub(super) fn gauge_bytes(&self) {
-        metrics::gauge!("ebok_spool_bytes").set(self.unreplayed() as f64);
+        metrics::gauge!("ebok_journal_bytes").set(self.unreplayed() as f64);
     }
 
     /// Index of the first frame of a group commit the cap refuses (`all.len()`: none). The
@@ -184,8 +184,8 @@ impl Writer {
         self.remember(all, refused);
         self.write_off += len;
         let depth = self.depth.fetch_add(n, Ordering::AcqRel) + n;
-        metrics::gauge!("ebok_spool_depth").set(depth as f64);
-        metrics::counter!("ebok_spool_appended_total").increment(n);
+        metrics::gauge!("ebok_journal_depth").set(depth as f64);
+        metrics::counter!("ebok_journal_appended_total").increment(n);
         self.gauge_bytes();
         Ok(())
     }

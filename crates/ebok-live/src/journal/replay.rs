@@ -53,7 +53,7 @@ impl Writer {
     /// chunks, up to `max` in `out` in all. Returns where it stopped.
     pub(super) fn read_file(
         &mut self,
-        out: &mut Vec<(Arc<SpoolRecord>, u64)>,
+        out: &mut Vec<(Arc<JournalRecord>, u64)>,
         max: usize,
         mut off: u64,
         until: u64,
@@ -131,8 +131,8 @@ impl Writer {
             self.memory.pop_front();
         }
         let depth = self.depth.fetch_sub(n, Ordering::AcqRel) - n;
-        metrics::gauge!("ebok_spool_depth").set(depth as f64);
-        metrics::counter!("ebok_spool_replayed_total").increment(n);
+        metrics::gauge!("ebok_journal_depth").set(depth as f64);
+        metrics::counter!("ebok_journal_replayed_total").increment(n);
         self.gauge_bytes();
         // A drained journal is not truncated at once (that would give up the zeroed room):
         // records go on after the replayed ones until those fill a room, then a fresh

@@ -1,4 +1,4 @@
-//! The local durable journal ("spool"): in journal mode every accounting event is appended
+//! The local durable journal ("journal"): in journal mode every accounting event is appended
 //! here (fsync, group commit) before the NAS is answered; in store mode only when the
 //! live-session store or the history database cannot take it in time. It is replayed in order
 //! into the stores. `kill -9` at any moment loses nothing that was answered: a record is on
@@ -8,8 +8,8 @@
 //! Appends go to the newest; one that would take it past [`SEGMENT_BYTES`] starts segment
 //! N+1. A record is a magic octet, u32 payload length, u32 CRC-32 of the payload, the
 //! payload. Magic `0xEC`: an event in the compact binary encoding of [`codec`] (written since
-//! spool format 2); `0xEB`: a JSON [`SpoolRecord`] (format 1, still written for history
-//! records and read for both kinds, so a spool left by an older ebok replays as it is; its
+//! journal format 2); `0xEB`: a JSON [`JournalRecord`] (format 1, still written for history
+//! records and read for both kinds, so a journal left by an older ebok replays as it is; its
 //! single `spool.N.log` is a journal of one segment). `spool.pos` holds the number of the
 //! segment the replay position is in and the offset in it. Once the replay has passed the
 //! end of a segment, the file is deleted: compaction is an unlink, and no record is ever
@@ -49,9 +49,9 @@ mod writer;
 pub use self::frames::*;
 use self::writer::*;
 
-/// What the spool keeps.
+/// What the journal keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SpoolRecord {
+pub enum JournalRecord {
     /// An event not yet applied to the live map.
     Event {
         /// Shared: the replay hands the same event to the live map without copying it.
@@ -76,8 +76,8 @@ const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 const ROOM: u64 = 4 * 1024 * 1024;
 
 /// Records handed to the replay, each with the journal offset just after it (what
-/// [`Spool::consumed`] takes).
-pub type Peeked = Vec<(Arc<SpoolRecord>, u64)>;
+/// [`JournalLog::consumed`] takes).
+pub type Peeked = Vec<(Arc<JournalRecord>, u64)>;
 
 /// An append of events refused because the records waiting for replay reached
 /// `radius.journal_max_bytes`. It travels as an [`io::Error`] of kind
@@ -110,9 +110,9 @@ enum Cmd {
     Close(oneshot::Sender<io::Result<()>>),
 }
 
-/// Handle to the spool; cheap to clone.
+/// Handle to the journal; cheap to clone.
 #[derive(Clone)]
-pub struct Spool {
+pub struct JournalLog {
     tx: mpsc::Sender<Cmd>,
     depth: Arc<AtomicU64>,
     /// The log, shared with the writer thread: commands from async callers go through that
@@ -121,23 +121,23 @@ pub struct Spool {
     writer: Arc<Mutex<Writer>>,
 }
 
-impl std::fmt::Debug for Spool {
+impl std::fmt::Debug for JournalLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spool")
+        f.debug_struct("JournalLog")
             .field("depth", &self.depth())
             .finish_non_exhaustive()
     }
 }
 
-impl Spool {
-    /// Open (or create) the spool in `dir`, cutting off a torn tail and deleting segments
-    /// already replayed. Starts the writer thread. No cap until [`Spool::set_max_bytes`].
-    pub fn open(dir: &Path) -> io::Result<Spool> {
-        Spool::open_segmented(dir, SEGMENT_BYTES)
+impl JournalLog {
+    /// Open (or create) the journal in `dir`, cutting off a torn tail and deleting segments
+    /// already replayed. Starts the writer thread. No cap until [`JournalLog::set_max_bytes`].
+    pub fn open(dir: &Path) -> io::Result<JournalLog> {
+        JournalLog::open_segmented(dir, SEGMENT_BYTES)
     }
 
-    /// [`Spool::open`] with segments of `segment_bytes` (tests use small ones).
-    fn open_segmented(dir: &Path, segment_bytes: u64) -> io::Result<Spool> {
+    /// [`JournalLog::open`] with segments of `segment_bytes` (tests use small ones).
+    fn open_segmented(dir: &Path, segment_bytes: u64) -> io::Result<JournalLog> {
         std::fs::create_dir_all(dir)?;
         let pos_path = dir.join("spool.pos");
         let opened = segments::open(dir, &pos_path)?;
@@ -164,8 +164,8 @@ impl Spool {
         // The position may stand at the end of a segment: it goes now, not after the next
         // replay.
         segments::remove(writer.release()?);
-        metrics::gauge!("ebok_spool_depth").set(opened.records as f64);
-        metrics::gauge!("ebok_spool_max_bytes").set(0.0);
+        metrics::gauge!("ebok_journal_depth").set(opened.records as f64);
+        metrics::gauge!("ebok_journal_max_bytes").set(0.0);
         writer.gauge_bytes();
         let (tx, rx) = mpsc::channel(4096);
         let writer = Arc::new(Mutex::new(writer));
@@ -180,7 +180,7 @@ impl Spool {
                     let _ = reply.send(Ok(()));
                 }
             })?;
-        Ok(Spool { tx, depth, writer })
+        Ok(JournalLog { tx, depth, writer })
     }
 
     /// Refuse appends of events with [`JournalFull`] while `max_bytes` or more bytes of
@@ -188,7 +188,7 @@ impl Spool {
     /// are in the journal already.
     pub fn set_max_bytes(&self, max_bytes: u64) {
         lock(&self.writer).max_bytes = max_bytes;
-        metrics::gauge!("ebok_spool_max_bytes").set(max_bytes as f64);
+        metrics::gauge!("ebok_journal_max_bytes").set(max_bytes as f64);
     }
 
     /// Records waiting to be replayed.
@@ -202,7 +202,7 @@ impl Spool {
     }
 
     /// Append one record; returns once it is on disk.
-    pub async fn append(&self, record: &SpoolRecord) -> io::Result<()> {
+    pub async fn append(&self, record: &JournalRecord) -> io::Result<()> {
         let mut frames = Frames::new();
         frames.push(record)?;
         self.append_frames(frames).await
@@ -227,7 +227,7 @@ impl Spool {
         self.call(|tx| Cmd::Append(frames, tx)).await
     }
 
-    /// [`Spool::append_frames`] from a thread outside the tokio runtime, blocking it until
+    /// [`JournalLog::append_frames`] from a thread outside the tokio runtime, blocking it until
     /// the frames are on disk. The calling thread writes and syncs them itself (the radius
     /// receive thread, whose turn is one batch anyway): handing them to the writer thread
     /// and waiting for its answer cost two thread wake-ups per turn (perf: futex and
@@ -249,7 +249,7 @@ impl Spool {
         self.call(|tx| Cmd::Read(max, tx)).await
     }
 
-    /// Mark everything before `offset` (an offset returned by [`Spool::peek`]) replayed.
+    /// Mark everything before `offset` (an offset returned by [`JournalLog::peek`]) replayed.
     /// Segments the position has passed are deleted before this returns.
     pub async fn consumed(&self, offset: u64) -> io::Result<()> {
         self.call(|tx| Cmd::Consumed(offset, tx)).await
@@ -261,7 +261,7 @@ impl Spool {
     /// returns (a restart in-process, or a test reopening the directory, sees only what is
     /// on disk).
     pub async fn close(self) -> io::Result<()> {
-        let Spool { tx, writer, .. } = self;
+        let JournalLog { tx, writer, .. } = self;
         let (reply, closed) = oneshot::channel();
         let stopped = || io::Error::other("spool writer stopped");
         tx.send(Cmd::Close(reply)).await.map_err(|_| stopped())?;
@@ -290,9 +290,9 @@ mod tests {
     use super::*;
     use ebok_radius::event::{StatusType, VendorAttribute as VendorAttributeT};
 
-    fn rec(i: u32) -> SpoolRecord {
+    fn rec(i: u32) -> JournalRecord {
         let t = OffsetDateTime::from_unix_timestamp(1_700_000_000 + i as i64).unwrap();
-        SpoolRecord::Event {
+        JournalRecord::Event {
             event: Arc::new(AccountingEvent::new(
                 StatusType::Start,
                 "nas",
@@ -311,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn append_peek_consume_in_order_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         let appends: Vec<_> = (0..50)
             .map(|i| {
                 let s = spool.clone();
@@ -329,7 +329,7 @@ mod tests {
         assert_eq!(spool.depth(), 40);
         spool.close().await.unwrap();
 
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         assert_eq!(spool.depth(), 40);
         let rest = spool.peek(100).await.unwrap();
         assert_eq!(rest.len(), 40);
@@ -347,7 +347,7 @@ mod tests {
         assert_eq!(log_len(), ROOM);
         spool.append(&rec(50)).await.unwrap();
         spool.close().await.unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         assert_eq!(log_len(), ROOM, "a zero tail is room, not a torn record");
         assert_eq!(spool.depth(), 1);
         assert_eq!(records(&spool.peek(10).await.unwrap()), vec![rec(50)]);
@@ -368,7 +368,7 @@ mod tests {
     async fn close_answers_what_came_before_and_releases_the_files() {
         let dir = tempfile::tempdir().unwrap();
         let dir_path = dir.path().canonicalize().unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         spool.append(&rec(1)).await.unwrap();
         assert!(open_files_under(&dir_path) > 0);
         // An append sent just before the close (they reach the writer in one batch).
@@ -380,11 +380,11 @@ mod tests {
         drop(other);
         assert_eq!(open_files_under(&dir_path), 0);
         // Closing the last handle releases the files itself.
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         assert!(open_files_under(&dir_path) > 0);
         spool.close().await.unwrap();
         assert_eq!(open_files_under(&dir_path), 0);
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         assert_eq!(peek_all(&spool).await, vec![rec(1), rec(2)]);
         // A handle left over after a close finds the writer stopped.
         let other = spool.clone();
@@ -398,7 +398,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn blocking_and_async_appends_interleave() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         let threads: Vec<_> = [0u32, 1000]
             .into_iter()
             .map(|base| {
@@ -417,7 +417,7 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(spool.depth(), 300);
-        let check = |all: Vec<SpoolRecord>| {
+        let check = |all: Vec<JournalRecord>| {
             assert_eq!(all.len(), 300);
             for base in [0u32, 1000, 2000] {
                 let mine: Vec<_> = all
@@ -430,7 +430,7 @@ mod tests {
         };
         check(peek_all(&spool).await);
         spool.close().await.unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         check(peek_all(&spool).await);
     }
 
@@ -439,7 +439,7 @@ mod tests {
     #[tokio::test]
     async fn a_drained_journal_past_a_room_starts_a_new_segment() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         let n = 100_000;
         for i in (0..n).step_by(1000) {
             spool.append_frames(kept(i..i + 1000)).await.unwrap();
@@ -452,7 +452,7 @@ mod tests {
         assert_eq!(segment_files(dir.path()), vec![1]);
         spool.append(&rec(n)).await.unwrap();
         spool.close().await.unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         assert_eq!(records(&spool.peek(10).await.unwrap()), vec![rec(n)]);
     }
 
@@ -494,7 +494,7 @@ mod tests {
     #[tokio::test]
     async fn replaying_a_backlog_deletes_passed_segments_and_rewrites_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let spool = JournalLog::open_segmented(dir.path(), SMALL).unwrap();
         let mut next = 0;
         while segment_files(dir.path()).len() < 4 {
             spool.append_frames(kept(next..next + 7)).await.unwrap();
@@ -544,7 +544,7 @@ mod tests {
     #[tokio::test]
     async fn reopen_walks_the_segments_cuts_a_torn_tail_and_removes_leftovers() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let spool = JournalLog::open_segmented(dir.path(), SMALL).unwrap();
         let mut total = 0;
         while segment_files(dir.path()).len() < 4 {
             spool.append(&rec(total)).await.unwrap();
@@ -577,7 +577,7 @@ mod tests {
             .unwrap();
         f.write_all(&[MAGIC_EVENT, 200, 0, 0, 0, 1, 2, 3]).unwrap();
         drop(f);
-        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let spool = JournalLog::open_segmented(dir.path(), SMALL).unwrap();
         assert_eq!(segment_files(dir.path()), vec![1, 2, 3]);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), records_end);
         assert_eq!(spool.depth(), u64::from(total) - k as u64);
@@ -594,7 +594,7 @@ mod tests {
         }
         assert!(segment_files(dir.path()).len() > 3);
         spool.close().await.unwrap();
-        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let spool = JournalLog::open_segmented(dir.path(), SMALL).unwrap();
         assert_eq!(spool.depth(), u64::from(total + 100 - from));
         let rest = spool.peek(usize::MAX).await.unwrap();
         assert_eq!(
@@ -612,7 +612,7 @@ mod tests {
     #[tokio::test]
     async fn damage_after_the_records_of_a_complete_segment_is_skipped_not_cut() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let spool = JournalLog::open_segmented(dir.path(), SMALL).unwrap();
         let mut total = 0;
         while segment_files(dir.path()).len() < 3 {
             spool.append(&rec(total)).await.unwrap();
@@ -626,14 +626,14 @@ mod tests {
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         f.write_all_at(&[MAGIC_EVENT, 1, 2, 3], end).unwrap();
         drop(f);
-        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let spool = JournalLog::open_segmented(dir.path(), SMALL).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
         assert_eq!(spool.depth(), u64::from(total));
         let all = records(&spool.peek(usize::MAX).await.unwrap());
         assert_eq!(all, (0..total).map(rec).collect::<Vec<_>>());
     }
 
-    /// A spool as ebok wrote it before segments: one `spool.N.log` (records, then zeros) and
+    /// A journal as ebok wrote it before segments: one `spool.N.log` (records, then zeros) and
     /// `spool.pos` naming it. It is a journal of one segment: replay goes on from the
     /// position, appends follow the records.
     #[tokio::test]
@@ -653,7 +653,7 @@ mod tests {
         log.resize(log.len() + 4096, 0);
         std::fs::write(dir.path().join("spool.7.log"), &log).unwrap();
         segments::write_pos(&dir.path().join("spool.pos"), 7, two).unwrap();
-        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let spool = JournalLog::open_segmented(dir.path(), SMALL).unwrap();
         assert_eq!(spool.depth(), 3);
         assert_eq!(spool.bytes(), frames.buf.len() as u64 - two);
         spool.append(&rec(5)).await.unwrap();
@@ -662,7 +662,7 @@ mod tests {
         assert_eq!(records(&all), (2..6).map(rec).collect::<Vec<_>>());
         spool.consumed(all[0].1).await.unwrap();
         spool.close().await.unwrap();
-        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let spool = JournalLog::open_segmented(dir.path(), SMALL).unwrap();
         assert_eq!(peek_all(&spool).await, (3..6).map(rec).collect::<Vec<_>>());
     }
 
@@ -677,7 +677,7 @@ mod tests {
         }
         std::fs::write(dir.path().join("spool.4.log"), &frames.buf).unwrap();
         segments::write_pos(&dir.path().join("spool.pos"), 2, 100).unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         assert_eq!(peek_all(&spool).await, (0..3).map(rec).collect::<Vec<_>>());
     }
 
@@ -687,7 +687,7 @@ mod tests {
     #[tokio::test]
     async fn past_the_cap_events_are_refused_and_history_is_taken() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open_segmented(dir.path(), SMALL).unwrap();
+        let spool = JournalLog::open_segmented(dir.path(), SMALL).unwrap();
         let one = {
             let mut f = Frames::new();
             f.push(&rec(0)).unwrap();
@@ -705,7 +705,7 @@ mod tests {
         };
         full(spool.append(&rec(10)).await.unwrap_err());
         full(spool.append_frames_blocking(kept(10..11)).unwrap_err());
-        let history = SpoolRecord::History(crate::sessions::Applied::default());
+        let history = JournalRecord::History(crate::sessions::Applied::default());
         spool.append(&history).await.unwrap();
         assert_eq!(spool.depth(), 11);
         // Once the replay consumed some, events fit again up to the cap; concurrent appends
@@ -749,7 +749,7 @@ mod tests {
     fn kept(range: std::ops::Range<u32>) -> Frames {
         let mut frames = Frames::new();
         for i in range {
-            let SpoolRecord::Event { event, expires_at } = rec(i) else {
+            let JournalRecord::Event { event, expires_at } = rec(i) else {
                 unreachable!()
             };
             frames.push_owned_event((*event).clone(), expires_at);
@@ -757,18 +757,18 @@ mod tests {
         frames
     }
 
-    fn records(peeked: &Peeked) -> Vec<SpoolRecord> {
+    fn records(peeked: &Peeked) -> Vec<JournalRecord> {
         peeked.iter().map(|r| (*r.0).clone()).collect()
     }
 
-    async fn peek_all(spool: &Spool) -> Vec<SpoolRecord> {
+    async fn peek_all(spool: &JournalLog) -> Vec<JournalRecord> {
         records(&spool.peek(1000).await.unwrap())
     }
 
     #[tokio::test]
     async fn kept_records_replay_from_memory_and_from_the_file_alike() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         spool.append_frames(kept(0..3)).await.unwrap();
         // A record that is not kept breaks the run: later kept frames are read from the file
         // until the memory is empty again.
@@ -789,7 +789,7 @@ mod tests {
         spool.consumed(peeked[1].1).await.unwrap();
         spool.close().await.unwrap();
         // After a restart only the file is left, and it holds the same records.
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         assert_eq!(spool.depth(), 1);
         assert_eq!(peek_all(&spool).await, vec![rec(8)]);
     }
@@ -799,7 +799,7 @@ mod tests {
     #[tokio::test]
     async fn kept_records_survive_new_segments_and_memory_overflow() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open_segmented(dir.path(), 256).unwrap();
+        let spool = JournalLog::open_segmented(dir.path(), 256).unwrap();
         for i in 0..10 {
             spool.append_frames(kept(i..i + 1)).await.unwrap();
         }
@@ -882,7 +882,7 @@ mod tests {
         let mut buf = Vec::new();
         codec::encode_event(&mut buf, &e, deadline);
         assert_eq!(codec::decode_event(&buf), Some((e.clone(), deadline)));
-        let json = serde_json::to_vec(&SpoolRecord::Event {
+        let json = serde_json::to_vec(&JournalRecord::Event {
             event: Arc::new(e.clone()),
             expires_at: deadline,
         })
@@ -923,9 +923,9 @@ mod tests {
             old.extend_from_slice(&p);
         }
         std::fs::write(dir.path().join("spool.0.log"), &old).unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         assert_eq!(spool.depth(), 3);
-        let history = SpoolRecord::History(crate::sessions::Applied::default());
+        let history = JournalRecord::History(crate::sessions::Applied::default());
         spool.append(&rec(3)).await.unwrap();
         spool.append(&history).await.unwrap();
         let mut frames = Frames::new();
@@ -936,7 +936,7 @@ mod tests {
         let all: Vec<_> = spool.peek(100).await.unwrap();
         let mut want: Vec<_> = (0..4).map(rec).collect();
         want.push(history);
-        want.push(SpoolRecord::Event {
+        want.push(JournalRecord::Event {
             event: Arc::new(full_event()),
             expires_at: OffsetDateTime::UNIX_EPOCH,
         });
@@ -946,7 +946,7 @@ mod tests {
         spool.consumed(all[1].1).await.unwrap();
         assert_eq!(spool.depth(), 5);
         spool.close().await.unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         assert_eq!(spool.depth(), 5);
         let rest = spool.peek(2).await.unwrap();
         assert_eq!(*rest[0].0, want[2]);
@@ -960,7 +960,7 @@ mod tests {
     async fn torn_tail_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let spool = Spool::open(dir.path()).unwrap();
+            let spool = JournalLog::open(dir.path()).unwrap();
             spool.append(&rec(1)).await.unwrap();
             spool.append(&rec(2)).await.unwrap();
             spool.close().await.unwrap();
@@ -969,7 +969,7 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[MAGIC, 200, 0, 0, 0, 1, 2, 3]).unwrap();
         drop(f);
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         assert_eq!(spool.depth(), 2);
         spool.append(&rec(3)).await.unwrap();
         let all = spool.peek(10).await.unwrap();
@@ -983,7 +983,7 @@ mod tests {
     async fn torn_record_in_the_zeroed_room_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         let end = {
-            let spool = Spool::open(dir.path()).unwrap();
+            let spool = JournalLog::open(dir.path()).unwrap();
             spool.append(&rec(1)).await.unwrap();
             spool.append(&rec(2)).await.unwrap();
             let end = spool.peek(10).await.unwrap()[1].1;
@@ -999,12 +999,12 @@ mod tests {
         f.write_all_at(&frames.buf[..frames.buf.len() / 2], end)
             .unwrap();
         drop(f);
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         assert_eq!(spool.depth(), 2);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), end);
         spool.append(&rec(4)).await.unwrap();
         spool.close().await.unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
+        let spool = JournalLog::open(dir.path()).unwrap();
         assert_eq!(
             records(&spool.peek(10).await.unwrap()),
             vec![rec(1), rec(2), rec(4)]

@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// A JSON [`SpoolRecord`].
+/// A JSON [`JournalRecord`].
 pub(super) const MAGIC: u8 = 0xEB;
 /// An event in the binary encoding of [`codec`].
 pub(super) const MAGIC_EVENT: u8 = 0xEC;
@@ -20,7 +20,7 @@ pub struct Frames {
     /// The records pushed with [`Frames::push_owned_event`], with the end of each one in
     /// `buf`. When that is every record (as many as `count`), the writer keeps them for the
     /// replay, which then need not read the log back.
-    pub(super) records: Vec<(Arc<SpoolRecord>, usize)>,
+    pub(super) records: Vec<(Arc<JournalRecord>, usize)>,
 }
 
 impl Frames {
@@ -48,7 +48,7 @@ impl Frames {
     /// Frame one event and keep it, so the replay can take it from memory.
     pub fn push_owned_event(&mut self, event: AccountingEvent, expires_at: OffsetDateTime) {
         self.push_event(&event, expires_at);
-        let record = SpoolRecord::Event {
+        let record = JournalRecord::Event {
             event: Arc::new(event),
             expires_at,
         };
@@ -56,10 +56,10 @@ impl Frames {
     }
 
     /// Frame any record: events in the binary encoding, history records as JSON.
-    pub fn push(&mut self, record: &SpoolRecord) -> io::Result<()> {
+    pub fn push(&mut self, record: &JournalRecord) -> io::Result<()> {
         match record {
-            SpoolRecord::Event { event, expires_at } => self.push_event(event, *expires_at),
-            SpoolRecord::History(_) => {
+            JournalRecord::Event { event, expires_at } => self.push_event(event, *expires_at),
+            JournalRecord::History(_) => {
                 let start = self.open(MAGIC);
                 if let Err(e) = serde_json::to_writer(&mut self.buf, record) {
                     self.buf.truncate(start);
@@ -94,7 +94,7 @@ pub(super) fn framed_len(bytes: &[u8]) -> Option<usize> {
     (bytes.len() >= len).then_some(len)
 }
 
-pub(super) fn parse_record(bytes: &[u8]) -> Option<(SpoolRecord, usize)> {
+pub(super) fn parse_record(bytes: &[u8]) -> Option<(JournalRecord, usize)> {
     if bytes.len() < HEADER {
         return None;
     }
@@ -108,11 +108,11 @@ pub(super) fn parse_record(bytes: &[u8]) -> Option<(SpoolRecord, usize)> {
 }
 
 /// A record's payload by its magic octet.
-pub(super) fn decode_payload(magic: u8, payload: &[u8]) -> Option<SpoolRecord> {
+pub(super) fn decode_payload(magic: u8, payload: &[u8]) -> Option<JournalRecord> {
     match magic {
         MAGIC_EVENT => {
             let (event, expires_at) = codec::decode_event(payload)?;
-            Some(SpoolRecord::Event {
+            Some(JournalRecord::Event {
                 event: Arc::new(event),
                 expires_at,
             })
