@@ -6,7 +6,7 @@
 #   logged-in subscriber, identified from his own line), d) GET / (anonymous) — each with
 #   wrk for DURATION seconds against `ebok run --demo` on SQLite, then b)–d) again on
 #   PostgreSQL and with the Redis store; e) Jan gets ten years of monthly invoices
-#   and payments (`ebok-bench seed-billing`, through ebok::store::billing), then wrk on
+#   and payments (`ebok-bench billing-history`, through ebok::store::billing), then wrk on
 #   GET /platnosci (Płatności: his whole ledger, 240 entries, paged) and GET /statystyki as
 #   the logged-in Jan on every backend; f) the argon2id cost of one login
 #   (`ebok-bench argon2`); g) the time to generate one invoice PDF (`ebok-bench pdf`);
@@ -233,7 +233,7 @@ run_panel() {
     wait_http "$base/" "$server_pid" || { cat "$dir/ebok.log" >&2; return 1; }
     cookie=$(login_jan "$base" "$dburl")
     check_panel "$base" "$cookie"
-    "$BENCH" seed-billing --database-url "$dburl" | sed 's/^/  /'
+    "$BENCH" billing-history --database-url "$dburl" | sed 's/^/  /'
     check_page "$base" "$cookie" /platnosci 'Saldo'
     check_page "$base" "$cookie" /statystyki 'Transfer w ostatnich 30 dniach'
     if wants login; then bench "$label-login" "$server_pid" "$base/logowanie"; fi

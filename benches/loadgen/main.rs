@@ -11,7 +11,7 @@
 //!   `scripts/bench-web.sh` (the panel itself is measured with wrk).
 //! * `argon2`: the cost of one password verification with ebok's own argon2id parameters.
 //! * `demo-contract`: the demo subscriber's contract number, for registering in the script.
-//! * `seed-billing`: give the demo's Jan Kowalski ten years of monthly invoices and payments
+//! * `billing-history`: give the demo's Jan Kowalski ten years of monthly invoices and payments
 //!   (Płatności of a long-standing subscriber).
 //! * `pdf`: the time to generate one invoice's PDF.
 //! * `capture`: signed Accounting-Requests at a fixed rate, answers ignored, for
@@ -92,7 +92,7 @@ enum Command {
     DemoContract(DemoContractArgs),
     /// Add monthly invoices and payments before the demo's own year so that Jan Kowalski
     /// has `--years` years of them (written through `ebok::store::billing`).
-    SeedBilling(SeedBillingArgs),
+    BillingHistory(BillingHistoryArgs),
     /// Time the PDF of Jan Kowalski's newest invoice (`ebok::web::billing::invoice_pdf`),
     /// one after another: mean and p99.
     Pdf(PdfArgs),
@@ -125,7 +125,7 @@ struct CaptureArgs {
 }
 
 #[derive(Args)]
-struct SeedBillingArgs {
+struct BillingHistoryArgs {
     /// The database `ebok run --demo` filled (sqlite://PATH or postgres://…).
     #[arg(long)]
     database_url: String,
@@ -290,10 +290,10 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(demo_contract(args)),
-        Command::SeedBilling(args) => tokio::runtime::Builder::new_current_thread()
+        Command::BillingHistory(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(seed_billing(args)),
+            .block_on(billing_history(args)),
         Command::Pdf(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?

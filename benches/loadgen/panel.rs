@@ -83,7 +83,7 @@ pub(super) async fn demo_jan(
 /// Monthly invoices (subscription 79.99 zł and a router 9.99 zł, 23 % VAT, issued on the 1st,
 /// due on the 15th, paid on the 10th) for the months before the demo's own twelve, back to
 /// `years` years before the current month; idempotent (fixed ext ids).
-pub(super) async fn seed_billing(args: SeedBillingArgs) -> anyhow::Result<()> {
+pub(super) async fn billing_history(args: BillingHistoryArgs) -> anyhow::Result<()> {
     use ebok::store::billing::{
         upsert_invoices, upsert_payments, InvoiceLine, InvoiceRecord, InvoiceStatus, PaymentRecord,
     };
@@ -156,7 +156,7 @@ pub(super) async fn seed_billing(args: SeedBillingArgs) -> anyhow::Result<()> {
         .map_err(|(i, e)| anyhow::anyhow!("payment {i}: {e}"))?;
     tx.commit().await?;
     println!(
-        "seeded {} invoices and {} payments for {}",
+        "wrote {} invoices and {} payments for {}",
         invoices.len(),
         payments.len(),
         jan.display_name()
