@@ -63,7 +63,9 @@ async fn wait_for(what: &str, cond: impl Fn() -> bool) {
 
 /// Failed attempts recorded in the queue file `path` (0 while it cannot be read).
 async fn attempts(path: &Path) -> u32 {
-    read_queue_file(path).await.map_or(0, |(meta, _)| meta.attempts)
+    read_queue_file(path)
+        .await
+        .map_or(0, |(meta, _)| meta.attempts)
 }
 
 /// Checks the headers and body of a message as a mail reader would decode them.

@@ -114,7 +114,8 @@ impl Drop for OwnRedis {
 
 #[tokio::test]
 async fn redis_down_events_are_spooled_answered_and_replayed() {
-    let Some(mut redis) = OwnRedis::start_on_free_port("redis_down_events_are_spooled").await else {
+    let Some(mut redis) = OwnRedis::start_on_free_port("redis_down_events_are_spooled").await
+    else {
         return;
     };
     let port = redis.port;
