@@ -94,7 +94,6 @@ impl Driver {
             ready_ref.get()
         })
         .await;
-        drop(child);
         if let Some(status) = exited.into_inner() {
             return Err(transport(format!("chromedriver exited: {status}")));
         }
