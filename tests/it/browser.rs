@@ -168,52 +168,60 @@ impl Tab {
 
     /// The visible text of the page.
     async fn text(&self) -> String {
-        for _ in 0..50 {
-            if let Some(text) = self.try_text().await {
-                return text;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let text = std::cell::RefCell::new(None);
+        let seen = &text;
+        eventually_within(Duration::from_secs(5), || async move {
+            *seen.borrow_mut() = self.try_text().await;
+            seen.borrow().is_some()
+        })
+        .await;
+        let text = text.into_inner();
+        match text {
+            Some(text) => text,
+            None => panic!("no page text at {}", self.path().await),
         }
-        panic!("no page text at {}", self.path().await)
     }
 
     /// Wait (up to 10 s) until the page's visible text contains `needle`.
     async fn expect_text(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = self.try_text().await.unwrap_or_default();
-            if text.contains(needle) {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "page {} does not show {needle:?}; it shows:\n{text}",
-                    self.path().await
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let text = std::cell::RefCell::new(String::new());
+        let seen = &text;
+        let shown = eventually_within(Duration::from_secs(10), || async move {
+            *seen.borrow_mut() = self.try_text().await.unwrap_or_default();
+            seen.borrow().contains(needle)
+        })
+        .await;
+        if !shown {
+            panic!(
+                "page {} does not show {needle:?}; it shows:\n{}",
+                self.path().await,
+                text.borrow()
+            );
         }
     }
 
     /// Wait (up to 10 s) until the page's `h1` contains `expected`; the error page fails.
     async fn expect_heading(&self, expected: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        let heading = std::cell::RefCell::new(String::new());
+        let seen = &heading;
+        // Stops early at an error page's heading: it will not turn into the expected one.
+        let done = eventually_within(Duration::from_secs(10), || async move {
             let h1 = match self.s.find("h1").await {
                 Ok(e) => self.s.text(&e).await.unwrap_or_default(),
                 Err(_) => String::new(),
             };
-            if h1.contains(expected) {
-                return;
-            }
-            if ERROR_HEADINGS.contains(&h1.as_str()) || Instant::now() > deadline {
-                panic!(
-                    "page {} has the heading {h1:?}, not {expected:?}:\n{}",
-                    self.path().await,
-                    self.try_text().await.unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            let done = h1.contains(expected) || ERROR_HEADINGS.contains(&h1.as_str());
+            *seen.borrow_mut() = h1;
+            done
+        })
+        .await;
+        let h1 = heading.into_inner();
+        if !done || !h1.contains(expected) {
+            panic!(
+                "page {} has the heading {h1:?}, not {expected:?}:\n{}",
+                self.path().await,
+                self.try_text().await.unwrap_or_default()
+            );
         }
     }
 
@@ -345,8 +353,9 @@ impl Tab {
 
 /// The `.eml` texts in `outbox` addressed to `to` (waits up to 10 s for the first).
 async fn mails_to(outbox: &Path, to: &str) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let found = std::cell::RefCell::new(Vec::new());
+    let seen = &found;
+    eventually_within(Duration::from_secs(10), || async move {
         let mut found = Vec::new();
         for entry in std::fs::read_dir(outbox).into_iter().flatten().flatten() {
             let p = entry.path();
@@ -363,11 +372,11 @@ async fn mails_to(outbox: &Path, to: &str) -> Vec<String> {
                 }
             }
         }
-        if !found.is_empty() || Instant::now() > deadline {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        *seen.borrow_mut() = found;
+        !seen.borrow().is_empty()
+    })
+    .await;
+    found.into_inner()
 }
 
 /// The transfer QR code on Płatności (the open page, captured in `png`): its payload printed

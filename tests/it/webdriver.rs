@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -81,21 +81,26 @@ impl Driver {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             profile: Some(profile),
         };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(status)) = driver.child.try_wait() {
-                return Err(transport(format!("chromedriver exited: {status}")));
+        let (exited, ready) = (std::cell::RefCell::new(None), std::cell::Cell::new(false));
+        let (child, addr) = (std::cell::RefCell::new(&mut driver.child), driver.addr);
+        let (exited_ref, ready_ref, child_ref) = (&exited, &ready, &child);
+        crate::harness::eventually_within(Duration::from_secs(15), || async move {
+            if let Ok(Some(status)) = child_ref.borrow_mut().try_wait() {
+                *exited_ref.borrow_mut() = Some(status);
+                return true;
             }
-            if let Ok(v) = request(driver.addr, "GET", "/status", None).await {
-                if v["ready"] == true {
-                    return Ok(driver);
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(transport("chromedriver not ready within 15 s"));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            let status = request(addr, "GET", "/status", None).await;
+            ready_ref.set(status.is_ok_and(|v| v["ready"] == true));
+            ready_ref.get()
+        })
+        .await;
+        if let Some(status) = exited.into_inner() {
+            return Err(transport(format!("chromedriver exited: {status}")));
         }
+        if !ready.get() {
+            return Err(transport("chromedriver not ready within 15 s"));
+        }
+        Ok(driver)
     }
 
     /// chromedriver's own log (for failure messages).

@@ -25,7 +25,11 @@ impl Throttle {
     /// Note `n` more events; `Some(total)` when a line is due now (the first at once),
     /// `total` being the events since the last line, these included.
     pub fn note(&self, n: u64) -> Option<u64> {
-        let now = Instant::now();
+        self.note_at(n, Instant::now())
+    }
+
+    /// [`Throttle::note`] at `now` (tests pass their own clock).
+    fn note_at(&self, n: u64, now: Instant) -> Option<u64> {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         self.pending.fetch_add(n, Ordering::Relaxed);
         if last.is_some_and(|t| now.duration_since(t) < self.every) {
@@ -43,13 +47,14 @@ mod tests {
     #[test]
     fn one_line_per_interval_saying_how_many_it_stands_for() {
         let t = Throttle::new(Duration::from_millis(200));
-        assert_eq!(t.note(3), Some(3));
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert_eq!(t.note_at(3, at(0)), Some(3));
         for _ in 0..1000 {
-            assert_eq!(t.note(1), None);
+            assert_eq!(t.note_at(1, at(10)), None);
         }
-        assert_eq!(t.note(5), None);
-        std::thread::sleep(Duration::from_millis(220));
-        assert_eq!(t.note(2), Some(1007));
-        assert_eq!(t.note(1), None);
+        assert_eq!(t.note_at(5, at(199)), None);
+        assert_eq!(t.note_at(2, at(220)), Some(1007));
+        assert_eq!(t.note_at(1, at(221)), None);
     }
 }

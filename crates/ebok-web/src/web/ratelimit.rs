@@ -422,12 +422,38 @@ mod tests {
         }
     }
 
-    /// The scenarios every implementation must pass. `wait` lets time pass (tokio's paused
-    /// clock for memory, a real sleep for Redis), `window` suits that clock.
-    async fn scenarios<W, F>(l: Arc<dyn RateLimiter>, window: Duration, wait: W)
+    /// Wait until `counted(key)` is `n`: the attempts of `key` that were to leave the window
+    /// have left it. Each look that still finds more fails once `by` has passed since
+    /// `since` (taken after the answer that said when they would leave): a later look always
+    /// finds them gone, however slowly the looks come.
+    async fn left_by<C, CF>(counted: &C, key: &str, n: usize, since: Instant, by: Duration)
     where
-        W: Fn(Duration) -> F,
-        F: Future<Output = ()>,
+        C: Fn(String) -> CF,
+        CF: Future<Output = usize>,
+    {
+        let gone = crate::testkit::eventually_within(by * 2, || async move {
+            let waited = since.elapsed();
+            let now = counted(key.to_owned()).await;
+            assert!(
+                now == n || waited <= by,
+                "{now} attempts of {key} still counted {waited:?} later; {n} expected by {by:?}"
+            );
+            now == n
+        })
+        .await;
+        assert!(gone, "{key} never got down to {n} counted attempts");
+    }
+
+    /// The scenarios every implementation must pass. `pass` lets time pass between attempts
+    /// (tokio's paused clock for memory; Redis counts by its own clock, so a real sleep),
+    /// `window` suits that clock; `counted(key)` is how many of the key's attempts are inside
+    /// the window now, looked at without counting one.
+    async fn scenarios<P, PF, C, CF>(l: Arc<dyn RateLimiter>, window: Duration, pass: P, counted: C)
+    where
+        P: Fn(Duration) -> PF,
+        PF: Future<Output = ()>,
+        C: Fn(String) -> CF,
+        CF: Future<Output = usize>,
     {
         let rule = Rule { limit: 3, window };
 
@@ -439,14 +465,16 @@ mod tests {
         l.give_back("a").await.unwrap();
         assert_eq!(l.hit("a", rule).await.unwrap(), allowed(0));
         let retry = limited_within(&l.hit("a", rule).await.unwrap(), window);
+        let limited_at = Instant::now();
         limited_within(&l.hit("a", rule).await.unwrap(), window);
 
         // Keys are independent.
         assert_eq!(l.hit("b", rule).await.unwrap(), allowed(2));
         l.give_back("never-used").await.unwrap();
 
-        // After retry_after (refused attempts were not counted) it is allowed again.
-        wait(retry + window / 10).await;
+        // By retry_after (and a tenth of the window) every attempt has left (refused
+        // attempts were not counted): it is allowed again.
+        left_by(&counted, "a", 0, limited_at, retry + window / 10).await;
         assert_eq!(l.hit("a", rule).await.unwrap(), allowed(2));
 
         // Clear resets.
@@ -465,11 +493,12 @@ mod tests {
         // Sliding, not fixed: attempts spread over the window leave it one by one.
         let rule = Rule { limit: 2, window };
         assert!(l.hit("s", rule).await.unwrap().is_allowed());
-        wait(window / 2).await;
+        pass(window / 2).await;
         assert!(l.hit("s", rule).await.unwrap().is_allowed());
         let first_leaves = limited_within(&l.hit("s", rule).await.unwrap(), window);
+        let limited_at = Instant::now();
         assert!(first_leaves <= window / 2 + window / 10, "{first_leaves:?}");
-        wait(first_leaves + window / 10).await;
+        left_by(&counted, "s", 1, limited_at, first_leaves + window / 10).await;
         assert_eq!(
             l.hit("s", rule).await.unwrap(),
             allowed(0),
@@ -555,8 +584,23 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn memory_scenarios() {
-        let l: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new());
-        scenarios(l, Duration::from_secs(60), tokio::time::advance).await;
+        let l = Arc::new(MemoryLimiter::new());
+        let counted = |key: String| {
+            let l = l.clone();
+            async move {
+                let now = Instant::now();
+                l.lock().keys.get(&key).map_or(0, |log| {
+                    log.hits.iter().filter(|&&t| t + log.window > now).count()
+                })
+            }
+        };
+        scenarios(
+            l.clone(),
+            Duration::from_secs(60),
+            tokio::time::advance,
+            counted,
+        )
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -593,6 +637,18 @@ mod tests {
         assert_eq!(l.len(), 1);
     }
 
+    /// KEYS[1] a limiter's log; ARGV[1] the window in ms: the attempts inside the window by
+    /// the server's clock, as [`SLIDING_LOG`] counts them.
+    static COUNTED: LazyLock<Script> = LazyLock::new(|| {
+        Script::new(
+            r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], string.format('(%d', now - tonumber(ARGV[1])), '+inf')
+"#,
+        )
+    });
+
     async fn redis_limiter(test: &str) -> Option<(String, String, RedisLimiter)> {
         let url = crate::testkit::redis(test).await?;
         let prefix = crate::testkit::redis_prefix();
@@ -606,8 +662,33 @@ mod tests {
         else {
             return;
         };
-        let wait = |d: Duration| tokio::time::sleep(d);
-        scenarios(Arc::new(l.clone()), Duration::from_millis(1000), wait).await;
+        // Redis counts by its own clock, which tokio cannot pause: time passes for real, and
+        // the test looks at the log (by the server's clock) for the attempts to leave.
+        let window = Duration::from_millis(1000);
+        let counting = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let counted = |key: String| {
+            let mut conn = counting.clone();
+            let key = format!("{prefix}rl:{key}");
+            async move {
+                COUNTED
+                    .key(key)
+                    .arg(window.as_millis() as u64)
+                    .invoke_async::<usize>(&mut conn)
+                    .await
+                    .unwrap()
+            }
+        };
+        scenarios(
+            Arc::new(l.clone()),
+            window,
+            |d: Duration| tokio::time::sleep(d),
+            counted,
+        )
+        .await;
 
         // Keys live under the prefix and expire by themselves.
         let rule = Rule {
