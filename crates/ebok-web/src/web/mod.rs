@@ -91,6 +91,45 @@ pub struct Panel {
     pub radius: std::sync::OnceLock<Arc<ebok_radius::listener::RadiusContext>>,
     /// The host names the panel answers to.
     pub hosts: Arc<host::AllowedHosts>,
+    /// Background tasks that may still hand mail to the mailer.
+    pub mail_work: MailWork,
+}
+
+/// Counts the background tasks that may still hand mail to the mailer, so that whoever
+/// needs to know (shutdown, a test asserting that nothing was sent) can wait for them.
+#[derive(Clone, Default)]
+pub struct MailWork {
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    done: Arc<tokio::sync::Notify>,
+}
+
+impl MailWork {
+    /// Run `work` in the background, counted until it ends.
+    pub fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        use std::sync::atomic::Ordering;
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let running = self.running.clone();
+        let done = self.done.clone();
+        tokio::spawn(async move {
+            work.await;
+            if running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                done.notify_waiters();
+            }
+        });
+    }
+
+    /// Wait until no counted task runs.
+    pub async fn settled(&self) {
+        loop {
+            let notified = self.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Attempts allowed before "try again in …".
@@ -177,6 +216,7 @@ impl AppState {
             session_control: std::sync::OnceLock::new(),
             radius: std::sync::OnceLock::new(),
             hosts: Arc::new(host::AllowedHosts::from_config(&config.web, config.demo)),
+            mail_work: MailWork::default(),
         };
         Ok(AppState {
             db,
@@ -221,7 +261,7 @@ impl AppState {
             language: t.code(),
         };
         let mailer = self.panel.mailer.clone();
-        tokio::spawn(async move {
+        self.panel.mail_work.spawn(async move {
             if let Err(e) = mailer.send(&mail).await {
                 tracing::warn!(error = %e, "mail not delivered now (queued for retry)");
             }

@@ -256,28 +256,24 @@ impl Harness {
         self.dir.path().join("outbox")
     }
 
-    /// The mails in the outbox whose text contains `needle` (waits up to 5 s for them).
+    /// The mails to `to` in the outbox once there are `count` of them (waits up to 5 s).
     pub async fn mails_to(&self, to: &str, count: usize) -> Vec<String> {
-        for _ in 0..100 {
-            let found = read_mails(&self.outbox(), to);
-            if found.len() >= count {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        ebok_testkit::eventually_within(Duration::from_secs(5), || async {
+            read_mails(&self.outbox(), to).len() >= count
+        })
+        .await;
         read_mails(&self.outbox(), to)
     }
 
     /// The mails to `to` once one of them contains `needle` (waits up to 5 s; others may be
     /// in the outbox before it).
     pub async fn mails_with(&self, to: &str, needle: &str) -> Vec<String> {
-        for _ in 0..100 {
-            let found = read_mails(&self.outbox(), to);
-            if found.iter().any(|m| m.contains(needle)) {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        ebok_testkit::eventually_within(Duration::from_secs(5), || async {
+            read_mails(&self.outbox(), to)
+                .iter()
+                .any(|m| m.contains(needle))
+        })
+        .await;
         read_mails(&self.outbox(), to)
     }
 }
@@ -1056,7 +1052,10 @@ async fn registration_asks_the_live_map_while_the_note_remembers() {
             .unwrap()
             .is_none()
     );
-    tokio::time::sleep(super::line_note::TTL).await;
+    // The note's memory runs out (the clock driven, not slept through).
+    tokio::time::pause();
+    tokio::time::advance(super::line_note::TTL).await;
+    tokio::time::resume();
     assert!(!b.get("/").await.body.contains(known), "then asked again");
     h.finish().await;
 }
@@ -1237,7 +1236,8 @@ async fn recovery_link_expires_after_30_minutes_and_needs_a_confirmed_address() 
         &[("email", "jan@example.pl")],
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Whatever the request started has handed its mail over (or sent none).
+    h.state.panel.mail_work.settled().await;
     assert_eq!(
         h.mails_to("jan@example.pl", 1).await.len(),
         1,

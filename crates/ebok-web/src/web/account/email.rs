@@ -152,7 +152,8 @@ pub async fn resend(State(state): State<AppState>, ctx: Ctx, Form(f): Form<Email
         .await;
     let bg = state.clone();
     let to = email.clone();
-    tokio::spawn(async move {
+    let work = bg.panel.mail_work.clone();
+    work.spawn(async move {
         let waiting = match tokens::awaiting_confirmation(&bg.db, &to).await {
             Ok(w) => w,
             Err(e) => {

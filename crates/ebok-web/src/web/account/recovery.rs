@@ -107,7 +107,8 @@ pub async fn recover(
     let bg = state.clone();
     let t = ctx.t;
     let email_bg = email.clone();
-    tokio::spawn(async move {
+    let work = bg.panel.mail_work.clone();
+    work.spawn(async move {
         let email = email_bg;
         let accounts = match panel::panel_accounts_by_email(&bg.db, &email).await {
             Ok(a) => a,

@@ -163,7 +163,7 @@ async fn confirmation_page_tells_the_validity_and_sends_a_new_link() {
     v.get("/email/ponownie").await;
     v.post("/email/ponownie", &[("email", "jan@example.pl")])
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    h.state.panel.mail_work.settled().await;
     assert_eq!(h.mails_to("jan@example.pl", 2).await.len(), 2);
     // Limited per address like the other mail-sending forms (two asked for so far).
     for _ in 2..limits::CONFIRM_EMAIL.limit {

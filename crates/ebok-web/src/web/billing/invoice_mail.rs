@@ -102,7 +102,8 @@ pub fn invoices_stored(
         return;
     }
     let state = state.clone();
-    tokio::spawn(async move {
+    let work = state.panel.mail_work.clone();
+    work.spawn(async move {
         if let Err(e) = notify_pending_invoices(&state).await {
             tracing::error!(error = %e, "new invoice mails");
         }

@@ -789,7 +789,7 @@ async fn invoices_put_through_the_ops_api_mail_consenting_subscribers() {
     // An update of the same invoice mails nothing more.
     let r = put(invoice("123.00", "100.00", "23.00")).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    h.state.panel.mail_work.settled().await;
     let mails = h.mails_to("jan@example.pl", 3).await;
     assert_eq!(
         mails

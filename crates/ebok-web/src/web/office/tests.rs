@@ -110,14 +110,11 @@ async fn via(app: &Router, b: &mut Browser, path: &str, form: Option<&[(&str, &s
 /// A logged-in browser of `login` on `ip`: registered the first time, else logged in.
 /// The first mail to `to` containing `needle` (waits up to 5 s).
 async fn mail_with(h: &Harness, to: &str, needle: &str) -> String {
-    for _ in 0..100 {
-        let mails = h.mails_to(to, 0).await;
-        if let Some(m) = mails.into_iter().find(|m| m.contains(needle)) {
-            return m;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no mail to {to} with {needle}");
+    h.mails_with(to, needle)
+        .await
+        .into_iter()
+        .find(|m| m.contains(needle))
+        .unwrap_or_else(|| panic!("no mail to {to} with {needle}"))
 }
 
 async fn jan(h: &Harness) -> Browser {
