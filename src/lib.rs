@@ -1,5 +1,10 @@
 //! ebok: RADIUS accounting server keeping a live IP → PPPoE session → subscriber map, and the
-//! subscribers' self-service panel.
+//! subscribers' self-service panel. This crate is the binary's: [`config`] (the file, the
+//! environment and flags as plain data, checked), [`server`] (wires the crates together:
+//! listener → ingest → stores, the panel and the ops API over one state, metrics),
+//! [`systemd`] (notify, watchdog, reload) and [`demo`]. The other crates' modules are
+//! re-exported under their usual names; they depend one way:
+//! `ebok-radius` ← `ebok-live` ← `ebok-store` ← `ebok-web` ← `ebok`.
 
 pub mod config;
 pub mod demo;

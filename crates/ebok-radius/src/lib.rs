@@ -1,6 +1,18 @@
-//! RADIUS: packet checks, event decoding, dictionaries, NAS table, duplicate cache, the
-//! UDP listener, passive capture and the Disconnect (RFC 5176) client. Produces plain
-//! [`event::AccountingEvent`] values; knows nothing of storage.
+//! ebok's RADIUS side: it turns accounting datagrams into plain [`event::AccountingEvent`]
+//! values and hands them to a [`journal::Journal`]; it knows nothing of storage.
+//!
+//! Modules: [`packet`] (framing, authenticators, Status-Server, replies), [`decode`]
+//! (attributes to an event, with [`dict`]'s FreeRADIUS-format dictionaries and
+//! [`line_address`]'s checks of the addresses a NAS claims), [`nas`] (who may send, by
+//! source prefix, and with which secret), [`dedup`] (retransmissions answered from the
+//! cache), [`listener`] (UDP sockets, `recvmmsg`/`sendmmsg` in `mmsg.rs`), [`capture`]
+//! (passive capture of accounting meant for another server), [`coa`] (Disconnect and CoA
+//! requests, RFC 5176), [`throttle`] (rate-limited logging), [`journal`] (the seam).
+//!
+//! The path of an accounting packet: bytes (`listener.rs`, or `capture.rs` from the wire) →
+//! source and authenticators (`nas.rs`, `packet.rs`) → retransmission? (`dedup.rs`) →
+//! event (`decode.rs`, `dict.rs`, `line_address.rs`) → journal (the [`journal::Journal`]
+//! the binary wires in: ebok-live's ingest) → reply (`packet.rs`, `listener.rs`).
 
 pub mod capture;
 pub mod coa;
