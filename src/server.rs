@@ -267,7 +267,7 @@ pub async fn start(
         state.clone(),
         shutdown.clone(),
     ));
-    let app = crate::web::router(state);
+    let app = ebok_web::app(state);
     let web_task = tokio::spawn(crate::web::serve::serve(
         listeners.web,
         app,

@@ -1,5 +1,6 @@
 //! ebok's web side: the subscribers' panel (e-BOK) and the operators' JSON API, two routers
-//! over one application state ([`web::AppState`]), built from [`web::settings::PanelConfig`].
+//! over one application state ([`web::AppState`]), built from [`web::settings::PanelConfig`]
+//! and put side by side by [`app()`] (`app.rs`).
 //!
 //! Modules:
 //! - [`web`]: the panel — pages by concern (`dashboard.rs`, `line.rs`, `stats.rs`,
@@ -17,9 +18,11 @@
 //! line identified through `ebok_store::identify`, session, CSRF) → the page's handler →
 //! `ebok_store` (SQL) and `ebok_live` (live map) → an askama template from `templates/`.
 
+mod app;
 pub mod mail;
 pub mod ops;
 pub mod terminal;
 pub mod web;
+pub use app::app;
 #[cfg(test)]
 use ebok_store::testkit;

@@ -286,8 +286,9 @@ impl AppState {
     }
 }
 
-/// The whole HTTP application.
-pub fn router(state: AppState) -> Router {
+/// The panel's routes (the pages and their stylesheet), behind the panel's request layer;
+/// [`crate::app`] puts it beside the ops API.
+pub fn panel_router(state: AppState) -> Router<AppState> {
     let panel = Router::new()
         .route("/", get(pages::home))
         .route("/panel", get(dashboard::panel))
@@ -335,16 +336,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             request::panel_layer,
         ));
-    let hosts = state.panel.hosts.clone();
     Router::new()
         .route("/static/ebok.css", get(pages::stylesheet))
-        .nest("/api/v1", crate::ops::api::router())
         .merge(panel)
-        .route_layer(axum::middleware::from_fn(crate::ops::metrics::track_route))
-        .layer(axum::middleware::from_fn(
-            crate::ops::metrics::track_unmatched,
-        ))
-        // Outermost: a request for another host name reaches nothing (see `host`).
-        .layer(axum::middleware::from_fn_with_state(hosts, host::check))
-        .with_state(state)
 }

@@ -17,7 +17,7 @@ use time::macros::date;
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
-use super::{router, AppState};
+use super::AppState;
 use crate::web::settings::{PanelConfig, SharedRedis};
 use ebok_live::sessions::embedded::EmbeddedSessions;
 use ebok_live::sessions::redis::RedisSessions;
@@ -219,7 +219,7 @@ impl Harness {
         config.isp.nip = "677-244-55-15".into();
         tweak(&mut config);
         let state = AppState::new(db, live, Arc::new(config)).await.unwrap();
-        let app = router(state.clone());
+        let app = crate::app(state.clone());
         Harness {
             state,
             app,

@@ -123,10 +123,7 @@ impl Harness {
             None => req.body(Body::empty()),
         }
         .unwrap();
-        let resp = crate::web::router(self.state.clone())
-            .oneshot(req)
-            .await
-            .unwrap();
+        let resp = crate::app(self.state.clone()).oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();

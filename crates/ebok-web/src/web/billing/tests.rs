@@ -169,10 +169,7 @@ async fn get_bytes(h: &Harness, b: &Browser, path: &str) -> (StatusCode, HeaderM
         .body(Body::empty())
         .unwrap();
     req.extensions_mut().insert(ConnectInfo(b.peer));
-    let resp = crate::web::router(h.state.clone())
-        .oneshot(req)
-        .await
-        .unwrap();
+    let resp = crate::app(h.state.clone()).oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
     let bytes = resp
@@ -753,7 +750,7 @@ async fn invoices_put_through_the_ops_api_mail_consenting_subscribers() {
         config: std::sync::Arc::new(config),
         ..h.state.clone()
     };
-    let app = crate::web::router(state);
+    let app = crate::app(state);
     let put = |body: String| {
         let mut req = Request::builder()
             .method("PUT")

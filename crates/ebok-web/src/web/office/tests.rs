@@ -41,7 +41,7 @@ fn isp() -> IspConfig {
 fn app_with_isp(h: &Harness) -> Router {
     let mut config = (*h.state.config).clone();
     config.isp = isp();
-    crate::web::router(AppState {
+    crate::app(AppState {
         config: Arc::new(config),
         ..h.state.clone()
     })

@@ -84,10 +84,7 @@ impl Harness {
         let mut req = req.body(Body::empty()).unwrap();
         let caller: SocketAddr = CALLER.parse().unwrap();
         req.extensions_mut().insert(ConnectInfo(caller));
-        let resp = crate::web::router(self.state.clone())
-            .oneshot(req)
-            .await
-            .unwrap();
+        let resp = crate::app(self.state.clone()).oneshot(req).await.unwrap();
         let (status, headers) = (resp.status(), resp.headers().clone());
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         (status, headers, String::from_utf8(body.to_vec()).unwrap())
