@@ -4,7 +4,8 @@
 use axum::Router;
 
 use crate::ops;
-use crate::web::{self, host, AppState};
+use crate::state::AppState;
+use crate::web::{self, host};
 
 /// The panel and the ops API as one router.
 pub fn app(state: AppState) -> Router {

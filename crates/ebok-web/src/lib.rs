@@ -21,6 +21,7 @@
 mod app;
 pub mod mail;
 pub mod ops;
+pub mod state;
 pub mod terminal;
 pub mod web;
 pub use app::app;

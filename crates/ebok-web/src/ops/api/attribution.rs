@@ -20,7 +20,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use super::{json_response, ApiError, ContractView, OpsCaller, SubscriberView};
-use crate::web::AppState;
+use crate::state::AppState;
 use ebok_live::sessions::LiveSessions;
 use ebok_store::attribution::{self as store, HeldBy, Source};
 use ebok_store::identify::IdentifyError;

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::ApiError;
+use crate::state::AppState;
 use crate::web::settings::OpsToken;
-use crate::web::AppState;
 use ebok_store::auth::{base64url, token_hash};
 
 /// Prefix of generated tokens, so that secret scanners and people recognise them.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{audit_read, json_body, json_response, ApiError, OpsCaller, PageBody, SessionView};
-use crate::web::AppState;
+use crate::state::AppState;
 use ebok_live::sessions::filter::{is_stale, per_nas, NasSessions, SessionFilter};
 use ebok_live::sessions::LiveSession;
 use ebok_radius::coa::{error_cause_name, Action, CoaError, ControlOutcome};

@@ -20,7 +20,7 @@ use axum::routing::{delete, get, post, put};
 use axum::Router;
 use serde::Serialize;
 
-use crate::web::AppState;
+use crate::state::AppState;
 use ebok_store::billing::{InvoiceRecord, PaymentRecord};
 use ebok_store::content::{FaqRecord, NewsRecord, ServiceRecord};
 use ebok_store::subscribers::{

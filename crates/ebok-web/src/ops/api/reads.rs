@@ -10,7 +10,7 @@ use time::{Date, OffsetDateTime};
 
 use super::auth::OpsCaller;
 use super::{json_response, ApiError, HEALTH_TIMEOUT};
-use crate::web::AppState;
+use crate::state::AppState;
 use ebok_live::sessions::LiveSession;
 use ebok_store::audit;
 use ebok_store::money::Money;

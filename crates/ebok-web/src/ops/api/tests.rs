@@ -15,8 +15,8 @@ use tower::ServiceExt;
 use super::auth::*;
 use super::*;
 
+use crate::state::AppState;
 use crate::web::settings::{OpsToken, PanelConfig};
-use crate::web::AppState;
 use ebok_live::sessions::embedded::EmbeddedSessions;
 use ebok_live::sessions::LiveSessions;
 use ebok_radius::event::{AccountingEvent, StatusType};

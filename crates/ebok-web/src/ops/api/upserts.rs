@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::auth::OpsCaller;
 use super::{json_response, ApiError, MAX_BODY};
-use crate::web::AppState;
+use crate::state::AppState;
 use ebok_store::billing::{upsert_invoice_keeping, upsert_payment, InvoiceRecord, PaymentRecord};
 use ebok_store::content::{
     upsert_faq, upsert_news, upsert_service, FaqRecord, NewsRecord, ServiceRecord,
