@@ -437,3 +437,31 @@ async fn capture_reads_802_1q_and_qinq_tagged_frames() {
     }
     ebok.stop().await;
 }
+
+/// A capture interface that does not exist stops start-up, naming the key, the interface and
+/// those present (the configuration itself is only data; capture looks the interface up).
+#[tokio::test]
+async fn a_missing_capture_interface_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = capture_config(dir.path(), "ebok-none0", &["127.0.0.1".to_owned()]);
+    let mut radius = Vec::new();
+    for addr in &config.radius.listen {
+        radius.push(ebok::server::bind_udp(*addr, config.radius.recv_buffer).unwrap());
+    }
+    let listeners = ebok::server::Listeners {
+        radius,
+        metrics: tokio::net::TcpListener::bind(config.metrics.listen)
+            .await
+            .unwrap(),
+        web: tokio::net::TcpListener::bind(config.web.listen)
+            .await
+            .unwrap(),
+    };
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let Err(e) = ebok::server::start(config, listeners, rx).await else {
+        panic!("started without its capture interface");
+    };
+    let e = format!("{e:#}");
+    assert!(e.contains("capture.interface"), "{e}");
+    assert!(e.contains("ebok-none0") && e.contains("lo"), "{e}");
+}
