@@ -2,13 +2,14 @@
 //! account; a fresh session id at every login (no fixation); the TOTP step when the
 //! subscriber turned it on; logout.
 
+use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
-use super::pages::{hash_failed, internal, render, Chrome, Ctx, FormErrors};
+use super::pages::{hash_failed, render, Chrome, Ctx, FormErrors};
 use super::ratelimit::{self, Decision, Reservation};
 use super::request::{set_cookie, urlencode, SESSION_COOKIE};
 use super::{limits, passwords, totp, AppState};
@@ -82,7 +83,11 @@ pub fn limited_message(ctx: &Ctx, d: &Decision) -> Option<String> {
     }
 }
 
-pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, PanelError> {
     let login = f.login.trim().to_owned();
     let back = back_to(&f.wroc);
     let again = |errors: FormErrors, status: StatusCode| {
@@ -125,9 +130,9 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
                 )
                 .await;
             let errors = FormErrors::whole(limited_message(&ctx, &d).unwrap_or_default());
-            return again(errors, StatusCode::TOO_MANY_REQUESTS).await;
+            return Ok(again(errors, StatusCode::TOO_MANY_REQUESTS).await);
         }
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return Err(e.into()),
     };
     if login.is_empty() || f.password.is_empty() {
         // Not a guess.
@@ -135,12 +140,9 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
         let mut errors = FormErrors::default();
         errors.require(ctx.t, "login", &login, "required.login");
         errors.require(ctx.t, "password", &f.password, "required.password");
-        return again(errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return Ok(again(errors, StatusCode::UNPROCESSABLE_ENTITY).await);
     }
-    let account = match panel::panel_account_by_login(&state.db, &login).await {
-        Ok(a) => a,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    let account = panel::panel_account_by_login(&state.db, &login).await?;
     let ok = match passwords::verify(
         &f.password,
         account.as_ref().map(|a| a.password_hash.as_str()),
@@ -151,7 +153,7 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
         Err(e) => {
             // Not a guess that was checked.
             reserved.give_back().await;
-            return hash_failed(&state, &ctx, e).await;
+            return Ok(hash_failed(&state, &ctx, e).await);
         }
     };
     let Some(account) = account.filter(|_| ok) else {
@@ -167,7 +169,7 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
             )
             .await;
         let errors = FormErrors::whole(ctx.t.t("login.failed"));
-        return again(errors, StatusCode::UNAUTHORIZED).await;
+        return Ok(again(errors, StatusCode::UNAUTHORIZED).await);
     };
     if account.disabled {
         state
@@ -179,7 +181,7 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
             )
             .await;
         let errors = FormErrors::whole(ctx.t.t("login.disabled"));
-        return again(errors, StatusCode::FORBIDDEN).await;
+        return Ok(again(errors, StatusCode::FORBIDDEN).await);
     }
     reserved.give_back().await;
     let _ = limiter.clear(&account_key).await;
@@ -189,15 +191,11 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
         let _ = state.panel.sessions.delete(old).await;
     }
     let pending = account.totp_enabled();
-    let token = match state
+    let token = state
         .panel
         .sessions
         .create(account.id, pending, Some(ctx.info.ip))
-        .await
-    {
-        Ok(t) => t,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+        .await?;
     let (action, target) = if pending {
         let target = match back.as_str() {
             "" => "/logowanie/kod".to_owned(),
@@ -221,7 +219,11 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, Form(f): Form<LoginF
             "",
         )
         .await;
-    with_session_cookie(Redirect::to(&target).into_response(), &ctx, &token)
+    Ok(with_session_cookie(
+        Redirect::to(&target).into_response(),
+        &ctx,
+        &token,
+    ))
 }
 
 /// Put the session cookie on an answer.
@@ -284,9 +286,13 @@ impl CodeForm {
 }
 
 /// The second factor: a TOTP code (each time step once) or an unused recovery code.
-pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeForm>) -> Response {
+pub async fn code(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<CodeForm>,
+) -> Result<Response, PanelError> {
     let Some(pending) = &ctx.pending else {
-        return super::pages::to_login();
+        return Ok(super::pages::to_login());
     };
     let account = &pending.account;
     let key = format!("code:account:{}", account.id);
@@ -302,7 +308,7 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
     };
     let mut errors = FormErrors::default();
     if !errors.require(ctx.t, "code", f.given(), "required.code") {
-        return again(errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return Ok(again(errors, StatusCode::UNPROCESSABLE_ENTITY).await);
     }
     // Counted before the check (see the login), given back on success.
     let keys = [(key.as_str(), limits::CODE_ACCOUNT)];
@@ -310,14 +316,11 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
         Ok(Reservation::Granted(r)) => r,
         Ok(Reservation::Limited(d)) => {
             let msg = limited_message(&ctx, &d).unwrap_or_default();
-            return again(FormErrors::whole(msg), StatusCode::TOO_MANY_REQUESTS).await;
+            return Ok(again(FormErrors::whole(msg), StatusCode::TOO_MANY_REQUESTS).await);
         }
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return Err(e.into()),
     };
-    let accepted = match check_second_factor(&state, account, f.given()).await {
-        Ok(a) => a,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    let accepted = check_second_factor(&state, account, f.given()).await?;
     if !accepted {
         drop(reserved);
         state
@@ -329,14 +332,14 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
             )
             .await;
         errors.add("code", ctx.t.t("login.code_failed"));
-        return again(errors, StatusCode::UNAUTHORIZED).await;
+        return Ok(again(errors, StatusCode::UNAUTHORIZED).await);
     }
     reserved.give_back().await;
     let _ = state.panel.limiter.clear(&key).await;
     let token = match state.panel.sessions.promote(&pending.token).await {
         Ok(Some(t)) => t,
-        Ok(None) => return super::pages::to_login(),
-        Err(e) => return internal(&state, &ctx, e).await,
+        Ok(None) => return Ok(super::pages::to_login()),
+        Err(e) => return Err(e.into()),
     };
     metrics::counter!("ebok_panel_logins_total", "result" => "ok").increment(1);
     state
@@ -348,7 +351,11 @@ pub async fn code(State(state): State<AppState>, ctx: Ctx, Form(f): Form<CodeFor
         )
         .await;
     let target = if back.is_empty() { "/panel" } else { &back };
-    with_session_cookie(Redirect::to(target).into_response(), &ctx, &token)
+    Ok(with_session_cookie(
+        Redirect::to(target).into_response(),
+        &ctx,
+        &token,
+    ))
 }
 
 /// Whether `code` is the account's current TOTP code (claimed so it cannot be replayed) or
@@ -379,12 +386,10 @@ pub async fn check_second_factor(
 }
 
 /// Wyloguj: end this session.
-pub async fn logout(State(state): State<AppState>, ctx: Ctx) -> Response {
+pub async fn logout(State(state): State<AppState>, ctx: Ctx) -> Result<Response, PanelError> {
     let session = ctx.auth.as_ref().or(ctx.pending.as_ref());
     if let Some(a) = session {
-        if let Err(e) = state.panel.sessions.delete(&a.token).await {
-            return internal(&state, &ctx, e).await;
-        }
+        state.panel.sessions.delete(&a.token).await?;
         state
             .audit(
                 &format!("panel:{}", a.account.login),
@@ -399,5 +404,5 @@ pub async fn logout(State(state): State<AppState>, ctx: Ctx) -> Response {
         header::SET_COOKIE,
         set_cookie(SESSION_COOKIE, "", ctx.info.secure, Some(0)),
     );
-    resp
+    Ok(resp)
 }

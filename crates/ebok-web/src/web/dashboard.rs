@@ -4,6 +4,7 @@
 //! latest notices; then the subscriber's data (address, correspondence address, phone,
 //! e-mail) and each contract with its IPs.
 
+use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,7 +12,7 @@ use axum::response::Response;
 use time::OffsetDateTime;
 
 use super::i18n::Tr;
-use super::pages::{error_page, internal, render, Chrome, WithOverview};
+use super::pages::{error_page, render, Chrome, WithOverview};
 use super::AppState;
 use ebok_live::sessions::LiveSession;
 use ebok_store::panel::TicketStatus;
@@ -189,9 +190,12 @@ async fn figures(state: &AppState, sub: &Subscriber) -> anyhow::Result<Figures> 
 }
 
 /// Twoje dane.
-pub async fn panel(State(state): State<AppState>, WithOverview(ctx): WithOverview) -> Response {
+pub async fn panel(
+    State(state): State<AppState>,
+    WithOverview(ctx): WithOverview,
+) -> Result<Response, PanelError> {
     let Some(auth) = &ctx.auth else {
-        return super::pages::to_login();
+        return Ok(super::pages::to_login());
     };
     // Subscriber, contracts and their IPs came with the session (no query of its own).
     let Some(Overview {
@@ -199,12 +203,9 @@ pub async fn panel(State(state): State<AppState>, WithOverview(ctx): WithOvervie
         contracts,
     }) = &auth.overview
     else {
-        return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await;
+        return Ok(error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await);
     };
-    let figures = match figures(&state, sub).await {
-        Ok(f) => f,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    let figures = figures(&state, sub).await?;
     let holder = sub.display_name();
     let views = contracts
         .iter()
@@ -242,7 +243,7 @@ pub async fn panel(State(state): State<AppState>, WithOverview(ctx): WithOvervie
         contracts: views,
         c,
     };
-    render(StatusCode::OK, &page)
+    Ok(render(StatusCode::OK, &page))
 }
 
 #[cfg(test)]

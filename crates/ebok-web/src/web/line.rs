@@ -3,6 +3,7 @@
 //! (an RFC 5176 Disconnect through [`ebok_radius::coa::SessionControl`]). Also the
 //! formatting shared with the statistics: byte counts, durations, addresses, history rows.
 
+use crate::web::error::PanelError;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use time::OffsetDateTime;
 
 use super::auth::limited_message;
 use super::i18n::{Lang, Tr};
-use super::pages::{error_page, hash_failed, internal, render, Authed, Chrome, Ctx, FormErrors};
+use super::pages::{error_page, hash_failed, render, Authed, Chrome, Ctx, FormErrors};
 use super::paging::{clamped, PageQuery, Pager};
 use super::ratelimit::{self, Reservation, Rule};
 use super::{passwords, AppState};
@@ -345,9 +346,9 @@ struct IpPage {
 
 /// Adres IP: where the browser comes from, whether that is this subscriber's line, and the
 /// addresses of each of the subscriber's live sessions.
-pub async fn ip_page(State(state): State<AppState>, ctx: Ctx) -> Response {
+pub async fn ip_page(State(state): State<AppState>, ctx: Ctx) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return super::pages::to_login();
+        return Ok(super::pages::to_login());
     };
     let t = ctx.t;
     let ip = ctx.info.ip;
@@ -360,16 +361,10 @@ pub async fn ip_page(State(state): State<AppState>, ctx: Ctx) -> Response {
                 _ => (false, t.t("ip.other_line").to_owned()),
             },
             Ok(None) => (false, t.t("ip.not_our_line").to_owned()),
-            Err(e) => return internal(&state, &ctx, e).await,
+            Err(e) => return Err(e.into()),
         };
-    let accounts = match logins_of(&state, a).await {
-        Ok(x) => x,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
-    let live = match live_of(&state, &accounts).await {
-        Ok(x) => x,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    let accounts = logins_of(&state, a).await?;
+    let live = live_of(&state, &accounts).await?;
     let now = OffsetDateTime::now_utc();
     let page = IpPage {
         visitor: addr_view(t, ip.to_string(), ip),
@@ -378,7 +373,7 @@ pub async fn ip_page(State(state): State<AppState>, ctx: Ctx) -> Response {
         sessions: live.iter().map(|s| session_view(t, s, now)).collect(),
         c: Chrome::new(&state, &ctx, "/adres-ip").await,
     };
-    render(StatusCode::OK, &page)
+    Ok(render(StatusCode::OK, &page))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,25 +422,20 @@ impl Default for PppoeOptions {
     }
 }
 
-async fn pppoe_render(state: &AppState, ctx: &Ctx, a: &Authed, o: PppoeOptions) -> Response {
+async fn pppoe_render(
+    state: &AppState,
+    ctx: &Ctx,
+    a: &Authed,
+    o: PppoeOptions,
+) -> Result<Response, PanelError> {
     let t = ctx.t;
-    let accounts = match logins_of(state, a).await {
-        Ok(x) => x,
-        Err(e) => return internal(state, ctx, e).await,
-    };
-    let live = match live_of(state, &accounts).await {
-        Ok(x) => x,
-        Err(e) => return internal(state, ctx, e).await,
-    };
+    let accounts = logins_of(state, a).await?;
+    let live = live_of(state, &accounts).await?;
     let logins: Vec<String> = accounts.iter().map(|a| a.login.clone()).collect();
-    let history = match clamped(Page::new(o.page, PPPOE_HISTORY_PAGE), |p| {
+    let history = clamped(Page::new(o.page, PPPOE_HISTORY_PAGE), |p| {
         history::sessions_of(&state.db, &logins, p)
     })
-    .await
-    {
-        Ok(x) => x,
-        Err(e) => return internal(state, ctx, e).await,
-    };
+    .await?;
     let now = OffsetDateTime::now_utc();
     let mut c = Chrome::new(state, ctx, "/pppoe").await;
     c.notice = o.notice;
@@ -471,7 +461,7 @@ async fn pppoe_render(state: &AppState, ctx: &Ctx, a: &Authed, o: PppoeOptions) 
         confirm: None,
         c,
     };
-    render(o.status, &page)
+    Ok(render(o.status, &page))
 }
 
 /// PPPoE: live sessions, recent history, the login, the reveal form and restart buttons.
@@ -479,9 +469,9 @@ pub async fn pppoe_page(
     State(state): State<AppState>,
     ctx: Ctx,
     Query(q): Query<PageQuery>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return super::pages::to_login();
+        return Ok(super::pages::to_login());
     };
     let o = PppoeOptions {
         page: q.number(),
@@ -502,9 +492,9 @@ pub async fn reveal(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<RevealForm>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return super::pages::to_login();
+        return Ok(super::pages::to_login());
     };
     let key = format!("pppoe_reveal:account:{}", a.account.id);
     let limiter = &state.panel.limiter;
@@ -525,7 +515,7 @@ pub async fn reveal(
             let o = refuse(msg, StatusCode::TOO_MANY_REQUESTS);
             return pppoe_render(&state, &ctx, a, o).await;
         }
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return Err(e.into()),
     };
     match passwords::verify(&f.current, Some(&a.account.password_hash)).await {
         Ok(true) => reserved.give_back().await,
@@ -548,7 +538,7 @@ pub async fn reveal(
         Err(e) => {
             // Not a guess that was checked.
             reserved.give_back().await;
-            return hash_failed(&state, &ctx, e).await;
+            return Ok(hash_failed(&state, &ctx, e).await);
         }
     }
     state
@@ -596,14 +586,14 @@ pub async fn restart_confirm(
     State(state): State<AppState>,
     ctx: Ctx,
     Query(r): Query<SessionRef>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return super::pages::to_login();
+        return Ok(super::pages::to_login());
     };
     let s = match own_session(&state, a, &r).await {
         Ok(Some(s)) => s,
-        Ok(None) => return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await,
-        Err(e) => return internal(&state, &ctx, e).await,
+        Ok(None) => return Ok(error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await),
+        Err(e) => return Err(e.into()),
     };
     let page = PppoePage {
         accounts: Vec::new(),
@@ -616,7 +606,7 @@ pub async fn restart_confirm(
         confirm: Some(session_view(ctx.t, &s, OffsetDateTime::now_utc())),
         c: Chrome::new(&state, &ctx, "/pppoe").await,
     };
-    render(StatusCode::OK, &page)
+    Ok(render(StatusCode::OK, &page))
 }
 
 /// Ask the NAS to end the session (the router dials again): rate-limited, audited, and
@@ -625,15 +615,15 @@ pub async fn restart(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(r): Form<SessionRef>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return super::pages::to_login();
+        return Ok(super::pages::to_login());
     };
     let t = ctx.t;
     let s = match own_session(&state, a, &r).await {
         Ok(Some(s)) => s,
-        Ok(None) => return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await,
-        Err(e) => return internal(&state, &ctx, e).await,
+        Ok(None) => return Ok(error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await),
+        Err(e) => return Err(e.into()),
     };
     let notice = |text: String, status: StatusCode| PppoeOptions {
         notice: Some(text),
@@ -655,7 +645,7 @@ pub async fn restart(
                 return pppoe_render(&state, &ctx, a, o).await;
             }
         }
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return Err(e.into()),
     }
     let result = control.disconnect(&s.control_target()).await;
     let (said, text) = match &result {

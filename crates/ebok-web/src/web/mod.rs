@@ -25,6 +25,7 @@ pub mod account;
 pub mod auth;
 pub mod billing;
 pub mod dashboard;
+pub mod error;
 pub mod host;
 pub mod i18n;
 pub mod line;

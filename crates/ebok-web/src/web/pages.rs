@@ -480,9 +480,16 @@ pub async fn error_page(state: &AppState, info: &RequestInfo, status: StatusCode
 }
 
 /// A database or store failure inside a handler: logged, shown as a calm page.
+/// Handlers returning [`super::error::PanelError`] get the same through `?`.
 pub async fn internal(state: &AppState, ctx: &Ctx, e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "panel request failed");
+    log_failure(e);
     error_page(state, &ctx.info, StatusCode::INTERNAL_SERVER_ERROR).await
+}
+
+/// How a failure inside a handler is logged (by [`internal`] and by
+/// [`super::error::PanelError`]).
+pub fn log_failure(e: impl std::fmt::Display) {
+    tracing::error!(error = %e, "panel request failed");
 }
 
 /// A password check (argon2) that could not run: 503 with `Retry-After` when the machine is

@@ -3,6 +3,7 @@
 //! whose PESEL (or NIP) and contract number are typed in. A refusal never says which of
 //! the two was wrong.
 
+use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,7 +12,7 @@ use axum::Form;
 
 use super::auth::{limited_message, with_session_cookie};
 use super::i18n::Tr;
-use super::pages::{hash_failed, internal, render, Chrome, Ctx, FormErrors};
+use super::pages::{hash_failed, render, Chrome, Ctx, FormErrors};
 use super::{limits, passwords, AppState};
 use ebok_store::auth::{self as tokens, TokenPurpose};
 use ebok_store::identify::{identify, Identified};
@@ -104,15 +105,15 @@ async fn page(
     )
 }
 
-pub async fn form(State(state): State<AppState>, ctx: Ctx) -> Response {
+pub async fn form(State(state): State<AppState>, ctx: Ctx) -> Result<Response, PanelError> {
     if ctx.auth.is_some() {
-        return Redirect::to("/panel").into_response();
+        return Ok(Redirect::to("/panel").into_response());
     }
     let line = match line_of(&state, &ctx).await {
         Ok((l, _)) => l,
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return Err(e.into()),
     };
-    page(
+    Ok(page(
         &state,
         &ctx,
         line,
@@ -120,7 +121,7 @@ pub async fn form(State(state): State<AppState>, ctx: Ctx) -> Response {
         FormErrors::default(),
         StatusCode::OK,
     )
-    .await
+    .await)
 }
 
 /// A PESEL (11 digits) or a NIP (10 digits, dashes and spaces allowed).
@@ -196,9 +197,9 @@ pub async fn submit(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(mut f): Form<RegisterForm>,
-) -> Response {
+) -> Result<Response, PanelError> {
     if ctx.auth.is_some() {
-        return Redirect::to("/panel").into_response();
+        return Ok(Redirect::to("/panel").into_response());
     }
     f.login = f.login.trim().to_owned();
     f.email = f.email.trim().to_owned();
@@ -209,7 +210,7 @@ pub async fn submit(
         Ok(d) => {
             if let Some(msg) = limited_message(&ctx, &d) {
                 let errors = FormErrors::whole(msg);
-                return page(
+                return Ok(page(
                     &state,
                     &ctx,
                     Line::Known,
@@ -217,15 +218,12 @@ pub async fn submit(
                     errors,
                     StatusCode::TOO_MANY_REQUESTS,
                 )
-                .await;
+                .await);
             }
         }
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return Err(e.into()),
     }
-    let (line, holder) = match line_of(&state, &ctx).await {
-        Ok(x) => x,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    let (line, holder) = line_of(&state, &ctx).await?;
     if line != Line::Known {
         state
             .audit(
@@ -235,7 +233,7 @@ pub async fn submit(
                 "line not recognised",
             )
             .await;
-        return page(
+        return Ok(page(
             &state,
             &ctx,
             line,
@@ -243,7 +241,7 @@ pub async fn submit(
             FormErrors::default(),
             StatusCode::FORBIDDEN,
         )
-        .await;
+        .await);
     }
 
     // The form's own rules first: they can be told field by field.
@@ -279,7 +277,7 @@ pub async fn submit(
         errors.add("contract", t.t("field.contract_format"));
     }
     if !errors.is_empty() {
-        return page(
+        return Ok(page(
             &state,
             &ctx,
             line,
@@ -287,7 +285,7 @@ pub async fn submit(
             errors,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
-        .await;
+        .await);
     }
 
     // Then the identity: the PESEL/NIP and contract must name the holder of this line.
@@ -299,10 +297,7 @@ pub async fn submit(
             subscribers::subscriber_by_nip_and_contract(&state.db, &n, &f.contract).await
         }
     };
-    let named = match named {
-        Ok(n) => n,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    let named = named?;
     let holder = holder.expect("known line has a holder");
     let Some((subscriber, _)) = named.filter(|(s, _)| s.id == holder.id) else {
         metrics::counter!("ebok_panel_registrations_total", "result" => "mismatch").increment(1);
@@ -318,12 +313,12 @@ pub async fn submit(
             )
             .await;
         let errors = FormErrors::whole(t.t("register.mismatch"));
-        return page(&state, &ctx, line, f, errors, StatusCode::FORBIDDEN).await;
+        return Ok(page(&state, &ctx, line, f, errors, StatusCode::FORBIDDEN).await);
     };
 
     let hash = match passwords::hash(&f.password).await {
         Ok(h) => h,
-        Err(e) => return hash_failed(&state, &ctx, e).await,
+        Err(e) => return Ok(hash_failed(&state, &ctx, e).await),
     };
     let created = async {
         let mut tx = state.db.begin().await?;
@@ -371,17 +366,17 @@ pub async fn submit(
         })) => {
             let mut errors = FormErrors::default();
             errors.add("login", t.t("field.login_taken"));
-            return page(&state, &ctx, line, f, errors, StatusCode::CONFLICT).await;
+            return Ok(page(&state, &ctx, line, f, errors, StatusCode::CONFLICT).await);
         }
         Ok(Err(StoreError::Duplicate {
             field: UniqueField::PanelAccountOfSubscriber,
             ..
         })) => {
             let errors = FormErrors::whole(t.t("register.limit_reached"));
-            return page(&state, &ctx, line, f, errors, StatusCode::CONFLICT).await;
+            return Ok(page(&state, &ctx, line, f, errors, StatusCode::CONFLICT).await);
         }
-        Ok(Err(e)) => return internal(&state, &ctx, e).await,
-        Err(e) => return internal(&state, &ctx, e).await,
+        Ok(Err(e)) => return Err(e.into()),
+        Err(e) => return Err(e.into()),
     };
     metrics::counter!("ebok_panel_registrations_total", "result" => "ok").increment(1);
     super::account::mail_confirmation(&state, t, &f.email, &f.login, &token);
@@ -390,20 +385,16 @@ pub async fn submit(
     if let Some(old) = &ctx.info.session_cookie {
         let _ = state.panel.sessions.delete(old).await;
     }
-    let session = match state
+    let session = state
         .panel
         .sessions
         .create(account_id, false, Some(ctx.info.ip))
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
-    with_session_cookie(
+        .await?;
+    Ok(with_session_cookie(
         Redirect::to("/panel?n=registered").into_response(),
         &ctx,
         &session,
-    )
+    ))
 }
 
 #[cfg(test)]

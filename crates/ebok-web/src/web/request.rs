@@ -315,6 +315,11 @@ pub async fn panel_layer(State(state): State<AppState>, req: Request, next: Next
         }
         Err(refused) => refused,
     };
+    // A handler that failed (see `error::PanelError`, which logged why) gets the calm error
+    // page `pages::internal` renders.
+    if resp.extensions().get::<super::error::Failed>().is_some() {
+        resp = super::pages::error_page(&state, &info, StatusCode::INTERNAL_SERVER_ERROR).await;
+    }
     // A personal page asked for by a visitor who is not logged in answers by sending the
     // browser to the login; it comes back to the page asked for (a link from a mail to a
     // ticket or an invoice), through `?wroc=`, which only ever names a path of the panel.

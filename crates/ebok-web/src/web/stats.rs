@@ -1,6 +1,7 @@
 //! Statystyki: traffic per day (last 30 days) and per month (last 12) as server-rendered SVG
 //! bar charts, each with a table of the same numbers beneath, and the session history.
 
+use crate::web::error::PanelError;
 use std::collections::HashMap;
 
 use askama::Template;
@@ -13,7 +14,7 @@ use time::{Date, OffsetDateTime};
 
 use super::i18n::Tr;
 use super::line::{history_view, human_bytes, logins_of, HistoryView};
-use super::pages::{internal, render, Chrome, Ctx};
+use super::pages::{render, Chrome, Ctx};
 use super::paging::{clamped, PageQuery, Pager};
 use super::AppState;
 use ebok_store::history::{self, DayTraffic};
@@ -281,29 +282,22 @@ pub async fn stats_page(
     State(state): State<AppState>,
     ctx: Ctx,
     Query(q): Query<PageQuery>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return super::pages::to_login();
+        return Ok(super::pages::to_login());
     };
     let t = ctx.t;
     let logins: Vec<String> = match logins_of(&state, a).await {
         Ok(x) => x.into_iter().map(|a| a.login).collect(),
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return Err(e.into()),
     };
     let today = ebok_store::tz::warsaw_date(OffsetDateTime::now_utc());
     let from = months_back(today, MONTHS as u32 - 1);
-    let traffic = match history::traffic_between(&state.db, &logins, from, today).await {
-        Ok(x) => x,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
-    let sessions = match clamped(q.page(HISTORY_PAGE), |p| {
+    let traffic = history::traffic_between(&state.db, &logins, from, today).await?;
+    let sessions = clamped(q.page(HISTORY_PAGE), |p| {
         history::sessions_of(&state.db, &logins, p)
     })
-    .await
-    {
-        Ok(x) => x,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    .await?;
     // Nothing recorded in the whole window: a sentence, not empty charts and rows of "0 B".
     let recorded = traffic
         .iter()
@@ -355,7 +349,7 @@ pub async fn stats_page(
         pager: Pager::of(&sessions, "/statystyki"),
         c: Chrome::new(&state, &ctx, "/statystyki").await,
     };
-    render(StatusCode::OK, &page)
+    Ok(render(StatusCode::OK, &page))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! E-mail confirmation: the mail with the link, the page that confirms, and a new link when
 //! one no longer works.
 
+use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,7 +12,7 @@ use super::recovery::EmailForm;
 use super::{NoticePage, CONFIRM_TTL};
 use crate::web::auth::limited_message;
 use crate::web::i18n::Tr;
-use crate::web::pages::{internal, render, Chrome, Ctx, FormErrors};
+use crate::web::pages::{render, Chrome, Ctx, FormErrors};
 use crate::web::ratelimit::{self, Reservation};
 use crate::web::register::valid_email;
 use crate::web::{limits, AppState};
@@ -80,23 +81,19 @@ pub async fn confirm_form(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(token): Path<String>,
-) -> Response {
-    match tokens::peek_token(&state.db, &token, TokenPurpose::ConfirmEmail).await {
-        Ok(g) => {
-            let status = if g.is_some() {
-                StatusCode::OK
-            } else {
-                StatusCode::NOT_FOUND
-            };
-            let v = ConfirmView {
-                link_failed: g.is_none(),
-                email: g.and_then(|g| g.email),
-                ..ConfirmView::default()
-            };
-            confirm_page(&state, &ctx, v, status).await
-        }
-        Err(e) => internal(&state, &ctx, e).await,
-    }
+) -> Result<Response, PanelError> {
+    let g = tokens::peek_token(&state.db, &token, TokenPurpose::ConfirmEmail).await?;
+    let status = if g.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    let v = ConfirmView {
+        link_failed: g.is_none(),
+        email: g.and_then(|g| g.email),
+        ..ConfirmView::default()
+    };
+    Ok(confirm_page(&state, &ctx, v, status).await)
 }
 
 /// `/email/ponownie`: the form asking for a new confirmation link.
@@ -107,7 +104,11 @@ pub async fn resend_form(State(state): State<AppState>, ctx: Ctx) -> Response {
 /// A new confirmation link for every account still waiting for this address to be
 /// confirmed, mailed to that address. The answer is the same whether or not any account
 /// waits for it, and the mail goes out in the background, as in [`recover`].
-pub async fn resend(State(state): State<AppState>, ctx: Ctx, Form(f): Form<EmailForm>) -> Response {
+pub async fn resend(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<EmailForm>,
+) -> Result<Response, PanelError> {
     let t = ctx.t;
     let email = f.email.trim().to_owned();
     let mut errors = FormErrors::default();
@@ -120,7 +121,7 @@ pub async fn resend(State(state): State<AppState>, ctx: Ctx, Form(f): Form<Email
             errors,
             ..ConfirmView::default()
         };
-        return confirm_page(&state, &ctx, v, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return Ok(confirm_page(&state, &ctx, v, StatusCode::UNPROCESSABLE_ENTITY).await);
     }
     let ip_key = format!("confirm:ip:{}", crate::web::request::limit_key(ctx.info.ip));
     let email_key = format!("confirm:email:{}", email.to_lowercase());
@@ -138,9 +139,9 @@ pub async fn resend(State(state): State<AppState>, ctx: Ctx, Form(f): Form<Email
                 errors: FormErrors::whole(msg),
                 ..ConfirmView::default()
             };
-            return confirm_page(&state, &ctx, v, StatusCode::TOO_MANY_REQUESTS).await;
+            return Ok(confirm_page(&state, &ctx, v, StatusCode::TOO_MANY_REQUESTS).await);
         }
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return Err(e.into()),
     }
     state
         .audit(
@@ -189,14 +190,14 @@ pub async fn resend(State(state): State<AppState>, ctx: Ctx, Form(f): Form<Email
         sent: true,
         ..ConfirmView::default()
     };
-    confirm_page(&state, &ctx, v, StatusCode::OK).await
+    Ok(confirm_page(&state, &ctx, v, StatusCode::OK).await)
 }
 
 pub async fn confirm(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(token): Path<String>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let t = ctx.t;
     let done = async {
         let mut tx = state.db.begin().await?;
@@ -224,8 +225,8 @@ pub async fn confirm(
         Ok(Some(email))
     }
     .await;
-    match done {
-        Ok(Some(email)) => {
+    Ok(match done? {
+        Some(email) => {
             let c = Chrome::new(&state, &ctx, "/")
                 .await
                 .notice(t.f("email.confirmed", &[("email", &email)]));
@@ -237,13 +238,12 @@ pub async fn confirm(
                 },
             )
         }
-        Ok(None) => {
+        None => {
             let v = ConfirmView {
                 link_failed: true,
                 ..ConfirmView::default()
             };
             confirm_page(&state, &ctx, v, StatusCode::NOT_FOUND).await
         }
-        Err(e) => internal(&state, &ctx, e).await,
-    }
+    })
 }

@@ -1,6 +1,7 @@
 //! Access recovery: a single-use link by mail, valid [`RESET_TTL`], with the same answer
 //! whether or not the address is known, and the page that sets a new password.
 
+use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,7 +11,7 @@ use axum::Form;
 use super::email::minutes;
 use super::{NoticePage, RESET_TTL};
 use crate::web::auth::limited_message;
-use crate::web::pages::{hash_failed, internal, render, Chrome, Ctx, FormErrors};
+use crate::web::pages::{hash_failed, render, Chrome, Ctx, FormErrors};
 use crate::web::register::{new_password_rules, valid_email};
 use crate::web::{limits, passwords, AppState};
 use ebok_store::auth::{self as tokens, TokenPurpose};
@@ -53,7 +54,7 @@ pub async fn recover(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<EmailForm>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let email = f.email.trim().to_owned();
     let again = |errors: FormErrors, sent: bool, status: StatusCode| {
         let state = state.clone();
@@ -78,7 +79,7 @@ pub async fn recover(
         errors.add("email", ctx.t.t("field.email_format"));
     }
     if !errors.is_empty() {
-        return again(errors, false, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return Ok(again(errors, false, StatusCode::UNPROCESSABLE_ENTITY).await);
     }
     let limiter = &state.panel.limiter;
     for (key, rule) in [
@@ -94,11 +95,12 @@ pub async fn recover(
         match limiter.hit(&key, rule).await {
             Ok(d) => {
                 if let Some(msg) = limited_message(&ctx, &d) {
-                    return again(FormErrors::whole(msg), false, StatusCode::TOO_MANY_REQUESTS)
-                        .await;
+                    return Ok(
+                        again(FormErrors::whole(msg), false, StatusCode::TOO_MANY_REQUESTS).await,
+                    );
                 }
             }
-            Err(e) => return internal(&state, &ctx, e).await,
+            Err(e) => return Err(e.into()),
         }
     }
     state
@@ -154,7 +156,7 @@ pub async fn recover(
             }
         }
     });
-    again(FormErrors::default(), true, StatusCode::OK).await
+    Ok(again(FormErrors::default(), true, StatusCode::OK).await)
 }
 
 #[derive(Template)]
@@ -194,34 +196,24 @@ pub async fn reset_form(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(token): Path<String>,
-) -> Response {
-    match tokens::peek_token(&state.db, &token, TokenPurpose::ResetPassword).await {
-        Ok(Some(g)) => match panel::panel_account(&state.db, g.account_id).await {
-            Ok(Some(a)) => {
-                reset_page(
-                    &state,
-                    &ctx,
-                    a.login,
-                    true,
-                    FormErrors::default(),
-                    StatusCode::OK,
-                )
-                .await
-            }
-            Ok(None) => {
-                reset_page(
-                    &state,
-                    &ctx,
-                    String::new(),
-                    false,
-                    FormErrors::default(),
-                    StatusCode::NOT_FOUND,
-                )
-                .await
-            }
-            Err(e) => internal(&state, &ctx, e).await,
-        },
-        Ok(None) => {
+) -> Result<Response, PanelError> {
+    let account = match tokens::peek_token(&state.db, &token, TokenPurpose::ResetPassword).await? {
+        Some(g) => panel::panel_account(&state.db, g.account_id).await?,
+        None => None,
+    };
+    Ok(match account {
+        Some(a) => {
+            reset_page(
+                &state,
+                &ctx,
+                a.login,
+                true,
+                FormErrors::default(),
+                StatusCode::OK,
+            )
+            .await
+        }
+        None => {
             reset_page(
                 &state,
                 &ctx,
@@ -232,8 +224,7 @@ pub async fn reset_form(
             )
             .await
         }
-        Err(e) => internal(&state, &ctx, e).await,
-    }
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -251,12 +242,12 @@ pub async fn reset(
     ctx: Ctx,
     Path(token): Path<String>,
     Form(f): Form<NewPasswordForm>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let t = ctx.t;
     let grant = match tokens::peek_token(&state.db, &token, TokenPurpose::ResetPassword).await {
         Ok(Some(g)) => g,
         Ok(None) => {
-            return reset_page(
+            return Ok(reset_page(
                 &state,
                 &ctx,
                 String::new(),
@@ -264,14 +255,14 @@ pub async fn reset(
                 FormErrors::default(),
                 StatusCode::NOT_FOUND,
             )
-            .await
+            .await)
         }
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return Err(e.into()),
     };
     let account = match panel::panel_account(&state.db, grant.account_id).await {
         Ok(Some(a)) => a,
         Ok(None) => {
-            return reset_page(
+            return Ok(reset_page(
                 &state,
                 &ctx,
                 String::new(),
@@ -279,9 +270,9 @@ pub async fn reset(
                 FormErrors::default(),
                 StatusCode::NOT_FOUND,
             )
-            .await
+            .await)
         }
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return Err(e.into()),
     };
     let ids = identifiers_of(&state, account.subscriber_id).await;
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -295,7 +286,7 @@ pub async fn reset(
         &ids,
     );
     if !errors.is_empty() {
-        return reset_page(
+        return Ok(reset_page(
             &state,
             &ctx,
             account.login,
@@ -303,11 +294,11 @@ pub async fn reset(
             errors,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
-        .await;
+        .await);
     }
     let hash = match passwords::hash(&f.password).await {
         Ok(h) => h,
-        Err(e) => return hash_failed(&state, &ctx, e).await,
+        Err(e) => return Ok(hash_failed(&state, &ctx, e).await),
     };
     let done = async {
         let mut tx = state.db.begin().await?;
@@ -335,7 +326,7 @@ pub async fn reset(
     match done {
         Ok(true) => {}
         Ok(false) => {
-            return reset_page(
+            return Ok(reset_page(
                 &state,
                 &ctx,
                 String::new(),
@@ -343,9 +334,9 @@ pub async fn reset(
                 FormErrors::default(),
                 StatusCode::NOT_FOUND,
             )
-            .await
+            .await)
         }
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return Err(e.into()),
     }
     if let Err(e) = state.panel.sessions.delete_all(account.id, None).await {
         tracing::error!(error = %e, "ending sessions after a password reset");
@@ -360,13 +351,13 @@ pub async fn reset(
     let c = Chrome::new(&state, &ctx, "/logowanie")
         .await
         .notice(t.f("recover.reset_done", &[("login", &account.login)]));
-    render(
+    Ok(render(
         StatusCode::OK,
         &NoticePage {
             c,
             title: t.t("recover.reset_title").to_owned(),
         },
-    )
+    ))
 }
 
 /// PESEL and NIP of a subscriber, which a password must not be.

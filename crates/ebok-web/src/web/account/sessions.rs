@@ -1,22 +1,24 @@
 //! The account's sessions: end one other session, or all of them.
 
+use crate::web::error::PanelError;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
-use crate::web::pages::{error_page, internal, Ctx};
+use crate::web::pages::{error_page, Ctx};
 use crate::web::request::{set_cookie, SESSION_COOKIE};
 use crate::web::{session_store, AppState};
 
 /// End every session of the account, this one included.
-pub async fn logout_everywhere(State(state): State<AppState>, ctx: Ctx) -> Response {
+pub async fn logout_everywhere(
+    State(state): State<AppState>,
+    ctx: Ctx,
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return crate::web::pages::to_login();
+        return Ok(crate::web::pages::to_login());
     };
-    if let Err(e) = state.panel.sessions.delete_all(a.account.id, None).await {
-        return internal(&state, &ctx, e).await;
-    }
+    state.panel.sessions.delete_all(a.account.id, None).await?;
     state
         .audit(&ctx.actor(), "logout_everywhere", Some(ctx.info.ip), "")
         .await;
@@ -25,7 +27,7 @@ pub async fn logout_everywhere(State(state): State<AppState>, ctx: Ctx) -> Respo
         header::SET_COOKIE,
         set_cookie(SESSION_COOKIE, "", ctx.info.secure, Some(0)),
     );
-    resp
+    Ok(resp)
 }
 
 #[derive(serde::Deserialize)]
@@ -41,20 +43,20 @@ pub async fn end_session(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<EndSessionForm>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return Ok(Redirect::to("/logowanie").into_response());
     };
     if session_store::session_id(&a.token).as_deref() == Some(f.id.as_str()) {
-        return Redirect::to("/ustawienia").into_response();
+        return Ok(Redirect::to("/ustawienia").into_response());
     }
     match state.panel.sessions.end(a.account.id, &f.id).await {
         Ok(true) => {}
-        Ok(false) => return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await,
-        Err(e) => return internal(&state, &ctx, e).await,
+        Ok(false) => return Ok(error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await),
+        Err(e) => return Err(e.into()),
     }
     state
         .audit(&ctx.actor(), "session_ended", Some(ctx.info.ip), "")
         .await;
-    Redirect::to("/ustawienia?n=session_ended").into_response()
+    Ok(Redirect::to("/ustawienia?n=session_ended").into_response())
 }

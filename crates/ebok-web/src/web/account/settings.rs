@@ -1,5 +1,6 @@
 //! The settings page and its forms for a new password and a new e-mail address.
 
+use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -78,7 +79,7 @@ pub(super) async fn settings_page(
     a: &Authed,
     forms: SettingsForms,
     status: StatusCode,
-) -> Response {
+) -> Result<Response, PanelError> {
     let codes_left = if a.account.totp_enabled() {
         tokens::recovery_codes_left(&state.db, a.account.id)
             .await
@@ -89,15 +90,12 @@ pub(super) async fn settings_page(
     let confirmed = a.account.email_confirmed_at.is_some();
     let pending_email = match tokens::pending_email(&state.db, a.account.id).await {
         Ok(p) => p.filter(|p| !p.eq_ignore_ascii_case(&a.account.email)),
-        Err(e) => return internal(state, ctx, e).await,
+        Err(e) => return Err(e.into()),
     };
     let resend_to = pending_email
         .clone()
         .or_else(|| (!confirmed).then(|| a.account.email.clone()));
-    let listed = match state.panel.sessions.list(a.account.id).await {
-        Ok(l) => l,
-        Err(e) => return internal(state, ctx, e).await,
-    };
+    let listed = state.panel.sessions.list(a.account.id).await?;
     let this = session_store::session_id(&a.token);
     let sessions = listed
         .into_iter()
@@ -116,7 +114,7 @@ pub(super) async fn settings_page(
         .collect();
     let mut c = Chrome::new(state, ctx, "/ustawienia").await;
     c.notice = forms.notice.clone();
-    render(
+    Ok(render(
         status,
         &SettingsPage {
             c,
@@ -130,12 +128,12 @@ pub(super) async fn settings_page(
             sessions,
             forms,
         },
-    )
+    ))
 }
 
-pub async fn settings(State(state): State<AppState>, ctx: Ctx) -> Response {
+pub async fn settings(State(state): State<AppState>, ctx: Ctx) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return crate::web::pages::to_login();
+        return Ok(crate::web::pages::to_login());
     };
     let notice = ctx.flash.map(|k| ctx.t.t(k).to_owned());
     settings_page(
@@ -217,14 +215,14 @@ pub async fn change_password(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<ChangePasswordForm>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return crate::web::pages::to_login();
+        return Ok(crate::web::pages::to_login());
     };
     let t = ctx.t;
     let mut errors = FormErrors::scoped(PASSWORD_FORM);
     if let Err(resp) = check_current(&state, &ctx, a, &f.current, &mut errors).await {
-        return resp;
+        return Ok(resp);
     }
     let ids = identifiers_of(&state, a.account.subscriber_id).await;
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -251,23 +249,18 @@ pub async fn change_password(
     }
     let hash = match passwords::hash(&f.password).await {
         Ok(h) => h,
-        Err(e) => return hash_failed(&state, &ctx, e).await,
+        Err(e) => return Ok(hash_failed(&state, &ctx, e).await),
     };
     let done = in_tx!(state.db, |tx| {
         panel::set_password_hash(&mut tx, a.account.id, &hash).await?;
         ctx.audit(&mut tx, "password_changed", "").await?;
     });
-    if let Err(e) = done {
-        return internal(&state, &ctx, e).await;
-    }
-    if let Err(e) = state
+    done?;
+    state
         .panel
         .sessions
         .delete_all(a.account.id, Some(&a.token))
-        .await
-    {
-        return internal(&state, &ctx, e).await;
-    }
+        .await?;
     state.mail(
         t,
         &a.account.email,
@@ -275,7 +268,7 @@ pub async fn change_password(
         "mail.password_changed_body",
         &[("login", &a.account.login)],
     );
-    Redirect::to("/ustawienia?n=password_changed").into_response()
+    Ok(Redirect::to("/ustawienia?n=password_changed").into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -291,15 +284,15 @@ pub async fn change_email(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<ChangeEmailForm>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return crate::web::pages::to_login();
+        return Ok(crate::web::pages::to_login());
     };
     let t = ctx.t;
     let email = f.email.trim().to_owned();
     let mut errors = FormErrors::scoped(EMAIL_FORM);
     if let Err(resp) = check_current(&state, &ctx, a, &f.current, &mut errors).await {
-        return resp;
+        return Ok(resp);
     }
     if errors.require(t, "email", &email, "required.new_email") && !valid_email(&email) {
         errors.add("email", t.t("field.email_format"));
@@ -330,10 +323,7 @@ pub async fn change_email(
         ctx.audit(&mut tx, "email_change_requested", "").await?;
         token
     });
-    let token = match token {
-        Ok(t) => t,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    let token = token?;
     mail_confirmation(&state, t, &email, &a.account.login, &token);
     state.mail(
         t,

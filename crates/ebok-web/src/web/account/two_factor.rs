@@ -1,5 +1,6 @@
 //! The optional TOTP second factor: setting it up, switching it off, and its recovery codes.
 
+use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -8,7 +9,7 @@ use axum::Form;
 
 use super::settings::{check_current, settings_page, SettingsForms, CODES_FORM, TOTP_FORM};
 use crate::web::auth::{check_second_factor, CodeForm};
-use crate::web::pages::{internal, render, Authed, Chrome, Ctx, FormErrors};
+use crate::web::pages::{render, Authed, Chrome, Ctx, FormErrors};
 use crate::web::{totp, AppState};
 use ebok_store::auth::{self as tokens};
 
@@ -24,16 +25,16 @@ pub async fn new_recovery_codes(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<CurrentPasswordForm>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return Redirect::to("/logowanie").into_response();
+        return Ok(Redirect::to("/logowanie").into_response());
     };
     if !a.account.totp_enabled() {
-        return Redirect::to("/ustawienia").into_response();
+        return Ok(Redirect::to("/ustawienia").into_response());
     }
     let mut errors = FormErrors::scoped(CODES_FORM);
     if let Err(resp) = check_current(&state, &ctx, a, &f.current, &mut errors).await {
-        return resp;
+        return Ok(resp);
     }
     if !errors.is_empty() {
         let forms = SettingsForms {
@@ -49,10 +50,8 @@ pub async fn new_recovery_codes(
         ctx.audit(&mut tx, "totp_recovery_codes_replaced", "")
             .await?;
     });
-    if let Err(e) = done {
-        return internal(&state, &ctx, e).await;
-    }
-    codes_page(&state, &ctx, "settings.codes_replaced", codes).await
+    done?;
+    Ok(codes_page(&state, &ctx, "settings.codes_replaced", codes).await)
 }
 
 /// Recovery codes shown once, with a notice saying what happened.
@@ -91,21 +90,19 @@ struct TotpCodesPage {
 }
 
 /// Enrolment: a new secret kept as pending until a code from the app confirms it.
-pub async fn totp_setup(State(state): State<AppState>, ctx: Ctx) -> Response {
+pub async fn totp_setup(State(state): State<AppState>, ctx: Ctx) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return crate::web::pages::to_login();
+        return Ok(crate::web::pages::to_login());
     };
     if a.account.totp_enabled() {
-        return Redirect::to("/ustawienia").into_response();
+        return Ok(Redirect::to("/ustawienia").into_response());
     }
     let secret = totp::TotpSecret::generate();
     let saved = in_tx!(state.db, |tx| {
         tokens::set_totp_pending(&mut tx, a.account.id, Some(&secret.to_base32())).await?;
     });
-    if let Err(e) = saved {
-        return internal(&state, &ctx, e).await;
-    }
-    totp_setup_page(
+    saved?;
+    Ok(totp_setup_page(
         &state,
         &ctx,
         a,
@@ -113,7 +110,7 @@ pub async fn totp_setup(State(state): State<AppState>, ctx: Ctx) -> Response {
         FormErrors::default(),
         StatusCode::OK,
     )
-    .await
+    .await)
 }
 
 async fn totp_setup_page(
@@ -161,9 +158,9 @@ pub async fn totp_enable(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<TotpForm>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return crate::web::pages::to_login();
+        return Ok(crate::web::pages::to_login());
     };
     let Some(secret) = a
         .account
@@ -171,7 +168,7 @@ pub async fn totp_enable(
         .as_deref()
         .and_then(totp::TotpSecret::from_base32)
     else {
-        return Redirect::to("/ustawienia").into_response();
+        return Ok(Redirect::to("/ustawienia").into_response());
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
     let Some(step) = totp::verify(secret.as_bytes(), f.code.given(), now, None) else {
@@ -179,7 +176,7 @@ pub async fn totp_enable(
         if errors.require(ctx.t, "code", f.code.given(), "required.app_code") {
             errors.add("code", ctx.t.t("login.code_failed"));
         }
-        return totp_setup_page(
+        return Ok(totp_setup_page(
             &state,
             &ctx,
             a,
@@ -187,7 +184,7 @@ pub async fn totp_enable(
             errors,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
-        .await;
+        .await);
     };
     let codes = totp::recovery_codes(RECOVERY_CODES);
     let hashes: Vec<String> = codes.iter().map(|c| totp::hash_recovery_code(c)).collect();
@@ -202,10 +199,8 @@ pub async fn totp_enable(
         .await?;
         ctx.audit(&mut tx, "totp_enabled", "").await?;
     });
-    if let Err(e) = done {
-        return internal(&state, &ctx, e).await;
-    }
-    codes_page(&state, &ctx, "settings.totp_enabled", codes).await
+    done?;
+    Ok(codes_page(&state, &ctx, "settings.totp_enabled", codes).await)
 }
 
 /// Turning the second factor off needs the password and a current code.
@@ -213,19 +208,19 @@ pub async fn totp_disable(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<TotpForm>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
-        return crate::web::pages::to_login();
+        return Ok(crate::web::pages::to_login());
     };
     let mut errors = FormErrors::scoped(TOTP_FORM);
     if let Err(resp) = check_current(&state, &ctx, a, &f.current, &mut errors).await {
-        return resp;
+        return Ok(resp);
     }
     if errors.require(ctx.t, "code", f.code.given(), "required.code") && errors.is_empty() {
         match check_second_factor(&state, &a.account, f.code.given()).await {
             Ok(true) => {}
             Ok(false) => errors.add("code", ctx.t.t("login.code_failed")),
-            Err(e) => return internal(&state, &ctx, e).await,
+            Err(e) => return Err(e.into()),
         }
     }
     if !errors.is_empty() {
@@ -245,8 +240,6 @@ pub async fn totp_disable(
         tokens::disable_totp(&mut tx, a.account.id).await?;
         ctx.audit(&mut tx, "totp_disabled", "").await?;
     });
-    if let Err(e) = done {
-        return internal(&state, &ctx, e).await;
-    }
-    Redirect::to("/ustawienia?n=totp_disabled").into_response()
+    done?;
+    Ok(Redirect::to("/ustawienia?n=totp_disabled").into_response())
 }

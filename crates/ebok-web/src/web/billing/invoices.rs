@@ -1,6 +1,7 @@
 //! e-Faktury: the consent to electronic invoices, the invoice list, and each invoice as a
 //! print page (or, on request, the PDF from [`super::invoice_pdf`]).
 
+use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -12,7 +13,7 @@ use super::invoice_pdf::{invoice_pdf, load_logo};
 use super::{subscriber_of, today, PAGE_SIZE};
 use crate::web::i18n::Tr;
 use crate::web::line::Addr;
-use crate::web::pages::{error_page, internal, render, Chrome, Ctx};
+use crate::web::pages::{error_page, render, Chrome, Ctx};
 use crate::web::paging::{clamped, PageQuery, Pager};
 use crate::web::AppState;
 use ebok_store::billing::{self, Invoice, InvoiceLine, InvoiceStatus, VatTotal};
@@ -95,10 +96,10 @@ pub async fn invoices(
     State(state): State<AppState>,
     ctx: Ctx,
     Query(q): Query<PageQuery>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let sub = match subscriber_of(&state, &ctx).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return Ok(r),
     };
     let t = ctx.t;
     let data = async {
@@ -110,10 +111,7 @@ pub async fn invoices(
         Ok::<_, anyhow::Error>((history, list))
     }
     .await;
-    let (history, list) = match data {
-        Ok(d) => d,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    let (history, list) = data?;
     let today = today();
     let rows = list
         .items
@@ -134,7 +132,7 @@ pub async fn invoices(
         })
         .collect();
     let c = Chrome::new(&state, &ctx, "/e-faktury").await;
-    render(
+    Ok(render(
         StatusCode::OK,
         &InvoicesPage {
             c,
@@ -144,7 +142,7 @@ pub async fn invoices(
             total: list.total,
             pager: Pager::of(&list, "/e-faktury"),
         },
-    )
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -160,21 +158,18 @@ pub async fn consent(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<ConsentForm>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let sub = match subscriber_of(&state, &ctx).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return Ok(r),
     };
     let given = match f.decision.as_str() {
         "give" => true,
         "revoke" => false,
-        _ => return Redirect::to("/e-faktury").into_response(),
+        _ => return Ok(Redirect::to("/e-faktury").into_response()),
     };
     let version = consent_version(ctx.t);
-    let current = match panel::current_consent(&state.db, sub.id).await {
-        Ok(c) => c,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    let current = panel::current_consent(&state.db, sub.id).await?;
     let unchanged = match &current {
         Some(c) => c.given == given && (!given || c.text_version == version),
         None => !given,
@@ -190,11 +185,9 @@ pub async fn consent(
             ctx.audit(&mut tx, action, &format!("wording {version}"))
                 .await?;
         });
-        if let Err(e) = done {
-            return internal(&state, &ctx, e).await;
-        }
+        done?;
     }
-    Redirect::to("/e-faktury").into_response()
+    Ok(Redirect::to("/e-faktury").into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,27 +358,28 @@ struct RefusedPage {
 /// `/e-faktury/{id}`: the print page; `/e-faktury/{id}.pdf`: the PDF. Another subscriber's
 /// invoice is a 404 like a missing one; an invoice whose totals do not match its lines is
 /// refused (logged, and a calm page).
-pub async fn invoice(State(state): State<AppState>, ctx: Ctx, Path(raw): Path<String>) -> Response {
+pub async fn invoice(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(raw): Path<String>,
+) -> Result<Response, PanelError> {
     let sub = match subscriber_of(&state, &ctx).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return Ok(r),
     };
     let (id, pdf) = match raw.strip_suffix(".pdf") {
         Some(id) => (id, true),
         None => (raw.as_str(), false),
     };
     let Ok(id) = id.parse::<i64>() else {
-        return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await;
+        return Ok(error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await);
     };
     let (inv, lines) = match billing::invoice_for(&state.db, sub.id, id).await {
         Ok(Some(x)) => x,
-        Ok(None) => return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await,
-        Err(e) => return internal(&state, &ctx, e).await,
+        Ok(None) => return Ok(error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await),
+        Err(e) => return Err(e.into()),
     };
-    let contracts = match subscribers::contracts_of(&state.db, sub.id).await {
-        Ok(c) => c,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    let contracts = subscribers::contracts_of(&state.db, sub.id).await?;
     let t = ctx.t;
     let isp = &state.config.isp;
     let doc = match invoice_doc(t, isp, &sub, &contracts, &inv, &lines, today()) {
@@ -393,18 +387,18 @@ pub async fn invoice(State(state): State<AppState>, ctx: Ctx, Path(raw): Path<St
         Err(e) => {
             tracing::error!(error = %e, "invoice totals do not match its lines; not shown");
             let c = Chrome::new(&state, &ctx, "/e-faktury").await;
-            return render(
+            return Ok(render(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &RefusedPage {
                     c,
                     message: t.t("einvoice.totals_refused").to_owned(),
                 },
-            );
+            ));
         }
     };
     if !pdf {
         let c = Chrome::new(&state, &ctx, &format!("/e-faktury/{id}")).await;
-        return render(StatusCode::OK, &InvoicePage { c, d: doc });
+        return Ok(render(StatusCode::OK, &InvoicePage { c, d: doc }));
     }
     let number = doc.number.clone();
     let started = std::time::Instant::now();
@@ -421,8 +415,8 @@ pub async fn invoice(State(state): State<AppState>, ctx: Ctx, Path(raw): Path<St
     .await
     {
         Ok(Ok(b)) => b,
-        Ok(Err(e)) => return internal(&state, &ctx, e).await,
-        Err(e) => return internal(&state, &ctx, e).await,
+        Ok(Err(e)) => return Err(e.into()),
+        Err(e) => return Err(e.into()),
     };
     metrics::histogram!("ebok_invoice_pdf_seconds").record(started.elapsed().as_secs_f64());
     let file: String = number
@@ -442,5 +436,5 @@ pub async fn invoice(State(state): State<AppState>, ctx: Ctx, Path(raw): Path<St
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
     );
-    resp
+    Ok(resp)
 }

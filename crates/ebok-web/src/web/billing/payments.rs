@@ -1,6 +1,7 @@
 //! Płatności: balance, charges and payments with the running balance, the subscriber's own
 //! bank account and a transfer QR code for what is due.
 
+use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -8,7 +9,7 @@ use axum::response::Response;
 
 use super::{subscriber_of, PAGE_SIZE};
 use crate::web::i18n::Tr;
-use crate::web::pages::{internal, render, Chrome, Ctx};
+use crate::web::pages::{render, Chrome, Ctx};
 use crate::web::paging::{clamped, PageQuery, Pager};
 use crate::web::AppState;
 use ebok_store::billing::{self, LedgerItem};
@@ -72,10 +73,10 @@ pub async fn payments(
     State(state): State<AppState>,
     ctx: Ctx,
     Query(q): Query<PageQuery>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let sub = match subscriber_of(&state, &ctx).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return Ok(r),
     };
     let t = ctx.t;
     let page = async {
@@ -159,12 +160,9 @@ pub async fn payments(
         Ok::<_, anyhow::Error>((balance_state, balance.abs(), qr, rows, ledger))
     }
     .await;
-    let (balance_state, balance, qr, rows, ledger) = match page {
-        Ok(p) => p,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    let (balance_state, balance, qr, rows, ledger) = page?;
     let c = Chrome::new(&state, &ctx, "/platnosci").await;
-    render(
+    Ok(render(
         StatusCode::OK,
         &PaymentsPage {
             c,
@@ -176,5 +174,5 @@ pub async fn payments(
             total: ledger.total,
             pager: Pager::of(&ledger, "/platnosci"),
         },
-    )
+    ))
 }

@@ -1,5 +1,6 @@
 //! Aktualności and FAQ, their Markdown rendered by [`super::markdown`].
 
+use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -7,7 +8,7 @@ use axum::response::Response;
 
 use super::markdown::markdown_html;
 use super::{ListQuery, FAQ_PER_PAGE, NEWS_PER_PAGE};
-use crate::web::pages::{error_page, internal, render, Chrome, Ctx};
+use crate::web::pages::{error_page, render, Chrome, Ctx};
 use crate::web::paging::{clamped, Pager};
 use crate::web::AppState;
 use ebok_store::content::{self};
@@ -45,18 +46,18 @@ fn news_view(n: ebok_store::content::NewsItem) -> NewsView {
 }
 
 /// Aktualności: published news, newest first.
-pub async fn news(State(state): State<AppState>, ctx: Ctx, Query(q): Query<ListQuery>) -> Response {
-    let p = match clamped(q.page(NEWS_PER_PAGE), |p| {
+pub async fn news(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, PanelError> {
+    let p = clamped(q.page(NEWS_PER_PAGE), |p| {
         content::published_news(&state.db, p)
     })
-    .await
-    {
-        Ok(p) => p,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    .await?;
     let pager = Pager::of(&p, "/aktualnosci");
     let c = Chrome::new(&state, &ctx, "/aktualnosci").await;
-    render(
+    Ok(render(
         StatusCode::OK,
         &NewsPage {
             c,
@@ -64,7 +65,7 @@ pub async fn news(State(state): State<AppState>, ctx: Ctx, Query(q): Query<ListQ
             single: false,
             pager,
         },
-    )
+    ))
 }
 
 /// One news item (not yet published or unknown: 404).
@@ -72,17 +73,17 @@ pub async fn news_item(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let Ok(id) = id.parse::<i64>() else {
-        return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await;
+        return Ok(error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await);
     };
     let item = match content::news_item(&state.db, id).await {
         Ok(Some(n)) => n,
-        Ok(None) => return error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await,
-        Err(e) => return internal(&state, &ctx, e).await,
+        Ok(None) => return Ok(error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await),
+        Err(e) => return Err(e.into()),
     };
     let c = Chrome::new(&state, &ctx, &format!("/aktualnosci/{id}")).await;
-    render(
+    Ok(render(
         StatusCode::OK,
         &NewsPage {
             c,
@@ -90,7 +91,7 @@ pub async fn news_item(
             single: true,
             pager: Pager::single(),
         },
-    )
+    ))
 }
 
 pub struct FaqView {
@@ -109,14 +110,15 @@ struct FaqPage {
 }
 
 /// FAQ: the questions in their display order.
-pub async fn faq(State(state): State<AppState>, ctx: Ctx, Query(q): Query<ListQuery>) -> Response {
-    let p = match clamped(q.page(FAQ_PER_PAGE), |p| content::faq_page(&state.db, p)).await {
-        Ok(p) => p,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+pub async fn faq(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, PanelError> {
+    let p = clamped(q.page(FAQ_PER_PAGE), |p| content::faq_page(&state.db, p)).await?;
     let pager = Pager::of(&p, "/faq");
     let c = Chrome::new(&state, &ctx, "/faq").await;
-    render(
+    Ok(render(
         StatusCode::OK,
         &FaqPage {
             c,
@@ -131,5 +133,5 @@ pub async fn faq(State(state): State<AppState>, ctx: Ctx, Query(q): Query<ListQu
                 .collect(),
             pager,
         },
-    )
+    ))
 }

@@ -1,6 +1,7 @@
 //! Zamawianie usług: the service catalogue, orders from subscribers and enquiries from
 //! visitors.
 
+use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -12,7 +13,7 @@ use super::{
     MAX_CONTACT, MAX_NOTE, MESSAGE_ACCOUNT, ORDERS_PER_PAGE,
 };
 use crate::web::i18n::Tr;
-use crate::web::pages::{internal, render, Chrome, Ctx, FormErrors};
+use crate::web::pages::{render, Chrome, Ctx, FormErrors};
 use crate::web::paging::{clamped, Pager};
 use crate::web::register::valid_email;
 use crate::web::AppState;
@@ -100,12 +101,9 @@ async fn orders_page(
     form: OrderForm,
     errors: FormErrors,
     status: StatusCode,
-) -> Response {
+) -> Result<Response, PanelError> {
     let t = ctx.t;
-    let services = match content::active_services(&state.db).await {
-        Ok(s) => s,
-        Err(e) => return internal(state, ctx, e).await,
-    };
+    let services = content::active_services(&state.db).await?;
     let (orders, pager) = match &ctx.auth {
         Some(a) => {
             match clamped(page, |p| {
@@ -121,7 +119,7 @@ async fn orders_page(
                             None => match content::service(&state.db, o.service_id).await {
                                 Ok(Some(s)) => s.name,
                                 Ok(None) => String::new(),
-                                Err(e) => return internal(state, ctx, e).await,
+                                Err(e) => return Err(e.into()),
                             },
                         };
                         rows.push(OrderRow {
@@ -134,14 +132,14 @@ async fn orders_page(
                     }
                     (rows, Pager::of(&p, "/zamawianie"))
                 }
-                Err(e) => return internal(state, ctx, e).await,
+                Err(e) => return Err(e.into()),
             }
         }
         None => (Vec::new(), Pager::single()),
     };
     let mut c = Chrome::new(state, ctx, "/zamawianie").await;
     c.notice = notice;
-    render(
+    Ok(render(
         status,
         &OrdersPage {
             c,
@@ -151,7 +149,7 @@ async fn orders_page(
             orders,
             pager,
         },
-    )
+    ))
 }
 
 /// Zamawianie usług: the catalogue, the order form (or the enquiry form for visitors), and
@@ -160,7 +158,7 @@ pub async fn orders(
     State(state): State<AppState>,
     ctx: Ctx,
     Query(q): Query<ListQuery>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let notice = q.sent().then(|| {
         ctx.t
             .t(if ctx.auth.is_some() {
@@ -183,14 +181,18 @@ pub async fn orders(
 }
 
 /// An order from a subscriber, or an enquiry from a visitor (limited per IP).
-pub async fn order(State(state): State<AppState>, ctx: Ctx, Form(f): Form<OrderForm>) -> Response {
+pub async fn order(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<OrderForm>,
+) -> Result<Response, PanelError> {
     let t = ctx.t;
     let mut errors = FormErrors::default();
     let service = match f.service.trim().parse::<i64>() {
         Ok(id) => match content::service(&state.db, id).await {
             Ok(Some(s)) if s.active => Some(s),
             Ok(_) => None,
-            Err(e) => return internal(&state, &ctx, e).await,
+            Err(e) => return Err(e.into()),
         },
         Err(_) => None,
     };
@@ -228,7 +230,7 @@ pub async fn order(State(state): State<AppState>, ctx: Ctx, Form(f): Form<OrderF
         match over_limit(&state, &ctx, &key, rule).await {
             Ok(Some(m)) => errors.form = Some(m),
             Ok(None) => {}
-            Err(r) => return r,
+            Err(r) => return Ok(r),
         }
     }
     let Some(service) = service.filter(|_| errors.is_empty()) else {
@@ -257,7 +259,7 @@ pub async fn order(State(state): State<AppState>, ctx: Ctx, Form(f): Form<OrderF
             service: service_row(t, service),
             form: f,
         };
-        return render(StatusCode::OK, &page);
+        return Ok(render(StatusCode::OK, &page));
     }
     let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
     let new = NewServiceOrder {
@@ -303,7 +305,7 @@ pub async fn order(State(state): State<AppState>, ctx: Ctx, Form(f): Form<OrderF
             )
             .await;
         }
-        Err(e) => return internal(&state, &ctx, e).await,
+        Err(e) => return Err(e.into()),
     };
     let from = match &ctx.auth {
         Some(a) => who(&state, a).await,
@@ -340,5 +342,5 @@ pub async fn order(State(state): State<AppState>, ctx: Ctx, Form(f): Form<OrderF
             ],
         );
     }
-    Redirect::to("/zamawianie?wyslano=1").into_response()
+    Ok(Redirect::to("/zamawianie?wyslano=1").into_response())
 }

@@ -1,6 +1,7 @@
 //! Kontakt: the ISP's contact block and tickets written from the panel, with their threads,
 //! replies and closing.
 
+use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -120,7 +121,7 @@ async fn contact_page(
     form: TicketForm,
     errors: FormErrors,
     status: StatusCode,
-) -> Response {
+) -> Result<Response, PanelError> {
     let (tickets, pager) = match &ctx.auth {
         Some(a) => match clamped(page, |p| {
             panel::tickets_page(&state.db, a.account.subscriber_id, p)
@@ -140,12 +141,12 @@ async fn contact_page(
                     .collect(),
                 Pager::of(&p, "/kontakt"),
             ),
-            Err(e) => return internal(state, ctx, e).await,
+            Err(e) => return Err(e.into()),
         },
         None => (Vec::new(), Pager::single()),
     };
     let c = Chrome::new(state, ctx, "/kontakt").await;
-    render(
+    Ok(render(
         status,
         &ContactPage {
             c,
@@ -156,7 +157,7 @@ async fn contact_page(
             tickets,
             pager,
         },
-    )
+    ))
 }
 
 /// Kontakt: the contact block for everyone; for a subscriber the form to the office and
@@ -165,7 +166,7 @@ pub async fn contact(
     State(state): State<AppState>,
     ctx: Ctx,
     Query(q): Query<ListQuery>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let form = TicketForm {
         subject: String::new(),
         message: String::new(),
@@ -183,9 +184,13 @@ pub async fn contact(
 
 /// A new ticket: stored, audited (with the language, so that the office's answer is mailed
 /// in it), mailed to the office.
-pub async fn write(State(state): State<AppState>, ctx: Ctx, Form(f): Form<TicketForm>) -> Response {
+pub async fn write(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<TicketForm>,
+) -> Result<Response, PanelError> {
     let Some(a) = ctx.auth.clone() else {
-        return crate::web::pages::to_login();
+        return Ok(crate::web::pages::to_login());
     };
     let t = ctx.t;
     let mut errors = FormErrors::default();
@@ -211,7 +216,7 @@ pub async fn write(State(state): State<AppState>, ctx: Ctx, Form(f): Form<Ticket
                 .await;
             }
             Ok(None) => {}
-            Err(r) => return r,
+            Err(r) => return Ok(r),
         }
     }
     if !errors.is_empty() {
@@ -244,10 +249,7 @@ pub async fn write(State(state): State<AppState>, ctx: Ctx, Form(f): Form<Ticket
         .await?;
         id
     });
-    let id = match created {
-        Ok(id) => id,
-        Err(e) => return internal(&state, &ctx, e).await,
-    };
+    let id = created?;
     let from = who(&state, &a).await;
     mail_office(
         &state,
@@ -272,7 +274,7 @@ pub async fn write(State(state): State<AppState>, ctx: Ctx, Form(f): Form<Ticket
             ("link", &state.link(&format!("/kontakt/{id}"))),
         ],
     );
-    Redirect::to(&format!("/kontakt/{id}?wyslano=1")).into_response()
+    Ok(Redirect::to(&format!("/kontakt/{id}?wyslano=1")).into_response())
 }
 
 pub struct MessageView {
@@ -323,15 +325,12 @@ async fn ticket_page(
     message: String,
     errors: FormErrors,
     status: StatusCode,
-) -> Response {
+) -> Result<Response, PanelError> {
     let t = ctx.t;
-    let messages = match panel::ticket_messages(&state.db, k.id).await {
-        Ok(m) => m,
-        Err(e) => return internal(state, ctx, e).await,
-    };
+    let messages = panel::ticket_messages(&state.db, k.id).await?;
     let mut c = Chrome::new(state, ctx, &format!("/kontakt/{}", k.id)).await;
     c.notice = notice;
-    render(
+    Ok(render(
         status,
         &TicketPage {
             c,
@@ -357,7 +356,7 @@ async fn ticket_page(
             message,
             errors,
         },
-    )
+    ))
 }
 
 /// One ticket's thread and the reply form (another subscriber's ticket: 404).
@@ -366,10 +365,10 @@ pub async fn ticket(
     ctx: Ctx,
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let (_, k) = match own_ticket(&state, &ctx, &id).await {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return Ok(r),
     };
     let notice = if !q.zamkniete.is_empty() {
         Some(ctx.t.t("office.ticket_closed").to_owned())
@@ -400,10 +399,10 @@ pub async fn reply(
     ctx: Ctx,
     Path(id): Path<String>,
     Form(f): Form<ReplyForm>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let (a, k) = match own_ticket(&state, &ctx, &id).await {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return Ok(r),
     };
     let t = ctx.t;
     let mut errors = FormErrors::default();
@@ -436,7 +435,7 @@ pub async fn reply(
             .await;
         }
         Ok(None) => {}
-        Err(r) => return r,
+        Err(r) => return Ok(r),
     }
     let message = f.message.trim().to_owned();
     let done = in_tx!(state.db, |tx| {
@@ -448,9 +447,7 @@ pub async fn reply(
         )
         .await?;
     });
-    if let Err(e) = done {
-        return internal(&state, &ctx, e).await;
-    }
+    done?;
     let from = who(&state, &a).await;
     mail_office(
         &state,
@@ -463,7 +460,7 @@ pub async fn reply(
             ("message", &message),
         ],
     );
-    Redirect::to(&format!("/kontakt/{}?wyslano=1", k.id)).into_response()
+    Ok(Redirect::to(&format!("/kontakt/{}?wyslano=1", k.id)).into_response())
 }
 
 /// The subscriber closes their own ticket (the matter is settled); a reply opens it again.
@@ -471,10 +468,10 @@ pub async fn close_ticket(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
-) -> Response {
+) -> Result<Response, PanelError> {
     let (_, k) = match own_ticket(&state, &ctx, &id).await {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return Ok(r),
     };
     if k.status != TicketStatus::Closed {
         let done = in_tx!(state.db, |tx| {
@@ -482,9 +479,7 @@ pub async fn close_ticket(
             ctx.audit(&mut tx, "ticket_closed", &format!("ticket {}", k.id))
                 .await?;
         });
-        if let Err(e) = done {
-            return internal(&state, &ctx, e).await;
-        }
+        done?;
     }
-    Redirect::to(&format!("/kontakt/{}?zamkniete=1", k.id)).into_response()
+    Ok(Redirect::to(&format!("/kontakt/{}?zamkniete=1", k.id)).into_response())
 }
