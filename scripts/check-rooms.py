@@ -37,8 +37,7 @@ def non_test_lines(path):
                     break
             i = j
             continue
-        if line.strip():
-            count += 1
+        count += 1
         i += 1
     return count
 
