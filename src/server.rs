@@ -245,19 +245,12 @@ pub async fn start(
             shutdown.clone(),
         )),
     ];
-    let state =
-        crate::web::AppState::new(db.clone(), ingest.live.clone(), Arc::new(config.panel()))
-            .await?;
     // The panel's "restart my connection" asks the NAS through RFC 5176; it reads the NAS
     // table through the listener's context, so a SIGHUP reload reaches it too.
-    let coa_ctx = ctx.clone();
-    let _ = state
-        .panel
-        .session_control
-        .set(Arc::new(crate::radius::coa::CoaClient::new(Arc::new(
-            move || coa_ctx.nas_table(),
-        ))));
-    let _ = state.panel.radius.set(ctx.clone());
+    let state =
+        crate::web::AppState::new(db.clone(), ingest.live.clone(), Arc::new(config.panel()))
+            .await?
+            .with_radius(ctx.clone());
     for (key, why) in config.warnings() {
         tracing::warn!("configuration: {key} {why}");
     }

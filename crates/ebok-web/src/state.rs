@@ -25,6 +25,13 @@ pub struct AppState {
     pub live: Arc<dyn LiveSessions>,
     pub config: Arc<PanelConfig>,
     pub panel: Arc<Panel>,
+    /// Ends a subscriber's PPPoE session on its NAS ("restart my connection", the ops API's
+    /// Disconnect/CoA): the RFC 5176 client where the RADIUS side runs in this process
+    /// ([`AppState::with_radius`]). None: the panel and the API say it is unavailable.
+    pub session_control: Option<Arc<dyn ebok_radius::coa::SessionControl>>,
+    /// The accounting listener's shared state (NAS table in force, per-NAS activity), for
+    /// the ops API's NAS overview. None where no listener runs in this process.
+    pub radius: Option<Arc<ebok_radius::listener::RadiusContext>>,
 }
 
 /// What the panel needs besides the databases: where its sessions and rate-limit counters
@@ -38,12 +45,6 @@ pub struct Panel {
     pub trusted: Vec<IpNet>,
     /// The connection note's "is this a live line" for visitors not logged in.
     pub line_note: line_note::LineNoteCache,
-    /// Ends a subscriber's PPPoE session on its NAS ("restart my connection"); set once at
-    /// start-up (RFC 5176 client) or by a test. Unset: the panel says it is unavailable.
-    pub session_control: std::sync::OnceLock<Arc<dyn ebok_radius::coa::SessionControl>>,
-    /// The accounting listener's shared state (NAS table in force, per-NAS activity), for
-    /// the ops API's NAS overview; set once at start-up. Unset in panel-only tests.
-    pub radius: std::sync::OnceLock<Arc<ebok_radius::listener::RadiusContext>>,
     /// The host names the panel answers to.
     pub hosts: Arc<host::AllowedHosts>,
     /// Background tasks that may still hand mail to the mailer.
@@ -139,8 +140,6 @@ impl AppState {
             trusted: config.web.trusted_proxy_nets(),
             // Remembered only where asking costs a round trip.
             line_note: line_note::LineNoteCache::new(config.shared.is_some()),
-            session_control: std::sync::OnceLock::new(),
-            radius: std::sync::OnceLock::new(),
             hosts: Arc::new(host::AllowedHosts::from_config(&config.web, config.demo)),
             mail_work: MailWork::default(),
         };
@@ -149,7 +148,32 @@ impl AppState {
             live,
             config,
             panel: Arc::new(panel),
+            session_control: None,
+            radius: None,
         })
+    }
+
+    /// The state with the accounting listener's context (the NAS table it keeps current
+    /// across reloads) and a session control that asks the NAS through RFC 5176.
+    pub fn with_radius(self, radius: Arc<ebok_radius::listener::RadiusContext>) -> AppState {
+        let table = radius.clone();
+        let control = ebok_radius::coa::CoaClient::new(Arc::new(move || table.nas_table()));
+        AppState {
+            radius: Some(radius),
+            ..self.with_session_control(Arc::new(control))
+        }
+    }
+
+    /// The state with `control` ending subscribers' sessions (the RFC 5176 client, or a
+    /// test's stand-in).
+    pub fn with_session_control(
+        self,
+        control: Arc<dyn ebok_radius::coa::SessionControl>,
+    ) -> AppState {
+        AppState {
+            session_control: Some(control),
+            ..self
+        }
     }
 
     /// Append to the audit log; a failure is logged, never shown to the subscriber.

@@ -1,10 +1,10 @@
 //! The panel's one error type for a failure inside a handler (a database or store error, a
 //! task that did not finish): a handler returns `Result<Response, PanelError>` and uses `?`.
 //!
-//! The error is logged where it turns into an answer, exactly as [`super::pages::internal`]
-//! logs it; the answer is a bare 500 carrying [`Failed`], which [`super::request::panel_layer`]
-//! (it has the state and the caller's language) replaces with the calm error page
-//! `internal` renders. What the browser gets is the same either way.
+//! The error is logged where it turns into an answer (by [`super::pages::log_failure`]); the
+//! answer is a bare 500 carrying [`Failed`], which [`super::request::panel_layer`] (it has the
+//! state and the caller's language) replaces with the calm error page
+//! [`super::pages::error_page`] renders.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -630,7 +630,7 @@ pub async fn restart(
         status,
         ..Default::default()
     };
-    let Some(control) = state.panel.session_control.get().cloned() else {
+    let Some(control) = state.session_control.clone() else {
         let o = notice(
             t.t("line.restart_unavailable").to_owned(),
             StatusCode::SERVICE_UNAVAILABLE,
@@ -894,7 +894,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn restart_confirms_asks_the_nas_is_owned_and_rate_limited() {
-        let h = Harness::sqlite().await;
+        let mut h = Harness::sqlite().await;
         let mut b = jan_registered(&h).await;
         let r = b.get("/pppoe").await;
         assert!(r.body.contains("action=\"/pppoe/restart\""));
@@ -916,7 +916,7 @@ pub(crate) mod tests {
                 Ok(ControlOutcome::Ack),
             ]),
         });
-        assert!(h.state.panel.session_control.set(rec.clone()).is_ok());
+        h.with_session_control(rec.clone(), &mut b);
 
         // The confirmation page, for Jan's session only.
         let r = b.get("/pppoe/restart?nas=nas1&sesja=s-jan").await;

@@ -481,22 +481,16 @@ pub async fn error_page(state: &AppState, info: &RequestInfo, status: StatusCode
 
 /// A database or store failure inside a handler: logged, shown as a calm page.
 /// Handlers returning [`super::error::PanelError`] get the same through `?`.
-pub async fn internal(state: &AppState, ctx: &Ctx, e: impl std::fmt::Display) -> Response {
-    log_failure(e);
-    error_page(state, &ctx.info, StatusCode::INTERNAL_SERVER_ERROR).await
-}
-
-/// How a failure inside a handler is logged (by [`internal`] and by
-/// [`super::error::PanelError`]).
+/// How a failure inside a handler is logged (by [`super::error::PanelError`]).
 pub fn log_failure(e: impl std::fmt::Display) {
     tracing::error!(error = %e, "panel request failed");
 }
 
 /// A password check (argon2) that could not run: 503 with `Retry-After` when the machine is
-/// busy hashing (see [`super::passwords`]), else as [`internal`].
+/// busy hashing (see [`super::passwords`]), else a [`super::error::PanelError`].
 pub async fn hash_failed(state: &AppState, ctx: &Ctx, e: super::passwords::HashError) -> Response {
     if !matches!(e, super::passwords::HashError::Busy) {
-        return internal(state, ctx, e).await;
+        return super::error::PanelError::from(e).into_response();
     }
     metrics::counter!("ebok_panel_password_checks_refused_total").increment(1);
     let mut resp = error_page(state, &ctx.info, StatusCode::SERVICE_UNAVAILABLE).await;

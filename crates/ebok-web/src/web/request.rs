@@ -315,8 +315,8 @@ pub async fn panel_layer(State(state): State<AppState>, req: Request, next: Next
         }
         Err(refused) => refused,
     };
-    // A handler that failed (see `error::PanelError`, which logged why) gets the calm error
-    // page `pages::internal` renders.
+    // A handler that failed (see `error::PanelError`, which logged why) gets the calm 500
+    // error page in the caller's language.
     if resp.extensions().get::<super::error::Failed>().is_some() {
         resp = super::pages::error_page(&state, &info, StatusCode::INTERNAL_SERVER_ERROR).await;
     }

@@ -241,6 +241,18 @@ impl Harness {
         }
     }
 
+    /// The panel rebuilt with `control` ending sessions; `browser` (logged in before) goes on
+    /// talking to the new one.
+    pub fn with_session_control(
+        &mut self,
+        control: Arc<dyn ebok_radius::coa::SessionControl>,
+        browser: &mut Browser,
+    ) {
+        self.state = self.state.clone().with_session_control(control);
+        self.app = crate::app(self.state.clone());
+        browser.app = self.app.clone();
+    }
+
     pub fn browser(&self, ip: &str) -> Browser {
         Browser {
             app: self.app.clone(),

@@ -172,7 +172,7 @@ async fn nas_overview(
     _caller: OpsCaller,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
-    let Some(radius) = state.panel.radius.get() else {
+    let Some(radius) = state.radius.as_ref() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the accounting listener is not running in this process",
@@ -234,9 +234,8 @@ fn encode_attributes(
     attributes: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vec<Vec<u8>>, ApiError> {
     let dict = state
-        .panel
         .radius
-        .get()
+        .as_ref()
         .map(|r| r.dict)
         .unwrap_or_else(ebok_radius::dict::Dictionary::builtin);
     let mut out = Vec::new();
@@ -282,7 +281,7 @@ async fn control(
             "a Disconnect-Request takes no attributes",
         ));
     }
-    let Some(control) = state.panel.session_control.get() else {
+    let Some(control) = state.session_control.as_ref() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the RFC 5176 client is not running in this process",

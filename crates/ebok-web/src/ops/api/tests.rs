@@ -1276,7 +1276,7 @@ async fn live_sessions_are_listed_filtered_and_audited() {
 }
 
 /// The RFC 5176 client wired as at start-up, towards the in-test NAS on `port`.
-fn wire_coa(h: &Harness, port: u16) {
+fn wire_coa(h: &mut Harness, port: u16) {
     let nas = ebok_radius::nas::NasClient {
         name: "test-nas".into(),
         secret: b"coa-secret".as_slice().into(),
@@ -1290,7 +1290,7 @@ fn wire_coa(h: &Harness, port: u16) {
     )]));
     let client = ebok_radius::coa::CoaClient::new(Arc::new(move || table.clone()))
         .with_retries(2, std::time::Duration::from_millis(300));
-    assert!(h.state.panel.session_control.set(Arc::new(client)).is_ok());
+    h.state = h.state.clone().with_session_control(Arc::new(client));
 }
 
 /// POST a JSON body with the billing token: status and JSON answer.
@@ -1311,14 +1311,14 @@ async fn disconnect_and_coa_through_the_api_report_ack_nak_and_timeout() {
         "attributes": {"Filter-Id": "gold", "Mikrotik-Rate-Limit": "10M/20M"}});
 
     // Not wired (a panel-only process): 503.
-    let h = Harness::sqlite(billing_tokens()).await;
+    let mut h = Harness::sqlite(billing_tokens()).await;
     live_fixture(&h).await;
     let (status, _) = post_json(&h, "/api/v1/sessions/disconnect", session.clone()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 
     // Disconnect-ACK after one lost request.
     let (port, seen) = fake_nas(CODE_DISCONNECT_ACK, None, 1, SECRET).await;
-    wire_coa(&h, port);
+    wire_coa(&mut h, port);
     let (status, answer) = post_json(&h, "/api/v1/sessions/disconnect", session.clone()).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["result"], "ack");
@@ -1365,10 +1365,10 @@ async fn disconnect_and_coa_through_the_api_report_ack_nak_and_timeout() {
     h.finish().await;
 
     // CoA-NAK with its Error-Cause.
-    let h = Harness::sqlite(billing_tokens()).await;
+    let mut h = Harness::sqlite(billing_tokens()).await;
     live_fixture(&h).await;
     let (port, _) = fake_nas(CODE_COA_NAK, Some(401), 0, SECRET).await;
-    wire_coa(&h, port);
+    wire_coa(&mut h, port);
     let (status, answer) = post_json(&h, "/api/v1/sessions/coa", change.clone()).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{answer}");
     assert_eq!(answer["result"], "nak");
@@ -1382,10 +1382,10 @@ async fn disconnect_and_coa_through_the_api_report_ack_nak_and_timeout() {
     h.finish().await;
 
     // No NAS listening: 504 after the tries.
-    let h = Harness::sqlite(billing_tokens()).await;
+    let mut h = Harness::sqlite(billing_tokens()).await;
     live_fixture(&h).await;
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    wire_coa(&h, silent.local_addr().unwrap().port());
+    wire_coa(&mut h, silent.local_addr().unwrap().port());
     let (status, answer) = post_json(&h, "/api/v1/sessions/coa", change).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{answer}");
     h.finish().await;

@@ -11,7 +11,7 @@ use super::email::mail_confirmation;
 use super::recovery::identifiers_of;
 use super::CONFIRM_TTL;
 use crate::web::auth::limited_message;
-use crate::web::pages::{hash_failed, internal, render, Authed, Chrome, Ctx, FormErrors};
+use crate::web::pages::{hash_failed, render, Authed, Chrome, Ctx, FormErrors};
 use crate::web::ratelimit::{self, Reservation};
 use crate::web::register::{new_password_rules, valid_email};
 use crate::web::{limits, passwords, session_store, AppState};
@@ -177,7 +177,7 @@ pub(super) async fn check_current(
             errors.add("current", limited_message(ctx, &d).unwrap_or_default());
             return Ok(());
         }
-        Err(e) => return Err(internal(state, ctx, e).await),
+        Err(e) => return Err(PanelError::from(e).into_response()),
     };
     match passwords::verify(given, Some(&a.account.password_hash)).await {
         Ok(true) => {

@@ -19,12 +19,13 @@ pub use invoices::*;
 pub use payments::*;
 
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use time::{Date, OffsetDateTime};
 
-use super::pages::{error_page, internal, Ctx};
+use super::error::PanelError;
+use super::pages::{error_page, Ctx};
 use super::AppState;
 use ebok_store::subscribers::{self, Subscriber};
 
@@ -52,6 +53,6 @@ async fn subscriber_of(state: &AppState, ctx: &Ctx) -> Result<Subscriber, Respon
     match subscribers::subscriber(&state.db, auth.account.subscriber_id).await {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Err(error_page(state, &ctx.info, StatusCode::NOT_FOUND).await),
-        Err(e) => Err(internal(state, ctx, e).await),
+        Err(e) => Err(PanelError::from(e).into_response()),
     }
 }

@@ -19,13 +19,14 @@ use tickets::{close_ticket, contact, reply, ticket, write};
 
 use std::time::Duration;
 
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
 use super::auth::limited_message;
+use super::error::PanelError;
 use super::i18n::{Lang, Tr};
-use super::pages::{internal, Authed, Ctx};
+use super::pages::{Authed, Ctx};
 use super::paging::PageQuery;
 use super::ratelimit::Rule;
 use super::AppState;
@@ -122,7 +123,7 @@ async fn over_limit(
 ) -> Result<Option<String>, Response> {
     match state.panel.limiter.hit(key, rule).await {
         Ok(d) => Ok(limited_message(ctx, &d)),
-        Err(e) => Err(internal(state, ctx, e).await),
+        Err(e) => Err(PanelError::from(e).into_response()),
     }
 }
 

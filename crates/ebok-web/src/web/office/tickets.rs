@@ -13,7 +13,7 @@ use super::{
     MESSAGE_ACCOUNT, TICKETS_PER_PAGE,
 };
 use crate::web::i18n::Tr;
-use crate::web::pages::{error_page, internal, render, Authed, Chrome, Ctx, FormErrors};
+use crate::web::pages::{error_page, render, Authed, Chrome, Ctx, FormErrors};
 use crate::web::paging::{clamped, Pager};
 use crate::web::register::valid_email;
 use crate::web::AppState;
@@ -313,7 +313,7 @@ async fn own_ticket(
     match panel::ticket_for(&state.db, a.account.subscriber_id, id).await {
         Ok(Some(k)) => Ok((a, k)),
         Ok(None) => Err(error_page(state, &ctx.info, StatusCode::NOT_FOUND).await),
-        Err(e) => Err(internal(state, ctx, e).await),
+        Err(e) => Err(PanelError::from(e).into_response()),
     }
 }
 
