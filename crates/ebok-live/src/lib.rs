@@ -20,6 +20,10 @@
 //! `journal/replay.rs`, `sessions/rules.rs`, `sessions/embedded.rs` or `sessions/redis/`) →
 //! history (`history_writer.rs`, then ebok-store's `store/history.rs`).
 
+// The module maps in these docs name private rooms and constants on purpose: they are
+// written for whoever works on the code (`cargo doc --document-private-items`).
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod background;
 pub mod dead_letter;
 pub mod history_writer;

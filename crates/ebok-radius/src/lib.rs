@@ -14,6 +14,10 @@
 //! event (`decode.rs`, `dict.rs`, `line_address.rs`) → journal (the [`journal::Journal`]
 //! the binary wires in: ebok-live's ingest) → reply (`packet.rs`, `listener.rs`).
 
+// The module maps in these docs name private rooms and constants on purpose: they are
+// written for whoever works on the code (`cargo doc --document-private-items`).
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod capture;
 pub mod coa;
 pub mod decode;

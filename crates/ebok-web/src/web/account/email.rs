@@ -103,7 +103,7 @@ pub async fn resend_form(State(state): State<AppState>, ctx: Ctx) -> Response {
 
 /// A new confirmation link for every account still waiting for this address to be
 /// confirmed, mailed to that address. The answer is the same whether or not any account
-/// waits for it, and the mail goes out in the background, as in [`recover`].
+/// waits for it, and the mail goes out in the background, as in [`super::recovery::recover`].
 pub async fn resend(
     State(state): State<AppState>,
     ctx: Ctx,

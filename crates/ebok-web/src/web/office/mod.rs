@@ -3,7 +3,7 @@
 //! and enquiries from visitors; news and FAQ, whose Markdown is rendered here with raw HTML
 //! and unsafe links neutralised.
 //!
-//! Rooms: [`tickets`] (Kontakt), [`orders`] (Zamawianie usług), [`news`] (Aktualności, FAQ),
+//! Rooms: [`tickets`] (Kontakt), `orders` (Zamawianie usług), `news` (Aktualności, FAQ),
 //! [`markdown`] (the sanitiser they render with).
 
 mod markdown;
