@@ -225,7 +225,7 @@ impl Ingest {
 
     /// Journal mode, from a thread outside the tokio runtime: append the events to the
     /// journal in one write, blocking until they are on disk; one result per event.
-    pub fn journal_blocking(
+    pub(crate) fn journal_blocking(
         &self,
         events: Vec<(AccountingEvent, OffsetDateTime)>,
     ) -> Vec<io::Result<Recorded>> {
@@ -601,7 +601,7 @@ impl Ingest {
     }
 
     /// Background task: replay whenever something is journaled, retrying every second.
-    pub async fn run_replayer(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    pub(crate) async fn run_replayer(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             if self.spool.depth() > 0 {
                 // Shutdown may cut a replay short: what was not marked consumed is replayed

@@ -46,9 +46,9 @@ impl Default for CaptureConfig {
 }
 
 /// Datagrams reassembled at once at most (each at most [`reassembly::MAX_PAYLOAD`] octets).
-pub const MAX_REASSEMBLING: usize = 1024;
+pub(crate) const MAX_REASSEMBLING: usize = 1024;
 /// A fragmented datagram not complete after this long is dropped.
-pub const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Accounting payloads waiting for the pipeline before the capture thread blocks.
 const QUEUE: usize = 8192;
 /// How often the capture thread looks at the stop flag and expires fragments when idle.

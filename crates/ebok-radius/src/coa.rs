@@ -18,11 +18,11 @@ use tokio::net::UdpSocket;
 use super::nas::NasTable;
 use super::packet::{frame, HEADER_LEN, MAX_LEN};
 
-pub const CODE_DISCONNECT_REQUEST: u8 = 40;
+pub(crate) const CODE_DISCONNECT_REQUEST: u8 = 40;
 pub const CODE_DISCONNECT_ACK: u8 = 41;
-pub const CODE_DISCONNECT_NAK: u8 = 42;
-pub const CODE_COA_REQUEST: u8 = 43;
-pub const CODE_COA_ACK: u8 = 44;
+pub(crate) const CODE_DISCONNECT_NAK: u8 = 42;
+pub(crate) const CODE_COA_REQUEST: u8 = 43;
+pub(crate) const CODE_COA_ACK: u8 = 44;
 pub const CODE_COA_NAK: u8 = 45;
 
 pub(crate) const USER_NAME: u8 = 1;
@@ -140,7 +140,7 @@ pub trait SessionControl: Send + Sync + 'static {
 
 /// What a Disconnect- or CoA-Request names.
 #[derive(Debug, Clone)]
-pub struct ControlRequest<'a> {
+pub(crate) struct ControlRequest<'a> {
     pub action: Action,
     pub user_name: Option<&'a str>,
     pub session_id: &'a str,
@@ -164,7 +164,7 @@ fn push_attr(out: &mut Vec<u8>, typ: u8, value: &[u8]) -> Result<(), CoaError> {
 /// A signed request: Message-Authenticator first (HMAC-MD5 over the packet with a zero
 /// Authenticator field), then the Request Authenticator, MD5 over the packet with a zero
 /// Authenticator field followed by the secret (RFC 5176 §2.3, §3.4).
-pub fn build_request(
+pub(crate) fn build_request(
     identifier: u8,
     secret: &[u8],
     req: &ControlRequest<'_>,
@@ -203,7 +203,7 @@ pub fn build_request(
 
 /// Why a datagram is not the answer to our request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum BadReply {
+pub(crate) enum BadReply {
     #[error("malformed packet")]
     Malformed,
     #[error("not an ACK or NAK of the request sent")]
@@ -220,7 +220,7 @@ pub enum BadReply {
 /// Response Authenticator (MD5 over the reply with the request's authenticator in place,
 /// then the secret), the Message-Authenticator when present, and read the Error-Cause of a
 /// NAK.
-pub fn parse_reply(
+pub(crate) fn parse_reply(
     datagram: &[u8],
     action: Action,
     identifier: u8,
@@ -291,7 +291,7 @@ fn hmac_md5(p: &[u8], ma_offset: usize, auth: &[u8; 16], secret: &[u8]) -> [u8; 
 }
 
 /// The NAS table in force (the server's table is replaced on reload).
-pub type NasSource = Arc<dyn Fn() -> Arc<NasTable> + Send + Sync>;
+pub(crate) type NasSource = Arc<dyn Fn() -> Arc<NasTable> + Send + Sync>;
 
 /// Sends Disconnect- and CoA-Requests over UDP to the session's NAS (its address is the
 /// session's NAS key, its secret and CoA port come from the NAS table), retransmitting the

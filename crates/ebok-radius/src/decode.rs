@@ -21,11 +21,11 @@ mod attr {
 
     pub const USER_NAME: AVPType = 1;
     pub const NAS_IP_ADDRESS: AVPType = 4;
-    pub const NAS_PORT: AVPType = 5;
+    pub(crate) const NAS_PORT: AVPType = 5;
     pub const FRAMED_IP_ADDRESS: AVPType = 8;
-    pub const CLASS: AVPType = 25;
-    pub const VENDOR_SPECIFIC: AVPType = 26;
-    pub const CALLED_STATION_ID: AVPType = 30;
+    pub(crate) const CLASS: AVPType = 25;
+    pub(crate) const VENDOR_SPECIFIC: AVPType = 26;
+    pub(crate) const CALLED_STATION_ID: AVPType = 30;
     pub const CALLING_STATION_ID: AVPType = 31;
     pub const NAS_IDENTIFIER: AVPType = 32;
     pub const ACCT_STATUS_TYPE: AVPType = 40;
@@ -36,28 +36,28 @@ mod attr {
     pub const ACCT_SESSION_TIME: AVPType = 46;
     pub const ACCT_INPUT_PACKETS: AVPType = 47;
     pub const ACCT_OUTPUT_PACKETS: AVPType = 48;
-    pub const ACCT_TERMINATE_CAUSE: AVPType = 49;
+    pub(crate) const ACCT_TERMINATE_CAUSE: AVPType = 49;
     pub const ACCT_INPUT_GIGAWORDS: AVPType = 52;
     pub const ACCT_OUTPUT_GIGAWORDS: AVPType = 53;
     pub const EVENT_TIMESTAMP: AVPType = 55;
-    pub const NAS_PORT_ID: AVPType = 87;
-    pub const NAS_IPV6_ADDRESS: AVPType = 95;
-    pub const FRAMED_INTERFACE_ID: AVPType = 96;
+    pub(crate) const NAS_PORT_ID: AVPType = 87;
+    pub(crate) const NAS_IPV6_ADDRESS: AVPType = 95;
+    pub(crate) const FRAMED_INTERFACE_ID: AVPType = 96;
     pub const FRAMED_IPV6_PREFIX: AVPType = 97;
-    pub const DELEGATED_IPV6_PREFIX: AVPType = 123;
-    pub const FRAMED_IPV6_ADDRESS: AVPType = 168;
+    pub(crate) const DELEGATED_IPV6_PREFIX: AVPType = 123;
+    pub(crate) const FRAMED_IPV6_ADDRESS: AVPType = 168;
 }
 
 /// Event-Timestamps before 2000-01-01 come from a NAS without a set clock, and no session
 /// starts before then.
-pub const PLAUSIBLE_SINCE: OffsetDateTime = time::macros::datetime!(2000-01-01 00:00 UTC);
+pub(crate) const PLAUSIBLE_SINCE: OffsetDateTime = time::macros::datetime!(2000-01-01 00:00 UTC);
 /// How far past the arrival an Event-Timestamp is believed (NAS clock skew). A time further
 /// ahead would make every later event of its session, or after an Accounting-On every event
 /// of its NAS, look older than it and be ignored until that time came.
-pub const MAX_CLOCK_AHEAD: Duration = Duration::minutes(10);
+pub(crate) const MAX_CLOCK_AHEAD: Duration = Duration::minutes(10);
 /// The longest Acct-Delay-Time believed: a NAS retries for minutes, and one that buffered
 /// its accounting through an outage for hours; beyond a day the value says nothing true.
-pub const MAX_DELAY: Duration = Duration::hours(24);
+pub(crate) const MAX_DELAY: Duration = Duration::hours(24);
 
 /// Times in a packet that could not be true and were bounded at the door (the event is
 /// still recorded, with the bounded times). Counted in

@@ -62,7 +62,7 @@ impl Default for LineAddresses {
 
 impl LineAddresses {
     /// Why `ip` cannot be a line's IPv4 address, if it cannot.
-    pub fn check_v4(&self, ip: Ipv4Addr) -> Option<Refused> {
+    pub(crate) fn check_v4(&self, ip: Ipv4Addr) -> Option<Refused> {
         Some(if ip.is_unspecified() {
             Refused::Unspecified
         } else if ip.is_broadcast() {
@@ -84,7 +84,7 @@ impl LineAddresses {
     }
 
     /// Why `net` cannot be a line's IPv6 prefix (or address, as a /128), if it cannot.
-    pub fn check_v6(&self, net: Ipv6Net) -> Option<Refused> {
+    pub(crate) fn check_v6(&self, net: Ipv6Net) -> Option<Refused> {
         let addr = net.network();
         let first = addr.segments()[0];
         Some(if net.prefix_len() < self.min_ipv6_prefix {

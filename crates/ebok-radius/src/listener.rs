@@ -55,7 +55,7 @@ pub fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSock
 
 /// Raise SO_RCVBUF (the UDP listener's, the capture socket's), warning when the kernel
 /// grants less.
-pub fn set_recv_buffer(socket: &socket2::Socket, recv_buffer: usize) {
+pub(crate) fn set_recv_buffer(socket: &socket2::Socket, recv_buffer: usize) {
     if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
         tracing::warn!(error = %e, "could not set SO_RCVBUF");
     }
@@ -72,7 +72,7 @@ pub fn set_recv_buffer(socket: &socket2::Socket, recv_buffer: usize) {
 const CODE_ACCOUNTING_REQUEST: u8 = 4;
 const CODE_STATUS_SERVER: u8 = 12;
 /// Datagrams received in one go and handled by one task at most.
-pub const RECV_BATCH: usize = 64;
+pub(crate) const RECV_BATCH: usize = 64;
 /// Largest RADIUS packet (RFC 2865 §3).
 const MAX_PACKET: usize = 4096;
 

@@ -61,7 +61,7 @@ impl NasTable {
     }
 
     /// The entry by its configured name.
-    pub fn by_name(&self, name: &str) -> Option<&Arc<NasClient>> {
+    pub(crate) fn by_name(&self, name: &str) -> Option<&Arc<NasClient>> {
         self.entries
             .iter()
             .find(|(_, c)| c.name == name)

@@ -16,9 +16,9 @@ pub const HEADER_LEN: usize = 20;
 /// Largest accepted value of the Length field.
 pub const MAX_LEN: usize = 4095;
 
-pub const CODE_ACCOUNTING_REQUEST: u8 = 4;
+pub(crate) const CODE_ACCOUNTING_REQUEST: u8 = 4;
 pub const CODE_ACCOUNTING_RESPONSE: u8 = 5;
-pub const CODE_STATUS_SERVER: u8 = 12;
+pub(crate) const CODE_STATUS_SERVER: u8 = 12;
 
 /// Message-Authenticator (RFC 2869 §5.14): HMAC-MD5, always 16 octets.
 const MESSAGE_AUTHENTICATOR: u8 = 80;
@@ -123,12 +123,12 @@ pub fn packet_code(packet: &[u8]) -> u8 {
 }
 
 /// Identifier of a framed packet.
-pub fn request_identifier(packet: &[u8]) -> u8 {
+pub(crate) fn request_identifier(packet: &[u8]) -> u8 {
     packet[1]
 }
 
 /// Authenticator field of a framed packet.
-pub fn request_authenticator(packet: &[u8]) -> [u8; 16] {
+pub(crate) fn request_authenticator(packet: &[u8]) -> [u8; 16] {
     let mut auth = [0u8; 16];
     auth.copy_from_slice(&packet[4..HEADER_LEN]);
     auth
@@ -165,7 +165,7 @@ pub fn verify_accounting_request(packet: &[u8], secret: &[u8]) -> Result<(), Dro
 /// Checks a Status-Server (RFC 5997 §3): its Request Authenticator is random, so the
 /// Message-Authenticator, computed over the packet as sent, is required and is the only proof
 /// of the secret.
-pub fn verify_status_server(packet: &[u8], secret: &[u8]) -> Result<(), DropReason> {
+pub(crate) fn verify_status_server(packet: &[u8], secret: &[u8]) -> Result<(), DropReason> {
     let packet = frame(packet)?;
     if packet[0] != CODE_STATUS_SERVER {
         return Err(DropReason::UnknownCode);

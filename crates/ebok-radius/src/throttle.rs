@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// One line per `every`; the events in between counted.
-pub struct Throttle {
+pub(crate) struct Throttle {
     every: Duration,
     last: Mutex<Option<Instant>>,
     pending: AtomicU64,

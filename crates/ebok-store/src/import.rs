@@ -131,7 +131,7 @@ impl FromStr for ImportKind {
 
 /// The format of a file, from its extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileFormat {
+pub(crate) enum FileFormat {
     /// `.csv`: UTF-8, header row, `;` or `,` (detected from the header).
     Csv,
     /// `.jsonl` / `.ndjson`: one JSON object per line.
@@ -139,7 +139,7 @@ pub enum FileFormat {
 }
 
 impl FileFormat {
-    pub fn of_path(path: &Path) -> Option<FileFormat> {
+    pub(crate) fn of_path(path: &Path) -> Option<FileFormat> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
             "csv" => Some(FileFormat::Csv),

@@ -377,7 +377,7 @@ impl VatRate {
     }
 
     /// VAT on a net amount, rounded to grosze half away from zero.
-    pub fn vat_of_net(self, net: Money) -> Money {
+    pub(crate) fn vat_of_net(self, net: Money) -> Money {
         Money(div_round(i128::from(net.0) * i128::from(self.percent()), 100) as i64)
     }
 

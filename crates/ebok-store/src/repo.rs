@@ -190,7 +190,7 @@ pub(crate) fn unique_error(e: sqlx::Error, candidates: &[(UniqueField, &str)]) -
 pub struct Absent(Vec<&'static str>);
 
 impl Absent {
-    pub const NONE: &'static Absent = &Absent(Vec::new());
+    pub(crate) const NONE: &'static Absent = &Absent(Vec::new());
 
     pub fn new(fields: Vec<&'static str>) -> Self {
         Absent(fields)
@@ -563,7 +563,7 @@ impl<'r, R: RowGet> Cols<'r, R> {
         v.ok_or_else(|| decode_error(&self.name(col), sqlx::error::UnexpectedNullError))
     }
 
-    pub fn opt_i64(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+    pub(crate) fn opt_i64(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
         self.row.get_i64(&self.name(col))
     }
 
@@ -577,7 +577,7 @@ impl<'r, R: RowGet> Cols<'r, R> {
         u32::try_from(v).map_err(|e| decode_error(&self.name(col), e))
     }
 
-    pub fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+    pub(crate) fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
         self.row.get_text(&self.name(col))
     }
 
@@ -586,7 +586,7 @@ impl<'r, R: RowGet> Cols<'r, R> {
         self.required(col, v)
     }
 
-    pub fn opt_date(&self, col: &str) -> Result<Option<Date>, sqlx::Error> {
+    pub(crate) fn opt_date(&self, col: &str) -> Result<Option<Date>, sqlx::Error> {
         self.row.get_date(&self.name(col))
     }
 
@@ -609,7 +609,7 @@ impl<'r, R: RowGet> Cols<'r, R> {
         self.i64(col).map(from_ts)
     }
 
-    pub fn opt_ts(&self, col: &str) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+    pub(crate) fn opt_ts(&self, col: &str) -> Result<Option<OffsetDateTime>, sqlx::Error> {
         Ok(self.opt_i64(col)?.map(from_ts))
     }
 

@@ -13,7 +13,7 @@ fn last_sunday(year: i32, month: Month) -> Date {
 }
 
 /// The Europe/Warsaw UTC offset at instant `t`.
-pub fn warsaw_offset(t: OffsetDateTime) -> UtcOffset {
+pub(crate) fn warsaw_offset(t: OffsetDateTime) -> UtcOffset {
     let utc = t.to_offset(UtcOffset::UTC);
     let year = utc.year();
     let start = last_sunday(year, Month::March)

@@ -112,7 +112,7 @@ impl Pesel {
     }
 
     /// The form shown to people: birth-date digits, the rest hidden (`440514*****`).
-    pub fn masked(&self) -> String {
+    pub(crate) fn masked(&self) -> String {
         format!("{}*****", &self.0[..6])
     }
 
@@ -384,7 +384,7 @@ pub fn valid_email(email: &str) -> bool {
 }
 
 /// A Polish postcode: `NN-NNN`.
-pub fn valid_postcode(code: &str) -> bool {
+pub(crate) fn valid_postcode(code: &str) -> bool {
     let b = code.as_bytes();
     b.len() == 6
         && b[2] == b'-'

@@ -166,7 +166,7 @@ impl AppState {
 
     /// The state with `control` ending subscribers' sessions (the RFC 5176 client, or a
     /// test's stand-in).
-    pub fn with_session_control(
+    pub(crate) fn with_session_control(
         self,
         control: Arc<dyn ebok_radius::coa::SessionControl>,
     ) -> AppState {

@@ -38,7 +38,7 @@ impl Frames {
     }
 
     /// Frame one event (binary encoding).
-    pub fn push_event(&mut self, event: &AccountingEvent, expires_at: OffsetDateTime) {
+    pub(crate) fn push_event(&mut self, event: &AccountingEvent, expires_at: OffsetDateTime) {
         let start = self.open(MAGIC_EVENT);
         codec::encode_event(&mut self.buf, event, expires_at);
         self.close(start);
@@ -46,7 +46,7 @@ impl Frames {
     }
 
     /// Frame one event and keep it, so the replay can take it from memory.
-    pub fn push_owned_event(&mut self, event: AccountingEvent, expires_at: OffsetDateTime) {
+    pub(crate) fn push_owned_event(&mut self, event: AccountingEvent, expires_at: OffsetDateTime) {
         self.push_event(&event, expires_at);
         let record = JournalRecord::Event {
             event: Arc::new(event),
@@ -123,7 +123,7 @@ pub(super) fn decode_payload(magic: u8, payload: &[u8]) -> Option<JournalRecord>
 }
 
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320).
-pub fn crc32(data: &[u8]) -> u32 {
+pub(crate) fn crc32(data: &[u8]) -> u32 {
     // crc32fast (already built for the PDF's deflate) uses the CPU's carry-less multiply
     // where there is one: the byte-at-a-time table took ~2 % of the accounting path.
     crc32fast::hash(data)

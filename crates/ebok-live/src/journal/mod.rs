@@ -77,7 +77,7 @@ const ROOM: u64 = 4 * 1024 * 1024;
 
 /// Records handed to the replay, each with the journal offset just after it (what
 /// [`JournalLog::consumed`] takes).
-pub type Peeked = Vec<(Arc<JournalRecord>, u64)>;
+pub(crate) type Peeked = Vec<(Arc<JournalRecord>, u64)>;
 
 /// An append of events refused because the records waiting for replay reached
 /// `radius.journal_max_bytes`. It travels as an [`io::Error`] of kind
@@ -85,7 +85,7 @@ pub type Peeked = Vec<(Arc<JournalRecord>, u64)>;
 /// by kind and message, so callers recognise it with [`is_journal_full`].
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("journal full: {unreplayed} bytes wait for replay (radius.journal_max_bytes = {max})")]
-pub struct JournalFull {
+pub(crate) struct JournalFull {
     /// Bytes of records waiting for replay when the append was refused.
     pub unreplayed: u64,
     pub max: u64,
@@ -220,7 +220,7 @@ impl JournalLog {
     }
 
     /// Append framed records, in their order, in one write; returns once all are on disk.
-    pub async fn append_frames(&self, frames: Frames) -> io::Result<()> {
+    pub(crate) async fn append_frames(&self, frames: Frames) -> io::Result<()> {
         if frames.is_empty() {
             return Ok(());
         }
@@ -232,7 +232,7 @@ impl JournalLog {
     /// receive thread, whose turn is one batch anyway): handing them to the writer thread
     /// and waiting for its answer cost two thread wake-ups per turn (perf: futex and
     /// scheduler ~7 % of the accounting path's CPU).
-    pub fn append_frames_blocking(&self, frames: Frames) -> io::Result<()> {
+    pub(crate) fn append_frames_blocking(&self, frames: Frames) -> io::Result<()> {
         if frames.is_empty() {
             return Ok(());
         }
@@ -251,7 +251,7 @@ impl JournalLog {
 
     /// Mark everything before `offset` (an offset returned by [`JournalLog::peek`]) replayed.
     /// Segments the position has passed are deleted before this returns.
-    pub async fn consumed(&self, offset: u64) -> io::Result<()> {
+    pub(crate) async fn consumed(&self, offset: u64) -> io::Result<()> {
         self.call(|tx| Cmd::Consumed(offset, tx)).await
     }
 

@@ -228,13 +228,13 @@ impl Record {
 
 /// One entry of the IP index: an IPv4 address or an IPv6 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum IpKey {
+pub(crate) enum IpKey {
     V4(Ipv4Addr),
     V6(Ipv6Net),
 }
 
 /// Every IP index entry a session wants to hold.
-pub fn ip_keys(s: &LiveSession) -> Vec<IpKey> {
+pub(crate) fn ip_keys(s: &LiveSession) -> Vec<IpKey> {
     s.framed_ip
         .map(IpKey::V4)
         .into_iter()
@@ -244,19 +244,23 @@ pub fn ip_keys(s: &LiveSession) -> Vec<IpKey> {
 
 /// True when `challenger` takes an IP from `holder`: it started later, or started at the same
 /// time and was updated later.
-pub fn outranks(challenger: &LiveSession, holder: &LiveSession) -> bool {
+pub(crate) fn outranks(challenger: &LiveSession, holder: &LiveSession) -> bool {
     (challenger.started_at, challenger.updated_at) > (holder.started_at, holder.updated_at)
 }
 
 /// True when an IP index entry currently pointing at `holder` (`None`: free or dangling) may
 /// be taken by `claimant`. `same_key` says the entry already points at the claimant's key.
-pub fn may_claim(claimant: &LiveSession, same_key: bool, holder: Option<&LiveSession>) -> bool {
+pub(crate) fn may_claim(
+    claimant: &LiveSession,
+    same_key: bool,
+    holder: Option<&LiveSession>,
+) -> bool {
     same_key || holder.is_none_or(|h| outranks(claimant, h))
 }
 
 /// The plan for one key: what to store, which index entries to touch, what to report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     pub applied: Applied,
     /// False: nothing changes (stale event).
     pub write: bool,
@@ -308,7 +312,7 @@ fn floor_start(
 /// session last updated at or before it counts as closed by that restart (it is reported
 /// closed here, when the restart sweep has not closed it yet). A Stop leaves a tombstone until
 /// `expires_at`.
-pub fn step_event(
+pub(crate) fn step_event(
     prior: Option<&Record>,
     nas_reset: Option<OffsetDateTime>,
     event: &AccountingEvent,
@@ -422,18 +426,18 @@ pub fn step_event(
 }
 
 /// True when an Accounting-On/Off of `nas` at `at` closes `session`.
-pub fn restart_closes(session: &LiveSession, nas: &str, at: OffsetDateTime) -> bool {
+pub(crate) fn restart_closes(session: &LiveSession, nas: &str, at: OffsetDateTime) -> bool {
     session.nas == nas && session.updated_at <= at
 }
 
 /// True when the new restart time `at` of a NAS is older than the one stored: stale.
-pub fn restart_is_stale(stored: Option<OffsetDateTime>, at: OffsetDateTime) -> bool {
+pub(crate) fn restart_is_stale(stored: Option<OffsetDateTime>, at: OffsetDateTime) -> bool {
     stored.is_some_and(|s| at < s)
 }
 
 /// Plan closing a live session by Accounting-On/Off at `at`. No tombstone is needed: the
 /// NAS restart time makes its late events stale.
-pub fn step_restart(session: &LiveSession, at: OffsetDateTime) -> Step {
+pub(crate) fn step_restart(session: &LiveSession, at: OffsetDateTime) -> Step {
     close_step(
         session,
         ClosedSession {
@@ -457,7 +461,7 @@ pub fn last_seen(session: &LiveSession) -> OffsetDateTime {
 
 /// Plan closing a session whose `expires_at` has passed (`stopped_at`: [`last_seen`]).
 /// Its tombstone lasts one more expiry window from `now`.
-pub fn step_expire(session: &LiveSession, now: OffsetDateTime) -> Step {
+pub(crate) fn step_expire(session: &LiveSession, now: OffsetDateTime) -> Step {
     let window = (session.expires_at - session.updated_at).max(Duration::ZERO);
     close_step(
         session,
@@ -479,7 +483,7 @@ pub fn step_expire(session: &LiveSession, now: OffsetDateTime) -> Step {
 
 /// What `expire(now)` does to a stored record: close a live session, drop a tombstone, or
 /// nothing (`None`).
-pub fn step_deadline(record: &Record, now: OffsetDateTime) -> Option<Step> {
+pub(crate) fn step_deadline(record: &Record, now: OffsetDateTime) -> Option<Step> {
     if record.deadline() > now {
         return None;
     }

@@ -11,7 +11,7 @@ const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// 802.1Q, 802.1ad and the pre-standard QinQ value some switches still send.
 const ETHERTYPE_VLAN: [u16; 3] = [0x8100, 0x88a8, 0x9100];
 /// VLAN tags followed before giving up on a frame.
-pub const MAX_VLAN_TAGS: usize = 3;
+pub(crate) const MAX_VLAN_TAGS: usize = 3;
 
 const PROTO_UDP: u8 = 17;
 const V6_HOP_BY_HOP: u8 = 0;
@@ -27,7 +27,7 @@ const MAX_V6_EXTENSIONS: usize = 8;
 
 /// Why a frame was not usable. `label` is the `ebok_capture_dropped_total` reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     #[error("frame shorter than its headers say")]
     Truncated,
     #[error("more than {MAX_VLAN_TAGS} VLAN tags")]
@@ -97,7 +97,7 @@ impl Fragment<'_> {
     /// The UDP destination port when this is the first fragment of a UDP datagram whose UDP
     /// header follows directly (always so for IPv4), so uninteresting datagrams can be
     /// skipped before their other fragments are kept.
-    pub fn first_udp_port(&self) -> Option<u16> {
+    pub(crate) fn first_udp_port(&self) -> Option<u16> {
         (self.offset == 0 && self.key.protocol == PROTO_UDP && self.data.len() >= 4)
             .then(|| be16(self.data, 2))
     }
@@ -108,7 +108,7 @@ fn be16(b: &[u8], at: usize) -> u16 {
 }
 
 /// Parse an Ethernet II frame (with or without VLAN tags).
-pub fn parse_ethernet(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
+pub(crate) fn parse_ethernet(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
     if frame.len() < 14 {
         return Err(FrameError::Truncated);
     }
@@ -134,7 +134,7 @@ pub fn parse_ethernet(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
 }
 
 /// Parse an IPv4 packet; bytes past Total Length (Ethernet padding) are ignored.
-pub fn parse_ipv4(packet: &[u8]) -> Result<Frame<'_>, FrameError> {
+pub(crate) fn parse_ipv4(packet: &[u8]) -> Result<Frame<'_>, FrameError> {
     if packet.len() < 20 {
         return Err(FrameError::Truncated);
     }
@@ -180,7 +180,7 @@ pub fn parse_ipv4(packet: &[u8]) -> Result<Frame<'_>, FrameError> {
 }
 
 /// Parse an IPv6 packet, following extension headers to UDP or a Fragment header.
-pub fn parse_ipv6(packet: &[u8]) -> Result<Frame<'_>, FrameError> {
+pub(crate) fn parse_ipv6(packet: &[u8]) -> Result<Frame<'_>, FrameError> {
     if packet.len() < 40 {
         return Err(FrameError::Truncated);
     }
@@ -296,7 +296,11 @@ fn fragment(
 }
 
 /// Parse the UDP header at the start of `bytes`; bytes past its Length are ignored.
-pub fn parse_udp(source: IpAddr, destination: IpAddr, bytes: &[u8]) -> Result<Udp<'_>, FrameError> {
+pub(crate) fn parse_udp(
+    source: IpAddr,
+    destination: IpAddr,
+    bytes: &[u8],
+) -> Result<Udp<'_>, FrameError> {
     if bytes.len() < 8 {
         return Err(FrameError::Truncated);
     }
@@ -316,7 +320,7 @@ pub fn parse_udp(source: IpAddr, destination: IpAddr, bytes: &[u8]) -> Result<Ud
 
 /// The UDP datagram in a reassembled payload (what follows the IPv4 header or the IPv6
 /// Fragment header).
-pub fn parse_reassembled<'a>(
+pub(crate) fn parse_reassembled<'a>(
     key: &FragmentKey,
     payload: &'a [u8],
 ) -> Result<Frame<'a>, FrameError> {
@@ -333,7 +337,7 @@ pub mod build {
     use super::PROTO_UDP;
 
     /// Destination and source MAC addresses of built frames (locally administered).
-    pub const MAC_HEADER: [u8; 12] = [
+    pub(crate) const MAC_HEADER: [u8; 12] = [
         0x02, 0, 0, 0, 0, 0x01, // destination
         0x02, 0, 0, 0, 0, 0x02, // source
     ];

@@ -13,11 +13,11 @@ use super::frame::{Fragment, FragmentKey};
 
 /// Largest reassembled payload: a UDP header and the largest RADIUS packet (RFC 2865 §3),
 /// plus room for IPv6 extension headers in front of the UDP header.
-pub const MAX_PAYLOAD: usize = 8 + 4096 + 64;
+pub(crate) const MAX_PAYLOAD: usize = 8 + 4096 + 64;
 
 /// Why a datagram's fragments were thrown away; `label` is the metrics reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FragmentDrop {
+pub(crate) enum FragmentDrop {
     /// It would be larger than [`MAX_PAYLOAD`].
     TooBig,
     /// Fragments disagree: overlapping octets differ, or two different ends.
@@ -41,7 +41,7 @@ impl FragmentDrop {
 
 /// What adding one fragment gave.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Added {
+pub(crate) enum Added {
     /// Waiting for more fragments.
     Pending,
     /// The datagram is complete: its payload (after the IP / Fragment header).
@@ -70,7 +70,7 @@ struct Entry {
 }
 
 /// Datagrams being reassembled.
-pub struct Reassembly {
+pub(crate) struct Reassembly {
     entries: HashMap<FragmentKey, Entry>,
     max_datagrams: usize,
     timeout: Duration,
@@ -86,10 +86,12 @@ impl Reassembly {
     }
 
     /// Datagrams held (collecting or remembered as dead).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

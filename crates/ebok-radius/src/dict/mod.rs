@@ -263,7 +263,7 @@ impl Dictionary {
     }
 
     /// A standard or vendor attribute by name, ignoring ASCII case.
-    pub fn attribute_by_name(&self, name: &str) -> Option<&AttributeDef> {
+    pub(crate) fn attribute_by_name(&self, name: &str) -> Option<&AttributeDef> {
         self.attribute_names
             .get(&name.to_ascii_lowercase())
             .and_then(|key| self.attributes.get(key))
@@ -282,7 +282,7 @@ impl Dictionary {
     }
 
     /// A vendor attribute by vendor id and sub-attribute number.
-    pub fn vendor_attribute(&self, vendor_id: u32, code: u32) -> Option<&AttributeDef> {
+    pub(crate) fn vendor_attribute(&self, vendor_id: u32, code: u32) -> Option<&AttributeDef> {
         self.attributes.get(&(Some(vendor_id), code))
     }
 
@@ -295,7 +295,12 @@ impl Dictionary {
     }
 
     /// The number of a `VALUE` name for an attribute, ignoring ASCII case.
-    pub fn value_number(&self, vendor_id: Option<u32>, attr_code: u32, name: &str) -> Option<u32> {
+    pub(crate) fn value_number(
+        &self,
+        vendor_id: Option<u32>,
+        attr_code: u32,
+        name: &str,
+    ) -> Option<u32> {
         self.value_numbers
             .get(&((vendor_id, attr_code), name.to_ascii_lowercase()))
             .copied()

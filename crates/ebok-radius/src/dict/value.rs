@@ -82,13 +82,13 @@ fn hex(raw: &[u8]) -> String {
 }
 
 /// Sub-attributes of one Vendor-Specific attribute: `(vendor type, value)` in wire order.
-pub type VendorSubAttributes = Vec<(u32, Vec<u8>)>;
+pub(crate) type VendorSubAttributes = Vec<(u32, Vec<u8>)>;
 
 /// Splits the value of one Vendor-Specific attribute (26) into the vendor id and its
 /// sub-attributes `(type, value)`, following the vendor's `format=t,l` from `dict` (1,1 for
 /// vendors it does not know). Any inconsistency is an error: the caller then keeps the whole
 /// attribute raw.
-pub fn split_vendor_specific(
+pub(crate) fn split_vendor_specific(
     dict: &Dictionary,
     value: &[u8],
 ) -> Result<(u32, VendorSubAttributes), DictError> {
@@ -184,7 +184,7 @@ impl AttrKind {
 
 /// The inverse of [`render`]: the wire value of `text` for an attribute of `kind`; integer
 /// kinds also take the attribute's `VALUE` names through `value_number`.
-pub fn parse_value(
+pub(crate) fn parse_value(
     kind: AttrKind,
     text: &str,
     value_number: impl Fn(&str) -> Option<u32>,

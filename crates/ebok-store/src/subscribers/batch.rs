@@ -33,7 +33,7 @@ pub(super) fn distinct<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> 
 /// in `absents`, none when shorter), with the same outcome and the
 /// same first error (by index into `recs`). A batch of valid new subscribers is written with
 /// multi-row statements; any other batch (an update, a refused record) goes record by record.
-pub async fn upsert_subscribers(
+pub(crate) async fn upsert_subscribers(
     tx: &mut DbTx,
     recs: &[SubscriberRecord],
     absents: &[Absent],
@@ -76,7 +76,7 @@ pub(super) async fn insert_new_subscribers(
 
 /// [`upsert_contract`] for consecutive records, like [`upsert_subscribers`]: the fast path
 /// needs valid new contracts with free numbers whose subscribers are stored.
-pub async fn upsert_contracts(
+pub(crate) async fn upsert_contracts(
     tx: &mut DbTx,
     recs: &[ContractRecord],
     absents: &[Absent],
@@ -127,7 +127,7 @@ pub(super) async fn insert_new_contracts(
 
 /// [`upsert_pppoe_account`] for consecutive records, like [`upsert_subscribers`]: the fast
 /// path needs valid new accounts with free logins whose contracts are stored.
-pub async fn upsert_pppoe_accounts(
+pub(crate) async fn upsert_pppoe_accounts(
     tx: &mut DbTx,
     recs: &[PppoeAccountRecord],
     absents: &[Absent],
@@ -190,7 +190,7 @@ pub(super) async fn insert_new_pppoe_accounts(
 
 /// [`upsert_ip_assignment`] for consecutive records, like [`upsert_subscribers`]: the fast
 /// path needs valid new assignments whose contracts are stored.
-pub async fn upsert_ip_assignments(
+pub(crate) async fn upsert_ip_assignments(
     tx: &mut DbTx,
     recs: &[IpAssignmentRecord],
     absents: &[Absent],

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Parse `192.0.2.10` (a single address) or `2001:db8:1::/48` (a prefix).
-pub fn parse_ip_or_net(s: &str) -> Result<IpNet, ipnet::AddrParseError> {
+pub(crate) fn parse_ip_or_net(s: &str) -> Result<IpNet, ipnet::AddrParseError> {
     let s = s.trim();
     match s.parse::<IpAddr>() {
         Ok(ip) => Ok(IpNet::from(ip)),
@@ -12,7 +12,7 @@ pub fn parse_ip_or_net(s: &str) -> Result<IpNet, ipnet::AddrParseError> {
 }
 
 /// Stored form: a bare address for a single host, `net/len` for a prefix.
-pub fn ip_text(net: &IpNet) -> String {
+pub(crate) fn ip_text(net: &IpNet) -> String {
     if net.prefix_len() == net.max_prefix_len() {
         net.addr().to_string()
     } else {

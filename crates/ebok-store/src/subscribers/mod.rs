@@ -26,7 +26,7 @@ mod lookup;
 mod pppoe;
 mod subscriber;
 
-pub use self::batch::*;
+pub(crate) use self::batch::*;
 pub use self::contract::*;
 pub use self::ip::*;
 pub use self::lookup::*;

@@ -32,7 +32,7 @@ pub enum SmtpTls {
 
 impl SmtpTls {
     /// The port used when `mail.smtp.port` is not set.
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             SmtpTls::Starttls => 587,
             SmtpTls::Tls => 465,
@@ -77,7 +77,7 @@ impl Default for SmtpConfig {
 
 impl SmtpConfig {
     /// The port to connect to: the configured one or the default for the TLS mode.
-    pub fn effective_port(&self) -> u16 {
+    pub(crate) fn effective_port(&self) -> u16 {
         self.port.unwrap_or_else(|| self.tls.default_port())
     }
 }

@@ -119,7 +119,7 @@ pub struct OutgoingMail {
 }
 
 /// Register help texts for the mail metrics.
-pub fn describe_metrics() {
+pub(crate) fn describe_metrics() {
     metrics::describe_counter!(
         "ebok_mail_sent_total",
         "Mail messages delivered (SMTP accepted them or the outbox file was written)"
@@ -261,7 +261,7 @@ impl Mailer {
     }
 
     /// Messages waiting in the retry queue, as last counted.
-    pub fn queue_depth(&self) -> u64 {
+    pub(crate) fn queue_depth(&self) -> u64 {
         self.inner.depth.load(Ordering::Relaxed)
     }
 

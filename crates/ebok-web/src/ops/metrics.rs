@@ -289,7 +289,7 @@ struct Routed;
 
 /// Route layer: count the request and its duration under its matched route pattern
 /// (`/faktury/{id}`, never the raw path: ids would explode the label set).
-pub async fn track_route(
+pub(crate) async fn track_route(
     route: axum::extract::MatchedPath,
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -308,7 +308,7 @@ pub async fn track_route(
 }
 
 /// Outer layer: requests no route matched (404 fallbacks) are counted as `unmatched`.
-pub async fn track_unmatched(
+pub(crate) async fn track_unmatched(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {

@@ -27,7 +27,7 @@ struct LoginPage {
 
 /// `?wroc=`: the page a visitor asked for before being sent to log in.
 #[derive(serde::Deserialize, Default)]
-pub struct Back {
+pub(crate) struct Back {
     #[serde(default)]
     wroc: String,
 }
@@ -41,7 +41,7 @@ fn back_to(wroc: &str) -> String {
     }
 }
 
-pub async fn login_form(
+pub(crate) async fn login_form(
     State(state): State<AppState>,
     ctx: Ctx,
     Query(back): Query<Back>,
@@ -73,7 +73,7 @@ pub struct LoginForm {
 }
 
 /// "Try again in N min" for a limited decision.
-pub fn limited_message(ctx: &Ctx, d: &Decision) -> Option<String> {
+pub(crate) fn limited_message(ctx: &Ctx, d: &Decision) -> Option<String> {
     match d {
         Decision::Limited { retry_after } => {
             let minutes = retry_after.as_secs().div_ceil(60).max(1).to_string();
@@ -227,7 +227,7 @@ pub async fn login(
 }
 
 /// Put the session cookie on an answer.
-pub fn with_session_cookie(mut resp: Response, ctx: &Ctx, token: &str) -> Response {
+pub(crate) fn with_session_cookie(mut resp: Response, ctx: &Ctx, token: &str) -> Response {
     resp.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(SESSION_COOKIE, token, ctx.info.secure, None),
@@ -244,7 +244,7 @@ struct CodePage {
     back: String,
 }
 
-pub async fn code_form(
+pub(crate) async fn code_form(
     State(state): State<AppState>,
     ctx: Ctx,
     Query(back): Query<Back>,
@@ -360,7 +360,7 @@ pub async fn code(
 
 /// Whether `code` is the account's current TOTP code (claimed so it cannot be replayed) or
 /// one of its unused recovery codes (used up).
-pub async fn check_second_factor(
+pub(crate) async fn check_second_factor(
     state: &AppState,
     account: &panel::PanelAccount,
     code: &str,

@@ -22,7 +22,7 @@ use ebok_store::tz::{format_date as day, format_datetime as moment};
 use ebok_store::{billing, content, panel, subscribers};
 
 /// One contract as Twoje dane shows it.
-pub struct ContractView {
+pub(crate) struct ContractView {
     pub number: String,
     pub period: String,
     pub fee: String,
@@ -33,7 +33,7 @@ pub struct ContractView {
 }
 
 /// One IP (or prefix) assigned to a contract.
-pub struct IpView {
+pub(crate) struct IpView {
     pub holder: String,
     pub address: super::line::Addr,
     pub activated: String,
@@ -41,7 +41,7 @@ pub struct IpView {
 }
 
 /// What is due: the amount, by when, and whether that day has passed.
-pub struct Due {
+pub(crate) struct Due {
     pub amount: String,
     pub due_on: Option<String>,
     pub overdue: bool,
@@ -54,7 +54,7 @@ pub struct LineView {
 }
 
 /// The newest invoice.
-pub struct InvoiceView {
+pub(crate) struct InvoiceView {
     pub id: i64,
     pub number: String,
     pub issued_on: String,
@@ -62,7 +62,7 @@ pub struct InvoiceView {
 }
 
 /// A notice (news item) headline.
-pub struct NoticeView {
+pub(crate) struct NoticeView {
     pub id: i64,
     pub title: String,
     pub date: String,
@@ -93,7 +93,7 @@ fn address_line(a: &Address) -> String {
     format!("{}, {} {}", a.street, a.postcode, a.city)
 }
 
-pub fn contract_view(t: Tr, c: &Contract) -> ContractView {
+pub(crate) fn contract_view(t: Tr, c: &Contract) -> ContractView {
     let end = c
         .ends_on
         .map(day)

@@ -31,7 +31,7 @@ impl Lang {
 
     /// The language of a request: the `lang` cookie when set, else the first of ours in
     /// `Accept-Language` by preference, else Polish.
-    pub fn of_request(headers: &HeaderMap, cookie: Option<&str>) -> Lang {
+    pub(crate) fn of_request(headers: &HeaderMap, cookie: Option<&str>) -> Lang {
         if let Some(l) = cookie.and_then(Lang::from_code) {
             return l;
         }
@@ -162,7 +162,7 @@ impl Tr {
     /// Whether text the database holds only in Polish (news, FAQ, services, tariffs, invoice
     /// lines) needs `lang="pl"` on its element: on a page in another language, so that a
     /// screen reader pronounces it as Polish.
-    pub fn marks_polish(&self) -> bool {
+    pub(crate) fn marks_polish(&self) -> bool {
         self.lang != Lang::Pl
     }
 }

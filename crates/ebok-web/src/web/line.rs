@@ -29,12 +29,12 @@ use ebok_store::subscribers::{self, PppoeAccount};
 use ebok_store::tz::format_datetime;
 
 /// Wrong panel passwords at the PPPoE password reveal, per account.
-pub const REVEAL_ACCOUNT: Rule = Rule {
+pub(crate) const REVEAL_ACCOUNT: Rule = Rule {
     limit: 5,
     window: Duration::from_secs(15 * 60),
 };
 /// Connection restarts, per account.
-pub const RESTART_ACCOUNT: Rule = Rule {
+pub(crate) const RESTART_ACCOUNT: Rule = Rule {
     limit: 3,
     window: Duration::from_secs(60 * 60),
 };
@@ -42,7 +42,7 @@ pub const RESTART_ACCOUNT: Rule = Rule {
 const PPPOE_HISTORY_PAGE: u32 = 10;
 
 /// The routes of this page group.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/adres-ip", get(ip_page))
         .route("/pppoe", get(pppoe_page))
@@ -104,7 +104,7 @@ pub(crate) fn human_duration(t: Tr, secs: u64) -> String {
 
 /// What kind of address an IP is, for the subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpClass {
+pub(crate) enum IpClass {
     Public,
     /// RFC 1918, or an IPv6 unique local address (fc00::/7).
     Private,
@@ -182,7 +182,7 @@ pub struct Addr(pub String);
 
 impl Addr {
     /// An IPv6 address or prefix: long enough to need wrapping on a phone.
-    pub fn is_v6(&self) -> bool {
+    pub(crate) fn is_v6(&self) -> bool {
         self.0.contains(':')
     }
 
@@ -210,7 +210,7 @@ impl std::fmt::Display for Addr {
 }
 
 /// An address or prefix with its kind.
-pub struct AddrView {
+pub(crate) struct AddrView {
     pub addr: Addr,
     pub class: &'static str,
     pub label: String,
@@ -226,7 +226,7 @@ fn addr_view(t: Tr, text: String, ip: IpAddr) -> AddrView {
 }
 
 /// A live session as the pages show it.
-pub struct SessionView {
+pub(crate) struct SessionView {
     pub nas: String,
     pub session_id: String,
     pub login: String,
@@ -263,7 +263,7 @@ fn session_view(t: Tr, s: &LiveSession, now: OffsetDateTime) -> SessionView {
 }
 
 /// A closed session as the pages show it.
-pub struct HistoryView {
+pub(crate) struct HistoryView {
     pub started: String,
     pub stopped: String,
     pub duration: String,
@@ -346,7 +346,10 @@ struct IpPage {
 
 /// Adres IP: where the browser comes from, whether that is this subscriber's line, and the
 /// addresses of each of the subscriber's live sessions.
-pub async fn ip_page(State(state): State<AppState>, ctx: Ctx) -> Result<Response, PanelError> {
+pub(crate) async fn ip_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
         return Ok(super::pages::to_login());
     };
@@ -465,7 +468,7 @@ async fn pppoe_render(
 }
 
 /// PPPoE: live sessions, recent history, the login, the reveal form and restart buttons.
-pub async fn pppoe_page(
+pub(crate) async fn pppoe_page(
     State(state): State<AppState>,
     ctx: Ctx,
     Query(q): Query<PageQuery>,
@@ -582,7 +585,7 @@ async fn own_session(
 }
 
 /// "Restart this connection?": the confirmation with a POST button.
-pub async fn restart_confirm(
+pub(crate) async fn restart_confirm(
     State(state): State<AppState>,
     ctx: Ctx,
     Query(r): Query<SessionRef>,

@@ -39,7 +39,7 @@ impl LineNoteCache {
     }
 
     /// Is `ip` a live line? A lookup error reads as "no", as everywhere in the note.
-    pub async fn is_live(&self, live: &dyn LiveSessions, ip: IpAddr) -> bool {
+    pub(crate) async fn is_live(&self, live: &dyn LiveSessions, ip: IpAddr) -> bool {
         let Some(answers) = &self.answers else {
             return matches!(live.lookup(ip).await, Ok(Some(_)));
         };

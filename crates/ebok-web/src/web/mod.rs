@@ -50,7 +50,7 @@ pub(crate) mod tests;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use crate::state::{AppState, MailWork, Panel};
+pub use crate::state::{AppState, Panel};
 use ratelimit::Rule;
 
 /// Attempts allowed before "try again in …".
@@ -65,26 +65,26 @@ pub mod limits {
         }
     }
     /// Failed logins from one IP.
-    pub const LOGIN_IP: Rule = rule(20, 15);
+    pub(crate) const LOGIN_IP: Rule = rule(20, 15);
     /// Failed logins of one account (whatever the IP).
-    pub const LOGIN_ACCOUNT: Rule = rule(5, 15);
+    pub(crate) const LOGIN_ACCOUNT: Rule = rule(5, 15);
     /// Wrong second-factor codes of one account.
-    pub const CODE_ACCOUNT: Rule = rule(5, 15);
+    pub(crate) const CODE_ACCOUNT: Rule = rule(5, 15);
     /// Registration attempts from one IP.
-    pub const REGISTER_IP: Rule = rule(10, 60);
+    pub(crate) const REGISTER_IP: Rule = rule(10, 60);
     /// Recovery requests from one IP / for one e-mail address.
-    pub const RECOVER_IP: Rule = rule(5, 60);
-    pub const RECOVER_EMAIL: Rule = rule(3, 60);
+    pub(crate) const RECOVER_IP: Rule = rule(5, 60);
+    pub(crate) const RECOVER_EMAIL: Rule = rule(3, 60);
     /// Requests for a new e-mail confirmation link from one IP / for one address.
-    pub const CONFIRM_IP: Rule = rule(5, 60);
-    pub const CONFIRM_EMAIL: Rule = rule(3, 60);
+    pub(crate) const CONFIRM_IP: Rule = rule(5, 60);
+    pub(crate) const CONFIRM_EMAIL: Rule = rule(3, 60);
     /// Wrong current passwords in the settings.
-    pub const SETTINGS_ACCOUNT: Rule = rule(5, 15);
+    pub(crate) const SETTINGS_ACCOUNT: Rule = rule(5, 15);
 }
 
 /// The panel's routes (the pages and their stylesheet), behind the panel's request layer;
 /// [`crate::app`] puts it beside the ops API.
-pub fn panel_router(state: AppState) -> Router<AppState> {
+pub(crate) fn panel_router(state: AppState) -> Router<AppState> {
     let panel = Router::new()
         .route("/", get(pages::home))
         .route("/panel", get(dashboard::panel))

@@ -175,7 +175,7 @@ impl Ctx {
 }
 
 /// The frame around every page.
-pub struct Chrome {
+pub(crate) struct Chrome {
     pub t: Tr,
     /// The token of the page's forms, `{{ c.csrf }}`.
     pub csrf: CsrfField,
@@ -190,7 +190,7 @@ pub struct Chrome {
 
 /// A page's CSRF token, made when a template first shows it: an anonymous page without a
 /// form then never makes a seed (see [`super::request::Seed`]).
-pub struct CsrfField {
+pub(crate) struct CsrfField {
     key: CsrfKey,
     bound_to: CsrfBinding,
     token: OnceLock<String>,
@@ -288,13 +288,13 @@ impl Chrome {
         }
     }
 
-    pub fn notice(mut self, text: impl Into<String>) -> Chrome {
+    pub(crate) fn notice(mut self, text: impl Into<String>) -> Chrome {
         self.notice = Some(text.into());
         self
     }
 
     /// The ISP's name (`[isp] name`; may be empty).
-    pub fn isp_name(&self) -> &str {
+    pub(crate) fn isp_name(&self) -> &str {
         &self.config.isp.name
     }
 
@@ -314,7 +314,7 @@ impl Chrome {
         .map(move |(key, value)| (key.map_or("E-mail", |k| t.t(k)), value.as_str()))
     }
 
-    pub fn has_contact(&self) -> bool {
+    pub(crate) fn has_contact(&self) -> bool {
         self.contact().next().is_some()
     }
 
@@ -380,7 +380,7 @@ pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
 /// field in error, so a screen reader hears them at once and a keyboard reaches each field)
 /// and each field's own message beside it.
 #[derive(Debug, Default, Clone)]
-pub struct FormErrors {
+pub(crate) struct FormErrors {
     pub form: Option<String>,
     pub fields: Vec<(&'static str, String)>,
     /// Put before every element id of the form: a page with several forms whose fields
@@ -390,7 +390,7 @@ pub struct FormErrors {
 
 impl FormErrors {
     /// Messages of a form whose ids start with `scope` (see [`FormErrors::scope`]).
-    pub fn scoped(scope: &'static str) -> FormErrors {
+    pub(crate) fn scoped(scope: &'static str) -> FormErrors {
         FormErrors {
             scope,
             ..Default::default()
@@ -422,7 +422,7 @@ impl FormErrors {
 
     /// Whether `value` was given; if not, the field gets the catalogue message `key`, which
     /// names what is missing ("Wpisz numer umowy.", not "This field is required.").
-    pub fn require(&mut self, t: Tr, field: &'static str, value: &str, key: &str) -> bool {
+    pub(crate) fn require(&mut self, t: Tr, field: &'static str, value: &str, key: &str) -> bool {
         let given = !value.trim().is_empty();
         if !given {
             self.add(field, t.t(key));
@@ -441,7 +441,7 @@ impl FormErrors {
 
     /// Whether a field's help is shown: not when empty, nor when it says what the field's
     /// message already says.
-    pub fn shows_help(&self, field: &str, help: &str) -> bool {
+    pub(crate) fn shows_help(&self, field: &str, help: &str) -> bool {
         !help.is_empty() && self.get(field) != Some(help)
     }
 }
@@ -454,7 +454,11 @@ struct ErrorPage {
 }
 
 /// A calm error page in the caller's language (no detail: that went to the log).
-pub async fn error_page(state: &AppState, info: &RequestInfo, status: StatusCode) -> Response {
+pub(crate) async fn error_page(
+    state: &AppState,
+    info: &RequestInfo,
+    status: StatusCode,
+) -> Response {
     let ctx = Ctx {
         info: info.clone(),
         t: Tr::new(info.lang),
@@ -482,13 +486,17 @@ pub async fn error_page(state: &AppState, info: &RequestInfo, status: StatusCode
 /// A database or store failure inside a handler: logged, shown as a calm page.
 /// Handlers returning [`super::error::PanelError`] get the same through `?`.
 /// How a failure inside a handler is logged (by [`super::error::PanelError`]).
-pub fn log_failure(e: impl std::fmt::Display) {
+pub(crate) fn log_failure(e: impl std::fmt::Display) {
     tracing::error!(error = %e, "panel request failed");
 }
 
 /// A password check (argon2) that could not run: 503 with `Retry-After` when the machine is
 /// busy hashing (see [`super::passwords`]), else a [`super::error::PanelError`].
-pub async fn hash_failed(state: &AppState, ctx: &Ctx, e: super::passwords::HashError) -> Response {
+pub(crate) async fn hash_failed(
+    state: &AppState,
+    ctx: &Ctx,
+    e: super::passwords::HashError,
+) -> Response {
     if !matches!(e, super::passwords::HashError::Busy) {
         return super::error::PanelError::from(e).into_response();
     }
@@ -504,16 +512,16 @@ pub async fn hash_failed(state: &AppState, ctx: &Ctx, e: super::passwords::HashE
 /// Marks an answer that sends a visitor to the login because the page asked for needs one
 /// (see [`super::request::panel_layer`], which adds where to come back to).
 #[derive(Clone, Copy, Debug)]
-pub struct NeedsLogin;
+pub(crate) struct NeedsLogin;
 
 /// The answer of a page that needs a logged-in subscriber, to a visitor who is not one.
-pub fn to_login() -> Response {
+pub(crate) fn to_login() -> Response {
     let mut resp = Redirect::to("/logowanie").into_response();
     resp.extensions_mut().insert(NeedsLogin);
     resp
 }
 
-pub async fn not_found(State(state): State<AppState>, ctx: Ctx) -> Response {
+pub(crate) async fn not_found(State(state): State<AppState>, ctx: Ctx) -> Response {
     error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await
 }
 
@@ -537,13 +545,17 @@ pub async fn home(State(state): State<AppState>, ctx: Ctx) -> Response {
 }
 
 #[derive(serde::Deserialize)]
-pub struct Back {
+pub(crate) struct Back {
     #[serde(default)]
     wroc: String,
 }
 
 /// Switch language (a cookie for a year) and go back to a local page.
-pub async fn language(ctx: Ctx, Path(code): Path<String>, Query(back): Query<Back>) -> Response {
+pub(crate) async fn language(
+    ctx: Ctx,
+    Path(code): Path<String>,
+    Query(back): Query<Back>,
+) -> Response {
     let lang = Lang::from_code(&code).unwrap_or(Lang::Pl);
     let target = super::redirect::local_target(&back.wroc);
     let mut resp = Redirect::to(target).into_response();
@@ -555,7 +567,7 @@ pub async fn language(ctx: Ctx, Path(code): Path<String>, Query(back): Query<Bac
 }
 
 /// The one stylesheet (no scripts anywhere).
-pub async fn stylesheet() -> Response {
+pub(crate) async fn stylesheet() -> Response {
     let mut resp = include_str!("../../../../static/ebok.css").into_response();
     let h = resp.headers_mut();
     h.insert(

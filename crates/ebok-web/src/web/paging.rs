@@ -45,7 +45,7 @@ where
 
 /// Links to the previous and next page of a list, for the templates.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pager {
+pub(crate) struct Pager {
     pub number: u32,
     pub pages: u32,
     pub prev: Option<String>,

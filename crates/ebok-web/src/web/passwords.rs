@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 
 /// Shortest password accepted.
-pub const MIN_LEN: usize = 10;
+pub(crate) const MIN_LEN: usize = 10;
 /// Longest password accepted (argon2 hashes anything, but a megabyte of "password" is abuse).
 pub const MAX_LEN: usize = 256;
 
@@ -32,7 +32,7 @@ static COMMON: LazyLock<HashSet<String>> = LazyLock::new(|| {
 
 /// Why a new password is refused; each maps to a catalogue key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Weak {
+pub(crate) enum Weak {
     Short,
     Long,
     IsLogin,
@@ -54,7 +54,7 @@ impl Weak {
 
 /// Check a new password against the rules. `identifiers` are texts it must not be (PESEL,
 /// NIP), compared on their digits.
-pub fn check_new(password: &str, login: &str, identifiers: &[&str]) -> Result<(), Weak> {
+pub(crate) fn check_new(password: &str, login: &str, identifiers: &[&str]) -> Result<(), Weak> {
     let n = password.chars().count();
     if n < MIN_LEN {
         return Err(Weak::Short);
@@ -106,15 +106,16 @@ pub enum HashError {
 
 /// Longest a password check waits for a free core before it is refused as busy (the queue
 /// is short, so in practice the queue's length refuses first).
-pub const MAX_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(5);
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 /// Where argon2 runs: at most `slots` at once, at most `max_waiting` queued.
-pub struct Hashing {
+pub(crate) struct Hashing {
     running: Semaphore,
+    #[cfg(test)]
     slots: usize,
     waiting: AtomicUsize,
     max_waiting: usize,
@@ -128,6 +129,7 @@ impl Hashing {
     pub fn new(slots: usize, max_waiting: usize) -> Self {
         Hashing {
             running: Semaphore::new(slots),
+            #[cfg(test)]
             slots,
             waiting: AtomicUsize::new(0),
             max_waiting,
@@ -152,6 +154,7 @@ impl Hashing {
     }
 
     /// Argon2 runs going on now.
+    #[cfg(test)]
     pub fn running(&self) -> usize {
         self.slots - self.running.available_permits()
     }

@@ -44,7 +44,7 @@ pub enum Decision {
 }
 
 impl Decision {
-    pub fn is_allowed(&self) -> bool {
+    pub(crate) fn is_allowed(&self) -> bool {
         matches!(self, Decision::Allowed { .. })
     }
 }
@@ -100,7 +100,7 @@ pub struct Reserved<'a> {
 
 impl Reserved<'_> {
     /// The attempt turned out fine: uncount it under every key.
-    pub async fn give_back(self) {
+    pub(crate) async fn give_back(self) {
         for key in &self.keys {
             if let Err(e) = self.limiter.give_back(key).await {
                 tracing::warn!(error = %e, "rate limiter: giving an attempt back failed");
@@ -156,7 +156,7 @@ const MIN_SWEEP_KEYS: usize = 1024;
 /// Memory stays bounded by the live keys: when the map has doubled since the last sweep,
 /// every key whose whole log has left its window is dropped (amortised O(1) per hit).
 #[derive(Debug)]
-pub struct MemoryLimiter {
+pub(crate) struct MemoryLimiter {
     inner: Mutex<MemoryInner>,
 }
 
@@ -205,18 +205,16 @@ impl MemoryLimiter {
 
     /// Drop every key with no attempt inside its window. Runs by itself as the map grows;
     /// callable from a periodic task too.
+    #[cfg(test)]
     pub fn sweep(&self) {
         let mut inner = self.lock();
         Self::sweep_locked(&mut inner, Instant::now());
     }
 
     /// Keys currently held.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
@@ -281,7 +279,7 @@ impl RateLimiter for MemoryLimiter {
 /// script, so concurrent instances never let more than the limit through and no instance's
 /// clock matters. Each key expires one window after its latest counted attempt.
 #[derive(Clone)]
-pub struct RedisLimiter {
+pub(crate) struct RedisLimiter {
     conn: ConnectionManager,
     prefix: String,
 }

@@ -9,7 +9,7 @@
 const MAX_LEN: usize = 512;
 
 /// `target` when it is a path of this panel, else `/`.
-pub fn local_target(target: &str) -> &str {
+pub(crate) fn local_target(target: &str) -> &str {
     let plain = target.len() <= MAX_LEN
         && target.starts_with('/')
         && !target.starts_with("//")

@@ -125,13 +125,13 @@ pub async fn form(State(state): State<AppState>, ctx: Ctx) -> Result<Response, P
 }
 
 /// A PESEL (11 digits) or a NIP (10 digits, dashes and spaces allowed).
-pub enum TaxId {
+pub(crate) enum TaxId {
     Pesel(Pesel),
     Nip(Nip),
 }
 
 /// Parse the "PESEL lub NIP" field; the error is a catalogue key.
-pub fn parse_id(raw: &str) -> Result<TaxId, &'static str> {
+pub(crate) fn parse_id(raw: &str) -> Result<TaxId, &'static str> {
     let digits: String = raw.chars().filter(|c| !matches!(c, '-' | ' ')).collect();
     if !digits.chars().all(|c| c.is_ascii_digit()) {
         return Err("field.id_format");
@@ -159,7 +159,7 @@ pub fn parse_id(raw: &str) -> Result<TaxId, &'static str> {
 }
 
 /// Identifier rules: 3–64 characters of letters, digits and `._-@`.
-pub fn valid_login(login: &str) -> bool {
+pub(crate) fn valid_login(login: &str) -> bool {
     let n = login.chars().count();
     (3..=64).contains(&n)
         && login
@@ -172,7 +172,7 @@ pub use ebok_store::validate::valid_email;
 /// A new password typed twice (registration, reset, settings): each empty field is named,
 /// then the two must match and the password must pass [`passwords::check_new`] (not the
 /// identifier, not one of `ids`, not a common one).
-pub fn new_password_rules(
+pub(crate) fn new_password_rules(
     t: Tr,
     errors: &mut FormErrors,
     password: &str,

@@ -18,13 +18,13 @@ use sha2::Sha256;
 use super::i18n::Lang;
 use super::AppState;
 
-pub const SESSION_COOKIE: &str = "ebok_session";
-pub const CSRF_COOKIE: &str = "ebok_csrf";
-pub const LANG_COOKIE: &str = "ebok_lang";
+pub(crate) const SESSION_COOKIE: &str = "ebok_session";
+pub(crate) const CSRF_COOKIE: &str = "ebok_csrf";
+pub(crate) const LANG_COOKIE: &str = "ebok_lang";
 /// Form field carrying the CSRF token.
-pub const CSRF_FIELD: &str = "csrf";
+pub(crate) const CSRF_FIELD: &str = "csrf";
 /// Largest form body accepted.
-pub const MAX_FORM: usize = 64 * 1024;
+pub(crate) const MAX_FORM: usize = 64 * 1024;
 
 /// The caller as the panel sees it.
 #[derive(Debug, Clone)]
@@ -79,12 +79,12 @@ impl CsrfKey {
 
     /// The CSRF token a logged-in (or half logged-in) page's forms carry: HMAC of the
     /// session token.
-    pub fn for_session(&self, session_token: &str) -> String {
+    pub(crate) fn for_session(&self, session_token: &str) -> String {
         self.mac("s", session_token)
     }
 
     /// The CSRF token an anonymous page's forms carry: HMAC of the seed cookie.
-    pub fn for_seed(&self, seed: &Seed) -> String {
+    pub(crate) fn for_seed(&self, seed: &Seed) -> String {
         self.mac("a", seed.get())
     }
 
@@ -111,7 +111,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 /// The caller's address: the TCP peer, unless the peer is a trusted proxy; then the
 /// right-most hop of `Forwarded` (or, without it, `X-Forwarded-For`) that is not itself a
 /// trusted proxy. A header that does not parse is ignored (the peer stays the caller).
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let peer = canonical(peer);
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
@@ -175,7 +175,7 @@ fn xff_hops(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
 
 /// The address a rate limit counts under: IPv4 as is, IPv6 by its /64 (one subscriber's
 /// line usually gets a whole /64 or more, and can pick any address in it).
-pub fn limit_key(ip: IpAddr) -> String {
+pub(crate) fn limit_key(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {
@@ -201,7 +201,12 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure when `secure`;
 /// `max_age` None = session cookie, Some(0) = delete.
-pub fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<i64>) -> HeaderValue {
+pub(crate) fn set_cookie(
+    name: &str,
+    value: &str,
+    secure: bool,
+    max_age: Option<i64>,
+) -> HeaderValue {
     let mut s = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if secure {
         s.push_str("; Secure");
@@ -228,7 +233,7 @@ fn csrf_valid(key: &CsrfKey, info: &RequestInfo, given: &str) -> bool {
 }
 
 /// The value of one field of an `application/x-www-form-urlencoded` body.
-pub fn form_field(body: &[u8], name: &str) -> Option<String> {
+pub(crate) fn form_field(body: &[u8], name: &str) -> Option<String> {
     form_urlencoded_pairs(body)
         .find(|(k, _)| k == name)
         .map(|(_, v)| v)
@@ -267,7 +272,11 @@ fn decode(s: &[u8]) -> Option<String> {
 /// Middleware on every panel route: works out [`RequestInfo`], refuses a POST without a
 /// valid CSRF token (or from another site), and puts the security headers and, when the page
 /// made one, a new seed cookie on the answer.
-pub async fn panel_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn panel_layer(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -355,7 +364,7 @@ fn remember_where_to_return(resp: &mut Response, asked_for: &str) {
 }
 
 /// Percent-encode everything but unreserved characters and `/` (RFC 3986).
-pub fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
@@ -447,7 +456,7 @@ const SECURITY_HEADERS: [(HeaderName, HeaderValue); 7] = [
 ];
 
 /// Put [`SECURITY_HEADERS`] (and HSTS behind TLS) on an answer, keeping any the handler set.
-pub fn security_headers(h: &mut HeaderMap, secure: bool) {
+pub(crate) fn security_headers(h: &mut HeaderMap, secure: bool) {
     let hsts = (
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=31536000"),

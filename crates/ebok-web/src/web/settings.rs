@@ -118,7 +118,7 @@ impl WebConfig {
     }
 
     /// The trusted-proxy prefixes (checked with the configuration).
-    pub fn trusted_proxy_nets(&self) -> Vec<IpNet> {
+    pub(crate) fn trusted_proxy_nets(&self) -> Vec<IpNet> {
         self.trusted_proxies
             .iter()
             .filter_map(|p| parse_prefix(p).ok())

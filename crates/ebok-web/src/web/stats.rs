@@ -25,7 +25,7 @@ const DAYS: usize = 30;
 const MONTHS: usize = 12;
 
 /// The routes of this page group.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/statystyki", get(stats_page))
 }
 
@@ -34,13 +34,13 @@ pub fn routes() -> Router<AppState> {
 // ---------------------------------------------------------------------------------------------
 
 /// Drawing area of every chart, in SVG user units.
-pub const WIDTH: f64 = 720.0;
-pub const HEIGHT: f64 = 260.0;
+pub(crate) const WIDTH: f64 = 720.0;
+pub(crate) const HEIGHT: f64 = 260.0;
 const LEFT: f64 = 72.0;
 const RIGHT: f64 = 8.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 44.0;
-pub const PLOT_HEIGHT: f64 = HEIGHT - TOP - BOTTOM;
+pub(crate) const PLOT_HEIGHT: f64 = HEIGHT - TOP - BOTTOM;
 const PLOT_WIDTH: f64 = WIDTH - LEFT - RIGHT;
 /// At most this many labels under the x axis (every n-th bucket is labelled).
 const MAX_X_LABELS: usize = 10;
@@ -67,18 +67,18 @@ pub struct Bar {
     pub title: String,
 }
 
-pub struct Tick {
+pub(crate) struct Tick {
     pub y: String,
     pub label: String,
 }
 
-pub struct XLabel {
+pub(crate) struct XLabel {
     pub x: String,
     pub label: String,
 }
 
 /// A bar chart ready for the template.
-pub struct Chart {
+pub(crate) struct Chart {
     pub id: &'static str,
     pub title: String,
     pub desc: String,
@@ -95,7 +95,7 @@ pub struct Chart {
 
 /// The smallest 1, 2 or 5 × 10ⁿ at or above `max` (1 kB for an empty chart): the top of
 /// the y axis, so quarter ticks fall on round numbers.
-pub fn axis_top(max: u64) -> u64 {
+pub(crate) fn axis_top(max: u64) -> u64 {
     if max == 0 {
         return 1000;
     }
@@ -117,7 +117,7 @@ fn n1(v: f64) -> String {
 }
 
 /// Lay out `buckets` as pairs of bars (download, upload) on a common scale.
-pub fn chart(
+pub(crate) fn chart(
     t: Tr,
     id: &'static str,
     title: String,
@@ -261,7 +261,7 @@ fn rows(t: Tr, b: &[Bucket]) -> (Vec<Row>, Row) {
 }
 
 /// A chart and its table.
-pub struct Section {
+pub(crate) struct Section {
     pub chart: Chart,
     pub rows: Vec<Row>,
     pub total: Row,
@@ -278,7 +278,7 @@ struct StatsPage {
 }
 
 /// Statystyki: the subscriber's traffic (all their PPPoE logins together) and sessions.
-pub async fn stats_page(
+pub(crate) async fn stats_page(
     State(state): State<AppState>,
     ctx: Ctx,
     Query(q): Query<PageQuery>,

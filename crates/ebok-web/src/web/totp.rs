@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// Seconds per time step (RFC 6238 `X`).
-pub const STEP_SECONDS: u64 = 30;
+pub(crate) const STEP_SECONDS: u64 = 30;
 /// Digits of a code.
 pub const DIGITS: u32 = 6;
 /// Bytes of a generated secret (RFC 4226 recommends 160 bits).
@@ -30,7 +30,7 @@ const RECOVERY_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 
 /// A TOTP shared secret. `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct TotpSecret(Vec<u8>);
+pub(crate) struct TotpSecret(Vec<u8>);
 
 impl fmt::Debug for TotpSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -48,13 +48,13 @@ impl TotpSecret {
 
     /// Read a secret as stored or typed: RFC 4648 base32, case, spaces and `=` padding
     /// ignored. `None` when not base32 or shorter than 128 bits.
-    pub fn from_base32(s: &str) -> Option<Self> {
+    pub(crate) fn from_base32(s: &str) -> Option<Self> {
         let bytes = base32_decode(s)?;
         (bytes.len() >= MIN_SECRET_LEN).then_some(TotpSecret(bytes))
     }
 
     /// RFC 4648 base32 without padding, as authenticator apps expect.
-    pub fn to_base32(&self) -> String {
+    pub(crate) fn to_base32(&self) -> String {
         base32_encode(&self.0)
     }
 
@@ -174,7 +174,7 @@ fn percent_encode(out: &mut String, s: &str) {
 
 /// The `otpauth://totp/…` URI for enrolment (Key Uri Format): label `issuer:account` and the
 /// `issuer` parameter percent-encoded, secret in base32, SHA1/6 digits/30 s spelled out.
-pub fn otpauth_uri(issuer: &str, account: &str, secret: &TotpSecret) -> String {
+pub(crate) fn otpauth_uri(issuer: &str, account: &str, secret: &TotpSecret) -> String {
     let mut uri = String::from("otpauth://totp/");
     percent_encode(&mut uri, issuer);
     uri.push(':');
@@ -192,7 +192,7 @@ pub fn otpauth_uri(issuer: &str, account: &str, secret: &TotpSecret) -> String {
 /// CSS can size it, `role="img"` with an `aria-label` and a `<title>`. Dark modules are one
 /// path of horizontal runs. `label` (in the page's language) is its accessible name. Data too
 /// long for any QR version gives an empty string.
-pub fn qr_svg(data: &str, label: &str) -> String {
+pub(crate) fn qr_svg(data: &str, label: &str) -> String {
     use qrcode::{Color, EcLevel, QrCode};
 
     const QUIET: usize = 4;
@@ -244,7 +244,7 @@ pub fn qr_svg(data: &str, label: &str) -> String {
 /// `n` one-time recovery codes like `k7mq-x3fh`: 8 characters from a 31-letter alphabet
 /// without look-alikes (≈ 39.6 bits each; recovery attempts are rate-limited). Store only
 /// [`hash_recovery_code`] of each.
-pub fn recovery_codes(n: usize) -> Vec<String> {
+pub(crate) fn recovery_codes(n: usize) -> Vec<String> {
     let mut rng = OsRng;
     (0..n)
         .map(|_| {
@@ -263,7 +263,7 @@ pub fn recovery_codes(n: usize) -> Vec<String> {
 
 /// The stored form of a recovery code: lower case without spaces and dashes, then SHA-256
 /// as lower-case hex, so `K7MQ X3FH` and `k7mq-x3fh` match.
-pub fn hash_recovery_code(code: &str) -> String {
+pub(crate) fn hash_recovery_code(code: &str) -> String {
     let normal: String = code
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')

@@ -30,7 +30,7 @@ use ebok_store::{audit, Db};
 mod tests;
 
 /// The longest period one export may cover.
-pub const MAX_EXPORT_DAYS: i64 = 366;
+pub(crate) const MAX_EXPORT_DAYS: i64 = 366;
 
 /// Rows serialised per chunk of the streamed CSV.
 const CSV_ROWS_PER_CHUNK: usize = 512;
@@ -82,7 +82,7 @@ pub fn parse_ip(text: &str) -> Result<IpAddr, AttributionError> {
 }
 
 /// An instant given as RFC 3339 (`2026-01-31T12:00:00Z`, any offset) or as Unix seconds.
-pub fn parse_instant(what: &str, text: &str) -> Result<OffsetDateTime, AttributionError> {
+pub(crate) fn parse_instant(what: &str, text: &str) -> Result<OffsetDateTime, AttributionError> {
     let t = text.trim();
     let parsed = if !t.is_empty()
         && t.trim_start_matches('-')
@@ -115,7 +115,7 @@ pub fn parse_instant(what: &str, text: &str) -> Result<OffsetDateTime, Attributi
 }
 
 /// A period for the export: `from` ≤ `to`, at most [`MAX_EXPORT_DAYS`] long.
-pub fn parse_period(
+pub(crate) fn parse_period(
     from: &str,
     to: &str,
 ) -> Result<(OffsetDateTime, OffsetDateTime), AttributionError> {
@@ -141,7 +141,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 /// Who held `ip` at `at`, live holder first: audited for `actor` before it is returned.
-pub async fn lookup_audited(
+pub(crate) async fn lookup_audited(
     live: &dyn LiveSessions,
     db: &Db,
     (actor, caller_ip): (&str, Option<IpAddr>),
@@ -163,7 +163,7 @@ pub async fn lookup_audited(
 
 /// Count and audit for `actor` a query for the sessions of `ip` (or of all addresses)
 /// overlapping a period; gives the live ones among them, for [`period_rows`].
-pub async fn audit_period(
+pub(crate) async fn audit_period(
     live: &dyn LiveSessions,
     db: &Db,
     (actor, caller_ip): (&str, Option<IpAddr>),
@@ -184,7 +184,7 @@ pub async fn audit_period(
 }
 
 /// The sessions [`audit_period`] counted, in start order, streamed from the database.
-pub fn period_rows(
+pub(crate) fn period_rows(
     db: &Db,
     ip: Option<IpAddr>,
     (from, to): (OffsetDateTime, OffsetDateTime),
@@ -214,7 +214,7 @@ async fn record(
 // ---------------------------------------------------------------------------------------------
 
 /// The export's columns.
-pub const CSV_HEADER: [&str; 15] = [
+pub(crate) const CSV_HEADER: [&str; 15] = [
     "source",
     "nas",
     "nas_client",
@@ -284,7 +284,7 @@ fn spreadsheet_safe(cell: String) -> String {
 
 /// CSV (RFC 4180: comma, every cell quoted, quotes doubled) of `rows`, after the header row
 /// when `header`.
-pub fn csv_chunk(header: bool, rows: &[HeldBy]) -> std::io::Result<Bytes> {
+pub(crate) fn csv_chunk(header: bool, rows: &[HeldBy]) -> std::io::Result<Bytes> {
     let mut w = csv::WriterBuilder::new()
         .quote_style(csv::QuoteStyle::Always)
         .from_writer(Vec::with_capacity(rows.len() * 180 + 200));
@@ -302,7 +302,7 @@ pub fn csv_chunk(header: bool, rows: &[HeldBy]) -> std::io::Result<Bytes> {
 /// The rows as an aligned table for the console: times in Europe/Warsaw (UTC with
 /// `utc`), terminate causes by name, and what NAS devices or billing files sent with its
 /// control characters escaped (see [`crate::terminal`]).
-pub fn write_table(out: &mut dyn Write, rows: &[HeldBy], utc: bool) -> std::io::Result<()> {
+pub(crate) fn write_table(out: &mut dyn Write, rows: &[HeldBy], utc: bool) -> std::io::Result<()> {
     use crate::terminal::{safe, terminate_cause, time};
     let header = [
         "source",

@@ -75,7 +75,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// An authenticated caller of the ops API: the name of the token it presented.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OpsCaller {
+pub(crate) struct OpsCaller {
     pub name: String,
     /// The peer address, when the server was started with connect info.
     pub ip: Option<IpAddr>,

@@ -47,7 +47,7 @@ mod upserts;
 
 /// Largest request body accepted by the upsert endpoints; bigger pushes are split by the
 /// sender (or go through `ebok import`, which streams).
-pub const MAX_BODY: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// How long `/health` waits for each store.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -87,7 +87,7 @@ pub fn router() -> Router<AppState> {
 
 /// An error answer of the ops API.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     body: ErrorBody,
 }

@@ -60,7 +60,7 @@ async fn confirm_page(state: &AppState, ctx: &Ctx, v: ConfirmView, status: Statu
 }
 
 /// Mail the confirmation link of `token` to `to`.
-pub fn mail_confirmation(state: &AppState, t: Tr, to: &str, login: &str, token: &str) {
+pub(crate) fn mail_confirmation(state: &AppState, t: Tr, to: &str, login: &str, token: &str) {
     let link = state.link(&format!("/email/{token}"));
     state.mail(
         t,
@@ -77,7 +77,7 @@ pub fn mail_confirmation(state: &AppState, t: Tr, to: &str, login: &str, token: 
 
 /// The link from a confirmation mail shows a button; only the POST confirms, so mail
 /// scanners that open links confirm nothing.
-pub async fn confirm_form(
+pub(crate) async fn confirm_form(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(token): Path<String>,
@@ -97,7 +97,7 @@ pub async fn confirm_form(
 }
 
 /// `/email/ponownie`: the form asking for a new confirmation link.
-pub async fn resend_form(State(state): State<AppState>, ctx: Ctx) -> Response {
+pub(crate) async fn resend_form(State(state): State<AppState>, ctx: Ctx) -> Response {
     confirm_page(&state, &ctx, ConfirmView::default(), StatusCode::OK).await
 }
 
@@ -193,7 +193,7 @@ pub async fn resend(
     Ok(confirm_page(&state, &ctx, v, StatusCode::OK).await)
 }
 
-pub async fn confirm(
+pub(crate) async fn confirm(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(token): Path<String>,

@@ -16,18 +16,18 @@ mod two_factor;
 
 pub use email::*;
 pub use recovery::*;
-pub use sessions::*;
+pub(crate) use sessions::*;
 pub use settings::*;
-pub use two_factor::*;
+pub(crate) use two_factor::*;
 
 use askama::Template;
 
 use super::pages::Chrome;
 
 /// How long a recovery link works.
-pub const RESET_TTL: time::Duration = time::Duration::minutes(30);
+pub(crate) const RESET_TTL: time::Duration = time::Duration::minutes(30);
 /// How long an e-mail confirmation link works.
-pub const CONFIRM_TTL: time::Duration = time::Duration::hours(24);
+pub(crate) const CONFIRM_TTL: time::Duration = time::Duration::hours(24);
 
 /// A page with a title and a notice (a mail sent, a link used up).
 #[derive(Template)]

@@ -28,7 +28,7 @@ struct RecoverPage {
     minutes: String,
 }
 
-pub async fn recover_form(State(state): State<AppState>, ctx: Ctx) -> Response {
+pub(crate) async fn recover_form(State(state): State<AppState>, ctx: Ctx) -> Response {
     let c = Chrome::new(&state, &ctx, "/przywracanie").await;
     render(
         StatusCode::OK,
@@ -192,7 +192,7 @@ async fn reset_page(
     )
 }
 
-pub async fn reset_form(
+pub(crate) async fn reset_form(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(token): Path<String>,

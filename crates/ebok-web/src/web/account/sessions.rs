@@ -11,7 +11,7 @@ use crate::web::request::{set_cookie, SESSION_COOKIE};
 use crate::web::{session_store, AppState};
 
 /// End every session of the account, this one included.
-pub async fn logout_everywhere(
+pub(crate) async fn logout_everywhere(
     State(state): State<AppState>,
     ctx: Ctx,
 ) -> Result<Response, PanelError> {
@@ -31,7 +31,7 @@ pub async fn logout_everywhere(
 }
 
 #[derive(serde::Deserialize)]
-pub struct EndSessionForm {
+pub(crate) struct EndSessionForm {
     #[serde(default)]
     id: String,
 }
@@ -39,7 +39,7 @@ pub struct EndSessionForm {
 /// End one other session of the account (another browser, a forgotten computer). An id
 /// that is not one of this account's sessions is a 404, like any other's object; this
 /// session is ended by "Wyloguj".
-pub async fn end_session(
+pub(crate) async fn end_session(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<EndSessionForm>,

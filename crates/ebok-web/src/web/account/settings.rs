@@ -37,7 +37,7 @@ struct SettingsPage {
 }
 
 /// One panel session of the account as the settings list it.
-pub struct SessionRow {
+pub(crate) struct SessionRow {
     /// What the "end" button sends (see [`session_store::ListedSession::id`]).
     pub id: String,
     pub started: String,
@@ -201,7 +201,7 @@ pub(super) async fn check_current(
 }
 
 #[derive(serde::Deserialize)]
-pub struct ChangePasswordForm {
+pub(crate) struct ChangePasswordForm {
     #[serde(default)]
     current: String,
     #[serde(default)]
@@ -211,7 +211,7 @@ pub struct ChangePasswordForm {
 }
 
 /// New password: the current one is required; every other session of the account ends.
-pub async fn change_password(
+pub(crate) async fn change_password(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<ChangePasswordForm>,
@@ -272,7 +272,7 @@ pub async fn change_password(
 }
 
 #[derive(serde::Deserialize)]
-pub struct ChangeEmailForm {
+pub(crate) struct ChangeEmailForm {
     #[serde(default)]
     current: String,
     #[serde(default)]
@@ -280,7 +280,7 @@ pub struct ChangeEmailForm {
 }
 
 /// New e-mail: confirmed by a link sent to the new address; the old address is told.
-pub async fn change_email(
+pub(crate) async fn change_email(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<ChangeEmailForm>,

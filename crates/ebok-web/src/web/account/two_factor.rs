@@ -14,14 +14,14 @@ use crate::web::{totp, AppState};
 use ebok_store::auth::{self as tokens};
 
 #[derive(serde::Deserialize)]
-pub struct CurrentPasswordForm {
+pub(crate) struct CurrentPasswordForm {
     #[serde(default)]
     current: String,
 }
 
 /// New recovery codes for the second factor (the old ones stop working), after the
 /// password; shown once.
-pub async fn new_recovery_codes(
+pub(crate) async fn new_recovery_codes(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<CurrentPasswordForm>,
@@ -90,7 +90,10 @@ struct TotpCodesPage {
 }
 
 /// Enrolment: a new secret kept as pending until a code from the app confirms it.
-pub async fn totp_setup(State(state): State<AppState>, ctx: Ctx) -> Result<Response, PanelError> {
+pub(crate) async fn totp_setup(
+    State(state): State<AppState>,
+    ctx: Ctx,
+) -> Result<Response, PanelError> {
     let Some(a) = &ctx.auth else {
         return Ok(crate::web::pages::to_login());
     };
@@ -147,14 +150,14 @@ async fn totp_setup_page(
 }
 
 #[derive(serde::Deserialize)]
-pub struct TotpForm {
+pub(crate) struct TotpForm {
     #[serde(flatten)]
     code: CodeForm,
     #[serde(default)]
     current: String,
 }
 
-pub async fn totp_enable(
+pub(crate) async fn totp_enable(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<TotpForm>,
@@ -204,7 +207,7 @@ pub async fn totp_enable(
 }
 
 /// Turning the second factor off needs the password and a current code.
-pub async fn totp_disable(
+pub(crate) async fn totp_disable(
     State(state): State<AppState>,
     ctx: Ctx,
     Form(f): Form<TotpForm>,

@@ -11,7 +11,7 @@ use ebok_store::tz::format_date;
 /// the panel: one mail per invoice to the subscriber's panel account e-mail, only when it
 /// is confirmed and the account is not blocked. Failures are logged; gives the number of
 /// mails handed to the mailer.
-pub async fn notify_new_invoices(state: &AppState, invoice_ids: &[i64]) -> usize {
+pub(crate) async fn notify_new_invoices(state: &AppState, invoice_ids: &[i64]) -> usize {
     let t = Tr::new(Lang::Pl);
     let mut sent = 0;
     for &id in invoice_ids {
@@ -64,7 +64,7 @@ const MAIL_WATERMARK: &str = "invoice_mail_watermark";
 
 /// Start counting new invoices from now (the first instance to start fixes the point;
 /// invoices that existed before are never mailed about).
-pub async fn init_invoice_mail(db: &ebok_store::Db) -> anyhow::Result<()> {
+pub(crate) async fn init_invoice_mail(db: &ebok_store::Db) -> anyhow::Result<()> {
     let max = billing::max_invoice_id(db).await?;
     ebok_store::auth::setting_or_init(db, MAIL_WATERMARK, &max.to_string()).await?;
     Ok(())
@@ -74,7 +74,7 @@ pub async fn init_invoice_mail(db: &ebok_store::Db) -> anyhow::Result<()> {
 /// came (`ebok import`, the ops API, the billing system writing to the database). Instances
 /// sharing the database take each range once: the watermark moves by compare-and-set and
 /// only the instance that moved it mails. Gives the number of mails.
-pub async fn notify_pending_invoices(state: &AppState) -> anyhow::Result<usize> {
+pub(crate) async fn notify_pending_invoices(state: &AppState) -> anyhow::Result<usize> {
     let db = &state.db;
     let max = billing::max_invoice_id(db).await?;
     let seen = ebok_store::auth::setting_or_init(db, MAIL_WATERMARK, &max.to_string()).await?;
@@ -93,7 +93,7 @@ pub async fn notify_pending_invoices(state: &AppState) -> anyhow::Result<usize> 
 
 /// After the ops API committed invoices (`PUT /api/v1/invoices`): mail about the new ones
 /// at once, in the background (the periodic pass would find them within a minute anyway).
-pub fn invoices_stored(
+pub(crate) fn invoices_stored(
     state: &AppState,
     _records: &[billing::InvoiceRecord],
     outcomes: &[ebok_store::repo::Upserted],

@@ -40,7 +40,7 @@ impl Logo {
 
 /// Read the logo file: a PNG of at most 1 MiB that decodes. The error says why not, for the
 /// start-up check of `isp.logo`.
-pub fn load_logo(path: &std::path::Path) -> Result<Logo, String> {
+pub(crate) fn load_logo(path: &std::path::Path) -> Result<Logo, String> {
     let size = std::fs::metadata(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .len();

@@ -28,12 +28,12 @@ use ebok_store::tz::{format_date, format_datetime};
 
 /// The consent wording's version as recorded: the catalogue's version id and the language
 /// the wording was shown in (`2026-2/pl`).
-pub fn consent_version(t: Tr) -> String {
+pub(crate) fn consent_version(t: Tr) -> String {
     format!("{}/{}", t.t("einvoice.consent_version"), t.code())
 }
 
 /// Paid, cancelled, overdue (past due and not paid) or unpaid: the catalogue key.
-pub fn status_key(inv: &Invoice, today: Date) -> &'static str {
+pub(crate) fn status_key(inv: &Invoice, today: Date) -> &'static str {
     match inv.status {
         InvoiceStatus::Paid => "einvoice.status_paid",
         InvoiceStatus::Cancelled => "einvoice.status_cancelled",
@@ -64,7 +64,7 @@ pub struct InvoiceRow {
     pub ksef: String,
 }
 
-pub struct ConsentRow {
+pub(crate) struct ConsentRow {
     pub given: bool,
     pub at: String,
     pub ip: Addr,

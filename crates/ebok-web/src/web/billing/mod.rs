@@ -30,10 +30,10 @@ use super::AppState;
 use ebok_store::subscribers::{self, Subscriber};
 
 /// Rows per page of the ledger and of the invoice list.
-pub const PAGE_SIZE: u32 = 20;
+pub(crate) const PAGE_SIZE: u32 = 20;
 
 /// The routes of this page group.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/platnosci", get(payments))
         .route("/e-faktury", get(invoices))

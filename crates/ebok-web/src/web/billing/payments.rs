@@ -17,7 +17,7 @@ use ebok_store::subscribers::{self, Subscriber};
 use ebok_store::tz::format_date;
 
 /// One line of the ledger as the page shows it.
-pub struct LedgerRow {
+pub(crate) struct LedgerRow {
     pub date: String,
     pub what: String,
     pub link: Option<String>,
@@ -28,7 +28,7 @@ pub struct LedgerRow {
 }
 
 /// The transfer QR code and what it says.
-pub struct TransferQr {
+pub(crate) struct TransferQr {
     pub svg: String,
     pub payload: String,
     pub recipient: String,

@@ -6,7 +6,7 @@ use pulldown_cmark::{Alignment, CodeBlockKind, Event, HeadingLevel, Options, Par
 /// Whether a link target may be followed: http(s), mailto, or relative (no scheme at all).
 /// Anything else — `javascript:`, `data:`, `vbscript:`, schemes disguised with control
 /// characters — is refused.
-pub fn safe_url(url: &str) -> bool {
+pub(crate) fn safe_url(url: &str) -> bool {
     let u = url.trim();
     if u.chars().any(char::is_control) {
         return false;
@@ -35,7 +35,7 @@ fn demote(level: HeadingLevel) -> HeadingLevel {
 /// Markdown from the billing system or the office as HTML that is safe to insert: raw HTML
 /// becomes visible text, links other than http(s)/mailto/relative become their text, images
 /// become their alt text, no attributes but `href` and `title` (escaped) are produced.
-pub fn markdown_html(md: &str) -> String {
+pub(crate) fn markdown_html(md: &str) -> String {
     let mut options = Options::empty();
     options.insert(Options::ENABLE_TABLES);
     options.insert(Options::ENABLE_STRIKETHROUGH);

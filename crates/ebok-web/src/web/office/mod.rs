@@ -33,12 +33,12 @@ use super::AppState;
 use ebok_store::repo::Page;
 
 /// Enquiries (orders without an account) from one IP.
-pub const ENQUIRY_IP: Rule = Rule {
+pub(crate) const ENQUIRY_IP: Rule = Rule {
     limit: 5,
     window: Duration::from_secs(3600),
 };
 /// Messages to the office (new tickets and replies) and orders of one panel account.
-pub const MESSAGE_ACCOUNT: Rule = Rule {
+pub(crate) const MESSAGE_ACCOUNT: Rule = Rule {
     limit: 20,
     window: Duration::from_secs(3600),
 };
@@ -54,7 +54,7 @@ const MAX_NOTE: usize = 2000;
 const MAX_CONTACT: usize = 200;
 
 /// The routes of this page group.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/kontakt", get(contact).post(write))
         .route("/kontakt/{id}", get(ticket).post(reply))
@@ -71,7 +71,7 @@ pub fn routes() -> Router<AppState> {
 
 /// `?strona=N` (page number) and `?wyslano=1` (the notice after a form was sent).
 #[derive(serde::Deserialize, Default)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     #[serde(flatten)]
     page: PageQuery,
     #[serde(default)]

@@ -14,7 +14,7 @@ use crate::web::AppState;
 use ebok_store::content::{self};
 use ebok_store::tz::{format_date, warsaw_date};
 
-pub struct NewsView {
+pub(crate) struct NewsView {
     pub id: i64,
     pub title: String,
     /// `15.01.2026`, in Europe/Warsaw.
@@ -94,7 +94,7 @@ pub async fn news_item(
     ))
 }
 
-pub struct FaqView {
+pub(crate) struct FaqView {
     pub id: i64,
     pub question: String,
     /// Sanitised by [`markdown_html`].

@@ -28,7 +28,7 @@ pub struct ServiceRow {
     pub price: String,
 }
 
-pub struct OrderRow {
+pub(crate) struct OrderRow {
     pub id: i64,
     pub service: String,
     pub note: String,
@@ -37,7 +37,7 @@ pub struct OrderRow {
 }
 
 #[derive(serde::Deserialize, Default)]
-pub struct OrderForm {
+pub(crate) struct OrderForm {
     #[serde(default)]
     service: String,
     #[serde(default)]

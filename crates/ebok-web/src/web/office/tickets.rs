@@ -22,7 +22,7 @@ use ebok_store::repo::Page;
 use ebok_store::tz::format_datetime;
 
 /// One line of the contact block; `href` empty when it is not a link.
-pub struct ContactLine {
+pub(crate) struct ContactLine {
     pub label: String,
     pub value: String,
     pub href: String,
@@ -86,7 +86,7 @@ fn ticket_status(t: Tr, s: TicketStatus) -> String {
     .to_owned()
 }
 
-pub struct TicketRow {
+pub(crate) struct TicketRow {
     pub id: i64,
     pub subject: String,
     pub status: String,
@@ -107,7 +107,7 @@ struct ContactPage {
 }
 
 #[derive(serde::Deserialize)]
-pub struct TicketForm {
+pub(crate) struct TicketForm {
     #[serde(default)]
     subject: String,
     #[serde(default)]
@@ -277,7 +277,7 @@ pub async fn write(
     Ok(Redirect::to(&format!("/kontakt/{id}?wyslano=1")).into_response())
 }
 
-pub struct MessageView {
+pub(crate) struct MessageView {
     pub office: bool,
     pub author: String,
     pub at: String,
@@ -388,7 +388,7 @@ pub async fn ticket(
 }
 
 #[derive(serde::Deserialize)]
-pub struct ReplyForm {
+pub(crate) struct ReplyForm {
     #[serde(default)]
     message: String,
 }
@@ -464,7 +464,7 @@ pub async fn reply(
 }
 
 /// The subscriber closes their own ticket (the matter is settled); a reply opens it again.
-pub async fn close_ticket(
+pub(crate) async fn close_ticket(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,

@@ -16,8 +16,8 @@ mod sql;
 #[cfg(test)]
 mod tests;
 
-pub use self::redis::RedisWebSessions;
-pub use sql::SqlWebSessions;
+pub(crate) use self::redis::RedisWebSessions;
+pub(crate) use sql::SqlWebSessions;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use ebok_store::auth::{base64url, token_hash as stored_hash};
 use ebok_store::repo::from_ts;
 
 /// `last_seen_at` is written at most this often per session.
-pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Bytes of randomness in a token.
 const TOKEN_BYTES: usize = 32;

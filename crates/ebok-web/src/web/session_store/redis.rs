@@ -24,7 +24,7 @@ use super::{
 /// TTL has not run out yet. Redis Cluster: the scripts touch a session key and its account
 /// set together, so the prefix needs a hash tag (`{ebok}:`).
 #[derive(Clone)]
-pub struct RedisWebSessions {
+pub(crate) struct RedisWebSessions {
     conn: ConnectionManager,
     prefix: String,
     policy: SessionPolicy,
@@ -130,6 +130,7 @@ impl RedisWebSessions {
 
     /// Take "now" from `now` instead of the system clock (tests). Key TTLs stay real
     /// seconds computed from it.
+    #[cfg(test)]
     pub fn with_clock(mut self, now: Clock) -> Self {
         self.now = now;
         self

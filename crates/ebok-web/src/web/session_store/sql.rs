@@ -87,7 +87,7 @@ impl SqlWebSessions {
     /// with PPPoE login `line_login` (with `overview`, the subscriber's too) in one query;
     /// `None` beside the session when the account is gone. The same expiry, deletion and
     /// touching as `get`.
-    pub async fn get_with_account(
+    pub(crate) async fn get_with_account(
         &self,
         token: &str,
         line_login: Option<&str>,
