@@ -12,7 +12,9 @@
 
 pub mod config;
 pub mod demo;
-pub use ebok_live::{background, dead_letter, history_writer, ingest, journal, sessions};
+pub use ebok_live::{
+    background, dead_letter, history_writer, ingest, journal, redis_link, sessions,
+};
 pub use ebok_radius as radius;
 pub use ebok_store as store;
 #[cfg(test)]

@@ -417,7 +417,7 @@ fn main() -> ExitCode {
                     (Some(ip), _, _) => CliQuery::At { ip, at: time },
                     _ => anyhow::bail!("give an IP address, or a period with --from and --to"),
                 };
-                let live = ebok::server::open_live(&config).await?;
+                let live = ebok::server::open_live(&config, ebok::server::LiveRole::Reader).await?;
                 let db = ebok::store::Db::connect(&config.database.url)
                     .await
                     .context("opening the database (database.url)")?;
@@ -478,7 +478,7 @@ async fn run(
 
 async fn sessions(config: Config, command: SessionsCommand, utc: bool) -> anyhow::Result<()> {
     use ebok::terminal::{count, safe, time};
-    let live = ebok::server::open_live(&config).await?;
+    let live = ebok::server::open_live(&config, ebok::server::LiveRole::Reader).await?;
     match command {
         SessionsCommand::Lookup { ip } => {
             let db = ebok::store::Db::connect(&config.database.url)

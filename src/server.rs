@@ -17,7 +17,7 @@ use crate::radius::dedup::DuplicateCache;
 use crate::radius::dict::Dictionary;
 use crate::radius::listener::{self, RadiusContext};
 use crate::sessions::embedded::EmbeddedSessions;
-use crate::sessions::redis::RedisSessions;
+use crate::sessions::stream::{StreamOptions, StreamSessions};
 use crate::sessions::LiveSessions;
 use crate::store::Db;
 
@@ -72,34 +72,69 @@ pub struct Running {
     pub web_addr: SocketAddr,
 }
 
-/// Open the live-session store the configuration names.
-pub async fn open_live(config: &Config) -> anyhow::Result<Arc<dyn LiveSessions>> {
+/// Who opens the live map: the daemon (it ingests) or a command beside it (it only reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveRole {
+    Daemon,
+    Reader,
+}
+
+/// Open the live-session store the configuration names: the embedded map, or (Redis) this
+/// instance's map shared through the log in Redis, with its snapshot in the state directory.
+/// A [`LiveRole::Reader`] of the shared map reads a copy of the daemon's snapshot and the log
+/// from there, and never appends.
+pub async fn open_live(config: &Config, role: LiveRole) -> anyhow::Result<Arc<dyn LiveSessions>> {
+    std::fs::create_dir_all(&config.state.dir).with_context(|| {
+        format!(
+            "creating state directory {} (state.dir)",
+            config.state.dir.display()
+        )
+    })?;
+    let path = config.state.dir.join("live.sqlite");
     Ok(match config.sessions.store {
-        StoreKind::Embedded => {
-            std::fs::create_dir_all(&config.state.dir).with_context(|| {
-                format!(
-                    "creating state directory {} (state.dir)",
-                    config.state.dir.display()
-                )
-            })?;
-            let path = config.state.dir.join("live.sqlite");
-            Arc::new(
-                EmbeddedSessions::open(&path)
-                    .await
-                    .with_context(|| format!("opening embedded live store {}", path.display()))?,
-            )
-        }
-        StoreKind::Redis => Arc::new(
-            RedisSessions::connect(&config.sessions.redis_url, &config.sessions.redis_prefix)
+        StoreKind::Embedded => Arc::new(
+            EmbeddedSessions::open(&path)
                 .await
-                .with_context(|| {
-                    format!(
-                        "connecting to Redis {} (sessions.redis_url)",
-                        crate::config::redact_url(&config.sessions.redis_url)
-                    )
-                })?,
+                .with_context(|| format!("opening embedded live store {}", path.display()))?,
         ),
+        StoreKind::Redis => {
+            let target = config.sessions.redis_target();
+            let options = StreamOptions {
+                prefix: config.sessions.redis_prefix.clone(),
+                streams: config.sessions.log_streams,
+                retention: log_retention(config)?,
+            };
+            let opened = match role {
+                LiveRole::Daemon => StreamSessions::open(&target, &path, options).await,
+                LiveRole::Reader => StreamSessions::open_copy(&target, &path, options).await,
+            };
+            let store = Arc::new(opened.with_context(|| {
+                format!(
+                    "joining the live-session log in Redis {} (sessions.redis_*)",
+                    target.describe()
+                )
+            })?);
+            if role == LiveRole::Daemon {
+                store.spawn_reappender();
+            }
+            store
+        }
     })
+}
+
+/// How much of the live-session log Redis keeps: the longest expiry window of any NAS
+/// entry, plus a quarter of it (at least a minute) for clock differences and late events.
+pub fn log_retention(config: &Config) -> anyhow::Result<Duration> {
+    let table = config.nas_table().map_err(anyhow::Error::msg)?;
+    let longest = table
+        .clients()
+        .iter()
+        .map(|(c, _)| c.expiry)
+        .max()
+        .unwrap_or(Duration::from_secs(
+            2 * config.sessions.interim_interval + config.sessions.grace,
+        ));
+    Ok(longest + (longest / 4).max(Duration::from_secs(60)))
 }
 
 /// The dictionary in force: built-in, or the configured file.
@@ -129,9 +164,9 @@ pub async fn start(
             crate::config::redact_url(&config.database.url)
         )
     })?;
-    // In journal mode the replay gets a thread of its own at a lower priority; the embedded
-    // store is opened there so its writer and SQLite thread work at that priority too (the
-    // panel reads its memory). Redis stays here: the panel asks it on every page.
+    // In journal mode the replay gets a thread of its own at a lower priority; the live store
+    // is opened there so its writer, SQLite thread and log readers work at that priority too
+    // (the panel reads its memory).
     let replay_thread = match config.radius.ack_after {
         AckAfter::Journal if config.radius.replay_nice > 0 => Some(
             crate::background::Background::start(config.radius.replay_nice)
@@ -139,15 +174,15 @@ pub async fn start(
         ),
         _ => None,
     };
-    let live = match (&replay_thread, config.sessions.store) {
-        (Some(bg), StoreKind::Embedded) => {
+    let live = match &replay_thread {
+        Some(bg) => {
             let c = config.clone();
             bg.handle()
-                .spawn(async move { open_live(&c).await })
+                .spawn(async move { open_live(&c, LiveRole::Daemon).await })
                 .await
-                .context("opening the embedded live store on the replay thread")??
+                .context("opening the live store on the replay thread")??
         }
-        _ => open_live(&config).await?,
+        None => open_live(&config, LiveRole::Daemon).await?,
     };
     let spool = JournalLog::open(&config.state.dir).with_context(|| {
         format!(

@@ -75,7 +75,8 @@ struct Cli {
 enum Command {
     /// Send Start/Interim/Stop streams to a RADIUS accounting server and measure it.
     Load(LoadArgs),
-    /// Fill a RedisSessions with N Start events and report Redis memory per live session.
+    /// Fill the shared live-session log with N sessions (a Start and some Interim-Updates
+    /// each) and report Redis memory per live session.
     RedisMemory(RedisMemoryArgs),
     /// Fill an EmbeddedSessions with N sessions and measure single-threaded lookup latency.
     EmbeddedLookup(EmbeddedLookupArgs),
@@ -223,12 +224,13 @@ struct RedisMemoryArgs {
     /// Concurrent apply tasks.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// `hash-max-listpack-value` / `-entries` to set for the run (restored afterwards), as
-    /// recommended in src/sessions/redis/mod.rs; 0 keeps the server's settings.
-    #[arg(long, default_value_t = 256)]
-    listpack_value: u64,
-    #[arg(long, default_value_t = 512)]
-    listpack_entries: u64,
+    /// Interim-Updates per session after its Start (the retained window holds about
+    /// `retention / interim` of them: 3 for 5-minute interims).
+    #[arg(long, default_value_t = 2)]
+    interims: u64,
+    /// Streams of the log.
+    #[arg(long, default_value_t = 16)]
+    streams: usize,
     /// Key prefix (default: a unique one). Its keys are deleted at the end.
     #[arg(long)]
     prefix: Option<String>,

@@ -33,7 +33,27 @@ pub(super) async fn fill<S: LiveSessions + Clone>(
     with_wan64: bool,
 ) -> anyhow::Result<Duration> {
     let at = OffsetDateTime::now_utc();
+    fill_with(store, n, concurrency, at, move |i| {
+        let mut e = start_event(tag, i, at);
+        if with_wan64 {
+            e.framed_ipv6_prefixes = vec![Subscriber::new(tag, i).wan64];
+        }
+        e
+    })
+    .await
+}
+
+/// Apply `make(i)` for i in 0..n with `concurrency` tasks (sessions expiring as with
+/// interims from `at`), printing progress.
+async fn fill_with<S: LiveSessions + Clone>(
+    store: S,
+    n: u64,
+    concurrency: usize,
+    at: OffsetDateTime,
+    make: impl Fn(u64) -> AccountingEvent + Send + Sync + 'static,
+) -> anyhow::Result<Duration> {
     let expires = at + time::Duration::seconds(i64::from(2 * INTERIM + 60));
+    let make = Arc::new(make);
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -42,20 +62,18 @@ pub(super) async fn fill<S: LiveSessions + Clone>(
         let store = store.clone();
         let next = next.clone();
         let done = done.clone();
+        let make = make.clone();
         tasks.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
                     return Ok::<(), anyhow::Error>(());
                 }
-                let mut e = start_event(tag, i, at);
-                if with_wan64 {
-                    e.framed_ipv6_prefixes = vec![Subscriber::new(tag, i).wan64];
-                }
+                let e = make(i);
                 store
                     .apply(&e, expires)
                     .await
-                    .with_context(|| format!("applying Start of session {i}"))?;
+                    .with_context(|| format!("applying {:?} of session {i}", e.status))?;
                 done.fetch_add(1, Ordering::Relaxed);
             }
         });
@@ -69,7 +87,7 @@ pub(super) async fn fill<S: LiveSessions + Clone>(
                 tick.tick().await;
                 let d = done.load(Ordering::Relaxed);
                 let s = started.elapsed().as_secs_f64();
-                eprintln!("  … {d}/{n} sessions in {s:.0} s ({:.0}/s)", d as f64 / s);
+                eprintln!("  … {d}/{n} events in {s:.0} s ({:.0}/s)", d as f64 / s);
             }
         })
     };
@@ -82,21 +100,6 @@ pub(super) async fn fill<S: LiveSessions + Clone>(
     }
     report.abort();
     result.map(|()| started.elapsed())
-}
-
-/// `hash-max-listpack-*` settings of the server, restored on drop of the guard's owner.
-pub(super) async fn redis_config_get(
-    conn: &mut redis::aio::MultiplexedConnection,
-    key: &str,
-) -> anyhow::Result<String> {
-    let pair: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg(key)
-        .query_async(conn)
-        .await?;
-    pair.get(1)
-        .cloned()
-        .with_context(|| format!("CONFIG GET {key}: no value"))
 }
 
 pub(super) async fn used_memory(
@@ -141,7 +144,8 @@ pub(super) async fn delete_prefix(
 }
 
 pub(super) async fn redis_memory(args: RedisMemoryArgs) -> anyhow::Result<()> {
-    use ebok::sessions::redis::RedisSessions;
+    use ebok::redis_link::RedisTarget;
+    use ebok::sessions::stream::{StreamOptions, StreamSessions};
 
     let tag = run_tag();
     let prefix = args
@@ -153,86 +157,103 @@ pub(super) async fn redis_memory(args: RedisMemoryArgs) -> anyhow::Result<()> {
     }
     let client = redis::Client::open(args.url.as_str())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let old_value = redis_config_get(&mut conn, "hash-max-listpack-value").await?;
-    let old_entries = redis_config_get(&mut conn, "hash-max-listpack-entries").await?;
-    let set = args.listpack_value > 0;
-    if set {
-        for (k, v) in [
-            ("hash-max-listpack-value", args.listpack_value),
-            ("hash-max-listpack-entries", args.listpack_entries),
-        ] {
-            let _: () = redis::cmd("CONFIG")
-                .arg("SET")
-                .arg(k)
-                .arg(v)
-                .query_async(&mut conn)
-                .await?;
-        }
-    }
-    let (value, entries) = (
-        redis_config_get(&mut conn, "hash-max-listpack-value").await?,
-        redis_config_get(&mut conn, "hash-max-listpack-entries").await?,
-    );
     println!(
-        "== redis-memory: {} sessions, prefix {prefix}, hash-max-listpack-value {value} entries {entries} (server had {old_value}/{old_entries}) ==",
-        args.sessions
+        "== redis-memory: {} sessions, a Start and {} Interim-Updates each in the log ({} streams), prefix {prefix} ==",
+        args.sessions, args.interims, args.streams
     );
-
+    let dir = std::env::temp_dir().join(format!("ebok-bench-{tag:08x}"));
+    std::fs::create_dir_all(&dir)?;
     let outcome = async {
-        let store = RedisSessions::connect(&args.url, &prefix).await?;
+        let store = Arc::new(
+            StreamSessions::open(
+                &RedisTarget::Single {
+                    url: args.url.clone(),
+                },
+                &dir.join("live.sqlite"),
+                StreamOptions {
+                    prefix: prefix.clone(),
+                    streams: args.streams,
+                    retention: Duration::from_secs(86_400),
+                },
+            )
+            .await?,
+        );
         let before = used_memory(&mut conn).await?;
-        let took = fill(store.clone(), tag, args.sessions, args.concurrency, false).await?;
+        let mut took = fill(
+            ArcStore(store.clone()),
+            tag,
+            args.sessions,
+            args.concurrency,
+            false,
+        )
+        .await?;
+        for round in 1..=args.interims {
+            took += fill_interims(
+                ArcStore(store.clone()),
+                tag,
+                args.sessions,
+                args.concurrency,
+                round,
+            )
+            .await?;
+        }
         let after = used_memory(&mut conn).await?;
         let live = store.count().await?;
-        // Check a sample resolves, so the memory is that of a working map.
         let probe = Subscriber::new(tag, args.sessions / 2);
         let found = store.lookup(IpAddr::V4(probe.ipv4)).await?;
-        let v6 = store
-            .lookup(IpAddr::V6(Ipv6Addr::from(
-                u128::from(probe.pd56.network()) | 0x1234_5678,
-            )))
-            .await?;
         anyhow::ensure!(
-            found.as_ref().map(|s| s.session_id.as_str()) == Some(probe.session_id.as_str())
-                && v6.is_some(),
+            found.as_ref().map(|s| s.session_id.as_str()) == Some(probe.session_id.as_str()),
             "lookup of a filled session failed"
         );
         Ok::<_, anyhow::Error>((before, after, took, live))
     }
     .await;
-
     let deleted = delete_prefix(&mut conn, &prefix).await;
-    if set {
-        for (k, v) in [
-            ("hash-max-listpack-value", &old_value),
-            ("hash-max-listpack-entries", &old_entries),
-        ] {
-            let _: Result<(), _> = redis::cmd("CONFIG")
-                .arg("SET")
-                .arg(k)
-                .arg(v)
-                .query_async(&mut conn)
-                .await;
-        }
-    }
+    let _ = std::fs::remove_dir_all(&dir);
     let (before, after, took, live) = outcome?;
     let deleted = deleted?;
+    let events = args.sessions * (1 + args.interims);
     let per = (after.saturating_sub(before)) as f64 / args.sessions as f64;
     println!(
-        "  filled in {:.1} s ({:.0} Start/s, {} tasks); live count {live}",
+        "  {events} events appended and read back in {:.1} s ({:.0} events/s, {} tasks); live count {live}",
         took.as_secs_f64(),
-        args.sessions as f64 / took.as_secs_f64(),
+        events as f64 / took.as_secs_f64(),
         args.concurrency
     );
     println!(
         "  used_memory {before} → {after} bytes: {per:.1} bytes per live session; {deleted} keys deleted"
     );
     println!(
-        "RESULT name=redis-memory sessions={} bytes_per_session={per:.1} used_before={before} used_after={after} fill_s={:.1} listpack_value={value} listpack_entries={entries}",
+        "RESULT name=redis-memory sessions={} interims={} streams={} bytes_per_session={per:.1} used_before={before} used_after={after} fill_s={:.1}",
         args.sessions,
+        args.interims,
+        args.streams,
         took.as_secs_f64()
     );
     Ok(())
+}
+
+/// One round of Interim-Updates (the `round`-th, [`INTERIM`] seconds apart) for sessions
+/// 0..n, through `concurrency` tasks.
+async fn fill_interims<S: LiveSessions + Clone>(
+    store: S,
+    tag: u32,
+    n: u64,
+    concurrency: usize,
+    round: u64,
+) -> anyhow::Result<Duration> {
+    let at = OffsetDateTime::now_utc();
+    fill_with(store, n, concurrency, at, move |i| {
+        let mut e = start_event(tag, i, at);
+        e.status = StatusType::InterimUpdate;
+        let secs = round * u64::from(INTERIM);
+        e.event_time = at + time::Duration::seconds(secs as i64);
+        e.session_time = Some(secs as u32);
+        e.input_octets = 1_000_000 * round;
+        e.output_octets = 9_000_000 * round;
+        e
+    })
+    .await
 }
 
 pub(super) async fn embedded_lookup(args: EmbeddedLookupArgs) -> anyhow::Result<()> {

@@ -17,6 +17,8 @@ pub struct SessionsConfig {
     pub store: StoreKind,
     pub redis_url: String,
     pub redis_prefix: String,
+    /// Streams of the shared live-session log (fixed for the life of a log).
+    pub log_streams: usize,
     pub interim_interval: u64,
     pub grace: u64,
     pub expiry_sweep_interval: u64,
@@ -34,6 +36,7 @@ impl std::fmt::Debug for SessionsConfig {
             .field("store", &self.store)
             .field("redis_url", &redact_url(&self.redis_url))
             .field("redis_prefix", &self.redis_prefix)
+            .field("log_streams", &self.log_streams)
             .field("interim_interval", &self.interim_interval)
             .field("grace", &self.grace)
             .field("expiry_sweep_interval", &self.expiry_sweep_interval)
@@ -49,11 +52,21 @@ impl Default for SessionsConfig {
             store: StoreKind::Embedded,
             redis_url: "redis://127.0.0.1:6379/".to_owned(),
             redis_prefix: "ebok:".to_owned(),
+            log_streams: 16,
             interim_interval: 300,
             grace: 60,
             expiry_sweep_interval: 30,
             min_ipv6_prefix: 32,
             loopback_lines: false,
+        }
+    }
+}
+
+impl SessionsConfig {
+    /// Where Redis is.
+    pub fn redis_target(&self) -> ebok_live::redis_link::RedisTarget {
+        ebok_live::redis_link::RedisTarget::Single {
+            url: self.redis_url.clone(),
         }
     }
 }

@@ -131,6 +131,12 @@ impl Config {
                 "must start with redis://, rediss:// or redis+unix://".into(),
             ));
         }
+        if !(1..=1024).contains(&self.sessions.log_streams) {
+            problems.push(err(
+                "sessions.log_streams".into(),
+                format!("{} is outside 1..=1024", self.sessions.log_streams),
+            ));
+        }
         if !(self.database.url.starts_with("sqlite:")
             || self.database.url.starts_with("postgres://")
             || self.database.url.starts_with("postgresql://"))

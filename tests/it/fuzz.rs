@@ -35,7 +35,7 @@ use ebok::radius::event::AccountingEvent;
 use ebok::radius::line_address::LineAddresses;
 use ebok::radius::packet;
 use ebok::sessions::embedded::EmbeddedSessions;
-use ebok::sessions::redis::RedisSessions;
+use ebok::sessions::stream::{StreamOptions, StreamSessions};
 use ebok::sessions::{LiveSession, LiveSessions};
 use ebok::store::Db;
 use rand::rngs::StdRng;
@@ -391,8 +391,21 @@ impl Path {
 
     async fn redis(base: &std::path::Path, url: &str) -> Path {
         let prefix = ebok_testkit::redis_prefix();
-        let live = RedisSessions::connect(url, &prefix).await.expect("redis");
         let dir = base.join("redis");
+        std::fs::create_dir_all(&dir).unwrap();
+        let live = StreamSessions::open(
+            &ebok::redis_link::RedisTarget::Single {
+                url: url.to_owned(),
+            },
+            &dir.join("live.sqlite"),
+            StreamOptions {
+                prefix: prefix.clone(),
+                streams: 4,
+                retention: Duration::from_secs(3600),
+            },
+        )
+        .await
+        .expect("redis");
         Path::with("redis", dir, Arc::new(live), Some((url.to_owned(), prefix))).await
     }
 

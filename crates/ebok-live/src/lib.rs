@@ -29,4 +29,5 @@ pub mod dead_letter;
 pub mod history_writer;
 pub mod ingest;
 pub mod journal;
+pub mod redis_link;
 pub mod sessions;

@@ -9,13 +9,14 @@
 //! and answers each caller. A failed commit answers every caller of the batch with the
 //! error and leaves memory untouched.
 //!
-//! The file holds only this map's own state (records, IP index owners, NAS restart times),
-//! in tables the store creates itself; `open` loads it all back, so a restart loses nothing.
+//! The file holds only this map's own state (records, IP index owners, NAS restart times,
+//! and notes a caller commits with its changes: where in the shared log the map stands, see
+//! [`super::stream`]), in tables the store creates itself; `open` loads it all back, so a
+//! restart loses nothing.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration as StdDuration;
 
@@ -42,6 +43,8 @@ const QUEUE: usize = 8192;
 const CACHE_KIB: u32 = 65_536;
 
 type Key = (String, String);
+/// The sessions holding one IP (almost always one).
+type Holders = Vec<Key>;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS live_record (
@@ -50,14 +53,15 @@ const SCHEMA: &[&str] = &[
         data BLOB NOT NULL,
         PRIMARY KEY (nas, session_id)
     ) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS ip_owner (
-        ip TEXT PRIMARY KEY NOT NULL,
-        nas TEXT NOT NULL,
-        session_id TEXT NOT NULL
-    ) WITHOUT ROWID",
+    // The IP index is rebuilt from the live records when the file is opened.
+    "DROP TABLE IF EXISTS ip_owner",
     "CREATE TABLE IF NOT EXISTS nas_reset (
         nas TEXT PRIMARY KEY NOT NULL,
         at_ns INTEGER NOT NULL
+    ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS live_note (
+        key TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
     ) WITHOUT ROWID",
 ];
 
@@ -76,8 +80,12 @@ struct State {
     /// How many of `records` are live sessions.
     live: usize,
     resets: Map<String, OffsetDateTime>,
-    v4: Map<Ipv4Addr, Key>,
-    v6: PrefixMap<Ipv6Net, Key>,
+    /// The live sessions holding each IPv4 address / IPv6 prefix; [`lookup`] picks the one
+    /// that ranks first ([`rules::rank`]).
+    v4: Map<Ipv4Addr, Holders>,
+    v6: PrefixMap<Ipv6Net, Holders>,
+    /// Notes committed with the changes ([`EmbeddedSessions::apply_batch_noting`]).
+    notes: Map<String, String>,
 }
 
 impl State {
@@ -89,10 +97,43 @@ impl State {
         self.records.values().filter_map(|r| r.live())
     }
 
-    fn owner(&self, ip: &IpKey) -> Option<&Key> {
+    fn holders_mut(&mut self, ip: IpKey) -> Option<&mut Holders> {
         match ip {
-            IpKey::V4(a) => self.v4.get(a),
-            IpKey::V6(n) => self.v6.get(n),
+            IpKey::V4(a) => self.v4.get_mut(&a),
+            IpKey::V6(n) => self.v6.get_mut(&n),
+        }
+    }
+
+    /// Add or remove `key` as a holder of `ip`.
+    fn index(&mut self, ip: IpKey, key: Key, holds: bool) {
+        match (self.holders_mut(ip), holds) {
+            (Some(h), true) => {
+                if !h.contains(&key) {
+                    h.push(key);
+                }
+            }
+            (None, true) => match ip {
+                IpKey::V4(a) => {
+                    self.v4.insert(a, vec![key]);
+                }
+                IpKey::V6(n) => {
+                    self.v6.insert(n, vec![key]);
+                }
+            },
+            (Some(h), false) => {
+                h.retain(|k| *k != key);
+                if h.is_empty() {
+                    match ip {
+                        IpKey::V4(a) => {
+                            self.v4.remove(&a);
+                        }
+                        IpKey::V6(n) => {
+                            self.v6.remove(&n);
+                        }
+                    }
+                }
+            }
+            (None, false) => {}
         }
     }
 
@@ -125,21 +166,9 @@ impl State {
             self.put(key, rec);
         }
         self.resets.extend(changes.resets);
-        for (ip, owner) in changes.owners {
-            match (ip, owner) {
-                (IpKey::V4(a), Some(k)) => {
-                    self.v4.insert(a, k);
-                }
-                (IpKey::V4(a), None) => {
-                    self.v4.remove(&a);
-                }
-                (IpKey::V6(n), Some(k)) => {
-                    self.v6.insert(n, k);
-                }
-                (IpKey::V6(n), None) => {
-                    self.v6.remove(&n);
-                }
-            }
+        self.notes.extend(changes.notes);
+        for (ip, key, holds) in changes.index {
+            self.index(ip, key, holds);
         }
     }
 }
@@ -151,7 +180,9 @@ struct Changes {
     /// Final record per key.
     records: Map<Key, Option<Record>>,
     resets: Map<String, OffsetDateTime>,
-    owners: Map<IpKey, Option<Key>>,
+    /// IP index changes in order: (IP, session, holds it).
+    index: Vec<(IpKey, Key, bool)>,
+    notes: Vec<(String, String)>,
 }
 
 /// The committed state seen through the batch's changes.
@@ -168,23 +199,12 @@ impl Txn<'_> {
         }
     }
 
-    fn live(&self, key: &Key) -> Option<&LiveSession> {
-        self.record(key).and_then(Record::live)
-    }
-
     fn reset(&self, nas: &str) -> Option<OffsetDateTime> {
         self.ch
             .resets
             .get(nas)
             .or_else(|| self.base.resets.get(nas))
             .copied()
-    }
-
-    fn owner(&self, ip: &IpKey) -> Option<&Key> {
-        match self.ch.owners.get(ip) {
-            Some(o) => o.as_ref(),
-            None => self.base.owner(ip),
-        }
     }
 
     /// The records (live or tombstone) the batch sees that match the predicates; only those
@@ -225,19 +245,11 @@ impl Txn<'_> {
             check_times(r)?;
         }
         for ip in &step.releases {
-            if self.owner(ip) == Some(&key) {
-                self.ch.owners.insert(*ip, None);
-            }
+            self.ch.index.push((*ip, key.clone(), false));
         }
-        if let Some(Record::Live(s)) = &step.record {
+        if let Some(Record::Live(_)) = &step.record {
             for ip in &step.claims {
-                let take = match self.owner(ip) {
-                    Some(k) if *k == key => false,
-                    owner => rules::may_claim(s, false, owner.and_then(|k| self.live(k))),
-                };
-                if take {
-                    self.ch.owners.insert(*ip, Some(key.clone()));
-                }
+                self.ch.index.push((*ip, key.clone(), true));
             }
         }
         self.ch.records.insert(key, step.record);
@@ -304,9 +316,11 @@ enum Command {
         now: OffsetDateTime,
         reply: oneshot::Sender<Result<Vec<ClosedSession>, StoreError>>,
     },
-    /// Several events, applied in order within one group commit.
+    /// Several events, applied in order within one group commit, with notes committed
+    /// alongside.
     ApplyBatch {
         events: Vec<(Arc<AccountingEvent>, OffsetDateTime)>,
+        notes: Vec<(String, String)>,
         reply: oneshot::Sender<Vec<Result<Applied, StoreError>>>,
     },
 }
@@ -370,6 +384,55 @@ impl EmbeddedSessions {
         }
     }
 
+    /// Apply `events` as [`LiveSessions::apply_batch`] does and commit `notes` (key, value)
+    /// in the same transaction, so that a note never gets ahead of the changes it describes.
+    pub async fn apply_batch_noting(
+        &self,
+        events: &[(Arc<AccountingEvent>, OffsetDateTime)],
+        notes: Vec<(String, String)>,
+    ) -> Vec<Result<Applied, StoreError>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.tx.send(Command::ApplyBatch {
+            events: events.to_vec(),
+            notes,
+            reply,
+        });
+        match sent.await {
+            Ok(()) => match answer.await {
+                Ok(rs) => rs,
+                Err(_) => events.iter().map(|_| Err(closed_error())).collect(),
+            },
+            Err(_) => events.iter().map(|_| Err(closed_error())).collect(),
+        }
+    }
+
+    /// Live sessions held now.
+    pub fn live_count(&self) -> usize {
+        self.read().live
+    }
+
+    /// The note committed under `key`, if any.
+    pub fn note(&self, key: &str) -> Option<String> {
+        self.read().notes.get(key).cloned()
+    }
+
+    /// Copy the store file at `path` (which another process may be writing) to `to` as one
+    /// consistent snapshot, for a reader that must not write the original.
+    pub async fn copy_file(path: &Path, to: &Path) -> Result<(), StoreError> {
+        let mut conn = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(StdDuration::from_secs(10))
+            .connect()
+            .await?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(to.to_string_lossy().into_owned())
+            .execute(&mut conn)
+            .await?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -406,42 +469,22 @@ async fn load(conn: &mut SqliteConnection) -> Result<State, StoreError> {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         state.resets.insert(nas, at);
     }
-    for row in sqlx::query("SELECT ip, nas, session_id FROM ip_owner")
+    for row in sqlx::query("SELECT key, value FROM live_note")
         .fetch_all(&mut *conn)
         .await?
     {
-        let ip: String = row.try_get(0)?;
-        let key: Key = (row.try_get(1)?, row.try_get(2)?);
-        let ip = parse_ip_key(&ip)?;
-        // An owner row always has its live session; skip it defensively if not.
-        if state.session(&key).is_some() {
-            match ip {
-                IpKey::V4(a) => {
-                    state.v4.insert(a, key);
-                }
-                IpKey::V6(n) => {
-                    state.v6.insert(n, key);
-                }
-            }
+        state.notes.insert(row.try_get(0)?, row.try_get(1)?);
+    }
+    let holdings: Vec<(Key, Vec<IpKey>)> = state
+        .sessions()
+        .map(|s| ((s.nas.clone(), s.session_id.clone()), rules::ip_keys(s)))
+        .collect();
+    for (key, ips) in holdings {
+        for ip in ips {
+            state.index(ip, key.clone(), true);
         }
     }
     Ok(state)
-}
-
-fn ip_key_text(ip: &IpKey) -> String {
-    match ip {
-        IpKey::V4(a) => a.to_string(),
-        IpKey::V6(n) => n.to_string(),
-    }
-}
-
-fn parse_ip_key(s: &str) -> Result<IpKey, StoreError> {
-    let parsed = if s.contains('/') {
-        Ipv6Net::from_str(s).ok().map(IpKey::V6)
-    } else {
-        Ipv4Addr::from_str(s).ok().map(IpKey::V4)
-    };
-    parsed.ok_or_else(|| StoreError::Corrupt(format!("bad IP in ip_owner: {s}")))
 }
 
 /// Rows per multi-row statement: few statements per group commit (each statement is a round
@@ -484,6 +527,13 @@ async fn persist(conn: &mut SqliteConnection, ch: &Changes) -> Result<(), sqlx::
         }
         q.execute(&mut *tx).await?;
     }
+    for (key, value) in &ch.notes {
+        sqlx::query("INSERT OR REPLACE INTO live_note (key, value) VALUES ($1, $2)")
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+    }
     for (nas, at) in &ch.resets {
         // Range checked by `time_ord` before the time was recorded.
         let ns = i64::try_from(at.unix_timestamp_nanos()).unwrap_or(i64::MAX);
@@ -492,29 +542,6 @@ async fn persist(conn: &mut SqliteConnection, ch: &Changes) -> Result<(), sqlx::
             .bind(ns)
             .execute(&mut *tx)
             .await?;
-    }
-    let (claims, releases): (Vec<_>, Vec<_>) = ch.owners.iter().partition(|(_, o)| o.is_some());
-    for chunk in claims.chunks(ROWS_PER_STATEMENT) {
-        let sql = multi_row_sql(
-            "INSERT OR REPLACE INTO ip_owner (ip, nas, session_id)",
-            chunk.len(),
-            3,
-        );
-        let mut q = sqlx::query(&sql);
-        for (ip, owner) in chunk {
-            let (nas, sid) = owner.as_ref().expect("partitioned");
-            q = q.bind(ip_key_text(ip)).bind(nas).bind(sid);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    for chunk in releases.chunks(ROWS_PER_STATEMENT) {
-        let marks = vec!["?"; chunk.len()].join(",");
-        let sql = format!("DELETE FROM ip_owner WHERE ip IN ({marks})");
-        let mut q = sqlx::query(&sql);
-        for (ip, _) in chunk {
-            q = q.bind(ip_key_text(ip));
-        }
-        q.execute(&mut *tx).await?;
     }
     tx.commit().await
 }
@@ -540,28 +567,28 @@ async fn writer(
                         event, expires_at, ..
                     } => Outcome::Applied(txn.apply(event, *expires_at)),
                     Command::Expire { now, .. } => Outcome::Expired(txn.expire(*now)),
-                    Command::ApplyBatch { events, .. } => {
+                    Command::ApplyBatch { events, notes, .. } => {
+                        txn.ch.notes.extend(notes.iter().cloned());
                         Outcome::Batch(events.iter().map(|(e, at)| txn.apply(e, *at)).collect())
                     }
                 })
                 .collect();
-            // Removals of what the committed state does not hold (an IP claimed and released,
-            // or a record created and dropped, within this batch) change nothing: neither the
-            // file nor memory needs them.
+            // Removals of what the committed state does not hold (a record created and
+            // dropped within this batch) change nothing: neither the file nor memory needs
+            // them.
             let Txn { base, mut ch } = txn;
-            ch.owners
-                .retain(|ip, owner| owner.is_some() || base.owner(ip).is_some());
             ch.records
                 .retain(|key, record| record.is_some() || base.records.contains_key(key));
             (ch, outcomes)
         };
-        let committed =
-            if changes.records.is_empty() && changes.resets.is_empty() && changes.owners.is_empty()
-            {
-                Ok(())
-            } else {
-                persist(&mut conn, &changes).await
-            };
+        let committed = if changes.records.is_empty()
+            && changes.resets.is_empty()
+            && changes.notes.is_empty()
+        {
+            Ok(())
+        } else {
+            persist(&mut conn, &changes).await
+        };
         let failure = match committed {
             Ok(()) => {
                 state
@@ -626,18 +653,7 @@ impl LiveSessions for EmbeddedSessions {
         &self,
         events: &[(Arc<AccountingEvent>, OffsetDateTime)],
     ) -> Vec<Result<Applied, StoreError>> {
-        let (reply, answer) = oneshot::channel();
-        let sent = self.tx.send(Command::ApplyBatch {
-            events: events.to_vec(),
-            reply,
-        });
-        match sent.await {
-            Ok(()) => match answer.await {
-                Ok(rs) => rs,
-                Err(_) => events.iter().map(|_| Err(closed_error())).collect(),
-            },
-            Err(_) => events.iter().map(|_| Err(closed_error())).collect(),
-        }
+        self.apply_batch_noting(events, Vec::new()).await
     }
 
     fn batches(&self) -> bool {
@@ -646,16 +662,19 @@ impl LiveSessions for EmbeddedSessions {
 
     async fn lookup(&self, ip: IpAddr) -> Result<Option<LiveSession>, StoreError> {
         let state = self.read();
-        let key = match ip {
+        let holders = match ip {
             IpAddr::V4(a) => state.v4.get(&a),
             IpAddr::V6(a) => {
                 let host = Ipv6Net::new(a, 128).expect("128 is a valid length");
-                state.v6.get_lpm(&host).map(|(_, k)| k)
+                state.v6.get_lpm(&host).map(|(_, h)| h)
             }
         };
-        Ok(key
-            .and_then(|k| state.session(k))
+        Ok(holders
+            .into_iter()
+            .flatten()
+            .filter_map(|k| state.session(k))
             .filter(|s| s.holds(ip))
+            .max_by(|a, b| rules::rank(a).cmp(&rules::rank(b)))
             .cloned())
     }
 

@@ -1,5 +1,5 @@
 //! FNV-1a, 64 bit: the one hash of session keys that must stay the same across processes and
-//! versions (unlike std's random-seeded hasher): Redis bucket names and ingest lanes.
+//! versions (unlike std's random-seeded hasher): the log stream of a session, ingest lanes.
 
 const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -27,7 +27,8 @@ impl Fnv1a {
 }
 
 /// FNV-1a, 64 bit, of `bytes`.
-pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
+#[cfg(test)]
+fn fnv1a64(bytes: &[u8]) -> u64 {
     Fnv1a::new().write(bytes).finish()
 }
 

@@ -1,8 +1,9 @@
 //! The live IP map: which PPPoE session holds an IPv4 address or IPv6 prefix right now.
-//! One trait, [`LiveSessions`], with a Redis implementation (production, shared by many ebok
-//! instances) and an embedded one (memory + SQLite file, one machine). The ordering rules
-//! (stale events, late Stop after IP reuse, Accounting-On/Off) live in [`rules`] and are
-//! shared by both implementations.
+//! One trait, [`LiveSessions`], with an embedded implementation (memory + SQLite file, one
+//! machine) and a shared one ([`stream`]: every instance holds the embedded map and they
+//! replicate it through an event log in Redis). The ordering rules (stale events, late Stop
+//! after IP reuse, Accounting-On/Off) live in [`rules`], applied in one place
+//! ([`embedded`]).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -18,8 +19,8 @@ pub mod embedded;
 pub mod filter;
 pub(crate) mod hash;
 pub(crate) mod record;
-pub mod redis;
 pub mod rules;
+pub mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -258,4 +259,11 @@ pub trait LiveSessions: Send + Sync + 'static {
 
     /// Cheap reachability check.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Wait until this handle shows everything that any handle on the same map had applied
+    /// when the call began. A map held in one place shows it at once; a map replicated
+    /// through a log waits for its readers.
+    async fn settle(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

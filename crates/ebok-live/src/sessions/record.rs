@@ -79,12 +79,6 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-pub(crate) fn encode_str_bytes(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len() + 2);
-    put_str(&mut out, s);
-    out
-}
-
 /// Layouts of MAC addresses stored as 6 octets; anything else is stored as text.
 fn render_mac(layout: u8, m: &[u8; 6]) -> Option<String> {
     let mut buf = [0u8; 17];

@@ -11,12 +11,12 @@
 //! Interim of a stopped session (or one from before a NAS reboot) would bring it back to life.
 //!
 //! IP ownership: an IPv4 address or IPv6 prefix is held by the live session that most recently
-//! started with it ([`outranks`]: started_at, then updated_at). A session claims each of its
-//! IPs on every accepted event; a claim wins when the index entry is free, already its own,
-//! dangling, or held by a session it outranks. A session releases an entry only while the
-//! entry still points at it. An IP taken over by a newer session is not handed back to the
-//! older holder when the newer one stops: the older one is most likely a session whose Stop
-//! was lost.
+//! started with it ([`rank`]: started_at, then updated_at, then the key). A store indexes every
+//! live session under each of its IPs and picks the first-ranked one when asked, so the holder
+//! is a function of the live sessions alone: any order of the same events gives the same
+//! answer, which is what lets instances sharing a log agree (see [`super::stream`]). A newer
+//! session takes an IP from an older one whose Stop was lost; when the newer one ends, the
+//! older one shows again until it expires, on an address the NAS no longer routes to anyone.
 
 use std::net::Ipv4Addr;
 
@@ -242,20 +242,11 @@ pub(crate) fn ip_keys(s: &LiveSession) -> Vec<IpKey> {
         .collect()
 }
 
-/// True when `challenger` takes an IP from `holder`: it started later, or started at the same
-/// time and was updated later.
-pub(crate) fn outranks(challenger: &LiveSession, holder: &LiveSession) -> bool {
-    (challenger.started_at, challenger.updated_at) > (holder.started_at, holder.updated_at)
-}
-
-/// True when an IP index entry currently pointing at `holder` (`None`: free or dangling) may
-/// be taken by `claimant`. `same_key` says the entry already points at the claimant's key.
-pub(crate) fn may_claim(
-    claimant: &LiveSession,
-    same_key: bool,
-    holder: Option<&LiveSession>,
-) -> bool {
-    same_key || holder.is_none_or(|h| outranks(claimant, h))
+/// How sessions holding the same IP rank: the one that started most recently holds it (then
+/// the one updated most recently, then by key, so that the order is total). A pure function
+/// of the sessions: whatever order events arrive in, the same sessions give the same holder.
+pub(crate) fn rank(s: &LiveSession) -> (OffsetDateTime, OffsetDateTime, &str, &str) {
+    (s.started_at, s.updated_at, &s.nas, &s.session_id)
 }
 
 /// The plan for one key: what to store, which index entries to touch, what to report.
@@ -268,7 +259,7 @@ pub(crate) struct Step {
     pub record: Option<Record>,
     /// Entries to release, only where they still point at this key. Done before the claims.
     pub releases: Vec<IpKey>,
-    /// Entries the new live session claims (see [`may_claim`]).
+    /// Entries the new live session holds (indexed under it; see [`rank`]).
     pub claims: Vec<IpKey>,
 }
 

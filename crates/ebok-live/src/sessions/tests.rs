@@ -1,7 +1,8 @@
 //! One test suite for both live-session stores: every scenario is written once against
-//! [`LiveSessions`] and run for the embedded store (temp SQLite file) and for real Redis
-//! (`EBOK_TEST_REDIS`, default `redis://127.0.0.1:6379/`, a random key prefix per test, its
-//! keys deleted afterwards). Redis unreachable skips the Redis half (recorded by
+//! [`LiveSessions`] and run for the embedded store (temp SQLite file) and for the map shared
+//! through a log in real Redis (`EBOK_TEST_REDIS`, default `redis://127.0.0.1:6379/`, a
+//! random key prefix per test, its keys deleted afterwards; a peer is a second instance with
+//! its own snapshot). Redis unreachable skips the Redis half (recorded by
 //! [`ebok_testkit::skip`]), or fails it under `EBOK_REQUIRE_SERVICES=1` (CI).
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,8 +18,9 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::embedded::EmbeddedSessions;
-use super::redis::RedisSessions;
+use super::stream::{StreamOptions, StreamSessions};
 use super::{Applied, CloseReason, ClosedSession, LiveSession, LiveSessions};
+use crate::redis_link::RedisTarget;
 use ebok_radius::event::{AccountingEvent, StatusType};
 
 // ---------------------------------------------------------------------------------------------
@@ -27,7 +29,7 @@ use ebok_radius::event::{AccountingEvent, StatusType};
 
 enum Handle {
     Embedded(Arc<EmbeddedSessions>),
-    Redis(Arc<RedisSessions>),
+    Redis(Arc<StreamSessions>),
 }
 
 enum Backend {
@@ -38,6 +40,7 @@ enum Backend {
     Redis {
         url: String,
         prefix: String,
+        dir: tempfile::TempDir,
     },
 }
 
@@ -67,9 +70,10 @@ impl Env {
     async fn redis() -> Option<Env> {
         let url = redis_url();
         let prefix = format!("ebok-test:{:016x}:", rand::random::<u64>());
-        match RedisSessions::connect(&url, &prefix).await {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match stream_instance(&url, &prefix, &dir.path().join("a.sqlite")).await {
             Ok(store) => Some(Env {
-                backend: Backend::Redis { url, prefix },
+                backend: Backend::Redis { url, prefix, dir },
                 handle: Handle::Redis(Arc::new(store)),
             }),
             Err(e) => {
@@ -86,15 +90,15 @@ impl Env {
         }
     }
 
-    /// Another handle on the same map: the same embedded store (one per file), or a second,
-    /// separately connected Redis instance on the same prefix.
+    /// Another handle on the same map: the same embedded store (one per file), or a second
+    /// instance on the same log with its own snapshot.
     async fn peer(&self) -> Arc<dyn LiveSessions> {
         match (&self.handle, &self.backend) {
             (Handle::Embedded(s), _) => s.clone(),
-            (_, Backend::Redis { url, prefix }) => Arc::new(
-                RedisSessions::connect(url, prefix)
+            (_, Backend::Redis { url, prefix, dir }) => Arc::new(
+                stream_instance(url, prefix, &dir.path().join("b.sqlite"))
                     .await
-                    .expect("second redis instance"),
+                    .expect("second instance"),
             ),
             _ => unreachable!(),
         }
@@ -118,10 +122,22 @@ impl Env {
                     old.close().await;
                 }
             }
-            Backend::Redis { url, prefix } => {
-                let fresh = RedisSessions::connect(url, prefix)
+            Backend::Redis { url, prefix, dir } => {
+                if let Handle::Redis(old) = &self.handle {
+                    old.settle().await.expect("settle before closing");
+                }
+                let placeholder = Handle::Embedded(Arc::new(
+                    EmbeddedSessions::open(&dir.path().join("placeholder.sqlite"))
+                        .await
+                        .expect("placeholder"),
+                ));
+                if let Handle::Redis(old) = std::mem::replace(&mut self.handle, placeholder) {
+                    let old = Arc::try_unwrap(old).expect("no other handle on the old instance");
+                    old.close().await;
+                }
+                let fresh = stream_instance(url, prefix, &dir.path().join("a.sqlite"))
                     .await
-                    .expect("reconnect");
+                    .expect("reopen");
                 self.handle = Handle::Redis(Arc::new(fresh));
             }
         }
@@ -130,7 +146,7 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        if let Backend::Redis { url, prefix } = &self.backend {
+        if let Backend::Redis { url, prefix, .. } = &self.backend {
             let (url, pattern) = (url.clone(), format!("{prefix}*"));
             // Blocking client on its own thread: Drop cannot await.
             let done = std::thread::spawn(move || -> redis::RedisResult<()> {
@@ -159,6 +175,23 @@ impl Drop for Env {
             }
         }
     }
+}
+
+/// An instance of the shared map on the log under `prefix`, its snapshot at `snapshot`.
+async fn stream_instance(
+    url: &str,
+    prefix: &str,
+    snapshot: &std::path::Path,
+) -> Result<StreamSessions, super::StoreError> {
+    let target = RedisTarget::Single {
+        url: url.to_owned(),
+    };
+    let options = StreamOptions {
+        prefix: prefix.to_owned(),
+        streams: 4,
+        retention: std::time::Duration::from_secs(3600),
+    };
+    StreamSessions::open(&target, snapshot, options).await
 }
 
 /// Generate one `#[tokio::test]` per backend for each scenario.
@@ -1026,6 +1059,7 @@ async fn batches_see_what_a_peer_changed(env: &mut Env) {
 
     // p1's next Interim follows the peer's, not this instance's; a repeated Start of p2 is
     // stale, its Interim is new.
+    store.settle().await.expect("settle");
     let rs = store
         .apply_batch(&batch(vec![
             interim("nas1", "p1", at(40), 450, 45),
@@ -1044,6 +1078,7 @@ async fn batches_see_what_a_peer_changed(env: &mut Env) {
     // brings neither back, nor their IPs.
     let on = apply(&*peer, &nas_event(StatusType::AccountingOn, "nas1", at(50))).await;
     assert_eq!(on.closed.len(), 2);
+    store.settle().await.expect("settle");
     let rs = store
         .apply_batch(&batch(vec![
             interim("nas1", "p1", at(45), 500, 50),
@@ -1126,6 +1161,8 @@ async fn concurrent_applies_end_consistent(env: &mut Env) {
         counted.add(a);
     }
     let s = env.store();
+    s.settle().await.expect("settle");
+    peer.settle().await.expect("settle");
     let mut live = 0;
     for (nas, sid, counters, stopped) in &sessions {
         assert_eq!(
@@ -1266,12 +1303,12 @@ fn generate(rng: &mut StdRng, run: u64, drop_user_names: bool) -> Generated {
     Generated { events, truth }
 }
 
-/// The reference model: the live-map rules written out plainly, applied in arrival order.
+/// The reference model: the live-map rules written out plainly, applied in arrival order;
+/// IP holders are computed from the live sessions when asked.
 #[derive(Default)]
 struct Model {
     live: HashMap<(String, String), MSession>,
     closed_at: HashMap<(String, String), OffsetDateTime>,
-    owners: HashMap<String, (String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -1339,37 +1376,22 @@ impl Model {
             updated: t,
             counters,
         };
-        let old_ips = prev.as_ref().map(MSession::ips).unwrap_or_default();
         if e.status == StatusType::Stop {
             self.live.remove(&key);
-            self.closed_at.insert(key.clone(), t);
-            for ip in old_ips.iter().chain(new.ips().iter()) {
-                if self.owners.get(ip) == Some(&key) {
-                    self.owners.remove(ip);
-                }
-            }
+            self.closed_at.insert(key, t);
             return;
         }
-        let new_ips = new.ips();
-        self.live.insert(key.clone(), new.clone());
-        for ip in old_ips.iter().filter(|ip| !new_ips.contains(ip)) {
-            if self.owners.get(ip) == Some(&key) {
-                self.owners.remove(ip);
-            }
-        }
-        for ip in new_ips {
-            let take = match self.owners.get(&ip) {
-                None => true,
-                Some(k) if *k == key => true,
-                Some(k) => {
-                    let h = &self.live[k];
-                    (new.started, new.updated) > (h.started, h.updated)
-                }
-            };
-            if take {
-                self.owners.insert(ip, key.clone());
-            }
-        }
+        self.live.insert(key, new);
+    }
+
+    /// Who holds `ip`: of the live sessions with it, the one that started last (then was
+    /// updated last, then by key).
+    fn owner(&self, ip: &str) -> Option<&(String, String)> {
+        self.live
+            .iter()
+            .filter(|(_, s)| s.ips().iter().any(|i| i == ip))
+            .max_by_key(|(k, s)| (s.started, s.updated, (*k).clone()))
+            .map(|(k, _)| k)
     }
 }
 
@@ -1468,7 +1490,7 @@ async fn randomized_streams(env: &mut Env, batched: bool) {
 
         // Every IP resolves as in the model.
         for i in 0..R_IPS {
-            let owner = |ip: String| model.owners.get(&ip).map(|k| k.1.clone());
+            let owner = |ip: String| model.owner(&ip).map(|k| k.1.clone());
             let (a, p) = (r_v4(seed, i), r_v6(seed, i));
             assert_eq!(
                 holder(s, &a.to_string()).await,

@@ -20,7 +20,7 @@ use tower::ServiceExt;
 use super::AppState;
 use crate::web::settings::{PanelConfig, SharedRedis};
 use ebok_live::sessions::embedded::EmbeddedSessions;
-use ebok_live::sessions::redis::RedisSessions;
+use ebok_live::sessions::stream::{StreamOptions, StreamSessions};
 use ebok_live::sessions::LiveSessions;
 use ebok_radius::event::{AccountingEvent, StatusType};
 use ebok_store::money::Money;
@@ -182,9 +182,20 @@ impl Harness {
         let pg = crate::testkit::FreshPg::create(test).await?;
         let db = Db::connect(&pg.url).await.unwrap();
         let prefix = crate::testkit::redis_prefix();
-        let live: Arc<dyn LiveSessions> =
-            Arc::new(RedisSessions::connect(&url, &prefix).await.unwrap());
         let dir = tempfile::tempdir().unwrap();
+        let live: Arc<dyn LiveSessions> = Arc::new(
+            StreamSessions::open(
+                &ebok_live::redis_link::RedisTarget::Single { url: url.clone() },
+                &dir.path().join("live.sqlite"),
+                StreamOptions {
+                    prefix: prefix.clone(),
+                    streams: 4,
+                    retention: std::time::Duration::from_secs(3600),
+                },
+            )
+            .await
+            .unwrap(),
+        );
         let (u, p) = (url.clone(), prefix.clone());
         Some(
             Harness::build(db, live, dir, Some(pg), Some((url, prefix)), move |c| {
