@@ -1395,6 +1395,58 @@ impl Model {
     }
 }
 
+/// The live map `s` shows for run `seed` (NAS names ending in `tag`) is the model's, and
+/// every IP of the run resolves as in the model.
+async fn check_against_model(s: &dyn LiveSessions, model: &Model, seed: u64, tag: &str) {
+    // Final live map.
+    let got: BTreeMap<(String, String), MSession> = s
+        .list(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.nas.ends_with(&tag))
+        .map(|x| {
+            (
+                (x.nas.clone(), x.session_id.clone()),
+                MSession {
+                    user: x.user_name,
+                    v4: x.framed_ip,
+                    v6: x.ipv6_prefixes,
+                    started: x.started_at,
+                    updated: x.updated_at,
+                    counters: [
+                        x.input_octets,
+                        x.output_octets,
+                        x.input_packets,
+                        x.output_packets,
+                    ],
+                },
+            )
+        })
+        .collect();
+    let want: BTreeMap<(String, String), MSession> = model.live.clone().into_iter().collect();
+    assert_eq!(got, want, "seed {seed}: live map differs from the model");
+
+    // Every IP resolves as in the model.
+    for i in 0..R_IPS {
+        let owner = |ip: String| model.owner(&ip).map(|k| k.1.clone());
+        let (a, p) = (r_v4(seed, i), r_v6(seed, i));
+        assert_eq!(
+            holder(s, &a.to_string()).await,
+            owner(a.to_string()),
+            "seed {seed}: holder of {a}"
+        );
+        let inside = IpAddr::V6(Ipv6Addr::from(
+            u128::from(p.network()) + (0x42u128 << 64) + 1,
+        ));
+        assert_eq!(
+            s.lookup(inside).await.unwrap().map(|x| x.session_id),
+            owner(p.to_string()),
+            "seed {seed}: holder of {inside}"
+        );
+    }
+}
+
 async fn randomized_streams_match_model(env: &mut Env) {
     randomized_streams(env, false).await;
 }
@@ -1459,53 +1511,7 @@ async fn randomized_streams(env: &mut Env, batched: bool) {
             counted.add(a);
         }
 
-        // Final live map.
-        let got: BTreeMap<(String, String), MSession> = s
-            .list(None)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|x| x.nas.ends_with(&tag))
-            .map(|x| {
-                (
-                    (x.nas.clone(), x.session_id.clone()),
-                    MSession {
-                        user: x.user_name,
-                        v4: x.framed_ip,
-                        v6: x.ipv6_prefixes,
-                        started: x.started_at,
-                        updated: x.updated_at,
-                        counters: [
-                            x.input_octets,
-                            x.output_octets,
-                            x.input_packets,
-                            x.output_packets,
-                        ],
-                    },
-                )
-            })
-            .collect();
-        let want: BTreeMap<(String, String), MSession> = model.live.clone().into_iter().collect();
-        assert_eq!(got, want, "seed {seed}: live map differs from the model");
-
-        // Every IP resolves as in the model.
-        for i in 0..R_IPS {
-            let owner = |ip: String| model.owner(&ip).map(|k| k.1.clone());
-            let (a, p) = (r_v4(seed, i), r_v6(seed, i));
-            assert_eq!(
-                holder(s, &a.to_string()).await,
-                owner(a.to_string()),
-                "seed {seed}: holder of {a}"
-            );
-            let inside = IpAddr::V6(Ipv6Addr::from(
-                u128::from(p.network()) + (0x42u128 << 64) + 1,
-            ));
-            assert_eq!(
-                s.lookup(inside).await.unwrap().map(|x| x.session_id),
-                owner(p.to_string()),
-                "seed {seed}: holder of {inside}"
-            );
-        }
+        check_against_model(s, &model, seed, &tag).await;
 
         // History invariants: each stopped session counted once; traffic adds up to the
         // last counters (in the seeds that drop the User-Name from a few events, it can
@@ -1614,4 +1620,91 @@ async fn redis_memory_per_session() {
         after - before,
         (after - before) as f64 / f64::from(n)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instances sharing the log
+// ---------------------------------------------------------------------------------------------
+
+/// Two instances on one log take the randomized events (duplicated, shuffled, IPs reused),
+/// split between them at random and applied concurrently in batches of random length, so
+/// that each reads the other's entries interleaved with its own in any order. Afterwards
+/// both show the model's map, and what their appends reported adds up to one history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_on_one_log_converge_on_randomized_streams() {
+    let Some(env) = Env::redis().await else {
+        return;
+    };
+    let a = env.shared();
+    let b = env.peer().await;
+    for seed in 11..=16u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut generated = generate(&mut rng, seed, false);
+        let tag = format!("-c{seed}");
+        for e in &mut generated.events {
+            e.nas.push_str(&tag);
+            e.nas_client = e.nas.clone();
+        }
+        let mut stream = generated.events.clone();
+        for e in &generated.events {
+            if rng.gen_bool(0.3) {
+                stream.push(e.clone());
+            }
+        }
+        stream.shuffle(&mut rng);
+        let (mut to_a, mut to_b) = (Vec::new(), Vec::new());
+        for e in &stream {
+            if rng.gen_bool(0.5) {
+                to_a.push(e.clone());
+            } else {
+                to_b.push(e.clone());
+            }
+        }
+        let run = |store: Arc<dyn LiveSessions>, events: Vec<AccountingEvent>, seed: u64| {
+            tokio::spawn(async move {
+                let mut rng = StdRng::seed_from_u64(seed);
+                let mut out = Vec::new();
+                let mut rest = &events[..];
+                while !rest.is_empty() {
+                    let n = rng.gen_range(1..=rest.len().min(64));
+                    let (head, tail) = rest.split_at(n);
+                    let batch: Vec<_> = head
+                        .iter()
+                        .map(|e| (Arc::new(e.clone()), later()))
+                        .collect();
+                    for r in store.apply_batch(&batch).await {
+                        out.push(r.expect("apply_batch"));
+                    }
+                    rest = tail;
+                }
+                out
+            })
+        };
+        let (ra, rb) = (run(a.clone(), to_a, seed), run(b.clone(), to_b, seed + 100));
+        let mut counted = Counted::default();
+        for r in ra.await.unwrap().iter().chain(rb.await.unwrap().iter()) {
+            counted.add(r);
+        }
+        a.settle().await.expect("settle a");
+        b.settle().await.expect("settle b");
+
+        let mut model = Model::default();
+        for e in &stream {
+            model.apply(e);
+        }
+        check_against_model(&*a, &model, seed, &tag).await;
+        check_against_model(&*b, &model, seed, &tag).await;
+        for (sid, (counters, stopped)) in &generated.truth {
+            assert_eq!(
+                counted.stops(sid),
+                usize::from(*stopped),
+                "seed {seed}: Stops reported for {sid}"
+            );
+            assert_eq!(
+                counted.of_user(&format!("user-{sid}")),
+                *counters,
+                "seed {seed}: traffic of {sid}"
+            );
+        }
+    }
 }
