@@ -42,7 +42,8 @@ pub(super) struct Reader {
 /// What `XINFO STREAM` says of a stream's ids; `None` when the stream does not exist.
 struct StreamIds {
     last_generated: EntryId,
-    max_deleted: EntryId,
+    /// The oldest entry still held; `None` when all were trimmed.
+    first: Option<EntryId>,
 }
 
 async fn stream_ids(link: &RedisLink, key: &str) -> Result<Option<StreamIds>, StoreError> {
@@ -89,9 +90,17 @@ async fn stream_ids(link: &RedisLink, key: &str) -> Result<Option<StreamIds>, St
             _ => EntryId::default(),
         }
     };
+    let first = match fields.get("first-entry") {
+        Some(Value::Array(entry)) => match entry.first() {
+            Some(Value::BulkString(b)) => String::from_utf8_lossy(b).parse().ok(),
+            Some(Value::SimpleString(s)) => s.parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    };
     Ok(Some(StreamIds {
         last_generated: id("last-generated-id"),
-        max_deleted: id("max-deleted-entry-id"),
+        first,
     }))
 }
 
@@ -112,8 +121,11 @@ pub(super) async fn last_id(link: &RedisLink, key: &str) -> Result<Option<EntryI
         .map(|(id, _)| *id))
 }
 
-/// The first stream whose entries after the snapshot's position have been trimmed away
-/// (the snapshot missed them), if any.
+/// The first stream whose entries after the snapshot's position may have been trimmed away
+/// (the snapshot missed them), if any: trimming removes the oldest entries, so when entries
+/// newer than the position were added and the oldest one left is newer still, some may be
+/// gone. (Starting afresh from the retained log is always safe, only slower: every live
+/// session has an event in it.)
 pub(super) async fn snapshot_gap(
     link: &RedisLink,
     keys: &[String],
@@ -125,7 +137,11 @@ pub(super) async fn snapshot_gap(
         };
         let pos: EntryId = pos.parse().unwrap_or_default();
         if let Some(ids) = stream_ids(link, key).await? {
-            if ids.max_deleted > pos && pos <= ids.last_generated {
+            let missed = match ids.first {
+                Some(first) => first > pos,
+                None => ids.last_generated > pos,
+            };
+            if pos > EntryId::default() && pos <= ids.last_generated && missed {
                 return Ok(Some(key.clone()));
             }
         }
