@@ -97,6 +97,9 @@ fn register_families() {
         "ebok_journal_appended_total",
         "ebok_journal_replayed_total",
         "ebok_journal_segments_removed_total",
+        "ebok_log_reappended_total",
+        "ebok_log_read_errors_total",
+        "ebok_log_entries_refused_total",
         "ebok_panel_csrf_refused_total",
         "ebok_panel_password_checks_refused_total",
         "ebok_http_wrong_host_total",
@@ -234,15 +237,27 @@ fn describe() {
     );
     describe_counter!(
         "ebok_journal_segments_removed_total",
-        "JournalLog segment files deleted once replayed"
+        "Journal segment files deleted once replayed"
     );
     describe_counter!(
         "ebok_journal_appended_total",
-        "Records appended to the spool"
+        "Records appended to the journal"
     );
     describe_counter!(
         "ebok_journal_replayed_total",
-        "JournalLog records replayed into the stores"
+        "Journal records replayed into the stores"
+    );
+    describe_counter!(
+        "ebok_log_reappended_total",
+        "Entries appended to the shared live-session log again after a Redis connection failed"
+    );
+    describe_counter!(
+        "ebok_log_read_errors_total",
+        "Failed reads of the shared live-session log (each followed by a reconnect)"
+    );
+    describe_counter!(
+        "ebok_log_entries_refused_total",
+        "Entries of the shared live-session log passed over as not decodable"
     );
     describe_histogram!(
         "ebok_store_latency_seconds",

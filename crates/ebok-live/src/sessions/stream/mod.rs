@@ -26,8 +26,8 @@
 //! in the [`REAPPEND_WINDOW`] before (events are idempotent under the rules).
 //!
 //! Expiry: each instance closes sessions whose deadline (carried in the entry, the same
-//! everywhere) has passed, but only up to the time its readers last saw the end of every
-//! stream, so that an event already in the log is never overtaken. The history writes are
+//! everywhere) has passed, held back by how far its readers are behind the end of the
+//! streams, so that an event already in the log is never overtaken. The history writes are
 //! idempotent, so the same expiry closed by every instance makes one row.
 
 pub(crate) mod log;
@@ -526,10 +526,15 @@ impl LiveSessions for StreamSessions {
         self.local.sessions_of_users(users).await
     }
 
-    /// Close what has expired, up to the time every stream was last read to its end.
+    /// Close what expired by `now`, held back by how far the readers are behind (the time
+    /// since every stream was last read to its end): an entry still on its way could be
+    /// the one that keeps a session alive.
     async fn expire(&self, now: OffsetDateTime) -> Result<Vec<ClosedSession>, StoreError> {
         match self.shared.read_up_to() {
-            Some(read) => self.local.expire(now.min(read)).await,
+            Some(read) => {
+                let lag = (OffsetDateTime::now_utc() - read).max(time::Duration::ZERO);
+                self.local.expire(now - lag).await
+            }
             None => Ok(Vec::new()),
         }
     }

@@ -284,8 +284,8 @@ async fn restart_reads_on_from_the_snapshot_and_a_stale_snapshot_starts_afresh()
     log.finish().await;
 }
 
-/// Expiry closes a session on every instance (history collapses the copies), and never
-/// before the instance has read the log up to the expiry time.
+/// Expiry closes a session on every instance (history collapses the copies), once each
+/// has read the log to its end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn expiry_closes_on_every_instance_up_to_what_it_has_read() {
     let Some(log) = Log::new("stream: expiry").await else {
@@ -301,7 +301,6 @@ async fn expiry_closes_on_every_instance_up_to_what_it_has_read() {
     .await
     .unwrap();
     b.settle().await.unwrap();
-    // Asked about a time far ahead, each closes only up to what it has read: now.
     let far = OffsetDateTime::now_utc() + time::Duration::days(1);
     let (ca, cb) = (a.expire(far).await.unwrap(), b.expire(far).await.unwrap());
     assert_eq!(ca.len(), 1);
