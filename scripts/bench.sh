@@ -294,7 +294,7 @@ compare() { # freeradius-run ebok-runs…
 compare freeradius $runs
 if [ -n "$wide" ]; then compare "freeradius$wide" "ebok-embedded$wide" "ebok-redis$wide"; fi
 if grep -q "^RESULT name=redis-memory " "$results"; then
-    echo "redis: $(field redis-memory bytes_per_session) bytes per live session at $(field redis-memory sessions) sessions (hash-max-listpack-value $(field redis-memory listpack_value))"
+    echo "redis: $(field redis-memory bytes_per_session) bytes per live session at $(field redis-memory sessions) sessions ($(field redis-memory interims) Interim-Updates each in the log, $(field redis-memory streams) streams)"
 fi
 if grep -q "^RESULT name=embedded-lookup " "$results"; then
     echo "embedded lookup at $(field embedded-lookup sessions) sessions: p50 $(field embedded-lookup p50_us) µs, p99 $(field embedded-lookup p99_us) µs, max $(field embedded-lookup max_us) µs"

@@ -14,7 +14,7 @@ use crate::web::i18n::Tr;
 use crate::web::ratelimit::{MemoryLimiter, RateLimiter, RedisLimiter};
 use crate::web::session_store::{RedisWebSessions, SessionPolicy, SqlWebSessions, WebSessionStore};
 use crate::web::settings::PanelConfig;
-use crate::web::{billing, host, line_note, request};
+use crate::web::{billing, host, request};
 use ebok_live::sessions::LiveSessions;
 use ebok_store::Db;
 
@@ -43,8 +43,6 @@ pub struct Panel {
     pub mailer: Mailer,
     pub csrf_key: request::CsrfKey,
     pub trusted: Vec<IpNet>,
-    /// The connection note's "is this a live line" for visitors not logged in.
-    pub line_note: line_note::LineNoteCache,
     /// The host names the panel answers to.
     pub hosts: Arc<host::AllowedHosts>,
     /// Background tasks that may still hand mail to the mailer.
@@ -138,8 +136,6 @@ impl AppState {
             mailer,
             csrf_key,
             trusted: config.web.trusted_proxy_nets(),
-            // Remembered only where asking costs a round trip.
-            line_note: line_note::LineNoteCache::new(config.shared.is_some()),
             hosts: Arc::new(host::AllowedHosts::from_config(&config.web, config.demo)),
             mail_work: MailWork::default(),
         };

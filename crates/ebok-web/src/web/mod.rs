@@ -29,7 +29,6 @@ pub mod error;
 pub mod host;
 pub mod i18n;
 pub mod line;
-pub mod line_note;
 pub mod office;
 pub mod pages;
 pub mod paging;

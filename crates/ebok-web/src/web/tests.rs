@@ -1028,17 +1028,15 @@ async fn connection_note_on_every_page_of_each_backend() {
     }
 }
 
-/// With Redis the anonymous connection note is remembered for a moment
-/// ([`super::line_note::TTL`]); registration asks the live map itself: a line whose session
-/// has just ended cannot register although the note still calls it ours.
+/// With the shared map, a line whose session has just ended is no longer called ours and
+/// cannot register, though the form is already in the browser.
 #[tokio::test]
-async fn registration_asks_the_live_map_while_the_note_remembers() {
+async fn registration_asks_the_live_map_when_the_session_has_just_ended() {
     let Some(h) = Harness::postgres_redis("web::registration_asks_the_live_map").await else {
         return;
     };
     let known = "to łącze naszej sieci";
     let mut b = h.browser(JAN_IP);
-    let asked = tokio::time::Instant::now();
     assert!(b.get("/").await.body.contains(known));
     let form = b.get("/rejestracja").await;
     assert!(form.body.contains("name=\"contract\""), "{}", form.body);
@@ -1051,10 +1049,7 @@ async fn registration_asks_the_live_map_while_the_note_remembers() {
         JAN_IP,
     )
     .await;
-    let note = b.get("/").await.body;
-    if asked.elapsed() < super::line_note::TTL {
-        assert!(note.contains(known), "remembered for the TTL");
-    }
+    assert!(!b.get("/").await.body.contains(known));
     let r = b
         .post(
             "/rejestracja",
@@ -1075,11 +1070,6 @@ async fn registration_asks_the_live_map_while_the_note_remembers() {
             .unwrap()
             .is_none()
     );
-    // The note's memory runs out (the clock driven, not slept through).
-    tokio::time::pause();
-    tokio::time::advance(super::line_note::TTL).await;
-    tokio::time::resume();
-    assert!(!b.get("/").await.body.contains(known), "then asked again");
     h.finish().await;
 }
 
