@@ -14,5 +14,6 @@ mod http;
 mod ops;
 mod poison;
 mod radius;
+mod shared;
 mod systemd;
 mod webdriver;

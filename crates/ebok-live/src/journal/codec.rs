@@ -60,7 +60,7 @@ fn prefix(out: &mut Vec<u8>, n: &Ipv6Net) {
 }
 
 /// Append the encoding of `e` (and the session deadline) to `out`.
-pub(crate) fn encode_event(out: &mut Vec<u8>, e: &AccountingEvent, expires_at: OffsetDateTime) {
+pub(super) fn encode_event(out: &mut Vec<u8>, e: &AccountingEvent, expires_at: OffsetDateTime) {
     out.push(VERSION);
     out.push(e.status.code() as u8);
     time(out, expires_at);
@@ -255,7 +255,7 @@ impl<'a> Reader<'a> {
 
 /// The event and deadline encoded by [`encode_event`]; `None` when `buf` is not exactly
 /// one such encoding.
-pub(crate) fn decode_event(buf: &[u8]) -> Option<(AccountingEvent, OffsetDateTime)> {
+pub(super) fn decode_event(buf: &[u8]) -> Option<(AccountingEvent, OffsetDateTime)> {
     let mut r = Reader(buf);
     if r.u8()? != VERSION {
         return None;

@@ -40,7 +40,7 @@ use ebok_radius::event::AccountingEvent;
 
 use segments::{log_path, sync_dir, write_pos, Sealed};
 
-pub(crate) mod codec;
+mod codec;
 mod frames;
 mod replay;
 mod segments;

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::rules::{Record, Tombstone};
 use super::{CloseReason, ClosedSession, LiveSession, StoreError};
+use ebok_radius::event::{AccountingEvent, StatusType};
 
 // Layout.
 //
@@ -200,6 +201,13 @@ fn encode_live(out: &mut Vec<u8>, s: &LiveSession) -> Result<(), StoreError> {
     out.extend_from_slice(&time_ord(s.expires_at)?.to_be_bytes());
     out.extend_from_slice(&time_ord(s.updated_at)?.to_be_bytes());
     out.extend_from_slice(&time_ord(s.started_at)?.to_be_bytes());
+    encode_fields(out, s);
+    Ok(())
+}
+
+/// A live session's attributes after its times: key, flags, optional fields, prefixes,
+/// counters.
+fn encode_fields(out: &mut Vec<u8>, s: &LiveSession) {
     put_str(out, s.nas.as_bytes());
     put_str(out, s.session_id.as_bytes());
     let mut flags = 0u8;
@@ -261,7 +269,101 @@ fn encode_live(out: &mut Vec<u8>, s: &LiveSession) -> Result<(), StoreError> {
     ] {
         put_varint(out, c);
     }
+}
+
+/// Zigzag: small signed numbers as small unsigned ones.
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// What an accounting event tells the live map and history, for the shared log's entries:
+/// status, Acct-Terminate-Cause, event time (seconds and nanoseconds), the deadline as
+/// milliseconds from it, then the attributes in a live session's layout (IPv6 prefixes
+/// merged, a MAC in 6 octets). Attributes nothing downstream reads are left out.
+pub(crate) fn encode_event(
+    out: &mut Vec<u8>,
+    e: &AccountingEvent,
+    expires_at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    out.push(e.status.code() as u8);
+    match e.terminate_cause {
+        None => out.push(0),
+        Some(c) => {
+            out.push(1);
+            put_varint(out, u64::from(c));
+        }
+    }
+    let ord = time_ord(e.event_time)?;
+    put_varint(out, ord >> 30);
+    put_varint(out, ord & ((1 << 30) - 1));
+    let ahead = (expires_at - e.event_time).whole_milliseconds();
+    let ahead =
+        i64::try_from(ahead).map_err(|_| StoreError::Invalid("deadline out of range".into()))?;
+    put_varint(out, zigzag(ahead));
+    let fields = LiveSession {
+        nas: e.nas.clone(),
+        nas_client: e.nas_client.clone(),
+        session_id: e.session_id.clone(),
+        user_name: e.user_name.clone(),
+        framed_ip: e.framed_ip,
+        ipv6_prefixes: e.ipv6_prefixes(),
+        calling_station_id: e.calling_station_id.clone(),
+        nas_port: e.nas_port,
+        nas_port_id: e.nas_port_id.clone(),
+        started_at: e.event_time,
+        updated_at: e.event_time,
+        expires_at,
+        input_octets: e.input_octets,
+        output_octets: e.output_octets,
+        input_packets: e.input_packets,
+        output_packets: e.output_packets,
+        session_time: e.session_time,
+    };
+    encode_fields(out, &fields);
     Ok(())
+}
+
+/// The event and deadline [`encode_event`] wrote (all of `buf`).
+pub(crate) fn decode_event(buf: &[u8]) -> Result<(AccountingEvent, OffsetDateTime), StoreError> {
+    let mut r = Reader { buf, pos: 0 };
+    let status = StatusType::from_code(u32::from(r.u8()?)).ok_or_else(|| corrupt("status"))?;
+    let terminate_cause = match r.u8()? {
+        0 => None,
+        _ => Some(r.u32()?),
+    };
+    let secs = r.varint()?;
+    let nanos = r.varint()?;
+    if secs >= 1 << 34 || nanos >= 1 << 30 {
+        return Err(corrupt("event time"));
+    }
+    let event_time = ord_time((secs << 30) | nanos)?;
+    let ahead = time::Duration::milliseconds(unzigzag(r.varint()?));
+    let expires_at = event_time
+        .checked_add(ahead)
+        .ok_or_else(|| corrupt("deadline"))?;
+    let s = decode_fields(&mut r, event_time, event_time, expires_at)?;
+    if r.pos != buf.len() {
+        return Err(corrupt("trailing bytes"));
+    }
+    let mut e = AccountingEvent::new(status, &s.nas, &s.session_id, event_time);
+    e.nas_client = s.nas_client;
+    e.user_name = s.user_name;
+    e.framed_ip = s.framed_ip;
+    e.delegated_ipv6_prefixes = s.ipv6_prefixes;
+    e.calling_station_id = s.calling_station_id;
+    e.nas_port = s.nas_port;
+    e.nas_port_id = s.nas_port_id;
+    e.input_octets = s.input_octets;
+    e.output_octets = s.output_octets;
+    e.input_packets = s.input_packets;
+    e.output_packets = s.output_packets;
+    e.session_time = s.session_time;
+    e.terminate_cause = terminate_cause;
+    Ok((e, expires_at))
 }
 
 struct Reader<'a> {
@@ -363,6 +465,16 @@ fn decode_live(r: &mut Reader) -> Result<LiveSession, StoreError> {
     let expires_at = r.time()?;
     let updated_at = r.time()?;
     let started_at = r.time()?;
+    decode_fields(r, started_at, updated_at, expires_at)
+}
+
+/// A live session's attributes (see [`encode_fields`]) with the given times.
+fn decode_fields(
+    r: &mut Reader,
+    started_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> Result<LiveSession, StoreError> {
     let nas = r.string()?;
     let session_id = r.string()?;
     let flags = r.u8()?;

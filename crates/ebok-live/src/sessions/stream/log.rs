@@ -7,21 +7,22 @@
 //! the streams. An event goes to stream `hash(NAS key, Acct-Session-Id) mod K`, so the
 //! events of one session stay in order.
 //!
-//! An entry is one field, `e`: a version byte, the appending instance (8 bytes) and its
-//! sequence number (varint, 0 for a re-append nobody waits for), then the event and its
-//! session deadline in the journal's binary encoding.
+//! An entry is one field, `e`: a version byte, the appending instance (4 bytes) and its
+//! sequence number (varint), then what the event tells the live map and history, in the
+//! live session record's compact layout ([`crate::sessions::record::encode_event`]).
 
 use std::fmt;
 use std::str::FromStr;
 
 use time::OffsetDateTime;
 
-use crate::journal::codec::{decode_event, encode_event};
 use crate::sessions::hash::Fnv1a;
+use crate::sessions::record::{decode_event, encode_event};
+use crate::sessions::StoreError;
 use ebok_radius::event::AccountingEvent;
 
 /// Version byte of an entry.
-const ENTRY_VERSION: u8 = 1;
+const ENTRY_VERSION: u8 = 2;
 /// Slots of a Redis Cluster.
 const SLOTS: u16 = 16_384;
 /// The field an entry's bytes are under.
@@ -77,8 +78,8 @@ pub(crate) fn stream_of(nas: &str, session_id: &str, k: usize) -> usize {
 /// Who appended an entry: the instance (random per process start) and its sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Origin {
-    pub instance: u64,
-    /// 0: nobody waits for this entry (a re-append after a failover).
+    pub instance: u32,
+    /// 0: nobody waits for this entry.
     pub seq: u64,
 }
 
@@ -87,7 +88,7 @@ pub(crate) fn encode_entry(
     origin: Origin,
     event: &AccountingEvent,
     expires_at: OffsetDateTime,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::with_capacity(128);
     out.push(ENTRY_VERSION);
     out.extend_from_slice(&origin.instance.to_le_bytes());
@@ -97,18 +98,18 @@ pub(crate) fn encode_entry(
         v >>= 7;
     }
     out.push(v as u8);
-    encode_event(&mut out, event, expires_at);
-    out
+    encode_event(&mut out, event, expires_at)?;
+    Ok(out)
 }
 
 /// An entry read back; `None` when the bytes are not one.
 pub(crate) fn decode_entry(buf: &[u8]) -> Option<(Origin, AccountingEvent, OffsetDateTime)> {
     let (&version, rest) = buf.split_first()?;
-    if version != ENTRY_VERSION || rest.len() < 8 {
+    if version != ENTRY_VERSION || rest.len() < 4 {
         return None;
     }
-    let instance = u64::from_le_bytes(rest[..8].try_into().ok()?);
-    let mut rest = &rest[8..];
+    let instance = u32::from_le_bytes(rest[..4].try_into().ok()?);
+    let mut rest = &rest[4..];
     let mut seq = 0u64;
     let mut shift = 0;
     loop {
@@ -123,7 +124,7 @@ pub(crate) fn decode_entry(buf: &[u8]) -> Option<(Origin, AccountingEvent, Offse
         }
         shift += 7;
     }
-    let (event, expires_at) = decode_event(rest)?;
+    let (event, expires_at) = decode_event(rest).ok()?;
     Some((Origin { instance, seq }, event, expires_at))
 }
 
@@ -207,14 +208,40 @@ mod tests {
         );
         e.user_name = Some("jan@isp".into());
         e.framed_ip = Some("100.64.0.7".parse().unwrap());
+        e.nas_client = "bras-1".into();
+        e.calling_station_id = Some("AA:BB:CC:00:11:22".into());
+        e.nas_port_id = Some("ae0.100:100".into());
+        e.session_time = Some(600);
+        e.input_octets = 12_345_678_901;
+        e.delegated_ipv6_prefixes = vec!["2001:db8:100::/56".parse().unwrap()];
+        e.framed_ipv6_prefixes = vec!["2001:db8:1:2::/64".parse().unwrap()];
         let origin = Origin {
-            instance: 0x0123_4567_89ab_cdef,
+            instance: 0x89ab_cdef,
             seq: 300,
         };
-        let at = datetime!(2026-12-05 12:11 UTC);
-        let bytes = encode_entry(origin, &e, at);
+        let at = datetime!(2026-12-05 12:11:00.123 UTC);
+        let bytes = encode_entry(origin, &e, at).unwrap();
         let (o, back, deadline) = decode_entry(&bytes).unwrap();
-        assert_eq!((o, back, deadline), (origin, e, at));
+        assert_eq!((o, deadline), (origin, at));
+        // What the live map reads of it is all there.
+        assert_eq!(back.ipv6_prefixes(), e.ipv6_prefixes());
+        let fields = |e: &AccountingEvent| {
+            (
+                e.status,
+                e.event_time,
+                e.nas.clone(),
+                e.nas_client.clone(),
+                e.session_id.clone(),
+                e.user_name.clone(),
+                e.framed_ip,
+                e.calling_station_id.clone(),
+                e.nas_port_id.clone(),
+                e.session_time,
+                e.input_octets,
+            )
+        };
+        assert_eq!(fields(&back), fields(&e));
+        assert!(bytes.len() < 110, "{} bytes", bytes.len());
         assert!(decode_entry(&bytes[..bytes.len() - 1]).is_none());
         assert!(decode_entry(b"\x02garbage-entry").is_none());
         assert!(decode_entry(b"").is_none());

@@ -74,11 +74,13 @@ pub struct StreamOptions {
 
 /// What the instance and its readers share.
 pub(crate) struct Shared {
-    instance: u64,
+    instance: u32,
     /// Appends waiting to be read back, by sequence number.
     waiters: Mutex<HashMap<u64, oneshot::Sender<Result<Applied, StoreError>>>>,
-    /// Per stream: when a read last reached its end (it was asked at that time).
+    /// Per stream: when a read last reached its end (the answer's arrival).
     caught_up: Vec<Mutex<Option<OffsetDateTime>>>,
+    /// Per stream: the reader waits at the end for new entries (it has applied all it got).
+    at_tail: Vec<AtomicBool>,
     /// A reader saw its connection fail since the last look.
     failed: AtomicBool,
 }
@@ -100,22 +102,32 @@ impl Shared {
         }
     }
 
+    /// Stream `stream` has been read and applied to its end as of `at`; its reader waits
+    /// there.
     pub(crate) fn set_caught_up(&self, stream: usize, at: OffsetDateTime) {
         *self.caught_up[stream]
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(at);
+        self.at_tail[stream].store(true, Ordering::SeqCst);
     }
 
-    /// The time up to which every stream has been read: `None` until each was read to its
-    /// end once.
-    fn read_up_to(&self) -> Option<OffsetDateTime> {
-        self.caught_up
-            .iter()
-            .map(|c| *c.lock().unwrap_or_else(|e| e.into_inner()))
-            .try_fold(None::<OffsetDateTime>, |low, t| {
-                t.map(|t| Some(low.map_or(t, |l| l.min(t))))
-            })
-            .flatten()
+    /// Stream `stream`'s reader got entries it has not applied yet.
+    pub(crate) fn set_behind(&self, stream: usize) {
+        self.at_tail[stream].store(false, Ordering::SeqCst);
+    }
+
+    /// How far behind the end of the log this instance may be at `now`: zero when every
+    /// reader waits at its stream's end, else the longest time since a stream was last read
+    /// to its end; `None` until every stream was read to its end once.
+    fn lag(&self, now: OffsetDateTime) -> Option<time::Duration> {
+        let mut lag = time::Duration::ZERO;
+        for (caught_up, at_tail) in self.caught_up.iter().zip(&self.at_tail) {
+            let caught_up = (*caught_up.lock().unwrap_or_else(|e| e.into_inner()))?;
+            if !at_tail.load(Ordering::SeqCst) {
+                lag = lag.max(now - caught_up);
+            }
+        }
+        Some(lag)
     }
 
     pub(crate) fn connection_failed(&self) {
@@ -158,14 +170,14 @@ impl std::fmt::Debug for StreamSessions {
 }
 
 /// A process-unique instance id: the start time and process id, hashed.
-fn instance_id() -> u64 {
+fn instance_id() -> u32 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     crate::sessions::hash::Fnv1a::new()
         .write(&nanos.to_le_bytes())
         .write(&std::process::id().to_le_bytes())
-        .finish()
+        .finish() as u32
         | 1
 }
 
@@ -218,6 +230,7 @@ impl StreamSessions {
             instance: instance_id(),
             waiters: Mutex::new(HashMap::new()),
             caught_up: keys.iter().map(|_| Mutex::new(None)).collect(),
+            at_tail: keys.iter().map(|_| AtomicBool::new(false)).collect(),
             failed: AtomicBool::new(false),
         });
         let (stop, stopped) = watch::channel(false);
@@ -446,6 +459,7 @@ impl LiveSessions for StreamSessions {
                 .collect();
         }
         let mut entries = Vec::with_capacity(events.len());
+        // Per event: the read-back to wait for, or why it cannot go into the log.
         let mut answers = Vec::with_capacity(events.len());
         {
             let mut waiters = self.shared.lock_waiters();
@@ -455,16 +469,21 @@ impl LiveSessions for StreamSessions {
                     instance: self.shared.instance,
                     seq,
                 };
-                let (tx, rx) = oneshot::channel();
-                waiters.insert(seq, tx);
-                answers.push((seq, rx));
-                let stream = stream_of(&event.nas, &event.session_id, self.keys.len());
-                entries.push((stream, Arc::new(encode_entry(origin, event, *expires_at))));
+                match encode_entry(origin, event, *expires_at) {
+                    Ok(entry) => {
+                        let (tx, rx) = oneshot::channel();
+                        waiters.insert(seq, tx);
+                        answers.push(Ok((seq, rx)));
+                        let stream = stream_of(&event.nas, &event.session_id, self.keys.len());
+                        entries.push((stream, Arc::new(entry)));
+                    }
+                    Err(e) => answers.push(Err(e)),
+                }
             }
         }
         if let Err(e) = self.append(&entries).await {
             let mut waiters = self.shared.lock_waiters();
-            for (seq, _) in &answers {
+            for (seq, _) in answers.iter().flatten() {
                 waiters.remove(seq);
             }
             let text = e.to_string();
@@ -493,7 +512,14 @@ impl LiveSessions for StreamSessions {
         }
         let deadline = tokio::time::Instant::now() + READBACK_TIMEOUT;
         let mut out = Vec::with_capacity(answers.len());
-        for (seq, rx) in answers {
+        for answer in answers {
+            let (seq, rx) = match answer {
+                Ok(waiting) => waiting,
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
             out.push(match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(StoreError::Protocol("the log reader stopped".into())),
@@ -530,11 +556,8 @@ impl LiveSessions for StreamSessions {
     /// since every stream was last read to its end): an entry still on its way could be
     /// the one that keeps a session alive.
     async fn expire(&self, now: OffsetDateTime) -> Result<Vec<ClosedSession>, StoreError> {
-        match self.shared.read_up_to() {
-            Some(read) => {
-                let lag = (OffsetDateTime::now_utc() - read).max(time::Duration::ZERO);
-                self.local.expire(now - lag).await
-            }
+        match self.shared.lag(OffsetDateTime::now_utc()) {
+            Some(lag) => self.local.expire(now - lag.max(time::Duration::ZERO)).await,
             None => Ok(Vec::new()),
         }
     }

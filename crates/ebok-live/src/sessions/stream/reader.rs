@@ -9,11 +9,11 @@ use redis::Value;
 use time::OffsetDateTime;
 use tokio::sync::{oneshot, watch};
 
-use super::log::{decode_entry, EntryId, FIELD};
+use super::log::{decode_entry, EntryId, Origin, FIELD};
 use super::Shared;
 use crate::redis_link::{LinkOptions, RedisLink, RedisTarget};
 use crate::sessions::embedded::EmbeddedSessions;
-use crate::sessions::StoreError;
+use crate::sessions::{Applied, StoreError};
 
 /// Entries read per call at most.
 const READ_COUNT: usize = 4096;
@@ -199,7 +199,6 @@ async fn read(r: &mut Reader, link: &RedisLink, backoff: &mut Duration) -> Resul
     }
     let mut link = link.clone();
     loop {
-        let asked_at = OffsetDateTime::now_utc();
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT")
             .arg(READ_COUNT)
@@ -212,19 +211,26 @@ async fn read(r: &mut Reader, link: &RedisLink, backoff: &mut Duration) -> Resul
             a = cmd.query_async(&mut link) => a?,
             _ = r.stop.changed() => return Ok(()),
         };
+        let received_at = OffsetDateTime::now_utc();
         *backoff = Duration::from_millis(50);
         let entries = entries_of(answer)?;
         let n = entries.len();
+        let mut outcomes = Vec::new();
         if let Some((last, _)) = entries.last() {
+            r.shared.set_behind(r.stream);
             let last = *last;
-            apply(r, &note, last, entries).await?;
+            outcomes = apply(r, &note, last, entries).await?;
             pos = last;
         }
+        // An answer with room to spare held everything there was when it left Redis.
         if n < READ_COUNT {
-            r.shared.set_caught_up(r.stream, asked_at);
+            r.shared.set_caught_up(r.stream, received_at);
             if let Some(ready) = r.ready.take() {
                 let _ = ready.send(());
             }
+        }
+        for (origin, result) in outcomes {
+            r.shared.resolve(origin, result);
         }
     }
 }
@@ -283,15 +289,15 @@ fn entries_of(answer: Value) -> Result<Vec<RawEntry>, StoreError> {
     Ok(out)
 }
 
-/// Apply read entries in one commit that also moves the position to `last`; hand each
-/// entry's outcome to the instance's waiting appender. An entry that is not one (another
+/// Apply read entries in one commit that also moves the position to `last`; each entry's
+/// outcome, for the instance's waiting appender. An entry that is not one (another
 /// version's, damaged) is counted and passed over.
 async fn apply(
     r: &Reader,
     note: &str,
     last: EntryId,
     entries: Vec<RawEntry>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(Origin, Result<Applied, StoreError>)>, StoreError> {
     let mut origins = Vec::with_capacity(entries.len());
     let mut events = Vec::with_capacity(entries.len());
     for (id, bytes) in entries {
@@ -323,9 +329,6 @@ async fn apply(
             }
             continue;
         }
-        for (origin, result) in origins.into_iter().zip(results) {
-            r.shared.resolve(origin, result);
-        }
-        return Ok(());
+        return Ok(origins.into_iter().zip(results).collect());
     }
 }
