@@ -60,6 +60,15 @@ impl RedisTarget {
         }
     }
 
+    /// The `[sessions]` key this target is configured by, for error messages.
+    pub fn config_key(&self) -> &'static str {
+        match self {
+            RedisTarget::Single { .. } => "sessions.redis_url",
+            RedisTarget::Cluster { .. } => "sessions.redis_cluster",
+            RedisTarget::Sentinel { .. } => "sessions.redis_sentinel",
+        }
+    }
+
     /// A multiplexed link that reconnects by itself. Cluster: routes each command by its
     /// key's slot, follows MOVED/ASK. Sentinel: asks the sentinels for the current primary;
     /// after a connection error or a READONLY / LOADING / MASTERDOWN answer it asks again and
