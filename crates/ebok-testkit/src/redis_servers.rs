@@ -75,6 +75,28 @@ impl Server {
         }
     }
 
+    /// Start a data node on loopback without persistence, options `extra` added.
+    fn spawn_data(dir: &Path, port: u16, extra: &[String]) -> Server {
+        let mut args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir.display().to_string(),
+            "--daemonize",
+            "no",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.extend_from_slice(extra);
+        Server::spawn(dir, port, &args)
+    }
+
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
@@ -236,28 +258,14 @@ impl RedisCluster {
         let mut servers: Vec<Server> = ports
             .iter()
             .map(|&port| {
-                let args = [
+                let nodes_file = dir.path().join(format!("nodes-{port}.conf"));
+                let cluster = [
                     "--cluster-enabled".to_owned(),
                     "yes".to_owned(),
-                    "--port".to_owned(),
-                    port.to_string(),
-                    "--bind".to_owned(),
-                    "127.0.0.1".to_owned(),
-                    "--save".to_owned(),
-                    String::new(),
-                    "--appendonly".to_owned(),
-                    "no".to_owned(),
                     "--cluster-config-file".to_owned(),
-                    dir.path()
-                        .join(format!("nodes-{port}.conf"))
-                        .display()
-                        .to_string(),
-                    "--dir".to_owned(),
-                    dir.path().display().to_string(),
-                    "--daemonize".to_owned(),
-                    "no".to_owned(),
+                    nodes_file.display().to_string(),
                 ];
-                Server::spawn(dir.path(), port, &args)
+                Server::spawn_data(dir.path(), port, &cluster)
             })
             .collect();
         for server in &mut servers {
@@ -285,7 +293,7 @@ impl RedisCluster {
             SETTLE_LIMIT,
             || async {
                 for &port in &ports {
-                    let info = query::<String>(port, &redis::cmd("CLUSTER").arg("INFO"))
+                    let info = query::<String>(port, redis::cmd("CLUSTER").arg("INFO"))
                         .await
                         .map_err(|e| format!("{port}: {e}"))?;
                     let ok = info_field(&info, "cluster_state") == Some("ok")
@@ -338,28 +346,11 @@ impl RedisSentinel {
         let dir = temp_dir(test);
         let service = "ebok".to_owned();
         let (primary, replica) = (base_port, base_port + 1);
-        let data_args = |port: u16| {
-            [
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                &dir.path().display().to_string(),
-                "--daemonize",
-                "no",
-            ]
-            .map(str::to_owned)
-            .to_vec()
-        };
-        let mut data = vec![Server::spawn(dir.path(), primary, &data_args(primary))];
-        let mut replica_args = data_args(replica);
-        replica_args.extend(["--replicaof".to_owned(), format!("127.0.0.1 {primary}")]);
-        data.push(Server::spawn(dir.path(), replica, &replica_args));
+        let follow = ["--replicaof".to_owned(), format!("127.0.0.1 {primary}")];
+        let mut data = vec![
+            Server::spawn_data(dir.path(), primary, &[]),
+            Server::spawn_data(dir.path(), replica, &follow),
+        ];
         for server in &mut data {
             server.wait_ready().await;
         }

@@ -9,9 +9,14 @@ use tokio::time::Instant;
 
 use super::*;
 
-/// `INCRBY KEYS[1] ARGV[1]`, run as a script.
-fn adder() -> Script {
+/// `INCRBY key n`, run as a script: the new value.
+async fn add(link: &mut RedisLink, key: &str, n: i64) -> i64 {
     Script::new("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+        .key(key)
+        .arg(n)
+        .invoke_async(link)
+        .await
+        .unwrap()
 }
 
 async fn set(link: &mut RedisLink, key: &str, value: &str) -> Result<(), RedisError> {
@@ -52,31 +57,14 @@ async fn pipeline_and_script(link: &mut RedisLink, tag: &str) {
         .unwrap();
     assert_eq!(n, 6);
 
-    let script = adder();
     let key = format!("{{{tag}}}:script");
-    assert_eq!(
-        script
-            .key(&key)
-            .arg(2)
-            .invoke_async::<i64>(link)
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(add(link, &key, 2).await, 2);
     redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async::<()>(link)
         .await
         .unwrap();
-    assert_eq!(
-        script
-            .key(&key)
-            .arg(3)
-            .invoke_async::<i64>(link)
-            .await
-            .unwrap(),
-        5
-    );
+    assert_eq!(add(link, &key, 3).await, 5);
 }
 
 /// Two links of one target are two connections: one held by a blocking command does not
@@ -175,13 +163,7 @@ async fn cluster_routes_by_slot() {
     pipeline_and_script(&mut link, "ebok:s07").await;
     // A script on keys of every node, through one link.
     for i in 0..30 {
-        let n: i64 = adder()
-            .key(format!("counter:{i}"))
-            .arg(i)
-            .invoke_async(&mut link)
-            .await
-            .unwrap();
-        assert_eq!(n, i);
+        assert_eq!(add(&mut link, &format!("counter:{i}"), i).await, i);
     }
     links_are_independent(&target, "list").await;
 }
@@ -253,13 +235,7 @@ async fn sentinel_follows_the_primary() {
     assert_eq!(get(&mut link, "before").await.as_deref(), Some("1"));
     assert_eq!(get(&mut link, "after-readonly").await.as_deref(), Some("1"));
     // The new primary had not loaded the script: NOSCRIPT, loaded, run.
-    let n: i64 = adder()
-        .key("{t}:script")
-        .arg(1)
-        .invoke_async(&mut link)
-        .await
-        .unwrap();
-    assert_eq!(n, 6);
+    assert_eq!(add(&mut link, "{t}:script", 1).await, 6);
 }
 
 /// Nothing listening: every kind of target fails within the connect timeout.
