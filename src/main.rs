@@ -112,7 +112,7 @@ struct Global {
     /// Live-session store: embedded or redis; overrides sessions.store.
     #[arg(long, global = true, value_parser = parse_store)]
     store: Option<StoreKind>,
-    /// Redis URL; overrides sessions.redis_url.
+    /// Redis URL; overrides sessions.redis_url (and a redis_cluster or redis_sentinel).
     #[arg(long = "redis-url", global = true)]
     redis_url: Option<String>,
     /// Database URL (sqlite://PATH or postgres://…); overrides database.url.

@@ -115,7 +115,7 @@ impl Config {
             state_dir: self.state.dir.clone(),
             shared: (self.sessions.store == StoreKind::Redis).then(|| {
                 crate::web::settings::SharedRedis {
-                    url: self.sessions.redis_url.clone(),
+                    target: self.sessions.redis_target(),
                     prefix: self.sessions.redis_prefix.clone(),
                 }
             }),
@@ -155,6 +155,16 @@ impl Config {
                 "isp.nip",
                 "is empty: invoices carry no seller's NIP and transfer QR codes no recipient's"
                     .to_owned(),
+            ));
+        }
+        let s = &self.sessions;
+        if s.store == StoreKind::Redis
+            && (s.redis_cluster.is_some() || s.redis_sentinel.is_some())
+            && s.redis_url != SessionsConfig::default().redis_url
+        {
+            out.push((
+                "sessions.redis_url",
+                "is not used: redis_cluster or redis_sentinel says where Redis is".to_owned(),
             ));
         }
         if self.web.public_url.is_empty() {
@@ -212,7 +222,10 @@ impl Config {
             self.sessions.store = s;
         }
         if let Some(u) = &cli.redis_url {
+            // The one server named last wins over a Cluster or Sentinel set in the file.
             self.sessions.redis_url = u.clone();
+            self.sessions.redis_cluster = None;
+            self.sessions.redis_sentinel = None;
         }
         if let Some(u) = &cli.database_url {
             self.database.url = u.clone();
@@ -639,6 +652,137 @@ mod tests {
             redact_url("postgres://u:pw@h/db"),
             "postgres://u:***@h/db".to_owned()
         );
+    }
+
+    /// `[sessions]` names one Redis server, a Cluster or a Sentinel set; the target follows
+    /// what is given, and secrets stay out of `Debug`.
+    #[test]
+    fn redis_target_is_the_deployment_given() {
+        use ebok_live::redis_link::RedisTarget;
+        let c = load_text("[sessions]\nstore = \"redis\"\n", vec![]).unwrap();
+        assert_eq!(
+            c.sessions.redis_target(),
+            RedisTarget::Single {
+                url: "redis://127.0.0.1:6379/".into()
+            }
+        );
+        let c = load_text(
+            "[sessions]\nstore = \"redis\"\n\
+             redis_cluster = [\"redis://:pw1@10.0.0.1:6379\", \"rediss://10.0.0.2:6379\"]\n",
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            c.sessions.redis_target(),
+            RedisTarget::Cluster {
+                nodes: vec![
+                    "redis://:pw1@10.0.0.1:6379".into(),
+                    "rediss://10.0.0.2:6379".into()
+                ]
+            }
+        );
+        assert!(!format!("{c:?}").contains("pw1"));
+        assert!(c.warnings().iter().all(|(k, _)| *k != "sessions.redis_url"));
+        let c = load_text(
+            "[sessions]\nstore = \"redis\"\nredis_url = \"redis://other:6379/\"\n\
+             redis_sentinel = { service = \"ebok\", nodes = [\"redis://u:pw2@s1:26379\"] }\n",
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            c.sessions.redis_target(),
+            RedisTarget::Sentinel {
+                service: "ebok".into(),
+                nodes: vec!["redis://u:pw2@s1:26379".into()]
+            }
+        );
+        assert!(!format!("{c:?}").contains("pw2"));
+        assert!(!format!("{:?}", c.panel()).contains("pw2"));
+        assert!(c.warnings().iter().any(|(k, _)| *k == "sessions.redis_url"));
+        // From the environment, a table's keys one by one.
+        let c = load_text(
+            "[sessions]\nstore = \"redis\"\n",
+            vec![
+                ("EBOK_SESSIONS__REDIS_SENTINEL__SERVICE", "ebok"),
+                (
+                    "EBOK_SESSIONS__REDIS_SENTINEL__NODES",
+                    "[\"redis://s1:26379\"]",
+                ),
+            ],
+        )
+        .unwrap();
+        assert!(matches!(
+            c.sessions.redis_target(),
+            RedisTarget::Sentinel { .. }
+        ));
+        // The command line's one server wins over the file's Cluster.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ebok.toml");
+        std::fs::write(
+            &path,
+            "[sessions]\nstore = \"redis\"\nredis_cluster = [\"redis://n:1\"]\n",
+        )
+        .unwrap();
+        let cli = CliOverrides {
+            redis_url: Some("redis://cli:6379/".into()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(&path), Vec::new(), &cli).unwrap();
+        assert_eq!(
+            c.sessions.redis_target(),
+            RedisTarget::Single {
+                url: "redis://cli:6379/".into()
+            }
+        );
+    }
+
+    /// Every problem of the Redis keys, under its full key path; only checked when the
+    /// store is Redis.
+    #[test]
+    fn redis_deployment_problems_name_their_keys() {
+        let keys = |text: &str| -> Vec<String> {
+            let e =
+                load_text(&format!("[sessions]\nstore = \"redis\"\n{text}"), vec![]).unwrap_err();
+            e.all().map(|(k, _)| k.to_owned()).collect()
+        };
+        assert_eq!(
+            keys("redis_cluster = [\"redis://a:1\"]\nredis_sentinel = { service = \"x\", nodes = [\"redis://s:2\"] }\n"),
+            ["sessions.redis_sentinel"]
+        );
+        assert_eq!(keys("redis_cluster = []\n"), ["sessions.redis_cluster"]);
+        assert_eq!(
+            keys("redis_cluster = [\"redis://a:1\", \"http://b:2\", \"c:3\"]\n"),
+            ["sessions.redis_cluster[1]", "sessions.redis_cluster[2]"]
+        );
+        assert_eq!(
+            keys("redis_sentinel = { service = \" \", nodes = [] }\n"),
+            [
+                "sessions.redis_sentinel.nodes",
+                "sessions.redis_sentinel.service"
+            ]
+        );
+        assert_eq!(
+            keys("redis_sentinel = { service = \"ebok\", nodes = [\"redis://s:1\", \"s:2\"] }\n"),
+            ["sessions.redis_sentinel.nodes[1]"]
+        );
+        assert_eq!(
+            keys("redis_sentinel = { service = \"ebok\", node = [] }\n"),
+            ["sessions.redis_sentinel.node"]
+        );
+        let e = load_text(
+            "[sessions]\nstore = \"redis\"\nredis_cluster = [\"x://u:secret@h:1\"]\n",
+            vec![],
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("sessions.redis_cluster[0]: \"x://u:***@h:1\""),
+            "{e}"
+        );
+        assert_eq!(keys("redis_url = \"http://x\"\n"), ["sessions.redis_url"]);
+        // Unused while the live map is embedded.
+        assert!(load_text("[sessions]\nredis_cluster = []\n", vec![]).is_ok());
     }
 
     /// `[isp] logo` is checked at start-up, and the problem names the key.

@@ -121,15 +121,10 @@ impl Config {
                 format!("{} is outside 1..=128", self.sessions.min_ipv6_prefix),
             ));
         }
-        if self.sessions.store == StoreKind::Redis
-            && !(self.sessions.redis_url.starts_with("redis://")
-                || self.sessions.redis_url.starts_with("rediss://")
-                || self.sessions.redis_url.starts_with("redis+unix://"))
-        {
-            problems.push(err(
-                "sessions.redis_url".into(),
-                "must start with redis://, rediss:// or redis+unix://".into(),
-            ));
+        if self.sessions.store == StoreKind::Redis {
+            for (key, reason) in self.sessions.redis_problems() {
+                problems.push(err(key, reason));
+            }
         }
         if !(1..=1024).contains(&self.sessions.log_streams) {
             problems.push(err(

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ebok::config::{Config, StoreKind};
-use ebok_testkit::redis_servers::{RedisCluster, RedisSentinel};
+use ebok_testkit::{RedisCluster, RedisSentinel};
 
 use crate::harness::*;
 
@@ -23,7 +23,7 @@ fn shared_config(dir: &std::path::Path, at: &Deployment, prefix: &str) -> Config
     c.sessions.store = StoreKind::Redis;
     c.sessions.redis_prefix = prefix.to_owned();
     match at {
-        Deployment::Cluster(nodes) => c.sessions.redis_cluster = nodes.clone(),
+        Deployment::Cluster(nodes) => c.sessions.redis_cluster = Some(nodes.clone()),
         Deployment::Sentinel { service, nodes } => {
             c.sessions.redis_sentinel = Some(ebok::config::SentinelConfig {
                 service: service.clone(),

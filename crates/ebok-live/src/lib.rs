@@ -15,6 +15,8 @@
 //!   (the SQL history, in ebok-store) in group commits, or to the journal when it fails.
 //! - [`dead_letter`]: journal records that can never apply, set aside with their reason.
 //! - [`background`]: the low-priority runtime the replay and the history writer run on.
+//! - [`redis_link`]: where Redis is (one server, a Cluster, or Sentinel) and the link every
+//!   Redis store talks through.
 //!
 //! The path of an accounting packet: bytes → checks and event (ebok-radius: `listener.rs`,
 //! `packet.rs`, `decode.rs`, `dedup.rs`) → journal (`ingest.rs` through the `Journal` seam,

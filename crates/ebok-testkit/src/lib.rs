@@ -3,6 +3,12 @@
 //! rule for missing services. A service test on a
 //! machine without the service is skipped and recorded in `target/ebok-skipped.txt` (the test
 //! script prints the list) — unless `EBOK_REQUIRE_SERVICES=1` (set by CI), where it fails.
+//! Redis Cluster and Sentinel deployments are started per test ([`RedisCluster`],
+//! [`RedisSentinel`]).
+
+mod redis_servers;
+
+pub use redis_servers::{RedisCluster, RedisSentinel};
 
 use std::io::Write;
 use std::time::Duration;

@@ -102,18 +102,19 @@ impl AppState {
         let (sessions, limiter): (Arc<dyn WebSessionStore>, Arc<dyn RateLimiter>) =
             match &config.shared {
                 Some(redis) => {
-                    let url = &redis.url;
+                    let target = &redis.target;
                     let prefix = format!("{}web:", redis.prefix);
+                    let place = || format!("{} ({})", target.describe(), target.config_key());
                     (
                         Arc::new(
-                            RedisWebSessions::connect(url, &prefix, policy)
+                            RedisWebSessions::connect(target, &prefix, policy)
                                 .await
-                                .context("panel sessions in Redis (sessions.redis_url)")?,
+                                .with_context(|| format!("panel sessions in {}", place()))?,
                         ),
                         Arc::new(
-                            RedisLimiter::connect(url, &format!("{prefix}rl:"))
+                            RedisLimiter::connect(target, &format!("{prefix}rl:"))
                                 .await
-                                .context("rate limits in Redis (sessions.redis_url)")?,
+                                .with_context(|| format!("rate limits in {}", place()))?,
                         ),
                     )
                 }

@@ -23,7 +23,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ebok_live::redis_link::{LinkOptions, RedisLink, RedisTarget};
 use redis::Script;
 use tokio::time::Instant;
 
@@ -277,10 +277,11 @@ impl RateLimiter for MemoryLimiter {
 /// The limiter shared by every instance. Key `P rl:KEY` is a sorted set of the counted
 /// attempts (score: Redis server time in ms, member: random), changed only by one Lua
 /// script, so concurrent instances never let more than the limit through and no instance's
-/// clock matters. Each key expires one window after its latest counted attempt.
+/// clock matters. Each key expires one window after its latest counted attempt. Every
+/// command and the script touch one key, so a Redis Cluster spreads the keys over its nodes.
 #[derive(Clone)]
 pub(crate) struct RedisLimiter {
-    conn: ConnectionManager,
+    conn: RedisLink,
     prefix: String,
 }
 
@@ -317,25 +318,11 @@ return {0, tonumber(entry[2]) + window - now}
     )
 });
 
-/// A reconnecting connection to `url` with the timeouts of the panel's Redis stores (rate
-/// limits and web sessions), checked with a PING.
-pub(crate) async fn redis_connection(url: &str) -> Result<ConnectionManager, redis::RedisError> {
-    let client = redis::Client::open(url)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(3)))
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_number_of_retries(3);
-    let conn = ConnectionManager::new_with_config(client, config).await?;
-    let mut ping = conn.clone();
-    redis::cmd("PING").query_async::<String>(&mut ping).await?;
-    Ok(conn)
-}
-
 impl RedisLimiter {
-    /// Connect to `url` (`redis://…`); every key starts with `prefix` (e.g. `ebok:`).
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, RateLimitError> {
+    /// Connect to `target`; every key starts with `prefix` (e.g. `ebok:`).
+    pub async fn connect(target: &RedisTarget, prefix: &str) -> Result<Self, RateLimitError> {
         Ok(RedisLimiter {
-            conn: redis_connection(url).await?,
+            conn: target.connect(LinkOptions::default()).await?,
             prefix: prefix.to_owned(),
         })
     }
@@ -647,29 +634,18 @@ return redis.call('ZCOUNT', KEYS[1], string.format('(%d', now - tonumber(ARGV[1]
         )
     });
 
-    async fn redis_limiter(test: &str) -> Option<(String, String, RedisLimiter)> {
-        let url = crate::testkit::redis(test).await?;
+    /// The scenarios on `target` under a fresh prefix: time passes for real (Redis counts by
+    /// its own clock, which tokio cannot pause), and the test looks at the log (by the
+    /// server's clock) for the attempts to leave. Gives the prefix used.
+    async fn redis_scenarios_on(target: &RedisTarget) -> String {
         let prefix = crate::testkit::redis_prefix();
-        let l = RedisLimiter::connect(&url, &prefix).await.expect("connect");
-        Some((url, prefix, l))
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn redis_scenarios() {
-        let Some((url, prefix, l)) = redis_limiter("web::ratelimit::tests::redis_scenarios").await
-        else {
-            return;
-        };
-        // Redis counts by its own clock, which tokio cannot pause: time passes for real, and
-        // the test looks at the log (by the server's clock) for the attempts to leave.
-        let window = Duration::from_millis(1000);
-        let counting = redis::Client::open(url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
+        let l = RedisLimiter::connect(target, &prefix)
             .await
-            .unwrap();
+            .expect("connect");
+        let window = Duration::from_millis(1000);
+        let conn = target.connect(LinkOptions::default()).await.unwrap();
         let counted = |key: String| {
-            let mut conn = counting.clone();
+            let mut conn = conn.clone();
             let key = format!("{prefix}rl:{key}");
             async move {
                 COUNTED
@@ -694,30 +670,55 @@ return redis.call('ZCOUNT', KEYS[1], string.format('(%d', now - tonumber(ARGV[1]
             window: Duration::from_secs(60),
         };
         l.hit("ttl", rule).await.unwrap();
-        let mut conn = redis::Client::open(url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
         let ttl: i64 = redis::cmd("PTTL")
             .arg(format!("{prefix}rl:ttl"))
-            .query_async(&mut conn)
+            .query_async(&mut conn.clone())
             .await
             .unwrap();
         assert!(ttl > 59_000 && ttl <= 60_000, "{ttl}");
+        prefix
+    }
+
+    /// [`concurrency`] with two instances sharing `target`; gives the prefix used.
+    async fn redis_concurrency_on(target: &RedisTarget) -> String {
+        let prefix = crate::testkit::redis_prefix();
+        let first = RedisLimiter::connect(target, &prefix).await.unwrap();
+        let second = RedisLimiter::connect(target, &prefix).await.unwrap();
+        concurrency(vec![Arc::new(first), Arc::new(second)]).await;
+        prefix
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_scenarios() {
+        let Some(url) = crate::testkit::redis("web::ratelimit::tests::redis_scenarios").await
+        else {
+            return;
+        };
+        let prefix = redis_scenarios_on(&RedisTarget::Single { url: url.clone() }).await;
         crate::testkit::redis_cleanup(&url, &prefix).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn redis_concurrency() {
-        let Some((url, prefix, first)) =
-            redis_limiter("web::ratelimit::tests::redis_concurrency").await
+        let Some(url) = crate::testkit::redis("web::ratelimit::tests::redis_concurrency").await
         else {
             return;
         };
-        // Two instances sharing one Redis.
-        let second = RedisLimiter::connect(&url, &prefix).await.unwrap();
-        concurrency(vec![Arc::new(first), Arc::new(second)]).await;
+        let prefix = redis_concurrency_on(&RedisTarget::Single { url: url.clone() }).await;
         crate::testkit::redis_cleanup(&url, &prefix).await;
+    }
+
+    /// Both on a Redis Cluster (ports 7124–7126), its nodes gone with the test.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_cluster() {
+        let test = "web::ratelimit::tests::redis_cluster";
+        let Some(cluster) = crate::testkit::RedisCluster::start(test, 7124, 3).await else {
+            return;
+        };
+        let target = RedisTarget::Cluster {
+            nodes: cluster.nodes(),
+        };
+        redis_scenarios_on(&target).await;
+        redis_concurrency_on(&target).await;
     }
 }

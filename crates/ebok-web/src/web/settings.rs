@@ -5,6 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use ebok_live::redis_link::RedisTarget;
 use ebok_radius::nas::parse_prefix;
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -27,11 +28,21 @@ pub struct PanelConfig {
     pub demo: bool,
 }
 
-/// A Redis server and the key prefix the panel's keys go under.
-#[derive(Debug, Clone)]
+/// Where Redis is (one server, a Cluster, or Sentinel) and the key prefix the panel's keys go
+/// under.
+#[derive(Clone)]
 pub struct SharedRedis {
-    pub url: String,
+    pub target: RedisTarget,
     pub prefix: String,
+}
+
+impl std::fmt::Debug for SharedRedis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedRedis")
+            .field("target", &self.target.describe())
+            .field("prefix", &self.prefix)
+            .finish()
+    }
 }
 
 /// A host name as compared: lower case, no trailing dot; an IP address in its canonical

@@ -19,6 +19,7 @@ use tower::ServiceExt;
 
 use super::AppState;
 use crate::web::settings::{PanelConfig, SharedRedis};
+use ebok_live::redis_link::RedisTarget;
 use ebok_live::sessions::embedded::EmbeddedSessions;
 use ebok_live::sessions::stream::{StreamOptions, StreamSessions};
 use ebok_live::sessions::LiveSessions;
@@ -200,7 +201,7 @@ impl Harness {
         Some(
             Harness::build(db, live, dir, Some(pg), Some((url, prefix)), move |c| {
                 c.shared = Some(SharedRedis {
-                    url: u.clone(),
+                    target: RedisTarget::Single { url: u.clone() },
                     prefix: p.clone(),
                 });
             })
@@ -249,6 +250,8 @@ impl Harness {
         }
         if let Some((url, prefix)) = self.redis {
             crate::testkit::redis_cleanup(&url, &prefix).await;
+            // The panel sessions' keys open with their hash tag.
+            crate::testkit::redis_cleanup(&url, &format!("{{{prefix}")).await;
         }
     }
 

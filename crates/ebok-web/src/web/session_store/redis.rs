@@ -3,9 +3,9 @@
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
-use ::redis::aio::ConnectionManager;
 use ::redis::Script;
 use async_trait::async_trait;
+use ebok_live::redis_link::{LinkOptions, RedisLink, RedisTarget};
 
 // The SHA-256 hex a token is stored under (as every other token of the panel).
 use super::{
@@ -15,17 +15,21 @@ use super::{
 
 /// Sessions in Redis, shared by every instance.
 ///
-/// Keys (`P` = the prefix): `P ws:HASH` is a hash (`a` account id, `c` created, `l` last seen,
-/// `p` 0/1 second factor pending, `i` IP or empty) whose TTL is the time left until the idle
-/// or absolute limit, whichever comes first (renewed when `last_seen` is written); `P wsa:ID`
-/// is the set of an account's session hashes, for "log out everywhere", living as long as its
-/// longest possible session. Promotion, touching and "log out everywhere" are Lua scripts.
-/// The stored times are checked on every read too, so the store's clock rules even when the
-/// TTL has not run out yet. Redis Cluster: the scripts touch a session key and its account
-/// set together, so the prefix needs a hash tag (`{ebok}:`).
+/// Keys (`T` = `{PREFIXws}`, one hash tag): `T:s:HASH` is a hash (`a` account id, `c`
+/// created, `l` last seen, `p` 0/1 second factor pending, `i` IP or empty) whose TTL is the
+/// time left until the idle or absolute limit, whichever comes first (renewed when
+/// `last_seen` is written); `T:a:ID` is the set of an account's session hashes, for "log out
+/// everywhere", living as long as its longest possible session; `T:accounts` is the set of
+/// the account ids that may have such a set, which purging walks. Creation, promotion,
+/// touching and "log out everywhere" are Lua scripts. The stored times are checked on every
+/// read too, so the store's clock rules even when the TTL has not run out yet.
+///
+/// Redis Cluster: the scripts touch a session, its account set and the account list
+/// together, so every key of the store carries the one hash tag and lives in one slot (one
+/// node serves the panel's sessions, a small load).
 #[derive(Clone)]
 pub(crate) struct RedisWebSessions {
-    conn: ConnectionManager,
+    conn: RedisLink,
     prefix: String,
     policy: SessionPolicy,
     now: Clock,
@@ -40,16 +44,17 @@ impl std::fmt::Debug for RedisWebSessions {
     }
 }
 
-/// Write a session and register it with its account.
-/// KEYS: session, account set. ARGV: a c l p i ttl member set_ttl.
+/// Write a session and register it with its account (and the account in the list).
+/// KEYS: session, account set, account list. ARGV: a c l p i ttl member set_ttl.
 const LUA_PUT: &str = r#"
-local function put(key, set, a, c, l, p, i, ttl, member, set_ttl)
+local function put(key, set, list, a, c, l, p, i, ttl, member, set_ttl)
   redis.call('HSET', key, 'a', a, 'c', c, 'l', l, 'p', p, 'i', i)
   redis.call('EXPIRE', key, ttl)
   redis.call('SADD', set, member)
   if redis.call('TTL', set) < tonumber(set_ttl) then
     redis.call('EXPIRE', set, set_ttl)
   end
+  redis.call('SADD', list, a)
 end
 "#;
 
@@ -57,14 +62,15 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LUA_PUT}{}",
         r#"
-put(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+put(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7],
+    ARGV[8])
 return 1
 "#
     ))
 });
 
-/// KEYS: old session, new session, account set. ARGV: old member, then as [`CREATE`].
-/// 0 when the old session is already gone (so only one caller wins).
+/// KEYS: old session, new session, account set, account list. ARGV: old member, then as
+/// [`CREATE`]. 0 when the old session is already gone (so only one caller wins).
 static PROMOTE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LUA_PUT}{}",
@@ -73,10 +79,24 @@ if redis.call('DEL', KEYS[1]) == 0 then
   return 0
 end
 redis.call('SREM', KEYS[3], ARGV[1])
-put(KEYS[2], KEYS[3], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+put(KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
+    ARGV[9])
 return 1
 "#
     ))
+});
+
+/// KEYS: account set, account list. ARGV: account id. Takes the account off the list when
+/// its set is gone (in one step, so a session created meanwhile keeps it listed).
+static UNLIST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[1])
+end
+return 1
+"#,
+    )
 });
 
 /// KEYS: session. ARGV: last seen, ttl. Never recreates a deleted session.
@@ -96,8 +116,8 @@ return 1
     )
 });
 
-/// KEYS: account set. ARGV: member to keep ('' none), session key prefix. Gives the number
-/// of sessions deleted.
+/// KEYS: account set. ARGV: member to keep ('' none), session key prefix (the sessions are
+/// in the set's slot). Gives the number of sessions deleted.
 static DELETE_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -114,15 +134,15 @@ return n
 });
 
 impl RedisWebSessions {
-    /// Connect to `url` (`redis://…`); every key starts with `prefix` (e.g. `ebok:`).
+    /// Connect to `target`; every key starts with `{` and `prefix` (e.g. `ebok:`).
     pub async fn connect(
-        url: &str,
+        target: &RedisTarget,
         prefix: &str,
         policy: SessionPolicy,
     ) -> Result<Self, WebSessionError> {
         Ok(RedisWebSessions {
-            conn: crate::web::ratelimit::redis_connection(url).await?,
-            prefix: prefix.to_owned(),
+            conn: target.connect(LinkOptions::default()).await?,
+            prefix: format!("{{{prefix}ws}}:"),
             policy,
             now: system_clock(),
         })
@@ -141,11 +161,15 @@ impl RedisWebSessions {
     }
 
     fn session_key(&self, hash: &str) -> String {
-        format!("{}ws:{hash}", self.prefix)
+        format!("{}s:{hash}", self.prefix)
     }
 
     fn account_key(&self, account_id: i64) -> String {
-        format!("{}wsa:{account_id}", self.prefix)
+        format!("{}a:{account_id}", self.prefix)
+    }
+
+    fn account_list(&self) -> String {
+        format!("{}accounts", self.prefix)
     }
 
     /// Seconds a key written at `now` should live (at least one: EXPIRE 0 deletes).
@@ -229,7 +253,8 @@ impl WebSessionStore for RedisWebSessions {
         };
         let mut inv = CREATE.prepare_invoke();
         inv.key(self.session_key(&hash))
-            .key(self.account_key(account_id));
+            .key(self.account_key(account_id))
+            .key(self.account_list());
         self.put_args(&mut inv, &hash, &s, now);
         let mut conn = self.conn.clone();
         let _: i64 = inv.invoke_async(&mut conn).await?;
@@ -286,6 +311,7 @@ impl WebSessionStore for RedisWebSessions {
         inv.key(self.session_key(&old_hash))
             .key(self.session_key(&hash))
             .key(self.account_key(s.account_id))
+            .key(self.account_list())
             .arg(&old_hash);
         self.put_args(&mut inv, &hash, &s, now);
         let mut conn = self.conn.clone();
@@ -319,7 +345,7 @@ impl WebSessionStore for RedisWebSessions {
         let n: u64 = DELETE_ALL
             .key(self.account_key(account_id))
             .arg(keep)
-            .arg(format!("{}ws:", self.prefix))
+            .arg(format!("{}s:", self.prefix))
             .invoke_async(&mut conn)
             .await?;
         Ok(n)
@@ -357,26 +383,13 @@ impl WebSessionStore for RedisWebSessions {
     async fn purge_expired(&self) -> Result<u64, WebSessionError> {
         let now = self.now();
         let mut conn = self.conn.clone();
-        let pattern = format!("{}wsa:*", self.prefix);
-        let mut sets = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            sets.extend(keys);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        let accounts: Vec<i64> = ::redis::cmd("SMEMBERS")
+            .arg(self.account_list())
+            .query_async(&mut conn)
+            .await?;
         let mut purged = 0;
-        for set in sets {
+        for account_id in accounts {
+            let set = self.account_key(account_id);
             let members: Vec<String> = ::redis::cmd("SMEMBERS")
                 .arg(&set)
                 .query_async(&mut conn)
@@ -397,6 +410,12 @@ impl WebSessionStore for RedisWebSessions {
                     }
                 }
             }
+            let _: i64 = UNLIST
+                .key(&set)
+                .key(self.account_list())
+                .arg(account_id)
+                .invoke_async(&mut conn)
+                .await?;
         }
         Ok(purged)
     }

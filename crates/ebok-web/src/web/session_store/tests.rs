@@ -7,6 +7,7 @@ use super::*;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use ebok_live::redis_link::{LinkOptions, RedisLink, RedisTarget};
 use time::OffsetDateTime;
 
 // The SHA-256 hex a token is stored under (as every other token of the panel).
@@ -55,8 +56,12 @@ enum Backend {
         pg: Option<FreshPg>,
     },
     Redis {
-        url: String,
+        /// A link of the test's own, to look inside.
+        link: RedisLink,
         prefix: String,
+        /// The shared server to clean up after the test (a Cluster of the test's own goes
+        /// with it).
+        cleanup: Option<String>,
     },
 }
 
@@ -137,33 +142,36 @@ impl Harness {
 
     async fn redis(test: &str) -> Option<Harness> {
         let url = crate::testkit::redis(test).await?;
+        let target = RedisTarget::Single { url: url.clone() };
+        Some(Self::redis_on(&target, Some(url)).await)
+    }
+
+    /// The Redis store on `target` under a fresh prefix.
+    async fn redis_on(target: &RedisTarget, cleanup: Option<String>) -> Harness {
         let prefix = crate::testkit::redis_prefix();
         let clock = TestClock::new();
-        let store = RedisWebSessions::connect(&url, &prefix, SessionPolicy::default())
+        let store = RedisWebSessions::connect(target, &prefix, SessionPolicy::default())
             .await
             .expect("connect redis")
             .with_clock(clock.source());
-        Some(Harness {
+        let link = target.connect(LinkOptions::default()).await.unwrap();
+        Harness {
             store: Box::new(store),
             clock,
             accounts: [41, 42],
-            backend: Backend::Redis { url, prefix },
-        })
+            backend: Backend::Redis {
+                link,
+                prefix,
+                cleanup,
+            },
+        }
     }
 
-    async fn redis_conn(url: &str) -> ::redis::aio::MultiplexedConnection {
-        ::redis::Client::open(url)
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-
-    async fn redis_keys(url: &str, pattern: &str) -> Vec<String> {
-        let mut conn = Self::redis_conn(url).await;
+    /// Every key of the store, of every node.
+    async fn redis_keys(link: &RedisLink, prefix: &str, pattern: &str) -> Vec<String> {
         let mut keys: Vec<String> = ::redis::cmd("KEYS")
-            .arg(pattern)
-            .query_async(&mut conn)
+            .arg(format!("{{{prefix}ws}}:{pattern}"))
+            .query_async(&mut link.clone())
             .await
             .unwrap();
         keys.sort();
@@ -180,8 +188,8 @@ impl Harness {
                     .unwrap();
                 Cols::new(&row).i64("n").unwrap() as usize
             }),
-            Backend::Redis { url, prefix } => {
-                Self::redis_keys(url, &format!("{prefix}ws:*")).await.len()
+            Backend::Redis { link, prefix, .. } => {
+                Self::redis_keys(link, prefix, "s:*").await.len()
             }
         }
     }
@@ -200,9 +208,9 @@ impl Harness {
                     out.push('\n');
                 }
             }),
-            Backend::Redis { url, prefix } => {
-                let mut conn = Self::redis_conn(url).await;
-                for key in Self::redis_keys(url, &format!("{prefix}*")).await {
+            Backend::Redis { link, prefix, .. } => {
+                let mut conn = link.clone();
+                for key in Self::redis_keys(link, prefix, "*").await {
                     let kind: String = ::redis::cmd("TYPE")
                         .arg(&key)
                         .query_async(&mut conn)
@@ -234,14 +242,20 @@ impl Harness {
                     pg.drop_db().await;
                 }
             }
-            Backend::Redis { url, prefix } => {
-                crate::testkit::redis_cleanup(&url, &prefix).await;
+            Backend::Redis {
+                prefix,
+                cleanup: Some(url),
+                ..
+            } => {
+                crate::testkit::redis_cleanup(&url, &format!("{{{prefix}")).await;
             }
+            Backend::Redis { cleanup: None, .. } => {}
         }
     }
 }
 
-/// Generate `sqlite::NAME`, `postgres::NAME` and `::redis::NAME` from `async fn NAME(&Harness)`.
+/// Generate `sqlite::NAME`, `postgres::NAME` and `::redis::NAME` from `async fn NAME(&Harness)`,
+/// and `redis_cluster`, every scenario in turn on a Redis Cluster.
 macro_rules! all_backends {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -282,6 +296,23 @@ macro_rules! all_backends {
                     super::$name(&h).await;
                     h.finish().await;
                 }
+            )+
+        }
+        /// Every scenario on one Redis Cluster (ports 7121–7123), each under a prefix of
+        /// its own.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn redis_cluster() {
+            let test = "web::session_store::tests::redis_cluster";
+            let Some(cluster) = crate::testkit::RedisCluster::start(test, 7121, 3).await else {
+                return;
+            };
+            let target = RedisTarget::Cluster {
+                nodes: cluster.nodes(),
+            };
+            $(
+                let h = Harness::redis_on(&target, None).await;
+                $name(&h).await;
+                h.finish().await;
             )+
         }
     };
@@ -627,11 +658,11 @@ async fn redis_keys_expire_by_themselves() {
     let Some(h) = Harness::redis("web::session_store::tests::redis_keys_expire").await else {
         return;
     };
-    let Backend::Redis { url, prefix } = &h.backend else {
+    let Backend::Redis { link, prefix, .. } = &h.backend else {
         unreachable!()
     };
     let token = h.store.create(7, false, None).await.unwrap();
-    let mut conn = Harness::redis_conn(url).await;
+    let mut conn = link.clone();
     let ttl = |key: String| {
         let mut conn = conn.clone();
         async move {
@@ -642,8 +673,8 @@ async fn redis_keys_expire_by_themselves() {
                 .unwrap()
         }
     };
-    let session = format!("{prefix}ws:{}", stored_hash(&token));
-    let set = format!("{prefix}wsa:7");
+    let session = format!("{{{prefix}ws}}:s:{}", stored_hash(&token));
+    let set = format!("{{{prefix}ws}}:a:7");
     assert!((1795..=1800).contains(&ttl(session.clone()).await));
     assert!((12 * HOUR - 5..=12 * HOUR).contains(&ttl(set.clone()).await));
     // Touched 11 h 50 min later: the TTL is what is left of the absolute limit.
