@@ -170,10 +170,12 @@ fn start_packet(i: u32) -> Vec<u8> {
     )
 }
 
-/// Send Starts `range` one after another to `to`; the ones answered.
+/// Send Starts `range` one after another to `to`, until five in a row go unanswered (the
+/// instance is gone); the ones answered.
 async fn send_starts(to: SocketAddr, range: std::ops::Range<u32>) -> Vec<u32> {
     let client = RawClient::new(to).await;
     let mut answered = Vec::new();
+    let mut unanswered = 0;
     for i in range {
         if client
             .exchange(&start_packet(i), Duration::from_millis(300))
@@ -181,6 +183,12 @@ async fn send_starts(to: SocketAddr, range: std::ops::Range<u32>) -> Vec<u32> {
             .is_some()
         {
             answered.push(i);
+            unanswered = 0;
+        } else {
+            unanswered += 1;
+            if unanswered == 5 {
+                break;
+            }
         }
     }
     answered
