@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark of RADIUS accounting against FreeRADIUS (not a timed test), in one go:
-#   a) ebok with the embedded store, b) ebok with Redis, c) FreeRADIUS 3.2 (Debian package,
-#   accounting to its detail file only) — each under the same `ebok-bench load`, with the
-#   server's CPU time read from /proc; d) Redis memory per live session and embedded lookup
-#   latency at 1,000,000 sessions; e) a summary table and the ratios.
+#   a) ebok with the embedded store, b) ebok with the map shared through the log in Redis,
+#   c) FreeRADIUS 3.2 (Debian package, accounting to its detail file only), c') FreeRADIUS
+#   keeping an IP-keyed map in Redis with its shipped `rediswho` module — each under the same
+#   `ebok-bench load`, with the server's CPU time read from /proc (redis-server's counted
+#   for b and c'); d) Redis memory per live session and embedded lookup latency at
+#   1,000,000 sessions; e) a summary table and the ratios.
 #
 # Only loopback traffic. Environment knobs (defaults in brackets):
 #   SESSIONS [400000] sessions per load run (Start + INTERIMS Interim-Updates + Stop each)
@@ -12,7 +14,7 @@
 #   SKIP_DURABLE=1 skips the extra ebok runs with radius.ack_after = "store"
 #   MEM_SESSIONS [1000000], LOOKUPS [200000]; SKIP_MEMORY=1 skips d)
 #   REDIS_URL [redis://127.0.0.1:6379/]; SKIP_EBOK=1 skips a) and b), SKIP_REDIS=1 b),
-#   SKIP_FREERADIUS=1 c)
+#   SKIP_FREERADIUS=1 c) and c'), SKIP_REDISWHO=1 c')
 #   EXTRA_WINDOW [1024] a second window for the journal-mode ebok runs and FreeRADIUS (runs
 #   named …-wN; at 256 outstanding ebok is latency-bound, not CPU-bound); 0 skips them
 # Needs: cargo, redis-server running at REDIS_URL, redis-cli; installs `freeradius` with
@@ -29,6 +31,7 @@ LOOKUPS=${LOOKUPS:-200000}
 SKIP_MEMORY=${SKIP_MEMORY:-0}
 SKIP_REDIS=${SKIP_REDIS:-0}
 SKIP_FREERADIUS=${SKIP_FREERADIUS:-0}
+SKIP_REDISWHO=${SKIP_REDISWHO:-0}
 SKIP_EBOK=${SKIP_EBOK:-0}
 SETTLE=${SETTLE:-30}
 SKIP_DURABLE=${SKIP_DURABLE:-0}
@@ -170,12 +173,13 @@ EOF
     redis_prefix=""
 }
 
-run_freeradius() { # [name]
-    local name=${1:-freeradius}
-    if ! command -v freeradius >/dev/null; then
-        echo "== installing freeradius"
+run_freeradius() { # [name] [accounting module: detail or rediswho]
+    local name=${1:-freeradius} module=${2:-detail}
+    if ! command -v freeradius >/dev/null || { [ "$module" = rediswho ] &&
+        ! [ -e /usr/lib/freeradius/rlm_rediswho.so ]; }; then
+        echo "== installing freeradius freeradius-redis"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq freeradius >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq freeradius freeradius-redis >/dev/null
     fi
     local rdb=$tmp/$name/raddb port
     port=$("$BENCH" free-port)
@@ -194,12 +198,43 @@ EOF
     # The stock default site with one accounting listener on our port (SO_RCVBUF asked as
     # large as ebok's radius.recv_buffer default, so neither loses datagrams to a small
     # socket buffer) and an accounting section that writes the detail file only (no
-    # unix/radutmp/sql/exec).
+    # unix/radutmp/sql/exec), or that keeps the IP map in Redis through rediswho.
     rm -f "$rdb"/sites-enabled/*
-    awk -v port="$port" '
+    local also=()
+    if [ "$module" = rediswho ]; then
+        local rport rpid
+        rport=$(echo "$REDIS_URL" | sed -n 's|^redis://[^/]*:\([0-9][0-9]*\).*|\1|p')
+        redis_prefix="fr-bench-$$-$name:"
+        sed -i "s/^\s*port = .*/\tport = ${rport:-6379}/" "$rdb/mods-available/redis"
+        ln -sf ../mods-available/redis "$rdb/mods-enabled/redis"
+        # The map keyed by the line's IP: the newest event of the session holding it.
+        local key="${redis_prefix}%{Framed-IP-Address}"
+        local value="%l,%{Acct-Session-Id},%{NAS-IP-Address},%{User-Name},%{%{Acct-Input-Octets}:-0},%{%{Acct-Output-Octets}:-0}"
+        {
+            echo "rediswho {"
+            echo "	trim_count = 0"
+            echo "	expire_time = 660"
+            for status in Start Interim-Update; do
+                echo "	$status {"
+                echo "		insert = \"LPUSH $key $value\""
+                echo "		trim = \"LTRIM $key 0 \${..trim_count}\""
+                echo "		expire = \"EXPIRE $key \${..expire_time}\""
+                echo "	}"
+            done
+            echo "	Stop {"
+            echo "		insert = \"DEL $key\""
+            echo "		trim = \"DEL $key\""
+            echo "		expire = \"DEL $key\""
+            echo "	}"
+            echo "}"
+        } >"$rdb/mods-enabled/rediswho"
+        rpid=$(redis_pid)
+        if [ -n "$rpid" ]; then also=(--also-pid "$rpid"); fi
+    fi
+    awk -v port="$port" -v module="$module" '
         /^server default \{/ { print; print "listen {\n\ttype = acct\n\tipaddr = 127.0.0.1\n\tport = " port "\n\trecv_buff = 8388608\n}"; next }
         /^listen \{/ { skip = 1; next }
-        /^accounting \{/ { print "accounting {\n\tdetail\n}"; skip = 1; next }
+        /^accounting \{/ { print "accounting {\n\t" module "\n}"; skip = 1; next }
         skip && /^\}/ { skip = 0; next }
         !skip { print }
     ' "$rdb/sites-available/default" >"$rdb/sites-enabled/default"
@@ -216,10 +251,15 @@ EOF
         echo "freeradius did not start" >&2
         exit 1
     fi
-    load "$name" "$port" "$server_pid"
+    load "$name" "$port" "$server_pid" "${also[@]}"
     stop_server "$server_pid"
     server_pid=""
-    echo "  detail files: $(find "$tmp/$name/fr-log/radacct" -type f | wc -l), $(du -sh "$tmp/$name/fr-log/radacct" | cut -f1)"
+    if [ "$module" = detail ]; then
+        echo "  detail files: $(find "$tmp/$name/fr-log/radacct" -type f | wc -l), $(du -sh "$tmp/$name/fr-log/radacct" | cut -f1)"
+    else
+        clean_redis_prefix "$redis_prefix"
+        redis_prefix=""
+    fi
 }
 
 if [ "$SKIP_EBOK" != 1 ]; then
@@ -232,7 +272,10 @@ if [ "$SKIP_EBOK" != 1 ]; then
         if [ "$SKIP_REDIS" != 1 ]; then run_ebok ebok-redis-store redis store; fi
     fi
 fi
-if [ "$SKIP_FREERADIUS" != 1 ]; then run_freeradius; fi
+if [ "$SKIP_FREERADIUS" != 1 ]; then
+    run_freeradius
+    if [ "$SKIP_REDISWHO" != 1 ]; then run_freeradius freeradius-rediswho rediswho; fi
+fi
 wide=""
 if [ "$EXTRA_WINDOW" != 0 ] && [ "$EXTRA_WINDOW" != "$WINDOW" ]; then
     # The journal-mode runs and FreeRADIUS again with more requests outstanding.
@@ -262,9 +305,10 @@ echo "== summary ($(nproc) cores, $(uname -r), window $WINDOW${wide:+ (runs …$
 printf '%-20s %8s %8s %8s %8s %8s %10s %9s %11s %14s %8s\n' server 'pkts/s' 'p50 µs' 'p99 µs' \
     'max µs' timeouts 'CPU µs/pkt' 'spooled%' 'spool left' '+replay µs/pkt' 'other s'
 runs="ebok-embedded ebok-redis ebok-embedded-store ebok-redis-store"
+fr_runs="freeradius freeradius-rediswho"
 wide_runs=""
 if [ -n "$wide" ]; then wide_runs="ebok-embedded$wide ebok-redis$wide freeradius$wide"; fi
-for n in $runs freeradius $wide_runs; do
+for n in $runs $fr_runs $wide_runs; do
     grep -q "^RESULT name=$n " "$results" || continue
     printf '%-20s %8s %8s %8s %8s %8s %10s %9s %11s %14s %8s\n' "$n" "$(field $n pps)" \
         "$(field $n p50_us)" "$(field $n p99_us)" "$(field $n max_us)" "$(field $n timeouts)" \
@@ -292,7 +336,13 @@ compare() { # freeradius-run ebok-runs…
 }
 # shellcheck disable=SC2086 # word lists
 compare freeradius $runs
+compare freeradius-rediswho ebok-redis
 if [ -n "$wide" ]; then compare "freeradius$wide" "ebok-embedded$wide" "ebok-redis$wide"; fi
+for n in ebok-redis freeradius-rediswho "ebok-redis$wide"; do
+    v=$(field "$n" also_us_per_pkt_incl_replay)
+    [ -n "$v" ] || v=$(field "$n" also_us_per_pkt)
+    if [ -n "$v" ]; then echo "$n: redis-server $v µs CPU per event"; fi
+done
 if grep -q "^RESULT name=redis-memory " "$results"; then
     echo "redis: $(field redis-memory bytes_per_session) bytes per live session at $(field redis-memory sessions) sessions ($(field redis-memory interims) Interim-Updates each in the log, $(field redis-memory streams) streams)"
 fi

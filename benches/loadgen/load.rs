@@ -224,6 +224,10 @@ pub(super) async fn load(args: LoadArgs) -> anyhow::Result<()> {
             server_s * 100.0 / (end - start).as_secs_f64()
         );
         cpu_fields = format!(" server_cpu_s={server_s:.2} cpu_us_per_pkt={per_pkt:.1}");
+        if !args.also_pid.is_empty() {
+            let also_per = also_s * 1e6 / all.answered.max(1) as f64;
+            cpu_fields.push_str(&format!(" also_us_per_pkt={also_per:.1}"));
+        }
     }
     // Whatever else ran on the machine meanwhile (builds, other tests) competed for the cores.
     let server_ticks = match (server_cpu0, server_cpu1) {
@@ -277,6 +281,12 @@ pub(super) async fn load(args: LoadArgs) -> anyhow::Result<()> {
                 };
                 print!("; server CPU incl. replay {total_s:.2} s → {per:.1} µs/packet{bound}");
                 cpu_fields.push_str(&format!(" cpu_us_per_pkt_incl_replay={per:.1}"));
+                if !args.also_pid.is_empty() {
+                    let also_total = (cpu_sum(&args.also_pid)? - also_cpu0) as f64 / tck;
+                    let also_per = also_total * 1e6 / all.answered.max(1) as f64;
+                    print!(", of which --also-pid {also_total:.2} s → {also_per:.1} µs/packet");
+                    cpu_fields.push_str(&format!(" also_us_per_pkt_incl_replay={also_per:.1}"));
+                }
             }
             println!();
         }

@@ -282,7 +282,7 @@ fn unzigzag(v: u64) -> i64 {
 
 /// What an accounting event tells the live map and history, for the shared log's entries:
 /// status, Acct-Terminate-Cause, event time (seconds and nanoseconds), the deadline as
-/// milliseconds from it, then the attributes in a live session's layout (IPv6 prefixes
+/// nanoseconds from it, then the attributes in a live session's layout (IPv6 prefixes
 /// merged, a MAC in 6 octets). Attributes nothing downstream reads are left out.
 pub(crate) fn encode_event(
     out: &mut Vec<u8>,
@@ -300,7 +300,7 @@ pub(crate) fn encode_event(
     let ord = time_ord(e.event_time)?;
     put_varint(out, ord >> 30);
     put_varint(out, ord & ((1 << 30) - 1));
-    let ahead = (expires_at - e.event_time).whole_milliseconds();
+    let ahead = (expires_at - e.event_time).whole_nanoseconds();
     let ahead =
         i64::try_from(ahead).map_err(|_| StoreError::Invalid("deadline out of range".into()))?;
     put_varint(out, zigzag(ahead));
@@ -341,7 +341,7 @@ pub(crate) fn decode_event(buf: &[u8]) -> Result<(AccountingEvent, OffsetDateTim
         return Err(corrupt("event time"));
     }
     let event_time = ord_time((secs << 30) | nanos)?;
-    let ahead = time::Duration::milliseconds(unzigzag(r.varint()?));
+    let ahead = time::Duration::nanoseconds(unzigzag(r.varint()?));
     let expires_at = event_time
         .checked_add(ahead)
         .ok_or_else(|| corrupt("deadline"))?;

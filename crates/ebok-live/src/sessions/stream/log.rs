@@ -219,7 +219,7 @@ mod tests {
             instance: 0x89ab_cdef,
             seq: 300,
         };
-        let at = datetime!(2026-12-05 12:11:00.123 UTC);
+        let at = datetime!(2026-12-05 12:11:00.123456789 UTC);
         let bytes = encode_entry(origin, &e, at).unwrap();
         let (o, back, deadline) = decode_entry(&bytes).unwrap();
         assert_eq!((o, deadline), (origin, at));
