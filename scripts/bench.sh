@@ -152,6 +152,11 @@ EOF
         echo "ebok did not start" >&2
         exit 1
     fi
+    # The listeners are bound before the stores open; /metrics answers once ebok serves.
+    for _ in $(seq 300); do
+        curl -fs "http://127.0.0.1:$mport/metrics" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
     local also=()
     if [ "$store" = redis ]; then
         # Redis works for ebok here: its CPU counts as the server's.
@@ -159,8 +164,12 @@ EOF
         rpid=$(redis_pid)
         if [ -n "$rpid" ]; then also=(--also-pid "$rpid"); fi
     fi
-    load "$name" "$port" "$server_pid" --metrics "http://127.0.0.1:$mport/metrics" \
-        --settle "$SETTLE" "${also[@]}"
+    if ! load "$name" "$port" "$server_pid" --metrics "http://127.0.0.1:$mport/metrics" \
+        --settle "$SETTLE" "${also[@]}"; then
+        echo "  the load run failed; ebok's log:" >&2
+        tail -n 20 "$dir/ebok.log" >&2
+        exit 1
+    fi
     stop_server "$server_pid"
     server_pid=""
     if [ -s "$dir/ebok.log" ]; then
@@ -338,7 +347,7 @@ compare() { # freeradius-run ebok-runs…
 compare freeradius $runs
 compare freeradius-rediswho ebok-redis
 if [ -n "$wide" ]; then compare "freeradius$wide" "ebok-embedded$wide" "ebok-redis$wide"; fi
-for n in ebok-redis freeradius-rediswho "ebok-redis$wide"; do
+for n in ebok-redis freeradius-rediswho ${wide:+"ebok-redis$wide"}; do
     v=$(field "$n" also_us_per_pkt_incl_replay)
     [ -n "$v" ] || v=$(field "$n" also_us_per_pkt)
     if [ -n "$v" ]; then echo "$n: redis-server $v µs CPU per event"; fi
