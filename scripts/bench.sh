@@ -15,6 +15,8 @@
 #   MEM_SESSIONS [1000000], LOOKUPS [200000]; SKIP_MEMORY=1 skips d)
 #   REDIS_URL [redis://127.0.0.1:6379/]; SKIP_EBOK=1 skips a) and b), SKIP_REDIS=1 b),
 #   SKIP_FREERADIUS=1 c) and c'), SKIP_REDISWHO=1 c')
+#   CLUSTER=1 also runs b) on a 3-node Redis Cluster the script starts on loopback ports
+#   (its three redis-servers' CPU counted), named ebok-redis-cluster
 #   EXTRA_WINDOW [1024] a second window for the journal-mode ebok runs and FreeRADIUS (runs
 #   named …-wN; at 256 outstanding ebok is latency-bound, not CPU-bound); 0 skips them
 # Needs: cargo, redis-server running at REDIS_URL, redis-cli; installs `freeradius` with
@@ -32,6 +34,9 @@ SKIP_MEMORY=${SKIP_MEMORY:-0}
 SKIP_REDIS=${SKIP_REDIS:-0}
 SKIP_FREERADIUS=${SKIP_FREERADIUS:-0}
 SKIP_REDISWHO=${SKIP_REDISWHO:-0}
+CLUSTER=${CLUSTER:-0}
+cluster_pids=()
+cluster_nodes=""
 SKIP_EBOK=${SKIP_EBOK:-0}
 SETTLE=${SETTLE:-30}
 SKIP_DURABLE=${SKIP_DURABLE:-0}
@@ -70,6 +75,7 @@ clean_redis_prefix() {
 
 cleanup() {
     stop_server "$server_pid"
+    for p in "${cluster_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     clean_redis_prefix "$redis_prefix"
     rm -rf "$tmp"
 }
@@ -106,8 +112,35 @@ redis_pid() { # PID of the redis-server listening on REDIS_URL's port, if it is 
     ss -Hltnp "sport = :${rport:-6379}" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2
 }
 
-run_ebok() { # name store [radius.ack_after]
-    local name=$1 store=$2 ack_after=${3:-journal} dir=$tmp/$1 port mport wport
+start_cluster() { # three cluster-enabled redis-servers on free ports, joined into one Cluster
+    local ports=() p
+    for i in 1 2 3; do
+        # The cluster bus listens 10000 above the port, so the port stays below 55536.
+        p=$("$BENCH" free-port)
+        while [ "$p" -gt 55000 ]; do p=$("$BENCH" free-port); done
+        ports+=("$p")
+        mkdir -p "$tmp/cluster/$p"
+        redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --save "" \
+            --appendonly no --dir "$tmp/cluster/$p" --cluster-config-file "$tmp/cluster/$p/nodes.conf" \
+            >"$tmp/cluster/$p/log" 2>&1 &
+        cluster_pids+=($!)
+    done
+    for p in "${ports[@]}"; do
+        for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    done
+    redis-cli --cluster create $(printf '127.0.0.1:%s ' "${ports[@]}") --cluster-replicas 0 \
+        --cluster-yes >/dev/null
+    for _ in $(seq 100); do
+        redis-cli -p "${ports[0]}" cluster info | grep -q cluster_state:ok && break
+        sleep 0.1
+    done
+    cluster_nodes=$(printf '"redis://127.0.0.1:%s/", ' "${ports[@]}")
+    cluster_nodes="[${cluster_nodes%, }]"
+    echo "== Redis Cluster of 3 on ports ${ports[*]} (PIDs ${cluster_pids[*]})"
+}
+
+run_ebok() { # name store [radius.ack_after] [cluster]
+    local name=$1 store=$2 ack_after=${3:-journal} on_cluster=${4:-} dir=$tmp/$1 port mport wport
     port=$("$BENCH" free-port)
     mport=$("$BENCH" free-port)
     wport=$("$BENCH" free-port)
@@ -127,6 +160,7 @@ vendor = "mikrotik"
 [sessions]
 store = "$store"
 redis_url = "$REDIS_URL"
+$(if [ -n "$on_cluster" ]; then echo "redis_cluster = $cluster_nodes"; fi)
 redis_prefix = "$redis_prefix"
 
 [database]
@@ -158,7 +192,10 @@ EOF
         sleep 0.1
     done
     local also=()
-    if [ "$store" = redis ]; then
+    if [ -n "$on_cluster" ]; then
+        # All three nodes work for ebok: their CPU counts as the server's.
+        for p in "${cluster_pids[@]}"; do also+=(--also-pid "$p"); done
+    elif [ "$store" = redis ]; then
         # Redis works for ebok here: its CPU counts as the server's.
         local rpid
         rpid=$(redis_pid)
@@ -274,6 +311,10 @@ EOF
 if [ "$SKIP_EBOK" != 1 ]; then
     run_ebok ebok-embedded embedded
     if [ "$SKIP_REDIS" != 1 ]; then run_ebok ebok-redis redis; fi
+    if [ "$CLUSTER" = 1 ]; then
+        start_cluster
+        run_ebok ebok-redis-cluster redis journal cluster
+    fi
     # The same with ack_after = "store": every answer waits for the live store and history
     # (the journal only when they fail).
     if [ "$SKIP_DURABLE" != 1 ]; then
@@ -313,7 +354,7 @@ echo
 echo "== summary ($(nproc) cores, $(uname -r), window $WINDOW${wide:+ (runs …$wide: $EXTRA_WINDOW)}, ${DURATION} s per load run, $((INTERIMS + 2)) events/session)"
 printf '%-20s %8s %8s %8s %8s %8s %10s %9s %11s %14s %8s\n' server 'pkts/s' 'p50 µs' 'p99 µs' \
     'max µs' timeouts 'CPU µs/pkt' 'spooled%' 'spool left' '+replay µs/pkt' 'other s'
-runs="ebok-embedded ebok-redis ebok-embedded-store ebok-redis-store"
+runs="ebok-embedded ebok-redis ebok-redis-cluster ebok-embedded-store ebok-redis-store"
 fr_runs="freeradius freeradius-rediswho"
 wide_runs=""
 if [ -n "$wide" ]; then wide_runs="ebok-embedded$wide ebok-redis$wide freeradius$wide"; fi
@@ -347,7 +388,7 @@ compare() { # freeradius-run ebok-runs…
 compare freeradius $runs
 compare freeradius-rediswho ebok-redis
 if [ -n "$wide" ]; then compare "freeradius$wide" "ebok-embedded$wide" "ebok-redis$wide"; fi
-for n in ebok-redis freeradius-rediswho ${wide:+"ebok-redis$wide"}; do
+for n in ebok-redis ebok-redis-cluster freeradius-rediswho ${wide:+"ebok-redis$wide"}; do
     v=$(field "$n" also_us_per_pkt_incl_replay)
     [ -n "$v" ] || v=$(field "$n" also_us_per_pkt)
     if [ -n "$v" ]; then echo "$n: redis-server $v µs CPU per event"; fi
