@@ -235,7 +235,7 @@ run_panel() {
     check_panel "$base" "$cookie"
     "$BENCH" billing-history --database-url "$dburl" | sed 's/^/  /'
     check_page "$base" "$cookie" /platnosci 'Saldo'
-    check_page "$base" "$cookie" /statystyki 'Transfer w ostatnich 30 dniach'
+    check_page "$base" "$cookie" /statystyki 'Ruch wszystkich Twoich kont PPPoE'
     if wants login; then bench "$label-login" "$server_pid" "$base/logowanie"; fi
     if wants panel; then bench "$label-panel" "$server_pid" "$base/panel" -H "Cookie: $cookie"; fi
     if wants home; then bench "$label-home" "$server_pid" "$base/"; fi
