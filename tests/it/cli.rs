@@ -88,3 +88,70 @@ async fn the_console_escapes_what_a_nas_sent_and_speaks_warsaw_time() {
     let (_, utc) = cli(dir.path(), &["--utc", "sessions", "lookup", "10.4.0.1"]);
     assert!(utc.contains("2025-11-24 16:00:00 UTC"), "{utc}");
 }
+
+/// `ebok sessions lookup|list` beside the running daemon, with either store: the embedded
+/// file, or a copy of the daemon's snapshot and the log in Redis (the daemon's files are
+/// left as they were).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_commands_work_while_the_daemon_runs() {
+    for backend in Backend::all("cli::sessions_commands_work_while_the_daemon_runs").await {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), &backend, None);
+        let store = match &backend {
+            Backend::Embedded => String::new(),
+            Backend::Redis { url, prefix } => {
+                format!("store = \"redis\"\nredis_url = \"{url}\"\nredis_prefix = \"{prefix}\"\n")
+            }
+        };
+        std::fs::write(
+            dir.path().join("ebok.toml"),
+            format!(
+                "[state]\ndir = \"{d}\"\n[database]\nurl = \"{db}\"\n[sessions]\n{store}",
+                d = dir.path().display(),
+                db = config.database.url
+            ),
+        )
+        .unwrap();
+        let ebok = Ebok::start(config).await;
+        acct(
+            &ebok,
+            &attrs("Start", "cli-1", "anna", Some("10.4.1.1"), T0, ""),
+        )
+        .await;
+        let d = dir.path().to_owned();
+        let (lookup, list) = tokio::task::spawn_blocking(move || {
+            (
+                cli(&d, &["sessions", "lookup", "10.4.1.1"]),
+                cli(&d, &["sessions", "list"]),
+            )
+        })
+        .await
+        .unwrap();
+        assert!(
+            lookup.0 && lookup.1.contains("anna"),
+            "{backend:?}: {}",
+            lookup.1
+        );
+        assert!(
+            list.0 && list.1.trim_end().ends_with("1 live session"),
+            "{backend:?}: {}",
+            list.1
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("copy"))
+            .collect();
+        assert!(left.is_empty(), "{backend:?}: copies left behind: {left:?}");
+        // The daemon goes on: a later event still reaches its map.
+        acct(
+            &ebok,
+            &attrs("Stop", "cli-1", "anna", Some("10.4.1.1"), T0 + 60, ""),
+        )
+        .await;
+        assert!(ebok.lookup("10.4.1.1").await.is_none());
+        ebok.stop().await;
+        backend.cleanup().await;
+    }
+}

@@ -266,12 +266,19 @@ impl StreamSessions {
             read_only,
             copy,
         };
-        tracing::info!(
-            streams = store.keys.len(),
-            sessions = store.local_count(),
-            read_only,
-            "joined the shared live-session log"
-        );
+        if read_only {
+            tracing::debug!(
+                streams = store.keys.len(),
+                sessions = store.local_count(),
+                "read the shared live-session log"
+            );
+        } else {
+            tracing::info!(
+                streams = store.keys.len(),
+                sessions = store.local_count(),
+                "joined the shared live-session log"
+            );
+        }
         Ok(store)
     }
 
@@ -318,9 +325,6 @@ impl StreamSessions {
         let tasks = std::mem::take(&mut *self.lock_tasks());
         for t in tasks {
             let _ = t.await;
-        }
-        if let Some(copy) = &self.copy {
-            remove_store_file(copy);
         }
     }
 
@@ -419,6 +423,9 @@ fn remove_store_file(path: &Path) {
 impl Drop for StreamSessions {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        if let Some(copy) = &self.copy {
+            remove_store_file(copy);
+        }
     }
 }
 
