@@ -1708,3 +1708,76 @@ async fn instances_on_one_log_converge_on_randomized_streams() {
         }
     }
 }
+
+/// An Accounting-On commutes with the other events as a real NAS sends them (the sessions
+/// before its restart stop reporting; the ones after it are new): however the log's streams
+/// interleave (each session's events in their order, as one stream keeps them; repeats
+/// included), the map is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nas_restart_gives_the_same_map_in_any_order() {
+    let mut events = Vec::new();
+    for i in 0..12 {
+        let (sid, ip) = (format!("old{i}"), format!("100.70.0.{}", i + 1));
+        events.push(with_ips(start("nas1", &sid, at(i)), Some(&ip), &[]));
+        events.push(interim("nas1", &sid, at(50 + i), 10 * i as u64, 1));
+        if i % 3 == 0 {
+            events.push(stop("nas1", &sid, at(80 + i), 20 * i as u64, 2));
+        }
+        // The same addresses again after the restart, in new sessions.
+        let sid = format!("new{i}");
+        events.push(with_ips(start("nas1", &sid, at(200 + i)), Some(&ip), &[]));
+        if i % 4 == 0 {
+            events.push(interim("nas1", &sid, at(260 + i), 5, 5));
+        }
+        // Another NAS the restart does not touch.
+        events.push(with_ips(
+            start("nas2", &format!("other{i}"), at(i)),
+            Some(&format!("100.71.0.{}", i + 1)),
+            &[],
+        ));
+    }
+    events.push(nas_event(StatusType::AccountingOn, "nas1", at(150)));
+    let mut maps = Vec::new();
+    for seed in 0..8u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        // One queue per session key (the restart is its own), repeats next to the original.
+        let mut queues: BTreeMap<(String, String), Vec<AccountingEvent>> = BTreeMap::new();
+        for e in &events {
+            let q = queues
+                .entry((e.nas.clone(), e.session_id.clone()))
+                .or_default();
+            q.push(e.clone());
+            if rng.gen_bool(0.2) {
+                q.push(e.clone());
+            }
+        }
+        let mut queues: Vec<std::collections::VecDeque<AccountingEvent>> =
+            queues.into_values().map(Into::into).collect();
+        let mut order = Vec::new();
+        while !queues.is_empty() {
+            let i = rng.gen_range(0..queues.len());
+            order.push(queues[i].pop_front().unwrap());
+            if queues[i].is_empty() {
+                queues.swap_remove(i);
+            }
+        }
+        let env = Env::embedded().await;
+        for e in &order {
+            env.store().apply(e, later()).await.unwrap();
+        }
+        let mut holders = Vec::new();
+        for i in 0..12 {
+            holders.push(holder(env.store(), &format!("100.70.0.{}", i + 1)).await);
+        }
+        maps.push((sorted(env.store().list(None).await.unwrap()), holders));
+    }
+    for (seed, m) in maps.iter().enumerate().skip(1) {
+        assert_eq!(m, &maps[0], "order {seed} differs from order 0");
+    }
+    let (live, holders) = &maps[0];
+    assert_eq!(live.len(), 24, "12 new sessions on nas1, 12 on nas2");
+    assert!(holders
+        .iter()
+        .enumerate()
+        .all(|(i, h)| h.as_deref() == Some(&format!("new{i}"))));
+}
