@@ -1,47 +1,13 @@
 //! Nothing answered is lost: journaled while Redis is down with replay when it returns, and
 //! `kill -9` of the ebok binary in the middle of a stream.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use ebok::radius::packet;
 use ebok::sessions::LiveSessions;
 
 use crate::harness::*;
-
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_event(i: u32, ts: u32) -> Vec<u8> {
-    let ip = Ipv4Addr::from(0x0A05_0000 + i);
-    packet::build_accounting_request(
-        (i % 256) as u8,
-        SECRET.as_bytes(),
-        &[
-            (40, 1u32.to_be_bytes().to_vec()),
-            (44, format!("k-{i}").into_bytes()),
-            (1, format!("user{i}").into_bytes()),
-            (4, vec![192, 0, 2, 1]),
-            (8, ip.octets().to_vec()),
-            (55, ts.to_be_bytes().to_vec()),
-        ],
-        false,
-    )
-}
 
 /// A private redis-server on its own port that the test can stop and start (also used by
 /// the systemd watchdog test).

@@ -255,3 +255,39 @@ impl RawClient {
 pub use ebok_testkit::{eventually, eventually_within};
 
 pub use ebok_store::testkit::{closed_session, sqlite_in};
+
+/// A loopback UDP port free at the moment of asking.
+pub fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A loopback TCP port free at the moment of asking.
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A signed Start for session `k-{i}` of NAS 192.0.2.1, line 10.5.x.x, at `ts`.
+pub fn start_event(i: u32, ts: u32) -> Vec<u8> {
+    let ip = std::net::Ipv4Addr::from(0x0A05_0000 + i);
+    ebok::radius::packet::build_accounting_request(
+        (i % 256) as u8,
+        SECRET.as_bytes(),
+        &[
+            (40, 1u32.to_be_bytes().to_vec()),
+            (44, format!("k-{i}").into_bytes()),
+            (1, format!("user{i}").into_bytes()),
+            (4, vec![192, 0, 2, 1]),
+            (8, ip.octets().to_vec()),
+            (55, ts.to_be_bytes().to_vec()),
+        ],
+        false,
+    )
+}

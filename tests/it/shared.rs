@@ -152,24 +152,6 @@ async fn instances_share_the_map_on_a_redis_cluster() {
     drop(cluster);
 }
 
-/// A request for session `k-{i}` (NAS 192.0.2.1, line 10.6.x.x), Start.
-fn start_packet(i: u32) -> Vec<u8> {
-    let ip = std::net::Ipv4Addr::from(0x0A06_0000 + i);
-    ebok::radius::packet::build_accounting_request(
-        (i % 256) as u8,
-        SECRET.as_bytes(),
-        &[
-            (40, 1u32.to_be_bytes().to_vec()),
-            (44, format!("k-{i}").into_bytes()),
-            (1, format!("user{i}").into_bytes()),
-            (4, vec![192, 0, 2, 1]),
-            (8, ip.octets().to_vec()),
-            (55, (1_764_000_000 + i).to_be_bytes().to_vec()),
-        ],
-        false,
-    )
-}
-
 /// Send Starts `range` one after another to `to`, until five in a row go unanswered (the
 /// instance is gone); the ones answered.
 async fn send_starts(to: SocketAddr, range: std::ops::Range<u32>) -> Vec<u32> {
@@ -178,7 +160,10 @@ async fn send_starts(to: SocketAddr, range: std::ops::Range<u32>) -> Vec<u32> {
     let mut unanswered = 0;
     for i in range {
         if client
-            .exchange(&start_packet(i), Duration::from_millis(300))
+            .exchange(
+                &start_event(i, 1_764_000_000 + i),
+                Duration::from_millis(300),
+            )
             .await
             .is_some()
         {
@@ -245,16 +230,8 @@ async fn kill_9_of_one_instance_loses_nothing_answered() {
     ))
     .await;
 
-    let radius_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let radius_port = free_port();
+    let metrics_port = free_tcp_port();
     let cfg = da.path().join("ebok.toml");
     std::fs::write(
         &cfg,
@@ -287,7 +264,7 @@ async fn kill_9_of_one_instance_loses_nothing_answered() {
     let probe = &probe;
     eventually("instance A answers", || async move {
         probe
-            .exchange(&start_packet(0), Duration::from_millis(200))
+            .exchange(&start_event(0, 1_764_000_000), Duration::from_millis(200))
             .await
             .is_some()
     })

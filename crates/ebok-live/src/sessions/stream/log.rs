@@ -79,7 +79,7 @@ pub(crate) fn stream_of(nas: &str, session_id: &str, k: usize) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Origin {
     pub instance: u32,
-    /// 0: nobody waits for this entry.
+    /// Counts from 1 per instance; an entry appended again keeps its number.
     pub seq: u64,
 }
 

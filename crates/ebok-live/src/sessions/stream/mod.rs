@@ -94,7 +94,7 @@ impl Shared {
 
     /// Hand an entry's outcome to whoever appended it here and waits.
     pub(crate) fn resolve(&self, origin: Origin, result: Result<Applied, StoreError>) {
-        if origin.instance != self.instance || origin.seq == 0 {
+        if origin.instance != self.instance {
             return;
         }
         if let Some(tx) = self.lock_waiters().remove(&origin.seq) {
@@ -312,11 +312,6 @@ impl StreamSessions {
 
     fn local_count(&self) -> usize {
         self.local.live_count()
-    }
-
-    /// The stream keys of the log.
-    pub fn stream_keys(&self) -> &[String] {
-        &self.keys
     }
 
     /// Stop reading the log and close the snapshot (removing it, for a read-only copy).

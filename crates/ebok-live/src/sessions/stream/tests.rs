@@ -85,6 +85,28 @@ fn deadline(at: OffsetDateTime) -> OffsetDateTime {
     at + time::Duration::minutes(11)
 }
 
+/// Line `i` of the test network `100.{net}.0.0/16`.
+fn line(net: u8, i: u32) -> String {
+    format!("100.{net}.{}.{}", i / 250, i % 250 + 1)
+}
+
+/// Start 1,200 sessions `{name}0…` through `store` (enough to fill whole stream nodes:
+/// trimming drops whole nodes), then wait until they are older than a 1-second retention.
+async fn fill_past_retention(store: &StreamSessions, name: &str, net: u8, t: OffsetDateTime) {
+    let starts: Vec<_> = (0..1200u32)
+        .map(|i| {
+            let e = event(StatusType::Start, &format!("{name}{i}"), t, &line(net, i));
+            (Arc::new(e), deadline(t))
+        })
+        .collect();
+    assert!(store.apply_batch(&starts).await.iter().all(Result::is_ok));
+    let filled = OffsetDateTime::now_utc();
+    ebok_testkit::eventually("the log ages past the retention", || async {
+        OffsetDateTime::now_utc() - filled > time::Duration::milliseconds(1500)
+    })
+    .await;
+}
+
 /// A Start through A shows in B within a second; a Stop through B leaves A's map; the closed
 /// session is reported to the instance that took the Stop, not to the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -157,27 +179,12 @@ async fn a_new_instance_learns_every_live_session_from_the_retained_log() {
     let retention = Duration::from_secs(1);
     let a = log.instance_at(&log.snapshot("a"), retention).await;
     let t = OffsetDateTime::now_utc();
-    // Enough Starts to fill whole stream nodes (trimming drops whole nodes).
-    let starts: Vec<_> = (0..1200u32)
-        .map(|i| {
-            let ip = format!("100.65.{}.{}", i / 250, i % 250 + 1);
-            (
-                Arc::new(event(StatusType::Start, &format!("s{i}"), t, &ip)),
-                deadline(t),
-            )
-        })
-        .collect();
-    assert!(a.apply_batch(&starts).await.iter().all(Result::is_ok));
+    fill_past_retention(&a, "s", 65, t).await;
     assert_eq!(log.entries().await, 1200);
     // Past the retention, ten sessions send an Interim-Update (each append trims).
-    let filled = OffsetDateTime::now_utc();
-    ebok_testkit::eventually("the Starts age past the retention", || async {
-        OffsetDateTime::now_utc() - filled > time::Duration::milliseconds(1500)
-    })
-    .await;
     let later = OffsetDateTime::now_utc();
     for i in 0..10u32 {
-        let ip = format!("100.65.{}.{}", i / 250, i % 250 + 1);
+        let ip = line(65, i);
         let mut e = event(StatusType::InterimUpdate, &format!("s{i}"), later, &ip);
         e.session_time = Some(2);
         a.apply(&e, deadline(later)).await.unwrap();
@@ -248,21 +255,7 @@ async fn restart_reads_on_from_the_snapshot_and_a_stale_snapshot_starts_afresh()
 
     // A stays away past the retention while B fills and trims the log: A's snapshot is
     // stale, so A starts from what the log still holds.
-    let starts: Vec<_> = (0..1200u32)
-        .map(|i| {
-            let ip = format!("100.67.{}.{}", i / 250, i % 250 + 1);
-            (
-                Arc::new(event(StatusType::Start, &format!("f{i}"), t, &ip)),
-                deadline(t),
-            )
-        })
-        .collect();
-    assert!(b.apply_batch(&starts).await.iter().all(Result::is_ok));
-    let filled = OffsetDateTime::now_utc();
-    ebok_testkit::eventually("the log ages past the retention", || async {
-        OffsetDateTime::now_utc() - filled > time::Duration::milliseconds(1500)
-    })
-    .await;
+    fill_past_retention(&b, "f", 67, t).await;
     let now = OffsetDateTime::now_utc();
     b.apply(
         &event(StatusType::Start, "last", now, "100.66.0.3"),
