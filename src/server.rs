@@ -122,8 +122,14 @@ pub async fn open_live(config: &Config, role: LiveRole) -> anyhow::Result<Arc<dy
     })
 }
 
+/// The log kept beyond the longest expiry window (see [`log_retention`]).
+const LOG_MARGIN: Duration = Duration::from_secs(60);
+
 /// How much of the live-session log Redis keeps: the longest expiry window of any NAS
-/// entry, plus a quarter of it (at least a minute) for clock differences and late events.
+/// entry, and a minute more. A session's deadline is its last event's arrival plus the
+/// window, and that event was appended after it arrived, so the window alone covers every
+/// live session; the minute covers the instances' clocks (which set the trimming point)
+/// differing from Redis's (which stamps the entries).
 pub fn log_retention(config: &Config) -> anyhow::Result<Duration> {
     let table = config.nas_table().map_err(anyhow::Error::msg)?;
     let longest = table
@@ -134,7 +140,7 @@ pub fn log_retention(config: &Config) -> anyhow::Result<Duration> {
         .unwrap_or(Duration::from_secs(
             2 * config.sessions.interim_interval + config.sessions.grace,
         ));
-    Ok(longest + (longest / 4).max(Duration::from_secs(60)))
+    Ok(longest + LOG_MARGIN)
 }
 
 /// The dictionary in force: built-in, or the configured file.

@@ -224,10 +224,10 @@ struct RedisMemoryArgs {
     /// Concurrent apply tasks.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Interim-Updates per session after its Start (the retained window holds about
-    /// `retention / interim` of them: 3 for 5-minute interims).
-    #[arg(long, default_value_t = 2)]
-    interims: u64,
+    /// Seconds of log Redis keeps: ebok's retention for 5-minute Interim-Updates (an
+    /// expiry window of 2 × 300 + 60 s, and a minute more).
+    #[arg(long, default_value_t = 720)]
+    retention: u64,
     /// Streams of the log.
     #[arg(long, default_value_t = 16)]
     streams: usize,

@@ -38,19 +38,19 @@ pub(super) async fn fill<S: LiveSessions + Clone>(
         if with_wan64 {
             e.framed_ipv6_prefixes = vec![Subscriber::new(tag, i).wan64];
         }
-        e
+        Some(e)
     })
     .await
 }
 
-/// Apply `make(i)` for i in 0..n with `concurrency` tasks (sessions expiring as with
-/// interims from `at`), printing progress.
+/// Apply `make(i)` (where it gives an event) for i in 0..n with `concurrency` tasks
+/// (sessions expiring as with interims from `at`), printing progress.
 async fn fill_with<S: LiveSessions + Clone>(
     store: S,
     n: u64,
     concurrency: usize,
     at: OffsetDateTime,
-    make: impl Fn(u64) -> AccountingEvent + Send + Sync + 'static,
+    make: impl Fn(u64) -> Option<AccountingEvent> + Send + Sync + 'static,
 ) -> anyhow::Result<Duration> {
     let expires = at + time::Duration::seconds(i64::from(2 * INTERIM + 60));
     let make = Arc::new(make);
@@ -69,7 +69,9 @@ async fn fill_with<S: LiveSessions + Clone>(
                 if i >= n {
                     return Ok::<(), anyhow::Error>(());
                 }
-                let e = make(i);
+                let Some(e) = make(i) else {
+                    continue;
+                };
                 store
                     .apply(&e, expires)
                     .await
@@ -158,8 +160,8 @@ pub(super) async fn redis_memory(args: RedisMemoryArgs) -> anyhow::Result<()> {
     let client = redis::Client::open(args.url.as_str())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     println!(
-        "== redis-memory: {} sessions, a Start and {} Interim-Updates each in the log ({} streams), prefix {prefix} ==",
-        args.sessions, args.interims, args.streams
+        "== redis-memory: {} sessions with {INTERIM}-second Interim-Updates, {} s of log kept ({} streams), prefix {prefix} ==",
+        args.sessions, args.retention, args.streams
     );
     let dir = std::env::temp_dir().join(format!("ebok-bench-{tag:08x}"));
     std::fs::create_dir_all(&dir)?;
@@ -173,30 +175,34 @@ pub(super) async fn redis_memory(args: RedisMemoryArgs) -> anyhow::Result<()> {
                 StreamOptions {
                     prefix: prefix.clone(),
                     streams: args.streams,
+                    // Nothing is trimmed while filling: the fill appends only what the
+                    // retention keeps at steady state.
                     retention: Duration::from_secs(86_400),
                 },
             )
             .await?,
         );
+        // The steady state of sessions whose interims are spread evenly over the interval:
+        // session i's fall i/n of the way into it, and the log holds those sent within the
+        // retention (its Start, long gone, among none of them).
+        let n = args.sessions;
+        let retention = args.retention;
+        let phase = move |i: u64| i as f64 * f64::from(INTERIM) / n as f64;
+        let rounds = retained_entries(0.0, retention);
         let before = used_memory(&mut conn).await?;
-        let mut took = fill(
-            ArcStore(store.clone()),
-            tag,
-            args.sessions,
-            args.concurrency,
-            false,
-        )
-        .await?;
-        for round in 1..=args.interims {
+        let mut took = Duration::ZERO;
+        for round in 1..=rounds {
             took += fill_interims(
                 ArcStore(store.clone()),
                 tag,
-                args.sessions,
+                n,
                 args.concurrency,
                 round,
+                move |i| retained_entries(phase(i), retention) >= round,
             )
             .await?;
         }
+        let entries: u64 = (0..n).map(|i| retained_entries(phase(i), retention)).sum();
         let after = used_memory(&mut conn).await?;
         let live = store.count().await?;
         let probe = Subscriber::new(tag, args.sessions / 2);
@@ -205,45 +211,51 @@ pub(super) async fn redis_memory(args: RedisMemoryArgs) -> anyhow::Result<()> {
             found.as_ref().map(|s| s.session_id.as_str()) == Some(probe.session_id.as_str()),
             "lookup of a filled session failed"
         );
-        Ok::<_, anyhow::Error>((before, after, took, live))
+        Ok::<_, anyhow::Error>((before, after, took, live, entries))
     }
     .await;
     let deleted = delete_prefix(&mut conn, &prefix).await;
     let _ = std::fs::remove_dir_all(&dir);
-    let (before, after, took, live) = outcome?;
+    let (before, after, took, live, events) = outcome?;
     let deleted = deleted?;
-    let events = args.sessions * (1 + args.interims);
-    let per = (after.saturating_sub(before)) as f64 / args.sessions as f64;
+    let used = after.saturating_sub(before) as f64;
+    let per = used / args.sessions as f64;
+    let per_entry = used / events as f64;
     println!(
-        "  {events} events appended and read back in {:.1} s ({:.0} events/s, {} tasks); live count {live}",
+        "  {events} entries ({:.2} per session) appended and read back in {:.1} s ({:.0} events/s, {} tasks); live count {live}",
+        events as f64 / args.sessions as f64,
         took.as_secs_f64(),
         events as f64 / took.as_secs_f64(),
         args.concurrency
     );
     println!(
-        "  used_memory {before} → {after} bytes: {per:.1} bytes per live session; {deleted} keys deleted"
+        "  used_memory {before} → {after} bytes: {per:.1} bytes per live session, {per_entry:.1} per entry; {deleted} keys deleted"
     );
     println!(
-        "RESULT name=redis-memory sessions={} interims={} streams={} bytes_per_session={per:.1} used_before={before} used_after={after} fill_s={:.1}",
+        "RESULT name=redis-memory sessions={} retention_s={} entries={events} streams={} bytes_per_session={per:.1} bytes_per_entry={per_entry:.1} used_before={before} used_after={after} fill_s={:.1}",
         args.sessions,
-        args.interims,
+        args.retention,
         args.streams,
         took.as_secs_f64()
     );
     Ok(())
 }
 
-/// One round of Interim-Updates (the `round`-th, [`INTERIM`] seconds apart) for sessions
-/// 0..n, through `concurrency` tasks.
+/// One round of Interim-Updates (the `round`-th, [`INTERIM`] seconds apart) for the
+/// sessions of 0..n that `keep` picks, through `concurrency` tasks.
 async fn fill_interims<S: LiveSessions + Clone>(
     store: S,
     tag: u32,
     n: u64,
     concurrency: usize,
     round: u64,
+    keep: impl Fn(u64) -> bool + Send + Sync + 'static,
 ) -> anyhow::Result<Duration> {
     let at = OffsetDateTime::now_utc();
     fill_with(store, n, concurrency, at, move |i| {
+        if !keep(i) {
+            return None;
+        }
         let mut e = start_event(tag, i, at);
         e.status = StatusType::InterimUpdate;
         let secs = round * u64::from(INTERIM);
@@ -251,9 +263,19 @@ async fn fill_interims<S: LiveSessions + Clone>(
         e.session_time = Some(secs as u32);
         e.input_octets = 1_000_000 * round;
         e.output_octets = 9_000_000 * round;
-        e
+        Some(e)
     })
     .await
+}
+
+/// How many of a session's Interim-Updates the log holds at steady state when its
+/// interims fall `phase` seconds into every [`INTERIM`]-second period and Redis keeps
+/// `retention` seconds: those sent in the last `retention` seconds.
+fn retained_entries(phase: f64, retention: u64) -> u64 {
+    ((retention as f64 - phase) / f64::from(INTERIM))
+        .floor()
+        .max(0.0) as u64
+        + 1
 }
 
 pub(super) async fn embedded_lookup(args: EmbeddedLookupArgs) -> anyhow::Result<()> {

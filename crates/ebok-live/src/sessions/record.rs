@@ -272,6 +272,10 @@ fn encode_fields(out: &mut Vec<u8>, s: &LiveSession) {
 }
 
 /// Zigzag: small signed numbers as small unsigned ones.
+/// The top bit of an event's first octet: an Acct-Terminate-Cause follows.
+const HAS_CAUSE: u8 = 0x80;
+const NANOS_PER_SECOND: i64 = 1_000_000_000;
+
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
@@ -282,28 +286,35 @@ fn unzigzag(v: u64) -> i64 {
 
 /// What an accounting event tells the live map and history, for the shared log's entries:
 /// status, Acct-Terminate-Cause, event time (seconds and nanoseconds), the deadline as
-/// nanoseconds from it, then the attributes in a live session's layout (IPv6 prefixes
+/// seconds (or nanoseconds) from it, then the attributes in a live session's layout (IPv6 prefixes
 /// merged, a MAC in 6 octets). Attributes nothing downstream reads are left out.
 pub(crate) fn encode_event(
     out: &mut Vec<u8>,
     e: &AccountingEvent,
     expires_at: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    out.push(e.status.code() as u8);
+    // The status code (at most 8) with the Acct-Terminate-Cause's presence in the top bit.
+    let status = e.status.code() as u8;
     match e.terminate_cause {
-        None => out.push(0),
+        None => out.push(status),
         Some(c) => {
-            out.push(1);
+            out.push(status | HAS_CAUSE);
             put_varint(out, u64::from(c));
         }
     }
     let ord = time_ord(e.event_time)?;
     put_varint(out, ord >> 30);
     put_varint(out, ord & ((1 << 30) - 1));
+    // The deadline from the event time: whole seconds as a rule (the expiry window is), so
+    // those take two octets instead of six; the low bit says which unit follows.
     let ahead = (expires_at - e.event_time).whole_nanoseconds();
     let ahead =
         i64::try_from(ahead).map_err(|_| StoreError::Invalid("deadline out of range".into()))?;
-    put_varint(out, zigzag(ahead));
+    if ahead % NANOS_PER_SECOND == 0 {
+        put_varint(out, zigzag(ahead / NANOS_PER_SECOND) << 1);
+    } else {
+        put_varint(out, zigzag(ahead) << 1 | 1);
+    }
     let fields = LiveSession {
         nas: e.nas.clone(),
         nas_client: e.nas_client.clone(),
@@ -330,8 +341,10 @@ pub(crate) fn encode_event(
 /// The event and deadline [`encode_event`] wrote (all of `buf`).
 pub(crate) fn decode_event(buf: &[u8]) -> Result<(AccountingEvent, OffsetDateTime), StoreError> {
     let mut r = Reader { buf, pos: 0 };
-    let status = StatusType::from_code(u32::from(r.u8()?)).ok_or_else(|| corrupt("status"))?;
-    let terminate_cause = match r.u8()? {
+    let first = r.u8()?;
+    let status =
+        StatusType::from_code(u32::from(first & !HAS_CAUSE)).ok_or_else(|| corrupt("status"))?;
+    let terminate_cause = match first & HAS_CAUSE {
         0 => None,
         _ => Some(r.u32()?),
     };
@@ -341,7 +354,14 @@ pub(crate) fn decode_event(buf: &[u8]) -> Result<(AccountingEvent, OffsetDateTim
         return Err(corrupt("event time"));
     }
     let event_time = ord_time((secs << 30) | nanos)?;
-    let ahead = time::Duration::nanoseconds(unzigzag(r.varint()?));
+    let ahead = r.varint()?;
+    let ahead = match ahead & 1 {
+        0 => unzigzag(ahead >> 1)
+            .checked_mul(NANOS_PER_SECOND)
+            .ok_or_else(|| corrupt("deadline"))?,
+        _ => unzigzag(ahead >> 1),
+    };
+    let ahead = time::Duration::nanoseconds(ahead);
     let expires_at = event_time
         .checked_add(ahead)
         .ok_or_else(|| corrupt("deadline"))?;

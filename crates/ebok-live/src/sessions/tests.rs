@@ -1709,10 +1709,20 @@ async fn instances_on_one_log_converge_on_randomized_streams() {
     }
 }
 
+/// The live sessions (sorted) and the holders of nas1's twelve addresses.
+async fn map_and_holders(store: &dyn LiveSessions) -> (Vec<LiveSession>, Vec<Option<String>>) {
+    let mut holders = Vec::new();
+    for i in 0..12 {
+        holders.push(holder(store, &format!("100.70.0.{}", i + 1)).await);
+    }
+    (sorted(store.list(None).await.unwrap()), holders)
+}
+
 /// An Accounting-On commutes with the other events as a real NAS sends them (the sessions
 /// before its restart stop reporting; the ones after it are new): however the log's streams
 /// interleave (each session's events in their order, as one stream keeps them; repeats
-/// included), the map is the same.
+/// included), the map is the same: in the embedded store, and on the real streams with two
+/// instances appending at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nas_restart_gives_the_same_map_in_any_order() {
     let mut events = Vec::new();
@@ -1765,11 +1775,42 @@ async fn a_nas_restart_gives_the_same_map_in_any_order() {
         for e in &order {
             env.store().apply(e, later()).await.unwrap();
         }
-        let mut holders = Vec::new();
-        for i in 0..12 {
-            holders.push(holder(env.store(), &format!("100.70.0.{}", i + 1)).await);
+        maps.push(map_and_holders(env.store()).await);
+        // The same order on the real streams: each session's events through instance A or
+        // B (a NAS with two RADIUS servers), both appending at once, so that the streams
+        // interleave as the two instances' appends happen to land.
+        let Some(env) = Env::redis().await else {
+            continue;
+        };
+        let (a, b) = (env.shared(), env.peer().await);
+        let mut via_a: BTreeMap<(String, String), bool> = BTreeMap::new();
+        let (mut to_a, mut to_b) = (Vec::new(), Vec::new());
+        for e in order {
+            let key = (e.nas.clone(), e.session_id.clone());
+            if *via_a.entry(key).or_insert_with(|| rng.gen_bool(0.5)) {
+                to_a.push(e);
+            } else {
+                to_b.push(e);
+            }
         }
-        maps.push((sorted(env.store().list(None).await.unwrap()), holders));
+        let send = |store: Arc<dyn LiveSessions>, events: Vec<AccountingEvent>| {
+            tokio::spawn(async move {
+                for e in &events {
+                    store.apply(e, later()).await.unwrap();
+                }
+            })
+        };
+        let (ra, rb) = (send(a.clone(), to_a), send(b.clone(), to_b));
+        ra.await.unwrap();
+        rb.await.unwrap();
+        for (name, store) in [("A", &a), ("B", &b)] {
+            store.settle().await.unwrap();
+            let seen = map_and_holders(store.as_ref()).await;
+            assert_eq!(
+                seen, maps[0],
+                "order {seed} on the streams, instance {name}"
+            );
+        }
     }
     for (seed, m) in maps.iter().enumerate().skip(1) {
         assert_eq!(m, &maps[0], "order {seed} differs from order 0");

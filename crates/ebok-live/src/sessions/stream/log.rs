@@ -22,7 +22,7 @@ use crate::sessions::StoreError;
 use ebok_radius::event::AccountingEvent;
 
 /// Version byte of an entry.
-const ENTRY_VERSION: u8 = 2;
+const ENTRY_VERSION: u8 = 3;
 /// Slots of a Redis Cluster.
 const SLOTS: u16 = 16_384;
 /// The field an entry's bytes are under.
@@ -242,6 +242,23 @@ mod tests {
         };
         assert_eq!(fields(&back), fields(&e));
         assert!(bytes.len() < 110, "{} bytes", bytes.len());
+        // A deadline whole seconds after the event (the expiry window is whole seconds), and
+        // a Stop's terminate cause: both still round trip, the deadline in fewer octets.
+        e.status = StatusType::Stop;
+        e.terminate_cause = Some(1);
+        let whole = datetime!(2026-12-05 12:11 UTC);
+        let short = encode_entry(origin, &e, whole).unwrap();
+        let (_, stop, deadline) = decode_entry(&short).unwrap();
+        assert_eq!(
+            (stop.status, stop.terminate_cause, deadline),
+            (StatusType::Stop, Some(1), whole)
+        );
+        assert!(
+            short.len() + 3 <= bytes.len(),
+            "{} against {}",
+            short.len(),
+            bytes.len()
+        );
         assert!(decode_entry(&bytes[..bytes.len() - 1]).is_none());
         assert!(decode_entry(b"\x02garbage-entry").is_none());
         assert!(decode_entry(b"").is_none());
