@@ -123,13 +123,15 @@ pub async fn open_live(config: &Config, role: LiveRole) -> anyhow::Result<Arc<dy
 }
 
 /// The log kept beyond the longest expiry window (see [`log_retention`]).
-const LOG_MARGIN: Duration = Duration::from_secs(60);
+const LOG_MARGIN: Duration = Duration::from_secs(30);
 
 /// How much of the live-session log Redis keeps: the longest expiry window of any NAS
-/// entry, and a minute more. A session's deadline is its last event's arrival plus the
+/// entry, and 30 seconds more. A session's deadline is its last event's arrival plus the
 /// window, and that event was appended after it arrived, so the window alone covers every
-/// live session; the minute covers the instances' clocks (which set the trimming point)
-/// differing from Redis's (which stamps the entries).
+/// live session; the 30 seconds cover the instances' clocks (which set the trimming point)
+/// differing from Redis's (which stamps the entries). Should a clock be further off, a new
+/// instance misses the sessions whose last entry was trimmed early until their next
+/// Interim-Update.
 pub fn log_retention(config: &Config) -> anyhow::Result<Duration> {
     let table = config.nas_table().map_err(anyhow::Error::msg)?;
     let longest = table

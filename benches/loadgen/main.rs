@@ -225,8 +225,8 @@ struct RedisMemoryArgs {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Seconds of log Redis keeps: ebok's retention for 5-minute Interim-Updates (an
-    /// expiry window of 2 × 300 + 60 s, and a minute more).
-    #[arg(long, default_value_t = 720)]
+    /// expiry window of 2 × 300 + 60 s, and 30 s more).
+    #[arg(long, default_value_t = 690)]
     retention: u64,
     /// Streams of the log.
     #[arg(long, default_value_t = 16)]

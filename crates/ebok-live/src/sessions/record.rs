@@ -210,6 +210,11 @@ fn encode_live(out: &mut Vec<u8>, s: &LiveSession) -> Result<(), StoreError> {
 fn encode_fields(out: &mut Vec<u8>, s: &LiveSession) {
     put_str(out, s.nas.as_bytes());
     put_str(out, s.session_id.as_bytes());
+    encode_attributes(out, s);
+}
+
+/// A live session's layout from its flags on (after the NAS and session id).
+fn encode_attributes(out: &mut Vec<u8>, s: &LiveSession) {
     let mut flags = 0u8;
     for (set, f) in [
         (s.user_name.is_some(), F_USER),
@@ -272,8 +277,60 @@ fn encode_fields(out: &mut Vec<u8>, s: &LiveSession) {
 }
 
 /// Zigzag: small signed numbers as small unsigned ones.
-/// The top bit of an event's first octet: an Acct-Terminate-Cause follows.
+// An event's first octet: the status code, then how what follows is written.
+const STATUS: u8 = 0x0f;
+/// The NAS key is an IPv4 address in its usual text: its 4 octets follow.
+const NAS_V4: u8 = 0x10;
+/// The session id is hex of even length, lower case (or digits only): its octets follow.
+const SID_HEX_LOWER: u8 = 0x20;
+/// The session id is hex of even length, upper case: its octets follow.
+const SID_HEX_UPPER: u8 = 0x40;
+/// An Acct-Terminate-Cause follows.
 const HAS_CAUSE: u8 = 0x80;
+/// 2020-01-01 in Unix seconds: event times are written from it.
+const LOG_EPOCH: i64 = 1_577_836_800;
+
+/// [`SID_HEX_LOWER`] or [`SID_HEX_UPPER`] when the id can be written as its octets, else 0.
+fn hex_case(id: &str) -> u8 {
+    let b = id.as_bytes();
+    if b.is_empty() || b.len() % 2 != 0 || !b.iter().all(u8::is_ascii_hexdigit) {
+        return 0;
+    }
+    let lower = b.iter().any(u8::is_ascii_lowercase);
+    let upper = b.iter().any(u8::is_ascii_uppercase);
+    match (lower, upper) {
+        (true, true) => 0,
+        (false, true) => SID_HEX_UPPER,
+        _ => SID_HEX_LOWER,
+    }
+}
+
+/// Hex text (checked by [`hex_case`]) as its octets.
+fn pack_hex(id: &str) -> Vec<u8> {
+    let nibble = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+    id.as_bytes()
+        .chunks(2)
+        .map(|p| nibble(p[0]) << 4 | nibble(p[1]))
+        .collect()
+}
+
+/// Octets as hex text in the given case.
+fn unpack_hex(bytes: &[u8], upper: bool) -> Option<String> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let digits: &[u8; 16] = if upper {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(digits[usize::from(b >> 4)]));
+        s.push(char::from(digits[usize::from(b & 15)]));
+    }
+    Some(s)
+}
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
 fn zigzag(v: i64) -> u64 {
@@ -285,26 +342,57 @@ fn unzigzag(v: u64) -> i64 {
 }
 
 /// What an accounting event tells the live map and history, for the shared log's entries:
-/// status, Acct-Terminate-Cause, event time (seconds and nanoseconds), the deadline as
-/// seconds (or nanoseconds) from it, then the attributes in a live session's layout (IPv6 prefixes
-/// merged, a MAC in 6 octets). Attributes nothing downstream reads are left out.
+/// status, Acct-Terminate-Cause, the NAS key (an IPv4 address as 4 octets) and session id
+/// (hex as its octets), event time, the deadline from it, then the attributes in a live
+/// session's layout (IPv6 prefixes merged, a MAC in 6 octets). Attributes nothing downstream
+/// reads are left out.
 pub(crate) fn encode_event(
     out: &mut Vec<u8>,
     e: &AccountingEvent,
     expires_at: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    // The status code (at most 8) with the Acct-Terminate-Cause's presence in the top bit.
-    let status = e.status.code() as u8;
-    match e.terminate_cause {
-        None => out.push(status),
-        Some(c) => {
-            out.push(status | HAS_CAUSE);
-            put_varint(out, u64::from(c));
+    // The first octet: the status code (at most 8) in the low four bits, how the NAS key and
+    // the session id are written, and whether an Acct-Terminate-Cause follows.
+    let nas_v4 = e
+        .nas
+        .parse::<Ipv4Addr>()
+        .ok()
+        .filter(|ip| ip.to_string() == e.nas);
+    let sid_hex = hex_case(&e.session_id);
+    let mut first = e.status.code() as u8;
+    if nas_v4.is_some() {
+        first |= NAS_V4;
+    }
+    first |= sid_hex;
+    if e.terminate_cause.is_some() {
+        first |= HAS_CAUSE;
+    }
+    out.push(first);
+    if let Some(c) = e.terminate_cause {
+        put_varint(out, u64::from(c));
+    }
+    match nas_v4 {
+        Some(ip) => out.extend_from_slice(&ip.octets()),
+        None => put_str(out, e.nas.as_bytes()),
+    }
+    match sid_hex {
+        0 => put_str(out, e.session_id.as_bytes()),
+        _ => {
+            let packed = pack_hex(&e.session_id);
+            put_str(out, &packed);
         }
     }
+    // The event time: seconds from 2020 (shifted, the low bit set when nanoseconds follow,
+    // as four octets; an Event-Timestamp has none).
     let ord = time_ord(e.event_time)?;
-    put_varint(out, ord >> 30);
-    put_varint(out, ord & ((1 << 30) - 1));
+    let secs = zigzag((ord >> 30) as i64 - LOG_EPOCH);
+    let nanos = (ord & ((1 << 30) - 1)) as u32;
+    if nanos == 0 {
+        put_varint(out, secs << 1);
+    } else {
+        put_varint(out, secs << 1 | 1);
+        out.extend_from_slice(&nanos.to_le_bytes());
+    }
     // The deadline from the event time: whole seconds as a rule (the expiry window is), so
     // those take two octets instead of six; the low bit says which unit follows.
     let ahead = (expires_at - e.event_time).whole_nanoseconds();
@@ -334,7 +422,7 @@ pub(crate) fn encode_event(
         output_packets: e.output_packets,
         session_time: e.session_time,
     };
-    encode_fields(out, &fields);
+    encode_attributes(out, &fields);
     Ok(())
 }
 
@@ -343,17 +431,39 @@ pub(crate) fn decode_event(buf: &[u8]) -> Result<(AccountingEvent, OffsetDateTim
     let mut r = Reader { buf, pos: 0 };
     let first = r.u8()?;
     let status =
-        StatusType::from_code(u32::from(first & !HAS_CAUSE)).ok_or_else(|| corrupt("status"))?;
+        StatusType::from_code(u32::from(first & STATUS)).ok_or_else(|| corrupt("status"))?;
     let terminate_cause = match first & HAS_CAUSE {
         0 => None,
         _ => Some(r.u32()?),
     };
+    let nas = match first & NAS_V4 {
+        0 => r.string()?,
+        _ => {
+            let o: [u8; 4] = r.take(4)?.try_into().map_err(|_| corrupt("nas"))?;
+            Ipv4Addr::from(o).to_string()
+        }
+    };
+    let session_id = match first & (SID_HEX_LOWER | SID_HEX_UPPER) {
+        0 => r.string()?,
+        case => {
+            let n = r.varint()?;
+            let bytes = r.take(usize::try_from(n).map_err(|_| corrupt("session id"))?)?;
+            unpack_hex(bytes, case == SID_HEX_UPPER).ok_or_else(|| corrupt("session id"))?
+        }
+    };
     let secs = r.varint()?;
-    let nanos = r.varint()?;
-    if secs >= 1 << 34 || nanos >= 1 << 30 {
+    let nanos = match secs & 1 {
+        0 => 0,
+        _ => u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| corrupt("event time"))?),
+    };
+    let secs = unzigzag(secs >> 1)
+        .checked_add(LOG_EPOCH)
+        .filter(|s| (0..1 << 34).contains(s))
+        .ok_or_else(|| corrupt("event time"))?;
+    if nanos >= 1 << 30 {
         return Err(corrupt("event time"));
     }
-    let event_time = ord_time((secs << 30) | nanos)?;
+    let event_time = ord_time(((secs as u64) << 30) | u64::from(nanos))?;
     let ahead = r.varint()?;
     let ahead = match ahead & 1 {
         0 => unzigzag(ahead >> 1)
@@ -365,7 +475,7 @@ pub(crate) fn decode_event(buf: &[u8]) -> Result<(AccountingEvent, OffsetDateTim
     let expires_at = event_time
         .checked_add(ahead)
         .ok_or_else(|| corrupt("deadline"))?;
-    let s = decode_fields(&mut r, event_time, event_time, expires_at)?;
+    let s = decode_attributes(&mut r, nas, session_id, event_time, event_time, expires_at)?;
     if r.pos != buf.len() {
         return Err(corrupt("trailing bytes"));
     }
@@ -497,6 +607,18 @@ fn decode_fields(
 ) -> Result<LiveSession, StoreError> {
     let nas = r.string()?;
     let session_id = r.string()?;
+    decode_attributes(r, nas, session_id, started_at, updated_at, expires_at)
+}
+
+/// [`encode_attributes`]'s part of a live session, given its NAS and session id.
+fn decode_attributes(
+    r: &mut Reader,
+    nas: String,
+    session_id: String,
+    started_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> Result<LiveSession, StoreError> {
     let flags = r.u8()?;
     let nas_client = if flags & F_NAS_CLIENT != 0 {
         r.string()?

@@ -264,6 +264,62 @@ mod tests {
         assert!(decode_entry(b"").is_none());
     }
 
+    /// NAS keys and session ids in every shape keep their exact text, and the event time
+    /// its nanoseconds (or none), before and after 2020.
+    #[test]
+    fn identities_and_times_round_trip_in_every_shape() {
+        let origin = Origin {
+            instance: 7,
+            seq: 1,
+        };
+        let mut short = 0;
+        for nas in [
+            "192.0.2.1",
+            "010.0.2.1",
+            "bras-1",
+            "2001:db8::1",
+            "10.0.0.256",
+        ] {
+            for sid in [
+                "81a0002f",
+                "81A0002F",
+                "81a0002F",
+                "0000123456",
+                "abc",
+                "",
+                "ses-1/7",
+                "00",
+            ] {
+                for at in [
+                    datetime!(2026-12-05 12:00 UTC),
+                    datetime!(2026-12-05 12:00:00.000000001 UTC),
+                    datetime!(2011-03-01 08:30:15.5 UTC),
+                ] {
+                    let e = AccountingEvent::new(StatusType::Start, nas, sid, at);
+                    let deadline = at + time::Duration::minutes(11);
+                    let bytes = encode_entry(origin, &e, deadline).unwrap();
+                    let (_, back, d) = decode_entry(&bytes).unwrap();
+                    assert_eq!(
+                        (
+                            back.nas.as_str(),
+                            back.session_id.as_str(),
+                            back.event_time,
+                            d
+                        ),
+                        (nas, sid, at, deadline),
+                        "{nas} {sid} {at}"
+                    );
+                    if nas == "192.0.2.1" && sid == "81A0002F" && at.nanosecond() == 0 {
+                        short = bytes.len();
+                    }
+                }
+            }
+        }
+        // Version, instance and sequence 6; status 1; the NAS 4; the id 1 + 4; a whole-second
+        // time 5; the deadline 2; flags, prefix count and four counters 6.
+        assert_eq!(short, 6 + 1 + 4 + 5 + 5 + 2 + 6);
+    }
+
     #[test]
     fn ids_order_as_redis_orders_them() {
         assert_eq!(
