@@ -17,6 +17,9 @@
 #   SKIP_FREERADIUS=1 c) and c'), SKIP_REDISWHO=1 c')
 #   CLUSTER=1 also runs b) on a 3-node Redis Cluster the script starts on loopback ports
 #   (its three redis-servers' CPU counted), named ebok-redis-cluster
+#   READERS [0] also runs b) with that many more ebok instances on the same log taking no
+#   RADIUS traffic (each reads every entry), named ebok-redis-rN: redis-server's CPU per
+#   event with them, and theirs
 #   EXTRA_WINDOW [1024] a second window for the journal-mode ebok runs and FreeRADIUS (runs
 #   named …-wN; at 256 outstanding ebok is latency-bound, not CPU-bound); 0 skips them
 # Needs: cargo, redis-server running at REDIS_URL, redis-cli; installs `freeradius` with
@@ -35,6 +38,7 @@ SKIP_REDIS=${SKIP_REDIS:-0}
 SKIP_FREERADIUS=${SKIP_FREERADIUS:-0}
 SKIP_REDISWHO=${SKIP_REDISWHO:-0}
 CLUSTER=${CLUSTER:-0}
+READERS=${READERS:-0}
 cluster_pids=()
 cluster_nodes=""
 SKIP_EBOK=${SKIP_EBOK:-0}
@@ -49,6 +53,10 @@ results=$tmp/results.txt
 : >"$results"
 server_pid=""
 redis_prefix=""
+
+field() { # name key → value from that run's RESULT line
+    grep "^RESULT name=$1 " "$results" | tr ' ' '\n' | sed -n "s/^$2=//p" | tail -n 1
+}
 
 stop_server() {
     # Stop the server this script started (by its PID): TERM, then KILL after 15 s.
@@ -139,13 +147,9 @@ start_cluster() { # three cluster-enabled redis-servers on free ports, joined in
     echo "== Redis Cluster of 3 on ports ${ports[*]} (PIDs ${cluster_pids[*]})"
 }
 
-run_ebok() { # name store [radius.ack_after] [cluster]
-    local name=$1 store=$2 ack_after=${3:-journal} on_cluster=${4:-} dir=$tmp/$1 port mport wport
-    port=$("$BENCH" free-port)
-    mport=$("$BENCH" free-port)
-    wport=$("$BENCH" free-port)
+write_config() { # dir store ack_after on_cluster port mport wport: dir/ebok.toml
+    local dir=$1 store=$2 ack_after=$3 on_cluster=$4 port=$5 mport=$6 wport=$7
     mkdir -p "$dir"
-    redis_prefix="ebok-bench-$$-$name:"
     cat >"$dir/ebok.toml" <<EOF
 [radius]
 listen = ["127.0.0.1:$port"]
@@ -178,7 +182,45 @@ listen = "127.0.0.1:$wport"
 [log]
 level = "warn"
 EOF
-    echo "== $name: $EBOK run --config $dir/ebok.toml (UDP 127.0.0.1:$port)"
+}
+
+wait_metrics() { # port: until /metrics answers (ebok serves once its stores are open)
+    for _ in $(seq 300); do
+        curl -fs "http://127.0.0.1:$1/metrics" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+cpu_ticks() { # pid…: their user + system CPU in clock ticks
+    local sum=0 pid
+    for pid in "$@"; do
+        sum=$((sum + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$sum"
+}
+
+run_ebok() { # name store [radius.ack_after] [cluster] [readers]
+    local name=$1 store=$2 ack_after=${3:-journal} on_cluster=${4:-} readers=${5:-0}
+    local dir=$tmp/$1 port mport wport reader_pids=() i also_note=""
+    port=$("$BENCH" free-port)
+    mport=$("$BENCH" free-port)
+    wport=$("$BENCH" free-port)
+    redis_prefix="ebok-bench-$$-$name:"
+    write_config "$dir" "$store" "$ack_after" "$on_cluster" "$port" "$mport" "$wport"
+    # Further instances on the same log that take no RADIUS traffic: each reads every entry.
+    for i in $(seq "$readers"); do
+        local rp rm rw
+        rp=$("$BENCH" free-port)
+        rm=$("$BENCH" free-port)
+        rw=$("$BENCH" free-port)
+        write_config "$dir/reader-$i" "$store" "$ack_after" "$on_cluster" "$rp" "$rm" "$rw"
+        "$EBOK" run --config "$dir/reader-$i/ebok.toml" >"$dir/reader-$i/ebok.log" 2>&1 &
+        reader_pids+=($!)
+        wait_metrics "$rm" || { cat "$dir/reader-$i/ebok.log" >&2; exit 1; }
+    done
+    if [ "$readers" -gt 0 ]; then also_note=", $readers more instance(s) reading the log"; fi
+    echo "== $name: $EBOK run --config $dir/ebok.toml (UDP 127.0.0.1:$port)$also_note"
     "$EBOK" run --config "$dir/ebok.toml" >"$dir/ebok.log" 2>&1 &
     server_pid=$!
     if ! wait_udp_port "$port" "$server_pid"; then
@@ -187,10 +229,7 @@ EOF
         exit 1
     fi
     # The listeners are bound before the stores open; /metrics answers once ebok serves.
-    for _ in $(seq 300); do
-        curl -fs "http://127.0.0.1:$mport/metrics" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
+    wait_metrics "$mport" || true
     local also=()
     if [ -n "$on_cluster" ]; then
         # All three nodes work for ebok: their CPU counts as the server's.
@@ -201,11 +240,23 @@ EOF
         rpid=$(redis_pid)
         if [ -n "$rpid" ]; then also=(--also-pid "$rpid"); fi
     fi
+    local readers_before=0
+    if [ "$readers" -gt 0 ]; then readers_before=$(cpu_ticks "${reader_pids[@]}"); fi
     if ! load "$name" "$port" "$server_pid" --metrics "http://127.0.0.1:$mport/metrics" \
         --settle "$SETTLE" "${also[@]}"; then
         echo "  the load run failed; ebok's log:" >&2
         tail -n 20 "$dir/ebok.log" >&2
         exit 1
+    fi
+    if [ "$readers" -gt 0 ]; then
+        local ticks answered per
+        ticks=$(($(cpu_ticks "${reader_pids[@]}") - readers_before))
+        answered=$(field "$name" answered)
+        per=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$answered" -v r="$readers" \
+            'BEGIN { printf "%.1f", t / hz * 1e6 / n / r }')
+        echo "  $readers reading instance(s): $per µs CPU per event each"
+        echo "RESULT name=$name-readers readers=$readers reader_us_per_event=$per" >>"$results"
+        for i in "${reader_pids[@]}"; do stop_server "$i"; done
     fi
     stop_server "$server_pid"
     server_pid=""
@@ -311,6 +362,9 @@ EOF
 if [ "$SKIP_EBOK" != 1 ]; then
     run_ebok ebok-embedded embedded
     if [ "$SKIP_REDIS" != 1 ]; then run_ebok ebok-redis redis; fi
+    if [ "$SKIP_REDIS" != 1 ] && [ "$READERS" -gt 0 ]; then
+        run_ebok "ebok-redis-r$READERS" redis journal "" "$READERS"
+    fi
     if [ "$CLUSTER" = 1 ]; then
         start_cluster
         run_ebok ebok-redis-cluster redis journal cluster
@@ -347,14 +401,11 @@ if [ "$SKIP_MEMORY" != 1 ]; then
 fi
 
 # --- summary ---------------------------------------------------------------------------------
-field() { # name key → value from that run's RESULT line
-    grep "^RESULT name=$1 " "$results" | tr ' ' '\n' | sed -n "s/^$2=//p" | tail -n 1
-}
 echo
 echo "== summary ($(nproc) cores, $(uname -r), window $WINDOW${wide:+ (runs …$wide: $EXTRA_WINDOW)}, ${DURATION} s per load run, $((INTERIMS + 2)) events/session)"
 printf '%-20s %8s %8s %8s %8s %8s %10s %9s %11s %14s %8s\n' server 'pkts/s' 'p50 µs' 'p99 µs' \
     'max µs' timeouts 'CPU µs/pkt' 'spooled%' 'spool left' '+replay µs/pkt' 'other s'
-runs="ebok-embedded ebok-redis ebok-redis-cluster ebok-embedded-store ebok-redis-store"
+runs="ebok-embedded ebok-redis ebok-redis-r$READERS ebok-redis-cluster ebok-embedded-store ebok-redis-store"
 fr_runs="freeradius freeradius-rediswho"
 wide_runs=""
 if [ -n "$wide" ]; then wide_runs="ebok-embedded$wide ebok-redis$wide freeradius$wide"; fi
@@ -388,13 +439,16 @@ compare() { # freeradius-run ebok-runs…
 compare freeradius $runs
 compare freeradius-rediswho ebok-redis
 if [ -n "$wide" ]; then compare "freeradius$wide" "ebok-embedded$wide" "ebok-redis$wide"; fi
-for n in ebok-redis ebok-redis-cluster freeradius-rediswho ${wide:+"ebok-redis$wide"}; do
+for n in ebok-redis "ebok-redis-r$READERS" ebok-redis-cluster freeradius-rediswho ${wide:+"ebok-redis$wide"}; do
     v=$(field "$n" also_us_per_pkt_incl_replay)
     [ -n "$v" ] || v=$(field "$n" also_us_per_pkt)
     if [ -n "$v" ]; then echo "$n: redis-server $v µs CPU per event"; fi
 done
 if grep -q "^RESULT name=redis-memory " "$results"; then
-    echo "redis: $(field redis-memory bytes_per_session) bytes per live session at $(field redis-memory sessions) sessions ($(field redis-memory interims) Interim-Updates each in the log, $(field redis-memory streams) streams)"
+    echo "redis: $(field redis-memory bytes_per_session) bytes per live session at $(field redis-memory sessions) sessions ($(field redis-memory retention_s) s of 5-minute Interim-Updates in the log, $(field redis-memory streams) streams)"
+fi
+if grep -q "^RESULT name=ebok-redis-r$READERS-readers " "$results"; then
+    echo "ebok-redis-r$READERS: each further instance $(field "ebok-redis-r$READERS-readers" reader_us_per_event) µs CPU per event"
 fi
 if grep -q "^RESULT name=embedded-lookup " "$results"; then
     echo "embedded lookup at $(field embedded-lookup sessions) sessions: p50 $(field embedded-lookup p50_us) µs, p99 $(field embedded-lookup p99_us) µs, max $(field embedded-lookup max_us) µs"
