@@ -4,7 +4,8 @@
 //!
 //! Modules:
 //! - the model: [`subscribers`] (subscriber, contract, PPPoE account, IP assignment),
-//!   [`billing`], [`money`], [`content`] (news, FAQ, tickets, orders), [`panel`] and
+//!   [`billing`], [`money`], [`content`] (news, FAQ, tickets, orders), [`documents`] (the
+//!   ISP's published PDFs), [`reminders`] (payment reminders claimed once), [`panel`] and
 //!   [`auth`] (panel accounts, sessions, tokens), [`audit`], with [`repo`]'s shared row
 //!   reading and paging and [`validate`]'s checks (PESEL, NIP, postcodes…);
 //! - [`history`]: closed sessions and daily traffic, the [`ebok_live::history_writer::HistoryStore`]
@@ -33,11 +34,13 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod content;
+pub mod documents;
 pub mod history;
 pub mod identify;
 pub mod import;
 pub mod money;
 pub mod panel;
+pub mod reminders;
 pub mod repo;
 pub mod retention;
 pub mod subscribers;
