@@ -303,6 +303,13 @@ pub async fn start(
         state.clone(),
         shutdown.clone(),
     ));
+    let reminders = config.reminders.map(|cfg| {
+        tokio::spawn(crate::web::billing::run_payment_reminders(
+            state.clone(),
+            cfg,
+            shutdown.clone(),
+        ))
+    });
     let app = ebok_web::app(state);
     let web_task = tokio::spawn(crate::web::serve::serve(
         listeners.web,
@@ -355,6 +362,9 @@ pub async fn start(
         let _ = web_task.await;
         let _ = panel_purge.await;
         let _ = invoice_mail.await;
+        if let Some(r) = reminders {
+            let _ = r.await;
+        }
         mail_retry.abort();
         tracing::info!("ebok stopped");
     });

@@ -82,6 +82,8 @@ pub struct Config {
     pub mail: crate::mail::MailConfig,
     pub ops: OpsConfig,
     pub retention: RetentionConfig,
+    /// `[reminders]`: payment reminders by mail; absent: none.
+    pub reminders: Option<RemindersConfig>,
     pub log: LogConfig,
     /// `ebok run --demo`: loopback lines, and a panel without `public_url` on any address.
     #[serde(skip)]
@@ -120,6 +122,7 @@ impl Config {
                 }
             }),
             demo: self.demo,
+            reminders: self.reminders,
         }
     }
     /// What serving the panel needs beyond [`Config::validate`]: a `public_url` unless the

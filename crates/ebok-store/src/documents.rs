@@ -73,8 +73,9 @@ pub fn check_pdf(bytes: &[u8]) -> Result<(), PdfError> {
 pub struct NewDocument<'a> {
     pub kind: DocumentKind,
     pub title: &'a str,
-    /// The contract whose holder alone may see it; `None`: everyone.
-    pub contract_id: Option<i64>,
+    /// The contract (by the billing system's id) whose holder alone may see it; `None`:
+    /// everyone.
+    pub contract_ext_id: Option<&'a str>,
     pub pdf: &'a [u8],
 }
 
@@ -113,7 +114,7 @@ fn read_document<R: RowGet>(c: &Cols<'_, R>) -> Result<Document, sqlx::Error> {
 }
 
 /// Store a document (checked with [`check_pdf`]; the title trimmed, 1–200 characters, no
-/// control characters; the contract must exist). Gives the new document.
+/// control characters; the contract must be known). Gives the new document.
 pub async fn publish(tx: &mut DbTx, doc: &NewDocument<'_>) -> Result<Document, StoreError> {
     check_pdf(doc.pdf).map_err(|e| StoreError::invalid("pdf", e.to_string()))?;
     let title = doc.title.trim();
@@ -138,22 +139,24 @@ pub async fn publish(tx: &mut DbTx, doc: &NewDocument<'_>) -> Result<Document, S
                   (kind, title, contract_id, pdf, size, sha256, published_at) \
                   VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
     let id: i64 = on_tx!(tx, conn => {
-        if let Some(cid) = doc.contract_id {
-            let found = sqlx::query("SELECT id FROM contracts WHERE id = $1")
-                .bind(cid)
+        let mut contract_id = None;
+        if let Some(ext) = doc.contract_ext_id {
+            let found = sqlx::query("SELECT id FROM contracts WHERE ext_id = $1")
+                .bind(ext)
                 .fetch_optional(&mut **conn)
                 .await?;
-            if found.is_none() {
-                return Err(StoreError::NotFound {
+            let Some(found) = found else {
+                return Err(StoreError::UnknownReference {
                     kind: super::repo::Entity::Contract,
-                    id: cid,
+                    ext_id: ext.to_owned(),
                 });
-            }
+            };
+            contract_id = Some(Cols::new(&found).i64("id")?);
         }
         let row = sqlx::query(insert)
             .bind(doc.kind.as_str())
             .bind(title)
-            .bind(doc.contract_id)
+            .bind(contract_id)
             .bind(doc.pdf)
             .bind(doc.pdf.len() as i64)
             .bind(&sha)

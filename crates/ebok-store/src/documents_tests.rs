@@ -70,7 +70,7 @@ async fn scenario(db: &Db) {
         &NewDocument {
             kind: DocumentKind::Terms,
             title: "  Regulamin świadczenia usług ",
-            contract_id: None,
+            contract_ext_id: None,
             pdf: &pdf("regulamin"),
         },
     )
@@ -81,28 +81,28 @@ async fn scenario(db: &Db) {
         &NewDocument {
             kind: DocumentKind::Contract,
             title: "Umowa UM/1",
-            contract_id: Some(ala_contract),
+            contract_ext_id: Some("C1"),
             pdf: &pdf("umowa"),
         },
     )
     .await
     .unwrap();
     // Refused: not a PDF, an empty title, an unknown contract.
-    for (title, contract_id, bytes, field) in [
+    for (title, contract_ext_id, bytes, field) in [
         ("X", None, b"<html>".to_vec(), "pdf"),
         (" ", None, pdf("y"), "title"),
-        ("X", Some(9999), pdf("y"), ""),
+        ("X", Some("C9999"), pdf("y"), ""),
     ] {
         let doc = NewDocument {
             kind: DocumentKind::Annex,
             title,
-            contract_id,
+            contract_ext_id,
             pdf: &bytes,
         };
         match publish(&mut tx, &doc).await {
             Err(StoreError::Invalid { field: f, .. }) => assert_eq!(f, field),
-            Err(StoreError::NotFound { id, .. }) => assert_eq!(id, 9999),
-            other => panic!("{title:?} {contract_id:?}: {other:?}"),
+            Err(StoreError::UnknownReference { ext_id, .. }) => assert_eq!(ext_id, "C9999"),
+            other => panic!("{title:?} {contract_ext_id:?}: {other:?}"),
         }
     }
     tx.commit().await.unwrap();
@@ -114,6 +114,7 @@ async fn scenario(db: &Db) {
         crate::auth::hex(&Sha256::digest(pdf("regulamin")))
     );
     assert_eq!(contract.contract_number.as_deref(), Some("UM/1"));
+    assert_eq!(contract.contract_id, Some(ala_contract));
 
     let ids = |docs: Vec<Document>| docs.iter().map(|d| d.id).collect::<Vec<_>>();
     // General first, then the caller's own contract documents.

@@ -25,6 +25,8 @@ pub mod account;
 pub mod auth;
 pub mod billing;
 pub mod dashboard;
+pub mod documents;
+pub mod download;
 pub mod error;
 pub mod host;
 pub mod i18n;
@@ -33,6 +35,7 @@ pub mod office;
 pub mod pages;
 pub mod paging;
 pub mod passwords;
+pub mod qr;
 pub mod ratelimit;
 pub mod redirect;
 pub mod register;
@@ -126,6 +129,7 @@ pub(crate) fn panel_router(state: AppState) -> Router<AppState> {
         .merge(line::routes())
         .merge(stats::routes())
         .merge(office::routes())
+        .merge(documents::routes())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

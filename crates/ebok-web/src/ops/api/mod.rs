@@ -38,6 +38,7 @@ use upserts::upsert_route;
 
 pub mod attribution;
 mod auth;
+mod documents;
 mod live;
 mod office;
 mod reads;
@@ -67,6 +68,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(writes.layer(DefaultBodyLimit::max(MAX_BODY)))
         .merge(live::router())
+        .merge(documents::router())
         .route("/sessions/lookup", get(lookup))
         .route("/attribution", get(attribution::lookup))
         .route("/attribution/export.csv", get(attribution::export))

@@ -78,7 +78,7 @@ pub(super) fn json_body<T: DeserializeOwned>(
 }
 
 /// Run `change` and the audit entry in one transaction.
-async fn audited<T, F>(
+pub(super) async fn audited<T, F>(
     state: &AppState,
     caller: &OpsCaller,
     action: &str,
