@@ -439,6 +439,10 @@ pub async fn start_demo(running: &Running, shutdown: watch::Receiver<bool>) -> a
         .await
         .context("loading the demo data set")?;
     tracing::info!("demo data loaded: {summary}");
+    let published = crate::demo::load_documents(&running.db)
+        .await
+        .context("publishing the demo documents")?;
+    tracing::info!(published, "demo documents");
     let ip = std::net::Ipv4Addr::LOCALHOST;
     let nas = running
         .radius

@@ -109,8 +109,8 @@ pub async fn pdf(
         return Ok(error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await);
     };
     Ok(crate::web::download::attachment(
-        bytes,
         "application/pdf",
         &format!("{}.pdf", doc.title),
+        bytes,
     ))
 }
