@@ -566,7 +566,7 @@ async fn scenario() {
         tab.s.find_all("main [lang]").await.unwrap().is_empty(),
         "no lang attributes inside a Polish page"
     );
-    let public: [Stop; 9] = [
+    let public: [Stop; 10] = [
         (
             "home",
             "/",
@@ -595,6 +595,7 @@ async fn scenario() {
             "Order services",
         ),
         ("contact-public", "/kontakt", "Kontakt", "Contact"),
+        ("documents", "/dokumenty", "Dokumenty", "Documents"),
         (
             "faq",
             "/faq",
