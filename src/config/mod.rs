@@ -631,6 +631,61 @@ mod tests {
         assert_eq!(keys, ["radius.replay_nice", "database.url"]);
     }
 
+    /// `[reminders]`: absent is off, present with defaults, out-of-range days stop start-up
+    /// naming the file and key.
+    #[test]
+    fn reminders_section() {
+        assert_eq!(load_text("", vec![]).unwrap().reminders, None);
+        let c = load_text(
+            "[reminders]
+",
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(c.reminders, Some(RemindersConfig::default()));
+        assert_eq!(c.panel().reminders, c.reminders);
+        let c = load_text(
+            "[reminders]
+days_before = 30
+days_after = 60
+",
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            c.reminders,
+            Some(RemindersConfig {
+                days_before: 30,
+                days_after: 60
+            })
+        );
+        let e = load_text(
+            "[reminders]
+days_before = 0
+",
+            vec![("EBOK_REMINDERS__DAYS_AFTER", "61")],
+        )
+        .unwrap_err();
+        let all: Vec<(&str, &str)> = e.all().collect();
+        assert_eq!(
+            all.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            ["reminders.days_before", "reminders.days_after"],
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("ebok.toml: reminders.days_before: 0 is outside 1..=30"),
+            "{e}"
+        );
+        assert!(load_text(
+            "[reminders]
+weekly = true
+",
+            vec![]
+        )
+        .is_err());
+    }
+
     #[test]
     fn secret_file_first_line_and_hidden_in_debug() {
         let dir = tempfile::tempdir().unwrap();
