@@ -110,7 +110,20 @@ pub async fn pdf(
     };
     Ok(crate::web::download::attachment(
         "application/pdf",
-        &format!("{}.pdf", doc.title),
+        &format!("{}.pdf", without_diacritics(&doc.title)),
         bytes,
     ))
+}
+
+/// Polish letters as their base letters (`Regulamin świadczenia` → `Regulamin swiadczenia`),
+/// so that a title-based file name keeps its words once made ASCII.
+fn without_diacritics(s: &str) -> String {
+    const FROM: &str = "ąćęłńóśźżĄĆĘŁŃÓŚŹŻ";
+    const TO: &str = "acelnoszzACELNOSZZ";
+    s.chars()
+        .map(|c| match FROM.chars().position(|p| p == c) {
+            Some(i) => TO.chars().nth(i).unwrap_or(c),
+            None => c,
+        })
+        .collect()
 }

@@ -97,7 +97,7 @@ async fn owner_other_subscriber_and_visitor_see_what_they_may() {
     assert_eq!(r.headers[header::CONTENT_TYPE], "application/pdf");
     let cd = r.headers[header::CONTENT_DISPOSITION].to_str().unwrap();
     assert!(cd.starts_with("attachment;"), "{cd}");
-    assert!(cd.contains(".pdf"), "{cd}");
+    assert_eq!(cd, "attachment; filename=\"Umowa-UM-2013-001.pdf\"");
     assert_eq!(r.body.as_bytes(), pdf("umowa Jana"));
 
     // Anna: the general one only; Jan's contract is a 404, like a missing document.
@@ -107,10 +107,13 @@ async fn owner_other_subscriber_and_visitor_see_what_they_may() {
     assert!(!page.body.contains("UM/2013/001"), "{}", page.body);
     let r = anna.get(&format!("/dokumenty/{contract}.pdf")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = anna.get(&format!("/dokumenty/{terms}.pdf")).await;
+    assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
-        anna.get(&format!("/dokumenty/{terms}.pdf")).await.status,
-        StatusCode::OK
+        r.headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"Regulamin-swiadczenia-uslug.pdf\""
     );
+    assert_eq!(r.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
 
     // A visitor: the general ones.
     let mut visitor = h.browser(STRANGER_IP);
