@@ -802,6 +802,21 @@ pub async fn ledger_page(
     Ok(Paged { items, total, page })
 }
 
+/// The subscriber's most recent invoice, if any (one row; the dashboard shows it).
+pub async fn latest_invoice(db: &Db, subscriber_id: i64) -> Result<Option<Invoice>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM invoices i WHERE i.subscriber_id = $1 \
+         ORDER BY i.issued_on DESC, i.id DESC LIMIT 1",
+        select_list("i", "", INVOICE_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(subscriber_id)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| read_invoice(&Cols::new(&r)))
+        .transpose()?))
+}
+
 /// The unpaid invoice (issued or overdue) that fell due first, if any.
 pub async fn oldest_unpaid_invoice(
     db: &Db,
