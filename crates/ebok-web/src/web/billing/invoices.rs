@@ -1,6 +1,7 @@
 //! e-Faktury: the consent to electronic invoices, the invoice list, and each invoice as a
 //! print page (or, on request, the PDF from [`super::invoice_pdf`]).
 
+use crate::web::download::attachment;
 use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -419,22 +420,9 @@ pub async fn invoice(
         Err(e) => return Err(e.into()),
     };
     metrics::histogram!("ebok_invoice_pdf_seconds").record(started.elapsed().as_secs_f64());
-    let file: String = number
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let mut resp = bytes.into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/pdf"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"faktura-{file}.pdf\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    Ok(resp)
+    Ok(attachment(
+        "application/pdf",
+        &format!("faktura-{number}.pdf"),
+        bytes,
+    ))
 }
