@@ -5,7 +5,7 @@ use crate::web::download::attachment;
 use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use time::Date;
