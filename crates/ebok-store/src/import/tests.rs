@@ -301,7 +301,7 @@ async fn check_example_data(db: &Db) {
     );
     assert_eq!(
         inv.ksef_number.as_deref(),
-        Some("9452118733-20260131-4F1C2A9B7D3E-5C")
+        Some("5260250274-20260131-4F1C2A9B7D3E-0A")
     );
     assert_eq!(
         balance(db, company.id).await.unwrap(),

@@ -60,6 +60,7 @@ fn invoice_rec(
         gross: sum(|l| l.gross),
         status,
         ksef_number: None,
+        ksef_xml: None,
         lines,
     }
 }
@@ -109,7 +110,7 @@ async fn seed_billing(h: &Harness) -> (Vec<i64>, i64) {
             vec![line(1, "Internet 100 Mb/s — abonament", 5000, VatRate::R23)],
         );
         if k == 25 {
-            r.ksef_number = Some("5260250274-20260101-0A1B2C3D4E5F-01".into());
+            r.ksef_number = Some("5260250274-20260101-0A1B2C3D4E5F-4C".into());
         }
         upsert_invoice(&mut tx, &r).await.unwrap();
         if k <= 22 {
@@ -326,7 +327,7 @@ async fn invoices_page_lists_and_consent_is_recorded() {
     let body = plain(&r.body);
     assert!(body.contains("Zgoda nie została udzielona"));
     assert!(body.contains("FV/2026/01/025"));
-    assert!(body.contains("5260250274-20260101-0A1B2C3D4E5F-01"));
+    assert!(body.contains("5260250274-20260101-0A1B2C3D4E5F-4C"));
     assert!(body.contains("po terminie"), "issued and past due");
     assert!(body.contains("zapłacona"));
     assert!(body.contains("15.01.2026"));
@@ -425,7 +426,7 @@ async fn invoice_print_page_and_ownership() {
         "23%",
         "Do zapłaty: <strong>50,00 zł</strong>",
         "61 1090 1014 0000 0712 1981 2874",
-        "5260250274-20260101-0A1B2C3D4E5F-01",
+        "5260250274-20260101-0A1B2C3D4E5F-4C",
         "class=\"invoice-doc\"",
     ] {
         assert!(body.contains(needle), "{needle} missing in {body}");
