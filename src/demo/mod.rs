@@ -230,6 +230,8 @@ pub fn isp() -> crate::config::IspConfig {
         address: OFFICE_ADDRESS.into(),
         email: OFFICE_EMAIL.into(),
         logo: None,
+        // The demo's invoices never went to KSeF: their codes point at the test system.
+        ksef_qr_host: "qr-test.ksef.mf.gov.pl".into(),
     }
 }
 

@@ -9,37 +9,15 @@ use std::fmt::Write as _;
 /// path of horizontal runs. `label` (in the page's language) is its accessible name. Data too
 /// long for any QR version gives an empty string.
 pub(crate) fn qr_svg(data: &str, label: &str) -> String {
-    use qrcode::{Color, EcLevel, QrCode};
 
     const QUIET: usize = 4;
-    let Ok(code) = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M) else {
+    let Some((width, runs)) = qr_runs(data) else {
         return String::new();
     };
-    let width = code.width();
-    let colors = code.to_colors();
     let size = width + 2 * QUIET;
     let mut path = String::new();
-    for y in 0..width {
-        let row = &colors[y * width..(y + 1) * width];
-        let mut x = 0;
-        while x < width {
-            if row[x] == Color::Dark {
-                let start = x;
-                while x < width && row[x] == Color::Dark {
-                    x += 1;
-                }
-                let _ = write!(
-                    path,
-                    "M{} {}h{}v1h-{}z",
-                    start + QUIET,
-                    y + QUIET,
-                    x - start,
-                    x - start
-                );
-            } else {
-                x += 1;
-            }
-        }
+    for (x, y, len) in runs {
+        let _ = write!(path, "M{} {}h{len}v1h-{len}z", x + QUIET, y + QUIET);
     }
     let label = escape_xml(label);
     format!(
@@ -55,6 +33,34 @@ pub(crate) fn qr_svg(data: &str, label: &str) -> String {
         l = label,
         p = path
     )
+}
+
+/// `data` as a QR code (error correction M): its width in modules and its dark modules as
+/// horizontal runs `(x, y, length)` from the top left, without the quiet zone. `None` when
+/// the data is too long for any QR version.
+pub(crate) fn qr_runs(data: &str) -> Option<(usize, Vec<(usize, usize, usize)>)> {
+    use qrcode::{Color, EcLevel, QrCode};
+
+    let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M).ok()?;
+    let width = code.width();
+    let colors = code.to_colors();
+    let mut runs = Vec::new();
+    for y in 0..width {
+        let row = &colors[y * width..(y + 1) * width];
+        let mut x = 0;
+        while x < width {
+            if row[x] == Color::Dark {
+                let start = x;
+                while x < width && row[x] == Color::Dark {
+                    x += 1;
+                }
+                runs.push((start, y, x - start));
+            } else {
+                x += 1;
+            }
+        }
+    }
+    Some((width, runs))
 }
 
 fn escape_xml(s: &str) -> String {
