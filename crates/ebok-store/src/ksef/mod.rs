@@ -1,9 +1,10 @@
 //! KSeF, the national e-invoice system: the KSeF number's checks (shape, seller's NIP,
 //! date, CRC-8) and each invoice's FA(3) XML as the billing system sent it — stored byte
 //! for byte beside the invoice with its SHA-256, which the verification QR code (KOD I)
-//! carries. The XML's own checks are in [`fa3`].
+//! carries. The XML's own checks are in [`fa3`]; [`write`] writes one from a record.
 
 pub mod fa3;
+pub mod write;
 
 use sha2::{Digest, Sha256};
 use time::{Date, Month};
@@ -14,6 +15,7 @@ use crate::validate;
 use crate::{on_pool, on_tx, Db, DbTx};
 
 pub use fa3::{check_xml, Fa3Facts, MAX_XML_BYTES};
+pub use write::{fa3_xml, Party};
 
 /// Characters of a KSeF number: `NIP(10)-YYYYMMDD-XXXXXXXXXXXX-CC`.
 pub const NUMBER_LEN: usize = 35;
@@ -127,7 +129,7 @@ pub fn verification_url(host: &str, seller_nip: &str, issued_on: Date, sha256: &
 /// An invoice record's KSeF checks: its number ([`check_number`]) and its XML file
 /// ([`check_xml`]), whose number (P_2) and issue date (P_1) must be the record's and whose
 /// seller must be the one the KSeF number names. The XML's facts when it has one.
-pub(crate) fn check_record(rec: &InvoiceRecord) -> Result<Option<Fa3Facts>, StoreError> {
+pub fn check_record(rec: &InvoiceRecord) -> Result<Option<Fa3Facts>, StoreError> {
     if let Some(number) = &rec.ksef_number {
         check_number(number).map_err(|e| StoreError::invalid("ksef_number", e))?;
     }
