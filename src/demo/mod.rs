@@ -370,7 +370,9 @@ mod tests {
         assert!(with_xml.len() > ksef.len(), "{} files", with_xml.len());
         assert!(with_xml.iter().any(|i| i.ksef_number.is_none()));
         for i in with_xml {
-            let facts = crate::store::ksef::check_record(i).expect("FA(3) file").expect("facts");
+            let facts = crate::store::ksef::check_record(i)
+                .expect("FA(3) file")
+                .expect("facts");
             assert_eq!(facts.seller_nip, ISP_NIP);
         }
         assert!(Nip::with_check_digit(&ISP_NIP[..9]).is_some_and(|n| n.as_str() == ISP_NIP));

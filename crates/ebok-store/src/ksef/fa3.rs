@@ -62,7 +62,8 @@ pub fn check_xml(xml: &[u8]) -> Result<Fa3Facts, String> {
                 }
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
                 for a in e.attributes() {
-                    let a = a.map_err(|e| format!("the XML is not well-formed at byte {pos}: {e}"))?;
+                    let a =
+                        a.map_err(|e| format!("the XML is not well-formed at byte {pos}: {e}"))?;
                     let value = a
                         .unescape_value()
                         .map_err(|e| format!("the XML is not well-formed at byte {pos}: {e}"))?;
@@ -106,7 +107,10 @@ pub fn check_xml(xml: &[u8]) -> Result<Fa3Facts, String> {
         }
     }
     if !path.is_empty() {
-        return Err(format!("the XML ends inside the element {:?}", path.join("/")));
+        return Err(format!(
+            "the XML ends inside the element {:?}",
+            path.join("/")
+        ));
     }
     if roots == 0 {
         return Err("the XML has no root element".into());
@@ -117,14 +121,18 @@ pub fn check_xml(xml: &[u8]) -> Result<Fa3Facts, String> {
             form_code.unwrap_or_default()
         ));
     }
-    let nip = nip.ok_or("the XML has no seller's NIP (Faktura/Podmiot1/DaneIdentyfikacyjne/NIP)")?;
+    let nip =
+        nip.ok_or("the XML has no seller's NIP (Faktura/Podmiot1/DaneIdentyfikacyjne/NIP)")?;
     let seller_nip = validate::nip(&nip)
         .map_err(|e| format!("the XML's seller's NIP {nip:?}: {e}"))?
         .as_str()
         .to_owned();
     let p1 = p1.ok_or("the XML has no issue date (Faktura/Fa/P_1)")?;
-    let issued_on = Date::parse(&p1, time::macros::format_description!("[year]-[month]-[day]"))
-        .map_err(|_| format!("the XML's issue date P_1 {p1:?} is not a date YYYY-MM-DD"))?;
+    let issued_on = Date::parse(
+        &p1,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| format!("the XML's issue date P_1 {p1:?} is not a date YYYY-MM-DD"))?;
     let number = p2.ok_or("the XML has no invoice number (Faktura/Fa/P_2)")?;
     Ok(Fa3Facts {
         seller_nip,

@@ -34,16 +34,15 @@ fn esc(s: &str) -> String {
 fn amount(m: Money) -> String {
     let g = m.grosze();
     let sign = if g < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", g.unsigned_abs() / 100, g.unsigned_abs() % 100)
+    format!(
+        "{sign}{}.{:02}",
+        g.unsigned_abs() / 100,
+        g.unsigned_abs() % 100
+    )
 }
 
 fn iso(d: Date) -> String {
-    format!(
-        "{:04}-{:02}-{:02}",
-        d.year(),
-        u8::from(d.month()),
-        d.day()
-    )
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 fn party(out: &mut String, tag: &str, p: &Party<'_>, buyer: bool) {

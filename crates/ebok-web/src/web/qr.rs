@@ -9,7 +9,6 @@ use std::fmt::Write as _;
 /// path of horizontal runs. `label` (in the page's language) is its accessible name. Data too
 /// long for any QR version gives an empty string.
 pub(crate) fn qr_svg(data: &str, label: &str) -> String {
-
     const QUIET: usize = 4;
     let Some((width, runs)) = qr_runs(data) else {
         return String::new();

@@ -109,7 +109,11 @@ mod tests {
 
     #[test]
     fn qr_hosts() {
-        for ok in [DEFAULT_QR_HOST, "qr-test.ksef.mf.gov.pl", "qr-demo.ksef.mf.gov.pl"] {
+        for ok in [
+            DEFAULT_QR_HOST,
+            "qr-test.ksef.mf.gov.pl",
+            "qr-demo.ksef.mf.gov.pl",
+        ] {
             assert_eq!(check_qr_host(ok), Ok(()), "{ok}");
         }
         for bad in [
