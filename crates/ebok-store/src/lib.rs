@@ -4,7 +4,7 @@
 //!
 //! Modules:
 //! - the model: [`subscribers`] (subscriber, contract, PPPoE account, IP assignment),
-//!   [`billing`], [`money`], [`content`] (news, FAQ, tickets, orders), [`panel`] and
+//!   [`billing`] (with [`ksef`]: KSeF numbers and FA(3) files), [`money`], [`content`] (news, FAQ, tickets, orders), [`panel`] and
 //!   [`auth`] (panel accounts, sessions, tokens), [`audit`], with [`repo`]'s shared row
 //!   reading and paging and [`validate`]'s checks (PESEL, NIP, postcodes…);
 //! - [`history`]: closed sessions and daily traffic, the [`ebok_live::history_writer::HistoryStore`]
@@ -36,6 +36,7 @@ pub mod content;
 pub mod history;
 pub mod identify;
 pub mod import;
+pub mod ksef;
 pub mod money;
 pub mod panel;
 pub mod repo;

@@ -275,6 +275,7 @@ mod tests {
                 gross: Money::from_grosze(6150),
                 status: InvoiceStatus::Issued,
                 ksef_number: None,
+                ksef_xml: None,
                 lines: vec![line],
             },
         )

@@ -4,11 +4,13 @@
 //! here with an embedded font), plus the mail to consenting subscribers about a new invoice.
 //!
 //! Rooms: [`payments`], [`invoices`] (consent, list, print page), [`invoice_pdf`] (the PDF
-//! layout engine), [`invoice_mail`] (the mail about a new invoice).
+//! layout engine), [`invoice_mail`] (the mail about a new invoice), [`ksef`] (the FA(3)
+//! XML download and the KSeF verification QR code).
 
 mod invoice_mail;
 mod invoice_pdf;
 mod invoices;
+pub mod ksef;
 mod payments;
 #[cfg(test)]
 mod tests;
@@ -38,6 +40,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/platnosci", get(payments))
         .route("/e-faktury", get(invoices))
         .route("/e-faktury/zgoda", post(consent))
+        // `{id}`, `{id}.pdf` and `{id}.xml` (the KSeF file): one segment, told apart by
+        // [`invoice`].
         .route("/e-faktury/{id}", get(invoice))
 }
 
