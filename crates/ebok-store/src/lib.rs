@@ -5,7 +5,8 @@
 //! Modules:
 //! - the model: [`subscribers`] (subscriber, contract, PPPoE account, IP assignment),
 //!   [`billing`], [`money`], [`content`] (news, FAQ, tickets, orders), [`panel`] and
-//!   [`auth`] (panel accounts, sessions, tokens), [`audit`], with [`repo`]'s shared row
+//!   [`auth`] (panel accounts, sessions, tokens), [`notices`] (outage and maintenance
+//!   notices and whom they touch), [`audit`], with [`repo`]'s shared row
 //!   reading and paging and [`validate`]'s checks (PESEL, NIP, postcodes…);
 //! - [`history`]: closed sessions and daily traffic, the [`ebok_live::history_writer::HistoryStore`]
 //!   the live side writes through; [`retention`] prunes it;
@@ -37,6 +38,7 @@ pub mod history;
 pub mod identify;
 pub mod import;
 pub mod money;
+pub mod notices;
 pub mod panel;
 pub mod repo;
 pub mod retention;
