@@ -202,11 +202,16 @@ impl NoticeDraft {
         }
     }
 
-    fn targets(&self) -> impl Iterator<Item = (TargetKind, &str)> {
-        let of = |kind, list: &'_ Vec<String>| list.iter().map(move |v| (kind, v.as_str()));
-        of(TargetKind::Nas, &self.nas)
-            .chain(of(TargetKind::Postcode, &self.postcodes))
-            .chain(of(TargetKind::City, &self.cities))
+    fn targets(&self) -> Vec<(TargetKind, &str)> {
+        let mut out = Vec::new();
+        for (kind, list) in [
+            (TargetKind::Nas, &self.nas),
+            (TargetKind::Postcode, &self.postcodes),
+            (TargetKind::City, &self.cities),
+        ] {
+            out.extend(list.iter().map(|v| (kind, v.as_str())));
+        }
+        out
     }
 }
 
@@ -631,7 +636,8 @@ pub async fn set_account_lang(db: &Db, account_id: i64, lang: &str) -> Result<()
         .bind(lang)
         .bind(account_id)
         .execute(pool)
-        .await?);
+        .await
+        .map(|_| ())?);
     Ok(())
 }
 
