@@ -40,7 +40,7 @@ use upserts::upsert_route;
 pub mod attribution;
 mod auth;
 mod live;
-mod notices;
+pub mod notices;
 mod office;
 mod reads;
 #[cfg(test)]
@@ -97,7 +97,7 @@ pub fn router() -> Router<AppState> {
 
 /// An error answer of the ops API.
 #[derive(Debug)]
-pub(crate) struct ApiError {
+pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
 }
@@ -117,6 +117,11 @@ struct RecordPosition {
 }
 
 impl ApiError {
+    /// What the answer's `error` says.
+    pub fn message(&self) -> &str {
+        &self.body.error
+    }
+
     fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,

@@ -70,16 +70,16 @@ impl From<Notice> for NoticeBody {
 /// ones (`expected_end: ""` clears it).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NoticeRequest {
-    title: Option<String>,
-    body: Option<String>,
-    severity: Option<String>,
-    starts_at: Option<String>,
-    expected_end: Option<String>,
-    everyone: Option<bool>,
-    nas: Option<Vec<String>>,
-    postcodes: Option<Vec<String>>,
-    cities: Option<Vec<String>>,
+pub struct NoticeRequest {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub severity: Option<String>,
+    pub starts_at: Option<String>,
+    pub expected_end: Option<String>,
+    pub everyone: Option<bool>,
+    pub nas: Option<Vec<String>>,
+    pub postcodes: Option<Vec<String>>,
+    pub cities: Option<Vec<String>>,
 }
 
 fn bad_time(what: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
@@ -87,8 +87,29 @@ fn bad_time(what: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
 }
 
 impl NoticeRequest {
+    /// A new notice from these fields (`severity` required, `starts_at` now by default).
+    pub fn new_draft(self) -> Result<NoticeDraft, ApiError> {
+        if self.severity.is_none() {
+            return Err(ApiError::bad_request(
+                "severity: required (info, maintenance or outage)",
+            ));
+        }
+        let base = NoticeDraft {
+            title: String::new(),
+            body: String::new(),
+            severity: Severity::Info,
+            starts_at: OffsetDateTime::now_utc(),
+            expected_end: None,
+            everyone: false,
+            nas: Vec::new(),
+            postcodes: Vec::new(),
+            cities: Vec::new(),
+        };
+        self.onto(base)
+    }
+
     /// `base` with this request's fields put in, checked.
-    fn onto(self, mut d: NoticeDraft) -> Result<NoticeDraft, ApiError> {
+    pub fn onto(self, mut d: NoticeDraft) -> Result<NoticeDraft, ApiError> {
         if let Some(t) = self.title {
             d.title = t;
         }
@@ -157,23 +178,7 @@ pub(super) async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: NoticeRequest = json_body(body)?;
-    if req.severity.is_none() {
-        return Err(ApiError::bad_request(
-            "severity: required (info, maintenance or outage)",
-        ));
-    }
-    let base = NoticeDraft {
-        title: String::new(),
-        body: String::new(),
-        severity: Severity::Info,
-        starts_at: OffsetDateTime::now_utc(),
-        expected_end: None,
-        everyone: false,
-        nas: Vec::new(),
-        postcodes: Vec::new(),
-        cities: Vec::new(),
-    };
-    let draft = req.onto(base)?;
+    let draft = req.new_draft()?;
     let detail = format!("{} {:?}", draft.severity, draft.title);
     let d = draft.clone();
     let id = audited(&state, &caller, "ops_notice_create", &detail, move |tx| {
