@@ -2,7 +2,8 @@
 //! subscribers in and around Kraków, their contracts, PPPoE accounts, IPs, a year of invoices
 //! and payments, services, news and FAQ) loaded through the store's own upserts, and a live
 //! demo session sent as real signed Accounting-Requests through ebok's own RADIUS listener,
-//! so that the panel on localhost recognises its visitor as Jan Kowalski.
+//! so that the panel on localhost recognises its visitor as Jan Kowalski; and one outage
+//! notice on the demo NAS ([`notice`]), so that the banner shows on that line.
 //!
 //! The data depends only on the `today` given: the same day gives the same records (a
 //! second load changes nothing), a later day adds the new months' invoices and moves
@@ -41,6 +42,7 @@ use crate::store::Db;
 mod billing;
 mod content;
 mod customers;
+pub mod notice;
 mod radius_client;
 mod rng;
 
@@ -148,6 +150,7 @@ pub async fn load(db: &Db, today: Date) -> Result<DemoSummary, StoreError> {
         changes.add(upsert_faq(&mut tx, r).await?);
     }
     tx.commit().await?;
+    notice::post_outage(db).await?;
     Ok(DemoSummary {
         subscribers: data.subscribers.len(),
         contracts: data.contracts.len(),
