@@ -2,7 +2,8 @@
 //! subscribers' self-service panel. This crate is the binary's: [`config`] (the file, the
 //! environment and flags as plain data, checked), [`server`] (wires the crates together:
 //! listener → ingest → stores, the panel and the ops API over one state, metrics),
-//! [`systemd`] (notify, watchdog, reload) and [`demo`]. The other crates' modules are
+//! [`systemd`] (notify, watchdog, reload), [`notices`] (the `ebok notices` command) and
+//! [`demo`]. The other crates' modules are
 //! re-exported under their usual names; they depend one way:
 //! `ebok-radius` ← `ebok-live` ← `ebok-store` ← `ebok-web` ← `ebok`.
 
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod notices;
 pub use ebok_live::{
     background, dead_letter, history_writer, ingest, journal, redis_link, sessions,
 };

@@ -169,6 +169,11 @@ enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
+    /// Outage and maintenance notices shown to the subscribers whose line they touch.
+    Notices {
+        #[command(subcommand)]
+        command: ebok::notices::NoticesCommand,
+    },
     /// Who held an IP address at a time (live map and session history), or with --from/--to
     /// every session of the address (or of all addresses) in a period. Audited.
     Attribution {
@@ -406,6 +411,14 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Sessions { command } => sessions(config, command, cli.global.utc).await,
+            Command::Notices { command } => {
+                let db = ebok::store::Db::connect(&config.database.url)
+                    .await
+                    .context("opening the database (database.url)")?;
+                let actor = format!("cli:{}", cli_user());
+                let mut out = std::io::stdout().lock();
+                ebok::notices::run(&db, &actor, command, cli.global.utc, &mut out).await
+            }
             Command::Attribution {
                 ip,
                 time,

@@ -310,6 +310,10 @@ pub async fn start(
             shutdown.clone(),
         ))
     });
+    let notices = tokio::spawn(crate::web::notices::run_notices(
+        state.clone(),
+        shutdown.clone(),
+    ));
     let app = ebok_web::app(state);
     let web_task = tokio::spawn(crate::web::serve::serve(
         listeners.web,
@@ -365,6 +369,7 @@ pub async fn start(
         if let Some(r) = reminders {
             let _ = r.await;
         }
+        let _ = notices.await;
         mail_retry.abort();
         tracing::info!("ebok stopped");
     });

@@ -151,6 +151,11 @@ impl Config {
                 problems.push(e);
             }
         }
+        if !self.isp.ksef_qr_host.is_empty() {
+            if let Err(reason) = crate::web::billing::ksef::check_qr_host(&self.isp.ksef_qr_host) {
+                problems.push(err("isp.ksef_qr_host".into(), reason));
+            }
+        }
         if let Some(path) = &self.isp.logo {
             if let Err(reason) = crate::web::billing::check_logo(path) {
                 problems.push(err("isp.logo".into(), reason));

@@ -18,22 +18,6 @@ pub(super) const MONTHS: [&str; 12] = [
     "grudzień",
 ];
 
-/// CRC-8 (polynomial 0x07, initial value 0) as KSeF uses for the last two characters of its
-/// invoice numbers.
-pub(super) fn crc8(data: &[u8]) -> u8 {
-    data.iter().fold(0u8, |mut crc, b| {
-        crc ^= b;
-        for _ in 0..8 {
-            crc = if crc & 0x80 != 0 {
-                (crc << 1) ^ 0x07
-            } else {
-                crc << 1
-            };
-        }
-        crc
-    })
-}
-
 /// A KSeF number in the system's shape: seller's NIP, acceptance date, 12 hex digits (the
 /// technical part, fixed per subscriber and month here), CRC-8 of the 32 characters before.
 pub(super) fn ksef_number(n: u32, accepted: Date) -> String {
@@ -43,14 +27,37 @@ pub(super) fn ksef_number(n: u32, accepted: Date) -> String {
         u64::from(u8::from(accepted.month())),
         0x4b53_4546,
     ]);
-    let data = format!(
+    crate::store::ksef::with_checksum(&format!(
         "{ISP_NIP}-{:04}{:02}{:02}-{:012X}",
         accepted.year(),
         u8::from(accepted.month()),
         accepted.day(),
         rng.next() & 0xffff_ffff_ffff
-    );
-    format!("{data}-{:02X}", crc8(data.as_bytes()))
+    ))
+}
+
+/// The FA(3) file of a company's invoice `rec` (seller: the demo ISP), written on its
+/// issue day at 07:00 UTC.
+fn fa3_file(c: &Customer, rec: &InvoiceRecord) -> Option<String> {
+    use crate::store::ksef::{fa3_xml, Party};
+    let nip = c.subscriber.nip.as_ref()?;
+    let (street, city) = OFFICE_ADDRESS.split_once(", ")?;
+    let seller = Party {
+        nip: ISP_NIP,
+        name: ISP_NAME,
+        street,
+        city,
+    };
+    let home = &c.subscriber.home;
+    let buyer_city = format!("{} {}", home.postcode, home.city);
+    let buyer = Party {
+        nip: nip.as_str(),
+        name: c.subscriber.company_name.as_deref().unwrap_or_default(),
+        street: &home.street,
+        city: &buyer_city,
+    };
+    let created = rec.issued_on.with_hms(7, 0, 0).ok()?.assume_utc();
+    Some(fa3_xml(rec, &seller, &buyer, created))
 }
 
 /// Business invoices go through KSeF from April 2026 (small firms' start date).
@@ -136,9 +143,10 @@ pub(super) fn billing(
                 None if due < today => InvoiceStatus::Overdue,
                 None => InvoiceStatus::Issued,
             };
-            let ksef_number = (c.subscriber.kind == SubscriberKind::Company
-                && issued >= ksef_since())
-            .then(|| ksef_number(c.n, issued));
+            // Company invoices go to KSeF as FA(3) files; this month's is still waiting for
+            // its KSeF number (its code reads OFFLINE).
+            let in_ksef = c.subscriber.kind == SubscriberKind::Company && issued >= ksef_since();
+            let ksef_number = (in_ksef && months_ago > 0).then(|| ksef_number(c.n, issued));
             let key = format!("{:04}-{y}-{m:02}", c.n);
             if let Some(paid_on) = paid_on {
                 payments.push(PaymentRecord {
@@ -150,7 +158,7 @@ pub(super) fn billing(
                     method: if c.cash { "gotówka" } else { "przelew" }.into(),
                 });
             }
-            invoices.push(InvoiceRecord {
+            let mut rec = InvoiceRecord {
                 ext_id: format!("demo-inv-{key}"),
                 subscriber_ext_id: c.subscriber.ext_id.clone(),
                 number,
@@ -163,7 +171,12 @@ pub(super) fn billing(
                 status,
                 ksef_number,
                 lines,
-            });
+                ksef_xml: None,
+            };
+            if in_ksef {
+                rec.ksef_xml = fa3_file(c, &rec);
+            }
+            invoices.push(rec);
         }
     }
     (invoices, payments)

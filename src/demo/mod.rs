@@ -2,7 +2,8 @@
 //! subscribers in and around Kraków, their contracts, PPPoE accounts, IPs, a year of invoices
 //! and payments, services, news and FAQ) loaded through the store's own upserts, and a live
 //! demo session sent as real signed Accounting-Requests through ebok's own RADIUS listener,
-//! so that the panel on localhost recognises its visitor as Jan Kowalski.
+//! so that the panel on localhost recognises its visitor as Jan Kowalski; and one outage
+//! notice on the demo NAS ([`notice`]), so that the banner shows on that line.
 //!
 //! The data depends only on the `today` given: the same day gives the same records (a
 //! second load changes nothing), a later day adds the new months' invoices and moves
@@ -42,6 +43,7 @@ mod billing;
 mod content;
 mod customers;
 mod documents;
+pub mod notice;
 mod radius_client;
 mod rng;
 
@@ -150,6 +152,7 @@ pub async fn load(db: &Db, today: Date) -> Result<DemoSummary, StoreError> {
         changes.add(upsert_faq(&mut tx, r).await?);
     }
     tx.commit().await?;
+    notice::post_outage(db).await?;
     Ok(DemoSummary {
         subscribers: data.subscribers.len(),
         contracts: data.contracts.len(),
@@ -232,6 +235,8 @@ pub fn isp() -> crate::config::IspConfig {
         address: OFFICE_ADDRESS.into(),
         email: OFFICE_EMAIL.into(),
         logo: None,
+        // The demo's invoices never went to KSeF: their codes point at the test system.
+        ksef_qr_host: "qr-test.ksef.mf.gov.pl".into(),
     }
 }
 
@@ -359,17 +364,23 @@ mod tests {
             .filter_map(|i| i.ksef_number.as_deref())
             .collect();
         assert!(!ksef.is_empty());
-        for k in ksef {
+        for k in &ksef {
             assert_eq!(k.len(), 35, "{k}");
             assert!(k.starts_with(ISP_NIP));
-            assert_eq!(format!("{:02X}", crc8(&k.as_bytes()[..32])), &k[33..]);
+            assert_eq!(crate::store::ksef::check_number(k), Ok(()));
+        }
+        // Company invoices carry FA(3) files that pass the store's checks, the current
+        // month's without a KSeF number yet (OFFLINE).
+        let with_xml: Vec<_> = a.invoices.iter().filter(|i| i.ksef_xml.is_some()).collect();
+        assert!(with_xml.len() > ksef.len(), "{} files", with_xml.len());
+        assert!(with_xml.iter().any(|i| i.ksef_number.is_none()));
+        for i in with_xml {
+            let facts = crate::store::ksef::check_record(i)
+                .expect("FA(3) file")
+                .expect("facts");
+            assert_eq!(facts.seller_nip, ISP_NIP);
         }
         assert!(Nip::with_check_digit(&ISP_NIP[..9]).is_some_and(|n| n.as_str() == ISP_NIP));
-    }
-
-    #[test]
-    fn ksef_checksum_matches_the_published_example() {
-        assert_eq!(crc8(b"5265877635-20250826-0100001AF629"), 0xAF);
     }
 
     #[test]

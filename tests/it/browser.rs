@@ -443,6 +443,86 @@ async fn check_transfer_qr(tab: &Tab, png: &Path, due: ebok::store::money::Money
     assert_eq!(decoded.trim_end_matches('\n'), payload, "decoded QR code");
 }
 
+/// KSeF: Jan's latest invoice gets an FA(3) file and a KSeF number; its page shows KOD I
+/// with the number under it, and the code in the screenshot (`invoice-ksef-1280.png`),
+/// decoded with zbarimg, is the verification link ending in Base64URL(SHA-256) of the file.
+async fn check_ksef_code(
+    tab: &mut Tab,
+    db: &ebok::store::Db,
+    jan: &ebok::store::subscribers::Subscriber,
+) {
+    use ebok::store::{billing, ksef};
+    let page = billing::invoices_of(db, jan.id, ebok::store::repo::Page::first(1))
+        .await
+        .unwrap();
+    let latest = page.items.first().expect("Jan has invoices");
+    let (inv, lines) = billing::invoice_for(db, jan.id, latest.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut rec = inv.to_record(jan.ext_id.clone(), lines);
+    let seller = ksef::Party {
+        nip: ebok::demo::ISP_NIP,
+        name: ebok::demo::ISP_NAME,
+        street: "ul. Internetowa 10",
+        city: "30-001 Kraków",
+    };
+    let buyer = ksef::Party {
+        nip: "6772345104",
+        name: "Jan Kowalski",
+        street: "ul. Internetowa 1",
+        city: "30-001 Kraków",
+    };
+    let created = rec.issued_on.with_hms(7, 0, 0).unwrap().assume_utc();
+    let xml = ksef::fa3_xml(&rec, &seller, &buyer, created);
+    let number = ksef::with_checksum(&format!(
+        "{}-{:04}{:02}{:02}-00000000ABCD",
+        ebok::demo::ISP_NIP,
+        rec.issued_on.year(),
+        u8::from(rec.issued_on.month()),
+        rec.issued_on.day()
+    ));
+    rec.ksef_number = Some(number.clone());
+    rec.ksef_xml = Some(xml.clone());
+    let mut tx = db.begin().await.unwrap();
+    billing::upsert_invoice(&mut tx, &rec).await.unwrap();
+    tx.commit().await.unwrap();
+
+    tab.open(&format!("/e-faktury/{}", inv.id)).await;
+    assert_eq!(tab.text_of("figure.ksef-code .ksef").await, number);
+    tab.shoot("invoice-ksef-pl", &[DESKTOP]).await;
+    let Some(zbarimg) = which("zbarimg") else {
+        ebok_testkit::skip(TEST, "zbarimg", "zbarimg not on PATH (Debian: zbar-tools)");
+        return;
+    };
+    let png = tab.shots.join("invoice-ksef-pl-1280.png");
+    let out = std::process::Command::new(zbarimg)
+        .args(["--quiet", "--raw", "-Sdisable", "-Sqrcode.enable"])
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "zbarimg finds KOD I in {}",
+        png.display()
+    );
+    let decoded = String::from_utf8(out.stdout).unwrap();
+    let hash = ksef::base64url(&ksef::sha256(xml.as_bytes()));
+    let (d, m, y) = (
+        rec.issued_on.day(),
+        u8::from(rec.issued_on.month()),
+        rec.issued_on.year(),
+    );
+    assert_eq!(
+        decoded.trim_end_matches('\n'),
+        format!(
+            "https://qr-test.ksef.mf.gov.pl/invoice/{}/{d:02}-{m:02}-{y:04}/{hash}",
+            ebok::demo::ISP_NIP
+        ),
+        "decoded KOD I"
+    );
+}
+
 /// `15.01.2026`: how the panel writes a day.
 fn is_pl_date(s: &str) -> bool {
     let b = s.as_bytes();
@@ -791,6 +871,8 @@ async fn scenario() {
             .any(|w| w.len() > 1 && w.starts_with('-') && w.as_bytes()[1].is_ascii_digit()),
         "a hyphen for a minus in {ledger}"
     );
+
+    check_ksef_code(&mut tab, db, &jan).await;
 
     // English through the header link, on the same page.
     tab.open("/panel").await;

@@ -56,9 +56,14 @@ pub struct InvoiceRecord {
     pub vat: Money,
     pub gross: Money,
     pub status: InvoiceStatus,
-    /// Number given by KSeF, the national e-invoice system, when the invoice went there.
+    /// Number given by KSeF, the national e-invoice system, when the invoice went there
+    /// (checked by [`crate::ksef::check_number`]).
     pub ksef_number: Option<String>,
     pub lines: Vec<InvoiceLine>,
+    /// The invoice's FA(3) XML file, stored byte for byte (see [`crate::ksef`]); absent
+    /// keeps the stored file, `null` removes it.
+    #[serde(default)]
+    pub ksef_xml: Option<String>,
 }
 
 impl InvoiceRecord {
@@ -77,6 +82,7 @@ impl InvoiceRecord {
                 "an invoice needs at least one line",
             ));
         }
+        crate::ksef::check_record(self)?;
         let mut positions: Vec<u32> = self.lines.iter().map(|l| l.position).collect();
         positions.sort_unstable();
         if let Some(w) = positions.windows(2).find(|w| w[0] == w[1]) {
@@ -153,6 +159,7 @@ impl Invoice {
             status: self.status,
             ksef_number: self.ksef_number.clone(),
             lines,
+            ksef_xml: None,
         }
     }
 }
@@ -268,9 +275,22 @@ fn lines_sql() -> String {
 /// ones). The totals must equal the sums of the lines ([`StoreError::InvoiceTotals`]); the
 /// subscriber is named by its `ext_id`.
 pub async fn upsert_invoice(tx: &mut DbTx, rec: &InvoiceRecord) -> Result<Upserted, StoreError> {
+    upsert_invoice_with(tx, rec, false).await
+}
+
+/// [`upsert_invoice`]; `keep_xml`: a record without `ksef_xml` keeps the stored file
+/// instead of removing it.
+async fn upsert_invoice_with(
+    tx: &mut DbTx,
+    rec: &InvoiceRecord,
+    keep_xml: bool,
+) -> Result<Upserted, StoreError> {
     rec.check()?;
+    let xml = crate::ksef::check_record(rec)?;
     let mut canonical = rec.clone();
     canonical.lines.sort_by_key(|l| l.position);
+    // The XML is compared by its hash below, not as a field of the record.
+    canonical.ksef_xml = None;
     let select = format!(
         "SELECT {}, p.ext_id AS parent_ext_id FROM invoices i \
          JOIN subscribers p ON p.id = i.subscriber_id WHERE i.ext_id = $1",
@@ -327,9 +347,22 @@ pub async fn upsert_invoice(tx: &mut DbTx, rec: &InvoiceRecord) -> Result<Upsert
                     .await?;
             }
         }
-        outcome
+        (outcome, id)
     });
-    Ok(outcome)
+    let (outcome, id) = outcome;
+    let xml_changed = match (&rec.ksef_xml, &xml) {
+        (Some(text), Some(facts)) => {
+            crate::ksef::put_xml(tx, id, Some((text.as_bytes(), facts))).await?
+        }
+        (None, _) if keep_xml => false,
+        (None, _) => crate::ksef::put_xml(tx, id, None).await?,
+        (Some(_), None) => false,
+    };
+    Ok(if xml_changed && outcome == Upserted::Unchanged {
+        Upserted::Updated
+    } else {
+        outcome
+    })
 }
 
 /// [`upsert_invoice`] for consecutive records of one file, with the same outcome and the
@@ -358,14 +391,16 @@ pub async fn upsert_invoices(
     Ok(out)
 }
 
-/// [`upsert_invoice`], the KSeF number kept as stored when `absent` names `ksef_number`.
+/// [`upsert_invoice`], the KSeF number and XML file kept as stored when `absent` names
+/// `ksef_number` or `ksef_xml`.
 pub async fn upsert_invoice_keeping(
     tx: &mut DbTx,
     rec: &InvoiceRecord,
     absent: &Absent,
 ) -> Result<Upserted, StoreError> {
+    let keep_xml = absent.has("ksef_xml");
     if !absent.has("ksef_number") {
-        return upsert_invoice(tx, rec).await;
+        return upsert_invoice_with(tx, rec, keep_xml).await;
     }
     let stored: Option<Option<String>> = on_tx!(tx, conn => sqlx::query_scalar(
         "SELECT ksef_number FROM invoices WHERE ext_id = $1",
@@ -377,7 +412,7 @@ pub async fn upsert_invoice_keeping(
     if let Some(number) = stored {
         rec.ksef_number = number;
     }
-    upsert_invoice(tx, &rec).await
+    upsert_invoice_with(tx, &rec, keep_xml).await
 }
 
 /// Insert `recs` when all of them are valid, new, free of unique conflicts and their
@@ -402,7 +437,7 @@ async fn insert_new_invoices(tx: &mut DbTx, recs: &[InvoiceRecord]) -> Result<bo
             || !ids_by!(conn, "invoices", "number", recs.iter().map(|r| r.number.as_str()).collect())
                 .is_empty()
         {
-            false
+            None
         } else {
             let updated_at = now();
             let rows: Vec<Vec<(&'static str, Val)>> = recs
@@ -438,10 +473,20 @@ async fn insert_new_invoices(tx: &mut DbTx, recs: &[InvoiceRecord]) -> Result<bo
                 lines.extend(sorted.into_iter().map(|l| line_vals(id, l)));
             }
             insert_rows!(conn, "invoice_lines", &lines);
-            true
+            Some(ids)
         }
     });
-    Ok(written)
+    let Some(ids) = written else {
+        return Ok(false);
+    };
+    for rec in recs {
+        if let (Some(text), Some(id)) = (&rec.ksef_xml, ids.get(&rec.ext_id)) {
+            if let Some(facts) = crate::ksef::check_record(rec)? {
+                crate::ksef::put_xml(tx, *id, Some((text.as_bytes(), &facts))).await?;
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// A subscriber's invoices, newest first (by issue date).
@@ -800,6 +845,21 @@ pub async fn ledger_page(
     let take = usize::try_from(page.limit()).unwrap_or(usize::MAX);
     let items = all.into_iter().rev().skip(skip).take(take).collect();
     Ok(Paged { items, total, page })
+}
+
+/// The subscriber's most recent invoice, if any (one row; the dashboard shows it).
+pub async fn latest_invoice(db: &Db, subscriber_id: i64) -> Result<Option<Invoice>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM invoices i WHERE i.subscriber_id = $1 \
+         ORDER BY i.issued_on DESC, i.id DESC LIMIT 1",
+        select_list("i", "", INVOICE_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(subscriber_id)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| read_invoice(&Cols::new(&r)))
+        .transpose()?))
 }
 
 /// The unpaid invoice (issued or overdue) that fell due first, if any.

@@ -420,6 +420,24 @@ pub async fn published_news(db: &Db, page: Page) -> Result<Paged<NewsItem>, Stor
     paged_by!(db, count, &sql, at, page, read_news)
 }
 
+/// The `n` most recently published news items, without counting the rest (the dashboard
+/// shows them; the news page pages through all with [`published_news`]).
+pub async fn latest_news(db: &Db, n: i64) -> Result<Vec<NewsItem>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM news n WHERE n.published_at <= $1 \
+         ORDER BY n.published_at DESC, n.id DESC LIMIT $2",
+        select_list("n", "", NEWS_COLS)
+    );
+    Ok(on_pool!(db, pool => sqlx::query(&sql)
+        .bind(now().unix_timestamp())
+        .bind(n)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| read_news(&Cols::new(r)))
+        .collect::<Result<Vec<_>, _>>()?))
+}
+
 /// One published news item (`None` when missing or not yet published).
 pub async fn news_item(db: &Db, id: i64) -> Result<Option<NewsItem>, StoreError> {
     let at = now().unix_timestamp();

@@ -4,9 +4,11 @@
 //!
 //! Modules:
 //! - the model: [`subscribers`] (subscriber, contract, PPPoE account, IP assignment),
-//!   [`billing`], [`money`], [`content`] (news, FAQ, tickets, orders), [`documents`] (the
-//!   ISP's published PDFs), [`reminders`] (payment reminders claimed once), [`panel`] and
-//!   [`auth`] (panel accounts, sessions, tokens), [`audit`], with [`repo`]'s shared row
+//!   [`billing`] (with [`ksef`]: KSeF numbers and FA(3) files), [`money`], [`content`]
+//!   (news, FAQ, tickets, orders), [`documents`] (the ISP's published PDFs), [`reminders`]
+//!   (payment reminders claimed once), [`panel`] and [`auth`] (panel accounts, sessions,
+//!   tokens), [`notices`] (outage and maintenance notices and whom they touch), [`audit`],
+//!   with [`repo`]'s shared row
 //!   reading and paging and [`validate`]'s checks (PESEL, NIP, postcodes…);
 //! - [`history`]: closed sessions and daily traffic, the [`ebok_live::history_writer::HistoryStore`]
 //!   the live side writes through; [`retention`] prunes it;
@@ -38,7 +40,9 @@ pub mod documents;
 pub mod history;
 pub mod identify;
 pub mod import;
+pub mod ksef;
 pub mod money;
+pub mod notices;
 pub mod panel;
 pub mod reminders;
 pub mod repo;

@@ -657,6 +657,19 @@ pub async fn tickets_of(db: &Db, subscriber_id: i64) -> Result<Vec<Ticket>, Stor
         .collect::<Result<Vec<_>, _>>()?))
 }
 
+/// How many of the subscriber's tickets are not closed (one COUNT; the dashboard shows it).
+pub async fn open_ticket_count(db: &Db, subscriber_id: i64) -> Result<i64, StoreError> {
+    let sql = "SELECT COUNT(*) AS n FROM tickets WHERE subscriber_id = $1 AND status <> $2";
+    Ok(on_pool!(db, pool => Cols::new(
+        &sqlx::query(sql)
+            .bind(subscriber_id)
+            .bind(TicketStatus::Closed.as_str())
+            .fetch_one(pool)
+            .await?
+    )
+    .i64("n")?))
+}
+
 /// A ticket, only if it belongs to `subscriber_id`.
 pub async fn ticket_for(
     db: &Db,

@@ -29,6 +29,7 @@ fn invoice(ext: &str, sub: &str, due_on: Date, gross: i64, status: InvoiceStatus
         gross,
         status,
         ksef_number: None,
+        ksef_xml: None,
         lines: vec![InvoiceLine {
             position: 1,
             name: "Abonament".into(),

@@ -28,6 +28,7 @@ pub enum Entity {
     Faq,
     PanelAccount,
     Ticket,
+    Notice,
 }
 
 impl Entity {
@@ -45,6 +46,7 @@ impl Entity {
             Entity::Faq => "FAQ entry",
             Entity::PanelAccount => "panel account",
             Entity::Ticket => "ticket",
+            Entity::Notice => "notice",
         }
     }
 
@@ -63,6 +65,7 @@ impl Entity {
             Entity::Faq => "faq",
             Entity::PanelAccount => "panel_accounts",
             Entity::Ticket => "tickets",
+            Entity::Notice => "notices",
         }
     }
 }

@@ -275,6 +275,7 @@ fn invoice(
         gross: lines.iter().map(|l| l.gross).sum(),
         status: InvoiceStatus::Issued,
         ksef_number: None,
+        ksef_xml: None,
         lines,
     }
 }
@@ -779,7 +780,7 @@ async fn invoice_upserts_with_lines(db: &Db) {
             line(3, "Opłata pocztowa", "5,00", VatRate::Np),
         ],
     );
-    rec.ksef_number = Some("5260250274-20130131-0123456789AB-01".into());
+    rec.ksef_number = Some("5260250274-20130131-0123456789AB-48".into());
     assert_eq!(rec.gross, zl("50,00") + zl("108,00") + zl("5,00"));
     assert_eq!(
         in_tx!(db, tx => upsert_invoice(&mut tx, &rec).await).unwrap(),

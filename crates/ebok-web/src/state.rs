@@ -47,6 +47,8 @@ pub struct Panel {
     pub hosts: Arc<host::AllowedHosts>,
     /// Background tasks that may still hand mail to the mailer.
     pub mail_work: MailWork,
+    /// The active outage and maintenance notices as this instance last read them.
+    pub notices: crate::web::notices::NoticeCache,
 }
 
 /// Counts the background tasks that may still hand mail to the mailer, so that whoever
@@ -139,6 +141,7 @@ impl AppState {
             trusted: config.web.trusted_proxy_nets(),
             hosts: Arc::new(host::AllowedHosts::from_config(&config.web, config.demo)),
             mail_work: MailWork::default(),
+            notices: Default::default(),
         };
         Ok(AppState {
             db,

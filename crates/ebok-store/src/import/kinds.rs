@@ -474,6 +474,9 @@ pub(super) struct InvoiceRow {
     gross: Money,
     status: InvoiceStatus,
     ksef_number: Option<String>,
+    /// On the invoice's first row; later rows may leave it empty.
+    #[serde(default)]
+    ksef_xml: Option<String>,
     line_position: u32,
     line_name: String,
     line_unit: String,
@@ -501,6 +504,7 @@ impl Kind for Invoices {
         ("gross", true),
         ("status", true),
         ("ksef_number", false),
+        ("ksef_xml", false),
         ("line_position", true),
         ("line_name", true),
         ("line_unit", true),
@@ -526,6 +530,7 @@ impl Kind for Invoices {
             gross: r.gross,
             status: r.status,
             ksef_number: r.ksef_number,
+            ksef_xml: r.ksef_xml.filter(|x| !x.is_empty()),
             lines: vec![InvoiceLine {
                 position: r.line_position,
                 name: r.line_name,
@@ -568,6 +573,10 @@ impl Kind for Invoices {
             ("gross", p.gross != next.gross),
             ("status", p.status != next.status),
             ("ksef_number", p.ksef_number != next.ksef_number),
+            (
+                "ksef_xml",
+                next.ksef_xml.is_some() && p.ksef_xml != next.ksef_xml,
+            ),
         ];
         if let Some((column, _)) = differs.iter().find(|(_, d)| *d) {
             return Err(FieldError {

@@ -301,7 +301,7 @@ async fn check_example_data(db: &Db) {
     );
     assert_eq!(
         inv.ksef_number.as_deref(),
-        Some("9452118733-20260131-4F1C2A9B7D3E-5C")
+        Some("5260250274-20260131-4F1C2A9B7D3E-0A")
     );
     assert_eq!(
         balance(db, company.id).await.unwrap(),
@@ -1090,5 +1090,165 @@ fn example_headers_are_the_documented_columns() {
                 .unwrap_or_else(|| panic!("docs/import.md has no section for {kind}"));
             assert!(section.contains(&row), "docs/import.md, {kind}: {row}");
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// KSeF: numbers and FA(3) files
+// ---------------------------------------------------------------------------------------------
+
+mod ksef_files {
+    use super::*;
+    use crate::billing::invoice_ids_by_ext;
+    use crate::ksef::{sha256, stored_xml, xml_for, MAX_XML_BYTES};
+
+    both_backends!(
+        ksef_files_are_stored_byte_for_byte,
+        bad_ksef_numbers_and_files_name_line_and_column,
+    );
+
+    /// The example's FA(3) file of I-5005.
+    fn example_xml() -> String {
+        let text = example_text(ImportKind::Invoices, "jsonl");
+        let line = text.lines().find(|l| l.contains("\"I-5005\"")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["ksef_xml"].as_str().unwrap().to_owned()
+    }
+
+    /// The example's I-5005 line rewritten: `ksef_xml` replaced by `with` (`None`: left out).
+    fn i5005_with(with: Option<serde_json::Value>) -> String {
+        let text = example_text(ImportKind::Invoices, "jsonl");
+        let line = text.lines().find(|l| l.contains("\"I-5005\"")).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let obj = v.as_object_mut().unwrap();
+        match with {
+            Some(x) => obj.insert("ksef_xml".into(), x),
+            None => obj.remove("ksef_xml"),
+        };
+        format!("{v}\n")
+    }
+
+    async fn ksef_files_are_stored_byte_for_byte(db: &Db, dir: &Path) {
+        import_all(db, "jsonl").await;
+        let company = subscriber_by_ext_id(db, "K-1004").await.unwrap().unwrap();
+        let other = subscriber_by_ext_id(db, "K-1001").await.unwrap().unwrap();
+        let ids = invoice_ids_by_ext(db, &["I-5005", "I-5004"]).await.unwrap();
+        let (with, without) = (ids[0], ids[1]);
+        assert_eq!(xml_for(db, company.id, without).await.unwrap(), None);
+        let xml = example_xml();
+        let stored = xml_for(db, company.id, with)
+            .await
+            .unwrap()
+            .expect("stored file");
+        assert_eq!(stored, xml.as_bytes(), "byte for byte");
+        let facts = stored_xml(db, company.id, with).await.unwrap().unwrap();
+        assert_eq!(facts.sha256, sha256(xml.as_bytes()).to_vec());
+        assert_eq!(facts.seller_nip, "5260250274");
+        assert_eq!(facts.size, xml.len() as i64);
+        // Another subscriber's invoice id: nothing, like a missing one.
+        assert_eq!(xml_for(db, other.id, with).await.unwrap(), None);
+        assert_eq!(stored_xml(db, other.id, with).await.unwrap(), None);
+
+        // Left out: the stored file stays (and nothing changes).
+        let path = write(dir, "invoices.jsonl", i5005_with(None));
+        assert_eq!(
+            import_ok(db, ImportKind::Invoices, &path).await,
+            unchanged(1)
+        );
+        assert!(xml_for(db, company.id, with).await.unwrap().is_some());
+        // Another file (one byte more): updated, the new hash stored.
+        let changed = xml.replace("</Faktura>", "</Faktura>\n");
+        let path = write(
+            dir,
+            "invoices.jsonl",
+            i5005_with(Some(changed.clone().into())),
+        );
+        let s = import_ok(db, ImportKind::Invoices, &path).await;
+        assert_eq!(s.updated, 1, "{s:?}");
+        let facts = stored_xml(db, company.id, with).await.unwrap().unwrap();
+        assert_eq!(facts.sha256, sha256(changed.as_bytes()).to_vec());
+        // null: removed.
+        let path = write(
+            dir,
+            "invoices.jsonl",
+            i5005_with(Some(serde_json::Value::Null)),
+        );
+        assert_eq!(import_ok(db, ImportKind::Invoices, &path).await.updated, 1);
+        assert_eq!(xml_for(db, company.id, with).await.unwrap(), None);
+        // The CSV example carries the same file: stored again, byte for byte.
+        import_ok(
+            db,
+            ImportKind::Invoices,
+            &example(ImportKind::Invoices, "csv"),
+        )
+        .await;
+        let stored = xml_for(db, company.id, with)
+            .await
+            .unwrap()
+            .expect("stored file");
+        assert_eq!(stored, xml.as_bytes());
+        assert_eq!(count(db, "ksef_invoices").await, 1);
+    }
+
+    async fn bad_ksef_numbers_and_files_name_line_and_column(db: &Db, dir: &Path) {
+        import_ok(
+            db,
+            ImportKind::Subscribers,
+            &example(ImportKind::Subscribers, "csv"),
+        )
+        .await;
+        // A wrong checksum on line 8 (I-5005's first row) of the CSV.
+        let text = example_text(ImportKind::Invoices, "csv");
+        let bad = text.replace(
+            "5260250274-20260228-9B0E7D2C1A4F-D9",
+            "5260250274-20260228-9B0E7D2C1A4F-D8",
+        );
+        assert_ne!(bad, text);
+        let path = write(dir, "invoices.csv", &bad);
+        let e = import_err(db, ImportKind::Invoices, &path).await;
+        assert_row_error(
+            &e,
+            &path,
+            8,
+            Some("ksef_number"),
+            "checksum \"D8\" does not match",
+        );
+        assert!(e.to_string().contains("\"D9\""), "{e}");
+        // A seller's NIP with a wrong check digit, in JSON Lines (line 4: I-5004).
+        let jsonl = example_text(ImportKind::Invoices, "jsonl");
+        let bad = jsonl.replace(
+            "5260250274-20260131-4F1C2A9B7D3E-0A",
+            &crate::ksef::with_checksum("5260250275-20260131-4F1C2A9B7D3E"),
+        );
+        let path = write(dir, "invoices.jsonl", &bad);
+        let e = import_err(db, ImportKind::Invoices, &path).await;
+        assert_row_error(&e, &path, 4, Some("ksef_number"), "seller's NIP");
+        // A malformed file and one over the size limit (line 5: I-5005).
+        let xml = example_xml();
+        let lines: Vec<&str> = jsonl.lines().collect();
+        let with_line5 = |line: String| {
+            let mut v: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            v[4] = line.trim_end().to_owned();
+            v.join("\n") + "\n"
+        };
+        let broken = xml.replace("</P_2>", "</P_3>");
+        let path = write(
+            dir,
+            "invoices.jsonl",
+            with_line5(i5005_with(Some(broken.into()))),
+        );
+        let e = import_err(db, ImportKind::Invoices, &path).await;
+        assert_row_error(&e, &path, 5, Some("ksef_xml"), "not well-formed");
+        let mut huge = xml.clone();
+        huge.push_str(&" ".repeat(MAX_XML_BYTES));
+        let path = write(
+            dir,
+            "invoices.jsonl",
+            with_line5(i5005_with(Some(huge.into()))),
+        );
+        let e = import_err(db, ImportKind::Invoices, &path).await;
+        assert_row_error(&e, &path, 5, Some("ksef_xml"), "more than the 3 MiB");
+        assert_eq!(count(db, "invoices").await, 0);
+        assert_eq!(count(db, "ksef_invoices").await, 0);
     }
 }

@@ -114,6 +114,8 @@ pub struct MailConfig {
     pub retry_initial_secs: u64,
     /// Longest wait between retry rounds, in seconds.
     pub retry_max_secs: u64,
+    /// Mail the subscribers an outage or maintenance notice touches, once per notice.
+    pub notices: bool,
 }
 
 impl Default for MailConfig {
@@ -126,6 +128,7 @@ impl Default for MailConfig {
             smtp: SmtpConfig::default(),
             retry_initial_secs: 30,
             retry_max_secs: 1800,
+            notices: false,
         }
     }
 }

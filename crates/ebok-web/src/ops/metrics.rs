@@ -114,6 +114,7 @@ fn register_families() {
         "ebok_journal_bytes",
         "ebok_journal_max_bytes",
         "ebok_http_connections",
+        "ebok_notices_active",
     ] {
         metrics::gauge!(name).increment(0.0);
     }
@@ -226,6 +227,10 @@ fn describe() {
         "Journal records that can never be applied, set aside in dead-letter.jsonl so the replay goes on, by kind (event, history)"
     );
     describe_gauge!("ebok_live_sessions", "Live PPPoE sessions in the live map");
+    describe_gauge!(
+        "ebok_notices_active",
+        "Outage and maintenance notices shown now (started, not resolved)"
+    );
     describe_gauge!("ebok_radius_in_flight", "RADIUS requests being processed");
     describe_gauge!(
         "ebok_journal_depth",

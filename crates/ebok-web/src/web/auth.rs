@@ -185,6 +185,10 @@ pub async fn login(
     }
     reserved.give_back().await;
     let _ = limiter.clear(&account_key).await;
+    if let Err(e) = ebok_store::notices::set_account_lang(&state.db, account.id, ctx.t.code()).await
+    {
+        tracing::warn!(error = %e, "recording the account's language");
+    }
     // A new session id every time: whatever session cookie the browser came with (perhaps
     // planted by someone else) is dropped.
     if let Some(old) = &ctx.info.session_cookie {

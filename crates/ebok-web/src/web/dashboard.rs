@@ -15,8 +15,6 @@ use super::i18n::Tr;
 use super::pages::{error_page, render, Chrome, WithOverview};
 use super::AppState;
 use ebok_live::sessions::LiveSession;
-use ebok_store::panel::TicketStatus;
-use ebok_store::repo::Page;
 use ebok_store::subscribers::{Address, Contract, Overview, Subscriber};
 use ebok_store::tz::{format_date as day, format_datetime as moment};
 use ebok_store::{billing, content, panel, subscribers};
@@ -84,7 +82,7 @@ struct PanelPage {
     can_pay: bool,
     lines: Vec<LineView>,
     latest_invoice: Option<InvoiceView>,
-    open_tickets: usize,
+    open_tickets: i64,
     notices: Vec<NoticeView>,
     contracts: Vec<ContractView>,
 }
@@ -113,7 +111,7 @@ struct Figures {
     due: Option<Due>,
     lines: Vec<LineView>,
     latest_invoice: Option<InvoiceView>,
-    open_tickets: usize,
+    open_tickets: i64,
     notices: Vec<NoticeView>,
 }
 
@@ -154,25 +152,17 @@ async fn figures(state: &AppState, sub: &Subscriber) -> anyhow::Result<Figures> 
                 .collect(),
         })
         .collect();
-    let latest_invoice = billing::invoices_of(&state.db, sub.id, Page::first(1))
+    let latest_invoice = billing::latest_invoice(&state.db, sub.id)
         .await?
-        .items
-        .into_iter()
-        .next()
         .map(|i| InvoiceView {
             id: i.id,
             number: i.number,
             issued_on: day(i.issued_on),
             gross: i.gross.to_string(),
         });
-    let open_tickets = panel::tickets_of(&state.db, sub.id)
+    let open_tickets = panel::open_ticket_count(&state.db, sub.id).await?;
+    let notices = content::latest_news(&state.db, 3)
         .await?
-        .iter()
-        .filter(|t| t.status != TicketStatus::Closed)
-        .count();
-    let notices = content::published_news(&state.db, Page::first(3))
-        .await?
-        .items
         .into_iter()
         .map(|n| NoticeView {
             id: n.id,
@@ -285,6 +275,7 @@ mod tests {
                 gross: Money::from_grosze(6150),
                 status: InvoiceStatus::Issued,
                 ksef_number: None,
+                ksef_xml: None,
                 lines: vec![line],
             },
         )

@@ -3,7 +3,8 @@
 //!
 //! Panel rooms: [`pages`] (layout, home, errors, language), [`auth`] (login, second
 //! factor, logout), [`register`] (registration from one's own line), [`account`]
-//! (recovery, e-mail confirmation, settings, TOTP); [`paging`] (lists a page at a time).
+//! (recovery, e-mail confirmation, settings, TOTP); [`paging`] (lists a page at a time);
+//! [`notices`] (outage and maintenance notices: banner, dashboard, mail).
 //! Every panel request passes
 //! [`request::panel_layer`]: caller IP, language, CSRF check on POST, security headers.
 
@@ -31,6 +32,7 @@ pub mod error;
 pub mod host;
 pub mod i18n;
 pub mod line;
+pub mod notices;
 pub mod office;
 pub mod pages;
 pub mod paging;

@@ -186,6 +186,8 @@ pub(crate) struct Chrome {
     /// This page's path, for the language switch to come back to.
     pub path: String,
     pub notice: Option<String>,
+    /// The active outage and maintenance notices that touch the caller (the banner).
+    pub notices: Vec<super::notices::NoticeView>,
 }
 
 /// A page's CSRF token, made when a template first shows it: an anonymous page without a
@@ -258,7 +260,9 @@ impl Chrome {
                 None => Line::Other,
             },
         };
-        Chrome::with_line(state, ctx, path, &line)
+        let mut c = Chrome::with_line(state, ctx, path, &line);
+        c.notices = super::notices::for_caller(state, ctx).await;
+        c
     }
 
     fn with_line(state: &AppState, ctx: &Ctx, path: &str, line: &Line) -> Chrome {
@@ -283,6 +287,7 @@ impl Chrome {
                 .unwrap_or_default(),
             path: path.to_owned(),
             notice: None,
+            notices: Vec::new(),
         }
     }
 
@@ -552,11 +557,20 @@ pub(crate) struct Back {
 
 /// Switch language (a cookie for a year) and go back to a local page.
 pub(crate) async fn language(
+    State(state): State<AppState>,
     ctx: Ctx,
     Path(code): Path<String>,
     Query(back): Query<Back>,
 ) -> Response {
     let lang = Lang::from_code(&code).unwrap_or(Lang::Pl);
+    if let Some(a) = &ctx.auth {
+        // Mails nobody asked for (notices) go out in it.
+        if let Err(e) =
+            ebok_store::notices::set_account_lang(&state.db, a.account.id, lang.code()).await
+        {
+            tracing::warn!(error = %e, "recording the account's language");
+        }
+    }
     let target = super::redirect::local_target(&back.wroc);
     let mut resp = Redirect::to(target).into_response();
     resp.headers_mut().append(

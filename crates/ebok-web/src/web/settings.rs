@@ -160,6 +160,21 @@ pub struct IspConfig {
     pub email: String,
     /// A PNG image printed at the top of invoice PDFs; checked with the configuration.
     pub logo: Option<PathBuf>,
+    /// Host of KSeF's verification links in the invoices' QR code (KOD I): a bare host
+    /// name; empty means `qr.ksef.mf.gov.pl` (production). `qr-test.ksef.mf.gov.pl` and
+    /// `qr-demo.ksef.mf.gov.pl` serve KSeF's test and pre-production systems.
+    pub ksef_qr_host: String,
+}
+
+impl IspConfig {
+    /// `ksef_qr_host`, or KSeF's production host when empty.
+    pub fn ksef_qr_host(&self) -> &str {
+        if self.ksef_qr_host.is_empty() {
+            crate::web::billing::ksef::DEFAULT_QR_HOST
+        } else {
+            &self.ksef_qr_host
+        }
+    }
 }
 
 /// `[ops]`: the operators' JSON API.

@@ -1,4 +1,5 @@
-//! Time-based one-time passwords (RFC 6238) for the optional second factor, with QR enrolment and recovery codes.
+//! Time-based one-time passwords (RFC 6238) for the optional second factor, with the
+//! enrolment URI (shown as a QR code by [`crate::web::qr`]) and recovery codes.
 //!
 //! Parameters are the ones every authenticator app understands: HMAC-SHA-1, 30-second
 //! steps, 6 digits, a 160-bit secret. [`verify`] accepts the previous, current and next step
@@ -187,60 +188,6 @@ pub(crate) fn otpauth_uri(issuer: &str, account: &str, secret: &TotpSecret) -> S
     uri
 }
 
-/// `data` as a QR code in an inline `<svg>` element: no XML prolog, no scripts, styles or
-/// external references (fine under a strict CSP), a `viewBox` with the 4-module quiet zone so
-/// CSS can size it, `role="img"` with an `aria-label` and a `<title>`. Dark modules are one
-/// path of horizontal runs. `label` (in the page's language) is its accessible name. Data too
-/// long for any QR version gives an empty string.
-pub(crate) fn qr_svg(data: &str, label: &str) -> String {
-    use qrcode::{Color, EcLevel, QrCode};
-
-    const QUIET: usize = 4;
-    let Ok(code) = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M) else {
-        return String::new();
-    };
-    let width = code.width();
-    let colors = code.to_colors();
-    let size = width + 2 * QUIET;
-    let mut path = String::new();
-    for y in 0..width {
-        let row = &colors[y * width..(y + 1) * width];
-        let mut x = 0;
-        while x < width {
-            if row[x] == Color::Dark {
-                let start = x;
-                while x < width && row[x] == Color::Dark {
-                    x += 1;
-                }
-                let _ = write!(
-                    path,
-                    "M{} {}h{}v1h-{}z",
-                    start + QUIET,
-                    y + QUIET,
-                    x - start,
-                    x - start
-                );
-            } else {
-                x += 1;
-            }
-        }
-    }
-    let label = escape_xml(label);
-    format!(
-        concat!(
-            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {s} {s}" "#,
-            r#"width="{px}" height="{px}" role="img" aria-label="{l}" shape-rendering="crispEdges">"#,
-            r#"<title>{l}</title>"#,
-            r##"<rect width="{s}" height="{s}" fill="#fff"/>"##,
-            r##"<path fill="#000" d="{p}"/></svg>"##
-        ),
-        s = size,
-        px = size * 4,
-        l = label,
-        p = path
-    )
-}
-
 /// `n` one-time recovery codes like `k7mq-x3fh`: 8 characters from a 31-letter alphabet
 /// without look-alikes (≈ 39.6 bits each; recovery attempts are rate-limited). Store only
 /// [`hash_recovery_code`] of each.
@@ -275,13 +222,6 @@ pub(crate) fn hash_recovery_code(code: &str) -> String {
         let _ = write!(hex, "{b:02x}");
     }
     hex
-}
-
-fn escape_xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
@@ -438,31 +378,6 @@ mod tests {
              ?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Net%20%C5%81%C3%B3d%C5%BA%3A%20ISP\
              &algorithm=SHA1&digits=6&period=30"
         );
-    }
-
-    #[test]
-    fn qr_svg_is_well_formed() {
-        let secret = TotpSecret::generate();
-        let svg = qr_svg(&otpauth_uri("ebok", "jan", &secret), "QR");
-        assert!(svg.starts_with("<svg "), "{svg}");
-        assert!(svg.ends_with("</svg>"));
-        assert!(!svg.contains("<?xml"));
-        assert!(svg.contains("viewBox=\"0 0 "));
-        assert!(svg.contains("aria-label=") && svg.contains("<title>"));
-        // Nothing a CSP would block or that reaches outside: the namespace is the only URL.
-        let rest = svg.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
-        for banned in ["<script", "style", "href", "://", " on"] {
-            assert!(!rest.contains(banned), "{banned} in {svg}");
-        }
-        // Tags balance: every opened element is closed or self-closed.
-        let opens = svg.matches('<').count();
-        let closes_tags = svg.matches("</").count();
-        let self_closed = svg.matches("/>").count();
-        assert_eq!(opens, 2 * closes_tags + self_closed, "{svg}");
-        assert_eq!(svg.matches('"').count() % 2, 0);
-        // Dark modules are drawn: a finder pattern's top row (7 modules at the quiet zone).
-        assert!(svg.contains("M4 4h7v1h-7z"), "{svg}");
-        assert_eq!(qr_svg(&"x".repeat(10_000), "QR"), "");
     }
 
     #[test]

@@ -10,9 +10,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use futures_util::stream::{BoxStream, StreamExt};
 use ipnet::Ipv6Net;
 use serde::{Deserialize, Serialize};
@@ -21,6 +20,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{json_response, ApiError, ContractView, OpsCaller, SubscriberView};
 use crate::state::AppState;
+use crate::web::download::attachment;
 use ebok_live::sessions::LiveSessions;
 use ebok_store::attribution::{self as store, HeldBy, Source};
 use ebok_store::identify::IdentifyError;
@@ -607,21 +607,7 @@ pub(super) async fn export(
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     }));
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
-        .map_err(|e| ApiError::internal("export file name", &e))?;
-    Ok((
-        StatusCode::OK,
-        [
-            (
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            ),
-            (CONTENT_DISPOSITION, disposition),
-            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(attachment("text/csv; charset=utf-8", &filename, body))
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! `{"error": "…", "index": 3, "field": "pesel"}`. Database details stay in the log.
 //!
 //! Rooms: [`auth`] (tokens, the bearer check), [`upserts`], [`reads`] (lookup, health),
-//! [`office`] (tickets, orders, news), [`live`] (live sessions), [`attribution`].
+//! [`office`] (tickets, orders, news), [`live`] (live sessions), [`attribution`],
+//! [`notices`] (outage and maintenance notices).
 
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ pub mod attribution;
 mod auth;
 mod documents;
 mod live;
+pub mod notices;
 mod office;
 mod reads;
 #[cfg(test)]
@@ -79,6 +81,14 @@ pub fn router() -> Router<AppState> {
         .route("/orders", get(orders))
         .route("/orders/{id}/status", put(order_status))
         .route("/news/{ext_id}", delete(delete_news))
+        .route("/notices", get(notices::list).post(notices::create))
+        .route(
+            "/notices/{id}",
+            get(notices::one)
+                .put(notices::update)
+                .patch(notices::update),
+        )
+        .route("/notices/{id}/resolve", post(notices::resolve))
         .route("/health", get(health))
         .fallback(not_found)
 }
@@ -89,7 +99,7 @@ pub fn router() -> Router<AppState> {
 
 /// An error answer of the ops API.
 #[derive(Debug)]
-pub(crate) struct ApiError {
+pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
 }
@@ -109,6 +119,11 @@ struct RecordPosition {
 }
 
 impl ApiError {
+    /// What the answer's `error` says.
+    pub fn message(&self) -> &str {
+        &self.body.error
+    }
+
     fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,

@@ -29,13 +29,13 @@ const MAX_ANSWER: usize = 20_000;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ListParams {
-    status: Option<String>,
+    pub(super) status: Option<String>,
     page: Option<u32>,
     per_page: Option<u32>,
 }
 
 impl ListParams {
-    fn page(&self) -> Page {
+    pub(super) fn page(&self) -> Page {
         Page::new(
             self.page.unwrap_or(1),
             self.per_page.unwrap_or(OFFICE_PAGE).min(OFFICE_PAGE_MAX),
@@ -57,13 +57,15 @@ impl ListParams {
     }
 }
 
-fn list_params(q: Result<Query<ListParams>, QueryRejection>) -> Result<ListParams, ApiError> {
+pub(super) fn list_params(
+    q: Result<Query<ListParams>, QueryRejection>,
+) -> Result<ListParams, ApiError> {
     q.map(|Query(p)| p)
         .map_err(|e| ApiError::bad_request(format!("bad query parameters: {}", e.body_text())))
 }
 
 /// A numeric id from the path.
-fn path_id(text: &str, what: &str) -> Result<i64, ApiError> {
+pub(super) fn path_id(text: &str, what: &str) -> Result<i64, ApiError> {
     text.trim()
         .parse()
         .map_err(|_| ApiError::bad_request(format!("the {what} id must be a number")))
@@ -125,7 +127,7 @@ pub(super) async fn audit_read(
     .await
 }
 
-fn office_store_error(context: &str, e: StoreError) -> ApiError {
+pub(super) fn office_store_error(context: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound { kind, id } => {
             ApiError::new(StatusCode::NOT_FOUND, format!("no {} {id}", kind.as_str()))

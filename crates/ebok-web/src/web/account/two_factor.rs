@@ -142,7 +142,7 @@ async fn totp_setup_page(
         &TotpSetupPage {
             c,
             secret: grouped,
-            qr: totp::qr_svg(&uri, ctx.t.t("settings.totp_qr_label")),
+            qr: crate::web::qr::qr_svg(&uri, ctx.t.t("settings.totp_qr_label")),
             uri,
             errors,
         },

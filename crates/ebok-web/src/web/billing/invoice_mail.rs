@@ -35,16 +35,24 @@ pub(crate) async fn notify_new_invoices(state: &AppState, invoice_ids: &[i64]) -
                 return Ok(false);
             }
             let link = state.link(&format!("/e-faktury/{}", inv.id));
+            // The KSeF number, when the invoice has one, names it in KSeF too.
+            let ksef = inv.ksef_number.clone().unwrap_or_default();
+            let body = if ksef.is_empty() {
+                "einvoice.mail_body"
+            } else {
+                "einvoice.mail_body_ksef"
+            };
             state.mail(
                 t,
                 &account.email,
                 "einvoice.mail_subject",
-                "einvoice.mail_body",
+                body,
                 &[
                     ("number", &inv.number),
                     ("gross", &inv.gross.to_string()),
                     ("due", &format_date(inv.due_on)),
                     ("link", &link),
+                    ("ksef", &ksef),
                 ],
             );
             Ok(true)

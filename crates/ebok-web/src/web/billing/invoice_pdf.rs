@@ -151,6 +151,14 @@ enum Op {
         x2: f32,
         y: f32,
     },
+    /// A QR code's dark modules (runs `(x, y, length)` in modules), its top left corner
+    /// at (`x`, `y`), each module `module` points wide.
+    Qr {
+        x: f32,
+        y: f32,
+        module: f32,
+        runs: Vec<(usize, usize, usize)>,
+    },
     /// The ISP's logo, its top left corner at (`x`, `y`).
     Image {
         x: f32,
@@ -439,6 +447,28 @@ pub fn invoice_pdf(t: Tr, d: &InvoiceDoc, logo: Option<&Logo>) -> Result<Vec<u8>
         l.down(13.0);
     }
 
+    // KOD I: the KSeF verification code, the KSeF number (or OFFLINE) under it.
+    if let Some(kod) = &d.kod {
+        if let Some((width, runs)) = crate::web::qr::qr_runs(&kod.url) {
+            const MODULE: f32 = 2.5;
+            let side = width as f32 * MODULE;
+            l.ensure(side + 60.0);
+            l.down(16.0);
+            l.text(MARGIN, body, t.t("invoice.ksef_qr_label"));
+            l.down(22.0);
+            let (x, y) = (MARGIN, l.y);
+            l.ops().push(Op::Qr {
+                x,
+                y,
+                module: MODULE,
+                runs,
+            });
+            l.down(side + 12.0);
+            l.text(MARGIN, body, &kod.caption);
+            l.down(13.0);
+        }
+    }
+
     write_pdf(t, t.f("invoice.title", &[("number", &d.number)]), &l, logo)
 }
 
@@ -519,6 +549,23 @@ fn write_pdf(t: Tr, title: String, l: &Layout, logo: Option<&Logo>) -> Result<Ve
                         surface.push_transform(&krilla::geom::Transform::from_translate(*x, *y));
                         surface.draw_image(logo.image.clone(), size);
                         surface.pop();
+                    }
+                }
+                Op::Qr { x, y, module, runs } => {
+                    let mut pb = krilla::geom::PathBuilder::new();
+                    for &(rx, ry, len) in runs {
+                        let (left, top) = (x + rx as f32 * module, y + ry as f32 * module);
+                        let right = left + len as f32 * module;
+                        pb.move_to(left, top);
+                        pb.line_to(right, top);
+                        pb.line_to(right, top + module);
+                        pb.line_to(left, top + module);
+                        pb.close();
+                    }
+                    if let Some(path) = pb.finish() {
+                        surface.set_stroke(None);
+                        surface.draw_path(&path);
+                        surface.set_stroke(Some(stroke.clone()));
                     }
                 }
                 Op::Rule { x1, x2, y } => {

@@ -1,15 +1,17 @@
 //! e-Faktury: the consent to electronic invoices, the invoice list, and each invoice as a
 //! print page (or, on request, the PDF from [`super::invoice_pdf`]).
 
+use crate::web::download::attachment;
 use crate::web::error::PanelError;
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use time::Date;
 
 use super::invoice_pdf::{invoice_pdf, load_logo};
+use super::ksef::KsefCode;
 use super::{subscriber_of, today, PAGE_SIZE};
 use crate::web::i18n::Tr;
 use crate::web::line::Addr;
@@ -62,6 +64,8 @@ pub struct InvoiceRow {
     pub status: String,
     pub status_class: &'static str,
     pub ksef: String,
+    /// The FA(3) XML file is stored: the list links to it.
+    pub xml: bool,
 }
 
 pub(crate) struct ConsentRow {
@@ -112,6 +116,8 @@ pub async fn invoices(
     }
     .await;
     let (history, list) = data?;
+    let ids: Vec<i64> = list.items.iter().map(|i| i.id).collect();
+    let with_xml = ebok_store::ksef::with_xml(&state.db, &ids).await?;
     let today = today();
     let rows = list
         .items
@@ -128,6 +134,7 @@ pub async fn invoices(
                 status: t.t(key).to_owned(),
                 status_class: status_class(key),
                 ksef: i.ksef_number.clone().unwrap_or_default(),
+                xml: with_xml.contains(&i.id),
             }
         })
         .collect();
@@ -243,6 +250,8 @@ pub struct InvoiceDoc {
     pub status: String,
     pub status_class: &'static str,
     pub ksef: Option<String>,
+    /// KOD I, when the invoice's FA(3) file is stored (set by the handler).
+    pub kod: Option<KsefCode>,
     pub account: Option<String>,
 }
 
@@ -337,6 +346,7 @@ pub fn invoice_doc(
         status: t.t(key).to_owned(),
         status_class: status_class(key),
         ksef: inv.ksef_number.clone(),
+        kod: None,
         account: sub.bank_account.as_ref().map(|n| n.grouped()),
     })
 }
@@ -355,7 +365,8 @@ struct RefusedPage {
     message: String,
 }
 
-/// `/e-faktury/{id}`: the print page; `/e-faktury/{id}.pdf`: the PDF. Another subscriber's
+/// `/e-faktury/{id}`: the print page; `/e-faktury/{id}.pdf`: the PDF; `/e-faktury/{id}.xml`:
+/// the FA(3) file ([`super::ksef::xml_download`]). Another subscriber's
 /// invoice is a 404 like a missing one; an invoice whose totals do not match its lines is
 /// refused (logged, and a calm page).
 pub async fn invoice(
@@ -367,6 +378,9 @@ pub async fn invoice(
         Ok(s) => s,
         Err(r) => return Ok(r),
     };
+    if let Some(id) = raw.strip_suffix(".xml") {
+        return super::ksef::xml_download(&state, &ctx.info, sub.id, id).await;
+    }
     let (id, pdf) = match raw.strip_suffix(".pdf") {
         Some(id) => (id, true),
         None => (raw.as_str(), false),
@@ -382,6 +396,7 @@ pub async fn invoice(
     let contracts = subscribers::contracts_of(&state.db, sub.id).await?;
     let t = ctx.t;
     let isp = &state.config.isp;
+    let kod = super::ksef::code_for(&state, t, sub.id, &inv).await?;
     let doc = match invoice_doc(t, isp, &sub, &contracts, &inv, &lines, today()) {
         Ok(d) => d,
         Err(e) => {
@@ -396,6 +411,7 @@ pub async fn invoice(
             ));
         }
     };
+    let doc = InvoiceDoc { kod, ..doc };
     if !pdf {
         let c = Chrome::new(&state, &ctx, &format!("/e-faktury/{id}")).await;
         return Ok(render(StatusCode::OK, &InvoicePage { c, d: doc }));
@@ -419,22 +435,9 @@ pub async fn invoice(
         Err(e) => return Err(e.into()),
     };
     metrics::histogram!("ebok_invoice_pdf_seconds").record(started.elapsed().as_secs_f64());
-    let file: String = number
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let mut resp = bytes.into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/pdf"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"faktura-{file}.pdf\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    Ok(resp)
+    Ok(attachment(
+        "application/pdf",
+        &format!("faktura-{number}.pdf"),
+        bytes,
+    ))
 }

@@ -5,12 +5,14 @@
 //! and the payment reminders.
 //!
 //! Rooms: [`payments`], [`invoices`] (consent, list, print page), [`invoice_pdf`] (the PDF
-//! layout engine), [`invoice_mail`] (the mail about a new invoice), [`reminders`] (before
-//! and after the due date).
+//! layout engine), [`invoice_mail`] (the mail about a new invoice), [`ksef`] (the FA(3)
+//! XML download and the KSeF verification QR code), [`reminders`] (before and after the due
+//! date).
 
 mod invoice_mail;
 mod invoice_pdf;
 mod invoices;
+pub mod ksef;
 mod payments;
 mod reminders;
 #[cfg(test)]
@@ -42,6 +44,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/platnosci", get(payments))
         .route("/e-faktury", get(invoices))
         .route("/e-faktury/zgoda", post(consent))
+        // `{id}`, `{id}.pdf` and `{id}.xml` (the KSeF file): one segment, told apart by
+        // [`invoice`].
         .route("/e-faktury/{id}", get(invoice))
 }
 

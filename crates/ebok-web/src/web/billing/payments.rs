@@ -123,7 +123,7 @@ pub async fn payments(
                 let title = transfer_title(&state, t, &sub).await?;
                 let (recipient, payload) = transfer_payload(&state, nrb, due, &title);
                 Some(TransferQr {
-                    svg: crate::web::totp::qr_svg(&payload, t.t("payments.qr_label")),
+                    svg: crate::web::qr::qr_svg(&payload, t.t("payments.qr_label")),
                     recipient,
                     title: billing::qr_text(&title, billing::QR_TITLE_MAX),
                     amount: due.to_string(),

@@ -62,6 +62,7 @@ async fn owes(h: &Harness, login: &str, number: &str, due: Date, gross: i64) {
             gross,
             status: InvoiceStatus::Issued,
             ksef_number: None,
+            ksef_xml: None,
             lines: vec![InvoiceLine {
                 position: 1,
                 name: "Internet 100 Mb/s — abonament".into(),

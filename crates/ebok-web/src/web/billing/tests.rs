@@ -60,6 +60,7 @@ fn invoice_rec(
         gross: sum(|l| l.gross),
         status,
         ksef_number: None,
+        ksef_xml: None,
         lines,
     }
 }
@@ -109,7 +110,7 @@ async fn seed_billing(h: &Harness) -> (Vec<i64>, i64) {
             vec![line(1, "Internet 100 Mb/s — abonament", 5000, VatRate::R23)],
         );
         if k == 25 {
-            r.ksef_number = Some("5260250274-20260101-0A1B2C3D4E5F-01".into());
+            r.ksef_number = Some("5260250274-20260101-0A1B2C3D4E5F-4C".into());
         }
         upsert_invoice(&mut tx, &r).await.unwrap();
         if k <= 22 {
@@ -326,7 +327,7 @@ async fn invoices_page_lists_and_consent_is_recorded() {
     let body = plain(&r.body);
     assert!(body.contains("Zgoda nie została udzielona"));
     assert!(body.contains("FV/2026/01/025"));
-    assert!(body.contains("5260250274-20260101-0A1B2C3D4E5F-01"));
+    assert!(body.contains("5260250274-20260101-0A1B2C3D4E5F-4C"));
     assert!(body.contains("po terminie"), "issued and past due");
     assert!(body.contains("zapłacona"));
     assert!(body.contains("15.01.2026"));
@@ -425,7 +426,7 @@ async fn invoice_print_page_and_ownership() {
         "23%",
         "Do zapłaty: <strong>50,00 zł</strong>",
         "61 1090 1014 0000 0712 1981 2874",
-        "5260250274-20260101-0A1B2C3D4E5F-01",
+        "5260250274-20260101-0A1B2C3D4E5F-4C",
         "class=\"invoice-doc\"",
     ] {
         assert!(body.contains(needle), "{needle} missing in {body}");
@@ -795,5 +796,224 @@ async fn invoices_put_through_the_ops_api_mail_consenting_subscribers() {
             .count(),
         1
     );
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// KSeF: the XML download and KOD I
+// ---------------------------------------------------------------------------------------------
+
+/// Store `rec` with its FA(3) file (seller 5260250274) and give the invoice's id and file.
+async fn with_fa3(h: &Harness, mut rec: InvoiceRecord) -> (i64, String) {
+    use ebok_store::ksef::{fa3_xml, Party};
+    let seller = Party {
+        nip: "5260250274",
+        name: "Testnet sp. z o.o.",
+        street: "ul. Radiowa 1",
+        city: "30-001 Kraków",
+    };
+    let buyer = Party {
+        nip: "6772345104",
+        name: "Biuro <Bilans>",
+        street: "ul. Floriańska 20/4",
+        city: "31-021 Kraków",
+    };
+    let created = rec.issued_on.with_hms(7, 0, 0).unwrap().assume_utc();
+    let xml = fa3_xml(&rec, &seller, &buyer, created);
+    rec.ksef_xml = Some(xml.clone());
+    let mut tx = h.state.db.begin().await.unwrap();
+    upsert_invoice(&mut tx, &rec).await.unwrap();
+    tx.commit().await.unwrap();
+    let id = billing::invoice_ids_by_ext(&h.state.db, &[rec.ext_id.as_str()])
+        .await
+        .unwrap()[0];
+    (id, xml)
+}
+
+fn ksef_invoice(ext: &str, sub: &str, number: &str, ksef: Option<&str>) -> InvoiceRecord {
+    let mut rec = invoice_rec(
+        ext,
+        sub,
+        number,
+        date!(2026 - 02 - 01),
+        InvoiceStatus::Issued,
+        vec![line(1, "Internet 1 Gb/s — abonament", 12300, VatRate::R23)],
+    );
+    rec.ksef_number = ksef.map(str::to_owned);
+    rec
+}
+
+/// A KSeF number of seller 5260250274 accepted on 2026-02-02.
+fn ksef_no() -> String {
+    ebok_store::ksef::with_checksum("5260250274-20260202-00000A1B2C3D")
+}
+
+#[tokio::test]
+async fn ksef_xml_is_served_to_its_owner_only() {
+    let h = Harness::sqlite().await;
+    let (ids, _) = seed_billing(&h).await;
+    let number = ksef_no();
+    let (id, xml) = with_fa3(
+        &h,
+        ksef_invoice("k1", "s1", "FV/2026/02/900", Some(&number)),
+    )
+    .await;
+    let (anna, _) = subscribers::subscriber_by_login(&h.state.db, "anna@isp")
+        .await
+        .unwrap()
+        .unwrap();
+    let (anna_id, _) = with_fa3(&h, ksef_invoice("k2", &anna.ext_id, "FV/2026/02/901", None)).await;
+    let b = jan_registered(&h).await;
+
+    let (status, headers, body) = get_bytes(&h, &b, &format!("/e-faktury/{id}.xml")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, xml.as_bytes(), "byte for byte");
+    assert_eq!(
+        headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/xml"
+    );
+    assert_eq!(
+        headers.get(header::CONTENT_DISPOSITION).unwrap(),
+        "attachment; filename=\"faktura-FV-2026-02-900.xml\""
+    );
+    assert_eq!(headers.get("x-content-type-options").unwrap(), "nosniff");
+    assert!(headers
+        .get(header::CACHE_CONTROL)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("no-store"));
+    // Another subscriber's file, an invoice without one, a missing id, garbage: 404 alike.
+    for path in [
+        format!("/e-faktury/{anna_id}.xml"),
+        format!("/e-faktury/{}.xml", ids[0]),
+        "/e-faktury/999999.xml".to_owned(),
+        "/e-faktury/x.xml".to_owned(),
+    ] {
+        let (status, headers, body) = get_bytes(&h, &b, &path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_ne!(
+            headers.get(header::CONTENT_TYPE).unwrap(),
+            "application/xml"
+        );
+        assert!(!body.starts_with(b"<?xml"), "{path}");
+    }
+    // Logged out: no file.
+    let anon = h.browser("198.51.100.7");
+    let (status, _, body) = get_bytes(&h, &anon, &format!("/e-faktury/{id}.xml")).await;
+    assert_ne!(status, StatusCode::OK);
+    assert!(!body.starts_with(b"<?xml"));
+
+    // The page: KOD I with the KSeF number under it, the XML link; the list links it too.
+    let mut b = b;
+    let r = b.get(&format!("/e-faktury/{id}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    artifact("invoice-ksef.html", r.body.as_bytes());
+    assert!(r.body.contains("class=\"ksef-code\""), "{}", r.body);
+    assert!(r.body.contains("<svg ") && r.body.contains("Kod weryfikacyjny KSeF"));
+    assert!(r
+        .body
+        .contains(&format!("<span class=\"ksef\">{number}</span>")));
+    assert!(r.body.contains(&format!("href=\"/e-faktury/{id}.xml\"")));
+    let r = b.get("/e-faktury").await;
+    assert!(r.body.contains(&format!("href=\"/e-faktury/{id}.xml\"")));
+    assert!(!r
+        .body
+        .contains(&format!("href=\"/e-faktury/{}.xml\"", ids[0])));
+    // Without XML: no code, no link.
+    let r = b.get(&format!("/e-faktury/{}", ids[24])).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.body.contains("ksef-code") && !r.body.contains("<svg "));
+    assert!(!r.body.contains(".xml\""));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn kod_i_reads_offline_until_the_number_is_known() {
+    let h = Harness::sqlite().await;
+    seed_billing(&h).await;
+    let (id, _) = with_fa3(&h, ksef_invoice("k1", "s1", "FV/2026/02/900", None)).await;
+    let mut b = jan_registered(&h).await;
+    let r = b.get(&format!("/e-faktury/{id}")).await;
+    assert!(
+        r.body.contains("<span class=\"ksef\">OFFLINE</span>"),
+        "{}",
+        r.body
+    );
+    h.finish().await;
+}
+
+/// Run `cmd`; `None` (a recorded skip) when the tool is not installed.
+async fn tool(test: &str, cmd: &str, args: &[&std::ffi::OsStr]) -> Option<Vec<u8>> {
+    match tokio::process::Command::new(cmd).args(args).output().await {
+        Ok(o) if o.status.success() => Some(o.stdout),
+        Ok(o) => panic!("{cmd} failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => {
+            crate::testkit::skip(test, cmd, &e.to_string());
+            None
+        }
+    }
+}
+
+/// The PDF's QR code, rendered by pdftoppm and read by zbarimg, is the KOD I link whose
+/// last segment is Base64URL(SHA-256) of the XML file the panel serves.
+#[tokio::test]
+async fn invoice_pdf_qr_code_verifies_the_downloaded_xml() {
+    const TEST: &str = "invoice_pdf_qr_code_verifies_the_downloaded_xml";
+    let h = Harness::sqlite().await;
+    seed_billing(&h).await;
+    let number = ksef_no();
+    let (id, _) = with_fa3(
+        &h,
+        ksef_invoice("k1", "s1", "FV/2026/02/900", Some(&number)),
+    )
+    .await;
+    let b = jan_registered(&h).await;
+    let (_, _, xml) = get_bytes(&h, &b, &format!("/e-faktury/{id}.xml")).await;
+    let (status, _, pdf) = get_bytes(&h, &b, &format!("/e-faktury/{id}.pdf")).await;
+    assert_eq!(status, StatusCode::OK);
+    artifact("invoice-ksef.pdf", &pdf);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let prefix = dir.path().join("page");
+    let Some(_) = tool(
+        TEST,
+        "pdftoppm",
+        &[
+            "-r".as_ref(),
+            "150".as_ref(),
+            "-png".as_ref(),
+            file.as_os_str(),
+            prefix.as_os_str(),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let mut pngs: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .collect();
+    pngs.sort();
+    assert!(!pngs.is_empty());
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--raw".as_ref(), "-q".as_ref()];
+    args.extend(pngs.iter().map(|p| p.as_os_str()));
+    let Some(out) = tool(TEST, "zbarimg", &args).await else {
+        return;
+    };
+    let url = String::from_utf8(out).unwrap().trim().to_owned();
+    let hash = ebok_store::ksef::base64url(&ebok_store::ksef::sha256(&xml));
+    assert_eq!(
+        url,
+        format!("https://qr.ksef.mf.gov.pl/invoice/5260250274/01-02-2026/{hash}")
+    );
+    assert_eq!(url.rsplit('/').next(), Some(hash.as_str()));
+    // The number is printed under the code.
+    if let Some(text) = tool(TEST, "pdftotext", &[file.as_os_str(), "-".as_ref()]).await {
+        assert!(String::from_utf8_lossy(&text).contains(&number));
+    }
     h.finish().await;
 }

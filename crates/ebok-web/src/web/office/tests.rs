@@ -34,6 +34,7 @@ fn isp() -> IspConfig {
         address: "ul. Wrocławska 48-50, 30-011 Kraków".into(),
         email: "bok@testnet.example".into(),
         logo: None,
+        ksef_qr_host: String::new(),
     }
 }
 
