@@ -406,6 +406,8 @@ fn main() -> ExitCode {
                     .context("opening the database (database.url)")?;
                 let summary = ebok::demo::load(&db, ebok::demo::warsaw_today()).await?;
                 println!("demo ISP loaded: {summary}");
+                let published = ebok::demo::load_documents(&db).await?;
+                println!("demo documents published: {published}");
                 Ok(())
             }
             Command::Sessions { command } => sessions(config, command, cli.global.utc).await,
@@ -471,6 +473,8 @@ async fn run(
     if demo {
         // The demo's line is the browser on this machine.
         config.sessions.loopback_lines = true;
+        // Payment reminders on, with their defaults, unless configured.
+        config.reminders.get_or_insert_with(Default::default);
     }
     let notifier = std::sync::Arc::new(ebok::systemd::Notifier::from_env());
     notifier.status("starting: binding listeners, opening the stores");

@@ -307,6 +307,13 @@ pub async fn start(
         state.clone(),
         shutdown.clone(),
     ));
+    let reminders = config.reminders.map(|cfg| {
+        tokio::spawn(crate::web::billing::run_payment_reminders(
+            state.clone(),
+            cfg,
+            shutdown.clone(),
+        ))
+    });
     let app = ebok_web::app(state);
     let web_task = tokio::spawn(crate::web::serve::serve(
         listeners.web,
@@ -360,6 +367,9 @@ pub async fn start(
         let _ = panel_purge.await;
         let _ = invoice_mail.await;
         let _ = notices.await;
+        if let Some(r) = reminders {
+            let _ = r.await;
+        }
         mail_retry.abort();
         tracing::info!("ebok stopped");
     });
@@ -434,6 +444,10 @@ pub async fn start_demo(running: &Running, shutdown: watch::Receiver<bool>) -> a
         .await
         .context("loading the demo data set")?;
     tracing::info!("demo data loaded: {summary}");
+    let published = crate::demo::load_documents(&running.db)
+        .await
+        .context("publishing the demo documents")?;
+    tracing::info!(published, "demo documents");
     let ip = std::net::Ipv4Addr::LOCALHOST;
     let nas = running
         .radius

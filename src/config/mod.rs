@@ -82,6 +82,8 @@ pub struct Config {
     pub mail: crate::mail::MailConfig,
     pub ops: OpsConfig,
     pub retention: RetentionConfig,
+    /// `[reminders]`: payment reminders by mail; absent: none.
+    pub reminders: Option<RemindersConfig>,
     pub log: LogConfig,
     /// `ebok run --demo`: loopback lines, and a panel without `public_url` on any address.
     #[serde(skip)]
@@ -120,6 +122,7 @@ impl Config {
                 }
             }),
             demo: self.demo,
+            reminders: self.reminders,
         }
     }
     /// What serving the panel needs beyond [`Config::validate`]: a `public_url` unless the
@@ -626,6 +629,61 @@ mod tests {
         .unwrap_err();
         let keys: Vec<&str> = e.all().map(|(k, _)| k).collect();
         assert_eq!(keys, ["radius.replay_nice", "database.url"]);
+    }
+
+    /// `[reminders]`: absent is off, present with defaults, out-of-range days stop start-up
+    /// naming the file and key.
+    #[test]
+    fn reminders_section() {
+        assert_eq!(load_text("", vec![]).unwrap().reminders, None);
+        let c = load_text(
+            "[reminders]
+",
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(c.reminders, Some(RemindersConfig::default()));
+        assert_eq!(c.panel().reminders, c.reminders);
+        let c = load_text(
+            "[reminders]
+days_before = 30
+days_after = 60
+",
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            c.reminders,
+            Some(RemindersConfig {
+                days_before: 30,
+                days_after: 60
+            })
+        );
+        let e = load_text(
+            "[reminders]
+days_before = 0
+",
+            vec![("EBOK_REMINDERS__DAYS_AFTER", "61")],
+        )
+        .unwrap_err();
+        let all: Vec<(&str, &str)> = e.all().collect();
+        assert_eq!(
+            all.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            ["reminders.days_before", "reminders.days_after"],
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("ebok.toml: reminders.days_before: 0 is outside 1..=30"),
+            "{e}"
+        );
+        assert!(load_text(
+            "[reminders]
+weekly = true
+",
+            vec![]
+        )
+        .is_err());
     }
 
     #[test]

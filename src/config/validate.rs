@@ -243,6 +243,11 @@ impl Config {
                 "history_days and interval_hours must be at least 1".into(),
             ));
         }
+        if let Some(r) = &self.reminders {
+            for (key, reason) in r.problems() {
+                problems.push(err(format!("reminders.{key}"), reason));
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             problems.push(err(
                 "log.level".into(),

@@ -42,6 +42,7 @@ use crate::store::Db;
 mod billing;
 mod content;
 mod customers;
+mod documents;
 pub mod notice;
 mod radius_client;
 mod rng;
@@ -49,6 +50,7 @@ mod rng;
 use self::billing::*;
 use self::content::*;
 use self::customers::*;
+pub use self::documents::load_documents;
 pub use self::radius_client::*;
 use self::rng::*;
 
@@ -480,6 +482,24 @@ mod tests {
 
         assert_eq!(stored_faq(db).await.unwrap().len(), 8);
         assert_eq!(active_services(db).await.unwrap().len(), 4);
+
+        // Documents: a regulamin and a cennik for everyone, Jan's umowa for him; once.
+        assert_eq!(load_documents(db).await.unwrap(), 3);
+        assert_eq!(load_documents(db).await.unwrap(), 0);
+        let docs = crate::store::documents::visible_documents(db, Some(jan.id))
+            .await
+            .unwrap();
+        assert_eq!(docs.len(), 3);
+        assert!(docs[2].title.contains(&contract.number), "{docs:?}");
+        let general = crate::store::documents::visible_documents(db, None)
+            .await
+            .unwrap();
+        assert_eq!(general.len(), 2);
+        let (_, pdf) = crate::store::documents::visible_pdf(db, general[0].id, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(crate::store::documents::check_pdf(&pdf).is_ok());
     }
 
     #[tokio::test]

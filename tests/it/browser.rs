@@ -501,7 +501,11 @@ async fn check_ksef_code(
         .arg(&png)
         .output()
         .unwrap();
-    assert!(out.status.success(), "zbarimg finds KOD I in {}", png.display());
+    assert!(
+        out.status.success(),
+        "zbarimg finds KOD I in {}",
+        png.display()
+    );
     let decoded = String::from_utf8(out.stdout).unwrap();
     let hash = ksef::base64url(&ksef::sha256(xml.as_bytes()));
     let (d, m, y) = (
@@ -642,7 +646,7 @@ async fn scenario() {
         tab.s.find_all("main [lang]").await.unwrap().is_empty(),
         "no lang attributes inside a Polish page"
     );
-    let public: [Stop; 9] = [
+    let public: [Stop; 10] = [
         (
             "home",
             "/",
@@ -671,6 +675,7 @@ async fn scenario() {
             "Order services",
         ),
         ("contact-public", "/kontakt", "Kontakt", "Contact"),
+        ("documents", "/dokumenty", "Dokumenty", "Documents"),
         (
             "faq",
             "/faq",

@@ -5,7 +5,8 @@
 //! Modules:
 //! - the model: [`subscribers`] (subscriber, contract, PPPoE account, IP assignment),
 //!   [`billing`] (with [`ksef`]: KSeF numbers and FA(3) files), [`money`], [`content`]
-//!   (news, FAQ, tickets, orders), [`panel`] and [`auth`] (panel accounts, sessions,
+//!   (news, FAQ, tickets, orders), [`documents`] (the ISP's published PDFs), [`reminders`]
+//!   (payment reminders claimed once), [`panel`] and [`auth`] (panel accounts, sessions,
 //!   tokens), [`notices`] (outage and maintenance notices and whom they touch), [`audit`],
 //!   with [`repo`]'s shared row
 //!   reading and paging and [`validate`]'s checks (PESEL, NIP, postcodes…);
@@ -35,6 +36,7 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod content;
+pub mod documents;
 pub mod history;
 pub mod identify;
 pub mod import;
@@ -42,6 +44,7 @@ pub mod ksef;
 pub mod money;
 pub mod notices;
 pub mod panel;
+pub mod reminders;
 pub mod repo;
 pub mod retention;
 pub mod subscribers;

@@ -1890,6 +1890,8 @@ async fn migrations_define_the_same_columns() {
         "session_history",
         "traffic_daily",
         "session_traffic",
+        "documents",
+        "payment_reminders",
     ];
     for table in tables {
         let Db::Sqlite(sp) = &lite.db else {

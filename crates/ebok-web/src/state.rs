@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ipnet::IpNet;
 
-use crate::mail::{Mailer, OutgoingMail};
+use crate::mail::{Attachment, Mailer, OutgoingMail};
 use crate::web::i18n::Tr;
 use crate::web::ratelimit::{MemoryLimiter, RateLimiter, RedisLimiter};
 use crate::web::session_store::{RedisWebSessions, SessionPolicy, SqlWebSessions, WebSessionStore};
@@ -193,6 +193,19 @@ impl AppState {
     /// Send a mail in the background: the answer to the browser never waits for (or
     /// reveals) mail delivery. Failures are counted and logged by the mailer.
     pub fn mail(&self, t: Tr, to: &str, subject_key: &str, body_key: &str, args: &[(&str, &str)]) {
+        self.mail_with(t, to, subject_key, body_key, args, Vec::new());
+    }
+
+    /// [`AppState::mail`] with files attached.
+    pub fn mail_with(
+        &self,
+        t: Tr,
+        to: &str,
+        subject_key: &str,
+        body_key: &str,
+        args: &[(&str, &str)],
+        attachments: Vec<Attachment>,
+    ) {
         let isp = match self.config.isp.name.as_str() {
             "" => "e-BOK".to_owned(),
             name => name.to_owned(),
@@ -209,6 +222,7 @@ impl AppState {
             subject: t.t(subject_key).to_owned(),
             text,
             language: t.code(),
+            attachments,
         };
         let mailer = self.panel.mailer.clone();
         self.panel.mail_work.spawn(async move {

@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lettre::address::Envelope;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0};
-use lettre::message::Mailbox;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::PoolConfig;
@@ -105,7 +105,18 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> MailError + '_ {
     }
 }
 
-/// One message to send: plain UTF-8 text to one recipient.
+/// A file sent with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The file name the reader sees.
+    pub file_name: String,
+    /// `image/png`, `application/pdf`, …
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+/// One message to send: plain UTF-8 text to one recipient, with files attached when there
+/// are any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMail {
     /// Recipient, `"jan@example.pl"` or `"Jan Kowalski <jan@example.pl>"`.
@@ -116,6 +127,8 @@ pub struct OutgoingMail {
     pub text: String,
     /// Language of the text, `"pl"` or `"en"`; sent as Content-Language.
     pub language: &'static str,
+    /// Files sent with the text (the message becomes multipart/mixed).
+    pub attachments: Vec<Attachment>,
 }
 
 /// Register help texts for the mail metrics.
@@ -356,12 +369,24 @@ impl Mailer {
         if let Some(reply_to) = &self.inner.reply_to {
             builder = builder.reply_to(reply_to.clone());
         }
-        // A single text body, not a MIME part: lettre would add a CRLF after a part, which
-        // readers show as an extra empty line. The encoding (7bit, quoted-printable or base64)
-        // is chosen by lettre; line endings become CRLF.
-        Ok(builder
-            .header(MIME_VERSION_1_0)
-            .header(ContentType::TEXT_PLAIN)
-            .body(mail.text.clone())?)
+        let builder = builder.header(MIME_VERSION_1_0);
+        if mail.attachments.is_empty() {
+            // A single text body, not a MIME part: lettre would add a CRLF after a part,
+            // which readers show as an extra empty line. The encoding (7bit,
+            // quoted-printable or base64) is chosen by lettre; line endings become CRLF.
+            return Ok(builder
+                .header(ContentType::TEXT_PLAIN)
+                .body(mail.text.clone())?);
+        }
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(mail.text.clone()));
+        for a in &mail.attachments {
+            let content_type = ContentType::parse(a.content_type)
+                .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("valid"));
+            parts = parts.singlepart(
+                lettre::message::Attachment::new(a.file_name.clone())
+                    .body(a.bytes.clone(), content_type),
+            );
+        }
+        Ok(builder.multipart(parts)?)
     }
 }

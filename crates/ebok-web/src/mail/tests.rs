@@ -18,6 +18,7 @@ fn polish_mail() -> OutgoingMail {
         subject: SUBJECT.to_owned(),
         text: TEXT.to_owned(),
         language: "pl",
+        attachments: Vec::new(),
     }
 }
 
@@ -136,6 +137,7 @@ async fn smtp_exchange_with_auth_delivers_polish_mail() {
         subject: "Hello".to_owned(),
         text: dotted.to_owned(),
         language: "en",
+        attachments: Vec::new(),
     };
     mailer.send(&mail).await.expect("sent");
     let got = seen.messages();

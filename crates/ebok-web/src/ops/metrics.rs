@@ -150,6 +150,10 @@ fn describe() {
         "Time to render one invoice PDF"
     );
     describe_counter!(
+        "ebok_payment_reminders_total",
+        "Invoices a payment reminder was mailed about, by kind (before, after the due date)"
+    );
+    describe_counter!(
         "ebok_coa_requests_total",
         "RFC 5176 requests sent to NAS devices, by action (Disconnect, CoA) and result (ack, nak, timeout)"
     );

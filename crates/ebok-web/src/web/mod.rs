@@ -26,6 +26,7 @@ pub mod account;
 pub mod auth;
 pub mod billing;
 pub mod dashboard;
+pub mod documents;
 pub mod download;
 pub mod error;
 pub mod host;
@@ -130,6 +131,7 @@ pub(crate) fn panel_router(state: AppState) -> Router<AppState> {
         .merge(line::routes())
         .merge(stats::routes())
         .merge(office::routes())
+        .merge(documents::routes())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -331,6 +331,7 @@ impl Chrome {
             ("/pppoe", "menu.pppoe"),
             ("/platnosci", "menu.payments"),
             ("/e-faktury", "menu.invoices"),
+            ("/dokumenty", "menu.documents"),
             ("/statystyki", "menu.stats"),
             ("/kontakt", "menu.contact"),
             ("/zamawianie", "menu.orders"),
@@ -345,6 +346,7 @@ impl Chrome {
             ("/zamawianie", "menu.orders"),
             ("/kontakt", "menu.contact"),
             ("/faq", "menu.faq"),
+            ("/dokumenty", "menu.documents"),
             ("/przywracanie", "menu.recover"),
             ("/rejestracja", "menu.register"),
         ];

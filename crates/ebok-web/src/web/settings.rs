@@ -26,6 +26,8 @@ pub struct PanelConfig {
     pub shared: Option<SharedRedis>,
     /// `run --demo`: the loopback line is the demo's.
     pub demo: bool,
+    /// `[reminders]`: payment reminders by mail; `None` (the section absent): none.
+    pub reminders: Option<crate::web::billing::RemindersConfig>,
 }
 
 /// Where Redis is (one server, a Cluster, or Sentinel) and the key prefix the panel's keys go

@@ -39,6 +39,7 @@ use upserts::upsert_route;
 
 pub mod attribution;
 mod auth;
+mod documents;
 mod live;
 pub mod notices;
 mod office;
@@ -69,6 +70,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(writes.layer(DefaultBodyLimit::max(MAX_BODY)))
         .merge(live::router())
+        .merge(documents::router())
         .route("/sessions/lookup", get(lookup))
         .route("/attribution", get(attribution::lookup))
         .route("/attribution/export.csv", get(attribution::export))

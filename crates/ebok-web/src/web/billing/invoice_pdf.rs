@@ -157,7 +157,7 @@ enum Op {
         x: f32,
         y: f32,
         module: f32,
-        runs: Vec<(usize, usize, usize)>,
+        runs: Vec<crate::web::qr::Run>,
     },
     /// The ISP's logo, its top left corner at (`x`, `y`).
     Image {
@@ -272,7 +272,6 @@ fn head_row(l: &mut Layout, t: Tr, cols: &[Col], size: f32) {
 /// An invoice is a document: what it says holds whenever it is read. Whether it has been
 /// paid belongs to the page (`/e-faktury`), not to the PDF.
 pub fn invoice_pdf(t: Tr, d: &InvoiceDoc, logo: Option<&Logo>) -> Result<Vec<u8>, PdfError> {
-    let font = FONT.clone().ok_or(PdfError::Font)?;
     let mut l = Layout::new();
     let (body, small, head) = (9.0_f32, 8.0_f32, 7.0_f32);
     let right_edge = A4_W - MARGIN;
@@ -470,10 +469,39 @@ pub fn invoice_pdf(t: Tr, d: &InvoiceDoc, logo: Option<&Logo>) -> Result<Vec<u8>
         }
     }
 
+    write_pdf(t, t.f("invoice.title", &[("number", &d.number)]), &l, logo)
+}
+
+/// A plain document as an A4 PDF with the bundled font: a title and paragraphs, each
+/// wrapped to the page (the demo's terms and price lists; anything that is text only).
+pub fn text_pdf(t: Tr, title: &str, paragraphs: &[&str]) -> Result<Vec<u8>, PdfError> {
+    let (head, body) = (14.0_f32, 10.0_f32);
+    let width = A4_W - 2.0 * MARGIN;
+    let mut l = Layout::new();
+    for line in wrap(title, head, width) {
+        l.ensure(head * 1.4);
+        l.text(MARGIN, head, &line);
+        l.down(head * 1.4);
+    }
+    l.down(body);
+    for p in paragraphs {
+        for line in wrap(p, body, width) {
+            l.ensure(body * 1.4);
+            l.text(MARGIN, body, &line);
+            l.down(body * 1.4);
+        }
+        l.down(body * 0.6);
+    }
+    write_pdf(t, title.to_owned(), &l, None)
+}
+
+/// Draw laid-out pages into a PDF titled `title` (page numbers when more than one).
+fn write_pdf(t: Tr, title: String, l: &Layout, logo: Option<&Logo>) -> Result<Vec<u8>, PdfError> {
+    let font = FONT.clone().ok_or(PdfError::Font)?;
     let mut doc = krilla::Document::new();
     doc.set_metadata(
         krilla::metadata::Metadata::new()
-            .title(t.f("invoice.title", &[("number", &d.number)]))
+            .title(title)
             .language(t.code().to_owned())
             .creator("ebok".to_owned()),
     );

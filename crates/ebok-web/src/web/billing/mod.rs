@@ -1,17 +1,20 @@
 //! Płatności (balance, charges and payments with the running balance, the subscriber's own
 //! bank account and a transfer QR code for what is due) and e-Faktury (the consent to
 //! electronic invoices, the invoice list, each invoice as a print page and as a PDF made
-//! here with an embedded font), plus the mail to consenting subscribers about a new invoice.
+//! here with an embedded font), plus the mail to consenting subscribers about a new invoice
+//! and the payment reminders.
 //!
 //! Rooms: [`payments`], [`invoices`] (consent, list, print page), [`invoice_pdf`] (the PDF
 //! layout engine), [`invoice_mail`] (the mail about a new invoice), [`ksef`] (the FA(3)
-//! XML download and the KSeF verification QR code).
+//! XML download and the KSeF verification QR code), [`reminders`] (before and after the due
+//! date).
 
 mod invoice_mail;
 mod invoice_pdf;
 mod invoices;
 pub mod ksef;
 mod payments;
+mod reminders;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +22,7 @@ pub use invoice_mail::*;
 pub use invoice_pdf::*;
 pub use invoices::*;
 pub use payments::*;
+pub use reminders::{run_payment_reminders, RemindersConfig};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

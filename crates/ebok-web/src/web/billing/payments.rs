@@ -50,21 +50,53 @@ struct PaymentsPage {
     pager: Pager,
 }
 
+/// The transfer title for paying one invoice: "Faktura {number}", or the bare number when
+/// that would not fit the QR code's title.
+pub(crate) fn invoice_transfer_title(t: Tr, number: &str) -> String {
+    let title = t.f("payments.qr_title_invoice", &[("number", number)]);
+    if title.chars().count() <= billing::QR_TITLE_MAX {
+        title
+    } else {
+        number.to_owned()
+    }
+}
+
 /// The transfer title: the oldest unpaid invoice's number, else the first contract's.
 async fn transfer_title(state: &AppState, t: Tr, sub: &Subscriber) -> anyhow::Result<String> {
     if let Some(inv) = billing::oldest_unpaid_invoice(&state.db, sub.id).await? {
-        let title = t.f("payments.qr_title_invoice", &[("number", &inv.number)]);
-        return Ok(if title.chars().count() <= billing::QR_TITLE_MAX {
-            title
-        } else {
-            inv.number
-        });
+        return Ok(invoice_transfer_title(t, &inv.number));
     }
     let contracts = subscribers::contracts_of(&state.db, sub.id).await?;
     Ok(match contracts.first() {
         Some(c) => t.f("payments.qr_title_contract", &[("contract", &c.number)]),
         None => sub.display_name(),
     })
+}
+
+/// The transfer QR payload for paying `amount` to `account` with `title`, the ISP (by its
+/// name and NIP from `[isp]`) as the recipient; gives (recipient as the code has it,
+/// payload).
+pub(crate) fn transfer_payload(
+    state: &AppState,
+    account: &ebok_store::validate::Nrb,
+    amount: ebok_store::money::Money,
+    title: &str,
+) -> (String, String) {
+    let recipient = billing::qr_text(&state.config.isp.name, billing::QR_RECIPIENT_MAX);
+    let nip = state
+        .config
+        .isp
+        .nip
+        .parse::<ebok_store::validate::Nip>()
+        .ok();
+    let payload = billing::transfer_qr_payload(
+        nip.as_ref().map(|n| n.as_str()),
+        account,
+        amount,
+        &recipient,
+        title,
+    );
+    (recipient, payload)
 }
 
 /// Płatności: the balance, the account to pay to with a QR code for the amount due, and the
@@ -89,20 +121,7 @@ pub async fn payments(
             (Some(nrb), true) => {
                 let due = -balance;
                 let title = transfer_title(&state, t, &sub).await?;
-                let recipient = billing::qr_text(&state.config.isp.name, billing::QR_RECIPIENT_MAX);
-                let nip = state
-                    .config
-                    .isp
-                    .nip
-                    .parse::<ebok_store::validate::Nip>()
-                    .ok();
-                let payload = billing::transfer_qr_payload(
-                    nip.as_ref().map(|n| n.as_str()),
-                    nrb,
-                    due,
-                    &recipient,
-                    &title,
-                );
+                let (recipient, payload) = transfer_payload(&state, nrb, due, &title);
                 Some(TransferQr {
                     svg: crate::web::qr::qr_svg(&payload, t.t("payments.qr_label")),
                     recipient,
