@@ -303,6 +303,10 @@ pub async fn start(
         state.clone(),
         shutdown.clone(),
     ));
+    let notices = tokio::spawn(crate::web::notices::run_notices(
+        state.clone(),
+        shutdown.clone(),
+    ));
     let reminders = config.reminders.map(|cfg| {
         tokio::spawn(crate::web::billing::run_payment_reminders(
             state.clone(),
@@ -310,10 +314,6 @@ pub async fn start(
             shutdown.clone(),
         ))
     });
-    let notices = tokio::spawn(crate::web::notices::run_notices(
-        state.clone(),
-        shutdown.clone(),
-    ));
     let app = ebok_web::app(state);
     let web_task = tokio::spawn(crate::web::serve::serve(
         listeners.web,
@@ -366,10 +366,10 @@ pub async fn start(
         let _ = web_task.await;
         let _ = panel_purge.await;
         let _ = invoice_mail.await;
+        let _ = notices.await;
         if let Some(r) = reminders {
             let _ = r.await;
         }
-        let _ = notices.await;
         mail_retry.abort();
         tracing::info!("ebok stopped");
     });

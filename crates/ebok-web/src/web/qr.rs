@@ -1,8 +1,16 @@
-//! QR codes as inline SVG: the TOTP enrolment code, the transfer code on payments and the
-//! KSeF verification code on invoices all draw through [`qr_svg`]; as a PNG image for mail
-//! attachments (the payment reminder's transfer code) through [`qr_png`].
+//! QR codes: as inline SVG for pages (the TOTP enrolment code, the transfer code on payments,
+//! the KSeF verification code on invoices) through [`qr_svg`], as PNG for mail attachments
+//! through [`qr_png`]; both draw the runs of [`qr_runs`].
 
 use std::fmt::Write as _;
+
+/// A horizontal run of dark modules: `(x, y, length)` from the top left.
+pub(crate) type Run = (usize, usize, usize);
+
+/// Pixels per module of [`qr_png`].
+const PNG_SCALE: usize = 8;
+/// The quiet zone around a code, in modules.
+const QUIET: usize = 4;
 
 /// `data` as a QR code in an inline `<svg>` element: no XML prolog, no scripts, styles or
 /// external references (fine under a strict CSP), a `viewBox` with the 4-module quiet zone so
@@ -10,7 +18,6 @@ use std::fmt::Write as _;
 /// path of horizontal runs. `label` (in the page's language) is its accessible name. Data too
 /// long for any QR version gives an empty string.
 pub(crate) fn qr_svg(data: &str, label: &str) -> String {
-    const QUIET: usize = 4;
     let Some((width, runs)) = qr_runs(data) else {
         return String::new();
     };
@@ -35,13 +42,33 @@ pub(crate) fn qr_svg(data: &str, label: &str) -> String {
     )
 }
 
-/// A QR code's dark modules as horizontal runs `(x, y, length)`.
-pub(crate) type QrRuns = Vec<(usize, usize, usize)>;
+/// `data` as a QR code (error correction M, as the page's SVG) in a grayscale PNG: 8 pixels
+/// per module with the 4-module quiet zone. `None` for data too long for any QR version.
+pub(crate) fn qr_png(data: &str) -> Option<Vec<u8>> {
+    let (width, runs) = qr_runs(data)?;
+    let side = (width + 2 * QUIET) * PNG_SCALE;
+    let mut pixels = vec![0xffu8; side * side];
+    for (x, y, len) in runs {
+        let (x0, x1) = ((x + QUIET) * PNG_SCALE, (x + len + QUIET) * PNG_SCALE);
+        for row in (y + QUIET) * PNG_SCALE..(y + QUIET + 1) * PNG_SCALE {
+            pixels[row * side + x0..row * side + x1].fill(0);
+        }
+    }
+    let mut out = Vec::new();
+    let side = u32::try_from(side).ok()?;
+    let mut encoder = png::Encoder::new(&mut out, side, side);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().ok()?;
+    writer.write_image_data(&pixels).ok()?;
+    writer.finish().ok()?;
+    Some(out)
+}
 
 /// `data` as a QR code (error correction M): its width in modules and its dark modules as
 /// horizontal runs `(x, y, length)` from the top left, without the quiet zone. `None` when
 /// the data is too long for any QR version.
-pub(crate) fn qr_runs(data: &str) -> Option<(usize, QrRuns)> {
+pub(crate) fn qr_runs(data: &str) -> Option<(usize, Vec<Run>)> {
     use qrcode::{Color, EcLevel, QrCode};
 
     let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M).ok()?;
@@ -71,37 +98,6 @@ fn escape_xml(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-/// Pixels per module of [`qr_png`].
-const PNG_SCALE: usize = 8;
-/// The quiet zone around a PNG code, in modules.
-const PNG_QUIET: usize = 4;
-
-/// `data` as a QR code (error correction M, as [`qr_svg`]) in a grayscale PNG: 8 pixels per
-/// module with the 4-module quiet zone. `None` for data too long for any QR version.
-pub(crate) fn qr_png(data: &str) -> Option<Vec<u8>> {
-    let (width, runs) = qr_runs(data)?;
-    let side = (width + 2 * PNG_QUIET) * PNG_SCALE;
-    let mut pixels = vec![0xffu8; side * side];
-    for (x, y, len) in runs {
-        let (x0, x1) = (
-            (x + PNG_QUIET) * PNG_SCALE,
-            (x + len + PNG_QUIET) * PNG_SCALE,
-        );
-        for py in (y + PNG_QUIET) * PNG_SCALE..(y + 1 + PNG_QUIET) * PNG_SCALE {
-            pixels[py * side + x0..py * side + x1].fill(0);
-        }
-    }
-    let mut out = Vec::new();
-    let side = u32::try_from(side).ok()?;
-    let mut encoder = png::Encoder::new(&mut out, side, side);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().ok()?;
-    writer.write_image_data(&pixels).ok()?;
-    writer.finish().ok()?;
-    Some(out)
 }
 
 #[cfg(test)]
@@ -147,7 +143,7 @@ mod tests {
         assert_eq!(info.width as usize % PNG_SCALE, 0);
         // The corner is quiet zone (white); the finder pattern starts dark just inside it.
         assert_eq!(buf[0], 0xff);
-        let edge = PNG_QUIET * PNG_SCALE;
+        let edge = QUIET * PNG_SCALE;
         assert_eq!(buf[edge * info.width as usize + edge], 0);
         assert!(qr_png(&"x".repeat(10_000)).is_none());
     }
