@@ -408,6 +408,9 @@ fn main() -> ExitCode {
                 println!("demo ISP loaded: {summary}");
                 let published = ebok::demo::load_documents(&db).await?;
                 println!("demo documents published: {published}");
+                if let Some(email) = ebok::demo::load_reminder_account(&db).await? {
+                    println!("demo panel account for payment reminders: {email}");
+                }
                 Ok(())
             }
             Command::Sessions { command } => sessions(config, command, cli.global.utc).await,
@@ -473,8 +476,10 @@ async fn run(
     if demo {
         // The demo's line is the browser on this machine.
         config.sessions.loopback_lines = true;
-        // Payment reminders on, with their defaults, unless configured.
-        config.reminders.get_or_insert_with(Default::default);
+        // Payment reminders on, unless configured, with days that remind a debtor today.
+        config
+            .reminders
+            .get_or_insert_with(|| ebok::demo::reminders_config(ebok::demo::warsaw_today()));
     }
     let notifier = std::sync::Arc::new(ebok::systemd::Notifier::from_env());
     notifier.status("starting: binding listeners, opening the stores");

@@ -448,6 +448,12 @@ pub async fn start_demo(running: &Running, shutdown: watch::Receiver<bool>) -> a
         .await
         .context("publishing the demo documents")?;
     tracing::info!(published, "demo documents");
+    if let Some(email) = crate::demo::load_reminder_account(&running.db)
+        .await
+        .context("the demo's panel account for payment reminders")?
+    {
+        tracing::info!(%email, "demo panel account for payment reminders");
+    }
     let ip = std::net::Ipv4Addr::LOCALHOST;
     let nas = running
         .radius

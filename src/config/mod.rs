@@ -656,7 +656,8 @@ days_after = 60
             c.reminders,
             Some(RemindersConfig {
                 days_before: 30,
-                days_after: 60
+                days_after: 60,
+                ..RemindersConfig::default()
             })
         );
         let e = load_text(

@@ -45,6 +45,7 @@ mod customers;
 mod documents;
 pub mod notice;
 mod radius_client;
+mod reminder;
 mod rng;
 
 use self::billing::*;
@@ -52,6 +53,7 @@ use self::content::*;
 use self::customers::*;
 pub use self::documents::load_documents;
 pub use self::radius_client::*;
+pub use self::reminder::{load_reminder_account, reminders_config};
 use self::rng::*;
 
 /// PPPoE login of the demo's subscriber Jan Kowalski: the live demo session uses it.

@@ -351,34 +351,6 @@ impl Tab {
     }
 }
 
-/// The `.eml` texts in `outbox` addressed to `to` (waits up to 10 s for the first).
-async fn mails_to(outbox: &Path, to: &str) -> Vec<String> {
-    let found = std::cell::RefCell::new(Vec::new());
-    let seen = &found;
-    eventually_within(Duration::from_secs(10), || async move {
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir(outbox).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.extension().is_some_and(|x| x == "eml") {
-                let raw = std::fs::read(&p).unwrap();
-                let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
-                let addressed = m
-                    .to()
-                    .and_then(|a| a.first())
-                    .and_then(|a| a.address())
-                    .is_some_and(|a| a.eq_ignore_ascii_case(to));
-                if addressed {
-                    found.push(m.body_text(0).unwrap_or_default().into_owned());
-                }
-            }
-        }
-        *seen.borrow_mut() = found;
-        !seen.borrow().is_empty()
-    })
-    .await;
-    found.into_inner()
-}
-
 /// The transfer QR code on Płatności (the open page, captured in `png`): its payload printed
 /// beneath it is in the ZBP format (`NIP|PL|NRB|grosze|recipient|title|||`) for the account
 /// shown and the amount `due`, and the code decoded with zbarimg is that payload.
@@ -749,7 +721,7 @@ async fn scenario() {
     );
 
     // The confirmation mail, opened in the browser.
-    let mails = mails_to(&dir.path().join("outbox"), EMAIL).await;
+    let mails = mails_to(&dir.path().join("outbox"), EMAIL, Duration::from_secs(10)).await;
     assert_eq!(mails.len(), 1, "one confirmation mail: {mails:?}");
     let link = mails[0]
         .split_whitespace()

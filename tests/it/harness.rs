@@ -291,3 +291,31 @@ pub fn start_event(i: u32, ts: u32) -> Vec<u8> {
         false,
     )
 }
+
+/// The `.eml` texts in `outbox` addressed to `to` (waits up to `within` for the first).
+pub async fn mails_to(outbox: &Path, to: &str, within: Duration) -> Vec<String> {
+    let found = std::cell::RefCell::new(Vec::new());
+    let seen = &found;
+    eventually_within(within, || async move {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(outbox).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|x| x == "eml") {
+                let raw = std::fs::read(&p).unwrap();
+                let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+                let addressed = m
+                    .to()
+                    .and_then(|a| a.first())
+                    .and_then(|a| a.address())
+                    .is_some_and(|a| a.eq_ignore_ascii_case(to));
+                if addressed {
+                    found.push(m.body_text(0).unwrap_or_default().into_owned());
+                }
+            }
+        }
+        *seen.borrow_mut() = found;
+        !seen.borrow().is_empty()
+    })
+    .await;
+    found.into_inner()
+}

@@ -1,7 +1,7 @@
 //! Payment reminders by mail: one some days before an invoice's due date and one some days
 //! after it passed unpaid (`[reminders]`; the section absent: none). Each (invoice, kind) is
 //! claimed in the database before the mail goes, so instances sharing it send it once. Mails
-//! go out only 8:00–20:00 Polish time; a pass every 15 minutes catches up at most 7 days.
+//! go out only between `from_hour` and `until_hour` Polish time (8:00–20:00 unless set); a pass every 15 minutes catches up at most 7 days.
 //! Only to confirmed addresses of accounts that are not disabled, and only while the
 //! subscriber owes money; with the amount, the account to pay to and the transfer QR code
 //! as a PNG.
@@ -25,6 +25,10 @@ pub struct RemindersConfig {
     pub days_before: u32,
     /// Days after the due date passed unpaid for the second one (1–60).
     pub days_after: u32,
+    /// Mails go out from this hour, Polish time (0–23)…
+    pub from_hour: u8,
+    /// …until this one (1–24, after `from_hour`).
+    pub until_hour: u8,
 }
 
 impl Default for RemindersConfig {
@@ -32,6 +36,8 @@ impl Default for RemindersConfig {
         RemindersConfig {
             days_before: 3,
             days_after: 7,
+            from_hour: 8,
+            until_hour: 20,
         }
     }
 }
@@ -52,14 +58,22 @@ impl RemindersConfig {
                 format!("{} is outside 1..=60", self.days_after),
             ));
         }
+        if self.from_hour > 23 {
+            out.push(("from_hour", format!("{} is outside 0..=23", self.from_hour)));
+        }
+        if !(1..=24).contains(&self.until_hour) || self.until_hour <= self.from_hour {
+            out.push((
+                "until_hour",
+                format!(
+                    "{} is not an hour after from_hour ({}) up to 24",
+                    self.until_hour, self.from_hour
+                ),
+            ));
+        }
         out
     }
 }
 
-/// Mails go out from this hour (Polish time)…
-const FIRST_HOUR: u8 = 8;
-/// …until this one.
-const END_HOUR: u8 = 20;
 /// A reminder missed (server down, outside hours) is still sent this many days late.
 const CATCH_UP_DAYS: i64 = 7;
 /// Candidates read at once; a pass reads at most `MAX_BATCHES` of them per kind.
@@ -76,7 +90,7 @@ pub(crate) async fn send_due_reminders(
     now: OffsetDateTime,
 ) -> anyhow::Result<usize> {
     let local = to_warsaw(now);
-    if !(FIRST_HOUR..END_HOUR).contains(&local.hour()) {
+    if !(cfg.from_hour..cfg.until_hour).contains(&local.hour()) {
         return Ok(0);
     }
     let today = local.date();

@@ -22,6 +22,8 @@ const JAN_NRB: &str = "61109010140000071219812874";
 const CFG: RemindersConfig = RemindersConfig {
     days_before: 3,
     days_after: 7,
+    from_hour: 8,
+    until_hour: 20,
 };
 const DUE: Date = date!(2026 - 03 - 13);
 const BEFORE_SUBJECT: &str = "Przypomnienie o terminie płatności";
@@ -293,12 +295,26 @@ fn config_ranges() {
     let bad = RemindersConfig {
         days_before: 0,
         days_after: 61,
+        from_hour: 24,
+        until_hour: 20,
     };
     let keys: Vec<&str> = bad.problems().iter().map(|(k, _)| *k).collect();
-    assert_eq!(keys, ["days_before", "days_after"]);
+    assert_eq!(
+        keys,
+        ["days_before", "days_after", "from_hour", "until_hour"]
+    );
+    let empty_window = RemindersConfig {
+        from_hour: 9,
+        until_hour: 9,
+        ..CFG
+    };
+    let keys: Vec<&str> = empty_window.problems().iter().map(|(k, _)| *k).collect();
+    assert_eq!(keys, ["until_hour"]);
     let edge = RemindersConfig {
         days_before: 30,
         days_after: 60,
+        from_hour: 0,
+        until_hour: 24,
     };
     assert!(edge.problems().is_empty());
 }
