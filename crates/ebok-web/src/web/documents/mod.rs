@@ -2,7 +2,11 @@
 //! general terms). Everyone sees the general ones; a document bound to a contract is listed
 //! and served only to that contract's holder (404 to anyone else, as for a missing one).
 
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
 use askama::Template;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -14,6 +18,15 @@ use crate::web::pages::{error_page, render, Chrome, Ctx};
 use crate::web::AppState;
 use ebok_store::documents::{self, Document, DocumentKind};
 use ebok_store::tz::{format_date, warsaw_date};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Document downloads whose bytes may be held at once (each up to the store's size limit):
+/// more wait up to [`DOWNLOAD_WAIT`] and then get 503, so that many slow readers of a public
+/// document cannot pile up copies of it in memory.
+const DOWNLOADS_AT_ONCE: usize = 16;
+const DOWNLOAD_WAIT: Duration = Duration::from_secs(5);
+static DOWNLOADS: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(DOWNLOADS_AT_ONCE)));
 
 #[cfg(test)]
 mod tests;
@@ -105,14 +118,51 @@ pub async fn pdf(
     let Some(id) = id else {
         return Ok(error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await);
     };
+    let permit = match tokio::time::timeout(DOWNLOAD_WAIT, DOWNLOADS.clone().acquire_owned()).await
+    {
+        Ok(Ok(permit)) => permit,
+        _ => return Ok(error_page(&state, &ctx.info, StatusCode::SERVICE_UNAVAILABLE).await),
+    };
     let Some((doc, bytes)) = documents::visible_pdf(&state.db, id, reader(&ctx)).await? else {
         return Ok(error_page(&state, &ctx.info, StatusCode::NOT_FOUND).await);
     };
     Ok(crate::web::download::attachment(
         "application/pdf",
         &format!("{}.pdf", without_diacritics(&doc.title)),
-        bytes,
+        held_body(bytes, permit),
     ))
+}
+
+/// `bytes` as a response body that keeps `permit` until the body has been sent (or the
+/// connection dropped), not only until the handler returns.
+fn held_body(bytes: Vec<u8>, permit: OwnedSemaphorePermit) -> Body {
+    let chunks =
+        futures_util::stream::unfold((Some(bytes), Some(permit)), |(bytes, permit)| async move {
+            bytes.map(|b| {
+                (
+                    Ok::<_, std::convert::Infallible>(Bytes::from(b)),
+                    (None, permit),
+                )
+            })
+        });
+    Body::from_stream(chunks)
+}
+
+#[cfg(test)]
+#[test]
+fn a_download_holds_its_permit_until_its_body_is_read() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let slots = Arc::new(Semaphore::new(1));
+        let permit = slots.clone().acquire_owned().await.unwrap();
+        let body = held_body(b"%PDF-1.7".to_vec(), permit);
+        assert_eq!(slots.available_permits(), 0);
+        let read = axum::body::to_bytes(body, 1024).await.unwrap();
+        assert_eq!(&read[..], b"%PDF-1.7");
+        assert_eq!(slots.available_permits(), 1);
+    });
 }
 
 /// Polish letters as their base letters (`Regulamin świadczenia` → `Regulamin swiadczenia`),
