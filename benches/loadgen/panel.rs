@@ -144,6 +144,7 @@ pub(super) async fn billing_history(args: BillingHistoryArgs) -> anyhow::Result<
             gross,
             status: InvoiceStatus::Paid,
             ksef_number: None,
+            ksef_xml: None,
             lines,
         });
     }
