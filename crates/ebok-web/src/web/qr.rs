@@ -34,10 +34,13 @@ pub(crate) fn qr_svg(data: &str, label: &str) -> String {
     )
 }
 
+/// A horizontal run of dark modules: `(x, y, length)`.
+pub(crate) type Run = (usize, usize, usize);
+
 /// `data` as a QR code (error correction M): its width in modules and its dark modules as
 /// horizontal runs `(x, y, length)` from the top left, without the quiet zone. `None` when
 /// the data is too long for any QR version.
-pub(crate) fn qr_runs(data: &str) -> Option<(usize, Vec<(usize, usize, usize)>)> {
+pub(crate) fn qr_runs(data: &str) -> Option<(usize, Vec<Run>)> {
     use qrcode::{Color, EcLevel, QrCode};
 
     let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M).ok()?;

@@ -157,7 +157,7 @@ enum Op {
         x: f32,
         y: f32,
         module: f32,
-        runs: Vec<(usize, usize, usize)>,
+        runs: Vec<crate::web::qr::Run>,
     },
     /// The ISP's logo, its top left corner at (`x`, `y`).
     Image {
