@@ -566,6 +566,20 @@ mod tests {
 
         let e = load_text("[isp]\nnip = \"526-025-02-75\"\n", vec![]).unwrap_err();
         assert_eq!(e.key, "isp.nip", "{e}");
+        let e = load_text(
+            "[isp]\nksef_qr_host = \"https://qr.ksef.mf.gov.pl/\"\n",
+            vec![],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "isp.ksef_qr_host", "{e}");
+        assert!(e.reason.contains("bare host name"), "{e}");
+        let c = load_text("[isp]\nksef_qr_host = \"qr-test.ksef.mf.gov.pl\"\n", vec![]).unwrap();
+        assert_eq!(c.isp.ksef_qr_host(), "qr-test.ksef.mf.gov.pl");
+        assert_eq!(
+            IspConfig::default().ksef_qr_host(),
+            "qr.ksef.mf.gov.pl",
+            "empty: production"
+        );
         let e = load_text("[web]\ntrusted_proxies = [\"10.0.0.0/40\"]\n", vec![]).unwrap_err();
         assert_eq!(e.key, "web.trusted_proxies[0]", "{e}");
 

@@ -432,21 +432,10 @@ async fn check_ksef_code(
         .await
         .unwrap()
         .unwrap();
-    let mut rec = inv.to_record(jan.ext_id.clone(), lines);
-    let seller = ksef::Party {
-        nip: ebok::demo::ISP_NIP,
-        name: ebok::demo::ISP_NAME,
-        street: "ul. Internetowa 10",
-        city: "30-001 Kraków",
-    };
-    let buyer = ksef::Party {
-        nip: "6772345104",
-        name: "Jan Kowalski",
-        street: "ul. Internetowa 1",
-        city: "30-001 Kraków",
-    };
-    let created = rec.issued_on.with_hms(7, 0, 0).unwrap().assume_utc();
-    let xml = ksef::fa3_xml(&rec, &seller, &buyer, created);
+    let (mut rec, xml) = ebok::store::testkit::with_fa3_file(
+        inv.to_record(jan.ext_id.clone(), lines),
+        ebok::demo::ISP_NIP,
+    );
     let number = ksef::with_checksum(&format!(
         "{}-{:04}{:02}{:02}-00000000ABCD",
         ebok::demo::ISP_NIP,
@@ -455,7 +444,6 @@ async fn check_ksef_code(
         rec.issued_on.day()
     ));
     rec.ksef_number = Some(number.clone());
-    rec.ksef_xml = Some(xml.clone());
     let mut tx = db.begin().await.unwrap();
     billing::upsert_invoice(&mut tx, &rec).await.unwrap();
     tx.commit().await.unwrap();

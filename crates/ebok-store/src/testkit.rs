@@ -147,3 +147,32 @@ pub fn traffic_sample(
         output_octets: output,
     }
 }
+
+/// `rec` with an FA(3) file of seller `seller_nip` (to a fixed buyer, written on the issue
+/// day at 07:00 UTC), as a billing system would send it; gives the file too.
+pub fn with_fa3_file(
+    mut rec: crate::billing::InvoiceRecord,
+    seller_nip: &str,
+) -> (crate::billing::InvoiceRecord, String) {
+    use crate::ksef::{fa3_xml, Party};
+    let seller = Party {
+        nip: seller_nip,
+        name: "Światłonet sp. z o.o.",
+        street: "ul. Radiowa 1",
+        city: "30-001 Kraków",
+    };
+    let buyer = Party {
+        nip: "6772345104",
+        name: "Biuro \"Bilans\" <sp. z o.o.>",
+        street: "ul. Floriańska 20/4",
+        city: "31-021 Kraków",
+    };
+    let created = rec
+        .issued_on
+        .with_hms(7, 0, 0)
+        .expect("07:00 exists")
+        .assume_utc();
+    let xml = fa3_xml(&rec, &seller, &buyer, created);
+    rec.ksef_xml = Some(xml.clone());
+    (rec, xml)
+}

@@ -1,7 +1,7 @@
 //! KSeF numbers, Base64URL, KOD I links and FA(3) files, without a database (the stored
 //! files are tested with the import, `import/tests.rs`).
 
-use time::macros::{date, datetime};
+use time::macros::date;
 
 use super::*;
 use crate::billing::{InvoiceLine, InvoiceStatus};
@@ -128,20 +128,8 @@ fn record(number: &str, issued_on: time::Date) -> InvoiceRecord {
 }
 
 /// An FA(3) file of `rec` from seller 5260250274.
-pub(crate) fn file_of(rec: &InvoiceRecord) -> String {
-    let seller = Party {
-        nip: "5260250274",
-        name: "Światłonet sp. z o.o.",
-        street: "ul. Radiowa 1",
-        city: "30-001 Kraków",
-    };
-    let buyer = Party {
-        nip: "6772345104",
-        name: "Biuro \"Bilans\"",
-        street: "ul. Floriańska 20/4",
-        city: "31-021 Kraków",
-    };
-    fa3_xml(rec, &seller, &buyer, datetime!(2026-02-28 07:00 UTC))
+fn file_of(rec: &InvoiceRecord) -> String {
+    crate::testkit::with_fa3_file(rec.clone(), "5260250274").1
 }
 
 #[test]

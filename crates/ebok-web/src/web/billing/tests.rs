@@ -804,23 +804,8 @@ async fn invoices_put_through_the_ops_api_mail_consenting_subscribers() {
 // ---------------------------------------------------------------------------------------------
 
 /// Store `rec` with its FA(3) file (seller 5260250274) and give the invoice's id and file.
-async fn with_fa3(h: &Harness, mut rec: InvoiceRecord) -> (i64, String) {
-    use ebok_store::ksef::{fa3_xml, Party};
-    let seller = Party {
-        nip: "5260250274",
-        name: "Testnet sp. z o.o.",
-        street: "ul. Radiowa 1",
-        city: "30-001 Kraków",
-    };
-    let buyer = Party {
-        nip: "6772345104",
-        name: "Biuro <Bilans>",
-        street: "ul. Floriańska 20/4",
-        city: "31-021 Kraków",
-    };
-    let created = rec.issued_on.with_hms(7, 0, 0).unwrap().assume_utc();
-    let xml = fa3_xml(&rec, &seller, &buyer, created);
-    rec.ksef_xml = Some(xml.clone());
+async fn with_fa3(h: &Harness, rec: InvoiceRecord) -> (i64, String) {
+    let (rec, xml) = ebok_store::testkit::with_fa3_file(rec, "5260250274");
     let mut tx = h.state.db.begin().await.unwrap();
     upsert_invoice(&mut tx, &rec).await.unwrap();
     tx.commit().await.unwrap();
