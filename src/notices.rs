@@ -19,7 +19,11 @@ pub enum NoticesCommand {
     /// Post a notice (severity and title required; a target or --everyone).
     Post(Fields),
     /// Change a notice: the options given replace the stored values.
-    Update { id: i64, #[command(flatten)] fields: Fields },
+    Update {
+        id: i64,
+        #[command(flatten)]
+        fields: Fields,
+    },
     /// Resolve a notice: it leaves the panel.
     Resolve { id: i64 },
     /// Open notices (with --all also the resolved), newest first.
@@ -134,7 +138,10 @@ pub async fn run(
 
 fn print_notice(out: &mut impl Write, n: &Notice, utc: bool) -> std::io::Result<()> {
     let d = &n.draft;
-    let end = d.expected_end.map(|t| time(t, utc)).unwrap_or_else(|| "?".into());
+    let end = d
+        .expected_end
+        .map(|t| time(t, utc))
+        .unwrap_or_else(|| "?".into());
     let state = match n.resolved_at {
         Some(t) => format!("resolved {}", time(t, utc)),
         None => "open".into(),
