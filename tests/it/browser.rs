@@ -591,6 +591,24 @@ async fn scenario() {
     tab.open("/").await;
     tab.expect_text("Łączysz się z adresu 127.0.0.1 — to łącze naszej sieci.")
         .await;
+    // The demo's outage on its NAS (127.0.0.1): a banner the visitor on that line sees,
+    // visible on the page and in its screenshot.
+    tab.expect_text("Wykryliśmy awarię w Twojej okolicy").await;
+    let banner = tab.text_of("main .outage.sev-outage .outage-lead").await;
+    assert!(banner.contains("Awaria łącza światłowodowego"), "{banner}");
+    let shown = tab
+        .s
+        .script(
+            "const b = document.querySelector('main .outage'); const r = b.getBoundingClientRect(); \
+             return r.width > 0 && r.height > 0 && getComputedStyle(b).visibility === 'visible' \
+             && r.top < window.innerHeight;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown, true, "the outage banner is visible above the fold");
+    tab.shoot("outage-banner", &[DESKTOP, PHONE]).await;
+    let png = std::fs::metadata(tab.shots.join("outage-banner-1280.png")).unwrap();
+    assert!(png.len() > 10_000, "the banner screenshot has content");
 
     // Every public page in both languages, before logging in (logged in, some of them lead
     // to the panel instead).

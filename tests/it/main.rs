@@ -11,6 +11,7 @@ mod durability;
 mod fuzz;
 mod harness;
 mod http;
+mod notices;
 mod ops;
 mod poison;
 mod radius;
