@@ -6,7 +6,8 @@
 //! Per request: a read of [`Board`] (the active notices and the logins live on each NAS
 //! they name, refreshed from the database and the live map at most every
 //! [`BOARD_TTL`]), the caller's line from the live map, and, only while a targeted notice
-//! is active, one bounded query for the caller's places. No notice: no query at all.
+//! is active, one bounded query for the caller's places (for a visitor only while a notice
+//! names an area). No notice: no query at all.
 
 pub mod mail;
 #[cfg(test)]
@@ -40,6 +41,13 @@ impl Board {
     /// Whether any notice names a NAS or an area (so the caller's places are needed).
     fn targeted(&self) -> bool {
         self.notices.iter().any(|n| !n.draft.everyone)
+    }
+
+    /// Whether any notice names an area (so a visitor's line needs its holder's address).
+    fn names_areas(&self) -> bool {
+        self.notices
+            .iter()
+            .any(|n| !n.draft.postcodes.is_empty() || !n.draft.cities.is_empty())
     }
 
     /// Whether one of `logins` is live on a NAS `n` names.
@@ -154,10 +162,13 @@ pub(crate) async fn for_caller(state: &AppState, ctx: &Ctx) -> Vec<NoticeView> {
             (Some(a), _) => {
                 Some(notices::places_of_subscriber(&state.db, a.account.subscriber_id).await)
             }
-            (None, Some(s)) => match &s.user_name {
+            // A visitor's line is matched by its NAS directly; its holder's address is read
+            // only while a notice names an area.
+            (None, Some(s)) if board.names_areas() => match &s.user_name {
                 Some(login) => Some(notices::places_of_login(&state.db, login).await),
                 None => None,
             },
+            (None, Some(_)) => None,
             (None, None) => None,
         };
         match found {
