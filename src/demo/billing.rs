@@ -103,6 +103,9 @@ pub(super) fn line(position: u32, name: String, gross: i64) -> InvoiceLine {
     }
 }
 
+/// Days from an invoice's issue (the 1st of the month) to its due date.
+pub(super) const DAYS_TO_PAY: u8 = 14;
+
 /// Twelve monthly invoices (the current month and eleven before it, issued on the 1st, due
 /// 14 days later) for every contract running then, numbered `FV/<year>/<month>/<nnnn>` in
 /// subscriber order, and the payments made by `today`.
@@ -117,7 +120,7 @@ pub(super) fn billing(
         let issued = month_start(year, month, -months_ago);
         let (y, m) = (issued.year(), u8::from(issued.month()));
         let period = format!("{} {y}", MONTHS[usize::from(m) - 1]);
-        let due = issued + time::Duration::days(14);
+        let due = issued + time::Duration::days(i64::from(DAYS_TO_PAY));
         let mut seq = 0;
         for c in customers.iter().filter(|c| c.contract.starts_on <= issued) {
             seq += 1;

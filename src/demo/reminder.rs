@@ -10,8 +10,8 @@ use crate::web::billing::RemindersConfig;
 
 /// The subscriber who is reminded: the first debtor, whose invoice of this month is unpaid.
 const DEBTOR: u32 = DEBTORS[0].0;
-/// The day of the month the demo's invoices fall due.
-const DUE_DAY: u8 = 15;
+/// The day of the month the demo's invoices fall due (they are issued on the 1st).
+const DUE_DAY: u8 = 1 + super::billing::DAYS_TO_PAY;
 
 /// `[reminders]` for the demo on `today`: before the 15th (and on it) the reminder before
 /// the due date, after it the one after, both on the day the demo runs and at any hour.
