@@ -36,12 +36,7 @@ impl ReminderCandidate {
     /// What is still to pay of this invoice: its gross, or less when the subscriber owes
     /// less in all.
     pub fn amount(&self) -> Money {
-        let owed = -self.balance;
-        if owed < self.gross {
-            owed
-        } else {
-            self.gross
-        }
+        (-self.balance).min(self.gross)
     }
 }
 

@@ -148,23 +148,6 @@ fn held_body(bytes: Vec<u8>, permit: OwnedSemaphorePermit) -> Body {
     Body::from_stream(chunks)
 }
 
-#[cfg(test)]
-#[test]
-fn a_download_holds_its_permit_until_its_body_is_read() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let slots = Arc::new(Semaphore::new(1));
-        let permit = slots.clone().acquire_owned().await.unwrap();
-        let body = held_body(b"%PDF-1.7".to_vec(), permit);
-        assert_eq!(slots.available_permits(), 0);
-        let read = axum::body::to_bytes(body, 1024).await.unwrap();
-        assert_eq!(&read[..], b"%PDF-1.7");
-        assert_eq!(slots.available_permits(), 1);
-    });
-}
-
 /// Polish letters as their base letters (`Regulamin świadczenia` → `Regulamin swiadczenia`),
 /// so that a title-based file name keeps its words once made ASCII.
 fn without_diacritics(s: &str) -> String {

@@ -244,3 +244,19 @@ async fn bad_uploads_are_refused_with_a_reason() {
         .is_empty());
     h.finish().await;
 }
+
+#[test]
+fn a_download_holds_its_permit_until_its_body_is_read() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let permit = slots.clone().acquire_owned().await.unwrap();
+        let body = super::held_body(b"%PDF-1.7".to_vec(), permit);
+        assert_eq!(slots.available_permits(), 0);
+        let read = axum::body::to_bytes(body, 1024).await.unwrap();
+        assert_eq!(&read[..], b"%PDF-1.7");
+        assert_eq!(slots.available_permits(), 1);
+    });
+}
